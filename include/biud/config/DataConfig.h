@@ -1,0 +1,104 @@
+#pragma once
+#include "biud/core/Config.h"
+
+namespace biud {
+
+/// `data.ct:` — CT preprocessing (METHOD §7). Default: the small CPU preset.
+struct CtPreprocessConfig {
+  std::vector<double> spacing = {1.5, 1.5, 3.0};  ///< mm, x y z
+  std::vector<int> size = {96, 96, 48};           ///< voxels, x y z after crop/pad
+  double hu_min = -1000, hu_max = 1000;
+  double scale = 1000;     ///< value = clip(HU) / scale
+  double pad_value = -1;   ///< in scaled units
+  std::string crop = "center";
+  std::string storage = "int16";
+
+  void visit(config::Visitor& v) {
+    v.field("spacing", spacing, "target voxel spacing in mm (x, y, z)", config::sizeIs(3) & config::positive());
+    v.field("size", size, "volume size after crop/pad in voxels (x, y, z)", config::sizeIs(3) & config::atLeast(1));
+    v.field("hu_min", hu_min, "HU window lower bound");
+    v.field("hu_max", hu_max, "HU window upper bound");
+    v.field("scale", scale, "scaled value = clip(HU, hu_min, hu_max) / scale", config::positive());
+    v.field("pad_value", pad_value, "padding value in scaled units");
+    v.field("crop", crop, "crop strategy", config::oneOf({"center", "body"}));
+    v.field("storage", storage, "cache voxel type", config::oneOf({"int16", "float16"}));
+    if (v.reading() && hu_min >= hu_max) v.fail("hu_min", "must be below hu_max");
+  }
+};
+
+/// `data.xray:` — 2D X-ray preprocessing.
+struct XrayPreprocessConfig {
+  int size = 224;
+  bool pad_square = true;
+
+  void visit(config::Visitor& v) {
+    v.field("size", size, "X-ray side length in pixels after resize", config::atLeast(8));
+    v.field("pad_square", pad_square, "pad to square before resizing (keeps the aspect ratio)");
+  }
+};
+
+/// `data.loader:` — batching and background loading.
+struct LoaderConfig {
+  int batch_size = 8;
+  int workers = 2;
+  int prefetch = 4;
+  bool shuffle = true;
+  bool drop_last = true;
+  std::string sampler = "unique_patient";
+
+  void visit(config::Visitor& v) {
+    v.field("batch_size", batch_size, "items per batch on each rank", config::atLeast(1));
+    v.field("workers", workers, "loader threads", config::atLeast(0));
+    v.field("prefetch", prefetch, "batches prepared ahead", config::atLeast(1));
+    v.field("shuffle", shuffle, "shuffle every epoch (deterministic per seed and epoch)");
+    v.field("drop_last", drop_last, "drop the last incomplete batch");
+    v.field("sampler", sampler, "unique_patient never puts two items of one patient/scan in a batch",
+            config::oneOf({"random", "sequential", "unique_patient"}));
+  }
+};
+
+/// `data.augment:` — training-time augmentation of CT volumes.
+struct AugmentConfig {
+  bool flip = false;
+  double intensity_shift = 0.0;
+  double intensity_scale = 0.0;
+  std::vector<int> random_crop;  ///< empty = no random crop
+
+  void visit(config::Visitor& v) {
+    v.field("flip", flip, "random left-right flip (off by default: laterality is in the reports)");
+    v.field("intensity_shift", intensity_shift, "uniform random shift in scaled units (0 = off)", config::atLeast(0));
+    v.field("intensity_scale", intensity_scale, "uniform random relative scale (0 = off)", config::range(0, 1));
+    v.field("random_crop", random_crop, "random crop size in voxels (x, y, z); empty = off");
+  }
+};
+
+/// `data:` — where the data is and how it becomes tensors.
+struct DataConfig {
+  std::string manifest;          ///< CT manifest (CSV/JSONL)
+  std::string xray_manifest;     ///< teacher corpus (X-ray + report)
+  std::string cache_dir;         ///< preprocessed cache (biud-preprocess); empty = raw files
+  std::string pairing;           ///< pairing file from biud-retrieve
+  std::string train_split = "train", val_split = "val", test_split = "test";
+  std::vector<std::string> report_sections = {"findings", "impression"};
+  CtPreprocessConfig ct;
+  XrayPreprocessConfig xray;
+  LoaderConfig loader;
+  AugmentConfig augment;
+
+  void visit(config::Visitor& v) {
+    v.field("manifest", manifest, "CT manifest: CSV or JSONL with id, image, report/findings/impression, split, labels");
+    v.field("xray_manifest", xray_manifest, "X-ray manifest (the teacher corpus)");
+    v.field("cache_dir", cache_dir, "preprocessed cache written by biud-preprocess (empty = read raw files)");
+    v.field("pairing", pairing, "CT -> X-ray pairing file written by biud-retrieve");
+    v.field("train_split", train_split, "split name used for training");
+    v.field("val_split", val_split, "split name used for validation");
+    v.field("test_split", test_split, "split name used for testing");
+    v.field("report_sections", report_sections, "report sections used as text", config::nonEmpty() & config::oneOf({"findings", "impression", "report"}));
+    v.section("ct", ct, "CT preprocessing");
+    v.section("xray", xray, "X-ray preprocessing");
+    v.section("loader", loader, "batching and loading");
+    v.section("augment", augment, "augmentation");
+  }
+};
+
+}  // namespace biud

@@ -1,0 +1,84 @@
+#pragma once
+#include "biud/core/Config.h"
+
+namespace biud {
+
+/// `loss.roco:` — robust contrastive loss with false-negative correction (METHOD §3).
+struct RocoConfig {
+  double temperature_init = 0.07, temperature_min = 0.01, temperature_max = 1.0;
+  bool learn_temperature = true;
+  std::string mode = "soft";
+  double alpha = 1.0;
+  bool fn_by_similarity = true;
+  double fn_threshold = 0.92;
+  bool fn_by_entities = true;
+
+  void visit(config::Visitor& v) {
+    v.field("temperature_init", temperature_init, "initial temperature tau", config::positive());
+    v.field("temperature_min", temperature_min, "lower clamp of tau", config::positive());
+    v.field("temperature_max", temperature_max, "upper clamp of tau", config::positive());
+    v.field("learn_temperature", learn_temperature, "learn tau");
+    v.field("mode", mode, "false-negative correction (none = plain InfoNCE)", config::oneOf({"none", "remove", "soft"}));
+    v.field("alpha", alpha, "soft mode: target weight of a false negative", config::atLeast(0));
+    v.field("fn_by_similarity", fn_by_similarity, "false negative when teacher report similarity >= fn_threshold");
+    v.field("fn_threshold", fn_threshold, "report-similarity threshold theta", config::range(-1, 1));
+    v.field("fn_by_entities", fn_by_entities, "false negative when the entity extractor finds identical finding sets");
+  }
+};
+
+/// A weighted loss term with a temperature.
+struct RelationConfig {
+  double weight = 1.0;
+  double tau = 0.1;
+  double lambda_feat = 0.0;
+  std::string anchors = "batch_reports";
+
+  void visit(config::Visitor& v) {
+    v.field("weight", weight, "weight in the total loss (0 = off)", config::atLeast(0));
+    v.field("tau", tau, "temperature", config::positive());
+    v.field("lambda_feat", lambda_feat, "pairwise only: weight of the point-wise feature term", config::atLeast(0));
+    v.field("anchors", anchors, "semantic only: batch_reports or prompts", config::oneOf({"batch_reports", "prompts"}));
+  }
+};
+
+/// `loss.efm:` — entity-focused masked language modelling.
+struct EfmConfig {
+  double weight = 0.5;
+  double p_entity = 0.5;
+  double p_other = 0.1;
+
+  void visit(config::Visitor& v) {
+    v.field("weight", weight, "weight in the total loss (0 = off)", config::atLeast(0));
+    v.field("p_entity", p_entity, "mask probability of entity tokens", config::range(0, 1));
+    v.field("p_other", p_other, "mask probability of other tokens", config::range(0, 1));
+  }
+};
+
+/// `loss.trimodal:` — X2CT-CLIP (METHOD §6).
+struct TrimodalConfig {
+  double alpha = 0.0, beta = 1.0, gamma = 1.0;
+  void visit(config::Visitor& v) {
+    v.field("alpha", alpha, "weight of L(CT, report)", config::atLeast(0));
+    v.field("beta", beta, "weight of L(X-ray, report)", config::atLeast(0));
+    v.field("gamma", gamma, "weight of L(X-ray, CT)", config::atLeast(0));
+  }
+};
+
+/// `loss:` — total L = L_roco + w_pair L_pair + w_sem L_sem + w_efm L_efm.
+struct LossConfig {
+  RocoConfig roco;
+  RelationConfig pair{1.0, 0.1, 0.0, "batch_reports"};
+  RelationConfig sem{1.0, 0.1, 0.0, "batch_reports"};
+  EfmConfig efm;
+  TrimodalConfig trimodal;
+
+  void visit(config::Visitor& v) {
+    v.section("roco", roco, "robust contrastive loss");
+    v.section("pair", pair, "pairwise relation distillation");
+    v.section("sem", sem, "semantic relation distillation");
+    v.section("efm", efm, "entity-focused masking");
+    v.section("trimodal", trimodal, "X2CT-CLIP tri-modal loss");
+  }
+};
+
+}  // namespace biud

@@ -1,0 +1,54 @@
+#pragma once
+/// \file Fs.h
+/// File helpers. Everything a user keeps is written atomically: a temp file in the same folder,
+/// fsync, rename over the target, fsync of the folder. A crash leaves the old file or the new.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace biud::fs {
+
+namespace stdfs = std::filesystem;
+
+/// Write `data` to `path` atomically (creates parent folders).
+void atomicWrite(const stdfs::path& path, std::string_view data);
+/// Read a whole file; IoError naming the file if it cannot.
+std::string readFile(const stdfs::path& path);
+/// Read a whole binary file.
+std::vector<std::uint8_t> readBytes(const stdfs::path& path);
+/// IoError naming the file (and `what` it should be) unless it exists.
+void requireFile(const stdfs::path& path, std::string_view what = "input file");
+/// Create a folder and its parents; IoError on failure.
+void makeDirs(const stdfs::path& dir);
+
+/// Streaming atomic writer: write() pieces, then commit(). Destroyed without commit() = discarded.
+class AtomicFile {
+ public:
+  explicit AtomicFile(stdfs::path target);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  void write(const void* data, std::size_t n);
+  void write(std::string_view s) { write(s.data(), s.size()); }
+  /// Bytes written so far.
+  std::uint64_t size() const { return size_; }
+  void commit();
+  const stdfs::path& tempPath() const { return temp_; }
+
+ private:
+  stdfs::path target_, temp_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+  bool committed_ = false;
+};
+
+/// `base/<name>`; when `name` is empty, `base/<prefix>-YYYYmmdd-HHMMSS`. Created if missing.
+stdfs::path makeRunDir(const stdfs::path& base, const std::string& name, const std::string& prefix = "run");
+/// Current local time as "YYYYmmdd-HHMMSS".
+std::string timestamp();
+/// Directory holding the running executable (for finding sibling libraries and data).
+stdfs::path executableDir();
+
+}  // namespace biud::fs

@@ -1,0 +1,136 @@
+#include "biud/core/App.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+
+#include "biud/BuildInfo.h"
+#include "biud/core/Error.h"
+#include "biud/core/Fs.h"
+#include "biud/core/Log.h"
+#include "biud/core/Progress.h"
+
+namespace biud::app {
+
+namespace {
+std::atomic<bool> g_stop{false};
+std::atomic<int> g_signals{0};
+
+void onSignal(int sig) {
+  if (g_signals.fetch_add(1) >= 1) {
+    // Second signal: the user means it.
+    std::_Exit(kExitInterrupted);
+  }
+  g_stop = true;
+}
+}  // namespace
+
+bool stopRequested() { return g_stop.load(); }
+void requestStop() { g_stop = true; }
+
+void installStopHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = onSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+std::string versionString() {
+  return fmt::format("biud {} (git {}), LibTorch {}, CUDA {}", BIUD_VERSION_STRING, BIUD_GIT_HASH, BIUD_TORCH_VERSION,
+                     BIUD_WITH_CUDA_BUILD ? "on" : "off");
+}
+
+App::App(std::string name, std::string description) : name_(std::move(name)), cli_(std::move(description), name_) {
+  cli_.set_version_flag("--version", versionString(), "print version, git hash, LibTorch version and CUDA support, then exit");
+  cli_.add_flag("-q,--quiet", quiet_, "only warnings and errors; no progress bar");
+  cli_.add_option("--log-level", log_level_, "console log level: trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  cli_.get_formatter()->column_width(34);
+}
+
+void App::addCommon(unsigned flags) {
+  flags_ = flags;
+  if (flags & kConfig) {
+    cli_.add_option("-c,--config", config_path_,
+                    "YAML config (recipes in configs/); `include:` pulls in other files. Default: built-in defaults")
+        ->check(CLI::ExistingFile);
+    cli_.add_option("--set", sets_,
+                    "override one config key, e.g. --set optimizer.lr=3e-4 (repeatable; applied after --config)")
+        ->allow_extra_args(false);
+    cli_.add_flag("--help-config", help_config_, "list every config key with its type, default and meaning, then exit");
+  }
+  if (flags & kOut) cli_.add_option("-o,--out", out_, "output folder (run folder for training); created if missing");
+  if (flags & kManifest)
+    cli_.add_option("-m,--manifest", manifest_, "CSV or JSONL list of cases (id, image, report..., labels)")
+        ->check(CLI::ExistingFile);
+  if (flags & kSeed) cli_.add_option("--seed", seed_, "seed of every random stream (same as --set seed=N)");
+  if (flags & kThreads) cli_.add_option("--threads", threads_, "CPU threads (0 = all cores; same as --set threads=N)");
+  if (flags & kDevice)
+    cli_.add_option("--device", device_, "auto (CUDA when available), cpu or cuda (same as --set device=...)")
+        ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+}
+
+Config& App::config() {
+  if (!loaded_) {
+    std::vector<std::string> sets = sets_;
+    if (seed_ >= 0) sets.push_back(fmt::format("seed={}", seed_));
+    if (threads_ >= 0) sets.push_back(fmt::format("threads={}", threads_));
+    if (!device_.empty()) sets.push_back("device=" + device_);
+    config_ = loadConfig(config_path_, sets);
+    loaded_ = true;
+  }
+  return config_;
+}
+
+std::string App::prepareOutDir(const std::string& defaultName) {
+  Config& c = config();
+  std::string dir;
+  if (!out_.empty()) {
+    fs::makeDirs(out_);
+    dir = out_;
+  } else {
+    dir = fs::makeRunDir(c.out_dir, c.name.empty() ? "" : c.name, defaultName).string();
+  }
+  fs::atomicWrite(fs::stdfs::path(dir) / "config.resolved.yaml",
+                  "# " + versionString() + "\n" + config::toYaml(c, /*comments=*/false));
+  if (c.logging.file) log::addFile((fs::stdfs::path(dir) / "log.txt").string());
+  return dir;
+}
+
+int App::run(int argc, char** argv, const std::function<int()>& body) {
+  try {
+    cli_.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli_.exit(e);
+  }
+  try {
+    const log::Level lvl = quiet_ ? log::Level::Warn : log::parseLevel(log_level_);
+    log::init(lvl, ::isatty(STDERR_FILENO));
+    if (quiet_) Progress::setEnabled(false);
+    if (help_config_) {
+      Config defaults;
+      std::printf("Config keys of %s (type, default, meaning). Set them in YAML or with --set key=value.\n\n%s",
+                  name_.c_str(), config::describe(defaults).c_str());
+      return kExitOk;
+    }
+    installStopHandlers();
+    const int rc = body();
+    log::flush();
+    if (stopRequested() && rc == kExitOk) return kExitInterrupted;
+    return rc;
+  } catch (const Error& e) {
+    log::flush();
+    std::fprintf(stderr, "%s: error: %s\n", name_.c_str(), e.what());
+    if (log::enabled(log::Level::Debug) && !e.where().empty()) std::fprintf(stderr, "  (raised at %s)\n", e.where().c_str());
+    return e.exitCode();
+  } catch (const std::exception& e) {
+    log::flush();
+    std::fprintf(stderr, "%s: error: %s\n", name_.c_str(), e.what());
+    return kExitError;
+  }
+}
+
+}  // namespace biud::app

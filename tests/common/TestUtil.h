@@ -1,0 +1,48 @@
+#pragma once
+// Helpers shared by the tests: paths, temp folders, running apps and the Python reference.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace biud::test {
+
+namespace stdfs = std::filesystem;
+
+/// Repository root (tests run with it as working directory).
+stdfs::path sourceDir();
+/// build/bin, where the apps are.
+stdfs::path binDir();
+/// Path of an app in build/bin.
+std::string app(const std::string& name);
+/// The reference Python (venv with torch, transformers, scikit-learn, ...).
+std::string python();
+
+struct CommandResult {
+  int rc = -1;
+  std::string out;  ///< stdout and stderr together
+};
+/// Run a shell command, capturing its output.
+CommandResult run(const std::string& cmd);
+/// Run `python tests/reference/<script> args...`; fails the test (throws) on non-zero exit.
+std::string runPython(const std::string& script, const std::string& args = "");
+
+/// A fresh folder removed at destruction (kept when BIUD_KEEP_TMP is set).
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag = "t");
+  ~TempDir();
+  const stdfs::path& path() const { return path_; }
+  std::string str() const { return path_.string(); }
+  stdfs::path operator/(const std::string& p) const { return path_ / p; }
+
+ private:
+  stdfs::path path_;
+};
+
+/// Write text to a file (creating folders).
+void writeText(const stdfs::path& p, const std::string& text);
+std::string readText(const stdfs::path& p);
+/// Shell-quote one argument.
+std::string quote(const std::string& s);
+
+}  // namespace biud::test
