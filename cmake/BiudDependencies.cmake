@@ -30,6 +30,11 @@ if(NOT BIUD_CUDA STREQUAL "OFF")
     message(FATAL_ERROR "biud: BIUD_CUDA=ON but no CUDA toolkit was found (nvcc on PATH or CUDAToolkit_ROOT)")
   endif()
 endif()
+if(CUDAToolkit_FOUND AND NOT TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+  # No GPU here to detect: target Hopper (the GPU machines we test on). Override with
+  # -DTORCH_CUDA_ARCH_LIST="8.0;9.0".
+  set(TORCH_CUDA_ARCH_LIST "9.0" CACHE STRING "CUDA architectures for LibTorch's CMake")
+endif()
 find_package(Torch REQUIRED)
 if(TARGET torch_cuda AND CUDAToolkit_FOUND AND NOT BIUD_CUDA STREQUAL "OFF")
   set(BIUD_WITH_CUDA ON)
@@ -80,6 +85,7 @@ find_package(fmt REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Threads REQUIRED)
+find_package(ZLIB REQUIRED)
 find_package(ITK REQUIRED COMPONENTS
   ITKCommon ITKIOImageBase ITKIONIFTI ITKIOGDCM ITKIOMeta ITKIONRRD ITKIOPNG ITKIOJPEG
   ITKImageGrid ITKImageIntensity ITKTransform ITKGDCM)
