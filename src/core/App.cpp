@@ -29,6 +29,10 @@ void onSignal(int sig) {
 
 bool stopRequested() { return g_stop.load(); }
 void requestStop() { g_stop = true; }
+void clearStop() {
+  g_stop = false;
+  g_signals = 0;
+}
 
 void installStopHandlers() {
   struct sigaction sa {};

@@ -78,6 +78,8 @@ class App {
 /// Set from SIGINT/SIGTERM once App::run installed its handlers; long loops poll it.
 bool stopRequested();
 void requestStop();
+/// Clear a stop request (tests that interrupt and resume in one process).
+void clearStop();
 /// Install SIGINT/SIGTERM handlers that set stopRequested() (a second signal exits at once).
 void installStopHandlers();
 

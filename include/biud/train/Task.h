@@ -1,0 +1,58 @@
+#pragma once
+/// \file Task.h
+/// What the trainer runs. The trainer owns the loop, optimizer, schedule, precision, gradient
+/// clipping, NaN policy, checkpoints and logging; a task owns its models, data and losses.
+/// clip2d, biud, x2ct, report and finetune are tasks; adding one never touches the loop.
+#include <torch/nn/module.h>
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "biud/config/Config.h"
+#include "biud/train/MetricSink.h"
+
+namespace biud::train {
+
+/// What the trainer hands a task.
+struct TaskContext {
+  c10::Device device{c10::kCPU};
+  std::string runDir;
+  int rank = 0, world = 1;
+};
+
+/// Result of one optimizer step's forward/backward.
+struct StepResult {
+  double loss = 0;            ///< total loss (detached; NaN/Inf triggers the skip policy)
+  Metrics metrics;            ///< loss terms and diagnostics, logged as they are
+  std::int64_t samples = 0;   ///< items consumed (for throughput)
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  /// Root module: every trainable and frozen part registered under it (checkpoint keys).
+  virtual torch::nn::Module& module() = 0;
+  /// Forward and backward over `accum` micro-batches for one optimizer step; gradients are left
+  /// accumulated in `.grad` (averaged over the step's items). The task pulls its own batches.
+  virtual StepResult trainStep(int accum) = 0;
+  /// Validation metrics (e.g. zero-shot AUROC on the validation split); empty = none.
+  virtual Metrics validate() { return {}; }
+  /// Everything else with state (data position, task RNG), for exact resume.
+  virtual nlohmann::json state() const = 0;
+  virtual void loadState(const nlohmann::json& s) = 0;
+  /// Called once after the last step (write artefacts, e.g. cached features).
+  virtual void finish() {}
+};
+
+using TaskFactory = std::function<std::unique_ptr<Task>(const Config&, const TaskContext&)>;
+
+/// Name -> factory. Built-in tasks register through registerBuiltinTasks() (explicit, so the
+/// static library's registrations are never dropped by the linker).
+void registerTask(const std::string& name, TaskFactory factory);
+std::unique_ptr<Task> makeTask(const std::string& name, const Config& cfg, const TaskContext& ctx);
+std::vector<std::string> taskNames();
+void registerBuiltinTasks();
+
+}  // namespace biud::train

@@ -1,0 +1,57 @@
+#pragma once
+/// \file Trainer.h
+/// The one training loop: load checkpoint -> while steps remain: step -> maybe log / validate /
+/// save. Policy lives in the config (trainer.*), not in flags inside the loop.
+#include <memory>
+#include <string>
+
+#include "biud/config/Config.h"
+#include "biud/train/Checkpoint.h"
+#include "biud/train/MetricSink.h"
+#include "biud/train/Task.h"
+
+namespace torch::optim {
+class Optimizer;
+}
+
+namespace biud::train {
+
+class Trainer {
+ public:
+  /// `runDir` exists and holds config.resolved.yaml (App::prepareOutDir).
+  Trainer(const Config& cfg, std::string runDir, std::unique_ptr<Task> task, TaskContext ctx);
+  ~Trainer();
+  /// Train to `trainer.steps`. Returns an app exit code: 0 done, 130 stopped by a signal
+  /// (after saving a checkpoint). Throws ValueError after too many non-finite steps in a row.
+  int train();
+
+  std::int64_t step() const { return step_; }
+  Task& task() { return *task_; }
+  torch::optim::Optimizer& optimizer() { return *opt_; }
+  /// Save a checkpoint of the current state now.
+  stdfs::path saveCheckpoint();
+  /// Restore from a checkpoint folder.
+  void loadCheckpoint(const stdfs::path& dir);
+
+ private:
+  bool stepOnce();  // false when the step was skipped (non-finite)
+  Metrics runValidation();
+
+  Config cfg_;
+  std::string runDir_;
+  std::unique_ptr<Task> task_;
+  TaskContext ctx_;
+  std::unique_ptr<torch::optim::Optimizer> opt_;
+  std::vector<double> baseLrs_;
+  CheckpointManager ckpt_;
+  MultiSink sinks_;
+  std::int64_t step_ = 0;
+  int badStreak_ = 0;
+  std::int64_t skipped_ = 0;
+  Metrics last_;
+};
+
+/// Resident set size of this process in MiB (for the `memory_mb` metric).
+double residentMemoryMb();
+
+}  // namespace biud::train

@@ -1,0 +1,100 @@
+#include "biud/train/Optim.h"
+
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+
+#include <cmath>
+#include <map>
+
+#include "biud/core/Error.h"
+
+namespace biud::train {
+
+bool excludedFromDecay(const std::string& name, const torch::Tensor& p) {
+  return p.dim() < 2 || name.find("logit_scale") != std::string::npos || name.find("temperature") != std::string::npos;
+}
+
+double baseLrFor(const std::string& name, const OptimizerConfig& cfg) {
+  double lr = cfg.lr;
+  size_t best = 0;
+  for (const auto& [prefix, value] : cfg.module_lr) {
+    const bool match = name == prefix || (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+                                          name[prefix.size()] == '.');
+    if (match && prefix.size() > best) best = prefix.size(), lr = value;
+  }
+  return lr;
+}
+
+std::unique_ptr<torch::optim::Optimizer> buildOptimizer(torch::nn::Module& module, const OptimizerConfig& cfg,
+                                                        std::vector<ParamGroupInfo>* groupsOut) {
+  // Ordered by first appearance so that optimizer state order is stable across runs.
+  std::vector<std::pair<std::pair<double, bool>, ParamGroupInfo>> order;
+  std::vector<std::vector<torch::Tensor>> tensors;
+  for (const auto& np : module.named_parameters(/*recurse=*/true)) {
+    if (!np.value().requires_grad()) continue;
+    const bool noDecay = excludedFromDecay(np.key(), np.value());
+    const double lr = baseLrFor(np.key(), cfg);
+    size_t g = 0;
+    for (; g < order.size(); ++g)
+      if (order[g].first.first == lr && order[g].first.second == noDecay) break;
+    if (g == order.size()) {
+      order.push_back({{lr, noDecay}, ParamGroupInfo{{}, lr, noDecay ? 0.0 : cfg.weight_decay}});
+      tensors.emplace_back();
+    }
+    order[g].second.names.push_back(np.key());
+    tensors[g].push_back(np.value());
+  }
+  BIUD_CHECK(!order.empty(), ConfigError, "the model has no trainable parameters (everything frozen?)");
+  for (const auto& [prefix, lr] : cfg.module_lr) {
+    bool used = false;
+    for (auto& o : order)
+      for (auto& n : o.second.names) used = used || n == prefix || n.rfind(prefix + ".", 0) == 0;
+    BIUD_CHECK(used, ConfigError,
+               "optimizer.module_lr: prefix `{}` matches no trainable parameter (names look like `{}`)", prefix,
+               order.front().second.names.front());
+  }
+
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (cfg.name == "adamw") {
+    for (size_t g = 0; g < order.size(); ++g) {
+      auto o = std::make_unique<torch::optim::AdamWOptions>(order[g].second.lr);
+      o->betas({cfg.betas[0], cfg.betas[1]}).eps(cfg.eps).weight_decay(order[g].second.weightDecay);
+      groups.emplace_back(tensors[g], std::move(o));
+    }
+    if (groupsOut)
+      for (auto& o : order) groupsOut->push_back(o.second);
+    return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(cfg.lr));
+  }
+  for (size_t g = 0; g < order.size(); ++g) {
+    auto o = std::make_unique<torch::optim::SGDOptions>(order[g].second.lr);
+    o->momentum(cfg.betas[0]).weight_decay(order[g].second.weightDecay);
+    groups.emplace_back(tensors[g], std::move(o));
+  }
+  if (groupsOut)
+    for (auto& o : order) groupsOut->push_back(o.second);
+  return std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(cfg.lr));
+}
+
+double lrFactor(std::int64_t step, std::int64_t total, const ScheduleConfig& cfg) {
+  if (cfg.warmup_steps > 0 && step < cfg.warmup_steps) return static_cast<double>(step + 1) / cfg.warmup_steps;
+  if (cfg.name == "constant") return 1.0;
+  const double span = std::max<std::int64_t>(1, total - cfg.warmup_steps);
+  const double p = std::min(1.0, static_cast<double>(step - cfg.warmup_steps) / span);
+  const double lo = cfg.min_lr_ratio;
+  if (cfg.name == "linear") return 1.0 - (1.0 - lo) * p;
+  return lo + (1.0 - lo) * 0.5 * (1.0 + std::cos(M_PI * p));
+}
+
+std::vector<double> groupLrs(const torch::optim::Optimizer& opt) {
+  std::vector<double> out;
+  for (const auto& g : opt.param_groups()) out.push_back(g.options().get_lr());
+  return out;
+}
+
+void applyLr(torch::optim::Optimizer& opt, const std::vector<double>& baseLrs, double factor) {
+  auto& groups = opt.param_groups();
+  BIUD_CHECK(groups.size() == baseLrs.size(), ValueError, "{} param groups but {} base lrs", groups.size(), baseLrs.size());
+  for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(baseLrs[i] * factor);
+}
+
+}  // namespace biud::train

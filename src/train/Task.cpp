@@ -1,0 +1,50 @@
+#include "biud/train/Task.h"
+
+#include <map>
+#include <mutex>
+
+#include "biud/core/Error.h"
+
+namespace biud::train {
+
+namespace {
+std::map<std::string, TaskFactory>& registry() {
+  static std::map<std::string, TaskFactory> r;
+  return r;
+}
+std::mutex g_mu;
+}  // namespace
+
+void registerTask(const std::string& name, TaskFactory factory) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  registry()[name] = std::move(factory);
+}
+
+std::vector<std::string> taskNames() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  std::vector<std::string> out;
+  for (auto& [k, v] : registry()) out.push_back(k);
+  return out;
+}
+
+std::unique_ptr<Task> makeTask(const std::string& name, const Config& cfg, const TaskContext& ctx) {
+  TaskFactory f;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    auto it = registry().find(name);
+    if (it != registry().end()) f = it->second;
+  }
+  if (!f) {
+    std::string known;
+    for (auto& n : taskNames()) known += (known.empty() ? "" : ", ") + n;
+    BIUD_THROW(ConfigError, "task `{}` is not available in this build (available: {})", name,
+               known.empty() ? "none yet" : known);
+  }
+  return f(cfg, ctx);
+}
+
+void registerBuiltinTasks() {
+  // Tasks register here as they are built (clip2d, biud, x2ct, report, finetune).
+}
+
+}  // namespace biud::train
