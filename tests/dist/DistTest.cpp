@@ -547,3 +547,39 @@ TEST(DistLaunch, UsageErrors) {
   EXPECT_EQ(r.rc, 0);
   EXPECT_NE(r.out.find("--nproc"), std::string::npos);
 }
+
+#ifdef BIUD_WITH_CUDA
+// The NCCL backend is compiled and linked in CUDA builds. Without a GPU, creating it must end in a
+// clear DistError from ProcessGroupNCCL (not a link error or a hang); with one, it must work.
+TEST(DistNccl, BackendIsBuiltAndReachable) {
+  const int port = freePort();
+  biud::DistributedConfig cfg;
+  cfg.backend = "nccl";
+  cfg.timeout_s = 20;
+  std::string outcome[2];
+  auto rank = [&](int r) {
+    dist::RankInfo info;
+    info.rank = r;
+    info.worldSize = 2;
+    info.masterAddr = "127.0.0.1";
+    info.masterPort = port;
+    info.source = "test";
+    try {
+      auto c = dist::connect(info, cfg, c10::Device(c10::kCUDA, 0));
+      outcome[r] = "backend " + c->backend();
+    } catch (const biud::DistError& e) {
+      outcome[r] = e.what();
+    } catch (const std::exception& e) {
+      outcome[r] = std::string("unexpected: ") + e.what();
+    }
+  };
+  std::thread t0(rank, 0), t1(rank, 1);
+  t0.join();
+  t1.join();
+  for (int r = 0; r < 2; ++r) {
+    const bool built = outcome[r] == "backend nccl" || outcome[r].find("creating the nccl process group") != std::string::npos;
+    EXPECT_TRUE(built) << "rank " << r << ": " << outcome[r];
+    std::printf("rank %d: %s\n", r, outcome[r].c_str());
+  }
+}
+#endif
