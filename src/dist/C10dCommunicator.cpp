@@ -88,15 +88,18 @@ Heartbeat::~Heartbeat() {
 
 void Heartbeat::loop() {
   long long beat = 0;
+  int failures = 0;
   std::unique_lock<std::mutex> lk(mu_);
   while (!stop_) {
     lk.unlock();
     try {
       store_->set(hbKey(rank_), toBytes(std::to_string(++beat) + " " + std::to_string(seq_.load())));
+      failures = 0;
     } catch (const std::exception&) {
-      // The store host (rank 0) is gone; a collective will fail and diagnose it. Stop beating so
-      // that shutdown never waits on a dead connection.
-      return;
+      // A hiccup is retried; three failures in a row mean the store host (rank 0) is gone: a
+      // collective will fail and diagnose it. Stop beating so that shutdown never waits on a
+      // dead connection.
+      if (++failures >= 3) return;
     }
     lk.lock();
     cv_.wait_for(lk, period_, [this] { return stop_; });
@@ -109,7 +112,7 @@ C10dCommunicator::C10dCommunicator(const RankInfo& info, std::string backend, st
                                    c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::Backend> pg)
     : info_(info), backend_(std::move(backend)), timeout_(timeout), store_(std::move(store)), pg_(std::move(pg)) {
   const auto period = heartbeatPeriod(timeout_);
-  heartbeat_ = std::make_unique<Heartbeat>(shortClient(info_, std::min(timeout_, std::chrono::milliseconds(10000))),
+  heartbeat_ = std::make_unique<Heartbeat>(shortClient(info_, std::min(timeout_, std::chrono::milliseconds(3000))),
                                            info_.rank, period, seq_);
 }
 
@@ -128,7 +131,7 @@ std::string C10dCommunicator::diagnose(uint64_t seq, const char* what, const std
                                  info_.worldSize, seconds);
   std::vector<std::string> culprits;
   try {
-    auto probe = shortClient(info_, std::chrono::milliseconds(3000));
+    auto probe = shortClient(info_, std::chrono::milliseconds(2000));
     std::vector<Beat> first(info_.worldSize), second(info_.worldSize);
     for (int r = 0; r < info_.worldSize; ++r)
       if (r != info_.rank) first[r] = readBeat(*probe, r);

@@ -304,11 +304,11 @@ void workerTrain(const std::shared_ptr<dist::Communicator>& c, const fs::path& d
   }
 }
 
-/// Rank 1 dies (SIGKILL) or hangs after the first collective; rank 0 must fail naming it.
-void workerFailure(dist::Communicator& c, bool die, const fs::path& dir) {
+/// Rank `victim` dies (SIGKILL) or hangs after the first collective; the other must fail naming it.
+void workerFailure(dist::Communicator& c, bool die, const fs::path& dir, int victim = 1) {
   torch::Tensor t = torch::ones({4});
   c.allreduce(t);
-  if (c.rank() == 1) {
+  if (c.rank() == victim) {
     if (die) ::raise(SIGKILL);
     std::this_thread::sleep_for(std::chrono::seconds(60));
     return;
@@ -348,6 +348,7 @@ TEST(DistWorker, Rank) {
   else if (name == "train") workerTrain(comm, dir);
   else if (name == "die") workerFailure(*comm, true, dir);
   else if (name == "hang") workerFailure(*comm, false, dir);
+  else if (name == "die0") workerFailure(*comm, true, dir, 0);
   else FAIL() << "unknown scenario " << name;
 }
 
@@ -507,6 +508,17 @@ TEST(DistGloo, KilledRankEndsTheJobNamingIt) {
   EXPECT_NE(err.find("failed on rank 0"), std::string::npos) << err;
   EXPECT_NE(err.find("rank 1 is dead"), std::string::npos) << err;
   EXPECT_LT(secs, 30) << err;
+}
+
+TEST(DistGloo, KilledRankZeroIsNamedByTheOthers) {
+  // Rank 0 also hosts the rendezvous store: its death is seen through the store going away.
+  biud::test::TempDir tmp("dist-die0");
+  auto runs = runRanks("die0", 2, tmp.path(), 5, std::chrono::seconds(60), {1});
+  EXPECT_TRUE(WIFSIGNALED(runs[0].status) && WTERMSIG(runs[0].status) == SIGKILL) << runs[0].log;
+  ASSERT_TRUE(exitedOk(runs[1])) << runs[1].log;
+  const std::string err = biud::test::readText(tmp.path() / "error.txt");
+  EXPECT_NE(err.find("failed on rank 1"), std::string::npos) << err;
+  EXPECT_NE(err.find("rank 0 is dead"), std::string::npos) << err;
 }
 
 TEST(DistGloo, HungRankTimesOutNamingIt) {
