@@ -40,21 +40,34 @@ void broadcastPacked(Communicator& comm, const std::vector<torch::Tensor>& tenso
 
 DataParallel::DataParallel(std::shared_ptr<Communicator> comm, std::vector<torch::Tensor> params,
                            std::vector<torch::Tensor> buffers, double bucketMb)
-    : comm_(std::move(comm)), params_(std::move(params)), buffers_(std::move(buffers)) {
+    : comm_(std::move(comm)), params_(std::move(params)), buffers_(std::move(buffers)), bucketMb_(bucketMb) {
   BIUD_CHECK(comm_ != nullptr, ValueError, "DataParallel needs a communicator (dist::makeSingleProcess() for one process)");
   BIUD_CHECK(bucketMb > 0, ConfigError, "distributed.bucket_mb must be > 0 (got {})", bucketMb);
   if (!comm_->distributed()) return;
   broadcastState();
 
   const int n = static_cast<int>(params_.size());
+  readyParam_.assign(n, 0);
+  std::vector<int> order;
+  // Reverse registration order: the last layers' gradients come first in backward.
+  for (int i = n - 1; i >= 0; --i) order.push_back(i);
+  buildBuckets(order);
+  for (int i = 0; i < n; ++i) {
+    if (bucketOf_[i] < 0) continue;
+    hookHandles_.emplace_back(i, params_[i].register_hook([this, i](const torch::Tensor& g) { onGrad(i, g); }));
+  }
+  log::debug("dist", "DataParallel: {} parameters in {} buckets of <= {} MiB", n, buckets_.size(), bucketMb);
+}
+
+void DataParallel::buildBuckets(const std::vector<int>& order) {
+  const int n = static_cast<int>(params_.size());
+  buckets_.clear();
   bucketOf_.assign(n, -1);
   slotOf_.assign(n, -1);
-  readyParam_.assign(n, 0);
-  const auto cap = static_cast<int64_t>(bucketMb * 1024.0 * 1024.0);
+  const auto cap = static_cast<int64_t>(bucketMb_ * 1024.0 * 1024.0);
   std::map<std::pair<int, std::string>, int> open;  // (dtype, device) -> bucket being filled
   std::vector<int64_t> bytes;
-  // Reverse registration order: the last layers' gradients come first in backward.
-  for (int i = n - 1; i >= 0; --i) {
+  for (int i : order) {
     const auto& p = params_[i];
     if (!p.defined() || !p.requires_grad()) continue;
     auto key = std::make_pair(static_cast<int>(p.scalar_type()), p.device().str());
@@ -78,23 +91,14 @@ DataParallel::DataParallel(std::shared_ptr<Communicator> comm, std::vector<torch
     const auto opts = p.options().device(comm_->commDevice(p.device())).requires_grad(false);
     b.flat = torch::zeros({b.gradNumel + static_cast<int64_t>(b.slots.size())}, opts);
   }
-  for (int i = 0; i < n; ++i) {
-    if (bucketOf_[i] < 0) continue;
-    hookHandles_.push_back(params_[i].register_hook([this, i](const torch::Tensor& g) { onGrad(i, g); }));
-  }
-  log::debug("dist", "DataParallel: {} parameters in {} buckets of <= {} MiB", n, buckets_.size(), bucketMb);
 }
 
 DataParallel::~DataParallel() {
-  if (hookHandles_.empty()) return;
-  size_t h = 0;
-  for (size_t i = 0; i < params_.size() && h < hookHandles_.size(); ++i) {
-    if (bucketOf_[i] < 0) continue;
+  for (const auto& [i, handle] : hookHandles_) {
     try {
-      params_[i].remove_hook(hookHandles_[h]);
+      params_[i].remove_hook(handle);
     } catch (...) {
     }
-    ++h;
   }
 }
 
@@ -180,6 +184,7 @@ void DataParallel::finalize() {
   }
   const double world = comm_->worldSize();
   torch::NoGradGuard ng;
+  std::vector<int> unused;  // parameters no rank had a gradient for (identical on all ranks)
   for (auto& b : buckets_) {
     b.work->wait();
     b.work.reset();
@@ -190,7 +195,10 @@ void DataParallel::finalize() {
     for (size_t k = 0; k < b.slots.size(); ++k) {
       const Slot& s = b.slots[k];
       auto& p = params_[s.param];
-      if (used[k] <= 0) continue;  // no rank has a gradient: keep .grad undefined (as without DataParallel)
+      if (used[k] <= 0) {  // no rank has a gradient: keep .grad undefined (as without DataParallel)
+        unused.push_back(s.param);
+        continue;
+      }
       auto avg = grads.narrow(0, s.offset, s.numel).view(p.sizes()).to(p.device());
       if (p.grad().defined()) {
         p.mutable_grad().copy_(avg);
@@ -205,6 +213,24 @@ void DataParallel::finalize() {
   nextLaunch_ = 0;
   lastOverlapped_ = overlapped_;
   overlapped_ = 0;
+  // After the first step, move the parameters that no rank used to the last buckets, so that
+  // they no longer hold back the launch of the others during backward (like DDP's bucket
+  // rebuild). Every rank sees the same reduced counters, hence builds the same buckets. If such
+  // a parameter is used later, it is still reduced correctly (its bucket launches in finalize()).
+  if (!rebuilt_) {
+    rebuilt_ = true;
+    if (!unused.empty()) {
+      std::vector<char> isUnused(params_.size(), 0);
+      for (int i : unused) isUnused[i] = 1;
+      std::vector<int> order;
+      for (int i = static_cast<int>(params_.size()) - 1; i >= 0; --i)
+        if (!isUnused[i]) order.push_back(i);
+      for (int i = static_cast<int>(params_.size()) - 1; i >= 0; --i)
+        if (isUnused[i]) order.push_back(i);
+      buildBuckets(order);
+      log::debug("dist", "DataParallel: {} parameter(s) without gradient moved to the last bucket(s)", unused.size());
+    }
+  }
 }
 
 }  // namespace biud::dist

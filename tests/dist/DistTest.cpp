@@ -46,18 +46,19 @@ struct TrainSpec {
 
 struct TrainResult {
   std::vector<torch::Tensor> values;  // [losses, params...]
-  int overlapped = 0;
+  int overlapped = 0;       // buckets launched during backward, all steps
+  int overlappedFirst = -1;  // ... in step 1
   bool unusedGradDefined = false;
 };
 
 struct MseNet : torch::nn::Module {
   torch::nn::Linear l1{nullptr}, l2{nullptr}, unused{nullptr};
   MseNet() {
-    // Registered first: buckets are filled in reverse order, so it sits in the last bucket
-    // (a bucket with a parameter that gets no gradient can only be launched by finalize()).
-    unused = register_module("unused", torch::nn::Linear(2, 2));
     l1 = register_module("l1", torch::nn::Linear(6, 16));
     l2 = register_module("l2", torch::nn::Linear(16, 3));
+    // Registered last: it lands in the first bucket, which it holds back in step 1 (no gradient);
+    // DataParallel must move it to the end after step 1 (overlap asserted below).
+    unused = register_module("unused", torch::nn::Linear(2, 2));
     register_buffer("scale", torch::rand({3}) + 0.5);
   }
   torch::Tensor forward(const torch::Tensor& x) { return l2(torch::tanh(l1(x))) * named_buffers()["scale"]; }
@@ -67,9 +68,9 @@ struct ClipNet : torch::nn::Module {
   torch::nn::Linear img{nullptr}, txt{nullptr}, unused{nullptr};
   torch::Tensor logitScale;
   ClipNet() {
-    unused = register_module("unused", torch::nn::Linear(2, 2));
     img = register_module("img", torch::nn::Linear(6, 5));
     txt = register_module("txt", torch::nn::Linear(4, 5));
+    unused = register_module("unused", torch::nn::Linear(2, 2));
     logitScale = register_parameter("logit_scale", torch::full({1}, std::log(1 / 0.07)));
   }
 };
@@ -122,6 +123,7 @@ TrainResult train(const std::shared_ptr<dist::Communicator>& comm, const TrainSp
     }
     dp.finalize();
     res.overlapped += dp.bucketsLaunchedDuringBackward();
+    if (s == 0) res.overlappedFirst = dp.bucketsLaunchedDuringBackward();
     optim->step();
     torch::Tensor l = torch::full({1}, stepLoss, torch::kDouble);
     comm->allreduce(l, dist::ReduceOp::Avg);
@@ -298,7 +300,8 @@ void workerCollectives(dist::Communicator& c) {
 void workerTrain(const std::shared_ptr<dist::Communicator>& c, const fs::path& dir) {
   for (const auto& spec : trainSpecs()) {
     TrainResult res = train(c, spec);
-    EXPECT_GT(res.overlapped, 0) << specName(spec) << ": no bucket was launched during backward";
+    EXPECT_EQ(res.overlappedFirst, 0) << specName(spec) << ": the unused parameter should hold back step 1";
+    EXPECT_GT(res.overlapped, 0) << specName(spec) << ": no bucket was launched during backward after step 1";
     EXPECT_FALSE(res.unusedGradDefined) << specName(spec) << ": an unused parameter got a gradient";
     torch::save(res.values, (dir / (specName(spec) + ".rank" + std::to_string(c->rank()) + ".pt")).string());
   }

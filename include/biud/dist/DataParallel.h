@@ -26,7 +26,11 @@
 /// per parameter (how many ranks produced a gradient); a parameter that no rank used keeps an
 /// undefined .grad, exactly as in single-process training, so optimizers skip it as they would
 /// without DataParallel. A parameter used by some ranks gets sum/world (the zeros count), which is
-/// the gradient of the global mean loss.
+/// the gradient of the global mean loss. Nothing hangs: finalize() launches every bucket.
+/// A bucket holding a parameter without gradient can only start in finalize() (and so can all
+/// later ones: the order is fixed), so after the first step the buckets are rebuilt once with the
+/// parameters that no rank used moved to the end (all ranks see the same counters, hence build
+/// the same buckets); overlap is back from the second step on.
 ///
 /// With a single-process communicator nothing is registered and finalize() is a no-op: the same
 /// training code runs with and without distribution.
@@ -87,18 +91,19 @@ class DataParallel {
   };
 
   void onGrad(int param, const torch::Tensor& grad);
-  void launchReady();  // launch buckets in order while the next one is complete
   void launch(Bucket& b);
   void fillMissing(Bucket& b);
+  void buildBuckets(const std::vector<int>& order);
 
   std::shared_ptr<Communicator> comm_;
   std::vector<torch::Tensor> params_, buffers_;
   std::vector<Bucket> buckets_;
   std::vector<int> bucketOf_, slotOf_;
   std::vector<char> readyParam_;
-  std::vector<unsigned> hookHandles_;
+  std::vector<std::pair<int, unsigned>> hookHandles_;  // (parameter, hook handle)
   int nextLaunch_ = 0, overlapped_ = 0, lastOverlapped_ = 0;
-  bool sync_ = true, active_ = false;
+  double bucketMb_ = 25;
+  bool sync_ = true, rebuilt_ = false;
   std::mutex mu_;
 };
 
