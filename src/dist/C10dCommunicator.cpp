@@ -189,6 +189,8 @@ class WorkList : public PendingWork {
 }  // namespace
 
 void C10dCommunicator::allreduce(torch::Tensor& t, ReduceOp op) {
+  BIUD_CHECK(op != ReduceOp::Avg || t.is_floating_point(), ValueError,
+             "allreduce Avg needs a floating-point tensor (got {}): use Sum and divide yourself", c10::toString(t.scalar_type()));
   const bool stage = commDevice(t.device()) != t.device() || !t.is_contiguous();
   torch::Tensor buf = stage ? t.to(commDevice(t.device())).contiguous() : t;
   std::vector<torch::Tensor> v{buf};
