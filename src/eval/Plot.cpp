@@ -246,7 +246,7 @@ void Axes::draw(Canvas& c, int x, int y, int w, int h, int s) const {
   const int top = y + (title.empty() ? 8 : th + 14);
   const int left = x + 8 + (ylabel.empty() ? 0 : th + 8) + ytw + 8;
   const int bottom = y + h - 8 - (xlabel.empty() ? 0 : th + 8) - th - 8;
-  const int right = x + w - 12;
+  const int right = x + w - std::max(12, Canvas::textWidth(tickLabel(xt.back(), xstep), s) / 2 + 6);
   const int pw = right - left, ph = bottom - top;
   if (pw < 20 || ph < 20) return;
   auto X = [&](double v) { return left + (v - xmin) / (xmax - xmin) * pw; };
@@ -393,7 +393,7 @@ void violins(const std::string& path, const std::vector<std::string>& findings, 
   a.grid = false;
   a.legend = false;
   // Draw a frame with y ticks only: draw axes (x ticks would be meaningless), then overdraw.
-  const int left = 100, top = th + 40, right = W - 20, bottom = H - labelH - 20;
+  const int left = 100, top = 2 * th + 44, right = W - 20, bottom = H - labelH - 20;
   const int pw = right - left, ph = bottom - top;
   auto Y = [&](double v) { return top + (1.0 - (v - lo) / (hi - lo)) * ph; };
   c.text((W - Canvas::textWidth(title, s)) / 2, 10, title, kBlack, s);
@@ -451,13 +451,14 @@ void violins(const std::string& path, const std::vector<std::string>& findings, 
     c.textVertical(static_cast<int>(cx) - th / 2, bottom + 10, name, kBlack, s);
   }
   c.rect(left, top, pw + 1, ph + 1, kBlack);
-  // Legend top-left.
-  c.fillRect(left + 8, top + 8, 220, 2 * (th + 6) + 8, kWhite, 0.9);
-  c.rect(left + 8, top + 8, 220, 2 * (th + 6) + 8, kGrey);
-  c.fillRect(left + 16, top + 14, 20, th - 2, cn, 0.7);
-  c.text(left + 44, top + 14, "negatives", kBlack, s);
-  c.fillRect(left + 16, top + 14 + th + 6, 20, th - 2, cp, 0.7);
-  c.text(left + 44, top + 14 + th + 6, "positives", kBlack, s);
+  // Legend in one row between the title and the plot, so it never covers a violin.
+  const int ly = 10 + th + 12, lw = 2 * (28 + Canvas::textWidth("negatives", s)) + 24;
+  int lx = (W - lw) / 2;
+  c.fillRect(lx, ly, 20, th - 2, cn, 0.7);
+  c.text(lx + 28, ly, "negatives", kBlack, s);
+  lx += 28 + Canvas::textWidth("negatives", s) + 24;
+  c.fillRect(lx, ly, 20, th - 2, cp, 0.7);
+  c.text(lx + 28, ly, "positives", kBlack, s);
   (void)a;
   c.save(path);
 }
