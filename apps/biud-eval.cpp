@@ -12,6 +12,7 @@
 #include "biud/eval/Clinical.h"
 #include "biud/eval/DeLong.h"
 #include "biud/eval/EvalIo.h"
+#include "biud/eval/Figures.h"
 #include "biud/eval/Nlg.h"
 #include "biud/eval/Plot.h"
 #include "biud/eval/Retrieval.h"
@@ -33,12 +34,6 @@ std::pair<std::string, std::string> namedPath(const std::string& s) {
   const auto eq = s.find('=');
   if (eq != std::string::npos && eq > 0 && !biud::fs::stdfs::exists(s)) return {s.substr(0, eq), s.substr(eq + 1)};
   return {stdfs::path(s).stem().string(), s};
-}
-
-std::string safeName(const std::string& s) {
-  std::string o;
-  for (char c : s) o += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ? c : '_';
-  return o;
 }
 
 /// Column `l` of the known labels: scores and 0/1 labels.
@@ -176,43 +171,13 @@ int main(int argc, char** argv) {
         opt.thresholdMode = "fixed";
         opt.fixedThreshold = t;
       }
-      json j;
-      std::vector<ev::plot::ModelRocs> rocs;
-      json all = json::object();
-      for (std::size_t m = 0; m < models.size(); ++m) {
-        const auto probs = m == 0 ? data.probs : ev::loadPredictionsLike(models[m].second, data);
-        biud::log::info("eval", "model `{}`: {} cases, {} findings", models[m].first, data.ids.size(), data.findings.size());
-        const auto rep = ev::evaluateClassification(probs, data.labels, data.findings, opt);
-        const json rj = rep.toJson();
-        if (m == 0) j = rj;
-        all[models[m].first] = rj;
-        ev::plot::ModelRocs mr;
-        mr.name = models[m].first;
-        std::vector<std::vector<double>> pos, neg;
-        for (std::size_t l = 0; l < data.findings.size(); ++l) {
-          std::vector<double> s;
-          std::vector<int> y;
-          column(data, probs, l, s, y);
-          const bool two = std::count(y.begin(), y.end(), 1) > 0 && std::count(y.begin(), y.end(), 0) > 0;
-          mr.curves.push_back(two ? ev::rocCurve(s, y) : ev::RocCurve{});
-          mr.aucs.push_back(rep.labels[l].auroc);
-          std::vector<double> p, n;
-          for (std::size_t i = 0; i < s.size(); ++i) (y[i] ? p : n).push_back(s[i]);
-          pos.push_back(p);
-          neg.push_back(n);
-        }
-        if (plots) {
-          biud::fs::makeDirs(stdfs::path(out) / "plots");
-          ev::plot::violins((stdfs::path(out) / "plots" / ("violin_" + safeName(mr.name) + ".png")).string(), data.findings, pos, neg,
-                            "Predicted probabilities: " + mr.name);
-        }
-        rocs.push_back(std::move(mr));
-        biud::log::info("eval", "model `{}`: macro AUROC {:.4f}", models[m].first, rep.macro.at("auroc"));
-      }
-      if (models.size() > 1) j["models"] = all;
+      std::vector<ev::ModelPredictions> mps;
+      for (std::size_t m = 0; m < models.size(); ++m)
+        mps.push_back({models[m].first, m == 0 ? data.probs : ev::loadPredictionsLike(models[m].second, data)});
+      biud::log::info("eval", "{} cases, {} findings, {} model(s)", data.ids.size(), data.findings.size(), mps.size());
+      json j = ev::evaluateModels(mps, data.labels, data.findings, opt, plots ? (stdfs::path(out) / "plots").string() : "");
       j["task"] = "classification";
       j["n_cases"] = data.ids.size();
-      if (plots) ev::plot::rocGrid((stdfs::path(out) / "plots" / "roc.png").string(), data.findings, rocs);
       writeJson(out, j);
       return 0;
     }
@@ -357,12 +322,13 @@ int main(int argc, char** argv) {
           p.modelSensitivity = ev::sensitivityAtSpecificity(roc, p.specificity);
           rs.push_back({{"reader", p.reader}, {"sensitivity", p.sensitivity}, {"specificity", p.specificity},
                         {"model_sensitivity_at_reader_specificity", p.modelSensitivity},
-                        {"model_minus_reader", p.modelSensitivity - p.sensitivity}});
+                        {"model_minus_reader", p.modelSensitivity - p.sensitivity},
+                        {"model_specificity_at_reader_sensitivity", ev::specificityAtSensitivity(roc, p.sensitivity)}});
         }
         per[f] = {{"auroc", auc}, {"readers", rs}};
         if (plots) {
           biud::fs::makeDirs(stdfs::path(out) / "plots");
-          ev::plot::readerStudy((stdfs::path(out) / "plots" / ("readers_" + safeName(f) + ".png")).string(), "Reader study: " + f,
+          ev::plot::readerStudy((stdfs::path(out) / "plots" / ("readers_" + ev::safeFileName(f) + ".png")).string(), "Reader study: " + f,
                                 ev::rocCurve(s, y), auc, pts);
         }
       }

@@ -187,6 +187,13 @@ double sensitivityAtSpecificity(const RocCurve& roc, double specificity) {
   return best;
 }
 
+double specificityAtSensitivity(const RocCurve& roc, double sensitivity) {
+  double best = kNaN;
+  for (std::size_t i = 0; i < roc.fpr.size(); ++i)
+    if (roc.tpr[i] >= sensitivity - 1e-12 && (std::isnan(best) || 1.0 - roc.fpr[i] > best)) best = 1.0 - roc.fpr[i];
+  return best;
+}
+
 double percentile(std::vector<double> v, double q) {
   if (v.empty()) return kNaN;
   std::sort(v.begin(), v.end());

@@ -50,6 +50,10 @@ TEST(EvalApp, ClassificationMatchesSklearnAndWritesPlots) {
   }
   EXPECT_TRUE(j["macro"].contains("auroc"));
   EXPECT_TRUE(j["models"].contains("other"));
+  // DeLong of the second model against the first, per finding.
+  const auto& dv = j["models"]["other"]["delong_vs_pred"]["cardiomegaly"];
+  EXPECT_NEAR(dv["auc2"].get<double>(), exp["auroc"]["cardiomegaly"].get<double>(), 1e-12);
+  EXPECT_TRUE(dv.contains("p"));
   EXPECT_EQ(pngSize((d / "out" / "plots" / "roc.png").string()), std::make_pair(3 * 440, 440));
   EXPECT_GT(pngSize((d / "out" / "plots" / "violin_pred.png").string()).first, 0);
   EXPECT_GT(pngSize((d / "out" / "plots" / "violin_other.png").string()).first, 0);
@@ -70,6 +74,25 @@ TEST(EvalApp, ClassificationMatchesSklearnAndWritesPlots) {
   const json jd = json::parse(readText(d / "dl" / "eval.json"));
   EXPECT_NEAR(jd["per_label"]["cardiomegaly"]["auc1"].get<double>(), exp["auroc"]["cardiomegaly"].get<double>(), 1e-12);
   EXPECT_TRUE(jd["per_label"]["cardiomegaly"].contains("p"));
+}
+
+TEST(EvalApp, ValidationThresholdIsYoudenOnValidationSet) {
+  TempDir d("eval-val");
+  // Validation: Youden's J is maximal at threshold 0.6 (tpr 1, fpr 0). Test data differ.
+  writeText(d / "val_labels.csv", "id,a\nv1,0\nv2,0\nv3,1\nv4,1\n");
+  writeText(d / "val_pred.csv", "id,a\nv1,0.2\nv2,0.5\nv3,0.6\nv4,0.9\n");
+  writeText(d / "labels.csv", "id,a\nt1,0\nt2,1\nt3,1\nt4,0\n");
+  writeText(d / "pred.csv", "id,a\nt1,0.55\nt2,0.58\nt3,0.7\nt4,0.1\n");
+  const auto r = evalApp("classification --pred " + quote((d / "pred.csv").string()) + " --labels " + quote((d / "labels.csv").string()) +
+                         " --threshold val --val-pred " + quote((d / "val_pred.csv").string()) + " --val-labels " +
+                         quote((d / "val_labels.csv").string()) + " --bootstrap 0 --no-plots --out " + quote((d / "o").string()) + " -q");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const json j = json::parse(readText(d / "o" / "eval.json"));
+  EXPECT_DOUBLE_EQ(j["per_label"]["a"]["threshold"].get<double>(), 0.6);
+  // At 0.6 on the test set: t3 positive (tp), t2 missed (fn), t1/t4 negative -> sens 0.5, spec 1.
+  EXPECT_DOUBLE_EQ(j["per_label"]["a"]["sensitivity"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(j["per_label"]["a"]["specificity"].get<double>(), 1.0);
+  EXPECT_FALSE(std::filesystem::exists(d / "o" / "plots"));
 }
 
 TEST(EvalApp, BadInputNamesFileIdAndColumn) {

@@ -53,6 +53,8 @@ double youdenThreshold(const std::vector<double>& scores, const std::vector<int>
 /// Sensitivity of a classifier at a given specificity: the largest tpr of an ROC point with
 /// 1 - fpr >= specificity (the operating point a reader-study comparison uses).
 double sensitivityAtSpecificity(const RocCurve& roc, double specificity);
+/// Specificity at a given sensitivity: the largest 1 - fpr of an ROC point with tpr >= sensitivity.
+double specificityAtSensitivity(const RocCurve& roc, double sensitivity);
 
 /// Percentile `q` in [0,1] of `v` with numpy's default linear interpolation (v need not be sorted).
 double percentile(std::vector<double> v, double q);
