@@ -1,6 +1,6 @@
 """Reference NLG scores for tests/eval/NlgTest.cpp.
 
-Usage: eval_nlg.py OUT.json
+Usage: eval_nlg.py OUT.json [--meteor]
 Builds a small corpus of synthetic radiology sentences (raw text with capitals and punctuation),
 tokenises it with biud's scheme (lower-case, split on anything but [a-z0-9]) and scores the same
 tokens with nltk corpus_bleu, pycocoevalcap Cider and Meteor (the METEOR 1.5 jar; skipped with a
@@ -91,7 +91,9 @@ def main():
     out["cider"] = float(score)
     out["cider_items"] = [float(s) for s in scores]
 
-    if shutil.which("java"):
+    if "--meteor" not in sys.argv:
+        out["meteor"] = None
+    elif shutil.which("java"):
         from pycocoevalcap.meteor.meteor import Meteor
         m = Meteor()
         score, scores = m.compute_score(gts, res)
@@ -100,6 +102,7 @@ def main():
     else:
         print("java not found: METEOR reference skipped", file=sys.stderr)
         out["meteor"] = None
+        out["meteor_skipped"] = "java not found"
     json.dump(out, open(sys.argv[1], "w"))
 
 
