@@ -74,6 +74,34 @@ TEST(EvalApp, ClassificationMatchesSklearnAndWritesPlots) {
   const json jd = json::parse(readText(d / "dl" / "eval.json"));
   EXPECT_NEAR(jd["per_label"]["cardiomegaly"]["auc1"].get<double>(), exp["auroc"]["cardiomegaly"].get<double>(), 1e-12);
   EXPECT_TRUE(jd["per_label"]["cardiomegaly"].contains("p"));
+
+  // Reader study: model sensitivity at each reader's specificity, from sklearn's roc_curve.
+  const auto rs = evalApp("readers --pred " + quote((d / "pred.csv").string()) + " --labels " + quote((d / "labels.csv").string()) +
+                          " --readers " + quote((d / "readers.csv").string()) + " --out " + quote((d / "rd").string()) + " -q");
+  ASSERT_EQ(rs.rc, 0) << rs.out;
+  const json jrd = json::parse(readText(d / "rd" / "eval.json"));
+  const auto& readers = jrd["per_label"]["cardiomegaly"]["readers"];
+  ASSERT_EQ(readers.size(), 3u);
+  for (const auto& r : readers)
+    EXPECT_NEAR(r["model_sensitivity_at_reader_specificity"].get<double>(), exp["readers"][r["reader"].get<std::string>()].get<double>(),
+                1e-12);
+  EXPECT_GT(pngSize((d / "rd" / "plots" / "readers_cardiomegaly.png").string()).first, 0);
+}
+
+TEST(EvalApp, ClinicalEfficacyHandWorked) {
+  TempDir d("eval-ce");
+  // effusion: a tp, c fp -> P 1/2, R 1; nodule: a fn, b tp, c unknown -> P 1, R 1/2.
+  writeText(d / "pred.csv", "id,effusion,nodule\na,1,0\nb,0,1\nc,1,1\n");
+  writeText(d / "ref.csv", "id,effusion,nodule\nc,0,\nb,0,1\na,1,1\n");
+  const auto r = evalApp("clinical --pred " + quote((d / "pred.csv").string()) + " --ref " + quote((d / "ref.csv").string()) +
+                         " --out " + quote((d / "o").string()) + " -q");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const json j = json::parse(readText(d / "o" / "eval.json"));
+  EXPECT_DOUBLE_EQ(j["micro"]["precision"].get<double>(), 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(j["micro"]["recall"].get<double>(), 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(j["macro"]["precision"].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(j["macro"]["recall"].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(j["per_finding"]["effusion"]["f1"].get<double>(), 2.0 / 3.0);
 }
 
 TEST(EvalApp, ValidationThresholdIsYoudenOnValidationSet) {

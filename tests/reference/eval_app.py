@@ -38,6 +38,18 @@ def main():
         m = ~np.isnan(Y[:, k])
         exp["auroc"][name] = roc_auc_score(Y[m, k], P[m, k])
         exp["ap"][name] = average_precision_score(Y[m, k], P[m, k])
+    # Reader study on "cardiomegaly": the model's sensitivity at each reader's specificity =
+    # the largest tpr among ROC points with 1 - fpr >= specificity.
+    from sklearn.metrics import roc_curve
+    k = F.index("cardiomegaly")
+    m = ~np.isnan(Y[:, k])
+    fpr, tpr, _ = roc_curve(Y[m, k], P[m, k], drop_intermediate=False)
+    readers = [("R1", 0.7, 0.8), ("R2", 0.55, 0.93), ("R3", 0.9, 0.5)]
+    with open(f"{d}/readers.csv", "w") as f:
+        f.write("reader,finding,sensitivity,specificity\n")
+        for r, se, sp in readers:
+            f.write(f"{r},cardiomegaly,{se},{sp}\n")
+    exp["readers"] = {r: float(tpr[(1 - fpr) >= sp].max()) for r, se, sp in readers}
     A = rng.normal(size=(40, 8))
     B = A + rng.normal(scale=1.2, size=(40, 8))
     np.save(f"{d}/emb_a.npy", A)
