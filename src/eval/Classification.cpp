@@ -338,6 +338,8 @@ ClassificationReport evaluateClassification(const std::vector<std::vector<double
     double s = 0;
     int c = 0;
     for (const auto& r : rep.labels) {
+      // Only findings with both classes enter the macro (the bootstrap macro uses the same set).
+      if (r.nPos == 0 || r.nNeg == 0) continue;
       const double v = metricOf(r, metricNames[k]);
       if (std::isfinite(v)) {
         s += v;

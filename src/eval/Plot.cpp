@@ -383,16 +383,7 @@ void violins(const std::string& path, const std::vector<std::string>& findings, 
   const int labelH = Canvas::textWidth(std::string(longest, 'x'), s) + 16;
   const int W = std::max(640, 120 + slot * static_cast<int>(findings.size()) + 20), H = 520 + labelH;
   Canvas c(W, H);
-  Axes a;
-  a.title = title;
-  a.ylabel = "probability";
-  a.xmin = 0;
-  a.xmax = static_cast<double>(findings.size());
-  a.ymin = lo;
-  a.ymax = hi;
-  a.grid = false;
-  a.legend = false;
-  // Draw a frame with y ticks only: draw axes (x ticks would be meaningless), then overdraw.
+  // Categorical x axis: the panel is drawn by hand (y ticks and grid only; names below).
   const int left = 100, top = 2 * th + 44, right = W - 20, bottom = H - labelH - 20;
   const int pw = right - left, ph = bottom - top;
   auto Y = [&](double v) { return top + (1.0 - (v - lo) / (hi - lo)) * ph; };
@@ -459,7 +450,6 @@ void violins(const std::string& path, const std::vector<std::string>& findings, 
   lx += 28 + Canvas::textWidth("negatives", s) + 24;
   c.fillRect(lx, ly, 20, th - 2, cp, 0.7);
   c.text(lx + 28, ly, "positives", kBlack, s);
-  (void)a;
   c.save(path);
 }
 

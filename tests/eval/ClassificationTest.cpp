@@ -111,6 +111,8 @@ TEST(Classification, ReportHandlesUnknownAndSingleClass) {
   EXPECT_EQ(b->bootstrapSkipped, 50);
   // The macro AUROC averages only the findings where it is defined.
   EXPECT_DOUBLE_EQ(rep.macro.at("auroc"), a->auroc);
+  EXPECT_DOUBLE_EQ(rep.macro.at("f1"), a->f1);
+  EXPECT_DOUBLE_EQ(rep.macro.at("accuracy"), a->accuracy);
   const json j = rep.toJson();
   EXPECT_TRUE(j["per_label"]["b"]["auroc"].is_null());
   EXPECT_EQ(j["per_label"]["a"]["n_pos"], 2);

@@ -90,7 +90,7 @@ struct LabelReport {
 
 struct ClassificationReport {
   std::vector<LabelReport> labels;
-  std::map<std::string, double> macro;     ///< mean over findings where the metric is defined
+  std::map<std::string, double> macro;     ///< mean over findings with both classes (where the metric is defined)
   std::map<std::string, Interval> macroCi;
   int bootstrap = 0, macroBootstrapSkipped = 0;
   double ciLevel = 0.95;
