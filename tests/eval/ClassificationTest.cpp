@@ -48,7 +48,49 @@ void expectVec(const std::vector<double>& got, const std::vector<double>& want, 
 
 }  // namespace
 
-TEST(Classification, MatchesSklearnOnAllCases) {
+// DeLong against the O(m n) placement-value implementation of the reference script.
+static void checkDeLongReference() {
+  for (const auto& d : reference()["delong"]) {
+    const auto y = d["labels"].get<std::vector<int>>();
+    const auto r = delongTest(d["s1"].get<std::vector<double>>(), d["s2"].get<std::vector<double>>(), y);
+    EXPECT_NEAR(r.auc1, d["auc1"].get<double>(), 1e-12);
+    EXPECT_NEAR(r.auc2, d["auc2"].get<double>(), 1e-12);
+    EXPECT_NEAR(r.variance, d["var"].get<double>(), 1e-12);
+    EXPECT_NEAR(r.var1, d["var1"].get<double>(), 1e-12);
+    EXPECT_NEAR(r.z, d["z"].get<double>(), 1e-9);
+    EXPECT_NEAR(r.p, d["p"].get<double>(), 1e-9);
+    EXPECT_NEAR(r.ciLo, d["ci"][0].get<double>(), 1e-9);
+    EXPECT_NEAR(r.ciHi, d["ci"][1].get<double>(), 1e-9);
+    EXPECT_NEAR(r.auc1, rocAuc(d["s1"].get<std::vector<double>>(), y), 1e-12);
+  }
+}
+
+// Clinical efficacy against precision_recall_fscore_support (micro, macro; zero_division=0).
+static void checkClinicalReference() {
+  const auto& c = reference()["clinical"];
+  std::vector<std::vector<double>> ref, pred;
+  for (const auto& r : c["ref"]) ref.push_back(r.get<std::vector<double>>());
+  for (const auto& r : c["pred"]) pred.push_back(r.get<std::vector<double>>());
+  const auto s = clinicalEfficacy(pred, ref, {"a", "b", "c", "d", "e", "f"});
+  EXPECT_NEAR(s.microP, c["micro"][0].get<double>(), 1e-12);
+  EXPECT_NEAR(s.microR, c["micro"][1].get<double>(), 1e-12);
+  EXPECT_NEAR(s.microF1, c["micro"][2].get<double>(), 1e-12);
+  EXPECT_NEAR(s.macroP, c["macro"][0].get<double>(), 1e-12);
+  EXPECT_NEAR(s.macroR, c["macro"][1].get<double>(), 1e-12);
+  EXPECT_NEAR(s.macroF1, c["macro"][2].get<double>(), 1e-12);
+}
+
+// One test for every comparison with eval_classification.py: ctest runs each test in its own
+// process, and each would otherwise run the Python reference again.
+TEST(Classification, MatchesSklearnAndNumpyReferences) {
+  {
+    SCOPED_TRACE("DeLong");
+    checkDeLongReference();
+  }
+  {
+    SCOPED_TRACE("clinical efficacy");
+    checkClinicalReference();
+  }
   for (const auto& c : reference()["cases"]) {
     SCOPED_TRACE(c["name"].get<std::string>());
     const auto y = c["labels"].get<std::vector<int>>();
@@ -168,21 +210,6 @@ TEST(Classification, PercentileMatchesNumpyLinear) {
   EXPECT_NEAR(percentile({4, 1, 3, 2}, 0.975), 3.925, 1e-12);
 }
 
-TEST(DeLong, MatchesPlacementValueImplementation) {
-  for (const auto& d : reference()["delong"]) {
-    const auto y = d["labels"].get<std::vector<int>>();
-    const auto r = delongTest(d["s1"].get<std::vector<double>>(), d["s2"].get<std::vector<double>>(), y);
-    EXPECT_NEAR(r.auc1, d["auc1"].get<double>(), 1e-12);
-    EXPECT_NEAR(r.auc2, d["auc2"].get<double>(), 1e-12);
-    EXPECT_NEAR(r.variance, d["var"].get<double>(), 1e-12);
-    EXPECT_NEAR(r.var1, d["var1"].get<double>(), 1e-12);
-    EXPECT_NEAR(r.z, d["z"].get<double>(), 1e-9);
-    EXPECT_NEAR(r.p, d["p"].get<double>(), 1e-9);
-    EXPECT_NEAR(r.ciLo, d["ci"][0].get<double>(), 1e-9);
-    EXPECT_NEAR(r.ciHi, d["ci"][1].get<double>(), 1e-9);
-    EXPECT_NEAR(r.auc1, rocAuc(d["s1"].get<std::vector<double>>(), y), 1e-12);
-  }
-}
 
 TEST(DeLong, HandWorkedExample) {
   // Positives x = {3, 2}, negatives y = {1, 2}. Model 1 psi matrix [[1,1],[1,0.5]] -> AUC 0.875,
@@ -199,19 +226,6 @@ TEST(DeLong, HandWorkedExample) {
   EXPECT_EQ(m, (std::vector<double>{3.5, 1, 3.5, 2}));
 }
 
-TEST(Clinical, MatchesSklearnMicroMacro) {
-  const auto& c = reference()["clinical"];
-  std::vector<std::vector<double>> ref, pred;
-  for (const auto& r : c["ref"]) ref.push_back(r.get<std::vector<double>>());
-  for (const auto& r : c["pred"]) pred.push_back(r.get<std::vector<double>>());
-  const auto s = clinicalEfficacy(pred, ref, {"a", "b", "c", "d", "e", "f"});
-  EXPECT_NEAR(s.microP, c["micro"][0].get<double>(), 1e-12);
-  EXPECT_NEAR(s.microR, c["micro"][1].get<double>(), 1e-12);
-  EXPECT_NEAR(s.microF1, c["micro"][2].get<double>(), 1e-12);
-  EXPECT_NEAR(s.macroP, c["macro"][0].get<double>(), 1e-12);
-  EXPECT_NEAR(s.macroR, c["macro"][1].get<double>(), 1e-12);
-  EXPECT_NEAR(s.macroF1, c["macro"][2].get<double>(), 1e-12);
-}
 
 TEST(Clinical, LabelSets) {
   // Report 1: pred {effusion, nodule}, ref {effusion}; report 2: pred {}, ref {nodule}.
