@@ -21,7 +21,7 @@ void trainSpm(const std::string& corpusFile, const std::string& prefix, const Sp
   std::string args = fmt::format(
       "--input={} --model_prefix={} --vocab_size={} --model_type={} --character_coverage={} "
       "--pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3 --user_defined_symbols=[MASK] "
-      "--num_threads={} --random_seed={} --hard_vocab_limit=false --minloglevel=2 --normalization_rule_name={}",
+      "--num_threads={} --random_seed={} --hard_vocab_limit=false --minloglevel=3 --normalization_rule_name={}",
       corpusFile, prefix, opt.vocabSize, opt.modelType, opt.characterCoverage, opt.numThreads, opt.seed,
       opt.lowercase ? "nmt_nfkc_cf" : "nmt_nfkc");
   if (opt.inputSentenceSize > 0) args += fmt::format(" --input_sentence_size={} --shuffle_input_sentence=true", opt.inputSentenceSize);
