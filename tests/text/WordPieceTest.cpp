@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "biud/config/EvalConfig.h"
 #include "biud/core/Error.h"
 #include "biud/text/Utf8.h"
 #include "biud/text/WordPiece.h"
@@ -195,4 +196,24 @@ TEST(Utf8, DecodesAndRejectsMalformed) {
   std::string out;
   bt::utf8::append(out, 0x1F600);
   EXPECT_EQ(out, "\xF0\x9F\x98\x80");
+}
+
+TEST(Tokenizer, MakeFromTextConfig) {
+  biud::TextConfig cfg;
+  EXPECT_THROW(bt::makeTokenizer(cfg), biud::ConfigError);  // wordpiece without text.vocab
+  biud::test::TempDir dir("mk");
+  biud::test::writeText(dir / "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n");
+  cfg.vocab = (dir / "vocab.txt").string();
+  cfg.lowercase = false;
+  const auto tok = bt::makeTokenizer(cfg);
+  EXPECT_EQ(tok->kind(), "wordpiece");
+  EXPECT_EQ(tok->tokenize("hello Hello"), (std::vector<std::string>{"hello", "[UNK]"}));  // text.lowercase=false
+  bt::EncodeOptions o;
+  o.padding = bt::Padding::Longest;
+  const auto batch = tok->encodeBatch({"hello", "hello hello hello"}, o);
+  EXPECT_EQ(batch[0].ids, (std::vector<int>{2, 5, 3, 0, 0}));
+  EXPECT_EQ(batch[0].attentionMask, (std::vector<int>{1, 1, 1, 0, 0}));
+  EXPECT_EQ(batch[1].ids, (std::vector<int>{2, 5, 5, 5, 3}));
+  cfg.tokenizer = "spm";
+  EXPECT_THROW(bt::makeTokenizer(cfg), biud::ConfigError);  // spm without text.spm_model
 }
