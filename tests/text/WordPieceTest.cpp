@@ -107,11 +107,17 @@ TEST(WordPiece, MatchesHfBertTokenizer) {
   EXPECT_EQ(wp.specialIds().unk, 100);
   EXPECT_EQ(wp.specialIds().mask, 103);
   compareConfig(wp, all, "uncased");
-  // The same vocabulary read cased (one test: the reference takes ~20 s to generate).
-  bt::WordPieceOptions o;
-  o.lowercase = false;
-  const bt::WordPiece cased((referenceDir() / "vocab" / "vocab.txt").string(), o);
-  compareConfig(cased, all, "cased");
+  // The same vocabulary with the other tokenizer_config options (one test: the reference takes
+  // ~20 s to generate).
+  const std::pair<const char*, std::pair<bool, int>> variants[] = {
+      {"cased", {false, -1}}, {"lower_keep_accents", {true, 0}}, {"cased_strip_accents", {false, 1}}};
+  for (const auto& [name, v] : variants) {
+    bt::WordPieceOptions o;
+    o.lowercase = v.first;
+    o.stripAccents = v.second;
+    const bt::WordPiece wpv((referenceDir() / "vocab" / "vocab.txt").string(), o);
+    compareConfig(wpv, all, name);
+  }
 }
 
 TEST(WordPiece, HandWorkedExamples) {
