@@ -140,3 +140,26 @@ TEST(TokenizerApp, TrainEncodeMatchesHf) {
   EXPECT_NE(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("--kind"), std::string::npos) << r.out;
 }
+
+TEST(SentencePiece, IdsMatchPythonPackageWhenInstalled) {
+  biud::test::TempDir dir("spmpy");
+  std::string text;
+  for (const auto& s : corpus()) text += s + "\n";
+  biud::test::writeText(dir / "corpus.txt", text);
+  bt::SpmTrainOptions o;
+  o.vocabSize = 100;
+  bt::trainSpm((dir / "corpus.txt").string(), (dir / "m").string(), o);
+  const std::string lines = "No pleural effusion.\nMild emphysema since the prior study.\nUnseen words: zebra quokka.\n";
+  biud::test::writeText(dir / "in.txt", lines);
+  const std::string out = biud::test::runPython("text_spm_ids.py", biud::test::quote((dir / "m.model").string()) + " " +
+                                                                       biud::test::quote((dir / "in.txt").string()));
+  if (out.find("SKIP") != std::string::npos) GTEST_SKIP() << "Python sentencepiece is not installed";
+  const bt::SpmTokenizer tok((dir / "m.model").string());
+  std::istringstream py(out), in(lines);
+  std::string l, p;
+  while (std::getline(in, l) && std::getline(py, p)) {
+    bt::EncodeOptions eo;
+    eo.addSpecialTokens = false;
+    EXPECT_EQ(nlohmann::json(tok.encode(l, eo).ids), nlohmann::json::parse(p)) << l;
+  }
+}
