@@ -183,7 +183,7 @@ double percentile(std::vector<int> v, double q) {
 
 int cmdInspect(const Opts& o, biud::app::App& app) {
   const auto tok = openTokenizer(o);
-  json j;
+  nlohmann::ordered_json j;
   j["kind"] = tok->kind();
   j["vocab_size"] = tok->vocabSize();
   const auto sp = tok->specialIds();
@@ -199,7 +199,7 @@ int cmdInspect(const Opts& o, biud::app::App& app) {
   }
   if (tok->kind() == "wordpiece") j["continuation_pieces"] = continuation;
   j["single_byte_entries"] = single;
-  json hist = json::object();
+  nlohmann::ordered_json hist = nlohmann::ordered_json::object();
   for (const auto& [n, c] : lengthHist) hist[n == 16 ? "16+" : std::to_string(n)] = c;
   j["entry_bytes_histogram"] = hist;
   if (!o.inputs.empty() || !app.manifest().empty()) {

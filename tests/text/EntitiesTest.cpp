@@ -113,6 +113,17 @@ TEST(Entities, HandLabelledSyntheticSentences) {
       // Report level: one affirmed mention wins over a negated one.
       {"No right pleural effusion. Small left pleural effusion.", "pleural_effusion", S::Present},
       {"No definite nodule. Possible nodule in the RUL.", "lung_nodule", S::Uncertain},
+      {"No focal consolidation, pleural effusion, or pneumothorax.", "pleural_effusion", S::Absent},
+      {"Interval resolution of the previously seen right pleural effusion.", "pleural_effusion", S::Absent},
+      {"No suspicious pulmonary nodules or masses.", "lung_mass", S::Absent},
+      {"Cardiac silhouette is within normal limits.", "cardiomegaly", S::Absent},
+      {"Lung nodule is not seen.", "lung_nodule", S::Absent},
+      {"Findings may represent early pneumonia.", "consolidation", S::Uncertain},
+      {"Patchy consolidation in the right lower lobe, likely pneumonia.", "consolidation", S::Present},
+      {"Moderate coronary artery calcifications.", "arterial_calcification", S::Present},
+      {"Small bilateral pleural effusions.", "pleural_effusion", S::Present},
+      {"Previously noted nodule has resolved.", "lung_nodule", S::Absent},
+      {"The heart is mildly enlarged.", "cardiomegaly", S::Present},
   };
   int i = 0;
   for (const auto& c : cases) EXPECT_EQ(status(synthetic(), c.text, c.finding), c.expect) << "case " << i++ << ": " << c.text << " / " << c.finding;
