@@ -38,17 +38,22 @@ SpmTokenizer::SpmTokenizer(const std::string& modelPath) : spm_(modelPath) {
 }
 
 Encoding SpmTokenizer::encode(std::string_view text, const EncodeOptions& opt) const {
-  std::vector<int> ids = spm_.encode(std::string(text));
+  std::vector<std::pair<int, int>> offsets;
+  std::vector<int> ids = spm_.encode(std::string(text), offsets);
   const bool specials = opt.addSpecialTokens && special_.cls >= 0 && special_.sep >= 0;
   if (opt.maxLength > 0 && opt.truncation) {
     const int room = opt.maxLength - (specials ? 2 : 0);
     BIUD_CHECK(room >= 0, ConfigError, "max length {} leaves no room for <s> and </s>", opt.maxLength);
-    if (static_cast<int>(ids.size()) > room) ids.resize(static_cast<std::size_t>(room));
+    if (static_cast<int>(ids.size()) > room) {
+      ids.resize(static_cast<std::size_t>(room));
+      offsets.resize(static_cast<std::size_t>(room));
+    }
   }
   Encoding e;
-  if (specials) e.ids.push_back(special_.cls);
+  if (specials) e.ids.push_back(special_.cls), e.offsets.emplace_back(0, 0);
   e.ids.insert(e.ids.end(), ids.begin(), ids.end());
-  if (specials) e.ids.push_back(special_.sep);
+  e.offsets.insert(e.offsets.end(), offsets.begin(), offsets.end());
+  if (specials) e.ids.push_back(special_.sep), e.offsets.emplace_back(0, 0);
   e.attentionMask.assign(e.ids.size(), 1);
   e.typeIds.assign(e.ids.size(), 0);
   e.specialMask.resize(e.ids.size());

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <sstream>
 
 #include "biud/core/Error.h"
@@ -79,6 +80,19 @@ TEST(SentencePiece, TrainIsReproducibleAndRoundTrips) {
       EXPECT_EQ(e.ids[static_cast<std::size_t>(n)], sp.pad);
       EXPECT_EQ(e.attentionMask[static_cast<std::size_t>(n)], 0);
       EXPECT_EQ(tok.decode(e.ids), normalised(s)) << type;
+      // Offsets: the pieces' surfaces, in order, spell the input (without spaces).
+      ASSERT_EQ(e.offsets.size(), e.ids.size());
+      std::string spelled, squeezed;
+      int last = 0;
+      for (int k = 1; k + 1 < n; ++k) {
+        const auto [b, en] = e.offsets[static_cast<std::size_t>(k)];
+        EXPECT_TRUE(b >= last && en >= b && en <= static_cast<int>(s.size())) << type << ": " << s;
+        spelled += s.substr(static_cast<std::size_t>(b), static_cast<std::size_t>(en - b));
+        last = en;
+      }
+      for (char ch : s) if (ch != ' ') squeezed += ch;
+      spelled.erase(std::remove(spelled.begin(), spelled.end(), ' '), spelled.end());
+      EXPECT_EQ(spelled, squeezed) << type;
       for (int id : e.ids) EXPECT_NE(id, sp.unk) << type << ": " << s;
     }
     bt::EncodeOptions shortOpt;

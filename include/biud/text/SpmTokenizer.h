@@ -3,7 +3,8 @@
 /// SentencePiece behind the common Tokenizer interface, plus training with the ids biud uses.
 /// Models trained by trainSpm() reserve pad=0, unk=1, bos=2 (used as [CLS]), eos=3 (as [SEP])
 /// and the user symbol "[MASK]" (id 4), so masked-language objectives work with either
-/// tokenizer. encode() adds <s> ... </s> like HF's BERT template adds [CLS] ... [SEP].
+/// tokenizer. encode() adds <s> ... </s> like HF's BERT template adds [CLS] ... [SEP], and reports
+/// byte offsets of each piece (so entity spans map to SentencePiece tokens too).
 #include <memory>
 #include <string>
 #include <vector>

@@ -47,7 +47,7 @@ struct Encoding {
   std::vector<int> typeIds;        ///< token_type_ids (all 0 for a single text)
   std::vector<int> specialMask;    ///< 1 for special tokens ([CLS], [SEP], [PAD], ...)
   /// Byte range [first, second) of each token in the input text; (0, 0) for special tokens and
-  /// padding. Empty when the tokenizer cannot report offsets (SentencePiece).
+  /// padding (SentencePiece: the piece's surface, which may be empty for a lone "▁").
   std::vector<std::pair<int, int>> offsets;
   /// Number of non-padding tokens.
   int length() const;

@@ -55,6 +55,20 @@ BIUD_SPM_EXPORT int biud_spm_encode(biud_spm* h, const char* text, int* ids, int
   return n;
 }
 
+BIUD_SPM_EXPORT int biud_spm_encode_offsets(biud_spm* h, const char* text, int* ids, int* begins, int* ends, int cap) {
+  const auto spt = h->sp.EncodeAsImmutableProto(text);
+  const int n = static_cast<int>(spt.pieces_size());
+  if (ids && begins && ends && cap >= n) {
+    for (int i = 0; i < n; ++i) {
+      const auto p = spt.pieces(i);
+      ids[i] = static_cast<int>(p.id());
+      begins[i] = static_cast<int>(p.begin());
+      ends[i] = static_cast<int>(p.end());
+    }
+  }
+  return n;
+}
+
 BIUD_SPM_EXPORT int biud_spm_encode_pieces(biud_spm* h, const char* text, char* out, int cap) {
   std::vector<std::string> v;
   if (!h->sp.Encode(text, &v).ok()) return -1;
