@@ -91,6 +91,30 @@ void emit(const std::string& output, const std::string& data) {
   }
 }
 
+/// Streams lines to stdout, or to a file written atomically (kept only when commit() is reached).
+class LineWriter {
+ public:
+  explicit LineWriter(const std::string& output) {
+    if (!output.empty() && output != "-") file_ = std::make_unique<biud::fs::AtomicFile>(output);
+  }
+  void write(const std::string& line) {
+    if (file_) {
+      file_->write(line);
+      file_->write("\n");
+    } else {
+      std::fwrite(line.data(), 1, line.size(), stdout);
+      std::fputc('\n', stdout);
+    }
+  }
+  void commit() {
+    if (file_) file_->commit();
+    std::fflush(stdout);
+  }
+
+ private:
+  std::unique_ptr<biud::fs::AtomicFile> file_;
+};
+
 int cmdTrain(const Opts& o, biud::app::App& app) {
   const std::vector<std::string> texts = readInputs(o, app.manifest());
   BIUD_CHECK(!texts.empty(), biud::DataError, "the inputs hold no texts");
@@ -151,7 +175,7 @@ int cmdEncode(const Opts& o) {
   eo.padding = o.pad ? bt::Padding::MaxLength : bt::Padding::None;
   eo.addSpecialTokens = !o.noSpecial;
   BIUD_CHECK(!o.pad || o.maxLength > 0, biud::ConfigError, "--pad needs --max-length N");
-  std::string out;
+  LineWriter out(o.output);
   biud::Progress prog("encode", lines.size(), "texts");
   for (const auto& l : lines) {
     const bt::Encoding e = tok->encode(l, eo);
@@ -165,13 +189,12 @@ int cmdEncode(const Opts& o) {
       for (int id : e.ids) t.push_back(tok->idToToken(id));
       j["tokens"] = t;
     }
-    out += j.dump(-1, ' ', false, json::error_handler_t::replace);
-    out += '\n';
+    out.write(j.dump(-1, ' ', false, json::error_handler_t::replace));
     prog.advance();
     if (biud::app::stopRequested()) return biud::app::kExitInterrupted;
   }
   prog.finish();
-  emit(o.output, out);
+  out.commit();
   return 0;
 }
 
@@ -279,18 +302,18 @@ int cmdExtract(const Opts& o, biud::app::App& app) {
   BIUD_CHECK(!o.lexicon.empty(), biud::ConfigError, "--lexicon FILE is required (e.g. configs/lexicon/synthetic.yaml)");
   const bt::EntityExtractor ex(bt::Lexicon::load(o.lexicon));
   const auto texts = readInputs(o, app.manifest());
-  std::string out;
+  LineWriter out(o.output);
   biud::Progress prog("extract", texts.size(), "reports");
   std::vector<std::map<std::string, int>> counts(ex.lexicon().findings.size());
   for (const auto& t : texts) {
     const auto labels = ex.extract(t);
-    out += ex.toJson(labels) + "\n";
+    out.write(ex.toJson(labels));
     for (std::size_t i = 0; i < labels.status.size(); ++i) ++counts[i][bt::toString(labels.status[i])];
     prog.advance();
     if (biud::app::stopRequested()) return biud::app::kExitInterrupted;
   }
   prog.finish();
-  emit(o.output, out);
+  out.commit();
   for (std::size_t i = 0; i < counts.size(); ++i)
     biud::log::info("text", "{:<34} present {:>6}  uncertain {:>6}  absent {:>6}  not mentioned {:>6}", ex.lexicon().findings[i].id,
                     counts[i]["present"], counts[i]["uncertain"], counts[i]["absent"], counts[i]["not_mentioned"]);
