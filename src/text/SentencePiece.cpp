@@ -21,6 +21,7 @@ struct Api {
   biud_spm_free_fn free;
   biud_spm_encode_fn encode;
   biud_spm_encode_pieces_fn encodePieces;
+  biud_spm_encode_offsets_fn encodeOffsets;
   biud_spm_decode_fn decode;
   biud_spm_vocab_size_fn vocabSize;
   biud_spm_id_to_piece_fn idToPiece;
@@ -51,6 +52,7 @@ const Api& api() {
     a.free = sym<biud_spm_free_fn>(a.lib, "biud_spm_free", path);
     a.encode = sym<biud_spm_encode_fn>(a.lib, "biud_spm_encode", path);
     a.encodePieces = sym<biud_spm_encode_pieces_fn>(a.lib, "biud_spm_encode_pieces", path);
+    a.encodeOffsets = sym<biud_spm_encode_offsets_fn>(a.lib, "biud_spm_encode_offsets", path);
     a.decode = sym<biud_spm_decode_fn>(a.lib, "biud_spm_decode", path);
     a.vocabSize = sym<biud_spm_vocab_size_fn>(a.lib, "biud_spm_vocab_size", path);
     a.idToPiece = sym<biud_spm_id_to_piece_fn>(a.lib, "biud_spm_id_to_piece", path);
@@ -107,6 +109,22 @@ std::vector<int> SentencePiece::encode(const std::string& text) const {
     n = api().encode(h_->p, text.c_str(), ids.data(), n);
   }
   ids.resize(static_cast<size_t>(n));
+  return ids;
+}
+
+std::vector<int> SentencePiece::encode(const std::string& text, std::vector<std::pair<int, int>>& offsets) const {
+  std::size_t cap = text.size() + 16;
+  std::vector<int> ids(cap), b(cap), e(cap);
+  int n = api().encodeOffsets(h_->p, text.c_str(), ids.data(), b.data(), e.data(), static_cast<int>(cap));
+  BIUD_CHECK(n >= 0, ValueError, "SentencePiece failed to encode a text of {} bytes", text.size());
+  if (n > static_cast<int>(cap)) {
+    cap = static_cast<std::size_t>(n);
+    ids.resize(cap), b.resize(cap), e.resize(cap);
+    n = api().encodeOffsets(h_->p, text.c_str(), ids.data(), b.data(), e.data(), n);
+  }
+  ids.resize(static_cast<std::size_t>(n));
+  offsets.clear();
+  for (int i = 0; i < n; ++i) offsets.emplace_back(b[static_cast<std::size_t>(i)], e[static_cast<std::size_t>(i)]);
   return ids;
 }
 

@@ -3,6 +3,7 @@
 /// SentencePiece through the dlopen shim (never linked next to libtorch; see SpmShimApi.h).
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace biud::text {
@@ -16,6 +17,9 @@ class SentencePiece {
   SentencePiece& operator=(const SentencePiece&) = delete;
 
   std::vector<int> encode(const std::string& text) const;
+  /// Ids with the byte range [first, second) of each piece in `text` (empty for pieces that
+  /// only carry the word-boundary marker).
+  std::vector<int> encode(const std::string& text, std::vector<std::pair<int, int>>& offsets) const;
   std::vector<std::string> encodePieces(const std::string& text) const;
   std::string decode(const std::vector<int>& ids) const;
   int vocabSize() const;

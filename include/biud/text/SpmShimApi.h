@@ -18,6 +18,9 @@ typedef void (*biud_spm_free_fn)(biud_spm*);
 /// Encode UTF-8 text to ids. Returns the number of ids; if > cap, nothing useful was written and
 /// the call should be repeated with a larger buffer. -1 on error.
 typedef int (*biud_spm_encode_fn)(biud_spm*, const char* text, int* ids, int cap);
+/// Encode to ids with the byte range [begin, end) of each piece in `text`. Returns the number of
+/// pieces; if > cap, nothing useful was written (call again with larger buffers). -1 on error.
+typedef int (*biud_spm_encode_offsets_fn)(biud_spm*, const char* text, int* ids, int* begins, int* ends, int cap);
 /// Encode to pieces, joined by '\n' into out. Returns bytes needed (incl. NUL).
 typedef int (*biud_spm_encode_pieces_fn)(biud_spm*, const char* text, char* out, int cap);
 /// Decode ids to UTF-8. Returns bytes needed (incl. NUL); -1 on error.

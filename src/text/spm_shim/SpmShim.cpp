@@ -11,6 +11,11 @@
 
 #define BIUD_SPM_EXPORT extern "C" __attribute__((visibility("default")))
 
+// Not in the public headers, but exported by libsentencepiece (0.1.9x).
+namespace sentencepiece::logging {
+void SetMinLogLevel(int v);
+}
+
 struct biud_spm {
   sentencepiece::SentencePieceProcessor sp;
 };
@@ -29,6 +34,7 @@ int copyOut(const std::string& s, char* out, int cap) {
 }  // namespace
 
 BIUD_SPM_EXPORT biud_spm* biud_spm_load(const char* model_path, char* err, size_t err_len) {
+  sentencepiece::logging::SetMinLogLevel(3);  // see biud_spm_train
   auto* h = new biud_spm;
   const auto st = h->sp.Load(model_path);
   if (!st.ok()) {
@@ -46,6 +52,20 @@ BIUD_SPM_EXPORT int biud_spm_encode(biud_spm* h, const char* text, int* ids, int
   if (!h->sp.Encode(text, &v).ok()) return -1;
   const int n = static_cast<int>(v.size());
   if (ids && cap >= n) std::memcpy(ids, v.data(), v.size() * sizeof(int));
+  return n;
+}
+
+BIUD_SPM_EXPORT int biud_spm_encode_offsets(biud_spm* h, const char* text, int* ids, int* begins, int* ends, int cap) {
+  const auto spt = h->sp.EncodeAsImmutableProto(text);
+  const int n = static_cast<int>(spt.pieces_size());
+  if (ids && begins && ends && cap >= n) {
+    for (int i = 0; i < n; ++i) {
+      const auto p = spt.pieces(i);
+      ids[i] = static_cast<int>(p.id());
+      begins[i] = static_cast<int>(p.begin());
+      ends[i] = static_cast<int>(p.end());
+    }
+  }
   return n;
 }
 
@@ -86,7 +106,31 @@ BIUD_SPM_EXPORT int biud_spm_special_id(biud_spm* h, int which) {
 }
 
 BIUD_SPM_EXPORT int biud_spm_train(const char* args, char* err, size_t err_len) {
-  const auto st = sentencepiece::SentencePieceTrainer::Train(args);
+  // SentencePiece logs to std::cerr. Loaded with RTLD_DEEPBIND it binds libstdc++'s own cerr,
+  // which is never constructed when the executable holds a copy-relocated std::cerr/std::cout
+  // (any program using iostreams, e.g. gtest): the first log line crashes. Trainer logging starts
+  // before the --minloglevel flag is parsed, so silence it here; errors come back as Status.
+  sentencepiece::logging::SetMinLogLevel(3);
+  // --random_seed is a flag of the spm_train program, not of TrainerSpec: take it out and set the
+  // library's generator, so that sampling during training is reproducible.
+  std::string rest;
+  {
+    const std::string all(args);
+    std::size_t pos = 0;
+    while (pos < all.size()) {
+      std::size_t end = all.find(' ', pos);
+      if (end == std::string::npos) end = all.size();
+      const std::string tok = all.substr(pos, end - pos);
+      if (tok.rfind("--random_seed=", 0) == 0) {
+        sentencepiece::SetRandomGeneratorSeed(static_cast<unsigned>(std::stoul(tok.substr(14))));
+      } else if (!tok.empty()) {
+        if (!rest.empty()) rest += ' ';
+        rest += tok;
+      }
+      pos = end + 1;
+    }
+  }
+  const auto st = sentencepiece::SentencePieceTrainer::Train(rest);
   if (!st.ok()) {
     setErr(err, err_len, st.ToString());
     return -1;
