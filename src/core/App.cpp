@@ -108,7 +108,8 @@ int App::run(int argc, char** argv, const std::function<int()>& body) {
   try {
     cli_.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return cli_.exit(e);
+    const int rc = cli_.exit(e);  // prints help/version or the usage error
+    return rc == 0 ? kExitOk : kExitUsage;
   }
   try {
     const log::Level lvl = quiet_ ? log::Level::Warn : log::parseLevel(log_level_);
