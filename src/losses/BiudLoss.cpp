@@ -1,6 +1,7 @@
 #include "biud/losses/BiudLoss.h"
 
 #include "biud/core/Error.h"
+#include "Detail.h"
 
 namespace biud::losses {
 
@@ -10,6 +11,7 @@ BiudLoss::BiudLoss(LossConfig cfg) : cfg_(std::move(cfg)), roco_(cfg_.roco) {
 }
 
 LossOutput BiudLoss::operator()(const BiudLossInputs& in) const {
+  detail::NoAutocast noAutocast;
   LossOutput out;
   out.add("roco", roco_(in.roco), 1.0);
   if (usesPair()) {

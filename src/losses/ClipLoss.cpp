@@ -20,6 +20,7 @@ torch::Tensor resolveTemperature(const torch::Tensor& tau, double init, double l
 torch::Tensor tauFromLogitScale(const torch::Tensor& logitScale) { return torch::exp(-logitScale); }
 
 ContrastiveLogits contrastiveLogits(const ContrastivePair& p, const torch::Tensor& tau, const char* caller) {
+  detail::NoAutocast noAutocast;
   detail::checkFloat(p.a, 2, caller, "a");
   detail::checkFloat(p.b, 2, caller, "b");
   const auto ag = p.a_global.defined() ? p.a_global : p.a;
@@ -50,6 +51,7 @@ ContrastiveLogits contrastiveLogits(const ContrastivePair& p, const torch::Tenso
 }
 
 LossOutput clipLoss(const ContrastivePair& p, const torch::Tensor& tau) {
+  detail::NoAutocast noAutocast;
   const auto lg = contrastiveLogits(p, tau, "clipLoss");
   const auto i2t = torch::nn::functional::cross_entropy(lg.ab, lg.labels);
   const auto t2i = torch::nn::functional::cross_entropy(lg.ba, lg.labels);

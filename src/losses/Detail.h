@@ -1,6 +1,7 @@
 #pragma once
 // Private helpers of the losses area: input checks with messages that name the argument, its
 // shape and what was expected, and the float32-or-better compute type.
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/torch.h>
 
 #include <string>
@@ -30,6 +31,13 @@ inline torch::Tensor computeType(const torch::Tensor& t) {
   const auto st = t.scalar_type();
   return (st == torch::kDouble || st == torch::kFloat) ? t : t.to(torch::kFloat);
 }
+
+/// Scope in which autocast is off. Losses are called from a trainer's autocast region; there a
+/// matmul would run in bfloat16/half and 1/tau-scaled similarities (tau = 0.01: logits up to
+/// 100) would lose their small differences. Inputs are promoted by computeType() instead.
+struct NoAutocast {
+  c10::impl::ExcludeDispatchKeyGuard guard{c10::autocast_dispatch_keyset};
+};
 
 /// L2-normalise rows (eps as torch.nn.functional.normalize).
 inline torch::Tensor l2norm(const torch::Tensor& t) {

@@ -78,6 +78,7 @@ EfmMasked efmMask(const torch::Tensor& inputIds, const torch::Tensor& attentionM
 }
 
 LossOutput efmLoss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& entityMask) {
+  detail::NoAutocast noAutocast;
   const char* fn = "efmLoss";
   BIUD_CHECK(labels.defined() && labels.dim() == 2 && !labels.is_floating_point(), ValueError,
              "{}: labels has shape {}, expected integer [B, L]", fn, shapeOf(labels));

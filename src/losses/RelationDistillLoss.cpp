@@ -17,6 +17,7 @@ torch::Tensor rowKl(const torch::Tensor& logP, const torch::Tensor& logQ) {
 }  // namespace
 
 LossOutput pairwiseRelationLoss(const RelationInputs& in, double tau, double lambdaFeat) {
+  detail::NoAutocast noAutocast;
   const char* fn = "pairwiseRelationLoss";
   BIUD_CHECK(tau > 0, ConfigError, "{}: tau {} must be > 0 (loss.pair.tau)", fn, tau);
   BIUD_CHECK(lambdaFeat >= 0, ConfigError, "{}: lambda_feat {} must be >= 0 (loss.pair.lambda_feat)", fn, lambdaFeat);
@@ -67,6 +68,7 @@ LossOutput pairwiseRelationLoss(const RelationInputs& in, double tau, double lam
 
 LossOutput semanticRelationLoss(const torch::Tensor& student, const torch::Tensor& teacher, const torch::Tensor& anchors,
                                 double tau) {
+  detail::NoAutocast noAutocast;
   const char* fn = "semanticRelationLoss";
   BIUD_CHECK(tau > 0, ConfigError, "{}: tau {} must be > 0 (loss.sem.tau)", fn, tau);
   detail::checkFloat(student, 2, fn, "student");

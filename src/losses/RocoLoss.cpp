@@ -25,6 +25,7 @@ torch::Tensor offDiagonalRate(const torch::Tensor& m, int64_t bl, int64_t n) {
 
 FalseNegatives detectFalseNegatives(const torch::Tensor& reportEmbeddings, const torch::Tensor& findings, int64_t bLocal,
                                     int64_t offset, const FalseNegativeOptions& opt) {
+  detail::NoAutocast noAutocast;
   torch::NoGradGuard noGrad;
   FalseNegatives fn;
   int64_t n = -1;
@@ -75,6 +76,7 @@ FalseNegatives detectFalseNegatives(const torch::Tensor& reportEmbeddings, const
 
 LossOutput rocoLoss(const ContrastivePair& p, const torch::Tensor& tau, const torch::Tensor& fnMask, const std::string& mode,
                     double alpha) {
+  detail::NoAutocast noAutocast;
   BIUD_CHECK(mode == "none" || mode == "remove" || mode == "soft", ConfigError,
              "RoCo: unknown mode `{}` (loss.roco.mode); use none, remove or soft", mode);
   BIUD_CHECK(alpha >= 0, ConfigError, "RoCo: alpha {} must be >= 0 (loss.roco.alpha)", alpha);
@@ -122,6 +124,7 @@ RocoLoss::RocoLoss(RocoConfig cfg) : cfg_(std::move(cfg)) {
 }
 
 LossOutput RocoLoss::operator()(const RocoInputs& in) const {
+  detail::NoAutocast noAutocast;
   BIUD_CHECK(in.tau.defined() || !cfg_.learn_temperature, ValueError,
              "RoCo: loss.roco.learn_temperature is true but no temperature tensor was passed; pass the model's tau or set "
              "learn_temperature: false");

@@ -1,6 +1,7 @@
 #include "biud/losses/TrimodalLoss.h"
 
 #include "biud/core/Error.h"
+#include "Detail.h"
 #include "biud/losses/ClipLoss.h"
 
 namespace biud::losses {
@@ -13,6 +14,7 @@ TrimodalLoss::TrimodalLoss(TrimodalConfig cfg) : cfg_(std::move(cfg)) {
 }
 
 LossOutput TrimodalLoss::operator()(const TrimodalInputs& in) const {
+  detail::NoAutocast noAutocast;
   const auto tau = resolveTemperature(in.tau, cfg_.temperature_init, cfg_.temperature_min, cfg_.temperature_max);
   LossOutput out;
   auto term = [&](const char* name, double w, const torch::Tensor& a, const torch::Tensor& ag, const char* aName,
