@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -232,19 +235,39 @@ std::map<std::string, Tensor> readPickle(const std::string& path) {
   return out;
 }
 
+uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
 class LossReference : public ::testing::Test {
  protected:
+  /// ctest runs every TEST in its own process; the reference results are cached under the test
+  /// temp folder, keyed by the exact input bytes and the reference script's text, so that one
+  /// Python run serves them all (a changed input or script misses the cache).
   static void SetUpTestSuite() {
     cases_ = new std::map<std::string, Case>(buildCases());
-    biud::test::TempDir dir("losses-ref");
     c10::Dict<std::string, Tensor> dict;
     for (auto& [name, c] : *cases_)
       for (auto& [k, v] : c.in)
         if (k.rfind("cpp_", 0) != 0) dict.insert(name + "." + k, v.detach());
-    writeBytes((dir / "in.pt").string(), torch::pickle_save(c10::IValue(dict)));
-    biud::test::runPython("losses_reference.py", biud::test::quote((dir / "in.pt").string()) + " " +
-                                                     biud::test::quote((dir / "out.pt").string()));
-    ref_ = new std::map<std::string, Tensor>(readPickle((dir / "out.pt").string()));
+    const auto bytes = torch::pickle_save(c10::IValue(dict));
+    const std::string script = biud::test::readText(biud::test::sourceDir() / "tests" / "reference" / "losses_reference.py");
+    const uint64_t key = fnv1a(script, fnv1a(std::string(bytes.begin(), bytes.end())));
+    const char* tmp = std::getenv("BIUD_TEST_TMP");
+    const auto cacheDir = std::filesystem::path(tmp && *tmp ? tmp : std::filesystem::temp_directory_path().string()) / "losses-ref-cache";
+    const auto cached = cacheDir / (std::to_string(key) + ".pt");
+    if (!std::filesystem::exists(cached)) {
+      biud::test::TempDir dir("losses-ref");
+      writeBytes((dir / "in.pt").string(), bytes);
+      biud::test::runPython("losses_reference.py", biud::test::quote((dir / "in.pt").string()) + " " +
+                                                       biud::test::quote((dir / "out.pt").string()));
+      std::filesystem::create_directories(cacheDir);
+      const auto part = cached.string() + "." + std::to_string(::getpid());
+      std::filesystem::copy_file(dir / "out.pt", part, std::filesystem::copy_options::overwrite_existing);
+      std::filesystem::rename(part, cached);  // atomic: parallel ctest processes never see half a file
+    }
+    ref_ = new std::map<std::string, Tensor>(readPickle(cached.string()));
   }
   static void TearDownTestSuite() {
     delete cases_;
