@@ -327,3 +327,42 @@ TEST(TrimodalHand, ZeroWeightTermsAreNotComputed) {
   cfg.beta = cfg.gamma = 0;
   EXPECT_THROW(L::TrimodalLoss{cfg}, biud::ConfigError);
 }
+
+TEST(LocalLayout, RanksAveragedEqualTheWholeBatchInValueAndGradient) {
+  // Four simulated ranks of two rows: each scores its rows against the gathered batch (here the
+  // whole tensor, so gradients reach every row as gather-with-grad would deliver them). The mean
+  // of the rank losses must equal the single-process loss, gradients included.
+  torch::manual_seed(21);
+  const int64_t n = 8, per = 2;
+  auto a = torch::randn({n, 6}, kF64).requires_grad_(true), b = torch::randn({n, 6}, kF64).requires_grad_(true);
+  auto s = torch::randn({n, 5}, kF64).requires_grad_(true);
+  auto t = torch::nn::functional::normalize(torch::randn({n, 5}, kF64), torch::nn::functional::NormalizeFuncOptions().dim(1));
+  auto emb = torch::randn({n, 4}, kF64);
+  emb[5] = emb[2];
+  const auto ids = torch::tensor({0, 1, 0, 2, 3, 4, 5, 6});
+  biud::RocoConfig cfg;  // soft, alpha 1, both criteria
+  cfg.learn_temperature = false;
+  auto total = [&](int64_t rows, int64_t offset, bool local) {
+    L::RocoInputs in;
+    in.features = local ? L::ContrastivePair{a.narrow(0, offset, rows), b.narrow(0, offset, rows), a, b, offset}
+                        : L::ContrastivePair{a, b};
+    in.report_embeddings = emb, in.findings = ids;
+    auto r = L::RocoLoss{cfg}(in);
+    auto p = local ? L::pairwiseRelationLoss({s.narrow(0, offset, rows), t.narrow(0, offset, rows), s, t, offset}, 0.1, 0.2)
+                   : L::pairwiseRelationLoss({s, t}, 0.1, 0.2);
+    return std::make_pair(r.total + p.total, r.metrics.at("fn_rate"));
+  };
+  auto [full, fullRate] = total(n, 0, false);
+  auto grads = torch::autograd::grad({full}, {a, b, s});
+  Tensor sum = torch::zeros({}, kF64), rate = torch::zeros({}, kF64);
+  for (int64_t r = 0; r < n / per; ++r) {
+    auto [l, fr] = total(per, r * per, true);
+    sum = sum + l / double(n / per);
+    rate = rate + fr / double(n / per);
+  }
+  auto rankGrads = torch::autograd::grad({sum}, {a, b, s});
+  EXPECT_NEAR(val(sum), val(full), 1e-12);
+  EXPECT_NEAR(val(rate), val(fullRate), 1e-12);
+  EXPECT_GT(val(fullRate), 0.0);
+  for (size_t i = 0; i < grads.size(); ++i) EXPECT_LE((grads[i] - rankGrads[i]).abs().max().item<double>(), 1e-12) << i;
+}
