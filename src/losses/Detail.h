@@ -41,7 +41,8 @@ struct NoAutocast {
 
 /// L2-normalise rows (eps as torch.nn.functional.normalize).
 inline torch::Tensor l2norm(const torch::Tensor& t) {
-  return torch::nn::functional::normalize(computeType(t), torch::nn::functional::NormalizeFuncOptions().p(2).dim(-1).eps(1e-12));
+  return torch::nn::functional::normalize(computeType(t),
+                                          torch::nn::functional::NormalizeFuncOptions().p(2).dim(-1).eps(1e-12));
 }
 
 }  // namespace biud::losses::detail

@@ -2,8 +2,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "biud/core/Error.h"
 #include "Detail.h"
+#include "biud/core/Error.h"
 
 namespace biud::losses {
 
@@ -24,8 +24,8 @@ namespace {
 
 torch::Tensor maskOrDefault(const torch::Tensor& m, const torch::Tensor& ids, bool fill, const char* name) {
   if (!m.defined()) return torch::full(ids.sizes(), fill, torch::TensorOptions().dtype(torch::kBool));
-  BIUD_CHECK(m.sizes() == ids.sizes(), ValueError, "efmMask: `{}` has shape {}, expected {} like input_ids", name, shapeOf(m),
-             shapeOf(ids));
+  BIUD_CHECK(m.sizes() == ids.sizes(), ValueError, "efmMask: `{}` has shape {}, expected {} like input_ids", name,
+             shapeOf(m), shapeOf(ids));
   return m.to(torch::kCPU).ne(0);
 }
 
@@ -37,13 +37,16 @@ EfmMasked efmMask(const torch::Tensor& inputIds, const torch::Tensor& attentionM
              shapeOf(inputIds));
   BIUD_CHECK(!inputIds.is_floating_point() && inputIds.scalar_type() != torch::kBool, ValueError,
              "efmMask: input_ids must be an integer tensor");
-  BIUD_CHECK(opt.vocab_size > 0, ValueError, "efmMask: vocab_size {} must be > 0 (the tokenizer's vocabulary size)", opt.vocab_size);
+  BIUD_CHECK(opt.vocab_size > 0, ValueError, "efmMask: vocab_size {} must be > 0 (the tokenizer's vocabulary size)",
+             opt.vocab_size);
   BIUD_CHECK(opt.mask_id >= 0 && opt.mask_id < opt.vocab_size, ValueError,
-             "efmMask: mask id {} is outside the vocabulary [0, {}); the tokenizer has no [MASK] token?", opt.mask_id, opt.vocab_size);
+             "efmMask: mask id {} is outside the vocabulary [0, {}); the tokenizer has no [MASK] token?", opt.mask_id,
+             opt.vocab_size);
   BIUD_CHECK(opt.p_entity >= 0 && opt.p_entity <= 1 && opt.p_other >= 0 && opt.p_other <= 1, ConfigError,
              "efmMask: p_entity {} and p_other {} must lie in [0, 1] (loss.efm)", opt.p_entity, opt.p_other);
   BIUD_CHECK(opt.mask_frac >= 0 && opt.random_frac >= 0 && opt.mask_frac + opt.random_frac <= 1 + 1e-12, ConfigError,
-             "efmMask: mask_token_frac {} + random_token_frac {} must lie in [0, 1] (loss.efm)", opt.mask_frac, opt.random_frac);
+             "efmMask: mask_token_frac {} + random_token_frac {} must lie in [0, 1] (loss.efm)", opt.mask_frac,
+             opt.random_frac);
   BIUD_CHECK(opt.random_min_id >= 0 && opt.random_min_id < opt.vocab_size, ValueError,
              "efmMask: random_min_id {} is outside the vocabulary [0, {})", opt.random_min_id, opt.vocab_size);
   BIUD_CHECK(gen.defined() && gen.device().is_cpu(), ValueError, "efmMask: need a CPU torch::Generator");
@@ -58,7 +61,8 @@ EfmMasked efmMask(const torch::Tensor& inputIds, const torch::Tensor& attentionM
   // Each sampler locks the generator itself; the documented order makes the result reproducible.
   const auto u = torch::rand(ids.sizes(), gen, dbl);
   const auto v = torch::rand(ids.sizes(), gen, dbl);
-  const auto rnd = torch::randint(opt.random_min_id, opt.vocab_size, ids.sizes(), gen, torch::TensorOptions().dtype(torch::kLong));
+  const auto rnd =
+      torch::randint(opt.random_min_id, opt.vocab_size, ids.sizes(), gen, torch::TensorOptions().dtype(torch::kLong));
   const auto p = torch::where(entity, torch::scalar_tensor(opt.p_entity, dbl), torch::scalar_tensor(opt.p_other, dbl));
   const auto selected = u.lt(p).logical_and(eligible);
   const auto toMask = selected.logical_and(v.lt(opt.mask_frac));
@@ -108,18 +112,20 @@ LossOutput efmLoss(const torch::Tensor& logits, const torch::Tensor& labels, con
     flatLabels = lab.masked_select(sel);
     flatEntity = ent.masked_select(sel);
     BIUD_CHECK(x.size(0) == flatLabels.size(0), ValueError,
-               "{}: logits {} has {} rows but labels select {} positions; pass logits of exactly the masked positions", fn,
-               shapeOf(logits), x.size(0), flatLabels.size(0));
+               "{}: logits {} has {} rows but labels select {} positions; pass logits of exactly the masked positions",
+               fn, shapeOf(logits), x.size(0), flatLabels.size(0));
     flatLogits = x;
   }
   const auto valid = flatLabels.ne(kIgnoreLabel);
   // Labels outside the vocabulary would index out of range in the kernel: report them instead.
   // (Cheap on small batches; one sync.)
   const auto bad = valid.logical_and(flatLabels.lt(0).logical_or(flatLabels.ge(vocab)));
-  BIUD_CHECK(!bad.any().item<bool>(), ValueError, "{}: a label lies outside the vocabulary [0, {}); check the tokenizer and the MLM head size", fn, vocab);
+  BIUD_CHECK(!bad.any().item<bool>(), ValueError,
+             "{}: a label lies outside the vocabulary [0, {}); check the tokenizer and the MLM head size", fn, vocab);
 
   const auto ce = torch::nn::functional::cross_entropy(
-      flatLogits, flatLabels, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreLabel).reduction(torch::kSum));
+      flatLogits, flatLabels,
+      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreLabel).reduction(torch::kSum));
   const auto nMasked = valid.sum();
   LossOutput out;
   out.total = ce / nMasked.clamp_min(1).to(ce.scalar_type());

@@ -1,7 +1,7 @@
 #include "biud/losses/RelationDistillLoss.h"
 
-#include "biud/core/Error.h"
 #include "Detail.h"
+#include "biud/core/Error.h"
 
 namespace biud::losses {
 
@@ -29,11 +29,13 @@ LossOutput pairwiseRelationLoss(const RelationInputs& in, double tau, double lam
   detail::checkFloat(tg, 2, fn, "teacher_global");
   const int64_t bl = in.student.size(0), n = sg.size(0);
   BIUD_CHECK(in.teacher.size(0) == bl && tg.size(0) == n, ValueError,
-             "{}: batch sizes differ (student {}, teacher {}, student_global {}, teacher_global {})", fn, shapeOf(in.student),
-             shapeOf(in.teacher), shapeOf(sg), shapeOf(tg));
-  BIUD_CHECK(in.student.size(1) == in.teacher.size(1) && sg.size(1) == in.student.size(1) && tg.size(1) == in.teacher.size(1),
-             ValueError, "{}: the adapted student (d={}) and the teacher (d={}) must have the same width; check the adapter output size",
-             fn, in.student.size(1), in.teacher.size(1));
+             "{}: batch sizes differ (student {}, teacher {}, student_global {}, teacher_global {})", fn,
+             shapeOf(in.student), shapeOf(in.teacher), shapeOf(sg), shapeOf(tg));
+  BIUD_CHECK(
+      in.student.size(1) == in.teacher.size(1) && sg.size(1) == in.student.size(1) && tg.size(1) == in.teacher.size(1),
+      ValueError,
+      "{}: the adapted student (d={}) and the teacher (d={}) must have the same width; check the adapter output size",
+      fn, in.student.size(1), in.teacher.size(1));
   BIUD_CHECK(bl > 0 && in.offset >= 0 && in.offset + bl <= n, ValueError,
              "{}: local rows [{}, {}) do not fit in the {} gathered rows", fn, in.offset, in.offset + bl, n);
 
@@ -51,7 +53,8 @@ LossOutput pairwiseRelationLoss(const RelationInputs& in, double tau, double lam
     const auto sS = torch::matmul(s, sgn.t()) / tau;
     // Drop column offset+i of row i: the remaining B_global-1 entries form each row's softmax.
     auto opts = torch::TensorOptions().dtype(torch::kLong).device(s.device());
-    const auto keep = torch::arange(in.offset, in.offset + bl, opts).unsqueeze(1).ne(torch::arange(n, opts).unsqueeze(0));
+    const auto keep =
+        torch::arange(in.offset, in.offset + bl, opts).unsqueeze(1).ne(torch::arange(n, opts).unsqueeze(0));
     const auto offT = sT.masked_select(keep).view({bl, n - 1});
     const auto offS = sS.masked_select(keep).view({bl, n - 1});
     kl = rowKl(torch::log_softmax(offT, 1), torch::log_softmax(offS, 1));
@@ -66,8 +69,8 @@ LossOutput pairwiseRelationLoss(const RelationInputs& in, double tau, double lam
   return out;
 }
 
-LossOutput semanticRelationLoss(const torch::Tensor& student, const torch::Tensor& teacher, const torch::Tensor& anchors,
-                                double tau) {
+LossOutput semanticRelationLoss(const torch::Tensor& student, const torch::Tensor& teacher,
+                                const torch::Tensor& anchors, double tau) {
   detail::NoAutocast noAutocast;
   const char* fn = "semanticRelationLoss";
   BIUD_CHECK(tau > 0, ConfigError, "{}: tau {} must be > 0 (loss.sem.tau)", fn, tau);
@@ -75,10 +78,11 @@ LossOutput semanticRelationLoss(const torch::Tensor& student, const torch::Tenso
   detail::checkFloat(teacher, 2, fn, "teacher");
   detail::checkFloat(anchors, 2, fn, "anchors");
   BIUD_CHECK(student.size(0) == teacher.size(0) && student.size(0) > 0, ValueError,
-             "{}: student {} and teacher {} must have the same, non-zero batch size", fn, shapeOf(student), shapeOf(teacher));
+             "{}: student {} and teacher {} must have the same, non-zero batch size", fn, shapeOf(student),
+             shapeOf(teacher));
   BIUD_CHECK(student.size(1) == teacher.size(1) && anchors.size(1) == teacher.size(1), ValueError,
-             "{}: widths differ (student {}, teacher {}, anchors {}); anchors must be teacher text embeddings g_X(a_j)", fn,
-             shapeOf(student), shapeOf(teacher), shapeOf(anchors));
+             "{}: widths differ (student {}, teacher {}, anchors {}); anchors must be teacher text embeddings g_X(a_j)",
+             fn, shapeOf(student), shapeOf(teacher), shapeOf(anchors));
   BIUD_CHECK(anchors.size(0) > 0, ValueError, "{}: no anchors", fn);
   const auto s = detail::l2norm(student);
   const auto a = detail::l2norm(anchors).to(s.scalar_type());

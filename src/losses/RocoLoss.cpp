@@ -23,8 +23,8 @@ torch::Tensor offDiagonalRate(const torch::Tensor& m, int64_t bl, int64_t n) {
 
 }  // namespace
 
-FalseNegatives detectFalseNegatives(const torch::Tensor& reportEmbeddings, const torch::Tensor& findings, int64_t bLocal,
-                                    int64_t offset, const FalseNegativeOptions& opt) {
+FalseNegatives detectFalseNegatives(const torch::Tensor& reportEmbeddings, const torch::Tensor& findings,
+                                    int64_t bLocal, int64_t offset, const FalseNegativeOptions& opt) {
   detail::NoAutocast noAutocast;
   torch::NoGradGuard noGrad;
   FalseNegatives fn;
@@ -36,18 +36,21 @@ FalseNegatives detectFalseNegatives(const torch::Tensor& reportEmbeddings, const
     dev = reportEmbeddings.device();
   }
   if (opt.by_entities) {
-    BIUD_CHECK(findings.defined() && (findings.dim() == 1 || findings.dim() == 2), ValueError,
-               "RoCo false negatives: `findings` has shape {}, expected [B_global] finding-set ids or [B_global, F] labels",
-               shapeOf(findings));
+    BIUD_CHECK(
+        findings.defined() && (findings.dim() == 1 || findings.dim() == 2), ValueError,
+        "RoCo false negatives: `findings` has shape {}, expected [B_global] finding-set ids or [B_global, F] labels",
+        shapeOf(findings));
     BIUD_CHECK(n < 0 || findings.size(0) == n, ValueError,
                "RoCo false negatives: findings {} and report_embeddings {} cover different batches", shapeOf(findings),
                shapeOf(reportEmbeddings));
     n = findings.size(0);
     if (!dev) dev = findings.device();
   }
-  BIUD_CHECK(n >= 0, ValueError, "RoCo false negatives: both criteria are off; enable fn_by_similarity or fn_by_entities");
+  BIUD_CHECK(n >= 0, ValueError,
+             "RoCo false negatives: both criteria are off; enable fn_by_similarity or fn_by_entities");
   BIUD_CHECK(bLocal > 0 && offset >= 0 && offset + bLocal <= n, ValueError,
-             "RoCo false negatives: local rows [{}, {}) do not fit in the {} gathered entries", offset, offset + bLocal, n);
+             "RoCo false negatives: local rows [{}, {}) do not fit in the {} gathered entries", offset, offset + bLocal,
+             n);
   const auto diagonal = diagonalMask(bLocal, n, offset, *dev);
   fn.mask = torch::zeros({bLocal, n}, torch::TensorOptions().dtype(torch::kBool).device(*dev));
   if (opt.by_similarity) {
@@ -74,8 +77,8 @@ FalseNegatives detectFalseNegatives(const torch::Tensor& reportEmbeddings, const
   return fn;
 }
 
-LossOutput rocoLoss(const ContrastivePair& p, const torch::Tensor& tau, const torch::Tensor& fnMask, const std::string& mode,
-                    double alpha) {
+LossOutput rocoLoss(const ContrastivePair& p, const torch::Tensor& tau, const torch::Tensor& fnMask,
+                    const std::string& mode, double alpha) {
   detail::NoAutocast noAutocast;
   BIUD_CHECK(mode == "none" || mode == "remove" || mode == "soft", ConfigError,
              "RoCo: unknown mode `{}` (loss.roco.mode); use none, remove or soft", mode);
@@ -85,18 +88,24 @@ LossOutput rocoLoss(const ContrastivePair& p, const torch::Tensor& tau, const to
   torch::Tensor fn;
   if (fnMask.defined()) {
     BIUD_CHECK(fnMask.dim() == 2 && fnMask.size(0) == bl && fnMask.size(1) == n, ValueError,
-               "RoCo: false-negative mask has shape {}, expected [{}, {}] (local rows x gathered columns)", shapeOf(fnMask), bl, n);
-    fn = fnMask.to(lg.ab.device()).to(torch::kBool).logical_and(diagonalMask(bl, n, p.offset, lg.ab.device()).logical_not());
+               "RoCo: false-negative mask has shape {}, expected [{}, {}] (local rows x gathered columns)",
+               shapeOf(fnMask), bl, n);
+    fn = fnMask.to(lg.ab.device())
+             .to(torch::kBool)
+             .logical_and(diagonalMask(bl, n, p.offset, lg.ab.device()).logical_not());
   } else {
     BIUD_CHECK(mode == "none", ValueError, "RoCo: mode `{}` needs a false-negative mask", mode);
   }
 
   auto direction = [&](const torch::Tensor& logits) -> torch::Tensor {
-    if (mode == "none" || (mode == "soft" && alpha == 0.0)) return torch::nn::functional::cross_entropy(logits, lg.labels);
+    if (mode == "none" || (mode == "soft" && alpha == 0.0))
+      return torch::nn::functional::cross_entropy(logits, lg.labels);
     if (mode == "remove")
-      return torch::nn::functional::cross_entropy(logits.masked_fill(fn, -std::numeric_limits<double>::infinity()), lg.labels);
+      return torch::nn::functional::cross_entropy(logits.masked_fill(fn, -std::numeric_limits<double>::infinity()),
+                                                  lg.labels);
     // soft: y_i ∝ onehot(offset + i) + alpha * FN(i, ·)
-    auto target = torch::nn::functional::one_hot(lg.labels, n).to(logits.scalar_type()) + alpha * fn.to(logits.scalar_type());
+    auto target =
+        torch::nn::functional::one_hot(lg.labels, n).to(logits.scalar_type()) + alpha * fn.to(logits.scalar_type());
     target = target / target.sum(1, /*keepdim=*/true);
     return -(target * torch::log_softmax(logits, 1)).sum(1).mean();
   };
@@ -116,7 +125,8 @@ RocoLoss::RocoLoss(RocoConfig cfg) : cfg_(std::move(cfg)) {
   BIUD_CHECK(cfg_.mode == "none" || cfg_.mode == "remove" || cfg_.mode == "soft", ConfigError,
              "loss.roco.mode: `{}` is not one of none, remove, soft", cfg_.mode);
   BIUD_CHECK(cfg_.temperature_min > 0 && cfg_.temperature_min <= cfg_.temperature_max, ConfigError,
-             "loss.roco.temperature_min {} / temperature_max {}: need 0 < min <= max", cfg_.temperature_min, cfg_.temperature_max);
+             "loss.roco.temperature_min {} / temperature_max {}: need 0 < min <= max", cfg_.temperature_min,
+             cfg_.temperature_max);
   BIUD_CHECK(cfg_.mode == "none" || cfg_.fn_by_similarity || cfg_.fn_by_entities, ConfigError,
              "loss.roco.mode `{}` corrects false negatives but fn_by_similarity and fn_by_entities are both false; "
              "enable one or set mode: none",
@@ -125,9 +135,10 @@ RocoLoss::RocoLoss(RocoConfig cfg) : cfg_(std::move(cfg)) {
 
 LossOutput RocoLoss::operator()(const RocoInputs& in) const {
   detail::NoAutocast noAutocast;
-  BIUD_CHECK(in.tau.defined() || !cfg_.learn_temperature, ValueError,
-             "RoCo: loss.roco.learn_temperature is true but no temperature tensor was passed; pass the model's tau or set "
-             "learn_temperature: false");
+  BIUD_CHECK(
+      in.tau.defined() || !cfg_.learn_temperature, ValueError,
+      "RoCo: loss.roco.learn_temperature is true but no temperature tensor was passed; pass the model's tau or set "
+      "learn_temperature: false");
   const auto tau = resolveTemperature(in.tau, cfg_.temperature_init, cfg_.temperature_min, cfg_.temperature_max);
   BIUD_CHECK(in.features.a.defined(), ValueError, "RoCo: image features `a` are undefined");
   const int64_t bl = in.features.a.size(0);
@@ -138,14 +149,17 @@ LossOutput RocoLoss::operator()(const RocoInputs& in) const {
     opt.by_similarity = opt.by_similarity && in.report_embeddings.defined();
     opt.by_entities = opt.by_entities && in.findings.defined();
   } else {
-    BIUD_CHECK(!opt.by_similarity || in.report_embeddings.defined(), ValueError,
-               "RoCo: loss.roco.fn_by_similarity is true but no teacher report embeddings were passed; pass them or set "
-               "fn_by_similarity: false");
+    BIUD_CHECK(
+        !opt.by_similarity || in.report_embeddings.defined(), ValueError,
+        "RoCo: loss.roco.fn_by_similarity is true but no teacher report embeddings were passed; pass them or set "
+        "fn_by_similarity: false");
     BIUD_CHECK(!opt.by_entities || in.findings.defined(), ValueError,
-               "RoCo: loss.roco.fn_by_entities is true but no finding sets were passed; pass them or set fn_by_entities: false");
+               "RoCo: loss.roco.fn_by_entities is true but no finding sets were passed; pass them or set "
+               "fn_by_entities: false");
   }
   FalseNegatives fn;
-  if (opt.by_similarity || opt.by_entities) fn = detectFalseNegatives(in.report_embeddings, in.findings, bl, in.features.offset, opt);
+  if (opt.by_similarity || opt.by_entities)
+    fn = detectFalseNegatives(in.report_embeddings, in.findings, bl, in.features.offset, opt);
 
   auto out = rocoLoss(in.features, tau, cfg_.mode == "none" ? torch::Tensor() : fn.mask, cfg_.mode, cfg_.alpha);
   if (fn.mask.defined()) {

@@ -1,7 +1,7 @@
 #include "biud/losses/TrimodalLoss.h"
 
-#include "biud/core/Error.h"
 #include "Detail.h"
+#include "biud/core/Error.h"
 #include "biud/losses/ClipLoss.h"
 
 namespace biud::losses {
@@ -21,7 +21,8 @@ LossOutput TrimodalLoss::operator()(const TrimodalInputs& in) const {
                   const torch::Tensor& b, const torch::Tensor& bg, const char* bName) {
     if (w == 0.0) return;
     BIUD_CHECK(a.defined() && b.defined(), ValueError,
-               "TrimodalLoss: term `{}` has weight {} but `{}` or `{}` latents are undefined; pass them or set its weight to 0",
+               "TrimodalLoss: term `{}` has weight {} but `{}` or `{}` latents are undefined; pass them or set its "
+               "weight to 0",
                name, w, aName, bName);
     out.add(name, clipLoss(ContrastivePair{a, b, ag, bg, in.offset}, tau), w);
   };

@@ -1,8 +1,7 @@
 // Small cases worked out by hand, masking statistics, determinism and the assembly rules.
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
 
@@ -54,7 +53,8 @@ TEST(ClipHand, LocalLayoutEqualsTheMatchingRowsOfTheFullLoss) {
   const double full = val(L::clipLoss({a, b}, torch::tensor(0.1, kF64)).total);
   double sum = 0;
   for (int64_t r = 0; r < 4; ++r)  // four "ranks" of two rows each
-    sum += val(L::clipLoss({a.narrow(0, 2 * r, 2), b.narrow(0, 2 * r, 2), a, b, 2 * r}, torch::tensor(0.1, kF64)).total);
+    sum +=
+        val(L::clipLoss({a.narrow(0, 2 * r, 2), b.narrow(0, 2 * r, 2), a, b, 2 * r}, torch::tensor(0.1, kF64)).total);
   EXPECT_NEAR(sum / 4, full, 1e-12);
   EXPECT_THROW(L::clipLoss({a.narrow(0, 0, 2), b.narrow(0, 0, 2), a, b, 7}, torch::tensor(0.1)), biud::ValueError);
 }
@@ -160,7 +160,8 @@ TEST(RocoHand, ConfigErrors) {
 
 TEST(RelationHand, IdenticalRelationsGiveZeroAndBatchOfOneIsZero) {
   torch::manual_seed(3);
-  auto t = torch::nn::functional::normalize(torch::randn({5, 6}, kF64), torch::nn::functional::NormalizeFuncOptions().dim(1));
+  auto t = torch::nn::functional::normalize(torch::randn({5, 6}, kF64),
+                                            torch::nn::functional::NormalizeFuncOptions().dim(1));
   auto s = (2.5 * t).requires_grad_(true);  // any scale: the student side is normalised
   auto pair = L::pairwiseRelationLoss({s, t}, 0.1, 0.5);
   EXPECT_NEAR(val(pair.total), 0.0, 1e-12);
@@ -234,7 +235,8 @@ TEST(EfmHand, MaskingIsDeterministicPerSeed) {
   EXPECT_FALSE(torch::equal(a.labels, c.labels));
   // A generator continues its stream: two calls differ, a re-seeded generator repeats them.
   auto g = at::make_generator<at::CPUGeneratorImpl>(7);
-  const auto g1 = L::efmMask(ids, Tensor(), entity, Tensor(), o, g), g2 = L::efmMask(ids, Tensor(), entity, Tensor(), o, g);
+  const auto g1 = L::efmMask(ids, Tensor(), entity, Tensor(), o, g),
+             g2 = L::efmMask(ids, Tensor(), entity, Tensor(), o, g);
   EXPECT_FALSE(torch::equal(g1.labels, g2.labels));
   EXPECT_TRUE(torch::equal(L::efmMask(ids, Tensor(), entity, Tensor(), o, uint64_t{7}).labels, g1.labels));
   // Bad options are errors, not crashes.
@@ -255,7 +257,8 @@ TEST(EfmHand, LossOnSelectedRowsAndEmptySelection) {
   // [N, V] logits of only the selected positions give the same loss.
   const auto rows = torch::stack({logits.select(0, 0).select(0, 1), logits.select(0, 1).select(0, 4)});
   EXPECT_NEAR(val(L::efmLoss(rows, labels, Tensor()).total), val(full.total), 1e-12);
-  const double hand = 0.5 * (-val(torch::log_softmax(logits[0][1], 0)[3]) - val(torch::log_softmax(logits[1][4], 0)[6]));
+  const double hand =
+      0.5 * (-val(torch::log_softmax(logits[0][1], 0)[3]) - val(torch::log_softmax(logits[1][4], 0)[6]));
   EXPECT_NEAR(val(full.total), hand, 1e-12);
   labels.index_put_({0, 2}, 7);  // outside the vocabulary
   EXPECT_THROW(L::efmLoss(logits, labels, Tensor()), biud::ValueError);
@@ -303,8 +306,8 @@ TEST(BiudHand, PrefixedNamesAndWeights) {
   const auto out = L::BiudLoss{cfg}(in);
   for (const char* k : {"roco", "roco/i2t", "roco/t2i", "pair", "pair/kl", "pair/feat", "efm"})
     EXPECT_EQ(out.terms.count(k), 1u) << k;
-  for (const char* k : {"roco/fn_rate", "roco/fn_rate_entities", "roco/fn_rate_similarity", "roco/tau", "efm/acc_entity",
-                        "efm/acc_other", "efm/n_masked"})
+  for (const char* k : {"roco/fn_rate", "roco/fn_rate_entities", "roco/fn_rate_similarity", "roco/tau",
+                        "efm/acc_entity", "efm/acc_other", "efm/n_masked"})
     EXPECT_EQ(out.metrics.count(k), 1u) << k;
   EXPECT_EQ(out.terms.count("sem"), 0u);
   const double expected = val(out.terms.at("roco")) + 2.0 * val(out.terms.at("pair")) + 0.5 * val(out.terms.at("efm"));
@@ -336,7 +339,8 @@ TEST(LocalLayout, RanksAveragedEqualTheWholeBatchInValueAndGradient) {
   const int64_t n = 8, per = 2;
   auto a = torch::randn({n, 6}, kF64).requires_grad_(true), b = torch::randn({n, 6}, kF64).requires_grad_(true);
   auto s = torch::randn({n, 5}, kF64).requires_grad_(true);
-  auto t = torch::nn::functional::normalize(torch::randn({n, 5}, kF64), torch::nn::functional::NormalizeFuncOptions().dim(1));
+  auto t = torch::nn::functional::normalize(torch::randn({n, 5}, kF64),
+                                            torch::nn::functional::NormalizeFuncOptions().dim(1));
   auto emb = torch::randn({n, 4}, kF64);
   emb[5] = emb[2];
   const auto ids = torch::tensor({0, 1, 0, 2, 3, 4, 5, 6});
@@ -348,8 +352,9 @@ TEST(LocalLayout, RanksAveragedEqualTheWholeBatchInValueAndGradient) {
                         : L::ContrastivePair{a, b};
     in.report_embeddings = emb, in.findings = ids;
     auto r = L::RocoLoss{cfg}(in);
-    auto p = local ? L::pairwiseRelationLoss({s.narrow(0, offset, rows), t.narrow(0, offset, rows), s, t, offset}, 0.1, 0.2)
-                   : L::pairwiseRelationLoss({s, t}, 0.1, 0.2);
+    auto p =
+        local ? L::pairwiseRelationLoss({s.narrow(0, offset, rows), t.narrow(0, offset, rows), s, t, offset}, 0.1, 0.2)
+              : L::pairwiseRelationLoss({s, t}, 0.1, 0.2);
     return std::make_pair(r.total + p.total, r.metrics.at("fn_rate"));
   };
   auto [full, fullRate] = total(n, 0, false);

@@ -26,16 +26,18 @@ L::BiudLossInputs batch(torch::Device dev, torch::Dtype dtype) {
   in.roco.report_embeddings = torch::randn({b, 12}, o);
   in.roco.report_embeddings[5] = in.roco.report_embeddings[2];
   in.roco.findings = torch::tensor({0, 1, 0, 2, 3, 4, 5, 0});
-  in.relation = {torch::randn({b, 12}, o), torch::nn::functional::normalize(torch::randn({b, 12}, o),
-                                                                          torch::nn::functional::NormalizeFuncOptions().dim(1))};
+  in.relation = {
+      torch::randn({b, 12}, o),
+      torch::nn::functional::normalize(torch::randn({b, 12}, o), torch::nn::functional::NormalizeFuncOptions().dim(1))};
   auto labels = torch::randint(0, 20, {2, 6}, torch::kLong).masked_fill(torch::rand({2, 6}).lt(0.5), L::kIgnoreLabel);
   labels.index_put_({0, 0}, 3);
   in.efm = {torch::randn({2, 6, 20}, o), labels, torch::rand({2, 6}).lt(0.5)};
   auto cast = [&](Tensor& t) {
     if (t.defined()) t = (t.is_floating_point() ? t.to(dtype) : t).to(dev);
   };
-  for (Tensor* t : {&in.roco.features.a, &in.roco.features.b, &in.roco.tau, &in.roco.report_embeddings, &in.roco.findings,
-                    &in.relation.student, &in.relation.teacher, &in.efm.logits, &in.efm.labels, &in.efm.entity_mask})
+  for (Tensor* t :
+       {&in.roco.features.a, &in.roco.features.b, &in.roco.tau, &in.roco.report_embeddings, &in.roco.findings,
+        &in.relation.student, &in.relation.teacher, &in.efm.logits, &in.efm.labels, &in.efm.entity_mask})
     cast(*t);
   return in;
 }

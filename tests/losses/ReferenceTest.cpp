@@ -5,7 +5,6 @@
 // Python run.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -36,7 +35,9 @@ struct Case {
   std::map<std::string, Tensor> in;
   Tensor loss;
   std::map<std::string, double> values;
-  Tensor& leaf(const std::string& name, Tensor t) { return in[name] = t.to(torch::kDouble).detach().requires_grad_(true); }
+  Tensor& leaf(const std::string& name, Tensor t) {
+    return in[name] = t.to(torch::kDouble).detach().requires_grad_(true);
+  }
   void param(const std::string& name, double v) { in[name] = torch::tensor(v, kF64); }
   void finish(const L::LossOutput& out) {
     loss = out.total.detach();
@@ -45,13 +46,15 @@ struct Case {
   }
 };
 
-Tensor unitRows(Tensor t) { return torch::nn::functional::normalize(t, torch::nn::functional::NormalizeFuncOptions().dim(1)); }
+Tensor unitRows(Tensor t) {
+  return torch::nn::functional::normalize(t, torch::nn::functional::NormalizeFuncOptions().dim(1));
+}
 
 /// Report embeddings and finding ids with known false negatives (see the hand-worked tests).
 void fnEvidence(Case& c, int64_t n) {
   auto emb = torch::randn({n, 4}, kF64);
   emb[3] = emb[1] + 0.01 * torch::randn({4}, kF64);  // similar report: >= theta
-  if (n > 6) emb[6] = 2.0 * emb[1];                   // same direction
+  if (n > 6) emb[6] = 2.0 * emb[1];                  // same direction
   c.in["emb"] = emb;
   c.in["findings"] = torch::tensor({0, 1, 2, 0, -1, 3, 1, -1}, torch::kLong).narrow(0, 0, n);
   c.param("theta", 0.92);
@@ -103,7 +106,8 @@ std::map<std::string, Case> buildCases() {
     cfg.alpha = alpha;
     cfg.fn_threshold = 0.92;
     L::RocoInputs in;
-    in.features = {c.in["x_a"], c.in["x_b"], bl == n ? Tensor() : c.in["x_ag"], bl == n ? Tensor() : c.in["x_bg"], offset};
+    in.features = {c.in["x_a"], c.in["x_b"], bl == n ? Tensor() : c.in["x_ag"], bl == n ? Tensor() : c.in["x_bg"],
+                   offset};
     in.tau = c.in["x_tau"];
     in.report_embeddings = c.in["emb"];
     in.findings = c.in["findings"];
@@ -143,7 +147,8 @@ std::map<std::string, Case> buildCases() {
   auto efmTensors = [](Case& c, int64_t b, int64_t l, int64_t v) {
     auto labels = torch::randint(0, v, {b, l}, torch::kLong);
     auto sel = torch::rand({b, l}).lt(0.5);
-    sel.index_put_({0, 0}, true), sel.index_put_({0, 1}, true), sel.index_put_({1, 0}, true), sel.index_put_({1, 1}, true);
+    sel.index_put_({0, 0}, true), sel.index_put_({0, 1}, true), sel.index_put_({1, 0}, true),
+        sel.index_put_({1, 1}, true);
     auto entity = torch::zeros({b, l}, torch::kBool);
     entity.index_put_({0, 0}, true), entity.index_put_({1, 1}, true), entity.index_put_({1, 2}, true);
     labels = labels.masked_fill(sel.logical_not(), L::kIgnoreLabel);
@@ -214,7 +219,8 @@ std::map<std::string, Case> buildCases() {
     c.in["seed"] = torch::tensor(1234);
     c.param("pe", 0.6), c.param("po", 0.3), c.param("mfrac", 0.7), c.param("rfrac", 0.2);
     L::EfmMaskOptions o;
-    o.vocab_size = 50, o.mask_id = 3, o.random_min_id = 5, o.p_entity = 0.6, o.p_other = 0.3, o.mask_frac = 0.7, o.random_frac = 0.2;
+    o.vocab_size = 50, o.mask_id = 3, o.random_min_id = 5, o.p_entity = 0.6, o.p_other = 0.3, o.mask_frac = 0.7,
+    o.random_frac = 0.2;
     auto m = L::efmMask(ids, attn, entity, special, o, /*seed=*/uint64_t{1234});
     c.in["cpp_input_ids"] = m.input_ids, c.in["cpp_labels"] = m.labels;
   }
@@ -252,10 +258,12 @@ class LossReference : public ::testing::Test {
       for (auto& [k, v] : c.in)
         if (k.rfind("cpp_", 0) != 0) dict.insert(name + "." + k, v.detach());
     const auto bytes = torch::pickle_save(c10::IValue(dict));
-    const std::string script = biud::test::readText(biud::test::sourceDir() / "tests" / "reference" / "losses_reference.py");
+    const std::string script =
+        biud::test::readText(biud::test::sourceDir() / "tests" / "reference" / "losses_reference.py");
     const uint64_t key = fnv1a(script, fnv1a(std::string(bytes.begin(), bytes.end())));
     const char* tmp = std::getenv("BIUD_TEST_TMP");
-    const auto cacheDir = std::filesystem::path(tmp && *tmp ? tmp : std::filesystem::temp_directory_path().string()) / "losses-ref-cache";
+    const auto cacheDir =
+        std::filesystem::path(tmp && *tmp ? tmp : std::filesystem::temp_directory_path().string()) / "losses-ref-cache";
     const auto cached = cacheDir / (std::to_string(key) + ".pt");
     if (!std::filesystem::exists(cached)) {
       biud::test::TempDir dir("losses-ref");
@@ -292,7 +300,9 @@ class LossReference : public ::testing::Test {
       const auto r = ref(name + ".grad." + k);
       const auto g = v.grad().defined() ? v.grad() : torch::zeros_like(v);
       ASSERT_EQ(g.sizes(), r.sizes()) << k;
-      EXPECT_LE((g - r).abs().max().item<double>(), kTol) << "gradient of " << k << "\nC++:\n" << g << "\nreference:\n" << r;
+      EXPECT_LE((g - r).abs().max().item<double>(), kTol) << "gradient of " << k << "\nC++:\n"
+                                                          << g << "\nreference:\n"
+                                                          << r;
       ++grads;
     }
     EXPECT_GT(grads, 0);
@@ -322,8 +332,12 @@ TEST_F(LossReference, RocoNoneStillLogsFalseNegativeRate) {
   check("roco_none", {{"i2t", "i2t"}, {"fn_rate", "fn_rate"}});
   EXPECT_GT(cases_->at("roco_none").values.at("fn_rate"), 0.0);
 }
-TEST_F(LossReference, RocoRemoveLocalLayout) { check("roco_removelocal", {{"i2t", "i2t"}, {"t2i", "t2i"}, {"fn_rate", "fn_rate"}}); }
-TEST_F(LossReference, RocoSoftLocalLayout) { check("roco_softlocal", {{"i2t", "i2t"}, {"t2i", "t2i"}, {"fn_rate", "fn_rate"}}); }
+TEST_F(LossReference, RocoRemoveLocalLayout) {
+  check("roco_removelocal", {{"i2t", "i2t"}, {"t2i", "t2i"}, {"fn_rate", "fn_rate"}});
+}
+TEST_F(LossReference, RocoSoftLocalLayout) {
+  check("roco_softlocal", {{"i2t", "i2t"}, {"t2i", "t2i"}, {"fn_rate", "fn_rate"}});
+}
 TEST_F(LossReference, PairwiseRelationWithFeatureTerm) { check("pair_single", {{"kl", "kl"}, {"feat", "feat"}}); }
 TEST_F(LossReference, PairwiseRelationLocalLayout) { check("pair_local", {{"kl", "kl"}}); }
 TEST_F(LossReference, SemanticRelation) { check("sem_single"); }
@@ -338,11 +352,14 @@ TEST_F(LossReference, EfmLossAndAccuracies) {
 TEST_F(LossReference, Trimodal) {
   check("trimodal_local", {{"ct_report", "ct_report"}, {"xray_report", "xray_report"}, {"xray_ct", "xray_ct"}});
 }
-TEST_F(LossReference, BiudTotal) { check("biud_total", {{"roco", "roco"}, {"pair", "pair"}, {"sem", "sem"}, {"efm", "efm"}}); }
+TEST_F(LossReference, BiudTotal) {
+  check("biud_total", {{"roco", "roco"}, {"pair", "pair"}, {"sem", "sem"}, {"efm", "efm"}});
+}
 TEST_F(LossReference, EfmMaskMatchesTorchDrawsForTheSameSeed) {
   auto& c = cases_->at("efmmask_seeded");
   EXPECT_TRUE(torch::equal(c.in.at("cpp_input_ids"), ref("efmmask_seeded.input_ids")))
-      << c.in.at("cpp_input_ids") << "\n" << ref("efmmask_seeded.input_ids");
+      << c.in.at("cpp_input_ids") << "\n"
+      << ref("efmmask_seeded.input_ids");
   EXPECT_TRUE(torch::equal(c.in.at("cpp_labels"), ref("efmmask_seeded.labels")));
   EXPECT_GT(c.in.at("cpp_labels").ne(L::kIgnoreLabel).sum().item<int64_t>(), 5);
 }

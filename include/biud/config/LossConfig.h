@@ -59,8 +59,11 @@ struct EfmConfig {
     v.field("weight", weight, "weight in the total loss (0 = off)", config::atLeast(0));
     v.field("p_entity", p_entity, "mask probability of entity tokens", config::range(0, 1));
     v.field("p_other", p_other, "mask probability of other tokens", config::range(0, 1));
-    v.field("mask_token_frac", mask_token_frac, "share of selected tokens replaced by [MASK] (BERT: 0.8)", config::range(0, 1));
-    v.field("random_token_frac", random_token_frac, "share of selected tokens replaced by a random token (BERT: 0.1); the rest stay unchanged", config::range(0, 1));
+    v.field("mask_token_frac", mask_token_frac, "share of selected tokens replaced by [MASK] (BERT: 0.8)",
+            config::range(0, 1));
+    v.field("random_token_frac", random_token_frac,
+            "share of selected tokens replaced by a random token (BERT: 0.1); the rest stay unchanged",
+            config::range(0, 1));
     if (v.reading() && mask_token_frac + random_token_frac > 1.0 + 1e-12)
       v.fail("random_token_frac", "mask_token_frac + random_token_frac must be <= 1");
   }
@@ -74,7 +77,8 @@ struct TrimodalConfig {
     v.field("alpha", alpha, "weight of L(CT, report)", config::atLeast(0));
     v.field("beta", beta, "weight of L(X-ray, report)", config::atLeast(0));
     v.field("gamma", gamma, "weight of L(X-ray, CT)", config::atLeast(0));
-    v.field("temperature_init", temperature_init, "initial temperature tau (shared by the three InfoNCE terms)", config::positive());
+    v.field("temperature_init", temperature_init, "initial temperature tau (shared by the three InfoNCE terms)",
+            config::positive());
     v.field("temperature_min", temperature_min, "lower clamp of tau", config::positive());
     v.field("temperature_max", temperature_max, "upper clamp of tau", config::positive());
     if (v.reading()) {

@@ -42,7 +42,8 @@ torch::Tensor resolveTemperature(const torch::Tensor& tau, double init, double l
 torch::Tensor tauFromLogitScale(const torch::Tensor& logitScale);
 
 /// Checks shapes and computes both logit matrices (float32 or float64).
-ContrastiveLogits contrastiveLogits(const ContrastivePair& p, const torch::Tensor& tau, const char* caller = "clipLoss");
+ContrastiveLogits contrastiveLogits(const ContrastivePair& p, const torch::Tensor& tau,
+                                    const char* caller = "clipLoss");
 
 /// Symmetric InfoNCE. `tau` is the temperature already resolved (see resolveTemperature).
 /// Terms: "i2t" (a->b), "t2i" (b->a). Metrics: "tau", "acc_i2t", "acc_t2i" (top-1 retrieval

@@ -40,7 +40,7 @@ LossOutput pairwiseRelationLoss(const RelationInputs& in, double tau, double lam
 /// `p*_i = softmax_j(<h*_i, norm(g_X(a_j))>/tau)`, `p^CT_i = softmax_j(sim(A h^CT_i, g_X(a_j))/tau)`,
 /// `L_sem = mean_i KL(p*_i || p^CT_i)`. Metric "agree": fraction of rows whose top anchor
 /// is the same for teacher and student.
-LossOutput semanticRelationLoss(const torch::Tensor& student, const torch::Tensor& teacher, const torch::Tensor& anchors,
-                                double tau);
+LossOutput semanticRelationLoss(const torch::Tensor& student, const torch::Tensor& teacher,
+                                const torch::Tensor& anchors, double tau);
 
 }  // namespace biud::losses

@@ -46,19 +46,19 @@ struct FalseNegatives {
 ///        (equal rows = identical sets; a row with any negative entry is unknown). Needed when
 ///        `opt.by_entities`.
 /// No gradient flows through the masks.
-FalseNegatives detectFalseNegatives(const torch::Tensor& reportEmbeddings, const torch::Tensor& findings, int64_t bLocal,
-                                    int64_t offset, const FalseNegativeOptions& opt);
+FalseNegatives detectFalseNegatives(const torch::Tensor& reportEmbeddings, const torch::Tensor& findings,
+                                    int64_t bLocal, int64_t offset, const FalseNegativeOptions& opt);
 
 /// RoCo on resolved inputs. `fnMask` (bool [B_local, B_global], diagonal false) may be undefined
 /// only for mode "none". Terms "i2t", "t2i"; metrics "tau", "acc_i2t", "acc_t2i", and with a mask
 /// "fn_rate" (flagged off-diagonal pairs / all off-diagonal pairs of the local rows).
-LossOutput rocoLoss(const ContrastivePair& p, const torch::Tensor& tau, const torch::Tensor& fnMask, const std::string& mode,
-                    double alpha);
+LossOutput rocoLoss(const ContrastivePair& p, const torch::Tensor& tau, const torch::Tensor& fnMask,
+                    const std::string& mode, double alpha);
 
 /// Everything RoCo needs for one step.
 struct RocoInputs {
-  ContrastivePair features;  ///< a = CT image features h^CT, b = report features t (local/global layout)
-  torch::Tensor tau;         ///< learnable temperature (0-dim); undefined = fixed `temperature_init`
+  ContrastivePair features;         ///< a = CT image features h^CT, b = report features t (local/global layout)
+  torch::Tensor tau;                ///< learnable temperature (0-dim); undefined = fixed `temperature_init`
   torch::Tensor report_embeddings;  ///< [B_global, d_X] teacher report embeddings (fn_by_similarity)
   torch::Tensor findings;           ///< [B_global] ids or [B_global, F] labels (fn_by_entities)
 };
