@@ -23,6 +23,12 @@ struct RocoConfig {
     v.field("fn_by_similarity", fn_by_similarity, "false negative when teacher report similarity >= fn_threshold");
     v.field("fn_threshold", fn_threshold, "report-similarity threshold theta", config::range(-1, 1));
     v.field("fn_by_entities", fn_by_entities, "false negative when the entity extractor finds identical finding sets");
+    if (v.reading()) {
+      if (temperature_min > temperature_max)
+        v.fail("temperature_min", "must be <= temperature_max; lower temperature_min or raise temperature_max");
+      else if (temperature_init < temperature_min || temperature_init > temperature_max)
+        v.fail("temperature_init", "must lie in [temperature_min, temperature_max]");
+    }
   }
 };
 
@@ -46,21 +52,41 @@ struct EfmConfig {
   double weight = 0.5;
   double p_entity = 0.5;
   double p_other = 0.1;
+  double mask_token_frac = 0.8;    ///< BERT 80/10/10: share of selected tokens replaced by [MASK]
+  double random_token_frac = 0.1;  ///< share replaced by a random token (the rest kept)
 
   void visit(config::Visitor& v) {
     v.field("weight", weight, "weight in the total loss (0 = off)", config::atLeast(0));
     v.field("p_entity", p_entity, "mask probability of entity tokens", config::range(0, 1));
     v.field("p_other", p_other, "mask probability of other tokens", config::range(0, 1));
+    v.field("mask_token_frac", mask_token_frac, "share of selected tokens replaced by [MASK] (BERT: 0.8)",
+            config::range(0, 1));
+    v.field("random_token_frac", random_token_frac,
+            "share of selected tokens replaced by a random token (BERT: 0.1); the rest stay unchanged",
+            config::range(0, 1));
+    if (v.reading() && mask_token_frac + random_token_frac > 1.0 + 1e-12)
+      v.fail("random_token_frac", "mask_token_frac + random_token_frac must be <= 1");
   }
 };
 
 /// `loss.trimodal:` — X2CT-CLIP (METHOD §6).
 struct TrimodalConfig {
   double alpha = 0.0, beta = 1.0, gamma = 1.0;
+  double temperature_init = 0.07, temperature_min = 0.01, temperature_max = 1.0;
   void visit(config::Visitor& v) {
     v.field("alpha", alpha, "weight of L(CT, report)", config::atLeast(0));
     v.field("beta", beta, "weight of L(X-ray, report)", config::atLeast(0));
     v.field("gamma", gamma, "weight of L(X-ray, CT)", config::atLeast(0));
+    v.field("temperature_init", temperature_init, "initial temperature tau (shared by the three InfoNCE terms)",
+            config::positive());
+    v.field("temperature_min", temperature_min, "lower clamp of tau", config::positive());
+    v.field("temperature_max", temperature_max, "upper clamp of tau", config::positive());
+    if (v.reading()) {
+      if (temperature_min > temperature_max)
+        v.fail("temperature_min", "must be <= temperature_max; lower temperature_min or raise temperature_max");
+      else if (temperature_init < temperature_min || temperature_init > temperature_max)
+        v.fail("temperature_init", "must lie in [temperature_min, temperature_max]");
+    }
   }
 };
 
