@@ -140,6 +140,7 @@ TEST(Config, ResolvedYamlRoundTrips) {
 }
 
 TEST(Config, EveryShippedRecipeLoads) {
+  ASSERT_TRUE(std::filesystem::is_directory(biud::test::sourceDir() / "configs"));
   for (const auto& e : std::filesystem::recursive_directory_iterator(biud::test::sourceDir() / "configs")) {
     if (e.path().extension() != ".yaml") continue;
     const auto rel = std::filesystem::relative(e.path(), biud::test::sourceDir() / "configs").string();
