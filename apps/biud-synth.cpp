@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
                      "Generate the synthetic benchmark: chest CT volumes (NIfTI) with radiology reports, a separate "
                      "chest X-ray corpus with its own reports (the teacher's data), per-finding labels, train/val/test "
                      "splits and an `external` CT set with shifted acquisition. Settings: the `synth:` config section.\n"
-                     "Writes DIR/ct/{volumes,meta}/, DIR/ct/manifest.csv, DIR/cxr/images/, DIR/cxr/manifest.csv, "
+                     "Writes DIR/ct/volumes/, DIR/ct/manifest.csv, DIR/ct/meta.jsonl, DIR/cxr/images/, DIR/cxr/manifest.csv, "
                      "DIR/labels.csv, DIR/README.md and DIR/biud-synth.json. Same seed -> identical files.");
   app.addCommon(biud::app::kConfig | biud::app::kOut | biud::app::kSeed | biud::app::kThreads);
   int nCt = -1, nCxr = -1, nExt = -1, xraySize = -1;
@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   app.cli().add_option("--size", size, "CT grid in voxels: X Y Z (same as --set synth.size=[X,Y,Z])")->expected(3);
   app.cli().add_option("--spacing", spacing, "CT voxel spacing in mm: X Y Z (same as --set synth.spacing=[X,Y,Z])")->expected(3);
   app.cli().add_option("--xray-size", xraySize, "X-ray side length in pixels (same as --set synth.xray_size=N)")->check(CLI::PositiveNumber);
-  app.cli().add_flag("--no-meta", noMeta, "do not write ct/meta/<id>.json (acquisition, landmarks, finding geometry)");
+  app.cli().add_flag("--no-meta", noMeta, "do not write ct/meta.jsonl (acquisition, landmarks, finding geometry per CT)");
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();
     auto& s = cfg.synth;

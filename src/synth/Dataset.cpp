@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cmath>
 #include <mutex>
 #include <numeric>
@@ -105,7 +106,8 @@ identical files.
   (external set: shifted acquisition, see below). World space RAS as NIfTI requires (the volumes
   are LPS-canonical in memory: i -> left, j -> posterior, k -> superior).
 - `ct/manifest.csv` — one row per CT study ({n_ct} studies + {n_ext} external).
-- `ct/meta/<id>.json` — acquisition, anatomical landmarks (mm) and the geometry of each finding.
+- `ct/meta.jsonl` — one JSON object per CT study: acquisition, anatomical landmarks (mm) and the
+  geometry of each finding.
 - `cxr/images/<id>.png` — frontal chest X-rays ({xr} x {xr}, 8-bit; patient right on the image left,
   head up), Beer-Lambert projections of separate phantoms (other patients than the CTs).
 - `cxr/manifest.csv` — one row per X-ray study ({n_cxr} studies).
@@ -171,14 +173,40 @@ std::string manifestCsv(const std::vector<Row>& rows) {
   return t;
 }
 
-/// Run `work(i)` for i in [0, n) on `threads` threads; the progress bar counts finished items.
+/// At most `n` holders at a time (C++17 has no std::counting_semaphore).
+class Slots {
+ public:
+  explicit Slots(int n) : free_(n) {}
+  void acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return free_ > 0; });
+    --free_;
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++free_;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int free_;
+};
+
+/// Run `work(i, cpu)` for i in [0, n). `cpu` bounds the compute part to `threads` concurrent
+/// holders; more workers than that exist so that file writes (fsync) overlap with computing.
+/// The progress bar counts finished items.
 void parallelFor(int n, int threads, const std::string& label, const std::function<bool()>& stop,
-                 const std::function<void(int)>& work) {
+                 const std::function<void(int, Slots&)>& work) {
   if (n <= 0) return;
   Progress bar(label, static_cast<std::uint64_t>(n), "case");
   std::atomic<int> next{0};
   std::mutex mu;
   std::exception_ptr err;
+  Slots cpu(std::max(1, threads));
   auto worker = [&] {
     for (;;) {
       {
@@ -188,7 +216,7 @@ void parallelFor(int n, int threads, const std::string& label, const std::functi
       const int i = next.fetch_add(1);
       if (i >= n) return;
       try {
-        work(i);
+        work(i, cpu);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu);
         if (!err) err = std::current_exception();
@@ -198,7 +226,7 @@ void parallelFor(int n, int threads, const std::string& label, const std::functi
       bar.advance();
     }
   };
-  const int t = std::max(1, std::min(threads, n));
+  const int t = std::max(1, std::min(3 * threads, n));
   std::vector<std::thread> pool;
   for (int k = 1; k < t; ++k) pool.emplace_back(worker);
   worker();
@@ -305,7 +333,6 @@ GenerateSummary generateDataset(const SynthConfig& cfg, const GenerateOptions& o
   BIUD_CHECK(!opt.out.empty(), ConfigError, "biud-synth: no output folder (give --out DIR)");
   const fs::stdfs::path out(opt.out);
   fs::makeDirs(out / "ct" / "volumes");
-  if (opt.meta) fs::makeDirs(out / "ct" / "meta");
   fs::makeDirs(out / "cxr" / "images");
   const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   GenerateSummary sum;
@@ -317,10 +344,21 @@ GenerateSummary generateDataset(const SynthConfig& cfg, const GenerateOptions& o
   auto t0 = std::chrono::steady_clock::now();
   log::info("synth", "{} CT studies ({}x{}x{} at {}x{}x{} mm) + {} external, {} threads -> {}", nCt, cfg.size[0], cfg.size[1],
             cfg.size[2], cfg.spacing[0], cfg.spacing[1], cfg.spacing[2], nExt, threads, out.string());
-  parallelFor(nCt + nExt, threads, "CT", opt.stop, [&](int i) {
+  std::vector<std::string> metas(static_cast<size_t>(nCt + nExt));
+  parallelFor(nCt + nExt, threads, "CT", opt.stop, [&](int i, Slots& cpu) {
     const bool ext = i >= nCt;
     const int idx = ext ? i - nCt : i;
-    SynthCase c = makeCase(cfg, opt.seed, ext ? Cohort::External : Cohort::CT, idx);
+    cpu.acquire();
+    SynthCase c;
+    std::string gz;
+    try {
+      c = makeCase(cfg, opt.seed, ext ? Cohort::External : Cohort::CT, idx);
+      gz = encodeNifti(c.phantom.volume, (out / "ct" / "volumes" / (c.id + ".nii.gz")).string());
+    } catch (...) {
+      cpu.release();
+      throw;
+    }
+    cpu.release();
     Row& r = ct[static_cast<size_t>(i)];
     r.id = c.id;
     r.image = "volumes/" + c.id + ".nii.gz";
@@ -328,8 +366,8 @@ GenerateSummary generateDataset(const SynthConfig& cfg, const GenerateOptions& o
     r.split = ext ? "external" : splits[static_cast<size_t>(idx)];
     r.report = c.report;
     r.labels = c.labels;
-    writeNifti((out / "ct" / r.image).string(), c.phantom.volume);
-    if (opt.meta) fs::atomicWrite(out / "ct" / "meta" / (c.id + ".json"), metaJson(c, r.split).dump(1) + "\n");
+    fs::atomicWrite(out / "ct" / r.image, gz);
+    if (opt.meta) metas[static_cast<size_t>(i)] = metaJson(c, r.split).dump() + "\n";
     r.done = true;
   });
   sum.seconds_ct = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -341,8 +379,16 @@ GenerateSummary generateDataset(const SynthConfig& cfg, const GenerateOptions& o
   t0 = std::chrono::steady_clock::now();
   if (!(opt.stop && opt.stop())) {
     log::info("synth", "{} X-ray studies ({} x {} px)", nCxr, cfg.xray_size, cfg.xray_size);
-    parallelFor(nCxr, threads, "X-ray", opt.stop, [&](int i) {
-      SynthCase c = makeCase(cfg, opt.seed, Cohort::XRay, i);
+    parallelFor(nCxr, threads, "X-ray", opt.stop, [&](int i, Slots& cpu) {
+      cpu.acquire();
+      SynthCase c;
+      try {
+        c = makeCase(cfg, opt.seed, Cohort::XRay, i);
+      } catch (...) {
+        cpu.release();
+        throw;
+      }
+      cpu.release();
       Row& r = cxr[static_cast<size_t>(i)];
       r.id = c.id;
       r.image = "images/" + c.id + ".png";
@@ -379,6 +425,12 @@ GenerateSummary generateDataset(const SynthConfig& cfg, const GenerateOptions& o
   count(cxr, "cxr", sum.cxr_positives, sum.cxr_healthy, sum.n_cxr);
   for (const auto& r : ct)
     if (r.done) (r.split == "external" ? sum.n_external : sum.n_ct)++;
+  if (opt.meta) {
+    std::string all;
+    for (size_t i = 0; i < ct.size(); ++i)
+      if (ct[i].done) all += metas[i];
+    fs::atomicWrite(out / "ct" / "meta.jsonl", all);
+  }
   fs::atomicWrite(out / "ct" / "manifest.csv", manifestCsv(ct));
   fs::atomicWrite(out / "cxr" / "manifest.csv", manifestCsv(cxr));
   fs::atomicWrite(out / "labels.csv", labels);

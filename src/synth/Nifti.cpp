@@ -74,6 +74,10 @@ std::string gzip(const std::string& raw, int level, const std::string& path) {
 }  // namespace
 
 void writeNifti(const std::string& path, const image::Volume& v, int gzipLevel) {
+  fs::atomicWrite(path, encodeNifti(v, path, gzipLevel));
+}
+
+std::string encodeNifti(const image::Volume& v, const std::string& path, int gzipLevel) {
   BIUD_CHECK(v.size[0] > 0 && v.size[1] > 0 && v.size[2] > 0 && v.data.size() == static_cast<size_t>(v.numel()), ValueError,
              "{}: volume of size {}x{}x{} holds {} voxels", path, v.size[0], v.size[1], v.size[2], v.data.size());
   for (int d = 0; d < 3; ++d)
@@ -129,7 +133,7 @@ void writeNifti(const std::string& path, const image::Volume& v, int gzipLevel) 
   for (size_t i = 0; i < v.data.size(); ++i)
     vox[i] = static_cast<std::int16_t>(std::clamp(std::lround(v.data[i]), -32768L, 32767L));
   const bool gz = path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
-  fs::atomicWrite(path, gz ? gzip(raw, gzipLevel, path) : raw);
+  return gz ? gzip(raw, gzipLevel, path) : raw;
 }
 
 }  // namespace biud::synth

@@ -4,7 +4,7 @@ Reads the files only (csv module, nibabel, Pillow) and verifies that
   1. the manifests parse as RFC 4180 CSV with the documented columns, paths relative to the
      manifest, labels equal to labels.csv;
   2. the images carry the labels: for six findings a simple, non-learned regional HU statistic
-     (regions from the anatomical landmarks in ct/meta/<id>.json, never from finding geometry)
+     (regions from the anatomical landmarks in ct/meta.jsonl, never from finding geometry)
      separates positives from negatives with scikit-learn AUROC > threshold;
   3. the reports carry the labels: a keyword + negation rule set written here, independently of
      the generator's templates, recovers the labels with F1 > threshold (CT and X-ray).
@@ -147,14 +147,15 @@ def main():
     res["n_ct"], res["n_cxr"] = len(ct), len(cxr)
 
     # Images carry the labels (CT, train/val/test; the external set is shifted on purpose).
+    with open(os.path.join(d, "ct", "meta.jsonl")) as f:
+        metas = {m["id"]: m for m in map(json.loads, f)}
     stats, labels = [], []
     for r in ct:
         if r["split"] == "external":
             continue
         img = nib.load(os.path.join(d, "ct", r["image"]))
         vol = np.asarray(img.dataobj, dtype=np.float32)
-        with open(os.path.join(d, "ct", "meta", r["id"] + ".json")) as f:
-            meta = json.load(f)
+        meta = metas[r["id"]]
         stats.append(image_stats(vol, img, meta))
         labels.append({k: int(r[k]) for k in FINDINGS})
     for k in stats[0]:

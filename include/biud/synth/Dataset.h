@@ -46,7 +46,7 @@ struct GenerateOptions {
   std::string out;              ///< output folder (created)
   std::uint64_t seed = 0;
   int threads = 0;              ///< 0 = all cores
-  bool meta = true;             ///< write ct/meta/<id>.json (acquisition, anatomy landmarks, finding geometry)
+  bool meta = true;             ///< write ct/meta.jsonl (acquisition, anatomy landmarks, finding geometry)
   std::function<bool()> stop;   ///< polled between cases; true = stop early (files written so far are complete)
 };
 

@@ -13,5 +13,7 @@ namespace biud::synth {
 /// NIfTI's world space is RAS: the affine is the LPS affine with its x and y rows negated, stored
 /// both as qform (code 1, scanner) and sform (code 1). `.gz` suffix -> gzip. Written atomically.
 void writeNifti(const std::string& path, const image::Volume& v, int gzipLevel = 1);
+/// The bytes writeNifti would write (gzip-compressed when `path` ends in `.gz`).
+std::string encodeNifti(const image::Volume& v, const std::string& path, int gzipLevel = 1);
 
 }  // namespace biud::synth
