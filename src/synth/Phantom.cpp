@@ -676,14 +676,14 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
     for (int rib = 0; rib < nRibs; ++rib) {
       const double zPost = a.zApex() + 0.02 * a.height - rib * 0.105 * a.height + trng.normal(0, 0.01 * a.height);
       const double zn = (zPost - a.z_base) / a.height;
-      const double f = std::max(0.45, lungProfile(std::min(zn, 0.97)));
+      const double f = std::max(0.6, lungProfile(std::min(zn, 0.97)));
       for (int side = 0; side < 2; ++side) {
         const double sg = side == 0 ? -1 : 1;
         std::vector<Vec3> path;
         for (int s = 0; s <= 14; ++s) {
           const double phi = kPi * (0.1 + 0.65 * s / 14.0);
           path.push_back({a.cx + sg * (a.cav_a * f + 0.6 * r) * std::sin(phi), a.cy + (a.cav_b + 0.6 * r) * std::cos(phi),
-                          zPost - 0.2 * a.height * std::pow(phi / kPi, 1.3)});
+                          zPost - 0.32 * a.height * std::pow(phi / kPi, 1.2)});
         }
         paintPath(g, lab, path, r, ribOk, kBone);
         paintPath(g, lab, path, 0.55 * r, {kBone}, kMarrow);

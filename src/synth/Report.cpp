@@ -193,7 +193,7 @@ void describe(Rng& rng, const FindingInstance& f, Modality mod, Sentences& s) {
         s.heart.push_back(F(pick(rng, {"{0} pericardial effusion.", "There is a {1} pericardial effusion measuring up to {2} mm.",
                                                  "{0} amount of pericardial fluid.", "A {1} pericardial effusion is present."}),
                                       cap(sz), sz, mm(f.size_mm)));
-        s.impression.push_back(F(pick(rng, {"{} pericardial effusion.", "Pericardial effusion ({})."}), cap(sz), sz));
+        s.impression.push_back(F(pick(rng, {"{0} pericardial effusion.", "Pericardial effusion ({1})."}), cap(sz), sz));
       }
       break;
     }
