@@ -563,7 +563,7 @@ std::vector<FindingInstance> placeFindings(Rng& rng, Anatomy& a, const Labels& l
         const double c = std::cos(a.heart_angle), s = std::sin(a.heart_angle);
         p = {a.heart_c[0] + u2 * c + v2 * s, a.heart_c[1] - u2 * s + v2 * c, a.heart_c[2] + cz * a.heart_r[2]};
       }
-      f.blobs.push_back({p[0], p[1], p[2], rng.uniform(2.5, 4.0)});
+      f.blobs.push_back({p[0], p[1], p[2], rng.uniform(3.0, 4.5)});
     }
     f.center_mm = {f.blobs[0][0], f.blobs[0][1], f.blobs[0][2]};
     out.push_back(f);
@@ -675,15 +675,15 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
     const double r = std::max(1.2, 0.045 * a.cav_a);
     for (int rib = 0; rib < nRibs; ++rib) {
       const double zPost = a.zApex() + 0.02 * a.height - rib * 0.105 * a.height + trng.normal(0, 0.01 * a.height);
-      const double zn = (zPost - a.z_base) / a.height;
-      const double f = std::max(0.6, lungProfile(std::min(zn, 0.97)));
       for (int side = 0; side < 2; ++side) {
         const double sg = side == 0 ? -1 : 1;
         std::vector<Vec3> path;
         for (int s = 0; s <= 14; ++s) {
           const double phi = kPi * (0.1 + 0.65 * s / 14.0);
-          path.push_back({a.cx + sg * (a.cav_a * f + 0.6 * r) * std::sin(phi), a.cy + (a.cav_b + 0.6 * r) * std::cos(phi),
-                          zPost - 0.32 * a.height * std::pow(phi / kPi, 1.2)});
+          // Ribs descend anteriorly; each point hugs the lung outline at its own height.
+          const double z = zPost - 0.32 * a.height * std::pow(phi / kPi, 1.2);
+          const double f = std::max(0.6, lungProfile(std::min((z - a.z_base) / a.height, 0.97)));
+          path.push_back({a.cx + sg * (a.cav_a * f + 0.6 * r) * std::sin(phi), a.cy + (a.cav_b + 0.6 * r) * std::cos(phi), z});
         }
         paintPath(g, lab, path, r, ribOk, kBone);
         paintPath(g, lab, path, 0.55 * r, {kBone}, kMarrow);

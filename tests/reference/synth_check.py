@@ -42,9 +42,9 @@ KEYWORDS = {
     "atelectasis": r"\batelecta\w*",
     "arterial_calcification": r"\bcalcifi\w*|\batherosclero\w*|\bcalcified\b",
 }
-# Findings whose regional statistic must pass --min-auroc; the others are reported only
-# (arterial calcification: plaques of 2.5-4 mm are partly lost at 3 mm voxels).
-ASSERTED = ["pleural_effusion", "pneumothorax", "emphysema", "cardiomegaly", "pericardial_effusion"]
+# Findings whose regional statistic must pass --min-auroc.
+ASSERTED = ["pleural_effusion", "pneumothorax", "emphysema", "cardiomegaly", "pericardial_effusion",
+            "arterial_calcification"]
 PRE_NEG = re.compile(r"\b(?:no|without|negative for|free of|absence of|not)\b")
 POST_NEG = re.compile(r"^[^.;]*?\b(?:is|are) (?:not seen|not identified|absent)\b")
 
@@ -117,8 +117,7 @@ def image_stats(vol, img, meta):
     out["pericardial_effusion"] = float(((g[box] > -5) & (g[box] < 25)).mean()) if box.any() else 0.0
     # Arterial calcification: calcium-dense voxels in the cavity away from spine and sternum.
     spine = ((X - cx) / (0.22 * ca)) ** 2 + ((Y - (cy + 0.74 * cb)) / (0.2 * ca)) ** 2 <= 1.0
-    inner = ((X - cx) / (0.85 * ca)) ** 2 + ((Y - cy) / (0.85 * cb)) ** 2 <= 1.0
-    r = inner & (Y < cy + 0.7 * cb) & ~spine & (Z > zb) & (Z < zb + 0.6 * h)
+    r = (np.abs(X - cx) < 0.55 * ca) & (Y > cy - 0.8 * cb) & (Y < cy + 0.75 * cb) & ~spine & (Z > zb) & (Z < zb + 0.85 * h)
     out["arterial_calcification"] = float((vol[r] > 300).sum())
     return out
 
