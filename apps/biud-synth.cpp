@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     if (xraySize > 0) s.xray_size = xraySize;
     if (!size.empty()) s.size = size;
     if (!spacing.empty()) s.spacing = spacing;
-    if (!app.outGiven()) BIUD_THROW(biud::ConfigError, "biud-synth: give the output folder with --out DIR");
+    if (!app.outGiven()) BIUD_THROW(biud::ConfigError, "no output folder: give --out DIR");
     const std::string dir = app.prepareOutDir("synth");
     biud::synth::GenerateOptions opt;
     opt.out = dir;

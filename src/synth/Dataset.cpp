@@ -46,7 +46,7 @@ void checkConfig(const SynthConfig& cfg) {
   BIUD_CHECK(cfg.split.size() == 3, ConfigError, "synth.split needs 3 fractions (train, val, test); got {}", cfg.split.size());
   const double sum = cfg.split[0] + cfg.split[1] + cfg.split[2];
   BIUD_CHECK(std::abs(sum - 1.0) < 1e-6, ConfigError,
-             "synth.split = [{}, {}, {}] sums to {}; the train/val/test fractions must sum to 1", cfg.split[0], cfg.split[1],
+             "synth.split = [{}, {}, {}] sums to {:.4g}; the train/val/test fractions must sum to 1", cfg.split[0], cfg.split[1],
              cfg.split[2], sum);
   BIUD_CHECK(cfg.xray_size >= 32 && cfg.xray_size <= 4096, ConfigError, "synth.xray_size = {}: use 32..4096", cfg.xray_size);
   BIUD_CHECK(cfg.healthy_fraction >= 0 && cfg.healthy_fraction <= 1, ConfigError, "synth.healthy_fraction = {}: must be in [0, 1]",
