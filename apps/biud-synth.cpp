@@ -8,24 +8,36 @@
 #include "biud/synth/Dataset.h"
 
 int main(int argc, char** argv) {
-  biud::app::App app("biud-synth",
-                     "Generate the synthetic benchmark: chest CT volumes (NIfTI) with radiology reports, a separate "
-                     "chest X-ray corpus with its own reports (the teacher's data), per-finding labels, train/val/test "
-                     "splits and an `external` CT set with shifted acquisition. Settings: the `synth:` config section.\n"
-                     "Writes DIR/ct/volumes/, DIR/ct/manifest.csv, DIR/ct/meta.jsonl, DIR/cxr/images/, DIR/cxr/manifest.csv, "
-                     "DIR/labels.csv, DIR/README.md and DIR/biud-synth.json. Same seed -> identical files.");
+  biud::app::App app(
+      "biud-synth",
+      "Generate the synthetic benchmark: chest CT volumes (NIfTI) with radiology reports, a separate "
+      "chest X-ray corpus with its own reports (the teacher's data), per-finding labels, train/val/test "
+      "splits and an `external` CT set with shifted acquisition. Settings: the `synth:` config section.\n"
+      "Writes DIR/ct/volumes/, DIR/ct/manifest.csv, DIR/ct/meta.jsonl, DIR/cxr/images/, DIR/cxr/manifest.csv, "
+      "DIR/labels.csv, DIR/README.md and DIR/biud-synth.json. Same seed -> identical files.");
   app.addCommon(biud::app::kConfig | biud::app::kOut | biud::app::kSeed | biud::app::kThreads);
   int nCt = -1, nCxr = -1, nExt = -1, xraySize = -1;
   std::vector<int> size;
   std::vector<double> spacing;
   bool noMeta = false;
-  app.cli().add_option("--n-ct", nCt, "CT studies with reports (same as --set synth.n_ct=N)")->check(CLI::NonNegativeNumber);
-  app.cli().add_option("--n-cxr", nCxr, "X-ray studies with reports (same as --set synth.n_cxr=N)")->check(CLI::NonNegativeNumber);
-  app.cli().add_option("--n-external", nExt, "extra CT studies with shifted acquisition (split `external`)")->check(CLI::NonNegativeNumber);
+  app.cli()
+      .add_option("--n-ct", nCt, "CT studies with reports (same as --set synth.n_ct=N)")
+      ->check(CLI::NonNegativeNumber);
+  app.cli()
+      .add_option("--n-cxr", nCxr, "X-ray studies with reports (same as --set synth.n_cxr=N)")
+      ->check(CLI::NonNegativeNumber);
+  app.cli()
+      .add_option("--n-external", nExt, "extra CT studies with shifted acquisition (split `external`)")
+      ->check(CLI::NonNegativeNumber);
   app.cli().add_option("--size", size, "CT grid in voxels: X Y Z (same as --set synth.size=[X,Y,Z])")->expected(3);
-  app.cli().add_option("--spacing", spacing, "CT voxel spacing in mm: X Y Z (same as --set synth.spacing=[X,Y,Z])")->expected(3);
-  app.cli().add_option("--xray-size", xraySize, "X-ray side length in pixels (same as --set synth.xray_size=N)")->check(CLI::PositiveNumber);
-  app.cli().add_flag("--no-meta", noMeta, "do not write ct/meta.jsonl (acquisition, landmarks, finding geometry per CT)");
+  app.cli()
+      .add_option("--spacing", spacing, "CT voxel spacing in mm: X Y Z (same as --set synth.spacing=[X,Y,Z])")
+      ->expected(3);
+  app.cli()
+      .add_option("--xray-size", xraySize, "X-ray side length in pixels (same as --set synth.xray_size=N)")
+      ->check(CLI::PositiveNumber);
+  app.cli().add_flag("--no-meta", noMeta,
+                     "do not write ct/meta.jsonl (acquisition, landmarks, finding geometry per CT)");
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();
     auto& s = cfg.synth;
@@ -61,10 +73,11 @@ int main(int argc, char** argv) {
       j["cxr_positives"][id] = sum.cxr_positives[static_cast<size_t>(k)];
     }
     biud::fs::atomicWrite(biud::fs::stdfs::path(dir) / "biud-synth.json", j.dump(2) + "\n");
-    biud::log::info("synth", "wrote {} CT (+{} external) in {:.1f} s and {} X-rays in {:.1f} s to {}", sum.n_ct, sum.n_external,
-                    sum.seconds_ct, sum.n_cxr, sum.seconds_cxr, dir);
+    biud::log::info("synth", "wrote {} CT (+{} external) in {:.1f} s and {} X-rays in {:.1f} s to {}", sum.n_ct,
+                    sum.n_external, sum.seconds_ct, sum.n_cxr, sum.seconds_cxr, dir);
     if (sum.stopped) {
-      biud::log::warn("synth", "stopped early: the manifests list the {} + {} studies written so far", sum.n_ct + sum.n_external, sum.n_cxr);
+      biud::log::warn("synth", "stopped early: the manifests list the {} + {} studies written so far",
+                      sum.n_ct + sum.n_external, sum.n_cxr);
       return biud::app::kExitInterrupted;
     }
     return biud::app::kExitOk;

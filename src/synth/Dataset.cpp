@@ -1,13 +1,12 @@
 #include "biud/synth/Dataset.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cmath>
+#include <condition_variable>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <thread>
 
@@ -28,29 +27,35 @@ std::uint64_t caseSeed(std::uint64_t seed, Cohort c, int index) {
 
 std::string caseId(Cohort c, int index) {
   switch (c) {
-    case Cohort::CT: return fmt::format("ct_{:06d}", index);
-    case Cohort::External: return fmt::format("ext_{:06d}", index);
-    default: return fmt::format("cxr_{:06d}", index);
+    case Cohort::CT:
+      return fmt::format("ct_{:06d}", index);
+    case Cohort::External:
+      return fmt::format("ext_{:06d}", index);
+    default:
+      return fmt::format("cxr_{:06d}", index);
   }
 }
 
 void checkConfig(const SynthConfig& cfg) {
   BIUD_CHECK(cfg.size.size() == 3 && cfg.spacing.size() == 3, ConfigError,
-             "synth.size and synth.spacing need 3 values (x, y, z); got {} and {}", cfg.size.size(), cfg.spacing.size());
+             "synth.size and synth.spacing need 3 values (x, y, z); got {} and {}", cfg.size.size(),
+             cfg.spacing.size());
   for (int d = 0; d < 3; ++d) {
     BIUD_CHECK(cfg.size[static_cast<size_t>(d)] >= 16 && cfg.size[static_cast<size_t>(d)] <= 1024, ConfigError,
                "synth.size[{}] = {}: use 16..1024 voxels", d, cfg.size[static_cast<size_t>(d)]);
     BIUD_CHECK(cfg.spacing[static_cast<size_t>(d)] > 0.05 && cfg.spacing[static_cast<size_t>(d)] < 50, ConfigError,
                "synth.spacing[{}] = {} mm: use 0.05..50 mm", d, cfg.spacing[static_cast<size_t>(d)]);
   }
-  BIUD_CHECK(cfg.split.size() == 3, ConfigError, "synth.split needs 3 fractions (train, val, test); got {}", cfg.split.size());
+  BIUD_CHECK(cfg.split.size() == 3, ConfigError, "synth.split needs 3 fractions (train, val, test); got {}",
+             cfg.split.size());
   const double sum = cfg.split[0] + cfg.split[1] + cfg.split[2];
   BIUD_CHECK(std::abs(sum - 1.0) < 1e-6, ConfigError,
-             "synth.split = [{}, {}, {}] sums to {:.4g}; the train/val/test fractions must sum to 1", cfg.split[0], cfg.split[1],
-             cfg.split[2], sum);
-  BIUD_CHECK(cfg.xray_size >= 32 && cfg.xray_size <= 4096, ConfigError, "synth.xray_size = {}: use 32..4096", cfg.xray_size);
-  BIUD_CHECK(cfg.healthy_fraction >= 0 && cfg.healthy_fraction <= 1, ConfigError, "synth.healthy_fraction = {}: must be in [0, 1]",
-             cfg.healthy_fraction);
+             "synth.split = [{}, {}, {}] sums to {:.4g}; the train/val/test fractions must sum to 1", cfg.split[0],
+             cfg.split[1], cfg.split[2], sum);
+  BIUD_CHECK(cfg.xray_size >= 32 && cfg.xray_size <= 4096, ConfigError, "synth.xray_size = {}: use 32..4096",
+             cfg.xray_size);
+  BIUD_CHECK(cfg.healthy_fraction >= 0 && cfg.healthy_fraction <= 1, ConfigError,
+             "synth.healthy_fraction = {}: must be in [0, 1]", cfg.healthy_fraction);
   (void)resolveFindingRates(cfg.finding_rates);  // throws on unknown ids
 }
 
@@ -81,8 +86,8 @@ nlohmann::json metaJson(const SynthCase& c, const std::string& split) {
   nlohmann::json fs = nlohmann::json::array();
   for (const auto& f : c.phantom.findings) {
     nlohmann::json o = {{"finding", findingId(f.type)}, {"side", sideName(f.side)}, {"lobe", f.lobe},
-                        {"size_mm", f.size_mm},         {"severity", f.severity},  {"count", f.count},
-                        {"uncertain", f.uncertain},     {"detail", f.detail},      {"center_mm", f.center_mm}};
+                        {"size_mm", f.size_mm},         {"severity", f.severity},   {"count", f.count},
+                        {"uncertain", f.uncertain},     {"detail", f.detail},       {"center_mm", f.center_mm}};
     fs.push_back(o);
   }
   j["findings"] = fs;
@@ -146,10 +151,11 @@ mentioned or negated ("no pleural effusion", "pneumothorax is not seen"). About
 CT: {n_ct} studies, {ct_healthy} healthy. X-ray: {n_cxr} studies, {cxr_healthy} healthy.
 )",
       fmt::arg("seed", seed), fmt::arg("sx", cfg.size[0]), fmt::arg("sy", cfg.size[1]), fmt::arg("sz", cfg.size[2]),
-      fmt::arg("px", cfg.spacing[0]), fmt::arg("py", cfg.spacing[1]), fmt::arg("pz", cfg.spacing[2]), fmt::arg("n_ct", s.n_ct),
-      fmt::arg("n_ext", s.n_external), fmt::arg("xr", cfg.xray_size), fmt::arg("n_cxr", s.n_cxr), fmt::arg("cols", cols),
-      fmt::arg("tr", cfg.split[0]), fmt::arg("va", cfg.split[1]), fmt::arg("te", cfg.split[2]),
-      fmt::arg("healthy", 100 * cfg.healthy_fraction), fmt::arg("ct_healthy", s.ct_healthy), fmt::arg("cxr_healthy", s.cxr_healthy));
+      fmt::arg("px", cfg.spacing[0]), fmt::arg("py", cfg.spacing[1]), fmt::arg("pz", cfg.spacing[2]),
+      fmt::arg("n_ct", s.n_ct), fmt::arg("n_ext", s.n_external), fmt::arg("xr", cfg.xray_size),
+      fmt::arg("n_cxr", s.n_cxr), fmt::arg("cols", cols), fmt::arg("tr", cfg.split[0]), fmt::arg("va", cfg.split[1]),
+      fmt::arg("te", cfg.split[2]), fmt::arg("healthy", 100 * cfg.healthy_fraction),
+      fmt::arg("ct_healthy", s.ct_healthy), fmt::arg("cxr_healthy", s.cxr_healthy));
 }
 
 struct Row {
@@ -239,9 +245,12 @@ void parallelFor(int n, int threads, const std::string& label, const std::functi
 
 const char* cohortName(Cohort c) {
   switch (c) {
-    case Cohort::CT: return "ct";
-    case Cohort::External: return "external";
-    default: return "cxr";
+    case Cohort::CT:
+      return "ct";
+    case Cohort::External:
+      return "external";
+    default:
+      return "cxr";
   }
 }
 
@@ -314,7 +323,10 @@ std::vector<std::string> assignSplits(int n, const std::vector<double>& f, std::
   const int nTrain = static_cast<int>(std::lround(n * f[0]));
   const int nVal = std::min(n - nTrain, static_cast<int>(std::lround(n * f[1])));
   std::vector<std::string> split(static_cast<size_t>(std::max(0, n)));
-  for (int r = 0; r < n; ++r) split[static_cast<size_t>(perm[static_cast<size_t>(r)])] = r < nTrain ? "train" : r < nTrain + nVal ? "val" : "test";
+  for (int r = 0; r < n; ++r)
+    split[static_cast<size_t>(perm[static_cast<size_t>(r)])] = r < nTrain          ? "train"
+                                                               : r < nTrain + nVal ? "val"
+                                                                                   : "test";
   return split;
 }
 
@@ -334,7 +346,8 @@ GenerateSummary generateDataset(const SynthConfig& cfg, const GenerateOptions& o
   const fs::stdfs::path out(opt.out);
   fs::makeDirs(out / "ct" / "volumes");
   fs::makeDirs(out / "cxr" / "images");
-  const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads =
+      opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   GenerateSummary sum;
 
   // CT studies (train/val/test) followed by the external set.
@@ -342,8 +355,8 @@ GenerateSummary generateDataset(const SynthConfig& cfg, const GenerateOptions& o
   const auto splits = assignSplits(nCt, cfg.split, opt.seed);
   std::vector<Row> ct(static_cast<size_t>(nCt + nExt));
   auto t0 = std::chrono::steady_clock::now();
-  log::info("synth", "{} CT studies ({}x{}x{} at {}x{}x{} mm) + {} external, {} threads -> {}", nCt, cfg.size[0], cfg.size[1],
-            cfg.size[2], cfg.spacing[0], cfg.spacing[1], cfg.spacing[2], nExt, threads, out.string());
+  log::info("synth", "{} CT studies ({}x{}x{} at {}x{}x{} mm) + {} external, {} threads -> {}", nCt, cfg.size[0],
+            cfg.size[1], cfg.size[2], cfg.spacing[0], cfg.spacing[1], cfg.spacing[2], nExt, threads, out.string());
   std::vector<std::string> metas(static_cast<size_t>(nCt + nExt));
   parallelFor(nCt + nExt, threads, "CT", opt.stop, [&](int i, Slots& cpu) {
     const bool ext = i >= nCt;
@@ -405,7 +418,8 @@ GenerateSummary generateDataset(const SynthConfig& cfg, const GenerateOptions& o
   std::string labels = "id,modality,patient,split";
   for (const auto& id : findingIds()) labels += "," + id;
   labels += "\n";
-  auto count = [&](const std::vector<Row>& rows, const char* modality, std::array<int, kNumFindings>& pos, int& healthy, int& n) {
+  auto count = [&](const std::vector<Row>& rows, const char* modality, std::array<int, kNumFindings>& pos, int& healthy,
+                   int& n) {
     for (const auto& r : rows) {
       if (!r.done) continue;
       ++n;

@@ -22,7 +22,8 @@ image::Image2D lineIntegralAP(const image::Volume& hu, double muWaterPerMm) {
       for (int i = 0; i < nx; ++i) acc[static_cast<size_t>(i)] += std::max(0.0, 1.0 + row[i] / 1000.0);
     }
     const int r = nz - 1 - k;  // superior at the top
-    for (int i = 0; i < nx; ++i) out.at(i, r, 0) = static_cast<float>(acc[static_cast<size_t>(i)] * muWaterPerMm * hu.spacing[1]);
+    for (int i = 0; i < nx; ++i)
+      out.at(i, r, 0) = static_cast<float>(acc[static_cast<size_t>(i)] * muWaterPerMm * hu.spacing[1]);
   }
   return out;
 }
@@ -45,7 +46,8 @@ image::Image2D displayXray(const image::Image2D& L, int width, int height, doubl
       const double sx = std::clamp((c + 0.5) * w0 / width - 0.5, 0.0, w0 - 1.0);
       const int x0 = static_cast<int>(sx), x1 = std::min(w0 - 1, x0 + 1);
       const double fx = sx - x0;
-      const double v = (1 - fy) * ((1 - fx) * L.at(x0, y0, 0) + fx * L.at(x1, y0, 0)) + fy * ((1 - fx) * L.at(x0, y1, 0) + fx * L.at(x1, y1, 0));
+      const double v = (1 - fy) * ((1 - fx) * L.at(x0, y0, 0) + fx * L.at(x1, y0, 0)) +
+                       fy * ((1 - fx) * L.at(x0, y1, 0) + fx * L.at(x1, y1, 0));
       out.at(c, r, 0) = static_cast<float>(std::pow(std::clamp(v / ref, 0.0, 1.0), gamma));
     }
   }
@@ -54,7 +56,8 @@ image::Image2D displayXray(const image::Image2D& L, int width, int height, doubl
 
 void writePng8(const std::string& path, const image::Image2D& img) {
   std::vector<std::uint8_t> px(static_cast<size_t>(img.size[0]) * img.size[1]);
-  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<std::uint8_t>(std::lround(std::clamp(img.data[i], 0.0f, 1.0f) * 255.0f));
+  for (size_t i = 0; i < px.size(); ++i)
+    px[i] = static_cast<std::uint8_t>(std::lround(std::clamp(img.data[i], 0.0f, 1.0f) * 255.0f));
   png::write8(path, img.size[0], img.size[1], 1, px.data());
 }
 

@@ -6,8 +6,8 @@ namespace biud::synth {
 
 const std::array<std::string, kNumFindings>& findingIds() {
   static const std::array<std::string, kNumFindings> ids = {
-      "lung_nodule",  "lung_mass",    "pleural_effusion",     "pneumothorax", "consolidation",
-      "emphysema",    "cardiomegaly", "pericardial_effusion", "atelectasis",  "arterial_calcification"};
+      "lung_nodule", "lung_mass",    "pleural_effusion",     "pneumothorax", "consolidation",
+      "emphysema",   "cardiomegaly", "pericardial_effusion", "atelectasis",  "arterial_calcification"};
   return ids;
 }
 
@@ -20,16 +20,18 @@ std::optional<Finding> findingFromId(const std::string& id) {
 }
 
 const std::map<std::string, double>& defaultFindingRates() {
-  static const std::map<std::string, double> rates = {
-      {"lung_nodule", 0.3},   {"lung_mass", 0.1},    {"pleural_effusion", 0.25},     {"pneumothorax", 0.12},
-      {"consolidation", 0.2}, {"emphysema", 0.2},    {"cardiomegaly", 0.2},          {"pericardial_effusion", 0.12},
-      {"atelectasis", 0.25},  {"arterial_calcification", 0.3}};
+  static const std::map<std::string, double> rates = {{"lung_nodule", 0.3},       {"lung_mass", 0.1},
+                                                      {"pleural_effusion", 0.25}, {"pneumothorax", 0.12},
+                                                      {"consolidation", 0.2},     {"emphysema", 0.2},
+                                                      {"cardiomegaly", 0.2},      {"pericardial_effusion", 0.12},
+                                                      {"atelectasis", 0.25},      {"arterial_calcification", 0.3}};
   return rates;
 }
 
 std::array<double, kNumFindings> resolveFindingRates(const std::map<std::string, double>& userRates) {
   std::array<double, kNumFindings> r{};
-  for (int i = 0; i < kNumFindings; ++i) r[static_cast<size_t>(i)] = defaultFindingRates().at(findingIds()[static_cast<size_t>(i)]);
+  for (int i = 0; i < kNumFindings; ++i)
+    r[static_cast<size_t>(i)] = defaultFindingRates().at(findingIds()[static_cast<size_t>(i)]);
   for (const auto& [id, rate] : userRates) {
     const auto f = findingFromId(id);
     if (!f) {
@@ -45,10 +47,14 @@ std::array<double, kNumFindings> resolveFindingRates(const std::map<std::string,
 
 const char* sideName(Side s) {
   switch (s) {
-    case Side::Right: return "right";
-    case Side::Left: return "left";
-    case Side::Bilateral: return "bilateral";
-    default: return "";
+    case Side::Right:
+      return "right";
+    case Side::Left:
+      return "left";
+    case Side::Bilateral:
+      return "bilateral";
+    default:
+      return "";
   }
 }
 
@@ -58,7 +64,8 @@ Labels sampleLabels(Rng& rng, double healthyFraction, const std::array<double, k
   double total = 0;
   for (double r : rates) total += r;
   if (total <= 0) return l;  // every rate 0: only healthy studies can exist
-  for (int i = 0; i < kNumFindings; ++i) l[static_cast<size_t>(i)] = rng.uniform() < rates[static_cast<size_t>(i)] ? 1 : 0;
+  for (int i = 0; i < kNumFindings; ++i)
+    l[static_cast<size_t>(i)] = rng.uniform() < rates[static_cast<size_t>(i)] ? 1 : 0;
   bool any = false;
   for (int v : l) any = any || v;
   if (!any) {
@@ -67,7 +74,10 @@ Labels sampleLabels(Rng& rng, double healthyFraction, const std::array<double, k
     for (int i = 0; i < kNumFindings; ++i) {
       u -= rates[static_cast<size_t>(i)];
       if (u <= 0 || i == kNumFindings - 1) {
-        if (rates[static_cast<size_t>(i)] > 0) { l[static_cast<size_t>(i)] = 1; break; }
+        if (rates[static_cast<size_t>(i)] > 0) {
+          l[static_cast<size_t>(i)] = 1;
+          break;
+        }
       }
     }
     bool set = false;

@@ -78,16 +78,23 @@ void writeNifti(const std::string& path, const image::Volume& v, int gzipLevel) 
 }
 
 std::string encodeNifti(const image::Volume& v, const std::string& path, int gzipLevel) {
-  BIUD_CHECK(v.size[0] > 0 && v.size[1] > 0 && v.size[2] > 0 && v.data.size() == static_cast<size_t>(v.numel()), ValueError,
-             "{}: volume of size {}x{}x{} holds {} voxels", path, v.size[0], v.size[1], v.size[2], v.data.size());
+  BIUD_CHECK(v.size[0] > 0 && v.size[1] > 0 && v.size[2] > 0 && v.data.size() == static_cast<size_t>(v.numel()),
+             ValueError, "{}: volume of size {}x{}x{} holds {} voxels", path, v.size[0], v.size[1], v.size[2],
+             v.data.size());
   for (int d = 0; d < 3; ++d)
-    BIUD_CHECK(v.size[static_cast<size_t>(d)] <= 32767, ValueError, "{}: size {} on axis {} exceeds NIfTI-1's 32767", path,
-               v.size[static_cast<size_t>(d)], d);
+    BIUD_CHECK(v.size[static_cast<size_t>(d)] <= 32767, ValueError, "{}: size {} on axis {} exceeds NIfTI-1's 32767",
+               path, v.size[static_cast<size_t>(d)], d);
   std::vector<char> h(352, 0);
   put<std::int32_t>(h, 0, 348);
   h[38] = 'r';
-  const std::int16_t dim[8] = {3, static_cast<std::int16_t>(v.size[0]), static_cast<std::int16_t>(v.size[1]),
-                               static_cast<std::int16_t>(v.size[2]), 1, 1, 1, 1};
+  const std::int16_t dim[8] = {3,
+                               static_cast<std::int16_t>(v.size[0]),
+                               static_cast<std::int16_t>(v.size[1]),
+                               static_cast<std::int16_t>(v.size[2]),
+                               1,
+                               1,
+                               1,
+                               1};
   for (int i = 0; i < 8; ++i) put<std::int16_t>(h, 40 + 2 * static_cast<size_t>(i), dim[i]);
   put<std::int16_t>(h, 70, 4);   // DT_INT16
   put<std::int16_t>(h, 72, 16);  // bitpix
@@ -96,16 +103,24 @@ std::string encodeNifti(const image::Volume& v, const std::string& path, int gzi
   double R[3][3];
   for (int r = 0; r < 3; ++r)
     for (int c = 0; c < 3; ++c) R[r][c] = (r < 2 ? -1.0 : 1.0) * v.direction[static_cast<size_t>(3 * r + c)];
-  const double det = R[0][0] * (R[1][1] * R[2][2] - R[1][2] * R[2][1]) - R[0][1] * (R[1][0] * R[2][2] - R[1][2] * R[2][0]) +
+  const double det = R[0][0] * (R[1][1] * R[2][2] - R[1][2] * R[2][1]) -
+                     R[0][1] * (R[1][0] * R[2][2] - R[1][2] * R[2][0]) +
                      R[0][2] * (R[1][0] * R[2][1] - R[1][1] * R[2][0]);
-  BIUD_CHECK(std::abs(std::abs(det) - 1.0) < 1e-3, ValueError, "{}: direction matrix is not orthonormal (det {})", path, det);
+  BIUD_CHECK(std::abs(std::abs(det) - 1.0) < 1e-3, ValueError, "{}: direction matrix is not orthonormal (det {})", path,
+             det);
   const double qfac = det < 0 ? -1.0 : 1.0;
   double Rq[3][3];
   for (int r = 0; r < 3; ++r)
     for (int c = 0; c < 3; ++c) Rq[r][c] = R[r][c] * (c == 2 ? qfac : 1.0);
   const auto q = quaternion(Rq);
-  const float pixdim[8] = {static_cast<float>(qfac), static_cast<float>(v.spacing[0]), static_cast<float>(v.spacing[1]),
-                           static_cast<float>(v.spacing[2]), 1, 1, 1, 1};
+  const float pixdim[8] = {static_cast<float>(qfac),
+                           static_cast<float>(v.spacing[0]),
+                           static_cast<float>(v.spacing[1]),
+                           static_cast<float>(v.spacing[2]),
+                           1,
+                           1,
+                           1,
+                           1};
   for (int i = 0; i < 8; ++i) put<float>(h, 76 + 4 * static_cast<size_t>(i), pixdim[i]);
   put<float>(h, 108, 352.0f);  // vox_offset
   put<float>(h, 112, 1.0f);    // scl_slope
@@ -121,7 +136,9 @@ std::string encodeNifti(const image::Volume& v, const std::string& path, int gzi
   const double off[3] = {-v.origin[0], -v.origin[1], v.origin[2]};
   for (int i = 0; i < 3; ++i) put<float>(h, 268 + 4 * static_cast<size_t>(i), static_cast<float>(off[i]));
   for (int r = 0; r < 3; ++r) {
-    for (int c = 0; c < 3; ++c) put<float>(h, 280 + 16 * static_cast<size_t>(r) + 4 * static_cast<size_t>(c), static_cast<float>(R[r][c] * v.spacing[static_cast<size_t>(c)]));
+    for (int c = 0; c < 3; ++c)
+      put<float>(h, 280 + 16 * static_cast<size_t>(r) + 4 * static_cast<size_t>(c),
+                 static_cast<float>(R[r][c] * v.spacing[static_cast<size_t>(c)]));
     put<float>(h, 280 + 16 * static_cast<size_t>(r) + 12, static_cast<float>(off[r]));
   }
   std::memcpy(h.data() + 344, "n+1\0", 4);

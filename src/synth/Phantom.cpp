@@ -127,7 +127,8 @@ void paintBox(const Grid& g, std::vector<std::uint8_t>& lab, const Vec3& lo, con
     for (int j = j0; j <= j1; ++j)
       for (int i = i0; i <= i1; ++i) {
         auto& l = lab[g.idx(i, j, k)];
-        if (allowed.has(l) && inside(g.xs[static_cast<size_t>(i)], g.ys[static_cast<size_t>(j)], g.zs[static_cast<size_t>(k)]))
+        if (allowed.has(l) &&
+            inside(g.xs[static_cast<size_t>(i)], g.ys[static_cast<size_t>(j)], g.zs[static_cast<size_t>(k)]))
           l = label;
       }
 }
@@ -204,7 +205,9 @@ struct SmoothNoise {
       i0[d] = static_cast<int>(t);
       f[d] = t - i0[d];
     }
-    auto V = [&](int a, int b, int c) { return v[static_cast<size_t>((i0[0] + a) + n * ((i0[1] + b) + n * (i0[2] + c)))]; };
+    auto V = [&](int a, int b, int c) {
+      return v[static_cast<size_t>((i0[0] + a) + n * ((i0[1] + b) + n * (i0[2] + c)))];
+    };
     double r = 0;
     for (int c = 0; c < 2; ++c)
       for (int b = 0; b < 2; ++b)
@@ -220,7 +223,8 @@ std::vector<float> gaussKernel(double sigma) {
   const int r = static_cast<int>(std::ceil(3 * sigma));
   std::vector<float> k(static_cast<size_t>(2 * r + 1));
   double s = 0;
-  for (int i = -r; i <= r; ++i) s += k[static_cast<size_t>(i + r)] = static_cast<float>(std::exp(-0.5 * i * i / (sigma * sigma)));
+  for (int i = -r; i <= r; ++i)
+    s += k[static_cast<size_t>(i + r)] = static_cast<float>(std::exp(-0.5 * i * i / (sigma * sigma)));
   for (auto& v : k) v = static_cast<float>(v / s);
   return k;
 }
@@ -236,13 +240,17 @@ void convolveAxis(std::vector<float>& data, const std::array<int, 3>& size, int 
   for (int b = 0; b < o2; ++b)
     for (int a = 0; a < o1; ++a) {
       std::int64_t base;
-      if (axis == 0) base = static_cast<std::int64_t>(size[0]) * (a + static_cast<std::int64_t>(size[1]) * b);
-      else if (axis == 1) base = a + static_cast<std::int64_t>(size[0]) * size[1] * b;
-      else base = a + static_cast<std::int64_t>(size[0]) * b;
+      if (axis == 0)
+        base = static_cast<std::int64_t>(size[0]) * (a + static_cast<std::int64_t>(size[1]) * b);
+      else if (axis == 1)
+        base = a + static_cast<std::int64_t>(size[0]) * size[1] * b;
+      else
+        base = a + static_cast<std::int64_t>(size[0]) * b;
       for (int t = 0; t < n; ++t) line[static_cast<size_t>(t)] = data[static_cast<size_t>(base + stride * t)];
       for (int t = 0; t < n; ++t) {
         float acc = 0;
-        for (int q = -r; q <= r; ++q) acc += k[static_cast<size_t>(q + r)] * line[static_cast<size_t>(std::clamp(t + q, 0, n - 1))];
+        for (int q = -r; q <= r; ++q)
+          acc += k[static_cast<size_t>(q + r)] * line[static_cast<size_t>(std::clamp(t + q, 0, n - 1))];
         data[static_cast<size_t>(base + stride * t)] = acc;
       }
     }
@@ -256,8 +264,8 @@ double kernelNorm(const std::vector<float>& k) {
 
 /// A random point of lung `side` (1 right, 2 left; 0 either) inside lobe `lobe` (empty = any),
 /// at least `margin` mm from the lung border along the axes. Relaxes the constraints if none is found.
-Vec3 randomLungPoint(Rng& rng, const Anatomy& a, int side, const std::string& lobe, double margin,
-                     double znLo = -1, double znHi = 2) {
+Vec3 randomLungPoint(Rng& rng, const Anatomy& a, int side, const std::string& lobe, double margin, double znLo = -1,
+                     double znHi = 2) {
   for (int attempt = 0; attempt < 4; ++attempt) {
     const double m = attempt < 2 ? margin : margin * 0.4;
     const bool useLobe = attempt < 3 && !lobe.empty();
@@ -330,7 +338,8 @@ std::string Anatomy::lobeAt(double x, double y, double z) const {
 }
 
 Anatomy sampleAnatomy(Rng& rng, const Acquisition& acq) {
-  BIUD_CHECK(acq.fill > 0.1 && acq.fill < 1.5, ValueError, "synth: acquisition fill {} out of range (0.1, 1.5)", acq.fill);
+  BIUD_CHECK(acq.fill > 0.1 && acq.fill < 1.5, ValueError, "synth: acquisition fill {} out of range (0.1, 1.5)",
+             acq.fill);
   Anatomy a;
   const double fovX = acq.size[0] * acq.spacing[0], fovY = acq.size[1] * acq.spacing[1],
                fovZ = acq.size[2] * acq.spacing[2];
@@ -379,7 +388,9 @@ std::vector<FindingInstance> placeFindings(Rng& rng, Anatomy& a, const Labels& l
     FindingInstance f;
     f.type = Finding::Cardiomegaly;
     f.severity = severityDraw(rng);
-    const double k = f.severity == 1 ? rng.uniform(1.2, 1.27) : f.severity == 2 ? rng.uniform(1.27, 1.35) : rng.uniform(1.35, 1.45);
+    const double k = f.severity == 1   ? rng.uniform(1.2, 1.27)
+                     : f.severity == 2 ? rng.uniform(1.27, 1.35)
+                                       : rng.uniform(1.35, 1.45);
     for (auto& r : a.heart_r) r *= k;
     a.heart_c[1] += 0.2 * (k - 1) * a.cav_b;  // the enlarged heart fills the cavity backwards
     a.heart_c[2] += 0.3 * (k - 1) * a.heart_r[2];
@@ -451,7 +462,9 @@ std::vector<FindingInstance> placeFindings(Rng& rng, Anatomy& a, const Labels& l
     f.type = Finding::PleuralEffusion;
     f.side = randomSide(rng, 0.35);
     f.severity = severityDraw(rng);
-    const double frac = f.severity == 1 ? rng.uniform(0.22, 0.28) : f.severity == 2 ? rng.uniform(0.3, 0.38) : rng.uniform(0.4, 0.5);
+    const double frac = f.severity == 1   ? rng.uniform(0.22, 0.28)
+                        : f.severity == 2 ? rng.uniform(0.3, 0.38)
+                                          : rng.uniform(0.4, 0.5);
     f.size_mm = frac * 2 * a.cav_b;  // depth of the fluid layer, posterior to anterior
     f.extent_mm = a.height * (f.severity == 1 ? 0.45 : f.severity == 2 ? 0.6 : 0.75);
     f.center_mm = {a.cx + (f.side == Side::Left ? 0.56 : -0.56) * a.cav_a, a.cy + a.cav_b - 0.5 * f.size_mm, a.z_base};
@@ -463,8 +476,12 @@ std::vector<FindingInstance> placeFindings(Rng& rng, Anatomy& a, const Labels& l
     f.type = Finding::Pneumothorax;
     f.side = rng.uniform() < 0.5 ? Side::Right : Side::Left;
     f.severity = severityDraw(rng);
-    f.size_mm = (f.severity == 1 ? rng.uniform(0.2, 0.28) : f.severity == 2 ? rng.uniform(0.3, 0.4) : rng.uniform(0.42, 0.55)) * a.cav_b;
-    f.center_mm = {a.cx + (f.side == Side::Left ? 0.56 : -0.56) * a.cav_a, a.cy - 0.8 * a.cav_b, a.z_base + 0.6 * a.height};
+    f.size_mm = (f.severity == 1   ? rng.uniform(0.2, 0.28)
+                 : f.severity == 2 ? rng.uniform(0.3, 0.4)
+                                   : rng.uniform(0.42, 0.55)) *
+                a.cav_b;
+    f.center_mm = {a.cx + (f.side == Side::Left ? 0.56 : -0.56) * a.cav_a, a.cy - 0.8 * a.cav_b,
+                   a.z_base + 0.6 * a.height};
     f.uncertain = f.severity == 1 && rng.bernoulli(0.15);
     out.push_back(f);
   }
@@ -478,7 +495,9 @@ std::vector<FindingInstance> placeFindings(Rng& rng, Anatomy& a, const Labels& l
     f.side = side == 2 ? Side::Left : Side::Right;
     f.lobe = a.lobeAt(p[0], p[1], p[2]);
     f.severity = severityDraw(rng);
-    f.extent_mm = a.cav_a * (f.severity == 1 ? rng.uniform(0.25, 0.32) : f.severity == 2 ? rng.uniform(0.32, 0.4) : rng.uniform(0.4, 0.5));
+    f.extent_mm = a.cav_a * (f.severity == 1   ? rng.uniform(0.25, 0.32)
+                             : f.severity == 2 ? rng.uniform(0.32, 0.4)
+                                               : rng.uniform(0.4, 0.5));
     f.size_mm = std::round(2 * f.extent_mm);
     f.blobs.push_back({p[0], p[1], p[2], f.extent_mm});
     f.uncertain = f.severity == 1 && rng.bernoulli(0.15);
@@ -542,7 +561,9 @@ std::vector<FindingInstance> placeFindings(Rng& rng, Anatomy& a, const Labels& l
     FindingInstance f;
     f.type = Finding::ArterialCalcification;
     f.severity = severityDraw(rng);
-    f.count = f.severity == 1 ? static_cast<int>(rng.uniformInt(4, 6)) : f.severity == 2 ? static_cast<int>(rng.uniformInt(7, 10)) : static_cast<int>(rng.uniformInt(11, 16));
+    f.count = f.severity == 1   ? static_cast<int>(rng.uniformInt(4, 6))
+              : f.severity == 2 ? static_cast<int>(rng.uniformInt(7, 10))
+                                : static_cast<int>(rng.uniformInt(11, 16));
     const double u = rng.uniform();
     f.detail = u < 0.4 ? "aortic" : u < 0.7 ? "coronary" : "aortic and coronary";
     const auto path = aortaPath(a);
@@ -576,8 +597,8 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
                std::uint64_t noiseSeed, bool withLabels) {
   for (int d = 0; d < 3; ++d)
     BIUD_CHECK(acq.size[static_cast<size_t>(d)] >= 4 && acq.spacing[static_cast<size_t>(d)] > 0, ValueError,
-               "synth: grid size {} / spacing {} on axis {} (need >= 4 voxels and spacing > 0)", acq.size[static_cast<size_t>(d)],
-               acq.spacing[static_cast<size_t>(d)], d);
+               "synth: grid size {} / spacing {} on axis {} (need >= 4 voxels and spacing > 0)",
+               acq.size[static_cast<size_t>(d)], acq.spacing[static_cast<size_t>(d)], d);
   const Grid g(acq);
   const size_t n = static_cast<size_t>(g.nx) * g.ny * g.nz;
   std::vector<std::uint8_t> lab(n, kAir);
@@ -608,12 +629,17 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
           l = disc ? kMuscle : (sq(bx / (0.8 * spineRx)) + sq((y - vy) / (0.8 * spineRy)) <= 1.0 ? kMarrow : kBone);
         } else if (sq(bx) + sq(y - canalY) <= canalR * canalR) {
           l = kCsf;
-        } else if (!disc && (sq(bx) + sq(y - canalY) <= sq(canalR + 0.05 * a.cav_a) ||
-                             (sq(bx / (0.04 * a.cav_a)) + sq((y - canalY - 0.12 * a.cav_a) / (0.12 * a.cav_a)) <= 1.0) ||
-                             (sq((std::abs(bx) - 0.16 * a.cav_a) / (0.09 * a.cav_a)) + sq((y - canalY) / (0.035 * a.cav_a)) <= 1.0))) {
+        } else if (!disc &&
+                   (sq(bx) + sq(y - canalY) <= sq(canalR + 0.05 * a.cav_a) ||
+                    (sq(bx / (0.04 * a.cav_a)) + sq((y - canalY - 0.12 * a.cav_a) / (0.12 * a.cav_a)) <= 1.0) ||
+                    (sq((std::abs(bx) - 0.16 * a.cav_a) / (0.09 * a.cav_a)) + sq((y - canalY) / (0.035 * a.cav_a)) <=
+                     1.0))) {
           l = kBone;  // lamina, spinous and transverse processes
-        } else if (sternumZ && sq(bx / (0.13 * a.cav_a)) + sq((y - (a.cy - a.cav_b - 0.03 * a.cav_a)) / (0.055 * a.cav_a)) <= 1.0) {
-          l = sq(bx / (0.09 * a.cav_a)) + sq((y - (a.cy - a.cav_b - 0.03 * a.cav_a)) / (0.03 * a.cav_a)) <= 1.0 ? kMarrow : kBone;
+        } else if (sternumZ &&
+                   sq(bx / (0.13 * a.cav_a)) + sq((y - (a.cy - a.cav_b - 0.03 * a.cav_a)) / (0.055 * a.cav_a)) <= 1.0) {
+          l = sq(bx / (0.09 * a.cav_a)) + sq((y - (a.cy - a.cav_b - 0.03 * a.cav_a)) / (0.03 * a.cav_a)) <= 1.0
+                  ? kMarrow
+                  : kBone;
         } else if (sq(bx / (a.body_a - a.fat)) + sq(by / (a.body_b - a.fat)) > 1.0) {
           l = kFat;
         } else if (sq(bx / a.cav_a) + sq(by / a.cav_b) > 1.0) {
@@ -629,7 +655,8 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
           } else if (const int s = a.lungAt(x, y, z); s != 0) {
             l = s == 1 ? kLungRight : kLungLeft;
           } else if (z < diaphragmZ(a, x, y)) {
-            l = sq(x - stomach[0]) + sq(y - stomach[1]) + sq(1.6 * (z - stomach[2])) <= stomachR * stomachR && y < stomach[1]
+            l = sq(x - stomach[0]) + sq(y - stomach[1]) + sq(1.6 * (z - stomach[2])) <= stomachR * stomachR &&
+                        y < stomach[1]
                     ? kStomachGas
                     : kAbdomen;
           } else if (zn > 1.02) {
@@ -665,9 +692,11 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
       radii.push_back(0.5 * tr);
     }
     const LabelSet airOk{kMediastinum, kLungRight, kLungLeft, kMuscle, kFat, kAirwayWall, kPericardialFat};
-    for (size_t s = 0; s < segs.size(); ++s) paintTube(g, lab, segs[s].first, segs[s].second, radii[s] + wall, airOk, kAirwayWall);
     for (size_t s = 0; s < segs.size(); ++s)
-      paintTube(g, lab, segs[s].first, segs[s].second, radii[s], {kAirwayWall, kMediastinum, kLungRight, kLungLeft}, kAirway);
+      paintTube(g, lab, segs[s].first, segs[s].second, radii[s] + wall, airOk, kAirwayWall);
+    for (size_t s = 0; s < segs.size(); ++s)
+      paintTube(g, lab, segs[s].first, segs[s].second, radii[s], {kAirwayWall, kMediastinum, kLungRight, kLungLeft},
+                kAirway);
   }
   {
     const LabelSet ribOk{kFat, kMuscle, kMediastinum, kLungRight, kLungLeft, kAbdomen};
@@ -683,7 +712,8 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
           // Ribs descend anteriorly; each point hugs the lung outline at its own height.
           const double z = zPost - 0.32 * a.height * std::pow(phi / kPi, 1.2);
           const double f = std::max(0.6, lungProfile(std::min((z - a.z_base) / a.height, 0.97)));
-          path.push_back({a.cx + sg * (a.cav_a * f + 0.6 * r) * std::sin(phi), a.cy + (a.cav_b + 0.6 * r) * std::cos(phi), z});
+          path.push_back(
+              {a.cx + sg * (a.cav_a * f + 0.6 * r) * std::sin(phi), a.cy + (a.cav_b + 0.6 * r) * std::cos(phi), z});
         }
         paintPath(g, lab, path, r, ribOk, kBone);
         paintPath(g, lab, path, 0.55 * r, {kBone}, kMarrow);
@@ -693,9 +723,9 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
   for (int side = 0; side < 2; ++side) {
     const double sg = side == 0 ? -1 : 1;
     const Vec3 hil{a.cx + sg * 0.26 * a.cav_a, a.cy + 0.05 * a.cav_b, a.z_carina - 0.1 * a.height};
-    const Vec3 dirs[10] = {{sg * 0.6, -0.2, 0.8}, {sg * 0.9, 0.0, 0.35}, {sg * 0.8, -0.6, 0.0}, {sg * 0.7, 0.5, -0.1},
-                           {sg * 0.5, 0.3, -0.8},  {sg * 0.6, -0.4, -0.7}, {sg * 0.3, 0.8, -0.5}, {sg * 0.4, 0.6, 0.7},
-                           {sg * 0.5, -0.7, 0.5},  {sg * 0.9, 0.3, -0.4}};
+    const Vec3 dirs[10] = {{sg * 0.6, -0.2, 0.8}, {sg * 0.9, 0.0, 0.35},  {sg * 0.8, -0.6, 0.0}, {sg * 0.7, 0.5, -0.1},
+                           {sg * 0.5, 0.3, -0.8}, {sg * 0.6, -0.4, -0.7}, {sg * 0.3, 0.8, -0.5}, {sg * 0.4, 0.6, 0.7},
+                           {sg * 0.5, -0.7, 0.5}, {sg * 0.9, 0.3, -0.4}};
     for (const auto& d0 : dirs) {
       const Vec3 d = normalize(add(d0, mul(randomUnit(trng), 0.25)));
       paintVessels(g, lab, trng, hil, d, 0.28 * a.cav_a, std::max(0.8, 0.055 * a.cav_a), 0);
@@ -709,7 +739,8 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
         const double zLo = a.z_base + f.extent_mm;
         paintBox(g, lab, {a.cx - a.cav_a, a.cy - a.cav_b, zLo}, {a.cx + a.cav_a, a.cy + a.cav_b, a.zApex()},
                  {kLungRight, kLungLeft}, kEmphysema, [](double, double, double) { return true; });
-        for (const auto& b : f.blobs) paintSphere(g, lab, {b[0], b[1], b[2]}, b[3], {kLungRight, kLungLeft, kEmphysema, kVessel}, kEmphysemaHole);
+        for (const auto& b : f.blobs)
+          paintSphere(g, lab, {b[0], b[1], b[2]}, b[3], {kLungRight, kLungLeft, kEmphysema, kVessel}, kEmphysemaHole);
         break;
       }
       default:
@@ -724,7 +755,8 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
         const double rx = b[3], ry = 0.85 * b[3], rz = 1.1 * b[3];
         paintBox(g, lab, {b[0] - rx, b[1] - ry, b[2] - rz}, {b[0] + rx, b[1] + ry, b[2] + rz}, kLungish, kConsolidation,
                  [&](double x, double y, double z) {
-                   return sq((x - b[0]) / rx) + sq((y - b[1]) / ry) + sq((z - b[2]) / rz) <= 1.0 && a.lobeAt(x, y, z) == lobe;
+                   return sq((x - b[0]) / rx) + sq((y - b[1]) / ry) + sq((z - b[2]) / rz) <= 1.0 &&
+                          a.lobeAt(x, y, z) == lobe;
                  });
         break;
       }
@@ -733,7 +765,9 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
           const double rx = b[3], ry = 0.6 * b[3], rz = 0.55 * b[3];
           paintBox(g, lab, {b[0] - rx, b[1] - ry, b[2] - rz}, {b[0] + rx, b[1] + ry, b[2] + rz},
                    {kLungRight, kLungLeft, kVessel, kEmphysema, kEmphysemaHole, kConsolidation}, kAtelectasis,
-                   [&](double x, double y, double z) { return sq((x - b[0]) / rx) + sq((y - b[1]) / ry) + sq((z - b[2]) / rz) <= 1.0; });
+                   [&](double x, double y, double z) {
+                     return sq((x - b[0]) / rx) + sq((y - b[1]) / ry) + sq((z - b[2]) / rz) <= 1.0;
+                   });
         }
         break;
       default:
@@ -742,20 +776,27 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
   }
   for (const auto& f : findings) {
     if (f.type == Finding::LungNodule)
-      for (const auto& b : f.blobs) paintSphere(g, lab, {b[0], b[1], b[2]}, b[3], LabelSet{kLungRight, kLungLeft, kVessel, kEmphysema, kEmphysemaHole, kConsolidation, kAtelectasis}, kNodule);
+      for (const auto& b : f.blobs)
+        paintSphere(g, lab, {b[0], b[1], b[2]}, b[3],
+                    LabelSet{kLungRight, kLungLeft, kVessel, kEmphysema, kEmphysemaHole, kConsolidation, kAtelectasis},
+                    kNodule);
     if (f.type == Finding::LungMass)
-      for (const auto& b : f.blobs) paintSphere(g, lab, {b[0], b[1], b[2]}, b[3], LabelSet{kLungRight, kLungLeft, kVessel, kEmphysema, kEmphysemaHole, kConsolidation, kAtelectasis}, kMass);
+      for (const auto& b : f.blobs)
+        paintSphere(g, lab, {b[0], b[1], b[2]}, b[3],
+                    LabelSet{kLungRight, kLungLeft, kVessel, kEmphysema, kEmphysemaHole, kConsolidation, kAtelectasis},
+                    kMass);
   }
   for (const auto& f : findings) {
     if (f.type == Finding::PleuralEffusion) {
-      const LabelSet fluidOk{kLungRight, kLungLeft, kVessel, kEmphysema, kEmphysemaHole, kConsolidation, kAtelectasis, kNodule, kMass};
+      const LabelSet fluidOk{kLungRight,     kLungLeft,    kVessel, kEmphysema, kEmphysemaHole,
+                             kConsolidation, kAtelectasis, kNodule, kMass};
       for (int s = 1; s <= 2; ++s) {
         if (f.side != Side::Bilateral && sideIndex(f.side) != s) continue;
         const double x0 = s == 1 ? a.cx - a.cav_a : a.cx, x1 = s == 1 ? a.cx : a.cx + a.cav_a;
         const double yBack = a.cy + a.cav_b;
         // Supine: free fluid settles posteriorly; the layer thins towards its top (meniscus).
-        paintBox(g, lab, {x0, a.cy - a.cav_b, a.z_base - a.dome_depth}, {x1, yBack, a.z_base + f.extent_mm}, fluidOk, kFluid,
-                 [&](double x, double y, double z) {
+        paintBox(g, lab, {x0, a.cy - a.cav_b, a.z_base - a.dome_depth}, {x1, yBack, a.z_base + f.extent_mm}, fluidOk,
+                 kFluid, [&](double x, double y, double z) {
                    const double t = std::clamp((z - a.z_base) / f.extent_mm, 0.0, 1.0);
                    // Depth measured from the posterior chest wall at this x.
                    const double back = a.cy + a.cav_b * std::sqrt(std::max(0.0, 1 - sq((x - a.cx) / a.cav_a)));
@@ -768,7 +809,8 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
       const double d = f.size_mm;
       const double x0 = s == 1 ? a.cx - a.cav_a : a.cx, x1 = s == 1 ? a.cx : a.cx + a.cav_a;
       paintBox(g, lab, {x0, a.cy - a.cav_b, a.z_base - a.dome_depth}, {x1, a.cy + a.cav_b, a.zApex()},
-               {kLungRight, kLungLeft, kVessel, kEmphysema, kEmphysemaHole}, kPneumothorax, [&](double x, double y, double z) {
+               {kLungRight, kLungLeft, kVessel, kEmphysema, kEmphysemaHole}, kPneumothorax,
+               [&](double x, double y, double z) {
                  if (a.lungAt(x, y, z) != s) return false;
                  // Sample the unshrunk lung at a point displaced away from the hilum: outside = air.
                  const double zn = (z - a.z_base) / a.height;
@@ -782,7 +824,8 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
   for (const auto& f : findings) {
     if (f.type == Finding::ArterialCalcification)
       for (const auto& b : f.blobs)
-        paintSphere(g, lab, {b[0], b[1], b[2]}, b[3], {kAorta, kHeart, kPericardialFat, kMediastinum, kPericardialFluid}, kCalcification);
+        paintSphere(g, lab, {b[0], b[1], b[2]}, b[3],
+                    {kAorta, kHeart, kPericardialFat, kMediastinum, kPericardialFluid}, kCalcification);
   }
 
   // 4. HU per label, lung texture, blur, noise, calibration.
@@ -836,7 +879,8 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
         float h = hu[l];
         if (l == kLungRight || l == kLungLeft || l == kEmphysema || l == kConsolidation) {
           const float w = l == kConsolidation ? 0.3f : 1.0f;
-          const double x = g.xs[static_cast<size_t>(i)], y = g.ys[static_cast<size_t>(j)], z = g.zs[static_cast<size_t>(k)];
+          const double x = g.xs[static_cast<size_t>(i)], y = g.ys[static_cast<size_t>(j)],
+                       z = g.zs[static_cast<size_t>(k)];
           // Heterogeneous parenchyma, denser in the dependent (posterior) lung.
           h += w * static_cast<float>(18 * tex.at(x, y, z) + 25 * (y - a.cy) / a.cav_b);
         }
@@ -854,8 +898,7 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
   convolveAxis(v.data, v.size, 0, kx);
   convolveAxis(v.data, v.size, 1, ky);
   convolveAxis(v.data, v.size, 2, kz);
-  for (auto& x : v.data)
-    x = std::clamp(static_cast<float>(acq.hu_scale * x + acq.hu_offset), -1024.0f, 3071.0f);
+  for (auto& x : v.data) x = std::clamp(static_cast<float>(acq.hu_scale * x + acq.hu_offset), -1024.0f, 3071.0f);
   if (withLabels) ph.labels = std::move(lab);
   return ph;
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <regex>
 
 #include "biud/core/Error.h"
@@ -37,10 +38,16 @@ std::map<std::string, double> allRates(double r) {
 /// without a negation cue before it in its sentence, or a "not seen" after it?
 bool mentioned(const std::string& report, bs::Finding f) {
   static const char* kw[bs::kNumFindings] = {
-      R"(\bnodul(e|es|ar)\b)", R"(\bmass(es)?\b)", R"(\bpleural (effusions?|fluid)\b)", R"(\bpneumothorax\b)",
-      R"(\bconsolidat\w*)", R"(\bemphysema\w*)",
+      R"(\bnodul(e|es|ar)\b)",
+      R"(\bmass(es)?\b)",
+      R"(\bpleural (effusions?|fluid)\b)",
+      R"(\bpneumothorax\b)",
+      R"(\bconsolidat\w*)",
+      R"(\bemphysema\w*)",
       R"(\bcardiomegaly\b|\benlarged heart\b|\bcardiac enlargement\b|\bheart is (\w+ )?enlarged\b|\bcardiac silhouette is (\w+ )?enlarged\b|\benlarged cardiac silhouette\b)",
-      R"(\bpericardial (effusion|fluid)\b)", R"(\batelecta\w*)", R"(\bcalcifi\w*|\batherosclero\w*)"};
+      R"(\bpericardial (effusion|fluid)\b)",
+      R"(\batelecta\w*)",
+      R"(\bcalcifi\w*|\batherosclero\w*)"};
   std::string t = report;
   std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   const std::regex re(kw[static_cast<int>(f)]), neg(R"(\b(no|without|not|negative for|free of)\b)"),
@@ -73,8 +80,9 @@ void expectSameTree(const stdfs::path& a, const stdfs::path& b) {
 }  // namespace
 
 TEST(Synth, FindingIdsAndRates) {
-  const std::vector<std::string> want = {"lung_nodule",  "lung_mass",    "pleural_effusion",     "pneumothorax", "consolidation",
-                                         "emphysema",    "cardiomegaly", "pericardial_effusion", "atelectasis",  "arterial_calcification"};
+  const std::vector<std::string> want = {
+      "lung_nodule", "lung_mass",    "pleural_effusion",     "pneumothorax", "consolidation",
+      "emphysema",   "cardiomegaly", "pericardial_effusion", "atelectasis",  "arterial_calcification"};
   EXPECT_EQ(std::vector<std::string>(bs::findingIds().begin(), bs::findingIds().end()), want);
   EXPECT_EQ(bs::findingFromId("pneumothorax"), bs::Finding::Pneumothorax);
   EXPECT_FALSE(bs::findingFromId("nodule"));
@@ -177,7 +185,8 @@ TEST(Synth, SameSeedSameFilesAnyThreadCount) {
   o.seed = 6;
   bs::generateDataset(cfg, o);
   EXPECT_NE(biud::fs::readFile(a / "ct/manifest.csv"), biud::fs::readFile(c / "ct/manifest.csv"));
-  EXPECT_NE(biud::fs::readFile(a / "ct/volumes/ct_000000.nii.gz"), biud::fs::readFile(c / "ct/volumes/ct_000000.nii.gz"));
+  EXPECT_NE(biud::fs::readFile(a / "ct/volumes/ct_000000.nii.gz"),
+            biud::fs::readFile(c / "ct/volumes/ct_000000.nii.gz"));
   EXPECT_NE(biud::fs::readFile(a / "cxr/images/cxr_000000.png"), biud::fs::readFile(c / "cxr/images/cxr_000000.png"));
 }
 
@@ -189,10 +198,14 @@ TEST(Synth, FindingsInImageAndReport) {
   cfg.finding_rates = allRates(0.4);
   cfg.healthy_fraction = 0.2;
   const std::map<bs::Finding, std::vector<std::uint8_t>> tissue = {
-      {bs::Finding::LungNodule, {bs::kNodule}},           {bs::Finding::LungMass, {bs::kMass}},
-      {bs::Finding::PleuralEffusion, {bs::kFluid}},       {bs::Finding::Pneumothorax, {bs::kPneumothorax}},
-      {bs::Finding::Consolidation, {bs::kConsolidation}}, {bs::Finding::Emphysema, {bs::kEmphysema, bs::kEmphysemaHole}},
-      {bs::Finding::PericardialEffusion, {bs::kPericardialFluid}}, {bs::Finding::Atelectasis, {bs::kAtelectasis}},
+      {bs::Finding::LungNodule, {bs::kNodule}},
+      {bs::Finding::LungMass, {bs::kMass}},
+      {bs::Finding::PleuralEffusion, {bs::kFluid}},
+      {bs::Finding::Pneumothorax, {bs::kPneumothorax}},
+      {bs::Finding::Consolidation, {bs::kConsolidation}},
+      {bs::Finding::Emphysema, {bs::kEmphysema, bs::kEmphysemaHole}},
+      {bs::Finding::PericardialEffusion, {bs::kPericardialFluid}},
+      {bs::Finding::Atelectasis, {bs::kAtelectasis}},
       {bs::Finding::ArterialCalcification, {bs::kCalcification}}};
   int checked[bs::kNumFindings] = {};
   for (int idx = 0; idx < 40; ++idx) {
@@ -212,10 +225,14 @@ TEST(Synth, FindingsInImageAndReport) {
         for (int k = 0; k < v.size[2]; ++k)
           for (int j = 0; j < v.size[1]; ++j)
             for (int i = 0; i < v.size[0]; ++i)
-              if (ph.labels[static_cast<size_t>(v.index(i, j, k))] == bs::kHeart) lo = std::min(lo, i), hi = std::max(hi, i);
+              if (ph.labels[static_cast<size_t>(v.index(i, j, k))] == bs::kHeart)
+                lo = std::min(lo, i), hi = std::max(hi, i);
         const double ctr = (hi - lo + 1) * v.spacing[0] / (2 * a.cav_a);
-        if (pos) { EXPECT_GT(ctr, 0.54) << c.id; }
-        else { EXPECT_LT(ctr, 0.54) << c.id; }
+        if (pos) {
+          EXPECT_GT(ctr, 0.54) << c.id;
+        } else {
+          EXPECT_LT(ctr, 0.54) << c.id;
+        }
         checked[fi] += pos;
         continue;
       }
@@ -231,7 +248,8 @@ TEST(Synth, FindingsInImageAndReport) {
             const auto l = ph.labels[static_cast<size_t>(q)];
             if (std::find(want.begin(), want.end(), l) == want.end()) continue;
             ++n;
-            sx += v.origin[0] + i * v.spacing[0], sy += v.origin[1] + j * v.spacing[1], sz += v.origin[2] + k * v.spacing[2];
+            sx += v.origin[0] + i * v.spacing[0], sy += v.origin[1] + j * v.spacing[1],
+                sz += v.origin[2] + k * v.spacing[2];
             maxHu = std::max(maxHu, v.data[static_cast<size_t>(q)]);
             bool inner = true;
             for (auto d : {std::int64_t(1), std::int64_t(v.size[0]), std::int64_t(v.size[0]) * v.size[1]})
@@ -255,36 +273,57 @@ TEST(Synth, FindingsInImageAndReport) {
         case bs::Finding::PleuralEffusion:
           EXPECT_GT(my, a.cy) << c.id << " effusion not posterior";
           EXPECT_LT(mz, a.z_base + 0.35 * a.height) << c.id << " effusion not basal";
-          if (right) { EXPECT_LT(mx, a.cx) << c.id; }
-          if (left) { EXPECT_GT(mx, a.cx) << c.id; }
-          if (nIn > 5) { EXPECT_TRUE(mean > -15 && mean < 30) << c.id << " effusion HU " << mean; }
+          if (right) {
+            EXPECT_LT(mx, a.cx) << c.id;
+          }
+          if (left) {
+            EXPECT_GT(mx, a.cx) << c.id;
+          }
+          if (nIn > 5) {
+            EXPECT_TRUE(mean > -15 && mean < 30) << c.id << " effusion HU " << mean;
+          }
           break;
         case bs::Finding::Pneumothorax:
           EXPECT_LT(my, a.cy) << c.id << " pneumothorax not anterior";
-          if (right) { EXPECT_LT(mx, a.cx) << c.id; }
-          if (left) { EXPECT_GT(mx, a.cx) << c.id; }
-          if (nIn > 5) { EXPECT_LT(mean, -950) << c.id << " pneumothorax HU"; }
+          if (right) {
+            EXPECT_LT(mx, a.cx) << c.id;
+          }
+          if (left) {
+            EXPECT_GT(mx, a.cx) << c.id;
+          }
+          if (nIn > 5) {
+            EXPECT_LT(mean, -950) << c.id << " pneumothorax HU";
+          }
           break;
         case bs::Finding::Consolidation:
           EXPECT_EQ(a.lobeAt(inst->center_mm[0], inst->center_mm[1], inst->center_mm[2]), inst->lobe) << c.id;
           EXPECT_NE(text.find(inst->lobe), std::string::npos) << c.id << " lobe not in report";
-          if (nIn > 5) { EXPECT_TRUE(mean > 0 && mean < 70) << c.id << " consolidation HU " << mean; }
+          if (nIn > 5) {
+            EXPECT_TRUE(mean > 0 && mean < 70) << c.id << " consolidation HU " << mean;
+          }
           break;
         case bs::Finding::LungNodule:
         case bs::Finding::LungMass:
           EXPECT_NE(text.find(inst->lobe), std::string::npos) << c.id << " lobe not in report";
-          EXPECT_NE(text.find(fmt::format("{:.0f} mm", inst->size_mm)), std::string::npos) << c.id << " size not in report";
+          EXPECT_NE(text.find(fmt::format("{:.0f} mm", inst->size_mm)), std::string::npos)
+              << c.id << " size not in report";
           EXPECT_GT(maxHu, -300) << c.id;
           break;
         case bs::Finding::Emphysema:
           EXPECT_GT(mz, a.z_base + 0.3 * a.height) << c.id << " emphysema not in the upper lungs";
-          if (nIn > 5) { EXPECT_LT(mean, a.lung_hu - 20) << c.id; }
+          if (nIn > 5) {
+            EXPECT_LT(mean, a.lung_hu - 20) << c.id;
+          }
           break;
         case bs::Finding::PericardialEffusion:
-          if (nIn > 2) { EXPECT_TRUE(mean > -20 && mean < 35) << c.id << " pericardial HU " << mean; }
+          if (nIn > 2) {
+            EXPECT_TRUE(mean > -20 && mean < 35) << c.id << " pericardial HU " << mean;
+          }
           break;
         case bs::Finding::Atelectasis:
-          if (nIn > 5) { EXPECT_GT(mean, 0) << c.id << " atelectasis HU " << mean; }
+          if (nIn > 5) {
+            EXPECT_GT(mean, 0) << c.id << " atelectasis HU " << mean;
+          }
           break;
         case bs::Finding::ArterialCalcification:
           EXPECT_GT(maxHu, 250) << c.id << " calcification not dense";
@@ -294,7 +333,8 @@ TEST(Synth, FindingsInImageAndReport) {
       }
     }
   }
-  for (int fi = 0; fi < bs::kNumFindings; ++fi) EXPECT_GT(checked[fi], 2) << bs::findingId(static_cast<bs::Finding>(fi));
+  for (int fi = 0; fi < bs::kNumFindings; ++fi)
+    EXPECT_GT(checked[fi], 2) << bs::findingId(static_cast<bs::Finding>(fi));
 }
 
 // On files: an independent Python reference (nibabel, csv, scikit-learn) measures that simple
@@ -314,7 +354,8 @@ TEST(Synth, FilesCarryLabelsPythonReference) {
   EXPECT_EQ(s.n_ct, 120);
   EXPECT_EQ(s.n_external, 4);
   EXPECT_EQ(s.n_cxr, 60);
-  const std::string out = biud::test::runPython("synth_check.py", biud::test::quote(d.str()) + " --min-auroc 0.9 --min-f1 0.95");
+  const std::string out =
+      biud::test::runPython("synth_check.py", biud::test::quote(d.str()) + " --min-auroc 0.9 --min-f1 0.95");
   std::cout << out << "\n";
   EXPECT_NE(out.find("\"failures\": []"), std::string::npos) << out;
 }
@@ -324,7 +365,8 @@ TEST(Synth, AppHelpAndErrors) {
   if (!stdfs::exists(exe)) GTEST_SKIP() << "biud-synth not built";
   auto r = biud::test::run(biud::test::quote(exe) + " --help");
   EXPECT_EQ(r.rc, 0);
-  for (const char* flag : {"--n-ct", "--n-cxr", "--seed", "--out", "--config", "--set", "--size", "--spacing", "--threads"})
+  for (const char* flag :
+       {"--n-ct", "--n-cxr", "--seed", "--out", "--config", "--set", "--size", "--spacing", "--threads"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
   biud::test::TempDir d("app");
   r = biud::test::run(biud::test::quote(exe) + " --out " + biud::test::quote(d.str()) +

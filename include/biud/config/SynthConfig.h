@@ -28,7 +28,8 @@ struct SynthConfig {
             "arterial_calcification); findings left out keep their defaults (docs/synth.md)",
             config::range(0, 1));
     v.field("split", split, "train/val/test fractions", config::sizeIs(3) & config::range(0, 1));
-    v.field("n_external", n_external, "extra CT studies with shifted acquisition (split `external`)", config::atLeast(0));
+    v.field("n_external", n_external, "extra CT studies with shifted acquisition (split `external`)",
+            config::atLeast(0));
   }
 };
 

@@ -31,8 +31,8 @@ struct SynthCase {
   std::string id, patient;
   Cohort cohort = Cohort::CT;
   Labels labels{};
-  Phantom phantom;     ///< HU volume (CT cohorts) or the coarse phantom the X-ray was projected from
-  image::Image2D xray; ///< [0, 1] frontal X-ray (XRay cohort only)
+  Phantom phantom;      ///< HU volume (CT cohorts) or the coarse phantom the X-ray was projected from
+  image::Image2D xray;  ///< [0, 1] frontal X-ray (XRay cohort only)
   Report report;
 };
 
@@ -43,11 +43,11 @@ SynthCase makeCase(const SynthConfig& cfg, std::uint64_t seed, Cohort cohort, in
 std::vector<std::string> assignSplits(int n, const std::vector<double>& fractions, std::uint64_t seed);
 
 struct GenerateOptions {
-  std::string out;              ///< output folder (created)
+  std::string out;  ///< output folder (created)
   std::uint64_t seed = 0;
-  int threads = 0;              ///< 0 = all cores
-  bool meta = true;             ///< write ct/meta.jsonl (acquisition, anatomy landmarks, finding geometry)
-  std::function<bool()> stop;   ///< polled between cases; true = stop early (files written so far are complete)
+  int threads = 0;             ///< 0 = all cores
+  bool meta = true;            ///< write ct/meta.jsonl (acquisition, anatomy landmarks, finding geometry)
+  std::function<bool()> stop;  ///< polled between cases; true = stop early (files written so far are complete)
 };
 
 struct GenerateSummary {

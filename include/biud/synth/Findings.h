@@ -55,8 +55,8 @@ struct FindingInstance {
   bool uncertain = false;  ///< reported with hedging ("possible", "cannot be excluded"); still label 1
   std::string detail;      ///< finding-specific word (e.g. "coronary", "aortic" for calcification)
   std::array<double, 3> center_mm{0, 0, 0};  ///< where the finding is centred (for checks and meta)
-  double extent_mm = 0;    ///< second size (effusion height, consolidation radius ...)
-  double value = 0;        ///< finding-specific number (cardiothoracic ratio, HU drop of emphysema)
+  double extent_mm = 0;                      ///< second size (effusion height, consolidation radius ...)
+  double value = 0;                          ///< finding-specific number (cardiothoracic ratio, HU drop of emphysema)
   /// Spheres (x, y, z, radius in mm) that make up the finding: nodules, mass lobules,
   /// emphysematous holes, calcified plaques.
   std::vector<std::array<double, 4>> blobs;

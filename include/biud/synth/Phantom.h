@@ -18,20 +18,44 @@ namespace biud::synth {
 struct Acquisition {
   std::array<int, 3> size{128, 128, 64};
   std::array<double, 3> spacing{1.5, 1.5, 3.0};
-  double fill = 0.85;               ///< body width / field-of-view width (sets the patient scale)
-  double noise_sd = 12;             ///< HU, standard deviation of the image noise after blurring
-  double slice_thickness_mm = 3.0;  ///< reconstructed slice thickness (blur along z)
-  double kernel_sigma_vox = 0.5;    ///< in-plane blur of the reconstruction kernel, voxels
+  double fill = 0.85;                      ///< body width / field-of-view width (sets the patient scale)
+  double noise_sd = 12;                    ///< HU, standard deviation of the image noise after blurring
+  double slice_thickness_mm = 3.0;         ///< reconstructed slice thickness (blur along z)
+  double kernel_sigma_vox = 0.5;           ///< in-plane blur of the reconstruction kernel, voxels
   double hu_scale = 1.0, hu_offset = 0.0;  ///< calibration: HU' = scale * HU + offset
 };
 
 /// Tissue and finding classes of the label map (uint8 per voxel). Later paints win.
 enum Tissue : std::uint8_t {
-  kAir = 0, kFat, kMuscle, kMediastinum, kLungRight, kLungLeft, kHeart, kPericardialFat,
-  kAbdomen, kBone, kMarrow, kCsf, kAirway, kAirwayWall, kAorta, kVessel, kStomachGas,
+  kAir = 0,
+  kFat,
+  kMuscle,
+  kMediastinum,
+  kLungRight,
+  kLungLeft,
+  kHeart,
+  kPericardialFat,
+  kAbdomen,
+  kBone,
+  kMarrow,
+  kCsf,
+  kAirway,
+  kAirwayWall,
+  kAorta,
+  kVessel,
+  kStomachGas,
   // findings
-  kNodule = 32, kMass, kFluid, kPneumothorax, kConsolidation, kEmphysema, kEmphysemaHole,
-  kPericardialFluid, kAtelectasis, kCalcification, kBronchogram,
+  kNodule = 32,
+  kMass,
+  kFluid,
+  kPneumothorax,
+  kConsolidation,
+  kEmphysema,
+  kEmphysemaHole,
+  kPericardialFluid,
+  kAtelectasis,
+  kCalcification,
+  kBronchogram,
 };
 
 /// One patient's anatomy (mm, physical LPS coordinates of the volume it is rendered into).
@@ -50,9 +74,9 @@ struct Anatomy {
   double peri_fat = 0;                     ///< pericardial fat thickness
   double peri_fluid = 0;                   ///< pericardial effusion thickness (0 = none)
   double aorta_r = 0, trachea_r = 0, z_carina = 0, z_arch = 0;
-  double lung_hu = -850;                   ///< parenchyma attenuation (breathing)
+  double lung_hu = -850;  ///< parenchyma attenuation (breathing)
   double fat_hu = -100, muscle_hu = 40;
-  std::uint64_t texture_seed = 0;          ///< lung texture, vessel trees, ribs jitter
+  std::uint64_t texture_seed = 0;  ///< lung texture, vessel trees, ribs jitter
 
   /// Lung membership: 0 none, 1 right lung, 2 left lung (before findings, vessels excluded).
   int lungAt(double x, double y, double z) const;
