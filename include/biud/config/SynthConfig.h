@@ -3,7 +3,7 @@
 
 namespace biud {
 
-/// `synth:` — the synthetic chest CT / X-ray / report benchmark (biud-synth).
+/// `synth:` — the synthetic chest CT / X-ray / report benchmark (biud-synth, docs/synth.md).
 struct SynthConfig {
   int n_ct = 200;
   int n_cxr = 1000;
@@ -22,9 +22,14 @@ struct SynthConfig {
     v.field("size", size, "CT volume size in voxels (x, y, z)", config::sizeIs(3) & config::atLeast(16));
     v.field("xray_size", xray_size, "X-ray side length in pixels", config::atLeast(32));
     v.field("healthy_fraction", healthy_fraction, "fraction of studies with no finding", config::range(0, 1));
-    v.field("finding_rates", finding_rates, "prevalence per finding among non-healthy studies", config::range(0, 1));
+    v.field("finding_rates", finding_rates,
+            "prevalence per finding among non-healthy studies, by id (lung_nodule, lung_mass, pleural_effusion, "
+            "pneumothorax, consolidation, emphysema, cardiomegaly, pericardial_effusion, atelectasis, "
+            "arterial_calcification); findings left out keep their defaults (docs/synth.md)",
+            config::range(0, 1));
     v.field("split", split, "train/val/test fractions", config::sizeIs(3) & config::range(0, 1));
-    v.field("n_external", n_external, "extra CT studies with shifted acquisition (split `external`)", config::atLeast(0));
+    v.field("n_external", n_external, "extra CT studies with shifted acquisition (split `external`)",
+            config::atLeast(0));
   }
 };
 

@@ -1,0 +1,64 @@
+#include "biud/synth/Drr.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "biud/core/Error.h"
+#include "biud/core/Png.h"
+
+namespace biud::synth {
+
+image::Image2D lineIntegralAP(const image::Volume& hu, double muWaterPerMm) {
+  const int nx = hu.size[0], ny = hu.size[1], nz = hu.size[2];
+  BIUD_CHECK(nx > 0 && ny > 0 && nz > 0 && hu.data.size() == static_cast<size_t>(hu.numel()), ValueError,
+             "lineIntegralAP: volume of size {}x{}x{} holds {} voxels", nx, ny, nz, hu.data.size());
+  image::Image2D out({nx, nz, 1}, {hu.spacing[0], hu.spacing[2], 1.0}, 0.0f);
+  std::vector<double> acc(static_cast<size_t>(nx));
+  for (int k = 0; k < nz; ++k) {
+    std::fill(acc.begin(), acc.end(), 0.0);
+    for (int j = 0; j < ny; ++j) {
+      const float* row = &hu.data[static_cast<size_t>(hu.index(0, j, k))];
+      for (int i = 0; i < nx; ++i) acc[static_cast<size_t>(i)] += std::max(0.0, 1.0 + row[i] / 1000.0);
+    }
+    const int r = nz - 1 - k;  // superior at the top
+    for (int i = 0; i < nx; ++i)
+      out.at(i, r, 0) = static_cast<float>(acc[static_cast<size_t>(i)] * muWaterPerMm * hu.spacing[1]);
+  }
+  return out;
+}
+
+image::Image2D displayXray(const image::Image2D& L, int width, int height, double gamma, double quantile) {
+  BIUD_CHECK(width > 0 && height > 0, ValueError, "displayXray: size {}x{} must be positive", width, height);
+  BIUD_CHECK(!L.data.empty(), ValueError, "displayXray: empty image");
+  std::vector<float> sorted = L.data;
+  const size_t q = std::min(sorted.size() - 1, static_cast<size_t>(quantile * static_cast<double>(sorted.size() - 1)));
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(q), sorted.end());
+  const double ref = std::max(1e-6f, sorted[q]);
+  const int w0 = L.size[0], h0 = L.size[1];
+  image::Image2D out({width, height, 1}, {L.spacing[0] * w0 / width, L.spacing[1] * h0 / height, 1.0}, 0.0f);
+  for (int r = 0; r < height; ++r) {
+    // Pixel centres mapped onto source pixel centres (align corners off).
+    const double sy = std::clamp((r + 0.5) * h0 / height - 0.5, 0.0, h0 - 1.0);
+    const int y0 = static_cast<int>(sy), y1 = std::min(h0 - 1, y0 + 1);
+    const double fy = sy - y0;
+    for (int c = 0; c < width; ++c) {
+      const double sx = std::clamp((c + 0.5) * w0 / width - 0.5, 0.0, w0 - 1.0);
+      const int x0 = static_cast<int>(sx), x1 = std::min(w0 - 1, x0 + 1);
+      const double fx = sx - x0;
+      const double v = (1 - fy) * ((1 - fx) * L.at(x0, y0, 0) + fx * L.at(x1, y0, 0)) +
+                       fy * ((1 - fx) * L.at(x0, y1, 0) + fx * L.at(x1, y1, 0));
+      out.at(c, r, 0) = static_cast<float>(std::pow(std::clamp(v / ref, 0.0, 1.0), gamma));
+    }
+  }
+  return out;
+}
+
+void writePng8(const std::string& path, const image::Image2D& img) {
+  std::vector<std::uint8_t> px(static_cast<size_t>(img.size[0]) * img.size[1]);
+  for (size_t i = 0; i < px.size(); ++i)
+    px[i] = static_cast<std::uint8_t>(std::lround(std::clamp(img.data[i], 0.0f, 1.0f) * 255.0f));
+  png::write8(path, img.size[0], img.size[1], 1, px.data());
+}
+
+}  // namespace biud::synth
