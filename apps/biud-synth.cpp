@@ -55,7 +55,12 @@ int main(int argc, char** argv) {
     opt.threads = cfg.threads;
     opt.meta = !noMeta;
     opt.stop = [] { return biud::app::stopRequested(); };
+    // Thousands of small files: no fsync per file (each is still written whole through temp +
+    // rename), one sync of everything at the end.
+    biud::fs::setSyncEachFile(false);
     const auto sum = biud::synth::generateDataset(s, opt);
+    biud::fs::syncAll();
+    biud::fs::setSyncEachFile(true);
     nlohmann::json j;
     j["version"] = biud::app::versionString();
     j["seed"] = cfg.seed;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <fstream>
@@ -15,6 +16,8 @@
 namespace biud::fs {
 
 namespace {
+
+std::atomic<bool> g_sync{true};
 
 void fsyncDir(const stdfs::path& dir) {
   const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
@@ -64,13 +67,17 @@ void AtomicFile::write(const void* data, std::size_t n) {
   }
 }
 
+void setSyncEachFile(bool on) { g_sync = on; }
+bool syncEachFile() { return g_sync.load(); }
+void syncAll() { ::sync(); }
+
 void AtomicFile::commit() {
-  BIUD_SYSCHECK(::fsync(fd_), "cannot flush `{}`", temp_.string());
+  if (g_sync.load()) BIUD_SYSCHECK(::fsync(fd_), "cannot flush `{}`", temp_.string());
   BIUD_SYSCHECK(::close(fd_), "cannot close `{}`", temp_.string());
   fd_ = -1;
   BIUD_SYSCHECK(::rename(temp_.c_str(), target_.c_str()), "cannot rename `{}` to `{}`", temp_.string(), target_.string());
   committed_ = true;
-  fsyncDir(target_.parent_path());
+  if (g_sync.load()) fsyncDir(target_.parent_path());
 }
 
 void atomicWrite(const stdfs::path& path, std::string_view data) {

@@ -14,6 +14,13 @@ namespace stdfs = std::filesystem;
 
 /// Write `data` to `path` atomically (creates parent folders).
 void atomicWrite(const stdfs::path& path, std::string_view data);
+/// Whether atomic writes fsync each file before the rename (default on: survives power loss).
+/// Tools that write thousands of small files (biud-synth, biud-drr) turn it off and call
+/// syncAll() once at the end; the temp + rename keeps every file whole either way.
+void setSyncEachFile(bool on);
+bool syncEachFile();
+/// Flush every file system buffer to disk (sync(2)).
+void syncAll();
 /// Read a whole file; IoError naming the file if it cannot.
 std::string readFile(const stdfs::path& path);
 /// Read a whole binary file.
