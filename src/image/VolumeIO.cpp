@@ -12,6 +12,7 @@
 #include <itkImageSeriesReader.h>
 #include <itkMetaDataObject.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -63,7 +64,7 @@ itk::ImageIOBase::Pointer createIO(const std::string& path, const char* what) {
   itk::ImageIOBase::Pointer io =
       itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::IOFileModeEnum::ReadMode);
   BIUD_CHECK(io, IoError,
-             "{} `{}`: unknown or corrupt image format (supported: .nii, .nii.gz, .mha, .mhd, .nrrd, "
+             "{} `{}`: unknown, truncated or corrupt image format (supported: .nii, .nii.gz, .mha, .mhd, .nrrd, "
              "DICOM, .png, .jpg)",
              what, path);
   return io;
@@ -171,6 +172,37 @@ Volume readDicomFolder(const std::string& dir, const VolumeReadOptions& opt) {
   return fromItk(reader->GetOutput());
 }
 
+
+/// ITK's NIfTI reader accepts a truncated .nii.gz silently (the missing voxels become zeros), so
+/// gzip files are checked here. Fast path: the gzip trailer (ISIZE, uncompressed size mod 2^32)
+/// must match the voxel bytes plus a header of at most 16 MiB; otherwise (a truncated file, or a
+/// multi-member gzip) the stream is inflated to the end to count its bytes.
+void checkGzipComplete(const std::string& path, std::uint64_t voxelBytes) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  BIUD_CHECK(f != nullptr, IoError, "volume `{}`: cannot open", path);
+  unsigned char tail[4] = {0, 0, 0, 0};
+  bool haveTail = std::fseek(f, -4, SEEK_END) == 0 && std::fread(tail, 1, 4, f) == 4;
+  std::fclose(f);
+  if (haveTail) {
+    const std::uint32_t isize = tail[0] | (tail[1] << 8) | (tail[2] << 16) | (static_cast<std::uint32_t>(tail[3]) << 24);
+    const std::uint32_t extra = isize - static_cast<std::uint32_t>(voxelBytes);
+    if (extra >= 348 && extra <= (16u << 20)) return;
+  }
+  gzFile g = gzopen(path.c_str(), "rb");
+  BIUD_CHECK(g != nullptr, IoError, "volume `{}`: cannot open", path);
+  std::vector<char> buf(1 << 20);
+  std::uint64_t total = 0;
+  int n;
+  while ((n = gzread(g, buf.data(), static_cast<unsigned>(buf.size()))) > 0) total += static_cast<std::uint64_t>(n);
+  int err = Z_OK;
+  const char* msg = gzerror(g, &err);
+  const std::string why = (n < 0 || (err != Z_OK && err != Z_STREAM_END)) ? std::string(msg ? msg : "") : std::string();
+  gzclose(g);
+  BIUD_CHECK(why.empty() && total >= voxelBytes + 348, IoError,
+             "volume `{}` is truncated or corrupt: the gzip stream holds {} bytes, the header promises {} voxel bytes{}",
+             path, total, voxelBytes, why.empty() ? std::string() : " (" + why + ")");
+}
+
 Volume readVolumeFile(const std::string& path) {
   auto io = createIO(path, "volume");
   try {
@@ -191,6 +223,11 @@ Volume readVolumeFile(const std::string& path) {
   BIUD_CHECK(io->GetNumberOfComponents() == 1, DataError,
              "volume `{}` has {} components per voxel (colour/vector image); a CT volume has 1", path,
              io->GetNumberOfComponents());
+  if (endsWith(path, ".gz")) {
+    std::uint64_t voxelBytes = io->GetComponentSize();
+    for (size_t d : sz) voxelBytes *= d;
+    checkGzipComplete(path, voxelBytes);
+  }
   using Reader = itk::ImageFileReader<FloatImage3>;
   auto reader = Reader::New();
   reader->SetImageIO(io);
