@@ -17,10 +17,10 @@ struct Tap {
   bool inside;
 };
 
-std::vector<Tap> taps(int nIn, double spIn, int nOut, double spOut) {
+std::vector<Tap> taps(int nIn, double spIn, int nOut, double spOut, int first) {
   std::vector<Tap> t(static_cast<size_t>(nOut));
   for (int o = 0; o < nOut; ++o) {
-    const double x = o * spOut / spIn;  // continuous input index
+    const double x = (o + first) * spOut / spIn;  // continuous input index
     Tap& tp = t[static_cast<size_t>(o)];
     tp.inside = x >= -0.5 && x < nIn - 0.5;
     const double fl = std::floor(x);
@@ -31,17 +31,19 @@ std::vector<Tap> taps(int nIn, double spIn, int nOut, double spOut) {
   return t;
 }
 
-/// One separable pass along `axis`; every other axis keeps its size.
-Volume pass(const Volume& in, int axis, int nOut, double spOut, float outside) {
+/// One separable pass along `axis`: output voxels first .. first + nOut - 1 of the resampled
+/// grid; every other axis keeps its size.
+Volume pass(const Volume& in, int axis, int nOut, double spOut, float outside, int first = 0) {
   Volume out;
   out.size = in.size;
   out.size[axis] = nOut;
   out.spacing = in.spacing;
   out.spacing[axis] = spOut;
   out.origin = in.origin;
+  for (int r = 0; r < 3; ++r) out.origin[r] += in.direction[r * 3 + axis] * spOut * first;
   out.direction = in.direction;
   out.data.resize(static_cast<size_t>(out.numel()));
-  const auto t = taps(in.size[axis], in.spacing[axis], nOut, spOut);
+  const auto t = taps(in.size[axis], in.spacing[axis], nOut, spOut, first);
   const int nx = in.size[0], ny = in.size[1];
   const int ox = out.size[0], oy = out.size[1], oz = out.size[2];
   const float* src = in.data.data();
@@ -216,19 +218,80 @@ std::array<int, 3> bodyCropStart(const Volume& v, const std::array<int, 3>& size
   return start;
 }
 
+Image2D padToSquare(const Image2D& img, float pad) {
+  const int w = img.size[0], h = img.size[1], n = std::max(w, h);
+  return cropOrPad(img, {n, n, 1}, {centerStart(w, n), centerStart(h, n), 0}, pad);
+}
+
+Image2D resize2D(const Image2D& img, int w, int h) {
+  BIUD_CHECK(w >= 1 && h >= 1 && img.size[2] == 1 && img.numel() > 0, ValueError,
+             "resize2D: cannot resize a {}x{}x{} image to {}x{}", img.size[0], img.size[1], img.size[2], w, h);
+  const int iw = img.size[0], ih = img.size[1];
+  Image2D out;
+  out.size = {w, h, 1};
+  out.spacing = {img.spacing[0] * iw / w, img.spacing[1] * ih / h, img.spacing[2]};
+  out.origin = img.origin;
+  out.direction = img.direction;
+  out.data.resize(static_cast<size_t>(w) * h);
+  auto axis = [](int nOut, int nIn) {
+    std::vector<std::pair<int, float>> t(static_cast<size_t>(nOut));
+    for (int o = 0; o < nOut; ++o) {
+      const double x = std::max(0.0, (o + 0.5) * nIn / nOut - 0.5);
+      const int i0 = std::min(static_cast<int>(x), nIn - 1);
+      t[static_cast<size_t>(o)] = {i0, static_cast<float>(x - i0)};
+    }
+    return t;
+  };
+  const auto tx = axis(w, iw), ty = axis(h, ih);
+  for (int j = 0; j < h; ++j) {
+    const int j0 = ty[static_cast<size_t>(j)].first, j1 = std::min(j0 + 1, ih - 1);
+    const float wy = ty[static_cast<size_t>(j)].second;
+    for (int i = 0; i < w; ++i) {
+      const int i0 = tx[static_cast<size_t>(i)].first, i1 = std::min(i0 + 1, iw - 1);
+      const float wx = tx[static_cast<size_t>(i)].second;
+      const float a = img.at(i0, j0, 0) + wx * (img.at(i1, j0, 0) - img.at(i0, j0, 0));
+      const float b = img.at(i0, j1, 0) + wx * (img.at(i1, j1, 0) - img.at(i0, j1, 0));
+      out.data[static_cast<size_t>(i) + static_cast<size_t>(w) * j] = a + wy * (b - a);
+    }
+  }
+  return out;
+}
+
+Image2D preprocessXray(const Image2D& img, const XrayPreprocessConfig& cfg) {
+  const Image2D sq = cfg.pad_square ? padToSquare(img, 0.0f) : img;
+  return resize2D(sq, cfg.size, cfg.size);
+}
+
 Volume preprocessCt(const Volume& hu, const CtPreprocessConfig& cfg) {
   BIUD_CHECK(cfg.spacing.size() == 3 && cfg.size.size() == 3, ConfigError,
              "data.ct: spacing and size need 3 values (x, y, z)");
   const bool lung = cfg.window == "lung";
   const float lo = lung ? -1350.0f : static_cast<float>(cfg.hu_min);
   const float hi = lung ? 150.0f : static_cast<float>(cfg.hu_max);
-  Volume v = resampleLinear(hu, {cfg.spacing[0], cfg.spacing[1], cfg.spacing[2]}, lo);
+  const std::array<double, 3> sp{cfg.spacing[0], cfg.spacing[1], cfg.spacing[2]};
   const std::array<int, 3> size{cfg.size[0], cfg.size[1], cfg.size[2]};
   std::array<int, 3> start{};
+  Volume v;
   if (cfg.crop == "body") {
+    v = resampleLinear(hu, sp, lo);
     start = bodyCropStart(v, size, static_cast<float>(cfg.body_threshold));
   } else {
-    for (int d = 0; d < 3; ++d) start[d] = centerStart(v.size[d], size[d]);
+    // Centre crop: the window is known before resampling, so only the voxels inside it are
+    // computed (same taps, same values as resampling everything and cropping afterwards).
+    BIUD_CHECK(hu.numel() > 0 && static_cast<std::int64_t>(hu.data.size()) == hu.numel(), ValueError,
+               "preprocess: volume of size {}x{}x{} holds {} values", hu.size[0], hu.size[1], hu.size[2],
+               hu.data.size());
+    const auto n = resampledSize(hu, sp);
+    std::array<int, 3> first{}, count{};
+    for (int d = 0; d < 3; ++d) {
+      start[d] = centerStart(n[d], size[d]);
+      first[d] = std::max(0, start[d]);
+      count[d] = std::min(n[d], start[d] + size[d]) - first[d];
+      start[d] -= first[d];
+    }
+    v = pass(hu, 2, count[2], sp[2], lo, first[2]);
+    v = pass(v, 1, count[1], sp[1], lo, first[1]);
+    v = pass(v, 0, count[0], sp[0], lo, first[0]);
   }
   // Window and scale in place before the crop copies.
   const float a = lung ? 2.0f / (hi - lo) : 1.0f / static_cast<float>(cfg.scale);

@@ -87,8 +87,16 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
         CacheEntry entry;
         try {
           BIUD_CHECK(!it.images.empty(), DataError, "item `{}` has no image", it.id);
-          Volume v = preprocessCt(readVolume(it.images[0]), cfg);
+          const auto ta = std::chrono::steady_clock::now();
+          Volume raw = readVolume(it.images[0]);
+          const auto tb = std::chrono::steady_clock::now();
+          Volume v = preprocessCt(raw, cfg);
+          const auto tc = std::chrono::steady_clock::now();
           entry = writer.write(it.id, v);
+          const auto td = std::chrono::steady_clock::now();
+          auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+          log::debug("data", "{}: read {:.0f} ms ({}x{}x{}), preprocess {:.0f} ms, write {:.0f} ms", it.id, ms(ta, tb),
+                     raw.size[0], raw.size[1], raw.size[2], ms(tb, tc), ms(tc, td));
         } catch (const Error& e) {
           error = e.what();
         } catch (const std::bad_alloc&) {

@@ -174,21 +174,53 @@ Volume readDicomFolder(const std::string& dir, const VolumeReadOptions& opt) {
 
 
 /// ITK's NIfTI reader accepts a truncated .nii.gz silently (the missing voxels become zeros), so
-/// gzip files are checked here. Fast path: the gzip trailer (ISIZE, uncompressed size mod 2^32)
-/// must match the voxel bytes plus a header of at most 16 MiB; otherwise (a truncated file, or a
-/// multi-member gzip) the stream is inflated to the end to count its bytes.
-void checkGzipComplete(const std::string& path, std::uint64_t voxelBytes) {
+/// .nii.gz files are checked here: the stored size (vox_offset + voxels x bitpix / 8, from the
+/// NIfTI-1/2 header) must equal the gzip trailer's ISIZE (uncompressed size mod 2^32); when it
+/// does not (a truncated file, or a multi-member gzip) the stream is inflated to the end and its
+/// bytes counted.
+void checkNiftiGzComplete(const std::string& path, std::uint64_t numel) {
+  gzFile g = gzopen(path.c_str(), "rb");
+  BIUD_CHECK(g != nullptr, IoError, "volume `{}`: cannot open", path);
+  unsigned char h[540] = {};
+  const int got = gzread(g, h, sizeof h);
+  auto rd16 = [&](int o, bool sw) {
+    std::uint16_t v;
+    std::memcpy(&v, h + o, 2);
+    return sw ? static_cast<std::uint16_t>((v >> 8) | (v << 8)) : v;
+  };
+  auto rd32 = [&](int o, bool sw) {
+    std::uint32_t v;
+    std::memcpy(&v, h + o, 4);
+    return sw ? __builtin_bswap32(v) : v;
+  };
+  std::uint64_t expected = 0;
+  if (got >= 348) {
+    for (bool sw : {false, true}) {
+      const std::uint32_t sz = rd32(0, sw);
+      if (sz == 348) {  // NIfTI-1: bitpix at 72 (int16), vox_offset at 108 (float32)
+        float off;
+        std::uint32_t raw = rd32(108, sw);
+        std::memcpy(&off, &raw, 4);
+        expected = static_cast<std::uint64_t>(std::max(352.0f, off)) + numel * (rd16(72, sw) / 8u);
+      } else if (sz == 540 && got >= 540) {  // NIfTI-2: bitpix at 14 (int16), vox_offset at 168 (int64)
+        std::uint64_t off;
+        std::memcpy(&off, h + 168, 8);
+        if (sw) off = __builtin_bswap64(off);
+        expected = off + numel * (rd16(14, sw) / 8u);
+      }
+      if (expected) break;
+    }
+  }
+  gzclose(g);
+  if (expected == 0) return;  // not a NIfTI header we know: leave it to ITK
   std::FILE* f = std::fopen(path.c_str(), "rb");
   BIUD_CHECK(f != nullptr, IoError, "volume `{}`: cannot open", path);
   unsigned char tail[4] = {0, 0, 0, 0};
-  bool haveTail = std::fseek(f, -4, SEEK_END) == 0 && std::fread(tail, 1, 4, f) == 4;
+  const bool haveTail = std::fseek(f, -4, SEEK_END) == 0 && std::fread(tail, 1, 4, f) == 4;
   std::fclose(f);
-  if (haveTail) {
-    const std::uint32_t isize = tail[0] | (tail[1] << 8) | (tail[2] << 16) | (static_cast<std::uint32_t>(tail[3]) << 24);
-    const std::uint32_t extra = isize - static_cast<std::uint32_t>(voxelBytes);
-    if (extra >= 348 && extra <= (16u << 20)) return;
-  }
-  gzFile g = gzopen(path.c_str(), "rb");
+  const std::uint32_t isize = tail[0] | (tail[1] << 8) | (tail[2] << 16) | (static_cast<std::uint32_t>(tail[3]) << 24);
+  if (haveTail && isize == static_cast<std::uint32_t>(expected)) return;
+  g = gzopen(path.c_str(), "rb");
   BIUD_CHECK(g != nullptr, IoError, "volume `{}`: cannot open", path);
   std::vector<char> buf(1 << 20);
   std::uint64_t total = 0;
@@ -198,9 +230,9 @@ void checkGzipComplete(const std::string& path, std::uint64_t voxelBytes) {
   const char* msg = gzerror(g, &err);
   const std::string why = (n < 0 || (err != Z_OK && err != Z_STREAM_END)) ? std::string(msg ? msg : "") : std::string();
   gzclose(g);
-  BIUD_CHECK(why.empty() && total >= voxelBytes + 348, IoError,
-             "volume `{}` is truncated or corrupt: the gzip stream holds {} bytes, the header promises {} voxel bytes{}",
-             path, total, voxelBytes, why.empty() ? std::string() : " (" + why + ")");
+  BIUD_CHECK(why.empty() && total >= expected, IoError,
+             "volume `{}` is truncated or corrupt: the gzip stream holds {} bytes, the NIfTI header needs {}{}", path,
+             total, expected, why.empty() ? std::string() : " (" + why + ")");
 }
 
 Volume readVolumeFile(const std::string& path) {
@@ -223,10 +255,10 @@ Volume readVolumeFile(const std::string& path) {
   BIUD_CHECK(io->GetNumberOfComponents() == 1, DataError,
              "volume `{}` has {} components per voxel (colour/vector image); a CT volume has 1", path,
              io->GetNumberOfComponents());
-  if (endsWith(path, ".gz")) {
-    std::uint64_t voxelBytes = io->GetComponentSize();
-    for (size_t d : sz) voxelBytes *= d;
-    checkGzipComplete(path, voxelBytes);
+  if (endsWith(path, ".nii.gz")) {
+    std::uint64_t numel = io->GetNumberOfComponents();
+    for (size_t d : sz) numel *= d;
+    checkNiftiGzComplete(path, numel);
   }
   using Reader = itk::ImageFileReader<FloatImage3>;
   auto reader = Reader::New();

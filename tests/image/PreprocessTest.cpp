@@ -9,6 +9,8 @@
 #include "biud/image/VolumeIO.h"
 #include "image/ImageTestUtil.h"
 
+#include <fmt/format.h>
+
 namespace biud::test {
 namespace {
 
@@ -141,6 +143,60 @@ TEST(Preprocess, HashFollowsParameters) {
   EXPECT_EQ(image::preprocessHash(a), image::preprocessHash(b));
   b.storage = "float16";
   EXPECT_NE(image::preprocessHash(a), image::preprocessHash(b));
+}
+
+}  // namespace
+}  // namespace biud::test
+
+namespace biud::test {
+namespace {
+
+TEST(Preprocess, XrayResizeMatchesTorchAndPadsToSquare) {
+  const int w = 13, h = 7;
+  image::Image2D img({w, h, 1}, {1, 1, 1});
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) img.at(x, y, 0) = static_cast<float>(std::sin(0.3 * x) + 0.1 * y);
+  const std::vector<std::pair<int, int>> sizes{{5, 4}, {29, 11}, {13, 7}};
+  auto all = nlohmann::json::parse(runPython("image_resize2d.py", fmt::format("{} {} 5 4 29 11 13 7", w, h)));
+  ASSERT_EQ(all.size(), sizes.size());
+  for (size_t c = 0; c < sizes.size(); ++c) {
+    const auto [ow, oh] = sizes[c];
+    SCOPED_TRACE(testing::Message() << ow << "x" << oh);
+    const auto& want = all[c];
+    auto got = image::resize2D(img, ow, oh);
+    ASSERT_EQ(want.size(), got.data.size());
+    for (size_t i = 0; i < got.data.size(); ++i) EXPECT_NEAR(got.data[i], want[i].get<double>(), 1e-5) << i;
+  }
+  // 13 x 7 padded to 13 x 13: 3 rows before, 3 after.
+  auto sq = image::padToSquare(img, 0.0f);
+  ASSERT_EQ(sq.size, (std::array<int, 3>{13, 13, 1}));
+  EXPECT_EQ(sq.at(4, 2, 0), 0.0f);
+  EXPECT_EQ(sq.at(4, 3, 0), img.at(4, 0, 0));
+  EXPECT_EQ(sq.at(4, 9, 0), img.at(4, 6, 0));
+  EXPECT_EQ(sq.at(4, 10, 0), 0.0f);
+  XrayPreprocessConfig xc;
+  xc.size = 16;
+  EXPECT_EQ(image::preprocessXray(img, xc).size, (std::array<int, 3>{16, 16, 1}));
+}
+
+}  // namespace
+}  // namespace biud::test
+
+namespace biud::test {
+namespace {
+
+TEST(Preprocess, CenterCropResamplesOnlyTheWindowWithTheSameResult) {
+  const image::Volume v = smoothVolume({20, 17, 9}, {0.8, 0.9, 2.0});
+  CtPreprocessConfig c;
+  c.spacing = {1.1, 0.7, 1.3};
+  c.size = {10, 30, 7};  // x crop (15 -> 10), y pad (22 -> 30), z crop (14 -> 7)
+  image::Volume got = image::preprocessCt(v, c);
+  image::Volume r = image::resampleLinear(v, {1.1, 0.7, 1.3}, -1000.0f);
+  for (float& x : r.data) x = std::min(1000.0f, std::max(-1000.0f, x)) / 1000.0f;
+  std::array<int, 3> start{};
+  for (int d = 0; d < 3; ++d) start[d] = image::centerStart(r.size[d], c.size[d]);
+  image::Volume want = image::cropOrPad(r, {10, 30, 7}, start, -1.0f);
+  expectSameVolume(got, want, 1e-6);
 }
 
 }  // namespace

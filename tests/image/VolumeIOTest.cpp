@@ -2,6 +2,7 @@
 // in the nibabel and pydicom packages, and files made by tests/reference/image_io.py).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "biud/core/Error.h"
@@ -28,6 +29,12 @@ TEST(VolumeIO, NiftiMatchesNibabel) {
     Volume want = loadReference(ref(t, "nibabel", path, f));
     expectSameVolume(got, want, 1e-3);
   }
+  // Rescaled int16 (scl_slope 2, scl_inter -1024) with a permuted, flipped affine.
+  const std::string made = (t / "scaled.nii.gz").string();
+  runPython("image_io.py", "make_nifti " + quote(made));
+  Volume got = image::readVolume(made);
+  expectSameVolume(got, loadReference(ref(t, "nibabel", made, "scaled")), 1e-3);
+  EXPECT_LT(*std::min_element(got.data.begin(), got.data.end()), -1000.0f);
 }
 
 TEST(VolumeIO, DicomSeriesMatchesPydicom) {

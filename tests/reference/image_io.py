@@ -121,6 +121,19 @@ def cmd_make_sitk(out):
     sitk.WriteImage(img, out)
 
 
+def cmd_make_nifti(out):
+    """int16 NIfTI with scl_slope 2, scl_inter -1024 and a permuted, flipped affine."""
+    import nibabel as nib
+    rng = np.random.default_rng(5)
+    arr = rng.integers(0, 1500, size=(6, 5, 7)).astype(np.int16)
+    aff = np.array([[0, 0, -2.5, 40.0], [0.9, 0, 0, -30.0], [0, -0.8, 0, 12.0], [0, 0, 0, 1]])
+    img = nib.Nifti1Image(arr, aff)
+    img.header.set_slope_inter(2.0, -1024.0)
+    img.set_qform(aff, code=1)
+    img.set_sform(aff, code=1)
+    nib.save(img, out)
+
+
 def cmd_make_series(src, folder, n, uid):
     import pydicom
     n = int(n)

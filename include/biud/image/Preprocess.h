@@ -41,6 +41,15 @@ bool bodyBox(const Volume& v, float threshold, std::array<int, 3>& lo, std::arra
 /// volume where it fits (the centre crop is used along axes where the volume is smaller).
 std::array<int, 3> bodyCropStart(const Volume& v, const std::array<int, 3>& size, float thresholdHu);
 
+/// X-ray: pad a 2D image to a square with `pad` (centred; the extra pixel goes after).
+Image2D padToSquare(const Image2D& img, float pad);
+/// X-ray: bilinear resize of a 2D image to w x h with pixel centres aligned
+/// (src = (dst + 0.5) * in / out - 0.5, clamped at the border; the convention of
+/// torch.nn.functional.interpolate(mode="bilinear", align_corners=False) without antialias).
+Image2D resize2D(const Image2D& img, int w, int h);
+/// X-ray preprocessing of data.xray: optional pad to square, then resize to size x size.
+Image2D preprocessXray(const Image2D& img, const XrayPreprocessConfig& cfg);
+
 /// The whole CT pipeline on a HU volume in canonical orientation.
 Volume preprocessCt(const Volume& hu, const CtPreprocessConfig& cfg);
 
