@@ -31,7 +31,8 @@ struct VolumeReadOptions {
   bool canonical = true;
 };
 
-/// Read a CT volume (file or DICOM folder), canonical LPS+, HU.
+/// Read a CT volume (file or DICOM folder), canonical LPS+, HU. `folder#UID` reads the series
+/// with that SeriesInstanceUID (prefix) from a DICOM folder.
 /// Throws IoError (missing/unreadable/truncated file) or DataError (2D image, 4D volume with
 /// more than one time point, colour volume, empty DICOM folder, unknown series).
 Volume readVolume(const std::string& path);
