@@ -121,6 +121,14 @@ def cmd_make_sitk(out):
     sitk.WriteImage(img, out)
 
 
+def cmd_make_jpeg(out):
+    """An 8-bit grey JPEG (smooth content, so decoders agree closely)."""
+    from PIL import Image
+    x, y = np.meshgrid(np.arange(40), np.arange(24))
+    a = (127 + 100 * np.sin(x / 7.0) * np.cos(y / 5.0)).astype(np.uint8)
+    Image.fromarray(a, mode="L").save(out, quality=95)
+
+
 def cmd_make_nifti(out):
     """int16 NIfTI with scl_slope 2, scl_inter -1024 and a permuted, flipped affine."""
     import nibabel as nib
