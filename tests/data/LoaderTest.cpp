@@ -13,6 +13,8 @@
 #include "biud/data/Sampler.h"
 #include "biud/image/CtCache.h"
 #include "biud/image/Preprocess.h"
+#include "biud/image/PreprocessJob.h"
+#include "biud/image/VolumeIO.h"
 #include "common/TestUtil.h"
 
 namespace biud::test {
@@ -257,6 +259,49 @@ TEST(Loader, ExactResumeFromState) {
   auto bad = state;
   bad["seed"] = 1;
   EXPECT_THROW(resumed.loadStateDict(bad), ConfigError);
+}
+
+}  // namespace
+}  // namespace biud::test
+
+
+namespace biud::test {
+namespace {
+
+TEST(Loader, RawFilesGiveTheCachedVolumes) {
+  TempDir t("raw");
+  auto m = std::make_shared<image::Manifest>();
+  m->path = (t / "m.csv").string();
+  for (int n = 0; n < 2; ++n) {
+    image::Volume v({30, 26, 12}, {0.9, 1.1, 2.5}, -1000.0f);
+    for (int k = 2; k < 10; ++k)
+      for (int j = 3; j < 22; ++j)
+        for (int i = 4; i < 26; ++i) v.at(i, j, k) = static_cast<float>((i * 13 + j * 7 + k * 3 + n * 50) % 300 - 100);
+    v.direction = {-1, 0, 0, 0, -1, 0, 0, 0, 1};  // RAS-like storage: canonicalised on read
+    const std::string p = (t / ("v" + std::to_string(n) + ".nii.gz")).string();
+    image::writeVolume(p, v);
+    image::ManifestItem it;
+    it.id = "v" + std::to_string(n);
+    it.images = {p};
+    m->items.push_back(it);
+  }
+  DataConfig cfg;
+  cfg.ct.size = {20, 20, 8};
+  cfg.ct.crop = "body";
+  image::PreprocessJobOptions po;
+  po.out = (t / "cache").string();
+  po.threads = 2;
+  po.progress = false;
+  const auto sum = image::runPreprocess(*m, cfg.ct, po);
+  ASSERT_EQ(sum.done, 2u);
+  data::CtDataset raw(m, m->indicesOf(""), cfg, ""), cached(m, m->indicesOf(""), cfg, po.out);
+  EXPECT_FALSE(raw.cached());
+  EXPECT_TRUE(cached.cached());
+  for (int i = 0; i < 2; ++i) {
+    auto a = raw.get(i), b = cached.get(i);
+    ASSERT_EQ(a.volume.sizes(), (std::vector<std::int64_t>{1, 8, 20, 20}));
+    EXPECT_LE((a.volume - b.volume).abs().max().item<float>(), 0.5f / image::int16Quant(cfg.ct) + 1e-6f);
+  }
 }
 
 }  // namespace
