@@ -11,7 +11,10 @@ struct CtPreprocessConfig {
   double scale = 1000;     ///< value = clip(HU) / scale
   double pad_value = -1;   ///< in scaled units
   std::string crop = "center";
+  double body_threshold = -500;  ///< HU; body mask for crop = body
+  std::string window = "default";
   std::string storage = "int16";
+  int shard_mb = 2048;     ///< cache shard size (not part of the preprocessing hash)
 
   void visit(config::Visitor& v) {
     v.field("spacing", spacing, "target voxel spacing in mm (x, y, z)", config::sizeIs(3) & config::positive());
@@ -20,8 +23,14 @@ struct CtPreprocessConfig {
     v.field("hu_max", hu_max, "HU window upper bound");
     v.field("scale", scale, "scaled value = clip(HU, hu_min, hu_max) / scale", config::positive());
     v.field("pad_value", pad_value, "padding value in scaled units");
-    v.field("crop", crop, "crop strategy", config::oneOf({"center", "body"}));
+    v.field("crop", crop, "crop/pad window: center, or body = centred on the largest connected region above body_threshold",
+            config::oneOf({"center", "body"}));
+    v.field("body_threshold", body_threshold, "HU threshold of the body mask used by crop = body");
+    v.field("window", window,
+            "default = clip [hu_min, hu_max] / scale; lung = clip [-1350, 150] mapped linearly to [-1, 1]",
+            config::oneOf({"default", "lung"}));
     v.field("storage", storage, "cache voxel type", config::oneOf({"int16", "float16"}));
+    v.field("shard_mb", shard_mb, "cache shard size in MiB (a new shard file starts beyond it)", config::atLeast(1));
     if (v.reading() && hu_min >= hu_max) v.fail("hu_min", "must be below hu_max");
   }
 };

@@ -1,0 +1,86 @@
+#pragma once
+/// \file Manifest.h
+/// Dataset manifests (torch-free, so that the synthetic generator and the evaluation tools can
+/// use them): one item per line of a CSV or JSONL file.
+///
+/// Columns (CSV header or JSON keys):
+///   `id`        required, unique
+///   `image`     required; several images separated by `;` (CSV) or a JSON array; paths relative
+///               to the manifest's folder unless absolute
+///   `report`, `findings`, `impression`   optional report text (whole, or sections)
+///   `split`     optional (train / val / test ...)
+///   `patient`   optional; items of one patient never share a batch (unique_patient sampler)
+///   anything else: a label column, 0/1 (also 0.0/1.0, true/false); empty, NaN or -1 = unknown.
+/// A column that is neither known nor a valid label column is an error naming the column, the
+/// file, the line and the value.
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace biud::image {
+
+struct ManifestItem {
+  std::string id;
+  std::vector<std::string> images;  ///< resolved paths
+  std::string report, findings, impression;
+  std::string split, patient;
+  std::vector<float> labels;  ///< one per Manifest::labelNames; NaN = unknown
+  int line = 0;               ///< 1-based line in the manifest (CSV: first line of the record)
+
+  /// Report text from the named sections ("findings", "impression", "report"), joined by a space;
+  /// falls back to `report` when the sections are empty.
+  std::string text(const std::vector<std::string>& sections = {"findings", "impression"}) const;
+  /// Group key for batching: the patient, or the id when no patient is given.
+  const std::string& group() const { return patient.empty() ? id : patient; }
+};
+
+struct ManifestOptions {
+  /// Label columns to use, in this order; empty = every column that is not a known one.
+  /// A name not in the file is an error.
+  std::vector<std::string> labels;
+  /// Extra columns to ignore (neither known nor labels), e.g. metadata.
+  std::vector<std::string> ignore;
+  /// Check that every image path exists (off: biud-preprocess reports missing files per item).
+  bool checkFiles = false;
+};
+
+struct Manifest {
+  std::string path;
+  std::vector<std::string> labelNames;
+  std::vector<ManifestItem> items;
+
+  /// Indices of the items of one split (all items when `split` is empty).
+  std::vector<size_t> indicesOf(const std::string& split) const;
+  /// Index of an id, or -1.
+  long find(const std::string& id) const;
+};
+
+/// Read a CSV (.csv) or JSON-lines (.jsonl) manifest. Throws DataError/IoError naming file,
+/// line and column.
+Manifest readManifest(const std::string& path, const ManifestOptions& opt = {});
+/// Write a manifest as CSV (paths as given, labels as 0/1/empty), atomically.
+void writeManifestCsv(const std::string& path, const Manifest& m);
+
+/// CT-RATE layout: the reports CSV (VolumeName, Findings_EN, Impressions_EN, ...), the optional
+/// multi-abnormality label CSV (VolumeName + 18 label columns) and the folder holding the
+/// volumes (either flat, or CT-RATE's nested `train/train_1/train_1_a/train_1_a_1.nii.gz`).
+/// id = VolumeName without extension, patient = `train_1`, split from the name (train/valid).
+Manifest readCtRate(const std::string& reportsCsv, const std::string& labelsCsv, const std::string& volumeRoot);
+
+/// MIMIC-CXR-JPG layout: `root/files/pXX/pNNNNNNNN/sSSSSSSSS/<dicom_id>.jpg`, the split CSV
+/// (dicom_id, study_id, subject_id, split), optional CheXpert label CSV (subject_id, study_id,
+/// 14 labels; -1 = uncertain -> unknown) and the report folder holding `sSSSSSSSS.txt` files in the
+/// same nesting (FINDINGS:/IMPRESSION: sections parsed). id = dicom_id, patient = subject_id.
+Manifest readMimicCxr(const std::string& root, const std::string& splitCsv, const std::string& chexpertCsv,
+                      const std::string& reportRoot);
+
+/// RFC 4180 CSV: quoted fields may hold commas, quotes ("") and newlines. `lines` gets the
+/// 1-based line each record starts on.
+std::vector<std::vector<std::string>> parseCsv(const std::string& text, const std::string& name,
+                                               std::vector<int>* lines = nullptr);
+
+/// FINDINGS / IMPRESSION sections of a free-text radiology report (case-insensitive headings).
+void splitReportSections(const std::string& report, std::string& findings, std::string& impression);
+
+}  // namespace biud::image

@@ -1,0 +1,72 @@
+#pragma once
+/// \file VolumeIO.h
+/// Reading and writing medical images (ITK underneath, never visible here).
+///
+/// CT volumes: NIfTI (.nii, .nii.gz), MetaImage (.mha, .mhd), NRRD (.nrrd, .nhdr) and DICOM
+/// (a folder holding a series, or one multi-frame file). Every volume is returned in the
+/// canonical LPS+ orientation (see Volume.h): the voxel axes are permuted and flipped so that
+/// index i grows towards the patient's Left, j towards Posterior, k towards Superior. This is
+/// a lossless reordering of voxels (no interpolation); for an oblique acquisition the residual
+/// rotation (below 45 degrees per axis) stays in `direction`, which is otherwise the identity.
+/// Values are in HU for CT: DICOM rescale slope/intercept and NIfTI scl_slope/scl_inter are
+/// applied.
+///
+/// X-rays: PNG, JPEG and DICOM, grey or colour (colour is converted to luminance), to float in
+/// [0, 1]: 8-bit / 255, 16-bit / 65535; DICOM is min-max normalised over the image (its stored
+/// bit depth and rescale vary by vendor) and MONOCHROME1 (white = low) is inverted so that
+/// bright always means dense.
+#include <array>
+#include <string>
+#include <vector>
+
+#include "biud/image/Volume.h"
+
+namespace biud::image {
+
+/// Options for readVolume(). Defaults match readVolume(path).
+struct VolumeReadOptions {
+  /// DICOM folder: SeriesInstanceUID to read; empty = the series with the most slices.
+  std::string series;
+  /// Bring the volume to LPS+ (off only for tests and debugging).
+  bool canonical = true;
+};
+
+/// Read a CT volume (file or DICOM folder), canonical LPS+, HU. `folder#UID` reads the series
+/// with that SeriesInstanceUID (prefix) from a DICOM folder.
+/// Throws IoError (missing/unreadable/truncated file) or DataError (2D image, 4D volume with
+/// more than one time point, colour volume, empty DICOM folder, unknown series).
+Volume readVolume(const std::string& path);
+Volume readVolume(const std::string& path, const VolumeReadOptions& opt);
+
+/// Write a volume; the format follows the extension (.nii.gz, .nii, .mha, .nrrd). Voxels are
+/// stored as int16 when every value is an integer in [-32768, 32767], else as float32.
+/// Written atomically (temp file in the same folder, then rename).
+void writeVolume(const std::string& path, const Volume& v);
+
+/// Read a 2D image (PNG, JPEG, DICOM) as grey float in [0, 1], size {w, h, 1}; row 0 is the
+/// top row of the picture. A DICOM file with several frames is an error.
+Image2D readImage2D(const std::string& path);
+
+/// Write a 2D image as PNG (grey), values clamped to [0, 1] and scaled to 8 or 16 bits.
+void writeImage2D(const std::string& path, const Image2D& img, int bits = 8);
+
+/// Permute/flip voxel axes in place so that `direction` is closest to the identity (LPS+).
+/// Origin and spacing follow the voxels, so physical positions are unchanged.
+void reorientToLps(Volume& v);
+
+/// Physical position (mm, LPS) of voxel index (i, j, k): origin + direction * (spacing .* ijk).
+std::array<double, 3> indexToPhysical(const Volume& v, double i, double j, double k);
+
+/// SeriesInstanceUIDs in a DICOM folder with their slice counts, largest first.
+std::vector<std::pair<std::string, int>> listDicomSeries(const std::string& dir);
+
+/// What a file looks like without reading its voxels (dimension, size, components, pixel type).
+struct ImageInfo {
+  int dimension = 0;
+  std::vector<int> size;
+  int components = 1;
+  std::string componentType;  ///< "uint8", "int16", "float", ...
+};
+ImageInfo readImageInfo(const std::string& path);
+
+}  // namespace biud::image

@@ -1,0 +1,94 @@
+#include "biud/data/CtDataset.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "biud/core/Error.h"
+#include "biud/core/Rng.h"
+#include "biud/image/Preprocess.h"
+#include "biud/image/VolumeIO.h"
+
+namespace biud::data {
+
+torch::Tensor augmentVolume(const torch::Tensor& vol, const AugmentConfig& cfg, std::uint64_t seed) {
+  Rng rng(seed);
+  torch::Tensor v = vol;
+  if (!cfg.random_crop.empty()) {
+    BIUD_CHECK(cfg.random_crop.size() == 3, ConfigError, "data.augment.random_crop needs 3 values (x, y, z), got {}",
+               cfg.random_crop.size());
+    // random_crop is (x, y, z); the tensor is [C, z, y, x].
+    std::int64_t start[3];
+    for (int d = 0; d < 3; ++d) {
+      const std::int64_t n = v.size(3 - d), c = cfg.random_crop[static_cast<size_t>(d)];
+      BIUD_CHECK(c >= 1 && c <= n, ConfigError,
+                 "data.augment.random_crop[{}] = {} does not fit the volume ({} voxels along that axis)", d, c, n);
+      start[d] = rng.uniformInt(0, n - c);
+    }
+    v = v.narrow(3, start[0], cfg.random_crop[0]).narrow(2, start[1], cfg.random_crop[1]).narrow(1, start[2], cfg.random_crop[2]);
+  }
+  if (cfg.flip && rng.bernoulli(0.5)) v = v.flip({3});
+  if (cfg.intensity_scale > 0 || cfg.intensity_shift > 0) {
+    const double s = cfg.intensity_scale > 0 ? rng.uniform(1.0 - cfg.intensity_scale, 1.0 + cfg.intensity_scale) : 1.0;
+    const double t = cfg.intensity_shift > 0 ? rng.uniform(-cfg.intensity_shift, cfg.intensity_shift) : 0.0;
+    v = v * s + t;
+  }
+  return v.contiguous();
+}
+
+CtDataset::CtDataset(std::shared_ptr<const image::Manifest> manifest, std::vector<size_t> indices, DataConfig cfg,
+                     const std::string& cacheDir)
+    : manifest_(std::move(manifest)), indices_(std::move(indices)), cfg_(std::move(cfg)) {
+  BIUD_CHECK(manifest_ != nullptr, ValueError, "CtDataset: no manifest");
+  for (size_t i : indices_)
+    BIUD_CHECK(i < manifest_->items.size(), ValueError, "CtDataset: index {} beyond the manifest's {} items", i,
+               manifest_->items.size());
+  if (!cacheDir.empty()) {
+    cache_ = std::make_unique<image::CacheReader>(cacheDir, image::preprocessHash(cfg_.ct),
+                                                  image::describePreprocess(cfg_.ct));
+    std::vector<std::string> missing;
+    for (size_t i : indices_) {
+      const auto* e = cache_->find(manifest_->items[i].id);
+      if (!e) missing.push_back(manifest_->items[i].id);
+      entries_.push_back(e);
+    }
+    BIUD_CHECK(missing.empty(), DataError,
+               "cache `{}` lacks {} item(s) of manifest `{}` (first: `{}`); rerun biud-preprocess or check "
+               "failures.jsonl there",
+               cacheDir, missing.size(), manifest_->path, missing.front());
+  }
+}
+
+std::vector<std::string> CtDataset::groups() const {
+  std::vector<std::string> g;
+  g.reserve(indices_.size());
+  for (size_t i : indices_) g.push_back(manifest_->items[i].group());
+  return g;
+}
+
+CtSample CtDataset::get(std::int64_t i, std::uint64_t augmentSeed) const {
+  BIUD_CHECK(i >= 0 && i < size(), ValueError, "CtDataset: index {} out of range [0, {})", i, size());
+  const auto& it = item(i);
+  CtSample s;
+  s.index = i;
+  s.id = it.id;
+  s.group = it.group();
+  s.text = it.text(cfg_.report_sections);
+  s.labels = torch::empty({static_cast<std::int64_t>(it.labels.size())}, torch::kFloat32);
+  std::copy(it.labels.begin(), it.labels.end(), s.labels.data_ptr<float>());
+  if (cache_) {
+    const auto* e = entries_[static_cast<size_t>(i)];
+    s.volume = torch::empty({1, e->shape[2], e->shape[1], e->shape[0]}, torch::kFloat32);
+    cache_->decode(*e, s.volume.data_ptr<float>());
+  } else {
+    BIUD_CHECK(!it.images.empty(), DataError, "manifest `{}` line {}: item `{}` has no image", manifest_->path, it.line,
+               it.id);
+    image::Volume v = image::preprocessCt(image::readVolume(it.images[0]), cfg_.ct);
+    s.volume = torch::empty({1, v.size[2], v.size[1], v.size[0]}, torch::kFloat32);
+    std::copy(v.data.begin(), v.data.end(), s.volume.data_ptr<float>());
+  }
+  if (augmentSeed != 0) s.volume = augmentVolume(s.volume, cfg_.augment, augmentSeed);
+  return s;
+}
+
+}  // namespace biud::data

@@ -1,0 +1,560 @@
+#include "biud/image/Manifest.h"
+
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+#include "biud/core/Error.h"
+#include "biud/core/Fs.h"
+#include "biud/core/Log.h"
+
+namespace biud::image {
+
+namespace stdfs = std::filesystem;
+
+namespace {
+
+constexpr float kUnknown = std::numeric_limits<float>::quiet_NaN();
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string trim(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
+
+bool endsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && lower(s.substr(s.size() - suffix.size())) == suffix;
+}
+
+/// 0/1/true/false/empty/NaN/-1; anything else is not a label value.
+bool parseLabel(const std::string& raw, float& out) {
+  const std::string s = lower(trim(raw));
+  if (s.empty() || s == "nan" || s == "na" || s == "null" || s == "none") {
+    out = kUnknown;
+    return true;
+  }
+  if (s == "1" || s == "1.0" || s == "true" || s == "yes") {
+    out = 1.0f;
+    return true;
+  }
+  if (s == "0" || s == "0.0" || s == "false" || s == "no" || s == "-0.0") {
+    out = 0.0f;
+    return true;
+  }
+  if (s == "-1" || s == "-1.0") {  // CheXpert "uncertain"
+    out = kUnknown;
+    return true;
+  }
+  return false;
+}
+
+std::string resolvePath(const stdfs::path& base, const std::string& p) {
+  const std::string t = trim(p);
+  if (t.empty()) return t;
+  stdfs::path q(t);
+  return q.is_absolute() ? q.lexically_normal().string() : (base / q).lexically_normal().string();
+}
+
+std::vector<std::string> splitImages(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ';' || c == '|') {
+      if (!trim(cur).empty()) out.push_back(trim(cur));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!trim(cur).empty()) out.push_back(trim(cur));
+  return out;
+}
+
+const std::set<std::string>& knownColumns() {
+  static const std::set<std::string> k = {"id", "image", "report", "findings", "impression", "split", "patient"};
+  return k;
+}
+
+/// Record builder shared by CSV and JSONL: columns arrive as strings.
+struct Builder {
+  std::string file;
+  stdfs::path base;
+  ManifestOptions opt;
+  std::vector<std::string> labelNames;
+  Manifest m;
+  std::unordered_map<std::string, int> seen;
+
+  void setColumns(const std::vector<std::string>& cols) {
+    for (const char* req : {"id", "image"})
+      BIUD_CHECK(std::find(cols.begin(), cols.end(), req) != cols.end(), DataError,
+                 "manifest `{}`: required column `{}` missing (columns: {})", file, req, fmt::join(cols, ", "));
+    if (!opt.labels.empty()) {
+      for (const auto& l : opt.labels)
+        BIUD_CHECK(std::find(cols.begin(), cols.end(), l) != cols.end(), DataError,
+                   "manifest `{}`: label column `{}` (data.labels) missing (columns: {})", file, l,
+                   fmt::join(cols, ", "));
+      labelNames = opt.labels;
+    } else {
+      for (const auto& c : cols)
+        if (!knownColumns().count(c) &&
+            std::find(opt.ignore.begin(), opt.ignore.end(), c) == opt.ignore.end())
+          labelNames.push_back(c);
+    }
+    m.labelNames = labelNames;
+  }
+
+  void add(const std::map<std::string, std::string>& rec, int line, const std::vector<std::string>* imageList) {
+    ManifestItem it;
+    it.line = line;
+    auto get = [&](const char* k) {
+      auto f = rec.find(k);
+      return f == rec.end() ? std::string() : trim(f->second);
+    };
+    it.id = get("id");
+    BIUD_CHECK(!it.id.empty(), DataError, "manifest `{}` line {}: empty `id`", file, line);
+    auto [pos, fresh] = seen.emplace(it.id, line);
+    BIUD_CHECK(fresh, DataError, "manifest `{}` line {}: duplicate id `{}` (first on line {})", file, line, it.id,
+               pos->second);
+    const auto imgs = imageList ? *imageList : splitImages(get("image"));
+    BIUD_CHECK(!imgs.empty(), DataError, "manifest `{}` line {} (id `{}`): empty `image`", file, line, it.id);
+    for (const auto& p : imgs) {
+      it.images.push_back(resolvePath(base, p));
+      if (opt.checkFiles) {
+        std::error_code ec;
+        BIUD_CHECK(stdfs::exists(it.images.back(), ec), IoError, "manifest `{}` line {} (id `{}`): image `{}` not found",
+                   file, line, it.id, it.images.back());
+      }
+    }
+    {
+      auto f = rec.find("report");
+      if (f != rec.end()) it.report = f->second;
+    }
+    {
+      auto f = rec.find("findings");
+      if (f != rec.end()) it.findings = f->second;
+    }
+    {
+      auto f = rec.find("impression");
+      if (f != rec.end()) it.impression = f->second;
+    }
+    it.split = get("split");
+    it.patient = get("patient");
+    it.labels.resize(labelNames.size(), kUnknown);
+    for (size_t l = 0; l < labelNames.size(); ++l) {
+      auto f = rec.find(labelNames[l]);
+      if (f == rec.end()) continue;
+      BIUD_CHECK(parseLabel(f->second, it.labels[l]), DataError,
+                 "manifest `{}` line {} (id `{}`): column `{}` has value `{}`; label columns hold 0/1 or empty "
+                 "(unknown). If `{}` is not a label, list it in the ignored columns",
+                 file, line, it.id, labelNames[l], f->second, labelNames[l]);
+    }
+    m.items.push_back(std::move(it));
+  }
+};
+
+std::string jsonToString(const nlohmann::json& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "1" : "0";
+  if (v.is_number_integer()) return std::to_string(v.get<long long>());
+  if (v.is_number()) {
+    const double d = v.get<double>();
+    if (std::isnan(d)) return "";
+    return fmt::format("{}", d);
+  }
+  return v.dump();
+}
+
+}  // namespace
+
+std::string ManifestItem::text(const std::vector<std::string>& sections) const {
+  std::string out;
+  auto add = [&](const std::string& s) {
+    const std::string t = trim(s);
+    if (t.empty()) return;
+    if (!out.empty()) out += ' ';
+    out += t;
+  };
+  for (const auto& s : sections) {
+    if (s == "findings") add(findings);
+    else if (s == "impression") add(impression);
+    else if (s == "report") add(report);
+  }
+  if (out.empty()) add(report);
+  return out;
+}
+
+std::vector<size_t> Manifest::indicesOf(const std::string& split) const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < items.size(); ++i)
+    if (split.empty() || items[i].split == split) out.push_back(i);
+  return out;
+}
+
+long Manifest::find(const std::string& id) const {
+  for (size_t i = 0; i < items.size(); ++i)
+    if (items[i].id == id) return static_cast<long>(i);
+  return -1;
+}
+
+std::vector<std::vector<std::string>> parseCsv(const std::string& text, const std::string& name,
+                                               std::vector<int>* lines) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> row;
+  std::string field;
+  bool quoted = false, fieldStarted = false;
+  int line = 1, rowLine = 1;
+  size_t i = 0;
+  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF && static_cast<unsigned char>(text[1]) == 0xBB &&
+      static_cast<unsigned char>(text[2]) == 0xBF)
+    i = 3;  // UTF-8 byte-order mark (Excel)
+  auto endRow = [&] {
+    row.push_back(field);
+    field.clear();
+    fieldStarted = false;
+    const bool blank = row.size() == 1 && row[0].empty();
+    if (!blank) {
+      rows.push_back(std::move(row));
+      if (lines) lines->push_back(rowLine);
+    }
+    row.clear();
+  };
+  for (; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < text.size() && text[i + 1] == '"') {
+          field += '"';
+          ++i;
+        } else {
+          quoted = false;
+        }
+      } else {
+        if (c == '\n') ++line;
+        field += c;
+      }
+      continue;
+    }
+    if (c == '"' && !fieldStarted) {
+      quoted = fieldStarted = true;
+    } else if (c == ',') {
+      row.push_back(field);
+      field.clear();
+      fieldStarted = false;
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      endRow();
+      ++line;
+      rowLine = line;
+    } else {
+      field += c;
+      fieldStarted = true;
+    }
+  }
+  BIUD_CHECK(!quoted, DataError, "CSV `{}`: quoted field starting on line {} is never closed", name, rowLine);
+  if (fieldStarted || !row.empty()) endRow();
+  return rows;
+}
+
+Manifest readManifest(const std::string& path, const ManifestOptions& opt) {
+  fs::requireFile(path, "manifest");
+  const std::string text = fs::readFile(path);
+  Builder b;
+  b.file = path;
+  b.base = stdfs::absolute(stdfs::path(path)).parent_path();
+  b.opt = opt;
+  b.m.path = path;
+  if (endsWith(path, ".jsonl") || endsWith(path, ".ndjson")) {
+    std::istringstream in(text);
+    std::string lineText;
+    int line = 0;
+    bool first = true;
+    while (std::getline(in, lineText)) {
+      ++line;
+      if (trim(lineText).empty()) continue;
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(lineText);
+      } catch (const std::exception& e) {
+        BIUD_THROW(DataError, "manifest `{}` line {}: invalid JSON: {}", path, line, e.what());
+      }
+      BIUD_CHECK(j.is_object(), DataError, "manifest `{}` line {}: expected a JSON object per line", path, line);
+      std::vector<std::string> keys;
+      std::map<std::string, std::string> rec;
+      std::vector<std::string> images;
+      bool imageArray = false;
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        keys.push_back(it.key());
+        if (it.key() == "image" && it.value().is_array()) {
+          imageArray = true;
+          for (const auto& x : it.value()) images.push_back(jsonToString(x));
+        } else {
+          rec[it.key()] = jsonToString(it.value());
+        }
+      }
+      if (first) {
+        b.setColumns(keys);  // the first record fixes the label columns
+        first = false;
+      } else {
+        for (const char* req : {"id", "image"})
+          BIUD_CHECK(j.contains(req), DataError, "manifest `{}` line {}: required key `{}` missing", path, line, req);
+        for (const auto& k : keys)
+          BIUD_CHECK(knownColumns().count(k) ||
+                         std::find(b.labelNames.begin(), b.labelNames.end(), k) != b.labelNames.end() ||
+                         std::find(opt.ignore.begin(), opt.ignore.end(), k) != opt.ignore.end() || !opt.labels.empty(),
+                     DataError, "manifest `{}` line {}: unknown key `{}` (not on the first line; known: {})", path,
+                     line, k, fmt::join(b.labelNames, ", "));
+      }
+      b.add(rec, line, imageArray ? &images : nullptr);
+    }
+    BIUD_CHECK(!first, DataError, "manifest `{}` is empty", path);
+  } else if (endsWith(path, ".csv") || endsWith(path, ".tsv")) {
+    std::vector<int> lines;
+    auto rows = parseCsv(text, path, &lines);
+    BIUD_CHECK(!rows.empty(), DataError, "manifest `{}` is empty (expected a header line)", path);
+    std::vector<std::string> cols;
+    for (const auto& c : rows[0]) cols.push_back(trim(c));
+    b.setColumns(cols);
+    for (size_t r = 1; r < rows.size(); ++r) {
+      BIUD_CHECK(rows[r].size() == cols.size(), DataError, "manifest `{}` line {}: {} fields, the header has {}",
+                 path, lines[r], rows[r].size(), cols.size());
+      std::map<std::string, std::string> rec;
+      for (size_t c = 0; c < cols.size(); ++c) rec[cols[c]] = rows[r][c];
+      b.add(rec, lines[r], nullptr);
+    }
+  } else {
+    BIUD_THROW(DataError, "manifest `{}`: unknown extension (use .csv or .jsonl)", path);
+  }
+  return std::move(b.m);
+}
+
+namespace {
+std::string csvField(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+}  // namespace
+
+void writeManifestCsv(const std::string& path, const Manifest& m) {
+  std::string out = "id,image,report,findings,impression,split,patient";
+  for (const auto& l : m.labelNames) out += "," + csvField(l);
+  out += "\n";
+  for (const auto& it : m.items) {
+    std::string imgs;
+    for (size_t i = 0; i < it.images.size(); ++i) imgs += (i ? ";" : "") + it.images[i];
+    out += fmt::format("{},{},{},{},{},{},{}", csvField(it.id), csvField(imgs), csvField(it.report),
+                       csvField(it.findings), csvField(it.impression), csvField(it.split), csvField(it.patient));
+    for (float v : it.labels) out += std::isnan(v) ? std::string(",") : fmt::format(",{}", static_cast<int>(v));
+    out += "\n";
+  }
+  fs::atomicWrite(path, out);
+}
+
+namespace {
+
+/// Rows of a CSV with a header, as column -> value maps; required columns checked.
+std::vector<std::map<std::string, std::string>> readTable(const std::string& path,
+                                                          const std::vector<std::string>& required,
+                                                          std::vector<std::string>* columns = nullptr) {
+  fs::requireFile(path, "CSV file");
+  std::vector<int> lines;
+  auto rows = parseCsv(fs::readFile(path), path, &lines);
+  BIUD_CHECK(!rows.empty(), DataError, "CSV `{}` is empty", path);
+  std::vector<std::string> cols;
+  for (auto& c : rows[0]) cols.push_back(trim(c));
+  for (const auto& r : required)
+    BIUD_CHECK(std::find(cols.begin(), cols.end(), r) != cols.end(), DataError,
+               "CSV `{}`: required column `{}` missing (columns: {})", path, r, fmt::join(cols, ", "));
+  std::vector<std::map<std::string, std::string>> out;
+  for (size_t i = 1; i < rows.size(); ++i) {
+    BIUD_CHECK(rows[i].size() == cols.size(), DataError, "CSV `{}` line {}: {} fields, the header has {}", path,
+               lines[i], rows[i].size(), cols.size());
+    std::map<std::string, std::string> rec;
+    for (size_t c = 0; c < cols.size(); ++c) rec[cols[c]] = rows[i][c];
+    rec["__line"] = std::to_string(lines[i]);
+    out.push_back(std::move(rec));
+  }
+  if (columns) *columns = cols;
+  return out;
+}
+
+std::string stripVolumeExt(std::string s) {
+  for (const char* e : {".nii.gz", ".nii", ".mha", ".nrrd"})
+    if (endsWith(s, e)) return s.substr(0, s.size() - std::string(e).size());
+  return s;
+}
+
+}  // namespace
+
+Manifest readCtRate(const std::string& reportsCsv, const std::string& labelsCsv, const std::string& volumeRoot) {
+  auto reports = readTable(reportsCsv, {"VolumeName", "Findings_EN", "Impressions_EN"});
+  Manifest m;
+  m.path = reportsCsv;
+  std::unordered_map<std::string, std::vector<float>> labels;
+  if (!labelsCsv.empty()) {
+    std::vector<std::string> cols;
+    auto rows = readTable(labelsCsv, {"VolumeName"}, &cols);
+    for (const auto& c : cols)
+      if (c != "VolumeName") m.labelNames.push_back(c);
+    if (m.labelNames.size() != 18)
+      log::warn("data", "CT-RATE labels `{}` have {} label columns (the public release has 18)", labelsCsv,
+                m.labelNames.size());
+    for (const auto& r : rows) {
+      std::vector<float> v(m.labelNames.size());
+      for (size_t l = 0; l < m.labelNames.size(); ++l)
+        BIUD_CHECK(parseLabel(r.at(m.labelNames[l]), v[l]), DataError, "CSV `{}` line {}: column `{}` has value `{}` (0/1 expected)",
+                   labelsCsv, r.at("__line"), m.labelNames[l], r.at(m.labelNames[l]));
+      labels[stripVolumeExt(trim(r.at("VolumeName")))] = std::move(v);
+    }
+  }
+  std::set<std::string> seen;
+  for (const auto& r : reports) {
+    const std::string name = trim(r.at("VolumeName"));
+    ManifestItem it;
+    it.line = std::stoi(r.at("__line"));
+    it.id = stripVolumeExt(name);
+    BIUD_CHECK(!it.id.empty(), DataError, "CSV `{}` line {}: empty VolumeName", reportsCsv, it.line);
+    BIUD_CHECK(seen.insert(it.id).second, DataError, "CSV `{}` line {}: duplicate VolumeName `{}`", reportsCsv, it.line,
+               name);
+    // train_1_a_1 -> split "train", patient "train_1", scan "train_1_a".
+    std::vector<std::string> parts;
+    {
+      std::string cur;
+      for (char c : it.id) {
+        if (c == '_') {
+          parts.push_back(cur);
+          cur.clear();
+        } else {
+          cur += c;
+        }
+      }
+      parts.push_back(cur);
+    }
+    std::string file = name;
+    if (!endsWith(file, ".nii.gz") && !endsWith(file, ".nii")) file += ".nii.gz";
+    stdfs::path flat = stdfs::path(volumeRoot) / file;
+    stdfs::path nested = flat;
+    if (parts.size() >= 4) {
+      it.split = parts[0] == "valid" ? "val" : parts[0];
+      it.patient = parts[0] + "_" + parts[1];
+      nested = stdfs::path(volumeRoot) / parts[0] / it.patient / (it.patient + "_" + parts[2]) / file;
+    }
+    std::error_code ec;
+    it.images.push_back((stdfs::exists(flat, ec) || !stdfs::exists(nested, ec) ? flat : nested).string());
+    it.findings = r.at("Findings_EN");
+    it.impression = r.at("Impressions_EN");
+    if (!m.labelNames.empty()) {
+      auto f = labels.find(it.id);
+      it.labels = f != labels.end() ? f->second : std::vector<float>(m.labelNames.size(), kUnknown);
+    }
+    m.items.push_back(std::move(it));
+  }
+  return m;
+}
+
+void splitReportSections(const std::string& report, std::string& findings, std::string& impression) {
+  findings.clear();
+  impression.clear();
+  const std::string up = [&] {
+    std::string u = report;
+    for (char& c : u) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return u;
+  }();
+  const size_t f = up.find("FINDINGS:");
+  const size_t i = up.find("IMPRESSION:");
+  if (f != std::string::npos) {
+    const size_t end = (i != std::string::npos && i > f) ? i : report.size();
+    findings = trim(report.substr(f + 9, end - f - 9));
+  }
+  if (i != std::string::npos) {
+    const size_t end = (f != std::string::npos && f > i) ? f : report.size();
+    impression = trim(report.substr(i + 11, end - i - 11));
+  }
+  // Collapse the line breaks of the free text.
+  for (std::string* s : {&findings, &impression}) {
+    std::string out;
+    bool space = false;
+    for (char c : *s) {
+      if (std::isspace(static_cast<unsigned char>(c))) {
+        space = true;
+      } else {
+        if (space && !out.empty()) out += ' ';
+        out += c;
+        space = false;
+      }
+    }
+    *s = out;
+  }
+}
+
+Manifest readMimicCxr(const std::string& root, const std::string& splitCsv, const std::string& chexpertCsv,
+                      const std::string& reportRoot) {
+  auto rows = readTable(splitCsv, {"dicom_id", "study_id", "subject_id", "split"});
+  Manifest m;
+  m.path = splitCsv;
+  std::map<std::string, std::vector<float>> labels;  // study_id -> labels
+  if (!chexpertCsv.empty()) {
+    std::vector<std::string> cols;
+    auto lrows = readTable(chexpertCsv, {"subject_id", "study_id"}, &cols);
+    for (const auto& c : cols)
+      if (c != "subject_id" && c != "study_id") m.labelNames.push_back(c);
+    for (const auto& r : lrows) {
+      std::vector<float> v(m.labelNames.size());
+      for (size_t l = 0; l < m.labelNames.size(); ++l)
+        BIUD_CHECK(parseLabel(r.at(m.labelNames[l]), v[l]), DataError,
+                   "CSV `{}` line {}: column `{}` has value `{}` (1, 0, -1 or empty expected)", chexpertCsv,
+                   r.at("__line"), m.labelNames[l], r.at(m.labelNames[l]));
+      labels[trim(r.at("study_id"))] = std::move(v);
+    }
+  }
+  std::map<std::string, std::pair<std::string, std::string>> sections;  // study -> (findings, impression)
+  for (const auto& r : rows) {
+    ManifestItem it;
+    it.line = std::stoi(r.at("__line"));
+    it.id = trim(r.at("dicom_id"));
+    const std::string subject = trim(r.at("subject_id")), study = trim(r.at("study_id"));
+    BIUD_CHECK(subject.size() >= 2, DataError, "CSV `{}` line {}: bad subject_id `{}`", splitCsv, it.line, subject);
+    const std::string pdir = "p" + subject.substr(0, 2);
+    const stdfs::path rel = stdfs::path("files") / pdir / ("p" + subject) / ("s" + study);
+    it.images.push_back((stdfs::path(root) / rel / (it.id + ".jpg")).string());
+    it.patient = subject;
+    std::string split = trim(r.at("split"));
+    it.split = split == "validate" ? "val" : split;
+    auto s = sections.find(study);
+    if (s == sections.end()) {
+      std::string findings, impression;
+      const stdfs::path rep = stdfs::path(reportRoot.empty() ? root : reportRoot) / "files" / pdir / ("p" + subject) /
+                              ("s" + study + ".txt");
+      std::error_code ec;
+      if (stdfs::exists(rep, ec)) splitReportSections(fs::readFile(rep), findings, impression);
+      s = sections.emplace(study, std::make_pair(findings, impression)).first;
+    }
+    it.findings = s->second.first;
+    it.impression = s->second.second;
+    if (!m.labelNames.empty()) {
+      auto f = labels.find(study);
+      it.labels = f != labels.end() ? f->second : std::vector<float>(m.labelNames.size(), kUnknown);
+    }
+    m.items.push_back(std::move(it));
+  }
+  return m;
+}
+
+}  // namespace biud::image

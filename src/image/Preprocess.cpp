@@ -1,0 +1,315 @@
+#include "biud/image/Preprocess.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "biud/core/Error.h"
+
+namespace biud::image {
+
+namespace {
+
+/// 1D linear resampling weights for one axis, ITK's rule (see resampleLinear).
+struct Tap {
+  int i0, i1;
+  float w1;  ///< weight of i1; i0 gets 1 - w1
+  bool inside;
+};
+
+std::vector<Tap> taps(int nIn, double spIn, int nOut, double spOut, int first) {
+  std::vector<Tap> t(static_cast<size_t>(nOut));
+  for (int o = 0; o < nOut; ++o) {
+    const double x = (o + first) * spOut / spIn;  // continuous input index
+    Tap& tp = t[static_cast<size_t>(o)];
+    tp.inside = x >= -0.5 && x < nIn - 0.5;
+    const double fl = std::floor(x);
+    tp.i0 = std::clamp(static_cast<int>(fl), 0, nIn - 1);
+    tp.i1 = std::clamp(static_cast<int>(fl) + 1, 0, nIn - 1);
+    tp.w1 = static_cast<float>(x - fl);
+  }
+  return t;
+}
+
+/// One separable pass along `axis`: output voxels first .. first + nOut - 1 of the resampled
+/// grid; every other axis keeps its size.
+Volume pass(const Volume& in, int axis, int nOut, double spOut, float outside, int first = 0) {
+  Volume out;
+  out.size = in.size;
+  out.size[axis] = nOut;
+  out.spacing = in.spacing;
+  out.spacing[axis] = spOut;
+  out.origin = in.origin;
+  for (int r = 0; r < 3; ++r) out.origin[r] += in.direction[r * 3 + axis] * spOut * first;
+  out.direction = in.direction;
+  out.data.resize(static_cast<size_t>(out.numel()));
+  const auto t = taps(in.size[axis], in.spacing[axis], nOut, spOut, first);
+  const int nx = in.size[0], ny = in.size[1];
+  const int ox = out.size[0], oy = out.size[1], oz = out.size[2];
+  const float* src = in.data.data();
+  float* dst = out.data.data();
+  if (axis == 0) {
+    for (int k = 0; k < oz; ++k)
+      for (int j = 0; j < oy; ++j) {
+        const float* row = src + static_cast<size_t>(nx) * (j + static_cast<size_t>(ny) * k);
+        float* orow = dst + static_cast<size_t>(ox) * (j + static_cast<size_t>(oy) * k);
+        for (int i = 0; i < ox; ++i) {
+          const Tap& tp = t[static_cast<size_t>(i)];
+          orow[i] = tp.inside ? row[tp.i0] + tp.w1 * (row[tp.i1] - row[tp.i0]) : outside;
+        }
+      }
+  } else if (axis == 1) {
+    for (int k = 0; k < oz; ++k)
+      for (int j = 0; j < oy; ++j) {
+        const Tap& tp = t[static_cast<size_t>(j)];
+        float* orow = dst + static_cast<size_t>(ox) * (j + static_cast<size_t>(oy) * k);
+        if (!tp.inside) {
+          std::fill(orow, orow + ox, outside);
+          continue;
+        }
+        const float* r0 = src + static_cast<size_t>(nx) * (tp.i0 + static_cast<size_t>(ny) * k);
+        const float* r1 = src + static_cast<size_t>(nx) * (tp.i1 + static_cast<size_t>(ny) * k);
+        const float w = tp.w1;
+        for (int i = 0; i < ox; ++i) orow[i] = r0[i] + w * (r1[i] - r0[i]);
+      }
+  } else {
+    const size_t plane = static_cast<size_t>(nx) * ny;
+    for (int k = 0; k < oz; ++k) {
+      const Tap& tp = t[static_cast<size_t>(k)];
+      float* op = dst + plane * k;
+      if (!tp.inside) {
+        std::fill(op, op + plane, outside);
+        continue;
+      }
+      const float* p0 = src + plane * tp.i0;
+      const float* p1 = src + plane * tp.i1;
+      const float w = tp.w1;
+      for (size_t i = 0; i < plane; ++i) op[i] = p0[i] + w * (p1[i] - p0[i]);
+    }
+  }
+  return out;
+}
+
+std::uint64_t fnv1a(const std::string& s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+std::array<int, 3> resampledSize(const Volume& in, const std::array<double, 3>& spacing) {
+  std::array<int, 3> out{};
+  for (int d = 0; d < 3; ++d)
+    out[d] = std::max(1, static_cast<int>(std::lround(in.size[d] * in.spacing[d] / spacing[d])));
+  return out;
+}
+
+Volume resampleLinear(const Volume& in, const std::array<double, 3>& spacing, float outside) {
+  BIUD_CHECK(in.numel() > 0 && static_cast<std::int64_t>(in.data.size()) == in.numel(), ValueError,
+             "resample: volume of size {}x{}x{} holds {} values", in.size[0], in.size[1], in.size[2], in.data.size());
+  for (int d = 0; d < 3; ++d)
+    BIUD_CHECK(spacing[d] > 0 && in.spacing[d] > 0, ValueError, "resample: spacing must be positive (axis {}: {} -> {})",
+               d, in.spacing[d], spacing[d]);
+  const auto n = resampledSize(in, spacing);
+  // Shrink the largest reductions first so that later passes touch fewer voxels: z, then y, x.
+  Volume v = pass(in, 2, n[2], spacing[2], outside);
+  v = pass(v, 1, n[1], spacing[1], outside);
+  return pass(v, 0, n[0], spacing[0], outside);
+}
+
+int centerStart(int n, int size) {
+  // Floor division for both signs: a crop of 1 from 4 starts at 1; a pad of 3 puts 1 before.
+  if (n >= size) return (n - size) / 2;
+  return -((size - n) / 2);
+}
+
+Volume cropOrPad(const Volume& in, const std::array<int, 3>& size, const std::array<int, 3>& start, float pad) {
+  Volume out;
+  out.size = size;
+  out.spacing = in.spacing;
+  out.direction = in.direction;
+  for (int r = 0; r < 3; ++r) {
+    out.origin[r] = in.origin[r];
+    for (int a = 0; a < 3; ++a) out.origin[r] += in.direction[r * 3 + a] * in.spacing[a] * start[a];
+  }
+  out.data.assign(static_cast<size_t>(out.numel()), pad);
+  // Overlap of [start, start + size) with [0, n) per axis, in input coordinates.
+  std::array<int, 3> lo{}, hi{};
+  for (int d = 0; d < 3; ++d) {
+    lo[d] = std::max(0, start[d]);
+    hi[d] = std::min(in.size[d], start[d] + size[d]);
+    if (hi[d] <= lo[d]) return out;
+  }
+  const size_t len = static_cast<size_t>(hi[0] - lo[0]);
+  for (int k = lo[2]; k < hi[2]; ++k)
+    for (int j = lo[1]; j < hi[1]; ++j) {
+      const float* s = &in.data[static_cast<size_t>(in.index(lo[0], j, k))];
+      float* o = &out.data[static_cast<size_t>(out.index(lo[0] - start[0], j - start[1], k - start[2]))];
+      std::memcpy(o, s, len * sizeof(float));
+    }
+  return out;
+}
+
+bool bodyBox(const Volume& v, float threshold, std::array<int, 3>& lo, std::array<int, 3>& hi) {
+  const std::int64_t n = v.numel();
+  // Label components with a flood fill over the mask (labels in int32; 0 = background, -1 = unvisited).
+  std::vector<std::int32_t> label(static_cast<size_t>(n), 0);
+  for (std::int64_t i = 0; i < n; ++i) label[static_cast<size_t>(i)] = v.data[static_cast<size_t>(i)] > threshold ? -1 : 0;
+  const int nx = v.size[0], ny = v.size[1], nz = v.size[2];
+  const std::int64_t sy = nx, sz = static_cast<std::int64_t>(nx) * ny;
+  std::vector<std::int64_t> stack;
+  std::int64_t bestCount = 0;
+  std::int32_t next = 0;
+  for (std::int64_t seed = 0; seed < n; ++seed) {
+    if (label[static_cast<size_t>(seed)] != -1) continue;
+    ++next;
+    std::int64_t count = 0;
+    std::array<int, 3> blo{nx, ny, nz}, bhi{-1, -1, -1};
+    stack.assign(1, seed);
+    label[static_cast<size_t>(seed)] = next;
+    while (!stack.empty()) {
+      const std::int64_t p = stack.back();
+      stack.pop_back();
+      ++count;
+      const int i = static_cast<int>(p % nx), j = static_cast<int>((p / nx) % ny), k = static_cast<int>(p / sz);
+      blo = {std::min(blo[0], i), std::min(blo[1], j), std::min(blo[2], k)};
+      bhi = {std::max(bhi[0], i), std::max(bhi[1], j), std::max(bhi[2], k)};
+      auto visit = [&](std::int64_t q) {
+        if (label[static_cast<size_t>(q)] == -1) {
+          label[static_cast<size_t>(q)] = next;
+          stack.push_back(q);
+        }
+      };
+      if (i > 0) visit(p - 1);
+      if (i + 1 < nx) visit(p + 1);
+      if (j > 0) visit(p - sy);
+      if (j + 1 < ny) visit(p + sy);
+      if (k > 0) visit(p - sz);
+      if (k + 1 < nz) visit(p + sz);
+    }
+    if (count > bestCount) {
+      bestCount = count;
+      lo = blo;
+      hi = bhi;
+    }
+  }
+  return bestCount > 0;
+}
+
+std::array<int, 3> bodyCropStart(const Volume& v, const std::array<int, 3>& size, float thresholdHu) {
+  std::array<int, 3> start{};
+  std::array<int, 3> lo{}, hi{};
+  const bool found = bodyBox(v, thresholdHu, lo, hi);
+  for (int d = 0; d < 3; ++d) {
+    const int n = v.size[d];
+    if (!found || n <= size[d]) {
+      start[d] = centerStart(n, size[d]);
+      continue;
+    }
+    // Centre of the body box; floor((lo + hi + 1 - size) / 2) centres the window on it.
+    int s = (lo[d] + hi[d] + 1 - size[d]);
+    s = s >= 0 ? s / 2 : -((-s + 1) / 2);
+    start[d] = std::clamp(s, 0, n - size[d]);
+  }
+  return start;
+}
+
+Image2D padToSquare(const Image2D& img, float pad) {
+  const int w = img.size[0], h = img.size[1], n = std::max(w, h);
+  return cropOrPad(img, {n, n, 1}, {centerStart(w, n), centerStart(h, n), 0}, pad);
+}
+
+Image2D resize2D(const Image2D& img, int w, int h) {
+  BIUD_CHECK(w >= 1 && h >= 1 && img.size[2] == 1 && img.numel() > 0, ValueError,
+             "resize2D: cannot resize a {}x{}x{} image to {}x{}", img.size[0], img.size[1], img.size[2], w, h);
+  const int iw = img.size[0], ih = img.size[1];
+  Image2D out;
+  out.size = {w, h, 1};
+  out.spacing = {img.spacing[0] * iw / w, img.spacing[1] * ih / h, img.spacing[2]};
+  out.origin = img.origin;
+  out.direction = img.direction;
+  out.data.resize(static_cast<size_t>(w) * h);
+  auto axis = [](int nOut, int nIn) {
+    std::vector<std::pair<int, float>> t(static_cast<size_t>(nOut));
+    for (int o = 0; o < nOut; ++o) {
+      const double x = std::max(0.0, (o + 0.5) * nIn / nOut - 0.5);
+      const int i0 = std::min(static_cast<int>(x), nIn - 1);
+      t[static_cast<size_t>(o)] = {i0, static_cast<float>(x - i0)};
+    }
+    return t;
+  };
+  const auto tx = axis(w, iw), ty = axis(h, ih);
+  for (int j = 0; j < h; ++j) {
+    const int j0 = ty[static_cast<size_t>(j)].first, j1 = std::min(j0 + 1, ih - 1);
+    const float wy = ty[static_cast<size_t>(j)].second;
+    for (int i = 0; i < w; ++i) {
+      const int i0 = tx[static_cast<size_t>(i)].first, i1 = std::min(i0 + 1, iw - 1);
+      const float wx = tx[static_cast<size_t>(i)].second;
+      const float a = img.at(i0, j0, 0) + wx * (img.at(i1, j0, 0) - img.at(i0, j0, 0));
+      const float b = img.at(i0, j1, 0) + wx * (img.at(i1, j1, 0) - img.at(i0, j1, 0));
+      out.data[static_cast<size_t>(i) + static_cast<size_t>(w) * j] = a + wy * (b - a);
+    }
+  }
+  return out;
+}
+
+Image2D preprocessXray(const Image2D& img, const XrayPreprocessConfig& cfg) {
+  const Image2D sq = cfg.pad_square ? padToSquare(img, 0.0f) : img;
+  return resize2D(sq, cfg.size, cfg.size);
+}
+
+Volume preprocessCt(const Volume& hu, const CtPreprocessConfig& cfg) {
+  BIUD_CHECK(cfg.spacing.size() == 3 && cfg.size.size() == 3, ConfigError,
+             "data.ct: spacing and size need 3 values (x, y, z)");
+  const bool lung = cfg.window == "lung";
+  const float lo = lung ? -1350.0f : static_cast<float>(cfg.hu_min);
+  const float hi = lung ? 150.0f : static_cast<float>(cfg.hu_max);
+  const std::array<double, 3> sp{cfg.spacing[0], cfg.spacing[1], cfg.spacing[2]};
+  const std::array<int, 3> size{cfg.size[0], cfg.size[1], cfg.size[2]};
+  std::array<int, 3> start{};
+  Volume v;
+  if (cfg.crop == "body") {
+    v = resampleLinear(hu, sp, lo);
+    start = bodyCropStart(v, size, static_cast<float>(cfg.body_threshold));
+  } else {
+    // Centre crop: the window is known before resampling, so only the voxels inside it are
+    // computed (same taps, same values as resampling everything and cropping afterwards).
+    BIUD_CHECK(hu.numel() > 0 && static_cast<std::int64_t>(hu.data.size()) == hu.numel(), ValueError,
+               "preprocess: volume of size {}x{}x{} holds {} values", hu.size[0], hu.size[1], hu.size[2],
+               hu.data.size());
+    const auto n = resampledSize(hu, sp);
+    std::array<int, 3> first{}, count{};
+    for (int d = 0; d < 3; ++d) {
+      start[d] = centerStart(n[d], size[d]);
+      first[d] = std::max(0, start[d]);
+      count[d] = std::min(n[d], start[d] + size[d]) - first[d];
+      start[d] -= first[d];
+    }
+    v = pass(hu, 2, count[2], sp[2], lo, first[2]);
+    v = pass(v, 1, count[1], sp[1], lo, first[1]);
+    v = pass(v, 0, count[0], sp[0], lo, first[0]);
+  }
+  // Window and scale in place before the crop copies.
+  const float a = lung ? 2.0f / (hi - lo) : 1.0f / static_cast<float>(cfg.scale);
+  const float b = lung ? -1.0f - lo * a : 0.0f;
+  for (float& x : v.data) x = std::min(hi, std::max(lo, x)) * a + b;
+  return cropOrPad(v, size, start, static_cast<float>(cfg.pad_value));
+}
+
+std::string describePreprocess(const CtPreprocessConfig& c) {
+  return fmt::format("spacing [{}, {}, {}] mm, size [{}, {}, {}], window {} [{}, {}] / {}, pad {}, crop {}{}, storage {}",
+                     c.spacing.at(0), c.spacing.at(1), c.spacing.at(2), c.size.at(0), c.size.at(1), c.size.at(2),
+                     c.window, c.hu_min, c.hu_max, c.scale, c.pad_value, c.crop,
+                     c.crop == "body" ? fmt::format(" (> {} HU)", c.body_threshold) : std::string(), c.storage);
+}
+
+std::string preprocessHash(const CtPreprocessConfig& c) {
+  // Versioned: bump "v1" when the pipeline itself changes in a way that alters voxels.
+  return fmt::format("{:016x}", fnv1a("biud-ct-v1|" + describePreprocess(c)));
+}
+
+}  // namespace biud::image

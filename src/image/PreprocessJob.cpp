@@ -1,0 +1,152 @@
+#include "biud/image/PreprocessJob.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "biud/core/App.h"
+#include "biud/core/Error.h"
+#include "biud/core/Fs.h"
+#include "biud/core/Log.h"
+#include "biud/core/Progress.h"
+#include "biud/image/CtCache.h"
+#include "biud/image/Preprocess.h"
+#include "biud/image/VolumeIO.h"
+
+namespace biud::image {
+
+namespace stdfs = std::filesystem;
+
+PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConfig& cfg,
+                                const PreprocessJobOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  BIUD_CHECK(!opt.out.empty(), ConfigError, "biud-preprocess: --out (the cache folder) is required");
+  fs::makeDirs(opt.out);
+  PreprocessSummary sum;
+  sum.total = manifest.items.size();
+  sum.hash = preprocessHash(cfg);
+  const std::string desc = describePreprocess(cfg);
+
+  // An existing cache must have been built with the same parameters.
+  const auto [oldHash, oldDesc] = cacheHashOf(opt.out);
+  BIUD_CHECK(oldHash.empty() || oldHash == sum.hash, ConfigError,
+             "cache folder `{}` was built with other preprocessing parameters ({}; hash {}) than now ({}; hash {}). "
+             "Use another --out folder, or delete `{}` to rebuild",
+             opt.out, oldDesc, oldHash, desc, sum.hash, opt.out);
+
+  // Resume: complete records of earlier runs count as done; partial tails are cut off.
+  std::vector<std::string> shards;
+  for (const auto& e : stdfs::directory_iterator(opt.out)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("shard-", 0) == 0 && e.path().extension() == ".bin") shards.push_back(n);
+  }
+  std::sort(shards.begin(), shards.end());
+  std::unordered_map<std::string, CacheEntry> have;
+  for (const auto& s : shards) {
+    std::uint64_t cut = 0;
+    for (auto& e : scanShard(opt.out, s, sum.hash, /*repair=*/true, &cut)) have[e.id] = std::move(e);
+    if (cut > 0) log::warn("data", "cache shard `{}`: cut off a partial record ({} bytes); it is redone", s, cut);
+  }
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < manifest.items.size(); ++i)
+    if (!have.count(manifest.items[i].id)) todo.push_back(i);
+  sum.skipped = manifest.items.size() - todo.size();
+  if (sum.skipped > 0) log::info("data", "resuming: {} of {} items already in `{}`", sum.skipped, sum.total, opt.out);
+
+  int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = std::max(1, std::min<int>(threads, static_cast<int>(std::max<size_t>(1, todo.size()))));
+  const CacheDtype dtype = cfg.storage == "float16" ? CacheDtype::Float16 : CacheDtype::Int16;
+  const float quant = int16Quant(cfg);
+  const std::string run = fmt::format("shard-{}-{:x}", fs::timestamp(), static_cast<unsigned>(::getpid()) & 0xffffu);
+
+  std::mutex mu;
+  std::vector<CacheEntry> fresh;
+  std::vector<nlohmann::json> failures;
+  std::atomic<size_t> next{0};
+  Progress progress("preprocess", todo.size(), "vol");
+  if (!opt.progress) progress.logEverySeconds = 1e9;
+  std::exception_ptr fatal;
+  auto worker = [&](int t) {
+    try {
+      CacheWriter writer(opt.out, sum.hash, dtype, quant, static_cast<std::uint64_t>(cfg.shard_mb) << 20,
+                         fmt::format("{}-w{:02d}", run, t));
+      for (;;) {
+        if (app::stopRequested()) break;
+        const size_t k = next.fetch_add(1);
+        if (k >= todo.size()) break;
+        const ManifestItem& it = manifest.items[todo[k]];
+        std::string error;
+        CacheEntry entry;
+        try {
+          BIUD_CHECK(!it.images.empty(), DataError, "item `{}` has no image", it.id);
+          const auto ta = std::chrono::steady_clock::now();
+          Volume raw = readVolume(it.images[0]);
+          const auto tb = std::chrono::steady_clock::now();
+          Volume v = preprocessCt(raw, cfg);
+          const auto tc = std::chrono::steady_clock::now();
+          entry = writer.write(it.id, v);
+          const auto td = std::chrono::steady_clock::now();
+          auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+          log::debug("data", "{}: read {:.0f} ms ({}x{}x{}), preprocess {:.0f} ms, write {:.0f} ms", it.id, ms(ta, tb),
+                     raw.size[0], raw.size[1], raw.size[2], ms(tb, tc), ms(tc, td));
+        } catch (const Error& e) {
+          error = e.what();
+        } catch (const std::bad_alloc&) {
+          error = "out of memory while preprocessing";
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        if (error.empty()) {
+          fresh.push_back(std::move(entry));
+        } else {
+          log::warn("data", "item `{}` failed: {}", it.id, error);
+          failures.push_back({{"id", it.id}, {"image", it.images.empty() ? "" : it.images[0]}, {"line", it.line},
+                              {"error", error}});
+        }
+        progress.advance(1, fmt::format("{} failed", failures.size()));
+      }
+      writer.close();
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!fatal) fatal = std::current_exception();
+      app::requestStop();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back(worker, t);
+  for (auto& th : pool) th.join();
+  progress.finish();
+  if (fatal) std::rethrow_exception(fatal);
+
+  // Index in manifest order; items of earlier runs no longer in the manifest are kept too.
+  for (auto& e : fresh) have[e.id] = std::move(e);
+  std::vector<CacheEntry> all;
+  std::set<std::string> listed;
+  for (const auto& it : manifest.items) {
+    auto f = have.find(it.id);
+    if (f != have.end()) {
+      all.push_back(f->second);
+      listed.insert(it.id);
+    }
+  }
+  for (const auto& [id, e] : have)
+    if (!listed.count(id)) all.push_back(e);
+  writeCacheIndex(opt.out, sum.hash, desc, all);
+  std::string fl;
+  for (const auto& f : failures) fl += f.dump() + "\n";
+  fs::atomicWrite(stdfs::path(opt.out) / "failures.jsonl", fl);
+  sum.done = fresh.size();
+  sum.failed = failures.size();
+  sum.interrupted = app::stopRequested() && sum.done + sum.failed + sum.skipped < sum.total;
+  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return sum;
+}
+
+}  // namespace biud::image

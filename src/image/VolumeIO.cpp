@@ -1,0 +1,751 @@
+// Medical image I/O through ITK. ITK stays inside this file (and the other src/image/*.cpp):
+// the public headers speak biud::image::Volume only.
+#include "biud/image/VolumeIO.h"
+
+#include <gdcmTrace.h>
+#include <itkGDCMImageIO.h>
+#include <itkGDCMSeriesFileNames.h>
+#include <itkImage.h>
+#include <itkImageFileReader.h>
+#include <itkImageFileWriter.h>
+#include <itkImageIOFactory.h>
+#include <itkImageSeriesReader.h>
+#include <itkMetaDataObject.h>
+#include <dlfcn.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+
+#include <fmt/ranges.h>
+
+#include "biud/core/Error.h"
+#include "biud/core/Log.h"
+#include "biud/core/Png.h"
+
+namespace biud::image {
+
+namespace stdfs = std::filesystem;
+
+namespace {
+
+using FloatImage3 = itk::Image<float, 3>;
+std::atomic<unsigned> g_tmpCounter{0};
+void quietToolkits();
+void checkUniformSlices(const std::string& dir, const itk::ImageSeriesReader<FloatImage3>& reader,
+                        const FloatImage3* img);
+using ShortImage3 = itk::Image<std::int16_t, 3>;
+
+bool endsWith(const std::string& s, const std::string& suffix) {
+  if (s.size() < suffix.size()) return false;
+  return std::equal(suffix.rbegin(), suffix.rend(), s.rbegin(),
+                    [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+}
+
+/// The extension that decides the format, lower case, with ".nii.gz" kept whole.
+std::string formatExtension(const std::string& path) {
+  for (const char* e : {".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".png"})
+    if (endsWith(path, e)) return e;
+  return stdfs::path(path).extension().string();
+}
+
+void requireReadable(const std::string& path, const char* what) {
+  std::error_code ec;
+  BIUD_CHECK(!path.empty(), IoError, "{}: empty path", what);
+  BIUD_CHECK(stdfs::exists(path, ec), IoError, "{} `{}` does not exist", what, path);
+  if (stdfs::is_regular_file(path, ec))
+    BIUD_CHECK(stdfs::file_size(path, ec) > 0, IoError, "{} `{}` is an empty file (0 bytes)", what, path);
+}
+
+itk::ImageIOBase::Pointer createIO(const std::string& path, const char* what) {
+  itk::ImageIOBase::Pointer io =
+      itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::IOFileModeEnum::ReadMode);
+  BIUD_CHECK(io, IoError,
+             "{} `{}`: unknown, truncated or corrupt image format (supported: .nii, .nii.gz, .mha, .mhd, .nrrd, "
+             "DICOM, .png, .jpg)",
+             what, path);
+  return io;
+}
+
+template <class ImageT>
+void copyGeometry(const ImageT* img, Volume& v) {
+  const auto region = img->GetLargestPossibleRegion();
+  for (int d = 0; d < 3; ++d) {
+    v.size[d] = static_cast<int>(region.GetSize()[d]);
+    v.spacing[d] = img->GetSpacing()[d];
+    v.origin[d] = img->GetOrigin()[d];
+    for (int c = 0; c < 3; ++c) v.direction[d * 3 + c] = img->GetDirection()(d, c);
+  }
+}
+
+Volume fromItk(const FloatImage3* img) {
+  Volume v;
+  copyGeometry(img, v);
+  v.data.resize(static_cast<size_t>(v.numel()));
+  std::memcpy(v.data.data(), img->GetBufferPointer(), v.data.size() * sizeof(float));
+  return v;
+}
+
+template <class T>
+typename itk::Image<T, 3>::Pointer toItk(const Volume& v) {
+  using ImageT = itk::Image<T, 3>;
+  auto img = ImageT::New();
+  typename ImageT::RegionType region;
+  typename ImageT::SpacingType spacing;
+  typename ImageT::PointType origin;
+  typename ImageT::DirectionType dir;
+  for (int d = 0; d < 3; ++d) {
+    region.SetSize(d, static_cast<itk::SizeValueType>(v.size[d]));
+    region.SetIndex(d, 0);
+    spacing[d] = v.spacing[d];
+    origin[d] = v.origin[d];
+    for (int c = 0; c < 3; ++c) dir(d, c) = v.direction[d * 3 + c];
+  }
+  img->SetRegions(region);
+  img->SetSpacing(spacing);
+  img->SetOrigin(origin);
+  img->SetDirection(dir);
+  img->Allocate();
+  T* out = img->GetBufferPointer();
+  const size_t n = v.data.size();
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<T>(v.data[i]);
+  return img;
+}
+
+Volume readDicomFolder(const std::string& dir, const VolumeReadOptions& opt) {
+  auto names = itk::GDCMSeriesFileNames::New();
+  names->SetUseSeriesDetails(true);
+  names->SetDirectory(dir);
+  const auto& uids = names->GetSeriesUIDs();
+  BIUD_CHECK(!uids.empty(), DataError, "DICOM folder `{}` holds no DICOM image series", dir);
+  std::string chosen;
+  std::vector<std::string> files;
+  if (!opt.series.empty()) {
+    for (const auto& u : uids)
+      if (u == opt.series || u.rfind(opt.series, 0) == 0) {
+        chosen = u;
+        break;
+      }
+    BIUD_CHECK(!chosen.empty(), DataError, "DICOM folder `{}`: no series `{}` (it holds {} series: {})", dir,
+               opt.series, uids.size(), fmt::join(uids, ", "));
+    files = names->GetFileNames(chosen);
+  } else {
+    // The series with the most slices; a tie between different series is ambiguous.
+    size_t best = 0, ties = 0;
+    for (const auto& u : uids) {
+      auto f = names->GetFileNames(u);
+      if (f.size() > best) {
+        best = f.size();
+        chosen = u;
+        files = f;
+        ties = 1;
+      } else if (f.size() == best) {
+        ++ties;
+      }
+    }
+    BIUD_CHECK(ties == 1, DataError,
+               "DICOM folder `{}` mixes {} series with {} slices each; name one (series: {})", dir, ties, best,
+               fmt::join(uids, ", "));
+    if (uids.size() > 1)
+      log::warn("image", "DICOM folder `{}` holds {} series; reading the largest ({} slices)", dir, uids.size(),
+                files.size());
+  }
+  BIUD_CHECK(files.size() >= 2, DataError,
+             "DICOM folder `{}`: series has {} slice(s); a CT volume needs at least 2 (is this a 2D image?)", dir,
+             files.size());
+  using Reader = itk::ImageSeriesReader<FloatImage3>;
+  auto reader = Reader::New();
+  auto io = itk::GDCMImageIO::New();
+  reader->SetImageIO(io);
+  reader->SetFileNames(files);
+  try {
+    reader->Update();
+  } catch (const itk::ExceptionObject& e) {
+    BIUD_THROW(IoError, "DICOM folder `{}`: cannot read series ({} files): {}", dir, files.size(), e.GetDescription());
+  }
+  BIUD_CHECK(io->GetNumberOfComponents() == 1, DataError, "DICOM folder `{}`: colour series ({} components), not a CT",
+             dir, io->GetNumberOfComponents());
+  checkUniformSlices(dir, *reader, reader->GetOutput());
+  return fromItk(reader->GetOutput());
+}
+
+
+/// Expected stored size of a NIfTI file from its header bytes (0 when not NIfTI-1/2).
+std::uint64_t niftiStoredBytes(const unsigned char* h, size_t got, std::uint64_t numel) {
+  auto rd16 = [&](int o, bool sw) {
+    std::uint16_t v;
+    std::memcpy(&v, h + o, 2);
+    return sw ? static_cast<std::uint16_t>((v >> 8) | (v << 8)) : v;
+  };
+  auto rd32 = [&](int o, bool sw) {
+    std::uint32_t v;
+    std::memcpy(&v, h + o, 4);
+    return sw ? __builtin_bswap32(v) : v;
+  };
+  if (got < 348) return 0;
+  for (bool sw : {false, true}) {
+    const std::uint32_t sz = rd32(0, sw);
+    if (sz == 348) {  // NIfTI-1: bitpix at 72 (int16), vox_offset at 108 (float32)
+      float off;
+      const std::uint32_t raw = rd32(108, sw);
+      std::memcpy(&off, &raw, 4);
+      return static_cast<std::uint64_t>(std::max(352.0f, off)) + numel * (rd16(72, sw) / 8u);
+    }
+    if (sz == 540 && got >= 540) {  // NIfTI-2: bitpix at 14 (int16), vox_offset at 168 (int64)
+      std::uint64_t off;
+      std::memcpy(&off, h + 168, 8);
+      if (sw) off = __builtin_bswap64(off);
+      return off + numel * (rd16(14, sw) / 8u);
+    }
+  }
+  return 0;
+}
+
+/// ITK's NIfTI reader accepts a truncated .nii.gz silently (the missing voxels become zeros), so
+/// .nii.gz files are checked here: the stored size (vox_offset + voxels x bitpix / 8, from the
+/// NIfTI-1/2 header) must equal the gzip trailer's ISIZE (uncompressed size mod 2^32); when it
+/// does not (a truncated file, or a multi-member gzip) the stream is inflated to the end and its
+/// bytes counted.
+void checkNiftiGzComplete(const std::string& path, std::uint64_t numel) {
+  gzFile g = gzopen(path.c_str(), "rb");
+  BIUD_CHECK(g != nullptr, IoError, "volume `{}`: cannot open", path);
+  unsigned char h[540] = {};
+  const int got = gzread(g, h, sizeof h);
+  const std::uint64_t expected = niftiStoredBytes(h, got > 0 ? static_cast<size_t>(got) : 0, numel);
+  gzclose(g);
+  if (expected == 0) return;  // not a NIfTI header we know: leave it to ITK
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  BIUD_CHECK(f != nullptr, IoError, "volume `{}`: cannot open", path);
+  unsigned char tail[4] = {0, 0, 0, 0};
+  const bool haveTail = std::fseek(f, -4, SEEK_END) == 0 && std::fread(tail, 1, 4, f) == 4;
+  std::fclose(f);
+  const std::uint32_t isize = tail[0] | (tail[1] << 8) | (tail[2] << 16) | (static_cast<std::uint32_t>(tail[3]) << 24);
+  if (haveTail && isize == static_cast<std::uint32_t>(expected)) return;
+  g = gzopen(path.c_str(), "rb");
+  BIUD_CHECK(g != nullptr, IoError, "volume `{}`: cannot open", path);
+  std::vector<char> buf(1 << 20);
+  std::uint64_t total = 0;
+  int n;
+  while ((n = gzread(g, buf.data(), static_cast<unsigned>(buf.size()))) > 0) total += static_cast<std::uint64_t>(n);
+  int err = Z_OK;
+  const char* msg = gzerror(g, &err);
+  const std::string why = (n < 0 || (err != Z_OK && err != Z_STREAM_END)) ? std::string(msg ? msg : "") : std::string();
+  gzclose(g);
+  BIUD_CHECK(why.empty() && total >= expected, IoError,
+             "volume `{}` is truncated or corrupt: the gzip stream holds {} bytes, the NIfTI header needs {}{}", path,
+             total, expected, why.empty() ? std::string() : " (" + why + ")");
+}
+
+/// libdeflate, loaded at run time when present: it inflates gzip about twice as fast as zlib, and
+/// decoding .nii.gz is most of the time biud-preprocess spends per volume. Absent = ITK's zlib path.
+struct Deflate {
+  using Alloc = void* (*)();
+  using Free = void (*)(void*);
+  using GunzipEx = int (*)(void*, const void*, size_t, void*, size_t, size_t*, size_t*);
+  Alloc alloc = nullptr;
+  Free release = nullptr;
+  GunzipEx gunzip = nullptr;
+  Deflate() {
+    void* h = ::dlopen("libdeflate.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!h) h = ::dlopen("libdeflate.so", RTLD_NOW | RTLD_LOCAL);
+    if (!h) return;
+    alloc = reinterpret_cast<Alloc>(::dlsym(h, "libdeflate_alloc_decompressor"));
+    release = reinterpret_cast<Free>(::dlsym(h, "libdeflate_free_decompressor"));
+    gunzip = reinterpret_cast<GunzipEx>(::dlsym(h, "libdeflate_gzip_decompress_ex"));
+  }
+  bool ok() const { return alloc && release && gunzip && !std::getenv("BIUD_NO_LIBDEFLATE"); }
+};
+const Deflate& libdeflate() {
+  static const Deflate d;
+  return d;
+}
+
+/// Inflate a whole (possibly multi-member) gzip file with libdeflate. Throws IoError naming the
+/// file when it is truncated or corrupt.
+std::string gunzipFile(const std::string& path) {
+  const Deflate& d = libdeflate();
+  std::string in;
+  {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    BIUD_CHECK(f != nullptr, IoError, "volume `{}`: cannot open", path);
+    std::fseek(f, 0, SEEK_END);
+    const long n = std::ftell(f);
+    std::fseek(f, 0, SEEK_SET);
+    in.resize(static_cast<size_t>(std::max(0L, n)));
+    const size_t got = in.empty() ? 0 : std::fread(in.data(), 1, in.size(), f);
+    std::fclose(f);
+    BIUD_CHECK(got == in.size(), IoError, "volume `{}`: read error", path);
+  }
+  BIUD_CHECK(in.size() >= 18, IoError, "volume `{}` is truncated or corrupt ({} bytes of gzip)", path, in.size());
+  // The trailer's ISIZE (size mod 2^32) is a good first guess; grow when it is too small.
+  std::uint32_t isize;
+  std::memcpy(&isize, in.data() + in.size() - 4, 4);
+  std::string out(std::max<size_t>(isize, in.size() * 2), '\0');
+  void* dec = d.alloc();
+  BIUD_CHECK(dec != nullptr, IoError, "volume `{}`: out of memory for the decompressor", path);
+  size_t inPos = 0, outPos = 0;
+  int rc = 0;
+  while (inPos < in.size()) {
+    size_t usedIn = 0, produced = 0;
+    rc = d.gunzip(dec, in.data() + inPos, in.size() - inPos, out.data() + outPos, out.size() - outPos, &usedIn,
+                  &produced);
+    if (rc == 3) {  // LIBDEFLATE_INSUFFICIENT_SPACE
+      out.resize(out.size() * 2);
+      continue;
+    }
+    if (rc != 0) break;
+    inPos += usedIn;
+    outPos += produced;
+  }
+  d.release(dec);
+  BIUD_CHECK(rc == 0, IoError, "volume `{}` is truncated or corrupt (gzip data ends early or is damaged)", path);
+  out.resize(outPos);
+  return out;
+}
+
+/// Voxels of an inflated NIfTI-1/2 file as float (scl_slope/scl_inter applied, as nibabel and ITK
+/// do). False for data types handled by ITK only (complex, RGB ...).
+bool niftiVoxelsToFloat(const std::string& raw, std::uint64_t numel, const std::string& path, Volume& v) {
+  const auto* h = reinterpret_cast<const unsigned char*>(raw.data());
+  BIUD_CHECK(raw.size() >= 348, IoError, "volume `{}` is truncated: {} bytes inflated", path, raw.size());
+  std::uint32_t sz;
+  std::memcpy(&sz, h, 4);
+  const bool swap = sz != 348 && sz != 540;
+  if (swap) sz = __builtin_bswap32(sz);
+  if (sz != 348 && (sz != 540 || raw.size() < 540)) return false;
+  auto rd = [&](size_t off, auto& out) {
+    std::memcpy(&out, h + off, sizeof out);
+    if (swap) {
+      auto* b = reinterpret_cast<unsigned char*>(&out);
+      std::reverse(b, b + sizeof out);
+    }
+  };
+  std::int16_t datatype = 0;
+  std::uint64_t off = 0;
+  double slope = 0, inter = 0;
+  if (sz == 348) {
+    float o, sl, in;
+    rd(70, datatype);
+    rd(108, o);
+    rd(112, sl);
+    rd(116, in);
+    off = static_cast<std::uint64_t>(std::max(352.0f, o));
+    slope = sl;
+    inter = in;
+  } else {
+    std::int64_t o;
+    rd(12, datatype);
+    rd(168, o);
+    rd(176, slope);
+    rd(184, inter);
+    off = static_cast<std::uint64_t>(o);
+  }
+  size_t bytes;
+  switch (datatype) {
+    case 2: case 256: bytes = 1; break;      // uint8, int8
+    case 4: case 512: bytes = 2; break;      // int16, uint16
+    case 8: case 768: case 16: bytes = 4; break;  // int32, uint32, float32
+    case 64: bytes = 8; break;               // float64
+    default: return false;
+  }
+  BIUD_CHECK(off + numel * bytes <= raw.size(), IoError,
+             "volume `{}` is truncated or corrupt: {} bytes inflated, the NIfTI header needs {}", path, raw.size(),
+             off + numel * bytes);
+  v.data.resize(static_cast<size_t>(numel));
+  const unsigned char* p = h + off;
+  auto convert = [&](auto tag) {
+    using T = decltype(tag);
+    for (std::uint64_t i = 0; i < numel; ++i) {
+      T x;
+      std::memcpy(&x, p + i * sizeof(T), sizeof(T));
+      if (swap) {
+        auto* b = reinterpret_cast<unsigned char*>(&x);
+        std::reverse(b, b + sizeof(T));
+      }
+      v.data[i] = static_cast<float>(x);
+    }
+  };
+  switch (datatype) {
+    case 2: convert(std::uint8_t{}); break;
+    case 256: convert(std::int8_t{}); break;
+    case 4: convert(std::int16_t{}); break;
+    case 512: convert(std::uint16_t{}); break;
+    case 8: convert(std::int32_t{}); break;
+    case 768: convert(std::uint32_t{}); break;
+    case 16: convert(float{}); break;
+    case 64: convert(double{}); break;
+  }
+  if (std::isfinite(slope) && slope != 0 && (slope != 1 || inter != 0)) {
+    // In double like ITK's rescale, then back to float.
+    for (float& x : v.data) x = static_cast<float>(static_cast<double>(x) * slope + inter);
+  }
+  return true;
+}
+
+Volume readVolumeFile(const std::string& path) {
+  auto io = createIO(path, "volume");
+  try {
+    io->SetFileName(path);
+    io->ReadImageInformation();
+  } catch (const itk::ExceptionObject& e) {
+    BIUD_THROW(IoError, "volume `{}`: cannot read header: {}", path, e.GetDescription());
+  }
+  const unsigned dims = io->GetNumberOfDimensions();
+  std::vector<size_t> sz;
+  for (unsigned d = 0; d < dims; ++d) sz.push_back(io->GetDimensions(d));
+  BIUD_CHECK(dims >= 3 && sz[2] > 1, DataError,
+             "volume `{}` is a 2D image ({}), not a CT volume; give a 3D file or a DICOM series folder", path,
+             fmt::join(sz, "x"));
+  for (unsigned d = 3; d < dims; ++d)
+    BIUD_CHECK(sz[d] == 1, DataError, "volume `{}` is {}D ({}); a CT volume must be 3D (one time point/channel)", path,
+               dims, fmt::join(sz, "x"));
+  BIUD_CHECK(io->GetNumberOfComponents() == 1, DataError,
+             "volume `{}` has {} components per voxel (colour/vector image); a CT volume has 1", path,
+             io->GetNumberOfComponents());
+  std::uint64_t numel = io->GetNumberOfComponents();
+  for (size_t d : sz) numel *= d;
+  if (endsWith(path, ".nii.gz") && libdeflate().ok()) {
+    // Inflate with libdeflate and convert the voxels here; the geometry (qform/sform logic)
+    // still comes from ITK's header parsing in `io`.
+    const std::string raw = gunzipFile(path);
+    Volume v;
+    if (niftiVoxelsToFloat(raw, numel, path, v)) {
+      for (int d = 0; d < 3; ++d) {
+        v.size[d] = static_cast<int>(sz[d]);
+        v.spacing[d] = io->GetSpacing(d);
+        v.origin[d] = io->GetOrigin(d);
+        const auto col = io->GetDirection(d);
+        for (int r = 0; r < 3; ++r) v.direction[r * 3 + d] = r < static_cast<int>(col.size()) ? col[r] : (r == d);
+      }
+      return v;
+    }
+  }
+  if (endsWith(path, ".nii.gz")) checkNiftiGzComplete(path, numel);
+  const std::string readPath = path;
+  using Reader = itk::ImageFileReader<FloatImage3>;
+  auto reader = Reader::New();
+  reader->SetImageIO(io);
+  reader->SetFileName(readPath);
+  try {
+    reader->Update();
+  } catch (const itk::ExceptionObject& e) {
+    BIUD_THROW(IoError, "volume `{}`: cannot read voxels (truncated or corrupt file?): {}", path, e.GetDescription());
+  }
+  return fromItk(reader->GetOutput());
+}
+
+template <class T>
+void toFloat(const char* buf, size_t n, size_t comps, std::vector<float>& out) {
+  const T* p = reinterpret_cast<const T*>(buf);
+  out.resize(n);
+  if (comps >= 3) {
+    for (size_t i = 0; i < n; ++i)
+      out[i] = static_cast<float>(0.299 * static_cast<double>(p[i * comps]) + 0.587 * static_cast<double>(p[i * comps + 1]) +
+                                  0.114 * static_cast<double>(p[i * comps + 2]));
+  } else {
+    for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(p[i * comps]);
+  }
+}
+
+
+/// ITK and GDCM print warnings straight to stderr (e.g. "position is not unique" while probing
+/// series); the conditions that matter are checked here and reported as errors or log lines.
+struct QuietToolkits {
+  QuietToolkits() {
+    itk::Object::GlobalWarningDisplayOff();
+    gdcm::Trace::WarningOff();
+    gdcm::Trace::ErrorOff();
+    gdcm::Trace::DebugOff();
+  }
+};
+void quietToolkits() { static QuietToolkits q; }
+
+/// Slice positions along the series normal must be evenly spaced: a gap means missing slices,
+/// which would silently stretch the anatomy.
+void checkUniformSlices(const std::string& dir, const itk::ImageSeriesReader<FloatImage3>& reader,
+                        const FloatImage3* img) {
+  const auto* dicts = reader.GetMetaDataDictionaryArray();
+  if (!dicts || dicts->size() < 3) return;
+  double nrm[3];
+  for (int r = 0; r < 3; ++r) nrm[r] = img->GetDirection()(r, 2);
+  std::vector<double> pos;
+  for (const auto* d : *dicts) {
+    std::string ipp;
+    if (!d || !itk::ExposeMetaData<std::string>(*d, "0020|0032", ipp)) return;
+    double p[3];
+    if (std::sscanf(ipp.c_str(), "%lf\\%lf\\%lf", &p[0], &p[1], &p[2]) != 3) return;
+    pos.push_back(p[0] * nrm[0] + p[1] * nrm[1] + p[2] * nrm[2]);
+  }
+  std::sort(pos.begin(), pos.end());
+  const double mean = (pos.back() - pos.front()) / static_cast<double>(pos.size() - 1);
+  double worst = 0;
+  for (size_t i = 1; i < pos.size(); ++i) worst = std::max(worst, std::fabs(pos[i] - pos[i - 1] - mean));
+  BIUD_CHECK(mean > 0 && worst <= std::max(0.1 * mean, 0.01), DataError,
+             "DICOM folder `{}`: slice spacing is not uniform (mean {:.3f} mm, off by up to {:.3f} mm): missing or "
+             "duplicate slices; fix the series or name another one",
+             dir, mean, worst);
+}
+
+}  // namespace
+
+std::array<double, 3> indexToPhysical(const Volume& v, double i, double j, double k) {
+  const double idx[3] = {i * v.spacing[0], j * v.spacing[1], k * v.spacing[2]};
+  std::array<double, 3> p{};
+  for (int r = 0; r < 3; ++r)
+    p[r] = v.origin[r] + v.direction[r * 3] * idx[0] + v.direction[r * 3 + 1] * idx[1] + v.direction[r * 3 + 2] * idx[2];
+  return p;
+}
+
+void reorientToLps(Volume& v) {
+  // Assign each voxel axis to the physical axis it points along most (greedy on the largest
+  // |cosine| so that the assignment is a permutation even for 45-degree obliques).
+  int axisOf[3] = {-1, -1, -1};  // physical axis r -> voxel axis a
+  bool usedA[3] = {false, false, false};
+  for (int step = 0; step < 3; ++step) {
+    double best = -1;
+    int br = -1, ba = -1;
+    for (int r = 0; r < 3; ++r) {
+      if (axisOf[r] >= 0) continue;
+      for (int a = 0; a < 3; ++a) {
+        if (usedA[a]) continue;
+        const double c = std::fabs(v.direction[r * 3 + a]);
+        if (c > best) {
+          best = c;
+          br = r;
+          ba = a;
+        }
+      }
+    }
+    axisOf[br] = ba;
+    usedA[ba] = true;
+  }
+  bool flip[3];
+  bool identity = true;
+  for (int r = 0; r < 3; ++r) {
+    flip[r] = v.direction[r * 3 + axisOf[r]] < 0;
+    identity = identity && !flip[r] && axisOf[r] == r;
+  }
+  if (identity) return;
+
+  Volume out;
+  std::array<std::int64_t, 3> oldStride = {1, v.size[0], static_cast<std::int64_t>(v.size[0]) * v.size[1]};
+  std::int64_t base = 0;
+  std::array<std::int64_t, 3> stride{};
+  out.origin = v.origin;
+  for (int r = 0; r < 3; ++r) {
+    const int a = axisOf[r];
+    out.size[r] = v.size[a];
+    out.spacing[r] = v.spacing[a];
+    const double s = flip[r] ? -1.0 : 1.0;
+    for (int c = 0; c < 3; ++c) out.direction[c * 3 + r] = s * v.direction[c * 3 + a];
+    if (flip[r]) {
+      base += oldStride[a] * (v.size[a] - 1);
+      stride[r] = -oldStride[a];
+      for (int c = 0; c < 3; ++c) out.origin[c] += v.direction[c * 3 + a] * v.spacing[a] * (v.size[a] - 1);
+    } else {
+      stride[r] = oldStride[a];
+    }
+  }
+  out.data.resize(v.data.size());
+  size_t o = 0;
+  for (int k = 0; k < out.size[2]; ++k)
+    for (int j = 0; j < out.size[1]; ++j) {
+      std::int64_t src = base + stride[2] * k + stride[1] * j;
+      for (int i = 0; i < out.size[0]; ++i, src += stride[0]) out.data[o++] = v.data[static_cast<size_t>(src)];
+    }
+  v = std::move(out);
+}
+
+std::vector<std::pair<std::string, int>> listDicomSeries(const std::string& dir) {
+  quietToolkits();
+  requireReadable(dir, "DICOM folder");
+  auto names = itk::GDCMSeriesFileNames::New();
+  names->SetUseSeriesDetails(true);
+  names->SetDirectory(dir);
+  std::vector<std::pair<std::string, int>> out;
+  for (const auto& u : names->GetSeriesUIDs()) out.emplace_back(u, static_cast<int>(names->GetFileNames(u).size()));
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  return out;
+}
+
+Volume readVolume(const std::string& path) { return readVolume(path, VolumeReadOptions{}); }
+
+Volume readVolume(const std::string& pathIn, const VolumeReadOptions& optIn) {
+  quietToolkits();
+  std::string path = pathIn;
+  VolumeReadOptions opt = optIn;
+  std::error_code ec;
+  // `folder#SeriesInstanceUID` names one series of a DICOM folder (usable in manifests).
+  const size_t hash = path.rfind('#');
+  if (hash != std::string::npos && !stdfs::exists(path, ec) && stdfs::is_directory(path.substr(0, hash), ec)) {
+    opt.series = path.substr(hash + 1);
+    path = path.substr(0, hash);
+  }
+  requireReadable(path, "volume");
+  Volume v = stdfs::is_directory(path, ec) ? readDicomFolder(path, opt) : readVolumeFile(path);
+  for (float x : v.data)
+    if (!std::isfinite(x)) BIUD_THROW(DataError, "volume `{}` contains NaN or Inf voxels", path);
+  if (opt.canonical) reorientToLps(v);
+  return v;
+}
+
+void writeVolume(const std::string& path, const Volume& v) {
+  const std::string ext = formatExtension(path);
+  BIUD_CHECK(ext == ".nii.gz" || ext == ".nii" || ext == ".mha" || ext == ".nrrd", IoError,
+             "writeVolume `{}`: unsupported extension `{}` (use .nii.gz, .nii, .mha or .nrrd)", path, ext);
+  BIUD_CHECK(v.numel() > 0 && static_cast<std::int64_t>(v.data.size()) == v.numel(), ValueError,
+             "writeVolume `{}`: volume of size {}x{}x{} holds {} values", path, v.size[0], v.size[1], v.size[2],
+             v.data.size());
+  bool integral = true;
+  for (float x : v.data) {
+    if (!(x >= -32768.0f && x <= 32767.0f) || x != std::nearbyint(x)) {
+      integral = false;
+      break;
+    }
+  }
+  stdfs::path target(path);
+  if (target.has_parent_path()) stdfs::create_directories(target.parent_path());
+  const std::string stem = target.filename().string().substr(0, target.filename().string().size() - ext.size());
+  const stdfs::path tmp = target.parent_path() / fmt::format(".{}.tmp{}_{}{}", stem, ::getpid(), g_tmpCounter++, ext);
+  try {
+    if (integral) {
+      auto w = itk::ImageFileWriter<ShortImage3>::New();
+      w->SetInput(toItk<std::int16_t>(v));
+      w->SetFileName(tmp.string());
+      w->SetUseCompression(ext != ".nii");
+      w->Update();
+    } else {
+      auto w = itk::ImageFileWriter<FloatImage3>::New();
+      w->SetInput(toItk<float>(v));
+      w->SetFileName(tmp.string());
+      w->SetUseCompression(ext != ".nii");
+      w->Update();
+    }
+  } catch (const itk::ExceptionObject& e) {
+    std::error_code ec;
+    stdfs::remove(tmp, ec);
+    BIUD_THROW(IoError, "writeVolume `{}`: {}", path, e.GetDescription());
+  }
+  std::error_code ec;
+  stdfs::rename(tmp, target, ec);
+  if (ec) {
+    stdfs::remove(tmp, ec);
+    BIUD_THROW(IoError, "writeVolume `{}`: cannot rename temp file: {}", path, ec.message());
+  }
+}
+
+ImageInfo readImageInfo(const std::string& path) {
+  quietToolkits();
+  requireReadable(path, "image");
+  auto io = createIO(path, "image");
+  try {
+    io->SetFileName(path);
+    io->ReadImageInformation();
+  } catch (const itk::ExceptionObject& e) {
+    BIUD_THROW(IoError, "image `{}`: cannot read header: {}", path, e.GetDescription());
+  }
+  ImageInfo info;
+  info.dimension = static_cast<int>(io->GetNumberOfDimensions());
+  for (int d = 0; d < info.dimension; ++d) info.size.push_back(static_cast<int>(io->GetDimensions(d)));
+  info.components = static_cast<int>(io->GetNumberOfComponents());
+  info.componentType = itk::ImageIOBase::GetComponentTypeAsString(io->GetComponentType());
+  return info;
+}
+
+Image2D readImage2D(const std::string& path) {
+  quietToolkits();
+  requireReadable(path, "image");
+  std::error_code ec;
+  BIUD_CHECK(!stdfs::is_directory(path, ec), IoError, "image `{}` is a folder; give one PNG/JPEG/DICOM file", path);
+  auto io = createIO(path, "image");
+  std::vector<char> buf;
+  size_t w = 0, h = 0, comps = 1;
+  try {
+    io->SetFileName(path);
+    io->ReadImageInformation();
+    const unsigned dims = io->GetNumberOfDimensions();
+    BIUD_CHECK(dims >= 2, DataError, "image `{}` has {} dimension(s), expected a 2D picture", path, dims);
+    for (unsigned d = 2; d < dims; ++d)
+      BIUD_CHECK(io->GetDimensions(d) == 1, DataError,
+                 "image `{}` has {} frames/slices along axis {}; expected one 2D picture", path, io->GetDimensions(d), d);
+    w = io->GetDimensions(0);
+    h = io->GetDimensions(1);
+    comps = io->GetNumberOfComponents();
+    itk::ImageIORegion region(dims);
+    for (unsigned d = 0; d < dims; ++d) {
+      region.SetIndex(d, 0);
+      region.SetSize(d, io->GetDimensions(d));
+    }
+    io->SetIORegion(region);
+    buf.resize(io->GetImageSizeInBytes());
+    io->Read(buf.data());
+  } catch (const itk::ExceptionObject& e) {
+    BIUD_THROW(IoError, "image `{}`: cannot read (truncated or corrupt file?): {}", path, e.GetDescription());
+  }
+  Image2D img;
+  img.size = {static_cast<int>(w), static_cast<int>(h), 1};
+  img.spacing = {io->GetSpacing(0), io->GetSpacing(1), 1.0};
+  const size_t n = w * h;
+  const auto ct = io->GetComponentType();
+  using C = itk::IOComponentEnum;
+  const bool isDicom = dynamic_cast<itk::GDCMImageIO*>(io.GetPointer()) != nullptr;
+  switch (ct) {
+    case C::UCHAR: toFloat<std::uint8_t>(buf.data(), n, comps, img.data); break;
+    case C::CHAR: toFloat<std::int8_t>(buf.data(), n, comps, img.data); break;
+    case C::USHORT: toFloat<std::uint16_t>(buf.data(), n, comps, img.data); break;
+    case C::SHORT: toFloat<std::int16_t>(buf.data(), n, comps, img.data); break;
+    case C::UINT: toFloat<std::uint32_t>(buf.data(), n, comps, img.data); break;
+    case C::INT: toFloat<std::int32_t>(buf.data(), n, comps, img.data); break;
+    case C::FLOAT: toFloat<float>(buf.data(), n, comps, img.data); break;
+    case C::DOUBLE: toFloat<double>(buf.data(), n, comps, img.data); break;
+    default:
+      BIUD_THROW(DataError, "image `{}`: unsupported pixel type {}", path, itk::ImageIOBase::GetComponentTypeAsString(ct));
+  }
+  if (!isDicom && ct == C::UCHAR) {
+    for (float& x : img.data) x /= 255.0f;
+  } else if (!isDicom && ct == C::USHORT) {
+    for (float& x : img.data) x /= 65535.0f;
+  } else {
+    // DICOM (and unusual pixel types): stored bit depth and rescale vary by vendor, so the
+    // image's own range defines black and white.
+    float lo = std::numeric_limits<float>::max(), hi = std::numeric_limits<float>::lowest();
+    for (float x : img.data) {
+      BIUD_CHECK(std::isfinite(x), DataError, "image `{}` contains NaN or Inf pixels", path);
+      lo = std::min(lo, x);
+      hi = std::max(hi, x);
+    }
+    const float range = hi - lo;
+    for (float& x : img.data) x = range > 0 ? (x - lo) / range : 0.0f;
+  }
+  // MONOCHROME1 (white = low values): ITK's GDCMImageIO (5.1 and later) already inverts it to
+  // MONOCHROME2 while reading, so bright means dense here without doing anything.
+  static_assert(ITK_VERSION_MAJOR > 5 || (ITK_VERSION_MAJOR == 5 && ITK_VERSION_MINOR >= 1),
+                "readImage2D relies on GDCMImageIO inverting MONOCHROME1 (ITK >= 5.1)");
+  return img;
+}
+
+void writeImage2D(const std::string& path, const Image2D& img, int bits) {
+  BIUD_CHECK(bits == 8 || bits == 16, ValueError, "writeImage2D `{}`: bits must be 8 or 16, got {}", path, bits);
+  BIUD_CHECK(img.size[2] == 1 && img.size[0] > 0 && img.size[1] > 0, ValueError,
+             "writeImage2D `{}`: expected a 2D image, got size {}x{}x{}", path, img.size[0], img.size[1], img.size[2]);
+  BIUD_CHECK(static_cast<std::int64_t>(img.data.size()) == img.numel(), ValueError,
+             "writeImage2D `{}`: image of size {}x{} holds {} values", path, img.size[0], img.size[1], img.data.size());
+  const size_t n = img.data.size();
+  auto clamp01 = [](float x) { return std::isfinite(x) ? std::min(1.0f, std::max(0.0f, x)) : 0.0f; };
+  if (bits == 8) {
+    std::vector<std::uint8_t> px(n);
+    for (size_t i = 0; i < n; ++i) px[i] = static_cast<std::uint8_t>(std::lround(clamp01(img.data[i]) * 255.0f));
+    png::write8(path, img.size[0], img.size[1], 1, px.data());
+  } else {
+    std::vector<std::uint16_t> px(n);
+    for (size_t i = 0; i < n; ++i) px[i] = static_cast<std::uint16_t>(std::lround(clamp01(img.data[i]) * 65535.0f));
+    png::write16(path, img.size[0], img.size[1], 1, px.data());
+  }
+}
+
+}  // namespace biud::image

@@ -1,0 +1,139 @@
+// Cache records: float16 conversion by hand and exhaustively, int16 quantisation, round trip,
+// partial-record repair and refusal of a cache built with other parameters.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "biud/core/Error.h"
+#include "biud/image/CtCache.h"
+#include "biud/image/Preprocess.h"
+#include "common/TestUtil.h"
+
+namespace biud::test {
+namespace {
+
+using image::Volume;
+
+TEST(Cache, HalfConversionByHand) {
+  EXPECT_EQ(image::floatToHalf(1.0f), 0x3C00);
+  EXPECT_EQ(image::floatToHalf(-2.0f), 0xC000);
+  EXPECT_EQ(image::floatToHalf(65504.0f), 0x7BFF);
+  EXPECT_EQ(image::floatToHalf(1e6f), 0x7C00);                 // overflow -> Inf
+  EXPECT_EQ(image::floatToHalf(0.333333f), 0x3555);            // nearest
+  EXPECT_EQ(image::floatToHalf(5.9604645e-8f), 0x0001);        // smallest subnormal
+  EXPECT_EQ(image::floatToHalf(1e-9f), 0x0000);
+  EXPECT_EQ(image::floatToHalf(1.0f + 1.0f / 2048), 0x3C00);   // tie -> even
+  EXPECT_EQ(image::floatToHalf(1.0f + 3.0f / 2048), 0x3C02);   // tie -> even (up)
+  // Every finite half survives half -> float -> half.
+  for (std::uint32_t h = 0; h < 0x10000; ++h) {
+    if ((h & 0x7C00) == 0x7C00) continue;
+    ASSERT_EQ(image::floatToHalf(image::halfToFloat(static_cast<std::uint16_t>(h))), h) << h;
+  }
+  EXPECT_FLOAT_EQ(image::halfToFloat(0x3555), 0.33325195f);
+}
+
+Volume ramp() {
+  Volume v({5, 4, 3}, {1.5, 1.5, 3.0});
+  v.origin = {-10, 20, 30};
+  for (size_t i = 0; i < v.data.size(); ++i) v.data[i] = -1.0f + 2.0f * static_cast<float>(i) / 59.0f;
+  return v;
+}
+
+TEST(Cache, RoundTripInt16AndFloat16) {
+  TempDir t("cache");
+  CtPreprocessConfig cfg;
+  const std::string hash = image::preprocessHash(cfg);
+  const float q = image::int16Quant(cfg);
+  EXPECT_EQ(q, 32767.0f);  // scaled window [-1, 1], pad -1
+  {
+    image::CacheWriter w(t.str(), hash, image::CacheDtype::Int16, q, 1 << 20, "shard-a");
+    w.write("x", ramp());
+    Volume b = ramp();
+    for (float& x : b.data) x = -x;
+    w.write("y", b);
+    std::vector<image::CacheEntry> all = image::scanShard(t.str(), "shard-a-000.bin", hash, false);
+    ASSERT_EQ(all.size(), 2u);
+    image::writeCacheIndex(t.str(), hash, image::describePreprocess(cfg), all);
+  }
+  image::CacheReader r(t.str(), hash);
+  ASSERT_EQ(r.size(), 2u);
+  Volume x = r.read("x", /*verify=*/true);
+  const Volume want = ramp();
+  EXPECT_EQ(x.size, want.size);
+  EXPECT_EQ(x.spacing, want.spacing);
+  EXPECT_EQ(x.origin, want.origin);
+  for (size_t i = 0; i < x.data.size(); ++i) EXPECT_NEAR(x.data[i], want.data[i], 0.5 / 32767 + 1e-7);
+  EXPECT_NEAR(r.read("y").data[0], 1.0f, 1e-6);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(r.data(*r.find("x"))) % 64, 0u);  // aligned voxels
+  EXPECT_THROW(r.read("nope"), DataError);
+  // Another expected hash: refused with both descriptions in the message.
+  CtPreprocessConfig other = cfg;
+  other.size = {10, 10, 10};
+  try {
+    image::CacheReader bad(t.str(), image::preprocessHash(other), image::describePreprocess(other));
+    ADD_FAILURE() << "accepted a cache with another preprocessing hash";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("size [96, 96, 48]"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("size [10, 10, 10]"), std::string::npos) << e.what();
+  }
+  // float16 storage.
+  TempDir t2("cache16");
+  {
+    image::CacheWriter w(t2.str(), hash, image::CacheDtype::Float16, 1.0f, 1 << 20, "shard-b");
+    w.write("x", ramp());
+    image::writeCacheIndex(t2.str(), hash, "", image::scanShard(t2.str(), "shard-b-000.bin", hash, false));
+  }
+  image::CacheReader r2(t2.str());
+  Volume x2 = r2.read("x", true);
+  for (size_t i = 0; i < x2.data.size(); ++i)
+    EXPECT_EQ(x2.data[i], image::halfToFloat(image::floatToHalf(want.data[i])));
+}
+
+TEST(Cache, PartialRecordIsCutAndCorruptionDetected) {
+  TempDir t("partial");
+  const std::string hash = image::preprocessHash(CtPreprocessConfig{});
+  {
+    image::CacheWriter w(t.str(), hash, image::CacheDtype::Int16, 100.0f, 1 << 20, "shard-c");
+    w.write("a", ramp());
+    w.write("b", ramp());
+  }
+  const auto path = t / "shard-c-000.bin";
+  const auto full = std::filesystem::file_size(path);
+  std::filesystem::resize_file(path, full - 10);  // a crash in the middle of "b"
+  std::uint64_t cut = 0;
+  auto entries = image::scanShard(t.str(), "shard-c-000.bin", hash, /*repair=*/true, &cut);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].id, "a");
+  EXPECT_GT(cut, 0u);
+  EXPECT_EQ(std::filesystem::file_size(path), entries[0].offset + entries[0].bytes);
+  // Flip one voxel byte: the checksum catches it.
+  {
+    std::string bytes = readText(path);
+    bytes[static_cast<size_t>(entries[0].offset) + 3] ^= 0x5a;
+    writeText(path, bytes);
+  }
+  image::writeCacheIndex(t.str(), hash, "", entries);
+  image::CacheReader r(t.str());
+  EXPECT_NO_THROW(r.read("a", /*verify=*/false));
+  EXPECT_THROW(r.read("a", /*verify=*/true), DataError);
+  // A shard of another hash is refused when scanning.
+  EXPECT_THROW(image::scanShard(t.str(), "shard-c-000.bin", "0123456789abcdef", false), ConfigError);
+}
+
+TEST(Cache, ShardsRollOver) {
+  TempDir t("roll");
+  const std::string hash = image::preprocessHash(CtPreprocessConfig{});
+  std::vector<image::CacheEntry> es;
+  {
+    image::CacheWriter w(t.str(), hash, image::CacheDtype::Int16, 100.0f, /*shardBytes=*/300, "shard-d");
+    for (int i = 0; i < 3; ++i) es.push_back(w.write("v" + std::to_string(i), ramp()));
+  }
+  EXPECT_EQ(es[0].shard, "shard-d-000.bin");
+  EXPECT_EQ(es[1].shard, "shard-d-001.bin");
+  EXPECT_EQ(es[2].shard, "shard-d-002.bin");
+}
+
+}  // namespace
+}  // namespace biud::test

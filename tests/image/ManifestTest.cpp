@@ -1,0 +1,147 @@
+// Manifests: CSV/JSONL parsing by hand-written files, errors, CT-RATE and MIMIC-CXR layouts.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "biud/core/Error.h"
+#include "biud/image/Manifest.h"
+#include "common/TestUtil.h"
+
+namespace biud::test {
+namespace {
+
+std::string errorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+TEST(Manifest, CsvWithQuotesLabelsAndRelativePaths) {
+  TempDir t("man");
+  writeText(t / "sub/m.csv",
+            "id,image,findings,impression,split,patient,Effusion,Nodule\n"
+            "a,vol/a.nii.gz,\"Left effusion, small.\nNo nodule.\",\"He said \"\"ok\"\"\",train,p1,1,0\n"
+            "b,/abs/b.nii.gz;x/b2.png,,,val,,,1.0\n");
+  auto m = image::readManifest((t / "sub/m.csv").string());
+  ASSERT_EQ(m.items.size(), 2u);
+  EXPECT_EQ(m.labelNames, (std::vector<std::string>{"Effusion", "Nodule"}));
+  const auto& a = m.items[0];
+  EXPECT_EQ(a.id, "a");
+  EXPECT_EQ(a.images[0], (t / "sub/vol/a.nii.gz").string());
+  EXPECT_EQ(a.findings, "Left effusion, small.\nNo nodule.");
+  EXPECT_EQ(a.impression, "He said \"ok\"");
+  EXPECT_EQ(a.text(), "Left effusion, small.\nNo nodule. He said \"ok\"");
+  EXPECT_EQ(a.labels, (std::vector<float>{1, 0}));
+  EXPECT_EQ(a.group(), "p1");
+  const auto& b = m.items[1];
+  EXPECT_EQ(b.line, 4);  // the quoted newline makes record 1 span lines 2-3
+  EXPECT_EQ(b.images, (std::vector<std::string>{"/abs/b.nii.gz", (t / "sub/x/b2.png").string()}));
+  EXPECT_TRUE(std::isnan(b.labels[0]));
+  EXPECT_EQ(b.labels[1], 1.0f);
+  EXPECT_EQ(b.group(), "b");
+  EXPECT_EQ(m.indicesOf("val"), (std::vector<size_t>{1}));
+  // Write and read back.
+  image::writeManifestCsv((t / "out.csv").string(), m);
+  auto m2 = image::readManifest((t / "out.csv").string());
+  EXPECT_EQ(m2.items[0].findings, a.findings);
+  EXPECT_EQ(m2.items[1].images, b.images);
+  EXPECT_EQ(m2.labelNames, m.labelNames);
+}
+
+TEST(Manifest, Jsonl) {
+  TempDir t("jl");
+  writeText(t / "m.jsonl",
+            "{\"id\": \"a\", \"image\": [\"x.nii.gz\", \"y.png\"], \"report\": \"r\", \"Effusion\": 1}\n"
+            "\n"
+            "{\"id\": \"b\", \"image\": \"z.nii.gz\", \"report\": \"s\", \"Effusion\": null}\n");
+  auto m = image::readManifest((t / "m.jsonl").string());
+  ASSERT_EQ(m.items.size(), 2u);
+  EXPECT_EQ(m.items[0].images.size(), 2u);
+  EXPECT_EQ(m.items[0].text(), "r");
+  EXPECT_EQ(m.items[0].labels[0], 1.0f);
+  EXPECT_TRUE(std::isnan(m.items[1].labels[0]));
+  EXPECT_EQ(m.items[1].line, 3);
+}
+
+TEST(Manifest, ErrorsNameFileColumnAndLine) {
+  TempDir t("err");
+  writeText(t / "noimg.csv", "id,report\na,x\n");
+  EXPECT_NE(errorOf([&] { image::readManifest((t / "noimg.csv").string()); }).find("required column `image` missing"),
+            std::string::npos);
+  writeText(t / "badlabel.csv", "id,image,Site\na,x.nii,Boston\n");
+  const std::string e = errorOf([&] { image::readManifest((t / "badlabel.csv").string()); });
+  EXPECT_NE(e.find("column `Site`"), std::string::npos) << e;
+  EXPECT_NE(e.find("badlabel.csv"), std::string::npos) << e;
+  EXPECT_NE(e.find("line 2"), std::string::npos) << e;
+  image::ManifestOptions o;
+  o.ignore = {"Site"};
+  EXPECT_EQ(image::readManifest((t / "badlabel.csv").string(), o).labelNames.size(), 0u);
+  o = {};
+  o.labels = {"Effusion"};
+  EXPECT_NE(errorOf([&] { image::readManifest((t / "badlabel.csv").string(), o); }).find("label column `Effusion`"),
+            std::string::npos);
+  writeText(t / "dup.csv", "id,image\na,x\na,y\n");
+  EXPECT_NE(errorOf([&] { image::readManifest((t / "dup.csv").string()); }).find("duplicate id `a`"), std::string::npos);
+  writeText(t / "ragged.csv", "id,image\na,x,extra\n");
+  EXPECT_NE(errorOf([&] { image::readManifest((t / "ragged.csv").string()); }).find("3 fields"), std::string::npos);
+  writeText(t / "open.csv", "id,image\na,\"x\n");
+  EXPECT_NE(errorOf([&] { image::readManifest((t / "open.csv").string()); }).find("never closed"), std::string::npos);
+  writeText(t / "m.jsonl", "{\"id\": \"a\", \"image\": \"x\"}\n{\"id\": \"b\", \"image\": \"y\", \"Extra\": 1}\n");
+  EXPECT_NE(errorOf([&] { image::readManifest((t / "m.jsonl").string()); }).find("unknown key `Extra`"),
+            std::string::npos);
+  EXPECT_NE(errorOf([&] { image::readManifest((t / "none.csv").string()); }).find("does not exist"), std::string::npos);
+}
+
+TEST(Manifest, CtRateLayout) {
+  TempDir t("ctrate");
+  writeText(t / "reports.csv",
+            "VolumeName,ClinicalInformation_EN,Technique_EN,Findings_EN,Impressions_EN\n"
+            "train_1_a_1.nii.gz,info,tech,\"Findings, one.\",Impression one.\n"
+            "valid_7_b_2.nii.gz,,,F2,I2\n");
+  std::string labels = "VolumeName";
+  for (int i = 0; i < 18; ++i) labels += ",L" + std::to_string(i);
+  labels += "\ntrain_1_a_1.nii.gz";
+  for (int i = 0; i < 18; ++i) labels += (i % 2 ? ",1" : ",0");
+  writeText(t / "labels.csv", labels + "\n");
+  writeText(t / "vol/train/train_1/train_1_a/train_1_a_1.nii.gz", "x");  // nested layout
+  auto m = image::readCtRate((t / "reports.csv").string(), (t / "labels.csv").string(), (t / "vol").string());
+  ASSERT_EQ(m.items.size(), 2u);
+  EXPECT_EQ(m.labelNames.size(), 18u);
+  EXPECT_EQ(m.items[0].id, "train_1_a_1");
+  EXPECT_EQ(m.items[0].patient, "train_1");
+  EXPECT_EQ(m.items[0].split, "train");
+  EXPECT_EQ(m.items[0].images[0], (t / "vol/train/train_1/train_1_a/train_1_a_1.nii.gz").string());
+  EXPECT_EQ(m.items[0].text(), "Findings, one. Impression one.");
+  EXPECT_EQ(m.items[0].labels[1], 1.0f);
+  EXPECT_EQ(m.items[1].split, "val");
+  EXPECT_EQ(m.items[1].images[0], (t / "vol/valid_7_b_2.nii.gz").string());  // flat when not nested
+  EXPECT_TRUE(std::isnan(m.items[1].labels[0]));
+  writeText(t / "bad.csv", "Volume,Findings_EN,Impressions_EN\n");
+  EXPECT_NE(errorOf([&] { image::readCtRate((t / "bad.csv").string(), "", t.str()); }).find("`VolumeName` missing"),
+            std::string::npos);
+}
+
+TEST(Manifest, MimicCxrLayout) {
+  TempDir t("mimic");
+  writeText(t / "split.csv", "dicom_id,study_id,subject_id,split\nd1,50414267,10000032,train\nd2,50414267,10000032,validate\n");
+  writeText(t / "chexpert.csv", "subject_id,study_id,Atelectasis,Edema\n10000032,50414267,-1.0,1.0\n");
+  writeText(t / "reports/files/p10/p10000032/s50414267.txt",
+            "                                 FINAL REPORT\n EXAMINATION: CHEST\n\n FINDINGS:\n  No focal\n  consolidation.\n\n"
+            " IMPRESSION: \n No acute process.\n");
+  auto m = image::readMimicCxr(t.str(), (t / "split.csv").string(), (t / "chexpert.csv").string(),
+                               (t / "reports").string());
+  ASSERT_EQ(m.items.size(), 2u);
+  EXPECT_EQ(m.items[0].images[0], (t / "files/p10/p10000032/s50414267/d1.jpg").string());
+  EXPECT_EQ(m.items[0].patient, "10000032");
+  EXPECT_EQ(m.items[0].findings, "No focal consolidation.");
+  EXPECT_EQ(m.items[0].impression, "No acute process.");
+  EXPECT_TRUE(std::isnan(m.items[0].labels[0]));  // -1 uncertain -> unknown
+  EXPECT_EQ(m.items[0].labels[1], 1.0f);
+  EXPECT_EQ(m.items[1].split, "val");
+}
+
+}  // namespace
+}  // namespace biud::test

@@ -1,0 +1,144 @@
+// biud-preprocess end to end: good and bad inputs side by side, failures.jsonl, exit code 3,
+// resume after a crash, refusal of other parameters; cached voxels equal the in-process pipeline.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "biud/image/CtCache.h"
+#include "biud/image/Preprocess.h"
+#include "biud/image/VolumeIO.h"
+#include "image/ImageTestUtil.h"
+
+namespace biud::test {
+namespace {
+
+using image::Volume;
+
+std::map<std::string, std::string> failures(const stdfs::path& dir) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(readText(dir / "failures.jsonl"));
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) {
+      auto j = nlohmann::json::parse(line);
+      out[j["id"].get<std::string>()] = j["error"].get<std::string>();
+    }
+  return out;
+}
+
+TEST(PreprocessApp, BadInputsAreRecordedAndTheRestProcessed) {
+  TempDir t("ppapp");
+  const std::string nib = testDataDir("nibabel"), dcm = testDataDir("pydicom");
+  // A synthetic CT (integral HU, stored int16) with an oblique-free flipped direction.
+  Volume ct({40, 36, 20}, {0.9, 0.9, 2.0}, -1000.0f);
+  for (int k = 4; k < 16; ++k)
+    for (int j = 6; j < 30; ++j)
+      for (int i = 5; i < 35; ++i) ct.at(i, j, k) = static_cast<float>(20 + (i * 7 + j * 3 + k) % 50);
+  image::writeVolume((t / "ct.nii.gz").string(), ct);
+  {
+    const std::string whole = readText(t / "ct.nii.gz");
+    writeText(t / "trunc.nii.gz", whole.substr(0, whole.size() * 2 / 3));
+  }
+  writeText(t / "empty.nii.gz", "");
+  Volume xray({8, 8, 1}, {1, 1, 1}, 0.5f);
+  image::writeImage2D((t / "xray.png").string(), xray);
+  const std::string mixed = (t / "mixed").string();
+  runPython("image_io.py", "make_series " + quote(dcm + "/CT_small.dcm") + " " + quote(mixed) + " 3 1.2.3.9.1");
+  runPython("image_io.py", "make_series " + quote(dcm + "/CT_small.dcm") + " " + quote(mixed) + " 3 1.2.3.9.2");
+  writeText(t / "m.csv",
+            "id,image,report,patient\n"
+            "ct,ct.nii.gz,r,p1\n"
+            "anat," + nib + "/anatomical.nii,r,p2\n"
+            "dicom," + dcm + "/dicomdirtests/98892001/CT5N,r,p3\n"
+            "trunc,trunc.nii.gz,r,p4\n"
+            "empty,empty.nii.gz,r,p5\n"
+            "fourd," + nib + "/example4d.nii.gz,r,p6\n"
+            "mixed,mixed,r,p7\n"
+            "missing,nope/none.nii.gz,r,p8\n"
+            "xray,xray.png,r,p9\n");
+  const stdfs::path out = t / "cache";
+  const std::string cmd = quote(app("biud-preprocess")) + " --manifest " + quote((t / "m.csv").string()) + " --out " +
+                          quote(out.string()) + " --threads 2 --quiet --set data.ct.size=[24,24,12]";
+  auto r = run(cmd);
+  EXPECT_EQ(r.rc, 3) << r.out;
+  auto f = failures(out);
+  EXPECT_EQ(f.size(), 6u) << r.out;
+  EXPECT_NE(f["trunc"].find("truncated"), std::string::npos) << f["trunc"];
+  EXPECT_NE(f["empty"].find("empty file"), std::string::npos) << f["empty"];
+  EXPECT_NE(f["fourd"].find("4D"), std::string::npos) << f["fourd"];
+  EXPECT_NE(f["mixed"].find("mixes 2 series"), std::string::npos) << f["mixed"];
+  EXPECT_NE(f["missing"].find("does not exist"), std::string::npos) << f["missing"];
+  EXPECT_NE(f["xray"].find("2D image"), std::string::npos) << f["xray"];
+
+  CtPreprocessConfig cfg;
+  cfg.size = {24, 24, 12};
+  {
+    image::CacheReader cache(out.string(), image::preprocessHash(cfg));
+    ASSERT_EQ(cache.size(), 3u);
+    for (const char* id : {"ct", "anat"}) {
+      SCOPED_TRACE(id);
+      const std::string src = std::string(id) == "ct" ? (t / "ct.nii.gz").string() : nib + "/anatomical.nii";
+      Volume want = image::preprocessCt(image::readVolume(src), cfg);
+      Volume got = cache.read(id, /*verify=*/true);
+      expectSameVolume(got, want, 0.5 / image::int16Quant(cfg) + 1e-6, /*geometry=*/false);
+      EXPECT_EQ(got.origin, want.origin);
+    }
+  }
+  auto summary = nlohmann::json::parse(readText(out / "biud-preprocess.json"));
+  EXPECT_EQ(summary["done"], 3);
+  EXPECT_EQ(summary["failed"], 6);
+
+  // Rerun: everything good is skipped, the bad ones fail again.
+  r = run(cmd);
+  EXPECT_EQ(r.rc, 3) << r.out;
+  summary = nlohmann::json::parse(readText(out / "biud-preprocess.json"));
+  EXPECT_EQ(summary["skipped"], 3);
+  EXPECT_EQ(summary["done"], 0);
+
+  // A crash in the middle of a record: cut the last record of a shard, drop the index; the
+  // rerun redoes that item (and only it).
+  std::string victim;
+  {
+    image::CacheReader cache(out.string());
+    for (const auto& e : cache.entries())
+      if (e.offset + e.bytes == std::filesystem::file_size(out / e.shard)) {
+        victim = e.id;
+        std::filesystem::resize_file(out / e.shard, e.offset + e.bytes / 2);
+        break;
+      }
+  }
+  ASSERT_FALSE(victim.empty());
+  std::filesystem::remove(out / "index.json");
+  r = run(cmd);
+  EXPECT_EQ(r.rc, 3) << r.out;
+  summary = nlohmann::json::parse(readText(out / "biud-preprocess.json"));
+  EXPECT_EQ(summary["done"], 1) << r.out;
+  EXPECT_EQ(summary["skipped"], 2);
+  {
+    image::CacheReader cache(out.string(), image::preprocessHash(cfg));
+    EXPECT_EQ(cache.size(), 3u);
+    const std::string src = victim == "ct"     ? (t / "ct.nii.gz").string()
+                            : victim == "anat" ? nib + "/anatomical.nii"
+                                               : dcm + "/dicomdirtests/98892001/CT5N";
+    Volume want = image::preprocessCt(image::readVolume(src), cfg);
+    expectSameVolume(cache.read(victim, true), want, 0.5 / image::int16Quant(cfg) + 1e-6, false);
+  }
+
+  // Other parameters into the same folder: refused, exit code 2, nothing touched.
+  r = run(quote(app("biud-preprocess")) + " --manifest " + quote((t / "m.csv").string()) + " --out " +
+          quote(out.string()) + " --quiet --set data.ct.size=[32,32,12]");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("other preprocessing parameters"), std::string::npos) << r.out;
+
+  // Missing manifest column: a clear usage error.
+  writeText(t / "bad.csv", "id,path\na,b\n");
+  r = run(quote(app("biud-preprocess")) + " --manifest " + quote((t / "bad.csv").string()) + " --out " +
+          quote((t / "c2").string()) + " --quiet");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("required column `image` missing"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace biud::test
