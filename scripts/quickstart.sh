@@ -1,37 +1,52 @@
 #!/usr/bin/env bash
 # One command from a fresh clone: install what is missing, build, and run the main job end to
-# end on the synthetic default data set. Each stage says what it does; stages that are not
-# built yet say so and are skipped.
+# end on the synthetic default data set (configs/quickstart.yaml), on the CPU:
+#   1 synthetic CT / X-ray / report data   2 tokenizer   3 CT cache   4 X-ray expert (clip2d)
+#   5 language-guided retrieval            6 BIUD pretraining         7 zero-shot evaluation
+# Results: runs/quickstart/zeroshot.json (macro.auroc and one entry per finding) and plots/.
+# A stage whose output is already complete is skipped, so a rerun continues where it stopped;
+# BIUD_QUICKSTART_FRESH=1 starts over.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$here/scripts/setup.sh"
-"$here/scripts/build.sh"
+cd "$here"
+scripts/setup.sh
+scripts/build.sh
 bin="$here/build/bin"
-run="${BIUD_QUICKSTART_DIR:-$here/runs/quickstart}"
+run="runs/quickstart"
+cfg="configs/quickstart.yaml"
+[ "${BIUD_QUICKSTART_FRESH:-0}" = 1 ] && rm -rf "$run"
 mkdir -p "$run"
-stage() { printf '\n==> %s\n' "$*"; }
-have() { [ -x "$bin/$1" ]; }
+start=$(date +%s)
+stage() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+# Continue a training run that has a checkpoint, else start it.
+resume_flag() { [ -f "$1/checkpoints/latest" ] && echo "--resume latest" || true; }
 
-stage "biud $("$bin/biud-train" --version | sed 's/^biud //')"
-if have biud-synth; then
-  stage "1/6 synthetic chest CT, X-ray and report data -> $run/data"
-  "$bin/biud-synth" --out "$run/data" --config "$here/configs/quickstart.yaml"
-else
-  stage "1/6 biud-synth is not built yet (issue: synthetic benchmark) — stopping here"; exit 0
-fi
-if have biud-preprocess; then
-  stage "2/6 preprocess CT volumes into the training cache"
-  "$bin/biud-preprocess" --config "$here/configs/quickstart.yaml" --manifest "$run/data/ct/manifest.csv" --out "$run/cache"
-else
-  stage "2/6 biud-preprocess is not built yet — skipped"
-fi
-stage "3/6 stage 0: train the X-ray expert (clip2d)"
-if ! "$bin/biud-train" --config "$here/configs/quickstart.yaml" --set task=clip2d --out "$run/teacher"; then
-  stage "the trainer is not complete yet (issue: BIUD pretraining) — stopping here"; exit 0
-fi
-stage "4/6 language-guided retrieval"
-"$bin/biud-retrieve" --config "$here/configs/quickstart.yaml" --out "$run/retrieval"
-stage "5/6 stage 1: BIUD pretraining of the CT encoder"
-"$bin/biud-train" --config "$here/configs/quickstart.yaml" --set task=biud --out "$run/biud"
-stage "6/6 zero-shot evaluation on the test split"
-"$bin/biud-zeroshot" --config "$here/configs/quickstart.yaml" --out "$run"
+stage "$("$bin/biud-train" --version)"
+
+stage "1/7 synthetic chest CT, X-ray and report data -> $run/data"
+if [ ! -f "$run/data/biud-synth.json" ]; then
+  "$bin/biud-synth" --config "$cfg" --out "$run/data"
+else echo "   (done before)"; fi
+
+stage "2/7 WordPiece vocabulary from the synthetic reports -> $run/tokenizer/vocab.txt"
+if [ ! -f "$run/tokenizer/vocab.txt" ]; then
+  "$bin/biud-tokenizer" train --kind wordpiece --vocab-size 1000 \
+    --input "$run/data/ct/manifest.csv" --input "$run/data/cxr/manifest.csv" --out "$run/tokenizer"
+else echo "   (done before)"; fi
+
+stage "3/7 CT preprocessing into the training cache -> $run/cache"
+"$bin/biud-preprocess" --config "$cfg" --manifest "$run/data/ct/manifest.csv" --out "$run/cache"
+
+stage "4/7 stage 0: the X-ray expert (clip2d) -> $run/teacher"
+"$bin/biud-train" --config "$cfg" --set task=clip2d --out "$run/teacher" $(resume_flag "$run/teacher")
+
+stage "5/7 language-guided retrieval: pair every CT with the teacher's closest X-ray report -> $run/retrieval"
+"$bin/biud-retrieve" --config "$cfg" --out "$run/retrieval"
+
+stage "6/7 stage 1: BIUD pretraining of the CT encoder -> $run/biud"
+"$bin/biud-train" --config "$cfg" --set task=biud --out "$run/biud" $(resume_flag "$run/biud")
+
+stage "7/7 zero-shot classification of the test split -> $run/zeroshot.json"
+"$bin/biud-zeroshot" --config "$cfg" --run "$run/biud" --out "$run"
+
+stage "done in $(( ($(date +%s) - start) / 60 )) min: $run/zeroshot.json, plots in $run/plots/"
