@@ -44,6 +44,8 @@ def main():
                "hidden": hidden.contiguous(), "mean": mean.contiguous()}, os.path.join(out, "ref.safetensors"))
     with open(os.path.join(out, "folder.txt"), "w") as f:
         f.write(folder)
+    with open(os.path.join(out, "sentences.txt"), "w") as f:
+        f.write("\n".join(SENTENCES) + "\n")
 
 
 if __name__ == "__main__":
