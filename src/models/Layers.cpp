@@ -24,9 +24,10 @@ SelfAttentionImpl::SelfAttentionImpl(std::int64_t dim, std::int64_t heads_, doub
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& keyPadding, bool causal) {
-  auto parts = qkv->forward(x).chunk(3, -1);
-  auto o = attention(splitHeads(parts[0], heads), splitHeads(parts[1], heads), splitHeads(parts[2], heads),
-                     keyPadding, causal, is_training() ? dropout : 0.0);
+  const auto B = x.size(0), L = x.size(1), D = x.size(2);
+  // [B,L,3D] -> [3,B,H,L,Dh]: one permute instead of three head splits.
+  auto parts = qkv->forward(x).view({B, L, 3, heads, D / heads}).permute({2, 0, 3, 1, 4}).unbind(0);
+  auto o = attention(parts[0], parts[1], parts[2], keyPadding, causal, is_training() ? dropout : 0.0);
   return proj->forward(mergeHeads(o));
 }
 

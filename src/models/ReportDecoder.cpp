@@ -43,8 +43,9 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Ten
                                         const torch::Tensor& memoryMask, torch::Tensor* kc, torch::Tensor* vc,
                                         const torch::Tensor& padMask) {
   const double p = is_training() ? dropout : 0.0;
-  auto parts = qkv->forward(norm1->forward(x)).chunk(3, -1);
-  auto q = splitHeads(parts[0], heads), k = splitHeads(parts[1], heads), v = splitHeads(parts[2], heads);
+  const auto B = x.size(0), T = x.size(1), D = x.size(2);
+  auto parts = qkv->forward(norm1->forward(x)).view({B, T, 3, heads, D / heads}).permute({2, 0, 3, 1, 4}).unbind(0);
+  auto q = parts[0], k = parts[1], v = parts[2];
   if (kc) {
     if (kc->defined()) {
       k = torch::cat({*kc, k}, 2);

@@ -34,8 +34,10 @@ PackedAttentionImpl::PackedAttentionImpl(std::int64_t dim, std::int64_t heads_) 
 }
 
 torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x) {
-  auto parts = F::linear(x, in_proj_weight, in_proj_bias).chunk(3, -1);
-  auto o = attention(splitHeads(parts[0], heads), splitHeads(parts[1], heads), splitHeads(parts[2], heads));
+  const auto B = x.size(0), L = x.size(1), D = x.size(2);
+  // in_proj rows are [q; k; v]: [B,L,3D] -> [3,B,H,L,Dh] in one permute.
+  auto parts = F::linear(x, in_proj_weight, in_proj_bias).view({B, L, 3, heads, D / heads}).permute({2, 0, 3, 1, 4}).unbind(0);
+  auto o = attention(parts[0], parts[1], parts[2]);
   return out_proj->forward(mergeHeads(o));
 }
 
