@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
   cli.add_option("--text-model", textModel,
                  "HF BERT folder (config.json, model.safetensors, vocab.txt); same as --set model.text_encoder.weights=DIR");
   cli.add_option("--max-len", maxLen, "longest token sequence (longer reports are truncated)")->check(CLI::Range(8, 4096));
-  cli.add_option("--batch", batch, "texts or volumes per forward pass")->check(CLI::Range(1, 4096));
+  cli.add_option("--batch", batch, "texts per forward pass (volumes are embedded one at a time: sizes may differ)")->check(CLI::Range(1, 4096));
   cli.add_option("--volumes", volumes, "CT tensors to embed (.npy or .safetensors), [C,D,H,W] or [D,H,W]")
       ->check(CLI::ExistingFile);
   cli.add_option("--tensor-key", tensorKey, "tensor name inside .safetensors volumes (needed when a file has several)");
