@@ -158,7 +158,20 @@ std::shared_ptr<VisualEncoderImpl> makeVisualEncoder(const NetConfig& cfg) {
     tensor::LoadOptions lo;
     lo.ignore = {"fc.", "heads."};  // classifier heads of ImageNet checkpoints
     lo.strict = true;
-    auto rep = loadWeights(*enc, cfg.weights, lo);
+    tensor::LoadReport rep;
+    auto* r3 = dynamic_cast<ResNetImpl*>(enc.get());
+    if (r3 && r3->spatialDims() == 3 && !stdfs::is_directory(cfg.weights)) {
+      // 2D ResNet weights (torchvision layout) for a 3D ResNet are inflated (I3D / Merlin).
+      auto w = tensor::readSafetensors(cfg.weights);
+      auto it = w.find("conv1.weight");
+      if (it != w.end() && it->second.dim() == 4) {
+        log::info("models", "{}: inflating 2D weights from {}", cfg.arch, cfg.weights);
+        w = inflate2dTo3d(w, *enc);
+      }
+      rep = tensor::loadStateDict(*enc, w, lo, cfg.weights);
+    } else {
+      rep = loadWeights(*enc, cfg.weights, lo);
+    }
     log::info("models", "{}: {} from {}", cfg.arch, rep.summary(), cfg.weights);
   }
   if (cfg.frozen) freeze(*enc);

@@ -120,11 +120,11 @@ TEST(ResNet3D, ShapesAndGradients) {
   torch::manual_seed(0);
   for (const char* arch : {"resnet3d18", "resnet3d50"}) {
     auto enc = makeVisualEncoder(net(arch));
-    auto out = enc->encode(torch::randn({2, 1, 32, 32, 32}));
+    auto out = enc->encode(torch::randn({2, 1, 16, 16, 16}));
     const std::int64_t d = std::string(arch) == "resnet3d18" ? 64 : 256;  // tiny width 8
     EXPECT_EQ(enc->dim(), d) << arch;
     EXPECT_EQ(out.pooled.sizes(), (Shape{2, d})) << arch;
-    EXPECT_EQ(out.tokens.sizes(), (Shape{2, 1, d})) << arch;  // 32 / 32 = 1 per side
+    EXPECT_EQ(out.tokens.sizes(), (Shape{2, 1, d})) << arch;  // strides 32: 1 token per side
     out.pooled.pow(2).sum().backward();
     expectAllGrads(*enc);
   }
@@ -155,6 +155,15 @@ TEST(ResNet3D, InflationFrom2dKeepsActivationsOfStackedSlices) {
   EXPECT_LT((y3.select(2, 1) - y2).abs().max().item<double>(), 1e-5);  // depth 1 of 3 outputs sees slices 1..3
   auto k2 = r2->named_parameters()["layer1.0.conv1.weight"];
   EXPECT_LT((r3->named_parameters()["layer1.0.conv1.weight"].sum(2) - k2).abs().max().item<double>(), 1e-6);
+  // Through the registry: 2D weights named for a 3D ResNet are inflated on load (stem depth 7).
+  TempDir tmp("infl");
+  tensor::saveModule(*r2, (tmp / "r18.safetensors").string());
+  auto c = net("resnet3d18");
+  c.weights = (tmp / "r18.safetensors").string();
+  auto enc = makeVisualEncoder(c);
+  auto w3 = enc->named_parameters()["layer2.0.conv2.weight"];
+  EXPECT_EQ(w3.dim(), 5);
+  EXPECT_LT((w3.sum(2) - r2->named_parameters()["layer2.0.conv2.weight"]).abs().max().item<double>(), 1e-6);
 }
 
 TEST(Models, SaveLoadRoundTripAndRegistryErrors) {
