@@ -1,11 +1,11 @@
 // biud-embed: embed report texts (BERT) and CT tensors (CT encoder) with the networks of the
 // config, or time a network's forward+backward (--bench) for scripts/bench/bench_models.py.
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include <chrono>
 #include <cctype>
+#include <chrono>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "biud/config/Config.h"
@@ -101,7 +101,8 @@ torch::Tensor readTensorFile(const std::string& path, const std::string& key) {
   BIUD_CHECK(!m.empty(), DataError, "{}: no tensors in the file", path);
   if (!key.empty()) {
     auto it = m.find(key);
-    BIUD_CHECK(it != m.end(), DataError, "{}: no tensor `{}` (use --tensor-key with one of the file's names)", path, key);
+    BIUD_CHECK(it != m.end(), DataError, "{}: no tensor `{}` (use --tensor-key with one of the file's names)", path,
+               key);
     return it->second;
   }
   BIUD_CHECK(m.size() == 1, DataError, "{}: {} tensors in the file; choose one with --tensor-key", path, m.size());
@@ -131,11 +132,15 @@ int main(int argc, char** argv) {
   std::vector<int> benchInput;
   bool bench = false, saveTokens = false;
   auto& cli = app.cli();
-  cli.add_option("--texts", texts, "text file, one report per line (blank lines are skipped)")->check(CLI::ExistingFile);
-  cli.add_option("--text-model", textModel,
-                 "HF BERT folder (config.json, model.safetensors, vocab.txt); same as --set model.text_encoder.weights=DIR");
-  cli.add_option("--max-len", maxLen, "longest token sequence (longer reports are truncated)")->check(CLI::Range(8, 4096));
-  cli.add_option("--batch", batch, "texts per forward pass (volumes are embedded one at a time: sizes may differ)")->check(CLI::Range(1, 4096));
+  cli.add_option("--texts", texts, "text file, one report per line (blank lines are skipped)")
+      ->check(CLI::ExistingFile);
+  cli.add_option(
+      "--text-model", textModel,
+      "HF BERT folder (config.json, model.safetensors, vocab.txt); same as --set model.text_encoder.weights=DIR");
+  cli.add_option("--max-len", maxLen, "longest token sequence (longer reports are truncated)")
+      ->check(CLI::Range(8, 4096));
+  cli.add_option("--batch", batch, "texts per forward pass (volumes are embedded one at a time: sizes may differ)")
+      ->check(CLI::Range(1, 4096));
   cli.add_option("--volumes", volumes, "CT tensors to embed (.npy or .safetensors), [C,D,H,W] or [D,H,W]")
       ->check(CLI::ExistingFile);
   cli.add_option("--tensor-key", tensorKey, "tensor name inside .safetensors volumes (needed when a file has several)");
@@ -166,7 +171,8 @@ int main(int argc, char** argv) {
         auto m = models::makeTextEncoder(cfg.model.text_encoder);
         m->to(device);
         m->train();
-        x = torch::randint(1000, m->opt.vocab_size, {benchBatch, benchSeq}, torch::TensorOptions().dtype(torch::kLong).device(device));
+        x = torch::randint(1000, m->opt.vocab_size, {benchBatch, benchSeq},
+                           torch::TensorOptions().dtype(torch::kLong).device(device));
         mask = torch::ones_like(x);
         step = [m, x, mask]() mutable {
           m->zero_grad();
@@ -180,7 +186,8 @@ int main(int argc, char** argv) {
         auto enc = models::makeVisualEncoder(nc);
         enc->to(device);
         enc->train();
-        std::vector<std::int64_t> shape{benchBatch, nc.in_channels ? nc.in_channels : (enc->spatialDims() == 3 ? 1 : 3)};
+        std::vector<std::int64_t> shape{benchBatch,
+                                        nc.in_channels ? nc.in_channels : (enc->spatialDims() == 3 ? 1 : 3)};
         if (benchInput.empty()) {
           if (enc->spatialDims() == 3)
             benchInput = nc.preset == "tiny" ? std::vector<int>{32, 64, 64} : std::vector<int>{96, 224, 224};
@@ -245,13 +252,17 @@ int main(int argc, char** argv) {
         std::vector<std::vector<std::int64_t>> ids;
         std::size_t L = 0;
         for (auto i = s; i < e; ++i) {
-          ids.push_back(wp.encode(lines[i], static_cast<std::size_t>(std::min<std::int64_t>(maxLen, m->opt.max_position_embeddings))));
+          ids.push_back(wp.encode(
+              lines[i], static_cast<std::size_t>(std::min<std::int64_t>(maxLen, m->opt.max_position_embeddings))));
           L = std::max(L, ids.back().size());
         }
-        auto idT = torch::full({static_cast<std::int64_t>(ids.size()), static_cast<std::int64_t>(L)}, wp.pad(), torch::kLong);
+        auto idT =
+            torch::full({static_cast<std::int64_t>(ids.size()), static_cast<std::int64_t>(L)}, wp.pad(), torch::kLong);
         auto mk = torch::zeros_like(idT);
         for (std::size_t i = 0; i < ids.size(); ++i) {
-          idT[static_cast<std::int64_t>(i)].narrow(0, 0, static_cast<std::int64_t>(ids[i].size())).copy_(torch::tensor(ids[i]));
+          idT[static_cast<std::int64_t>(i)]
+              .narrow(0, 0, static_cast<std::int64_t>(ids[i].size()))
+              .copy_(torch::tensor(ids[i]));
           mk[static_cast<std::int64_t>(i)].narrow(0, 0, static_cast<std::int64_t>(ids[i].size())).fill_(1);
         }
         pooled.push_back(m->encode(idT.to(device), mk.to(device)).pooled.cpu());
@@ -259,8 +270,11 @@ int main(int argc, char** argv) {
       }
       bar.finish();
       result["text_pooled"] = torch::cat(pooled);
-      summary["texts"] = {{"file", texts}, {"count", result["text_pooled"].size(0)}, {"dim", m->dim()},
-                          {"pool", m->opt.pool}, {"model", tc.weights}};
+      summary["texts"] = {{"file", texts},
+                          {"count", result["text_pooled"].size(0)},
+                          {"dim", m->dim()},
+                          {"pool", m->opt.pool},
+                          {"model", tc.weights}};
     }
     if (!volumes.empty()) {
       auto enc = models::makeVisualEncoder(cfg.model.ct_encoder);
@@ -271,7 +285,8 @@ int main(int argc, char** argv) {
       for (std::size_t i = 0; i < volumes.size() && !app::stopRequested(); ++i) {
         auto v = readTensorFile(volumes[i], tensorKey).to(torch::kFloat32);
         if (v.dim() == 3) v = v.unsqueeze(0);
-        BIUD_CHECK(v.dim() == 4, DataError, "{}: expected [C,D,H,W] or [D,H,W], got {}", volumes[i], tensor::shapeStr(v.sizes()));
+        BIUD_CHECK(v.dim() == 4, DataError, "{}: expected [C,D,H,W] or [D,H,W], got {}", volumes[i],
+                   tensor::shapeStr(v.sizes()));
         auto o = enc->encode(v.unsqueeze(0).to(device));
         pooled.push_back(o.pooled.cpu());
         if (saveTokens) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
@@ -279,8 +294,11 @@ int main(int argc, char** argv) {
       }
       bar.finish();
       result["volume_pooled"] = torch::cat(pooled);
-      summary["volumes"] = {{"files", volumes}, {"count", result["volume_pooled"].size(0)}, {"dim", enc->dim()},
-                            {"arch", cfg.model.ct_encoder.arch}, {"preset", cfg.model.ct_encoder.preset},
+      summary["volumes"] = {{"files", volumes},
+                            {"count", result["volume_pooled"].size(0)},
+                            {"dim", enc->dim()},
+                            {"arch", cfg.model.ct_encoder.arch},
+                            {"preset", cfg.model.ct_encoder.preset},
                             {"weights", cfg.model.ct_encoder.weights}};
     }
     const auto emb = (stdfs::path(out) / "embeddings.safetensors").string();

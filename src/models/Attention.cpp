@@ -15,7 +15,8 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   const auto Lq = q.size(2), Lk = k.size(2);
   if (keyPadding.defined()) {
     BIUD_CHECK(keyPadding.dim() == 2 && keyPadding.size(0) == q.size(0) && keyPadding.size(1) == Lk, ValueError,
-               "attention: key padding mask must be [B={}, Lk={}], got {}", q.size(0), Lk, tensor::shapeStr(keyPadding.sizes()));
+               "attention: key padding mask must be [B={}, Lk={}], got {}", q.size(0), Lk,
+               tensor::shapeStr(keyPadding.sizes()));
     // Boolean mask: true = may attend. Broadcast over heads and queries.
     mask = keyPadding.to(torch::kBool).view({q.size(0), 1, 1, Lk});
   }

@@ -3,9 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
-#include "biud/tensor/Safetensors.h"
 #include "biud/core/Fs.h"
 #include "biud/models/Attention.h"
+#include "biud/tensor/Safetensors.h"
 
 namespace biud::models {
 
@@ -57,8 +57,8 @@ BertOptions BertOptions::fromJsonFile(const std::string& path) {
     o.attention_probs_dropout_prob = j.value("attention_probs_dropout_prob", o.attention_probs_dropout_prob);
     o.hidden_act = j.value("hidden_act", o.hidden_act);
     const auto pe = j.value("position_embedding_type", std::string("absolute"));
-    BIUD_CHECK(pe == "absolute", ConfigError, "{}: position_embedding_type `{}` is not supported (absolute only)",
-               path, pe);
+    BIUD_CHECK(pe == "absolute", ConfigError, "{}: position_embedding_type `{}` is not supported (absolute only)", path,
+               pe);
   } catch (const nlohmann::json::exception& e) {
     BIUD_THROW(IoError, "{}: a BERT config value has the wrong type ({})", path, e.what());
   }
@@ -82,18 +82,20 @@ BertOptions BertOptions::preset(const std::string& name) {
 }
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertOptions& o) : dropout(o.hidden_dropout_prob) {
-  word_embeddings = register_module(
-      "word_embeddings", torch::nn::Embedding(torch::nn::EmbeddingOptions(o.vocab_size, o.hidden_size)));
-  position_embeddings = register_module(
-      "position_embeddings", torch::nn::Embedding(o.max_position_embeddings, o.hidden_size));
-  token_type_embeddings =
-      register_module("token_type_embeddings", torch::nn::Embedding(std::max<std::int64_t>(1, o.type_vocab_size), o.hidden_size));
-  LayerNorm = register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.hidden_size}).eps(o.layer_norm_eps)));
+  word_embeddings = register_module("word_embeddings",
+                                    torch::nn::Embedding(torch::nn::EmbeddingOptions(o.vocab_size, o.hidden_size)));
+  position_embeddings =
+      register_module("position_embeddings", torch::nn::Embedding(o.max_position_embeddings, o.hidden_size));
+  token_type_embeddings = register_module(
+      "token_type_embeddings", torch::nn::Embedding(std::max<std::int64_t>(1, o.type_vocab_size), o.hidden_size));
+  LayerNorm = register_module("LayerNorm",
+                              torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.hidden_size}).eps(o.layer_norm_eps)));
   for (auto& p : parameters())
     if (p.dim() == 2) torch::nn::init::normal_(p, 0.0, 0.02);
 }
 
-torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& ids, const torch::Tensor& tokenTypes, std::int64_t offset) {
+torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& ids, const torch::Tensor& tokenTypes,
+                                          std::int64_t offset) {
   const auto L = ids.size(1);
   BIUD_CHECK(offset + L <= position_embeddings->weight.size(0), ValueError,
              "bert: sequence of {} tokens is longer than max_position_embeddings {} (truncate the text)", offset + L,
@@ -114,7 +116,8 @@ BertAttentionImpl::BertAttentionImpl(const BertOptions& o, std::int64_t kvDim)
   value = self->register_module("value", torch::nn::Linear(kvDim, D));
   auto out = holder(*this, "output");
   out_dense = out->register_module("dense", torch::nn::Linear(D, D));
-  out_ln = out->register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({D}).eps(o.layer_norm_eps)));
+  out_ln =
+      out->register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({D}).eps(o.layer_norm_eps)));
 }
 
 torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& keyPadding,
@@ -131,11 +134,12 @@ BertLayerImpl::BertLayerImpl(const BertOptions& o) : act(o.hidden_act), dropout(
   if (o.add_cross_attention)
     crossattention = register_module(
         "crossattention", BertAttention(o, o.cross_attention_dim > 0 ? o.cross_attention_dim : o.hidden_size));
-  intermediate = holder(*this, "intermediate")->register_module("dense", torch::nn::Linear(o.hidden_size, o.intermediate_size));
+  intermediate =
+      holder(*this, "intermediate")->register_module("dense", torch::nn::Linear(o.hidden_size, o.intermediate_size));
   auto out = holder(*this, "output");
   output = out->register_module("dense", torch::nn::Linear(o.intermediate_size, o.hidden_size));
-  output_ln = out->register_module("LayerNorm",
-                                   torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.hidden_size}).eps(o.layer_norm_eps)));
+  output_ln = out->register_module(
+      "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.hidden_size}).eps(o.layer_norm_eps)));
 }
 
 torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& memory,
@@ -160,13 +164,15 @@ BertModelImpl::BertModelImpl(BertOptions o) : opt(std::move(o)) {
     layers.emplace_back(opt);
     layer->push_back(layers.back());
   }
-  if (opt.add_pooler) pooler = holder(*this, "pooler")->register_module("dense", torch::nn::Linear(opt.hidden_size, opt.hidden_size));
+  if (opt.add_pooler)
+    pooler = holder(*this, "pooler")->register_module("dense", torch::nn::Linear(opt.hidden_size, opt.hidden_size));
 }
 
 TextOutput BertModelImpl::encode(const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& tokenTypes) {
   BIUD_CHECK(ids.dim() == 2, ValueError, "bert: token ids must be [B, L], got {}", tensor::shapeStr(ids.sizes()));
   BIUD_CHECK(!mask.defined() || mask.sizes() == ids.sizes(), ValueError,
-             "bert: attention mask {} does not match the ids {}", tensor::shapeStr(mask.sizes()), tensor::shapeStr(ids.sizes()));
+             "bert: attention mask {} does not match the ids {}", tensor::shapeStr(mask.sizes()),
+             tensor::shapeStr(ids.sizes()));
   auto h = embeddings->forward(ids, tokenTypes);
   for (auto& l : layers) h = l->forward(h, mask);
   TextOutput out;

@@ -23,7 +23,8 @@ FusionEncoderImpl::FusionEncoderImpl(FusionOptions o, torch::nn::Embedding wordE
   auto pred = cls->register_module("predictions", std::make_shared<torch::nn::Module>());
   auto tr = pred->register_module("transform", std::make_shared<torch::nn::Module>());
   transform = tr->register_module("dense", torch::nn::Linear(D, D));
-  transform_ln = tr->register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({D}).eps(b.layer_norm_eps)));
+  transform_ln =
+      tr->register_module("LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({D}).eps(b.layer_norm_eps)));
   mlm_bias = pred->register_parameter("bias", torch::zeros({b.vocab_size}));
   if (tied) {
     BIUD_CHECK(tied->weight.size(0) == b.vocab_size && tied->weight.size(1) == D, ConfigError,
@@ -38,8 +39,8 @@ FusionEncoderImpl::FusionEncoderImpl(FusionOptions o, torch::nn::Embedding wordE
 torch::Tensor FusionEncoderImpl::forward(const torch::Tensor& text, const torch::Tensor& textMask,
                                          const torch::Tensor& ct, const torch::Tensor& ctMask) {
   BIUD_CHECK(text.dim() == 3 && ct.dim() == 3 && text.size(0) == ct.size(0), ValueError,
-             "fusion: text must be [B,L,D] and CT tokens [B,N,Dc] with the same B, got {} and {}", tensor::shapeStr(text.sizes()),
-             tensor::shapeStr(ct.sizes()));
+             "fusion: text must be [B,L,D] and CT tokens [B,N,Dc] with the same B, got {} and {}",
+             tensor::shapeStr(text.sizes()), tensor::shapeStr(ct.sizes()));
   auto mem = ct_proj ? ct_proj->forward(ct) : ct;
   BIUD_CHECK(mem.size(2) == text.size(2), ValueError,
              "fusion: CT tokens are {} wide but the fusion layers {} (set ct_dim)", ct.size(2), text.size(2));

@@ -10,8 +10,8 @@ namespace F = torch::nn::functional;
 
 ProjectionHeadImpl::ProjectionHeadImpl(std::int64_t in, std::int64_t out, std::int64_t hidden, bool normalize_)
     : normalize(normalize_) {
-  BIUD_CHECK(in > 0 && out > 0 && hidden >= 0, ConfigError, "projection head: widths must be positive ({} -> {} via {})",
-             in, out, hidden);
+  BIUD_CHECK(in > 0 && out > 0 && hidden >= 0, ConfigError,
+             "projection head: widths must be positive ({} -> {} via {})", in, out, hidden);
   if (hidden == 0) {
     proj = register_module("proj", torch::nn::Linear(in, out));
   } else {

@@ -9,12 +9,12 @@
 
 #include "biud/core/Config.h"
 #include "biud/core/Error.h"
-#include "biud/tensor/Safetensors.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
 #include "biud/models/ResNet.h"
 #include "biud/models/ViT2D.h"
 #include "biud/models/ViT3D.h"
+#include "biud/tensor/Safetensors.h"
 
 namespace biud::models {
 
@@ -69,9 +69,12 @@ VisualFactory buildResnet(const std::string& depth, int dims) {
   return [depth, dims](const NetConfig& c) -> std::shared_ptr<VisualEncoderImpl> {
     auto o = resnetPreset(depth, dims);
     o.in_channels = c.in_channels ? c.in_channels : (dims == 3 ? 1 : 3);
-    if (c.preset == "tiny") o.width = 8;
-    else if (c.preset == "small") o.width = 32;
-    else if (c.preset == "large") o.width = 128;
+    if (c.preset == "tiny")
+      o.width = 8;
+    else if (c.preset == "small")
+      o.width = 32;
+    else if (c.preset == "large")
+      o.width = 128;
     if (c.dim) {
       // `dim` is the output width: stem width * 8 (basic) or * 32 (bottleneck).
       const int mult = o.block == "basic" ? 8 : 32;
@@ -187,12 +190,13 @@ HfCheckpoint findHfCheckpoint(const std::string& folder) {
   if (stdfs::exists(p / "model.safetensors")) c.weights = (p / "model.safetensors").string();
   if (stdfs::exists(p / "vocab.txt")) c.vocab = (p / "vocab.txt").string();
   if (c.weights.empty()) {
-    BIUD_CHECK(!stdfs::exists(p / "pytorch_model.bin"), IoError,
-               "{}: has pytorch_model.bin but no model.safetensors. biud does not read pickled .bin files; convert "
-               "once with Python:  python -c \"import torch,safetensors.torch as s; "
-               "s.save_file({{k:v.contiguous() for k,v in torch.load('{}/pytorch_model.bin',map_location='cpu').items()}}, "
-               "'{}/model.safetensors')\"",
-               folder, folder, folder);
+    BIUD_CHECK(
+        !stdfs::exists(p / "pytorch_model.bin"), IoError,
+        "{}: has pytorch_model.bin but no model.safetensors. biud does not read pickled .bin files; convert "
+        "once with Python:  python -c \"import torch,safetensors.torch as s; "
+        "s.save_file({{k:v.contiguous() for k,v in torch.load('{}/pytorch_model.bin',map_location='cpu').items()}}, "
+        "'{}/model.safetensors')\"",
+        folder, folder, folder);
     BIUD_CHECK(!stdfs::exists(p / "model.safetensors.index.json"), IoError,
                "{}: sharded safetensors (model.safetensors.index.json) are not supported yet; merge the shards into "
                "model.safetensors",
@@ -206,7 +210,8 @@ tensor::LoadReport loadWeights(torch::nn::Module& module, const std::string& wei
                                const tensor::LoadOptions& options) {
   std::string file = weights;
   if (stdfs::is_directory(weights)) file = findHfCheckpoint(weights).weights;
-  BIUD_CHECK(stdfs::exists(file), IoError, "weights `{}` do not exist (give a .safetensors file or an HF folder)", file);
+  BIUD_CHECK(stdfs::exists(file), IoError, "weights `{}` do not exist (give a .safetensors file or an HF folder)",
+             file);
   BIUD_CHECK(file.size() < 4 || (file.substr(file.size() - 4) != ".bin" && file.substr(file.size() - 3) != ".pt"),
              IoError,
              "weights `{}`: pickled PyTorch files are not read by biud; save them as safetensors "
@@ -217,8 +222,8 @@ tensor::LoadReport loadWeights(torch::nn::Module& module, const std::string& wei
   if (opt.stripPrefix.empty()) {
     // HF task checkpoints (BertForMaskedLM, ...) nest the backbone under `bert.` / `model.`.
     for (const char* pre : {"bert.", "model."}) {
-      const bool fileHas = std::any_of(tensors.begin(), tensors.end(),
-                                       [&](const auto& kv) { return kv.first.rfind(pre, 0) == 0; });
+      const bool fileHas =
+          std::any_of(tensors.begin(), tensors.end(), [&](const auto& kv) { return kv.first.rfind(pre, 0) == 0; });
       if (fileHas && !isPrefixOfAll(module, pre)) {
         opt.stripPrefix = pre;
         break;
@@ -280,15 +285,20 @@ FusionEncoder makeFusionEncoder(const NetConfig& cfg, const BertModel& text, std
 
 ReportDecoder makeReportDecoder(const NetConfig& cfg, std::int64_t memoryDim, std::int64_t vocab) {
   ReportDecoderOptions o;
-  if (cfg.preset == "tiny") o.dim = 64, o.depth = 2, o.heads = 4;
-  else if (cfg.preset == "small") o.dim = 384, o.depth = 4, o.heads = 6;
-  else if (cfg.preset == "large") o.dim = 768, o.depth = 12, o.heads = 12;
+  if (cfg.preset == "tiny")
+    o.dim = 64, o.depth = 2, o.heads = 4;
+  else if (cfg.preset == "small")
+    o.dim = 384, o.depth = 4, o.heads = 6;
+  else if (cfg.preset == "large")
+    o.dim = 768, o.depth = 12, o.heads = 12;
   if (cfg.dim) o.dim = cfg.dim;
   if (cfg.depth) o.depth = cfg.depth;
   if (cfg.heads) o.heads = cfg.heads;
   if (cfg.max_len) o.max_len = cfg.max_len;
-  if (cfg.vocab_size) o.vocab_size = cfg.vocab_size;
-  else if (vocab) o.vocab_size = vocab;
+  if (cfg.vocab_size)
+    o.vocab_size = cfg.vocab_size;
+  else if (vocab)
+    o.vocab_size = vocab;
   o.memory_dim = memoryDim;
   o.dropout = cfg.dropout;
   ReportDecoder d(o);
@@ -304,7 +314,8 @@ TorchScriptEncoderImpl::TorchScriptEncoderImpl(const std::string& path, std::int
   try {
     m = std::make_shared<torch::jit::Module>(torch::jit::load(path));
   } catch (const c10::Error& e) {
-    BIUD_THROW(IoError, "{}: not a loadable TorchScript file ({}). Export it with torch.jit.save(torch.jit.script(model), path)",
+    BIUD_THROW(IoError,
+               "{}: not a loadable TorchScript file ({}). Export it with torch.jit.save(torch.jit.script(model), path)",
                path, e.what_without_backtrace());
   }
   m->eval();
@@ -321,7 +332,8 @@ EncoderOutput TorchScriptEncoderImpl::encode(const torch::Tensor& x) {
     out.pooled = r.toTensor();
   } else if (r.isTuple()) {
     const auto& el = r.toTupleRef().elements();
-    BIUD_CHECK(!el.empty() && el[0].isTensor(), ValueError, "{}: the teacher returned an empty/non-tensor tuple", path_);
+    BIUD_CHECK(!el.empty() && el[0].isTensor(), ValueError, "{}: the teacher returned an empty/non-tensor tuple",
+               path_);
     out.pooled = el[0].toTensor();
     if (el.size() > 1 && el[1].isTensor()) out.tokens = el[1].toTensor();
   } else if (r.isGenericDict()) {
@@ -333,7 +345,8 @@ EncoderOutput TorchScriptEncoderImpl::encode(const torch::Tensor& x) {
     BIUD_THROW(ValueError, "{}: the teacher returned {}, expected a tensor, tuple or dict", path_, r.tagKind());
   }
   BIUD_CHECK(out.pooled.dim() == 2 && out.pooled.size(1) == dim_, ValueError,
-             "{}: the teacher's output is {}, expected [B, {}] (set the teacher width)", path_, tensor::shapeStr(out.pooled.sizes()), dim_);
+             "{}: the teacher's output is {}, expected [B, {}] (set the teacher width)", path_,
+             tensor::shapeStr(out.pooled.sizes()), dim_);
   return out;
 }
 

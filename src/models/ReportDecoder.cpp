@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "biud/core/Error.h"
-#include "biud/tensor/Safetensors.h"
 #include "biud/models/Attention.h"
+#include "biud/tensor/Safetensors.h"
 
 namespace biud::models {
 
@@ -94,7 +94,8 @@ torch::Tensor ReportDecoderImpl::logits(const torch::Tensor& h) {
 }
 
 torch::Tensor ReportDecoderImpl::projectMemory(const torch::Tensor& memory) {
-  BIUD_CHECK(memory.dim() == 3, ValueError, "report_decoder: memory must be [B,N,D], got {}", tensor::shapeStr(memory.sizes()));
+  BIUD_CHECK(memory.dim() == 3, ValueError, "report_decoder: memory must be [B,N,D], got {}",
+             tensor::shapeStr(memory.sizes()));
   auto m = memory_proj ? memory_proj->forward(memory) : memory;
   BIUD_CHECK(m.size(2) == opt.dim, ValueError, "report_decoder: memory is {} wide, the decoder {} (set memory_dim)",
              memory.size(2), opt.dim);
@@ -104,7 +105,8 @@ torch::Tensor ReportDecoderImpl::projectMemory(const torch::Tensor& memory) {
 torch::Tensor ReportDecoderImpl::forward(const torch::Tensor& ids, const torch::Tensor& memory,
                                          const torch::Tensor& memoryMask, const torch::Tensor& idsMask) {
   BIUD_CHECK(ids.dim() == 2 && ids.size(0) == memory.size(0), ValueError,
-             "report_decoder: ids must be [B,T] with the memory's B, got {} and {}", tensor::shapeStr(ids.sizes()), tensor::shapeStr(memory.sizes()));
+             "report_decoder: ids must be [B,T] with the memory's B, got {} and {}", tensor::shapeStr(ids.sizes()),
+             tensor::shapeStr(memory.sizes()));
   auto mem = projectMemory(memory);
   auto h = embed(ids, 0);
   for (auto& l : layers) {

@@ -7,12 +7,14 @@ namespace biud::models {
 
 namespace {
 
-torch::nn::AnyModule conv(int dims, std::int64_t in, std::int64_t out, std::vector<std::int64_t> k,
-                          std::int64_t stride, std::vector<std::int64_t> pad, std::vector<std::int64_t> strides = {}) {
+torch::nn::AnyModule conv(int dims, std::int64_t in, std::int64_t out, std::vector<std::int64_t> k, std::int64_t stride,
+                          std::vector<std::int64_t> pad, std::vector<std::int64_t> strides = {}) {
   if (strides.empty()) strides.assign(k.size(), stride);
   if (dims == 2)
-    return torch::nn::AnyModule(torch::nn::Conv2d(
-        torch::nn::Conv2dOptions(in, out, {k[0], k[1]}).stride({strides[0], strides[1]}).padding({pad[0], pad[1]}).bias(false)));
+    return torch::nn::AnyModule(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, {k[0], k[1]})
+                                                      .stride({strides[0], strides[1]})
+                                                      .padding({pad[0], pad[1]})
+                                                      .bias(false)));
   return torch::nn::AnyModule(torch::nn::Conv3d(torch::nn::Conv3dOptions(in, out, {k[0], k[1], k[2]})
                                                     .stride({strides[0], strides[1], strides[2]})
                                                     .padding({pad[0], pad[1], pad[2]})
@@ -54,7 +56,8 @@ ResBlockImpl::ResBlockImpl(int dims, bool bottleneck, std::int64_t in, std::int6
                            bool down) {
   const std::int64_t expansion = bottleneck ? 4 : 1;
   if (bottleneck) {
-    convs = {convK(dims, in, planes, 1, 1), convK(dims, planes, planes, 3, stride), convK(dims, planes, planes * 4, 1, 1)};
+    convs = {convK(dims, in, planes, 1, 1), convK(dims, planes, planes, 3, stride),
+             convK(dims, planes, planes * 4, 1, 1)};
     bns = {bn(dims, planes), bn(dims, planes), bn(dims, planes * 4)};
   } else {
     convs = {convK(dims, in, planes, 3, stride), convK(dims, planes, planes, 3, 1)};
@@ -125,8 +128,8 @@ ResNetImpl::ResNetImpl(ResNetOptions o) : opt(std::move(o)) {
 
 EncoderOutput ResNetImpl::encode(const torch::Tensor& x) {
   BIUD_CHECK(x.dim() == opt.spatial_dims + 2 && x.size(1) == opt.in_channels, ValueError,
-             "resnet: input must be [B, {}, {}], got {}", opt.in_channels,
-             opt.spatial_dims == 2 ? "H, W" : "D, H, W", tensor::shapeStr(x.sizes()));
+             "resnet: input must be [B, {}, {}], got {}", opt.in_channels, opt.spatial_dims == 2 ? "H, W" : "D, H, W",
+             tensor::shapeStr(x.sizes()));
   auto h = torch::relu(bn1.forward(conv1.forward(x)));
   if (opt.spatial_dims == 2)
     h = torch::max_pool2d(h, 3, 2, 1);
@@ -152,7 +155,7 @@ tensor::TensorMap inflate2dTo3d(const tensor::TensorMap& w2d, const torch::nn::M
     auto it = tgt.find(k);
     if (it == tgt.end()) {
       if (k.rfind("fc.", 0) == 0) continue;  // classifier of the 2D model: not wanted
-      out[k] = w;                             // let loadStateDict report it
+      out[k] = w;                            // let loadStateDict report it
       continue;
     }
     const auto& t = it->second;

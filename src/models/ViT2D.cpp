@@ -1,8 +1,8 @@
 #include "biud/models/ViT2D.h"
 
 #include "biud/core/Error.h"
-#include "biud/tensor/Safetensors.h"
 #include "biud/models/Attention.h"
+#include "biud/tensor/Safetensors.h"
 
 namespace biud::models {
 
@@ -36,7 +36,8 @@ PackedAttentionImpl::PackedAttentionImpl(std::int64_t dim, std::int64_t heads_) 
 torch::Tensor PackedAttentionImpl::forward(const torch::Tensor& x) {
   const auto B = x.size(0), L = x.size(1), D = x.size(2);
   // in_proj rows are [q; k; v]: [B,L,3D] -> [3,B,H,L,Dh] in one permute.
-  auto parts = F::linear(x, in_proj_weight, in_proj_bias).view({B, L, 3, heads, D / heads}).permute({2, 0, 3, 1, 4}).unbind(0);
+  auto parts =
+      F::linear(x, in_proj_weight, in_proj_bias).view({B, L, 3, heads, D / heads}).permute({2, 0, 3, 1, 4}).unbind(0);
   auto o = attention(parts[0], parts[1], parts[2]);
   return out_proj->forward(mergeHeads(o));
 }
@@ -93,10 +94,9 @@ EncoderOutput ViT2DImpl::encode(const torch::Tensor& x) {
   const auto g = opt.image_size / opt.patch;
   if (gh != g || gw != g) {
     auto grid = pos.narrow(1, 1, g * g).reshape({1, g, g, opt.dim}).permute({0, 3, 1, 2});
-    grid = F::interpolate(grid, F::InterpolateFuncOptions()
-                                    .size(std::vector<std::int64_t>{gh, gw})
-                                    .mode(torch::kBicubic)
-                                    .align_corners(true));
+    grid = F::interpolate(
+        grid,
+        F::InterpolateFuncOptions().size(std::vector<std::int64_t>{gh, gw}).mode(torch::kBicubic).align_corners(true));
     pos = torch::cat({pos.narrow(1, 0, 1), grid.permute({0, 2, 3, 1}).reshape({1, gh * gw, opt.dim})}, 1);
   }
   t = t + pos;

@@ -3,8 +3,8 @@
 #include <cmath>
 
 #include "biud/core/Error.h"
-#include "biud/tensor/Safetensors.h"
 #include "biud/models/Attention.h"
+#include "biud/tensor/Safetensors.h"
 
 namespace biud::models {
 
@@ -16,8 +16,8 @@ std::vector<std::int64_t> gridOf(const std::vector<std::int64_t>& size, const st
   std::vector<std::int64_t> g(3);
   for (int i = 0; i < 3; ++i) {
     BIUD_CHECK(patch[i] > 0 && size[i] % patch[i] == 0, ValueError,
-               "vit3d: {} side {} ({}) is not a multiple of the patch ({}); crop or pad the volume to a multiple",
-               what, i, size[i], patch[i]);
+               "vit3d: {} side {} ({}) is not a multiple of the patch ({}); crop or pad the volume to a multiple", what,
+               i, size[i], patch[i]);
     g[i] = size[i] / patch[i];
   }
   return g;
@@ -32,7 +32,7 @@ torch::Tensor sincosPosition3d(const std::vector<std::int64_t>& grid, std::int64
   auto omega = torch::pow(10000.0, -torch::arange(half, torch::kFloat64) / static_cast<double>(half));
   for (int a = 0; a < 3; ++a) {
     auto pos = torch::arange(grid[a], torch::kFloat64);
-    auto ang = torch::outer(pos, omega);                          // [g, half]
+    auto ang = torch::outer(pos, omega);                                   // [g, half]
     auto emb = torch::cat({ang.sin(), ang.cos()}, 1).to(torch::kFloat32);  // [g, per]
     std::vector<std::int64_t> shape{1, 1, 1, per};
     shape[a] = grid[a];
@@ -74,8 +74,8 @@ torch::Tensor ViT3DImpl::positionEmbedding(const std::vector<std::int64_t>& g) c
 }
 
 EncoderOutput ViT3DImpl::encode(const torch::Tensor& x) {
-  BIUD_CHECK(x.dim() == 5 && x.size(1) == opt.in_channels, ValueError,
-             "vit3d: input must be [B, {}, D, H, W], got {}", opt.in_channels, tensor::shapeStr(x.sizes()));
+  BIUD_CHECK(x.dim() == 5 && x.size(1) == opt.in_channels, ValueError, "vit3d: input must be [B, {}, D, H, W], got {}",
+             opt.in_channels, tensor::shapeStr(x.sizes()));
   const auto g = gridOf({x.size(2), x.size(3), x.size(4)}, opt.patch, "input");
   auto t = patch_proj->forward(x).flatten(2).transpose(1, 2);  // [B, N, D]
   t = t + positionEmbedding(g);

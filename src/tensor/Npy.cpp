@@ -32,16 +32,26 @@ torch::Tensor parseNpy(const std::string& b, const std::string& name) {
   BIUD_CHECK(h.find("'fortran_order': False") != std::string::npos, IoError,
              "{}: Fortran-order .npy arrays are not supported (np.ascontiguousarray before saving)", name);
   torch::Dtype dt;
-  if (kind == 'f' && size == 2) dt = torch::kFloat16;
-  else if (kind == 'f' && size == 4) dt = torch::kFloat32;
-  else if (kind == 'f' && size == 8) dt = torch::kFloat64;
-  else if (kind == 'i' && size == 1) dt = torch::kInt8;
-  else if (kind == 'i' && size == 2) dt = torch::kInt16;
-  else if (kind == 'i' && size == 4) dt = torch::kInt32;
-  else if (kind == 'i' && size == 8) dt = torch::kInt64;
-  else if (kind == 'u' && size == 1) dt = torch::kUInt8;
-  else if (kind == 'b' && size == 1) dt = torch::kBool;
-  else BIUD_THROW(IoError, "{}: .npy dtype `{}{}` is not supported (f2 f4 f8 i1 i2 i4 i8 u1 b1)", name, kind, size);
+  if (kind == 'f' && size == 2)
+    dt = torch::kFloat16;
+  else if (kind == 'f' && size == 4)
+    dt = torch::kFloat32;
+  else if (kind == 'f' && size == 8)
+    dt = torch::kFloat64;
+  else if (kind == 'i' && size == 1)
+    dt = torch::kInt8;
+  else if (kind == 'i' && size == 2)
+    dt = torch::kInt16;
+  else if (kind == 'i' && size == 4)
+    dt = torch::kInt32;
+  else if (kind == 'i' && size == 8)
+    dt = torch::kInt64;
+  else if (kind == 'u' && size == 1)
+    dt = torch::kUInt8;
+  else if (kind == 'b' && size == 1)
+    dt = torch::kBool;
+  else
+    BIUD_THROW(IoError, "{}: .npy dtype `{}{}` is not supported (f2 f4 f8 i1 i2 i4 i8 u1 b1)", name, kind, size);
   BIUD_CHECK(std::regex_search(h, m, std::regex("'shape':\\s*\\(([^)]*)\\)")), IoError, "{}: .npy header without shape",
              name);
   std::vector<std::int64_t> shape;

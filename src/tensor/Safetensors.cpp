@@ -1,10 +1,10 @@
 #include "biud/tensor/Safetensors.h"
 
 #include <fmt/ranges.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "biud/core/Config.h"
@@ -62,8 +62,8 @@ torch::Dtype dtypeFromCode(const std::string& code, const std::string& file) {
 
 TensorMap parseSafetensors(const std::string& bytes, const std::string& name,
                            std::map<std::string, std::string>* metadata) {
-  BIUD_CHECK(bytes.size() >= 8, IoError, "{}: {} bytes is too short for a safetensors file (needs an 8-byte header length)",
-             name, bytes.size());
+  BIUD_CHECK(bytes.size() >= 8, IoError,
+             "{}: {} bytes is too short for a safetensors file (needs an 8-byte header length)", name, bytes.size());
   std::uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<std::size_t>(i)]);
   BIUD_CHECK(n <= kMaxHeader && 8 + n <= bytes.size(), IoError,
@@ -107,8 +107,8 @@ TensorMap parseSafetensors(const std::string& bytes, const std::string& name,
       if (numel > 0) std::memcpy(t.data_ptr(), bytes.data() + dataStart + offs[0], offs[1] - offs[0]);
       out.emplace(it.key(), std::move(t));
     } catch (const nlohmann::json::exception& ex) {
-      BIUD_THROW(IoError, "{}: tensor `{}`: bad header entry ({}); expected dtype, shape, data_offsets", name,
-                 it.key(), ex.what());
+      BIUD_THROW(IoError, "{}: tensor `{}`: bad header entry ({}); expected dtype, shape, data_offsets", name, it.key(),
+                 ex.what());
     }
   }
   return out;
@@ -189,7 +189,8 @@ LoadReport loadStateDict(torch::nn::Module& module, const TensorMap& tensors0, c
     if (it == tensors.end()) {
       rep.missing.push_back(k);
     } else if (it->second.sizes() != t.sizes()) {
-      rep.mismatched.push_back(fmt::format("{} (file {}, model {})", k, shapeStr(it->second.sizes()), shapeStr(t.sizes())));
+      rep.mismatched.push_back(
+          fmt::format("{} (file {}, model {})", k, shapeStr(it->second.sizes()), shapeStr(t.sizes())));
     }
   }
   for (const auto& kv : tensors)

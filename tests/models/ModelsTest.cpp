@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/TestUtil.h"
 #include "biud/core/Error.h"
 #include "biud/models/Attention.h"
 #include "biud/models/Fusion.h"
@@ -12,6 +11,7 @@
 #include "biud/models/ResNet.h"
 #include "biud/models/ViT3D.h"
 #include "biud/tensor/Safetensors.h"
+#include "common/TestUtil.h"
 
 using namespace biud;
 using namespace biud::models;
@@ -93,7 +93,7 @@ TEST(ViT3D, PositionTableInterpolatesTrilinearly) {
   // sincos: deterministic, distinct per position, sized for any grid.
   auto s = sincosPosition3d({2, 3, 4}, 12);
   EXPECT_EQ(s.sizes(), (Shape{24, 12}));
-  EXPECT_NEAR(s[0][2].item<double>(), 1.0, 1e-6);                 // cos(0) of the depth axis (after 2 sin)
+  EXPECT_NEAR(s[0][2].item<double>(), 1.0, 1e-6);                     // cos(0) of the depth axis (after 2 sin)
   EXPECT_NEAR(s[1 * 12 + 0][0].item<double>(), std::sin(1.0), 1e-6);  // depth 1, first freq
 }
 
@@ -281,7 +281,8 @@ TEST(ReportDecoder, KvCacheBeamAndGreedy) {
     in.insert(in.end(), seq.begin(), seq.end() - 1);
     auto lf = dec->forward(torch::tensor(in).unsqueeze(0), mem.narrow(0, 0, 1));
     auto am = lf.argmax(-1)[0];
-    for (std::size_t i = 0; i < seq.size(); ++i) EXPECT_EQ(am[static_cast<std::int64_t>(i)].item<std::int64_t>(), seq[i]);
+    for (std::size_t i = 0; i < seq.size(); ++i)
+      EXPECT_EQ(am[static_cast<std::int64_t>(i)].item<std::int64_t>(), seq[i]);
   }
   // Beam scores are the teacher-forced log-probability of the returned tokens (penalty 0 = raw sum).
   auto b4 = dec->beamSearch(mem, {}, 4, 0.0, 12);
@@ -290,7 +291,8 @@ TEST(ReportDecoder, KvCacheBeamAndGreedy) {
     const auto& seq = b4.tokens[static_cast<std::size_t>(i)];
     std::vector<std::int64_t> in{1};
     in.insert(in.end(), seq.begin(), seq.end() - 1);
-    auto lp = torch::log_softmax(dec->forward(torch::tensor(in).unsqueeze(0), mem.narrow(0, i, 1)).to(torch::kFloat64), -1)[0];
+    auto lp = torch::log_softmax(dec->forward(torch::tensor(in).unsqueeze(0), mem.narrow(0, i, 1)).to(torch::kFloat64),
+                                 -1)[0];
     double sum = 0;
     for (std::size_t t = 0; t < seq.size(); ++t) sum += lp[static_cast<std::int64_t>(t)][seq[t]].item<double>();
     EXPECT_NEAR(b4.scores[static_cast<std::size_t>(i)], sum, 1e-4);

@@ -2,22 +2,20 @@
 // ResNet-50 and ViT-B/16 (torchvision, random weights), loaded through safetensors by name.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
 #include <unistd.h>
 
 #include <functional>
 
-#include "common/TestUtil.h"
 #include "biud/core/Error.h"
 #include "biud/models/Registry.h"
 #include "biud/models/ResNet.h"
 #include "biud/models/ViT2D.h"
 #include "biud/tensor/Safetensors.h"
+#include "common/TestUtil.h"
 
 using namespace biud;
 using biud::test::TempDir;
 namespace stdfs = std::filesystem;
-
 
 namespace {
 double maxAbs(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
@@ -72,9 +70,9 @@ TEST(Reference, BertMatchesHfTransformersOnMiniLM) {
 
   // End to end through biud-embed (its stopgap WordPiece must give HF's ids on these sentences).
   const auto outDir = tmp / "embed";
-  auto r = test::run(test::app("biud-embed") + " --quiet --threads 1 --texts " + test::quote((tmp / "sentences.txt").string()) +
-                     " --text-model " + test::quote(folder) + " --set model.text_encoder.pool=mean --out " +
-                     test::quote(outDir.string()));
+  auto r = test::run(test::app("biud-embed") + " --quiet --threads 1 --texts " +
+                     test::quote((tmp / "sentences.txt").string()) + " --text-model " + test::quote(folder) +
+                     " --set model.text_encoder.pool=mean --out " + test::quote(outDir.string()));
   ASSERT_EQ(r.rc, 0) << r.out;
   auto emb = tensor::readSafetensors((outDir / "embeddings.safetensors").string());
   EXPECT_LT(maxAbs(emb["text_pooled"], ref["mean"]), 1e-4);
@@ -119,7 +117,6 @@ TEST(Reference, ResNet50AndViTB16MatchTorchvision) {
   EXPECT_EQ(e.tokens.sizes(), (std::vector<std::int64_t>{2, 4, 2048}));  // 64/32 = 2x2 feature map
   EXPECT_LT(maxAbs(torch::nn::functional::linear(e.pooled, r->fc->weight, r->fc->bias), ref["resnet50"]),
             1e-4 * std::max(1.0, ref["resnet50"].abs().max().item<double>()));
-
 }
 
 TEST(Reference, HfFolderWithOnlyBinExplainsConversion) {

@@ -2,10 +2,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "common/TestUtil.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/tensor/Safetensors.h"
+#include "common/TestUtil.h"
 
 using namespace biud;
 using biud::test::TempDir;

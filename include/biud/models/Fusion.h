@@ -11,8 +11,8 @@
 namespace biud::models {
 
 struct FusionOptions {
-  BertOptions bert;            ///< width/heads/depth (num_hidden_layers = fusion layers), vocab for the MLM head
-  std::int64_t ct_dim = 0;     ///< width of the CT tokens (0 = bert.hidden_size; others get `ct_proj`)
+  BertOptions bert;         ///< width/heads/depth (num_hidden_layers = fusion layers), vocab for the MLM head
+  std::int64_t ct_dim = 0;  ///< width of the CT tokens (0 = bert.hidden_size; others get `ct_proj`)
 };
 
 class FusionEncoderImpl : public torch::nn::Module {

@@ -19,8 +19,8 @@ struct ResNetOptions {
   std::vector<std::int64_t> layers{3, 4, 6, 3};  ///< blocks per stage
   std::int64_t width = 64;                       ///< channels of the stem (torchvision: 64)
   std::int64_t in_channels = 3;
-  std::int64_t num_classes = 0;                  ///< 0 = no `fc` head (encoder only)
-  std::int64_t stem_kernel_depth = 7;            ///< 3D only: depth of the 7x7 stem kernel
+  std::int64_t num_classes = 0;        ///< 0 = no `fc` head (encoder only)
+  std::int64_t stem_kernel_depth = 7;  ///< 3D only: depth of the 7x7 stem kernel
 };
 /// Presets: resnet18 / resnet34 / resnet50 / resnet101 (torchvision layouts).
 ResNetOptions resnetPreset(const std::string& name, int spatialDims);

@@ -39,10 +39,10 @@ std::string serializeSafetensors(const TensorMap& tensors, const std::map<std::s
 TensorMap stateDict(const torch::nn::Module& module);
 
 struct LoadOptions {
-  bool strict = true;                  ///< missing or unexpected keys are errors
-  std::vector<std::string> ignore;     ///< key prefixes to skip in the file (e.g. "fc.", "pooler.")
-  std::string stripPrefix;             ///< remove this prefix from file keys first (e.g. "bert.")
-  bool allowMissing = false;           ///< with strict: only unexpected/mis-shaped keys are errors
+  bool strict = true;               ///< missing or unexpected keys are errors
+  std::vector<std::string> ignore;  ///< key prefixes to skip in the file (e.g. "fc.", "pooler.")
+  std::string stripPrefix;          ///< remove this prefix from file keys first (e.g. "bert.")
+  bool allowMissing = false;        ///< with strict: only unexpected/mis-shaped keys are errors
 };
 
 /// What a load did: keys copied, and (non-strict) keys that were skipped.
