@@ -2,6 +2,7 @@
 
 usage: models_safetensors.py write OUT_FILE     -> writes known tensors of every dtype
        models_safetensors.py check IN_FILE      -> loads a file biud wrote and checks its values
+       models_safetensors.py npy OUT_DIR        -> .npy files (numpy.save) + the same arrays in ref.safetensors
 """
 import sys
 
@@ -26,6 +27,20 @@ def tensors():
 
 def main():
     mode, path = sys.argv[1], sys.argv[2]
+    if mode == "npy":
+        import os
+        import numpy as np
+        rng = np.random.default_rng(0)
+        arrays = {"f4": rng.standard_normal((3, 4, 5)).astype("<f4"), "f8": rng.standard_normal(7),
+                  "f2": rng.standard_normal((2, 2)).astype("<f2"), "i8": np.arange(-3, 3, dtype="<i8").reshape(2, 3),
+                  "u1": np.array([0, 200, 255], dtype="u1"), "b1": np.array([True, False])}
+        for k, a in arrays.items():
+            np.save(os.path.join(path, k + ".npy"), a)
+        np.save(os.path.join(path, "fortran.npy"), np.asfortranarray(arrays["f4"]))
+        np.save(os.path.join(path, "bigendian.npy"), arrays["f4"].astype(">f4"))
+        save_file({k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in arrays.items()},
+                  os.path.join(path, "ref.safetensors"))
+        return
     if mode == "write":
         save_file(tensors(), path, metadata={"format": "pt", "who": "python"})
         return

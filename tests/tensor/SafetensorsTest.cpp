@@ -4,6 +4,7 @@
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/tensor/Npy.h"
 #include "biud/tensor/Safetensors.h"
 #include "common/TestUtil.h"
 
@@ -130,4 +131,23 @@ TEST(Safetensors, ModuleRoundTripKeepsValuesAndDtypeConversion) {
   tensor::loadStateDict(*b, half);
   EXPECT_TRUE(torch::allclose(b->named_parameters()["0.weight"], sa["0.weight"], 1e-3, 1e-3));
   EXPECT_EQ(b->named_parameters()["0.weight"].scalar_type(), torch::kFloat32);
+}
+
+TEST(Npy, ReadsWhatNumpyWrote) {
+  TempDir tmp("npy");
+  test::runPython("models_safetensors.py", "npy " + test::quote(tmp.str()));
+  auto ref = tensor::readSafetensors((tmp / "ref.safetensors").string());
+  for (const char* k : {"f4", "f8", "f2", "i8", "u1", "b1"}) {
+    auto t = tensor::readNpy((tmp / (std::string(k) + ".npy")).string());
+    EXPECT_EQ(t.scalar_type(), ref[k].scalar_type()) << k;
+    EXPECT_TRUE(torch::equal(t, ref[k])) << k;
+  }
+  for (const char* bad : {"fortran.npy", "bigendian.npy"}) {
+    try {
+      tensor::readNpy((tmp / bad).string());
+      FAIL() << bad;
+    } catch (const IoError& e) {
+      EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+    }
+  }
 }
