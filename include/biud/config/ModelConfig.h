@@ -16,6 +16,11 @@ struct NetConfig {
   double token_dropout = 0.0;
   bool checkpointing = false; ///< activation checkpointing
   bool frozen = false;
+  std::vector<int> image_size;  ///< input size the position table is made for (empty = preset)
+  int in_channels = 0;          ///< input channels (0 = 1 for CT, 3 for X-ray)
+  std::string pos_embedding;    ///< vit3d: learned | sincos (empty = learned)
+  int vocab_size = 0;           ///< text/fusion/decoder vocabulary (0 = the text encoder's, or 30522)
+  int max_len = 0;              ///< decoder: longest report in tokens (0 = preset 256)
 
   void visit(config::Visitor& v) {
     v.field("arch", arch, "architecture name in the model registry");
@@ -30,6 +35,17 @@ struct NetConfig {
     v.field("token_dropout", token_dropout, "fraction of patch tokens dropped while training (speed)", config::range(0, 1, false, true));
     v.field("checkpointing", checkpointing, "recompute activations in backward to save memory");
     v.field("frozen", frozen, "no gradients, eval mode");
+    v.field("image_size", image_size, "input size the position embeddings are made for (D,H,W or H,W; empty = preset)");
+    v.field("in_channels", in_channels, "input channels (0 = 1 for CT, 3 for X-ray)", config::atLeast(0));
+    v.field("pos_embedding", pos_embedding, "vit3d position embedding: learned | sincos (empty = learned)");
+    v.field("vocab_size", vocab_size, "vocabulary size (0 = from the text encoder / weights / 30522)", config::atLeast(0));
+    v.field("max_len", max_len, "report decoder: longest sequence in tokens (0 = preset)", config::atLeast(0));
+    if (v.reading()) {
+      if (!pool.empty() && pool != "cls" && pool != "mean" && pool != "pooler")
+        v.fail("pool", "must be cls, mean or pooler (text encoder only), got `" + pool + "`");
+      if (!pos_embedding.empty() && pos_embedding != "learned" && pos_embedding != "sincos")
+        v.fail("pos_embedding", "must be learned or sincos, got `" + pos_embedding + "`");
+    }
   }
 };
 
@@ -45,8 +61,8 @@ struct ModelConfig {
 
   void visit(config::Visitor& v) {
     v.field("embed_dim", embed_dim, "shared embedding size d", config::atLeast(1));
-    v.section("ct_encoder", ct_encoder, "3D CT encoder (vit3d, resnet3d18, resnet3d50)");
-    v.section("xray_encoder", xray_encoder, "2D X-ray encoder (resnet50, vit_b16)");
+    v.section("ct_encoder", ct_encoder, "3D CT encoder (vit3d, resnet3d18, resnet3d34, resnet3d50)");
+    v.section("xray_encoder", xray_encoder, "2D X-ray encoder (resnet50, resnet18, vit_b16, vit2d)");
     v.section("text_encoder", text_encoder, "BERT text encoder");
     v.section("fusion", fusion, "fusion encoder for entity-focused masking");
     v.section("decoder", decoder, "report decoder");

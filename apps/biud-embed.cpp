@@ -1,0 +1,312 @@
+// biud-embed: embed report texts (BERT) and CT tensors (CT encoder) with the networks of the
+// config, or time a network's forward+backward (--bench) for scripts/bench/bench_models.py.
+#include <torch/torch.h>
+
+#include <cctype>
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "biud/config/Config.h"
+#include "biud/core/App.h"
+#include "biud/core/Error.h"
+#include "biud/core/Fs.h"
+#include "biud/core/Log.h"
+#include "biud/core/Progress.h"
+#include "biud/models/Registry.h"
+#include "biud/tensor/Npy.h"
+#include "biud/tensor/Runtime.h"
+#include "biud/tensor/Safetensors.h"
+
+namespace {
+
+using namespace biud;
+namespace stdfs = std::filesystem;
+
+// Minimal uncased WordPiece over vocab.txt (ASCII lowercasing, whitespace + punctuation split,
+// greedy longest match). A stopgap until biud::text's tokenizer lands; accents and CJK are not
+// handled (reports in English are fine).
+class MiniWordPiece {
+ public:
+  explicit MiniWordPiece(const std::string& vocabPath) {
+    std::ifstream in(vocabPath);
+    BIUD_CHECK(in, IoError, "{}: cannot read the vocabulary", vocabPath);
+    std::string line;
+    std::int64_t id = 0;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      vocab_[line] = id++;
+    }
+    for (const char* t : {"[CLS]", "[SEP]", "[UNK]", "[PAD]"})
+      BIUD_CHECK(vocab_.count(t), IoError, "{}: vocabulary has no {} token (not a BERT vocab.txt?)", vocabPath, t);
+  }
+  std::vector<std::int64_t> encode(const std::string& text, std::size_t maxLen) const {
+    std::vector<std::int64_t> ids{vocab_.at("[CLS]")};
+    std::vector<std::string> words;
+    std::string cur;
+    auto flush = [&] {
+      if (!cur.empty()) words.push_back(cur), cur.clear();
+    };
+    for (unsigned char c : text) {
+      if (std::isspace(c)) {
+        flush();
+      } else if (c < 128 && std::ispunct(c)) {
+        flush();
+        words.emplace_back(1, static_cast<char>(c));
+      } else {
+        cur.push_back(static_cast<char>(c < 128 ? std::tolower(c) : c));
+      }
+    }
+    flush();
+    for (const auto& w : words) {
+      std::vector<std::int64_t> pieces;
+      std::size_t s = 0;
+      bool bad = false;
+      while (s < w.size()) {
+        std::size_t e = w.size();
+        std::int64_t found = -1;
+        while (e > s) {
+          auto sub = (s ? "##" : "") + w.substr(s, e - s);
+          auto it = vocab_.find(sub);
+          if (it != vocab_.end()) {
+            found = it->second;
+            break;
+          }
+          --e;
+        }
+        if (found < 0) {
+          bad = true;
+          break;
+        }
+        pieces.push_back(found);
+        s = e;
+      }
+      if (bad) pieces = {vocab_.at("[UNK]")};
+      ids.insert(ids.end(), pieces.begin(), pieces.end());
+    }
+    if (ids.size() > maxLen - 1) ids.resize(maxLen - 1);
+    ids.push_back(vocab_.at("[SEP]"));
+    return ids;
+  }
+  std::int64_t pad() const { return vocab_.at("[PAD]"); }
+
+ private:
+  std::unordered_map<std::string, std::int64_t> vocab_;
+};
+
+torch::Tensor readTensorFile(const std::string& path, const std::string& key) {
+  if (path.size() > 4 && path.substr(path.size() - 4) == ".npy") return tensor::readNpy(path);
+  auto m = tensor::readSafetensors(path);
+  BIUD_CHECK(!m.empty(), DataError, "{}: no tensors in the file", path);
+  if (!key.empty()) {
+    auto it = m.find(key);
+    BIUD_CHECK(it != m.end(), DataError, "{}: no tensor `{}` (use --tensor-key with one of the file's names)", path,
+               key);
+    return it->second;
+  }
+  BIUD_CHECK(m.size() == 1, DataError, "{}: {} tensors in the file; choose one with --tensor-key", path, m.size());
+  return m.begin()->second;
+}
+
+double timeIt(const std::function<void()>& f, int warmup, int iters) {
+  for (int i = 0; i < warmup; ++i) f();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) f();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  app::App app("biud-embed",
+               "Embed report texts with the text encoder (model.text_encoder) and CT tensors (.npy or .safetensors, "
+               "[C,D,H,W] or [D,H,W]) with the CT encoder (model.ct_encoder). Writes <out>/embeddings.safetensors "
+               "(text_pooled [N,D] pooled per model.text_encoder.pool; volume_pooled [M,D]; volume_tokens_<i> with "
+               "--save-tokens) and "
+               "<out>/biud-embed.json. With --bench, times forward+backward of one network instead.");
+  app.addCommon(app::kConfig | app::kOut | app::kThreads | app::kDevice | app::kSeed);
+  std::string texts, textModel, tensorKey, benchNet = "ct";
+  std::vector<std::string> volumes;
+  int maxLen = 128, batch = 8, benchBatch = 2, benchIters = 5, benchWarmup = 2, benchSeq = 128;
+  std::vector<int> benchInput;
+  bool bench = false, saveTokens = false;
+  auto& cli = app.cli();
+  cli.add_option("--texts", texts, "text file, one report per line (blank lines are skipped)")
+      ->check(CLI::ExistingFile);
+  cli.add_option(
+      "--text-model", textModel,
+      "HF BERT folder (config.json, model.safetensors, vocab.txt); same as --set model.text_encoder.weights=DIR");
+  cli.add_option("--max-len", maxLen, "longest token sequence (longer reports are truncated)")
+      ->check(CLI::Range(8, 4096));
+  cli.add_option("--batch", batch, "texts per forward pass (volumes are embedded one at a time: sizes may differ)")
+      ->check(CLI::Range(1, 4096));
+  cli.add_option("--volumes", volumes, "CT tensors to embed (.npy or .safetensors), [C,D,H,W] or [D,H,W]")
+      ->check(CLI::ExistingFile);
+  cli.add_option("--tensor-key", tensorKey, "tensor name inside .safetensors volumes (needed when a file has several)");
+  cli.add_flag("--save-tokens", saveTokens, "also write the volume token features (volume_tokens_<i>)");
+  cli.add_flag("--bench", bench, "time forward+backward of one network on random inputs and print JSON");
+  cli.add_option("--bench-net", benchNet, "network to time: ct (model.ct_encoder), xray (model.xray_encoder), text")
+      ->check(CLI::IsMember({"ct", "xray", "text"}));
+  cli.add_option("--bench-input", benchInput, "input size: D,H,W (ct) or H,W (xray); default = the preset's")
+      ->delimiter(',');
+  cli.add_option("--bench-batch", benchBatch, "batch size for --bench")->check(CLI::Range(1, 1024));
+  cli.add_option("--bench-seq", benchSeq, "sequence length for --bench-net text")->check(CLI::Range(1, 4096));
+  cli.add_option("--bench-iters", benchIters, "timed iterations")->check(CLI::Range(1, 100000));
+  cli.add_option("--bench-warmup", benchWarmup, "untimed warm-up iterations")->check(CLI::Range(0, 1000));
+
+  return app.run(argc, argv, [&] {
+    auto& cfg = app.config();
+    runtime::setThreads(cfg.threads);
+    runtime::seedTorch(static_cast<std::uint64_t>(cfg.seed));
+    const auto device = runtime::selectDevice(cfg.device);
+    if (!textModel.empty()) cfg.model.text_encoder.weights = textModel;
+
+    if (bench) {
+      nlohmann::json r;
+      std::function<void()> step;
+      std::shared_ptr<torch::nn::Module> mod;
+      torch::Tensor x, mask;
+      if (benchNet == "text") {
+        auto m = models::makeTextEncoder(cfg.model.text_encoder);
+        m->to(device);
+        m->train();
+        x = torch::randint(1000, m->opt.vocab_size, {benchBatch, benchSeq},
+                           torch::TensorOptions().dtype(torch::kLong).device(device));
+        mask = torch::ones_like(x);
+        step = [m, x, mask]() mutable {
+          m->zero_grad();
+          m->encode(x, mask).pooled.pow(2).sum().backward();
+        };
+        mod = m.ptr();
+        r["arch"] = "bert";
+        r["preset"] = cfg.model.text_encoder.preset;
+      } else {
+        auto& nc = benchNet == "ct" ? cfg.model.ct_encoder : cfg.model.xray_encoder;
+        auto enc = models::makeVisualEncoder(nc);
+        enc->to(device);
+        enc->train();
+        std::vector<std::int64_t> shape{benchBatch,
+                                        nc.in_channels ? nc.in_channels : (enc->spatialDims() == 3 ? 1 : 3)};
+        if (benchInput.empty()) {
+          if (enc->spatialDims() == 3)
+            benchInput = nc.preset == "tiny" ? std::vector<int>{32, 64, 64} : std::vector<int>{96, 224, 224};
+          else
+            benchInput = nc.preset == "tiny" ? std::vector<int>{64, 64} : std::vector<int>{224, 224};
+        }
+        BIUD_CHECK(static_cast<int>(benchInput.size()) == enc->spatialDims(), ConfigError,
+                   "--bench-input needs {} sizes for `{}`", enc->spatialDims(), nc.arch);
+        for (int s : benchInput) shape.push_back(s);
+        x = torch::randn(shape, torch::TensorOptions().device(device));
+        step = [enc, x]() {
+          enc->zero_grad();
+          enc->encode(x).pooled.pow(2).sum().backward();
+        };
+        mod = enc;
+        r["arch"] = nc.arch;
+        r["preset"] = nc.preset;
+      }
+      auto sync = [&] {
+        if (device.is_cuda()) torch::cuda::synchronize();
+      };
+      const double ms = timeIt([&] { step(), sync(); }, benchWarmup, benchIters);
+      std::int64_t params = 0;
+      for (auto& p : mod->parameters()) params += p.numel();
+      r["input"] = std::vector<std::int64_t>(x.sizes().begin(), x.sizes().end());
+      r["params"] = params;
+      r["threads"] = at::get_num_threads();
+      r["device"] = device.str();
+      r["ms_fwd_bwd"] = ms;
+      std::printf("%s\n", r.dump().c_str());
+      return app::kExitOk;
+    }
+
+    BIUD_CHECK(!texts.empty() || !volumes.empty(), ConfigError,
+               "nothing to embed: give --texts FILE and/or --volumes FILE... (or --bench)");
+    const auto out = app.prepareOutDir("embed");
+    tensor::TensorMap result;
+    nlohmann::json summary;
+    torch::NoGradGuard ng;
+    if (!texts.empty()) {
+      auto& tc = cfg.model.text_encoder;
+      BIUD_CHECK(!tc.weights.empty() && stdfs::is_directory(tc.weights), ConfigError,
+                 "--texts needs an HF BERT folder with vocab.txt: --text-model DIR (or model.text_encoder.weights)");
+      auto ck = models::findHfCheckpoint(tc.weights);
+      BIUD_CHECK(!ck.vocab.empty(), IoError, "{}: no vocab.txt for tokenising the texts", tc.weights);
+      MiniWordPiece wp(ck.vocab);
+      auto m = models::makeTextEncoder(tc);
+      m->to(device);
+      m->eval();
+      std::vector<std::string> lines;
+      {
+        std::ifstream in(texts);
+        std::string l;
+        while (std::getline(in, l))
+          if (l.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(l);
+      }
+      BIUD_CHECK(!lines.empty(), DataError, "{}: no non-blank lines to embed", texts);
+      std::vector<torch::Tensor> pooled;
+      Progress bar("embed texts", lines.size(), "texts");
+      for (std::size_t s = 0; s < lines.size() && !app::stopRequested(); s += static_cast<std::size_t>(batch)) {
+        const auto e = std::min(lines.size(), s + static_cast<std::size_t>(batch));
+        std::vector<std::vector<std::int64_t>> ids;
+        std::size_t L = 0;
+        for (auto i = s; i < e; ++i) {
+          ids.push_back(wp.encode(
+              lines[i], static_cast<std::size_t>(std::min<std::int64_t>(maxLen, m->opt.max_position_embeddings))));
+          L = std::max(L, ids.back().size());
+        }
+        auto idT =
+            torch::full({static_cast<std::int64_t>(ids.size()), static_cast<std::int64_t>(L)}, wp.pad(), torch::kLong);
+        auto mk = torch::zeros_like(idT);
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+          idT[static_cast<std::int64_t>(i)]
+              .narrow(0, 0, static_cast<std::int64_t>(ids[i].size()))
+              .copy_(torch::tensor(ids[i]));
+          mk[static_cast<std::int64_t>(i)].narrow(0, 0, static_cast<std::int64_t>(ids[i].size())).fill_(1);
+        }
+        pooled.push_back(m->encode(idT.to(device), mk.to(device)).pooled.cpu());
+        bar.advance(e - s);
+      }
+      bar.finish();
+      result["text_pooled"] = torch::cat(pooled);
+      summary["texts"] = {{"file", texts},
+                          {"count", result["text_pooled"].size(0)},
+                          {"dim", m->dim()},
+                          {"pool", m->opt.pool},
+                          {"model", tc.weights}};
+    }
+    if (!volumes.empty()) {
+      auto enc = models::makeVisualEncoder(cfg.model.ct_encoder);
+      enc->to(device);
+      enc->eval();
+      std::vector<torch::Tensor> pooled;
+      Progress bar("embed volumes", volumes.size(), "volumes");
+      for (std::size_t i = 0; i < volumes.size() && !app::stopRequested(); ++i) {
+        auto v = readTensorFile(volumes[i], tensorKey).to(torch::kFloat32);
+        if (v.dim() == 3) v = v.unsqueeze(0);
+        BIUD_CHECK(v.dim() == 4, DataError, "{}: expected [C,D,H,W] or [D,H,W], got {}", volumes[i],
+                   tensor::shapeStr(v.sizes()));
+        auto o = enc->encode(v.unsqueeze(0).to(device));
+        pooled.push_back(o.pooled.cpu());
+        if (saveTokens) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
+        bar.advance();
+      }
+      bar.finish();
+      result["volume_pooled"] = torch::cat(pooled);
+      summary["volumes"] = {{"files", volumes},
+                            {"count", result["volume_pooled"].size(0)},
+                            {"dim", enc->dim()},
+                            {"arch", cfg.model.ct_encoder.arch},
+                            {"preset", cfg.model.ct_encoder.preset},
+                            {"weights", cfg.model.ct_encoder.weights}};
+    }
+    const auto emb = (stdfs::path(out) / "embeddings.safetensors").string();
+    tensor::writeSafetensors(emb, result, {{"producer", "biud-embed"}});
+    summary["embeddings"] = emb;
+    summary["version"] = app::versionString();
+    fs::atomicWrite(stdfs::path(out) / "biud-embed.json", summary.dump(2) + "\n");
+    log::info("embed", "wrote {}", emb);
+    return app::stopRequested() ? app::kExitPartial : app::kExitOk;
+  });
+}

@@ -1,0 +1,16 @@
+#pragma once
+/// \file Npy.h
+/// Reading NumPy .npy arrays (format 1.0/2.0/3.0, C order, little-endian or byte-sized dtypes:
+/// f2 f4 f8 i1 i2 i4 i8 u1 b1) into CPU tensors.
+#include <torch/types.h>
+
+#include <string>
+
+namespace biud::tensor {
+
+/// IoError naming the file for a bad magic, a Fortran-order array, a big-endian or unsupported dtype.
+torch::Tensor readNpy(const std::string& path);
+/// Parse .npy bytes already in memory (`name` is used in messages).
+torch::Tensor parseNpy(const std::string& bytes, const std::string& name);
+
+}  // namespace biud::tensor

@@ -1,0 +1,179 @@
+#include "biud/models/ResNet.h"
+
+#include "biud/core/Error.h"
+#include "biud/tensor/Safetensors.h"
+
+namespace biud::models {
+
+namespace {
+
+torch::nn::AnyModule conv(int dims, std::int64_t in, std::int64_t out, std::vector<std::int64_t> k, std::int64_t stride,
+                          std::vector<std::int64_t> pad, std::vector<std::int64_t> strides = {}) {
+  if (strides.empty()) strides.assign(k.size(), stride);
+  if (dims == 2)
+    return torch::nn::AnyModule(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, {k[0], k[1]})
+                                                      .stride({strides[0], strides[1]})
+                                                      .padding({pad[0], pad[1]})
+                                                      .bias(false)));
+  return torch::nn::AnyModule(torch::nn::Conv3d(torch::nn::Conv3dOptions(in, out, {k[0], k[1], k[2]})
+                                                    .stride({strides[0], strides[1], strides[2]})
+                                                    .padding({pad[0], pad[1], pad[2]})
+                                                    .bias(false)));
+}
+torch::nn::AnyModule convK(int dims, std::int64_t in, std::int64_t out, std::int64_t k, std::int64_t stride) {
+  return conv(dims, in, out, std::vector<std::int64_t>(static_cast<std::size_t>(dims), k), stride,
+              std::vector<std::int64_t>(static_cast<std::size_t>(dims), k / 2));
+}
+torch::nn::AnyModule bn(int dims, std::int64_t c) {
+  if (dims == 2) return torch::nn::AnyModule(torch::nn::BatchNorm2d(c));
+  return torch::nn::AnyModule(torch::nn::BatchNorm3d(c));
+}
+
+}  // namespace
+
+ResNetOptions resnetPreset(const std::string& name, int spatialDims) {
+  ResNetOptions o;
+  o.spatial_dims = spatialDims;
+  if (name == "resnet18") {
+    o.block = "basic";
+    o.layers = {2, 2, 2, 2};
+  } else if (name == "resnet34") {
+    o.block = "basic";
+    o.layers = {3, 4, 6, 3};
+  } else if (name == "resnet50") {
+    o.block = "bottleneck";
+    o.layers = {3, 4, 6, 3};
+  } else if (name == "resnet101") {
+    o.block = "bottleneck";
+    o.layers = {3, 4, 23, 3};
+  } else {
+    BIUD_THROW(ConfigError, "resnet: unknown depth `{}` (use resnet18, resnet34, resnet50 or resnet101)", name);
+  }
+  return o;
+}
+
+ResBlockImpl::ResBlockImpl(int dims, bool bottleneck, std::int64_t in, std::int64_t planes, std::int64_t stride,
+                           bool down) {
+  const std::int64_t expansion = bottleneck ? 4 : 1;
+  if (bottleneck) {
+    convs = {convK(dims, in, planes, 1, 1), convK(dims, planes, planes, 3, stride),
+             convK(dims, planes, planes * 4, 1, 1)};
+    bns = {bn(dims, planes), bn(dims, planes), bn(dims, planes * 4)};
+  } else {
+    convs = {convK(dims, in, planes, 3, stride), convK(dims, planes, planes, 3, 1)};
+    bns = {bn(dims, planes), bn(dims, planes)};
+  }
+  for (std::size_t i = 0; i < convs.size(); ++i) {
+    register_module("conv" + std::to_string(i + 1), convs[i].ptr());
+    register_module("bn" + std::to_string(i + 1), bns[i].ptr());
+  }
+  if (down) {
+    downsample = torch::nn::Sequential();
+    auto c = convK(dims, in, planes * expansion, 1, stride);
+    auto b = bn(dims, planes * expansion);
+    downsample->push_back(std::move(c));
+    downsample->push_back(std::move(b));
+    register_module("downsample", downsample);
+  }
+}
+
+torch::Tensor ResBlockImpl::forward(const torch::Tensor& x) {
+  auto h = x;
+  for (std::size_t i = 0; i < convs.size(); ++i) {
+    h = bns[i].forward(convs[i].forward(h));
+    if (i + 1 < convs.size()) h = torch::relu(h);
+  }
+  return torch::relu(h + (downsample ? downsample->forward(x) : x));
+}
+
+ResNetImpl::ResNetImpl(ResNetOptions o) : opt(std::move(o)) {
+  const int d = opt.spatial_dims;
+  BIUD_CHECK(d == 2 || d == 3, ConfigError, "resnet: spatial_dims must be 2 or 3, got {}", d);
+  BIUD_CHECK(opt.block == "basic" || opt.block == "bottleneck", ConfigError,
+             "resnet: block `{}` (use basic or bottleneck)", opt.block);
+  BIUD_CHECK(opt.layers.size() == 4, ConfigError, "resnet: layers needs 4 stage counts, got {}", opt.layers.size());
+  const bool bottleneck = opt.block == "bottleneck";
+  const std::int64_t expansion = bottleneck ? 4 : 1;
+  if (d == 2) {
+    conv1 = conv(2, opt.in_channels, opt.width, {7, 7}, 2, {3, 3});
+  } else {
+    const auto kd = opt.stem_kernel_depth;
+    conv1 = conv(3, opt.in_channels, opt.width, {kd, 7, 7}, 2, {kd / 2, 3, 3});
+  }
+  bn1 = bn(d, opt.width);
+  register_module("conv1", conv1.ptr());
+  register_module("bn1", bn1.ptr());
+  std::int64_t in = opt.width;
+  for (int s = 0; s < 4; ++s) {
+    const std::int64_t planes = opt.width << s;
+    torch::nn::Sequential stage;
+    for (std::int64_t b = 0; b < opt.layers[static_cast<std::size_t>(s)]; ++b) {
+      const std::int64_t stride = (b == 0 && s > 0) ? 2 : 1;
+      const bool down = b == 0 && (stride != 1 || in != planes * expansion);
+      stage->push_back(ResBlock(d, bottleneck, in, planes, stride, down));
+      in = planes * expansion;
+    }
+    stages.push_back(register_module("layer" + std::to_string(s + 1), stage));
+  }
+  out_channels = in;
+  if (opt.num_classes > 0) fc = register_module("fc", torch::nn::Linear(in, opt.num_classes));
+  // torchvision's initialisation: He (fan_out) for convs, BN scale 1 / shift 0.
+  for (auto& m : modules(false)) {
+    for (auto& p : m->named_parameters(false)) {
+      if (p.key() == "weight" && p.value().dim() >= 4)
+        torch::nn::init::kaiming_normal_(p.value(), 0.0, torch::kFanOut, torch::kReLU);
+    }
+  }
+}
+
+EncoderOutput ResNetImpl::encode(const torch::Tensor& x) {
+  BIUD_CHECK(x.dim() == opt.spatial_dims + 2 && x.size(1) == opt.in_channels, ValueError,
+             "resnet: input must be [B, {}, {}], got {}", opt.in_channels, opt.spatial_dims == 2 ? "H, W" : "D, H, W",
+             tensor::shapeStr(x.sizes()));
+  auto h = torch::relu(bn1.forward(conv1.forward(x)));
+  if (opt.spatial_dims == 2)
+    h = torch::max_pool2d(h, 3, 2, 1);
+  else
+    h = torch::max_pool3d(h, 3, 2, 1);
+  for (auto& s : stages) h = s->forward(h);
+  EncoderOutput out;
+  auto flat = h.flatten(2);  // [B, C, N]
+  out.pooled = flat.mean(2);
+  out.tokens = flat.transpose(1, 2);
+  return out;
+}
+
+torch::Tensor ResNetImpl::forward(const torch::Tensor& x) {
+  auto p = encode(x).pooled;
+  return fc ? fc->forward(p) : p;
+}
+
+tensor::TensorMap inflate2dTo3d(const tensor::TensorMap& w2d, const torch::nn::Module& target) {
+  auto tgt = tensor::stateDict(target);
+  tensor::TensorMap out;
+  for (const auto& [k, w] : w2d) {
+    auto it = tgt.find(k);
+    if (it == tgt.end()) {
+      if (k.rfind("fc.", 0) == 0) continue;  // classifier of the 2D model: not wanted
+      out[k] = w;                            // let loadStateDict report it
+      continue;
+    }
+    const auto& t = it->second;
+    if (w.dim() == 4 && t.dim() == 5) {
+      auto v = w;
+      if (v.size(1) != t.size(1)) {
+        BIUD_CHECK(t.size(1) == 1, ValueError,
+                   "inflate: `{}` has {} input channels in 2D and {} in 3D; only summing to 1 channel is supported", k,
+                   v.size(1), t.size(1));
+        v = v.sum(1, true);
+      }
+      const auto kt = t.size(2);
+      out[k] = v.unsqueeze(2).repeat({1, 1, kt, 1, 1}) / static_cast<double>(kt);
+    } else {
+      out[k] = w;
+    }
+  }
+  return out;
+}
+
+}  // namespace biud::models
