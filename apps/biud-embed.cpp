@@ -6,10 +6,11 @@
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <unordered_map>
 
 #include "biud/config/Config.h"
 #include "biud/core/App.h"
+#include "biud/text/WordPiece.h"
+#include "biud/train/TextBatch.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
@@ -23,77 +24,6 @@ namespace {
 
 using namespace biud;
 namespace stdfs = std::filesystem;
-
-// Minimal uncased WordPiece over vocab.txt (ASCII lowercasing, whitespace + punctuation split,
-// greedy longest match). A stopgap until biud::text's tokenizer lands; accents and CJK are not
-// handled (reports in English are fine).
-class MiniWordPiece {
- public:
-  explicit MiniWordPiece(const std::string& vocabPath) {
-    std::ifstream in(vocabPath);
-    BIUD_CHECK(in, IoError, "{}: cannot read the vocabulary", vocabPath);
-    std::string line;
-    std::int64_t id = 0;
-    while (std::getline(in, line)) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      vocab_[line] = id++;
-    }
-    for (const char* t : {"[CLS]", "[SEP]", "[UNK]", "[PAD]"})
-      BIUD_CHECK(vocab_.count(t), IoError, "{}: vocabulary has no {} token (not a BERT vocab.txt?)", vocabPath, t);
-  }
-  std::vector<std::int64_t> encode(const std::string& text, std::size_t maxLen) const {
-    std::vector<std::int64_t> ids{vocab_.at("[CLS]")};
-    std::vector<std::string> words;
-    std::string cur;
-    auto flush = [&] {
-      if (!cur.empty()) words.push_back(cur), cur.clear();
-    };
-    for (unsigned char c : text) {
-      if (std::isspace(c)) {
-        flush();
-      } else if (c < 128 && std::ispunct(c)) {
-        flush();
-        words.emplace_back(1, static_cast<char>(c));
-      } else {
-        cur.push_back(static_cast<char>(c < 128 ? std::tolower(c) : c));
-      }
-    }
-    flush();
-    for (const auto& w : words) {
-      std::vector<std::int64_t> pieces;
-      std::size_t s = 0;
-      bool bad = false;
-      while (s < w.size()) {
-        std::size_t e = w.size();
-        std::int64_t found = -1;
-        while (e > s) {
-          auto sub = (s ? "##" : "") + w.substr(s, e - s);
-          auto it = vocab_.find(sub);
-          if (it != vocab_.end()) {
-            found = it->second;
-            break;
-          }
-          --e;
-        }
-        if (found < 0) {
-          bad = true;
-          break;
-        }
-        pieces.push_back(found);
-        s = e;
-      }
-      if (bad) pieces = {vocab_.at("[UNK]")};
-      ids.insert(ids.end(), pieces.begin(), pieces.end());
-    }
-    if (ids.size() > maxLen - 1) ids.resize(maxLen - 1);
-    ids.push_back(vocab_.at("[SEP]"));
-    return ids;
-  }
-  std::int64_t pad() const { return vocab_.at("[PAD]"); }
-
- private:
-  std::unordered_map<std::string, std::int64_t> vocab_;
-};
 
 torch::Tensor readTensorFile(const std::string& path, const std::string& key) {
   if (path.size() > 4 && path.substr(path.size() - 4) == ".npy") return tensor::readNpy(path);
@@ -233,7 +163,7 @@ int main(int argc, char** argv) {
                  "--texts needs an HF BERT folder with vocab.txt: --text-model DIR (or model.text_encoder.weights)");
       auto ck = models::findHfCheckpoint(tc.weights);
       BIUD_CHECK(!ck.vocab.empty(), IoError, "{}: no vocab.txt for tokenising the texts", tc.weights);
-      MiniWordPiece wp(ck.vocab);
+      text::WordPiece wp(ck.vocab);  // HF-exact; reads tokenizer_config.json beside the vocab
       auto m = models::makeTextEncoder(tc);
       m->to(device);
       m->eval();
@@ -249,22 +179,11 @@ int main(int argc, char** argv) {
       Progress bar("embed texts", lines.size(), "texts");
       for (std::size_t s = 0; s < lines.size() && !app::stopRequested(); s += static_cast<std::size_t>(batch)) {
         const auto e = std::min(lines.size(), s + static_cast<std::size_t>(batch));
-        std::vector<std::vector<std::int64_t>> ids;
-        std::size_t L = 0;
-        for (auto i = s; i < e; ++i) {
-          ids.push_back(wp.encode(
-              lines[i], static_cast<std::size_t>(std::min<std::int64_t>(maxLen, m->opt.max_position_embeddings))));
-          L = std::max(L, ids.back().size());
-        }
-        auto idT =
-            torch::full({static_cast<std::int64_t>(ids.size()), static_cast<std::int64_t>(L)}, wp.pad(), torch::kLong);
-        auto mk = torch::zeros_like(idT);
-        for (std::size_t i = 0; i < ids.size(); ++i) {
-          idT[static_cast<std::int64_t>(i)]
-              .narrow(0, 0, static_cast<std::int64_t>(ids[i].size()))
-              .copy_(torch::tensor(ids[i]));
-          mk[static_cast<std::int64_t>(i)].narrow(0, 0, static_cast<std::int64_t>(ids[i].size())).fill_(1);
-        }
+        const std::vector<std::string> part(lines.begin() + static_cast<long>(s), lines.begin() + static_cast<long>(e));
+        const auto tb = train::tokenizeBatch(
+            wp, part, static_cast<int>(std::min<std::int64_t>(maxLen, m->opt.max_position_embeddings)));
+        const auto& idT = tb.ids;
+        const auto& mk = tb.mask;
         pooled.push_back(m->encode(idT.to(device), mk.to(device)).pooled.cpu());
         bar.advance(e - s);
       }

@@ -17,12 +17,14 @@ torch::Tensor concatFeature(const std::vector<Features>& all, const std::string&
   return parts.size() == 1 ? parts.front() : torch::cat(parts, 0);
 }
 
-AccumulateResult accumulateWithFeatureCache(int micro, const FeatureFn& forward, const StepLossFn& loss) {
+AccumulateResult accumulateWithFeatureCache(int micro, const FeatureFn& forward, const StepLossFn& loss,
+                                            const std::function<void(bool)>& setSync) {
   BIUD_CHECK(micro >= 1, ValueError, "gradient accumulation needs >= 1 micro-batch, got {}", micro);
   AccumulateResult out;
   if (micro == 1) {
     std::vector<Features> all{forward(0)};
     auto [l, m] = loss(all);
+    if (setSync) setSync(true);
     l.backward();
     out.loss = l.item<double>();
     out.metrics = std::move(m);
@@ -37,6 +39,7 @@ AccumulateResult accumulateWithFeatureCache(int micro, const FeatureFn& forward,
     std::vector<Features> all = cache;
     all[static_cast<size_t>(i)] = forward(i);
     auto [l, m] = loss(all);
+    if (setSync) setSync(i == micro - 1);
     l.backward();
     if (i == micro - 1) {
       out.loss = l.item<double>();

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "biud/core/Error.h"
+#include "biud/train/Tasks.h"
 
 namespace biud::train {
 
@@ -44,7 +45,8 @@ std::unique_ptr<Task> makeTask(const std::string& name, const Config& cfg, const
 }
 
 void registerBuiltinTasks() {
-  // Tasks register here as they are built (clip2d, biud, x2ct, report, finetune).
+  registerTask("clip2d", makeClip2dTask);
+  registerTask("biud", makeBiudTask);
 }
 
 }  // namespace biud::train

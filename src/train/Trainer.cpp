@@ -16,6 +16,9 @@
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
+#include "biud/dist/Communicator.h"
+#include "biud/dist/DataParallel.h"
+#include "biud/tensor/Safetensors.h"
 #include "biud/train/Optim.h"
 
 namespace biud::train {
@@ -35,6 +38,12 @@ Trainer::Trainer(const Config& cfg, std::string runDir, std::unique_ptr<Task> ta
       ckpt_(stdfs::path(runDir_) / "checkpoints", cfg.trainer.keep_last) {
   std::vector<ParamGroupInfo> groups;
   opt_ = buildOptimizer(task_->module(), cfg_.optimizer, &groups);
+  if (ctx_.comm && ctx_.world > 1) {
+    std::vector<torch::Tensor> trainable;
+    for (auto& p : task_->module().parameters())
+      if (p.requires_grad()) trainable.push_back(p);
+    dp_ = std::make_unique<dist::DataParallel>(ctx_.comm, trainable, task_->module().buffers(), cfg_.distributed.bucket_mb);
+  }
   baseLrs_ = groupLrs(*opt_);
   std::int64_t nParams = 0, nTrain = 0;
   for (const auto& p : task_->module().parameters()) {
@@ -54,11 +63,9 @@ Trainer::~Trainer() { sinks_.close(); }
 stdfs::path Trainer::saveCheckpoint() {
   if (ctx_.rank != 0) return {};
   const auto dir = ckpt_.save(step_, [&](const stdfs::path& d) {
-    {
-      torch::serialize::OutputArchive a;
-      task_->module().save(a);
-      a.save_to((d / "model.pt").string());
-    }
+    // Weights as safetensors with the modules' names (HF/torchvision-compatible where a
+    // public model exists), readable from Python; optimizer and RNG as LibTorch archives.
+    tensor::saveModule(task_->module(), (d / "model.safetensors").string());
     {
       torch::serialize::OutputArchive a;
       opt_->save(a);
@@ -93,11 +100,7 @@ void Trainer::loadCheckpoint(const stdfs::path& dir) {
              "checkpoint `{}` was written with {} process(es); resuming with {} would change the data order and the "
              "batch size. Resume with --nproc {} (or start a new run from its weights)",
              dir.string(), world, ctx_.world, world);
-  {
-    torch::serialize::InputArchive a;
-    a.load_from((dir / "model.pt").string(), ctx_.device);
-    task_->module().load(a);
-  }
+  tensor::loadModule(task_->module(), (dir / "model.safetensors").string());
   {
     torch::serialize::InputArchive a;
     a.load_from((dir / "optimizer.pt").string(), ctx_.device);
@@ -122,7 +125,12 @@ bool Trainer::stepOnce() {
   const auto t0 = std::chrono::steady_clock::now();
   applyLr(*opt_, baseLrs_, lrFactor(step_, cfg_.trainer.steps, cfg_.schedule));
   opt_->zero_grad(/*set_to_none=*/true);
-  StepResult r = task_->trainStep(cfg_.trainer.grad_accum);
+  StepContext sc;
+  sc.accum = cfg_.trainer.grad_accum;
+  sc.step = step_;
+  if (dp_) sc.setSync = [this](bool on) { dp_->setSync(on); };
+  StepResult r = task_->trainStep(sc);
+  if (dp_) dp_->finalize();
 
   std::vector<torch::Tensor> params;
   for (auto& g : opt_->param_groups())
@@ -131,7 +139,15 @@ bool Trainer::stepOnce() {
   const double maxNorm = cfg_.trainer.clip_grad_norm > 0 ? cfg_.trainer.clip_grad_norm : INFINITY;
   const double gradNorm = params.empty() ? 0.0 : torch::nn::utils::clip_grad_norm_(params, maxNorm);
 
-  if (!std::isfinite(r.loss) || !std::isfinite(gradNorm)) {
+  bool bad = !std::isfinite(r.loss) || !std::isfinite(gradNorm);
+  if (dp_) {
+    // Every rank must take the same decision, and the logged loss is the mean over ranks.
+    auto t = torch::tensor({bad ? 0.0 : r.loss, bad ? 1.0 : 0.0}, torch::kFloat64);
+    ctx_.comm->allreduce(t);
+    bad = t[1].item<double>() > 0;
+    if (!bad) r.loss = t[0].item<double>() / ctx_.world;
+  }
+  if (bad) {
     ++badStreak_;
     ++skipped_;
     opt_->zero_grad(true);

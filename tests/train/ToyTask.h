@@ -30,7 +30,8 @@ class ToyTask : public train::Task {
     net_ = ToyNet();
   }
   torch::nn::Module& module() override { return *net_; }
-  train::StepResult trainStep(int accum) override {
+  train::StepResult trainStep(const train::StepContext& step) override {
+    const int accum = step.accum;
     net_->train();
     ++calls_;
     double total = 0;

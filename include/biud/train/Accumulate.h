@@ -33,7 +33,9 @@ struct AccumulateResult {
 
 /// Runs both passes and leaves the summed gradients in `.grad`. With `micro` = 1 it is a plain
 /// forward + backward.
-AccumulateResult accumulateWithFeatureCache(int micro, const FeatureFn& forward, const StepLossFn& loss);
+/// `setSync(last)` is called before each backward (see StepContext::setSync).
+AccumulateResult accumulateWithFeatureCache(int micro, const FeatureFn& forward, const StepLossFn& loss,
+                                            const std::function<void(bool)>& setSync = {});
 
 /// Concatenate feature `name` over micro-batches.
 torch::Tensor concatFeature(const std::vector<Features>& all, const std::string& name);

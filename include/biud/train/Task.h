@@ -13,6 +13,10 @@
 #include "biud/config/Config.h"
 #include "biud/train/MetricSink.h"
 
+namespace biud::dist {
+class Communicator;
+}
+
 namespace biud::train {
 
 /// What the trainer hands a task.
@@ -20,6 +24,17 @@ struct TaskContext {
   c10::Device device{c10::kCPU};
   std::string runDir;
   int rank = 0, world = 1;
+  /// Collectives for gathering contrastive features across ranks (single-process when world = 1).
+  std::shared_ptr<dist::Communicator> comm;
+};
+
+/// Per optimizer step.
+struct StepContext {
+  int accum = 1;            ///< micro-batches in this step
+  std::int64_t step = 0;    ///< optimizer steps done before this one
+  /// Call with `true` before the last backward of the step and `false` before the others, so
+  /// that data-parallel gradient averaging runs once per step (a no-op in one process).
+  std::function<void(bool)> setSync = [](bool) {};
 };
 
 /// Result of one optimizer step's forward/backward.
@@ -34,9 +49,9 @@ class Task {
   virtual ~Task() = default;
   /// Root module: every trainable and frozen part registered under it (checkpoint keys).
   virtual torch::nn::Module& module() = 0;
-  /// Forward and backward over `accum` micro-batches for one optimizer step; gradients are left
-  /// accumulated in `.grad` (averaged over the step's items). The task pulls its own batches.
-  virtual StepResult trainStep(int accum) = 0;
+  /// Forward and backward over `step.accum` micro-batches for one optimizer step; gradients are
+  /// left accumulated in `.grad` (of the step's mean loss). The task pulls its own batches.
+  virtual StepResult trainStep(const StepContext& step) = 0;
   /// Validation metrics (e.g. zero-shot AUROC on the validation split); empty = none.
   virtual Metrics validate() { return {}; }
   /// Everything else with state (data position, task RNG), for exact resume.

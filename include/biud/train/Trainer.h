@@ -13,6 +13,9 @@
 namespace torch::optim {
 class Optimizer;
 }
+namespace biud::dist {
+class DataParallel;
+}  // namespace biud::dist
 
 namespace biud::train {
 
@@ -42,6 +45,7 @@ class Trainer {
   std::unique_ptr<Task> task_;
   TaskContext ctx_;
   std::unique_ptr<torch::optim::Optimizer> opt_;
+  std::unique_ptr<dist::DataParallel> dp_;  ///< gradient averaging across ranks (world > 1)
   std::vector<double> baseLrs_;
   CheckpointManager ckpt_;
   MultiSink sinks_;

@@ -1,0 +1,183 @@
+// biud-zeroshot: prompt-ensemble zero-shot classification of every finding (METHOD §4) with one
+// or more trained runs, on the labelled split of a manifest; metrics with bootstrap CIs, per-case
+// probabilities, ROC and violin plots.
+#include <fmt/ranges.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "biud/core/App.h"
+#include "biud/core/Csv.h"
+#include "biud/core/Error.h"
+#include "biud/core/Fs.h"
+#include "biud/core/Log.h"
+#include "biud/data/CtDataset.h"
+#include "biud/data/CtLoader.h"
+#include "biud/eval/Figures.h"
+#include "biud/image/Manifest.h"
+#include "biud/tensor/Runtime.h"
+#include "biud/text/Prompts.h"
+#include "biud/train/Tasks.h"
+#include "biud/train/TextBatch.h"
+#include "biud/train/XraySet.h"
+#include "biud/train/ZeroShot.h"
+
+using namespace biud;
+namespace stdfs = std::filesystem;
+
+namespace {
+
+struct Scored {
+  std::vector<std::string> ids;
+  torch::Tensor probs;   // [N, F]
+  torch::Tensor labels;  // [N, L] manifest order
+};
+
+Scored scoreRun(train::LoadedRun& run, const image::Manifest& manifest, const std::string& split,
+                const text::PromptSet& prompts, const std::vector<std::string>& findings, const c10::Device& dev) {
+  torch::NoGradGuard ng;
+  Scored s;
+  torch::Tensor img;
+  auto encodeText = [&](const std::vector<std::string>& t) {
+    auto tb = train::tokenizeBatch(*run.tokenizer, t, run.cfg.text.max_length);
+    return run.clip ? run.clip->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu()
+                    : run.biud->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
+  };
+  if (run.clip) {
+    auto set = train::loadXraySet(manifest, split, run.cfg.data, run.cfg.threads);
+    std::vector<torch::Tensor> parts;
+    for (std::int64_t b = 0; b < set.size(); b += 64)
+      parts.push_back(run.clip->encodeImage(set.images.slice(0, b, std::min(set.size(), b + 64)).to(dev)).cpu());
+    img = torch::cat(parts);
+    s.ids = set.ids;
+    s.labels = set.labels;
+  } else {
+    auto m = std::make_shared<image::Manifest>(manifest);
+    auto idx = m->indicesOf(split);
+    BIUD_CHECK(!idx.empty(), DataError, "`{}` has no `{}` split", manifest.path, split);
+    auto ds = std::make_shared<data::CtDataset>(m, idx, run.cfg.data, "");
+    LoaderConfig lc = run.cfg.data.loader;
+    lc.shuffle = false;
+    lc.drop_last = false;
+    lc.sampler = "sequential";
+    data::CtLoaderOptions lo;
+    lo.augment = false;
+    data::CtLoader loader(ds, lc, lo);
+    loader.setEpoch(0);
+    std::vector<torch::Tensor> parts, labels;
+    data::CtBatch b;
+    while (loader.next(b)) {
+      parts.push_back(run.biud->encodeCt(b.volume.to(dev)).ct.cpu());
+      labels.push_back(b.labels);
+      s.ids.insert(s.ids.end(), b.ids.begin(), b.ids.end());
+    }
+    img = torch::cat(parts);
+    s.labels = torch::cat(labels);
+  }
+  auto pe = train::embedPrompts(prompts, findings, encodeText);
+  const double tau = run.clip ? run.clip->temperature->forward().item<double>() : run.biud->temperature->forward().item<double>();
+  s.probs = train::zeroShotProbabilities(img, pe, tau);
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  app::App app("biud-zeroshot",
+               "Zero-shot classification with prompt ensembles: for each finding, p = softmax([<x,e+>, <x,e->]/tau)[0]\n"
+               "with e+/e- the averaged embeddings of its positive/negative prompts (eval.prompts). Runs on the\n"
+               "labelled split of a manifest (CT for biud runs, X-ray for clip2d runs) and writes <out>/zeroshot.json\n"
+               "(per_label.<finding>.auroc|ap|f1|..., macro.*, bootstrap CIs), probabilities.csv and plots/*.png.");
+  app.addCommon(app::kConfig | app::kOut | app::kManifest | app::kThreads | app::kDevice | app::kSeed);
+  std::vector<std::string> runs;
+  std::string split, prompts;
+  app.cli().add_option("--run", runs, "trained run folder (repeatable: NAME=DIR compares models side by side; DeLong vs the first)")->required();
+  app.cli().add_option("--split", split, "split to evaluate (default: data.test_split of the first run, `test`)");
+  app.cli().add_option("--prompts", prompts, "prompt sets YAML (default: eval.prompts of the first run)");
+  return app.run(argc, argv, [&] {
+    auto& cfg = app.config();
+    runtime::setThreads(cfg.threads);
+    const auto dev = runtime::selectDevice(cfg.device);
+    std::vector<std::pair<std::string, train::LoadedRun>> loaded;
+    for (const auto& r : runs) {
+      const auto eq = r.find('=');
+      const std::string name = eq == std::string::npos ? stdfs::path(r).filename().string() : r.substr(0, eq);
+      loaded.emplace_back(name, train::loadRun(eq == std::string::npos ? r : r.substr(eq + 1), dev));
+    }
+    auto& first = loaded.front().second;
+    if (split.empty()) split = first.cfg.data.test_split;
+    if (prompts.empty()) prompts = first.cfg.eval.prompts;
+    std::string manifestPath = app.manifest();
+    if (manifestPath.empty()) manifestPath = first.clip ? first.cfg.data.xray_manifest : first.cfg.data.manifest;
+    const auto manifest = image::readManifest(manifestPath);
+    const auto ps = text::PromptSet::load(prompts);
+    std::vector<std::string> findings;
+    std::vector<std::int64_t> cols;
+    for (size_t j = 0; j < manifest.labelNames.size(); ++j)
+      for (const auto& id : ps.ids())
+        if (id == manifest.labelNames[j]) findings.push_back(id), cols.push_back(static_cast<std::int64_t>(j));
+    BIUD_CHECK(!findings.empty(), DataError, "no label column of `{}` ({}) has prompts in `{}` ({})", manifestPath,
+               fmt::join(manifest.labelNames, ", "), prompts, fmt::join(ps.ids(), ", "));
+    const std::string out = app.prepareOutDir("zeroshot");
+
+    std::vector<eval::ModelPredictions> models;
+    std::vector<std::vector<double>> labels;
+    std::vector<std::string> ids;
+    for (auto& [name, run] : loaded) {
+      auto s = scoreRun(run, manifest, split, ps, findings, dev);
+      if (ids.empty()) {
+        ids = s.ids;
+        auto lab = s.labels.index_select(1, torch::tensor(cols)).to(torch::kFloat64);
+        for (std::int64_t i = 0; i < lab.size(0); ++i) {
+          std::vector<double> row;
+          for (std::int64_t f = 0; f < lab.size(1); ++f) row.push_back(lab[i][f].item<double>());
+          labels.push_back(row);
+        }
+      }
+      BIUD_CHECK(s.ids == ids, DataError, "runs see different cases of split `{}`", split);
+      eval::ModelPredictions mp;
+      mp.name = name;
+      auto p = s.probs.to(torch::kFloat64);
+      std::vector<std::vector<std::string>> rows;
+      for (std::int64_t i = 0; i < p.size(0); ++i) {
+        std::vector<double> row;
+        std::vector<std::string> csvRow{ids[static_cast<size_t>(i)]};
+        for (std::int64_t f = 0; f < p.size(1); ++f) {
+          row.push_back(p[i][f].item<double>());
+          csvRow.push_back(fmt::format("{:.6f}", row.back()));
+        }
+        mp.probs.push_back(row);
+        rows.push_back(csvRow);
+      }
+      std::vector<std::string> header{"id"};
+      header.insert(header.end(), findings.begin(), findings.end());
+      csv::write((stdfs::path(out) / (loaded.size() == 1 ? "probabilities.csv" : "probabilities_" + eval::safeFileName(name) + ".csv")).string(),
+                 header, rows);
+      models.push_back(std::move(mp));
+    }
+    eval::ClassificationOptions co;
+    co.bootstrap = cfg.eval.bootstrap;
+    co.ci = cfg.eval.ci;
+    co.seed = static_cast<std::uint64_t>(cfg.seed);
+    auto j = eval::evaluateModels(models, labels, findings, co, cfg.eval.plots ? (stdfs::path(out) / "plots").string() : "");
+    j["split"] = split;
+    j["manifest"] = manifestPath;
+    j["prompts"] = prompts;
+    fs::atomicWrite(stdfs::path(out) / "zeroshot.json", j.dump(2));
+
+    // The table people look at.
+    std::string table = fmt::format("\n  {:<24} {:>6}  {:>15}  {:>6}  {:>6}\n", "finding", "AUROC", "95% CI", "AP", "F1");
+    for (const auto& f : findings) {
+      const auto& pl = j["per_label"][f];
+      auto num = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : NAN; };
+      const auto& ci = pl["auroc_ci"];
+      table += fmt::format("  {:<24} {:>6.3f}  [{:>5.3f}, {:>5.3f}]  {:>6.3f}  {:>6.3f}\n", f, num(pl["auroc"]),
+                           ci.is_array() ? num(ci[0]) : NAN, ci.is_array() ? num(ci[1]) : NAN, num(pl["ap"]), num(pl["f1"]));
+    }
+    table += fmt::format("  {:<24} {:>6.3f}\n", "macro", j["macro"]["auroc"].is_number() ? j["macro"]["auroc"].get<double>() : NAN);
+    log::info("zeroshot", "{} cases of split `{}` ({}):{}", ids.size(), split, loaded.front().first, table);
+    log::info("zeroshot", "wrote {}/zeroshot.json", out);
+    return app::kExitOk;
+  });
+}

@@ -1,0 +1,62 @@
+#pragma once
+/// \file MethodModels.h
+/// The two-tower models of the method, assembled from the model zoo (models/Registry.h):
+///   ClipModel  image encoder (2D X-ray for clip2d) + BERT, projections, temperature
+///   BiudModel  3D CT encoder + BERT, projections, distillation adapter, EFM fusion encoder
+/// Submodule names are the checkpoint keys (`image_encoder.…`, `text_encoder.embeddings.…`).
+#include <torch/torch.h>
+
+#include "biud/config/Config.h"
+#include "biud/models/Bert.h"
+#include "biud/models/Encoder.h"
+#include "biud/models/Fusion.h"
+#include "biud/models/Heads.h"
+
+namespace biud::train {
+
+/// CLIP: `image_encoder`, `text_encoder`, `image_proj`, `text_proj`, `temperature`.
+class ClipModelImpl : public torch::nn::Module {
+ public:
+  /// `imageNet` = cfg.model.xray_encoder (clip2d) or cfg.model.ct_encoder; `vocabSize` from the tokenizer.
+  ClipModelImpl(const Config& cfg, const NetConfig& imageNet, std::int64_t vocabSize);
+  /// L2-normalised image embeddings [B, d]. Grey images are repeated to the encoder's channels.
+  torch::Tensor encodeImage(const torch::Tensor& images);
+  /// L2-normalised report embeddings [B, d].
+  torch::Tensor encodeText(const torch::Tensor& ids, const torch::Tensor& mask);
+  int imageChannels() const { return channels_; }
+
+  std::shared_ptr<models::VisualEncoderImpl> image_encoder;
+  models::BertModel text_encoder{nullptr};
+  models::ProjectionHead image_proj{nullptr}, text_proj{nullptr};
+  models::Temperature temperature{nullptr};
+
+ private:
+  int channels_ = 1;
+};
+TORCH_MODULE(ClipModel);
+
+/// BIUD student: `ct_encoder`, `text_encoder`, `ct_proj`, `text_proj`, `adapter` (d -> d_X),
+/// `fusion` (EFM; absent when loss.efm.weight = 0), `temperature`.
+class BiudModelImpl : public torch::nn::Module {
+ public:
+  BiudModelImpl(const Config& cfg, std::int64_t vocabSize, std::int64_t teacherDim);
+  struct Output {
+    torch::Tensor ct;       ///< [B, d] normalised CT embedding h^CT
+    torch::Tensor adapted;  ///< [B, d_X] A h^CT (normalised)
+    torch::Tensor tokens;   ///< [B, N, D_ct] CT tokens (for fusion)
+  };
+  Output encodeCt(const torch::Tensor& volume);
+  torch::Tensor encodeText(const torch::Tensor& ids, const torch::Tensor& mask);
+  /// MLM logits [B, L, V] of the fusion encoder over (masked) text and CT tokens.
+  torch::Tensor efmLogits(const torch::Tensor& maskedIds, const torch::Tensor& mask, const torch::Tensor& ctTokens);
+
+  std::shared_ptr<models::VisualEncoderImpl> ct_encoder;
+  models::BertModel text_encoder{nullptr};
+  models::ProjectionHead ct_proj{nullptr}, text_proj{nullptr};
+  models::DistillAdapter adapter{nullptr};
+  models::FusionEncoder fusion{nullptr};
+  models::Temperature temperature{nullptr};
+};
+TORCH_MODULE(BiudModel);
+
+}  // namespace biud::train

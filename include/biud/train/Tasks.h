@@ -1,0 +1,36 @@
+#pragma once
+/// \file Tasks.h
+/// The built-in tasks and what other tools need to reuse a trained run.
+#include <memory>
+#include <string>
+
+#include "biud/config/Config.h"
+#include "biud/text/Tokenizer.h"
+#include "biud/train/MethodModels.h"
+#include "biud/train/Task.h"
+
+namespace biud::train {
+
+/// Stage 0: CLIP on X-ray/report pairs (data.xray_manifest, model.xray_encoder).
+std::unique_ptr<Task> makeClip2dTask(const Config& cfg, const TaskContext& ctx);
+/// Stage 1: BIUD pretraining of the CT encoder (data.manifest, model.teacher, data.pairing).
+std::unique_ptr<Task> makeBiudTask(const Config& cfg, const TaskContext& ctx);
+
+/// A finished (or checkpointed) run, loaded for inference.
+struct LoadedRun {
+  Config cfg;                                 ///< the run's config.resolved.yaml
+  std::string checkpoint;                     ///< the checkpoint folder used
+  std::unique_ptr<text::Tokenizer> tokenizer;
+  ClipModel clip{nullptr};                    ///< task clip2d
+  BiudModel biud{nullptr};                    ///< task biud
+};
+
+/// Load the newest checkpoint of `runDir` (or `runDir` itself when it is a checkpoint folder)
+/// onto `device`, in eval mode. DataError naming the folder when it holds no checkpoint.
+LoadedRun loadRun(const std::string& runDir, const c10::Device& device);
+
+/// Rewrite the file paths of a config (vocab, lexicon, prompts, manifests, teacher, ...) as
+/// absolute paths, so that a run folder stays usable from any working directory.
+void absolutizePaths(Config& cfg);
+
+}  // namespace biud::train

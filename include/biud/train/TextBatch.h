@@ -1,0 +1,31 @@
+#pragma once
+/// \file TextBatch.h
+/// Reports -> token tensors for the text towers, with the masks entity-focused masking needs.
+#include <torch/types.h>
+
+#include <string>
+#include <vector>
+
+#include "biud/text/Entities.h"
+#include "biud/text/Tokenizer.h"
+
+namespace biud::train {
+
+struct TextBatch {
+  torch::Tensor ids;      ///< [B, L] int64
+  torch::Tensor mask;     ///< [B, L] int64, 1 = real token
+  torch::Tensor special;  ///< [B, L] bool, [CLS]/[SEP]/[PAD]
+  torch::Tensor entity;   ///< [B, L] bool, token inside a finding/anatomy/attribute mention (undefined without an extractor)
+  std::vector<text::ReportLabels> labels;  ///< per report (only with an extractor)
+};
+
+/// Tokenize `texts` (padded to the longest, or to `maxLength` when `padToMax`; truncated at
+/// `maxLength`). With `entities`, every report is also run through the entity extractor.
+TextBatch tokenizeBatch(const text::Tokenizer& tok, const std::vector<std::string>& texts, int maxLength,
+                        const text::EntityExtractor* entities = nullptr, bool padToMax = false);
+
+/// Finding matrix [B, F] (1 = present or uncertain, 0 = absent or not mentioned) for RoCo's
+/// identical-findings criterion; rows can be gathered across ranks.
+torch::Tensor findingMatrix(const std::vector<text::ReportLabels>& labels);
+
+}  // namespace biud::train

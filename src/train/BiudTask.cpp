@@ -1,0 +1,228 @@
+// Stage 1: BIUD pretraining of the CT encoder (METHOD §3): RoCo + pairwise and semantic relation
+// distillation from the frozen X-ray expert + entity-focused masked language modelling.
+#include <torch/torch.h>
+
+#include "biud/core/Error.h"
+#include "biud/core/Log.h"
+#include "biud/core/Rng.h"
+#include "biud/data/CtDataset.h"
+#include "biud/data/CtLoader.h"
+#include "biud/dist/Communicator.h"
+#include "biud/dist/Contrastive.h"
+#include "biud/image/Manifest.h"
+#include "biud/losses/BiudLoss.h"
+#include "biud/losses/EfmLoss.h"
+#include "biud/text/Prompts.h"
+#include "biud/train/Accumulate.h"
+#include "biud/train/Tasks.h"
+#include "biud/train/TeacherFeatures.h"
+#include "biud/train/TextBatch.h"
+#include "biud/train/ZeroShot.h"
+
+namespace biud::train {
+
+namespace {
+
+/// One micro-batch with everything its passes need (drawn once, used by both passes).
+struct Micro {
+  data::CtBatch ct;
+  TextBatch text;
+  torch::Tensor hStar, reportEmb, findings;  ///< teacher h*, teacher report embeddings, finding matrix
+  losses::EfmMasked efm;
+};
+
+class BiudTask final : public Task {
+ public:
+  BiudTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(ctx), loss_(cfg.loss) {
+    BIUD_CHECK(!cfg.data.manifest.empty(), ConfigError, "task biud needs data.manifest (the CT/report manifest)");
+    BIUD_CHECK(!cfg.data.pairing.empty(), ConfigError,
+               "task biud needs data.pairing: the pairing.csv written by biud-retrieve (run it after the clip2d teacher)");
+    tok_ = text::makeTokenizer(cfg.text);
+    extractor_ = std::make_unique<text::EntityExtractor>(text::Lexicon::load(cfg.text.lexicon));
+    teacher_ = TeacherFeatures::load(teacherFeaturesPath(cfg.data.pairing));
+    auto manifest = std::make_shared<image::Manifest>(image::readManifest(cfg.data.manifest));
+    manifestLabels_ = manifest->labelNames;
+    auto trainIdx = manifest->indicesOf(cfg.data.train_split);
+    BIUD_CHECK(!trainIdx.empty(), DataError, "`{}` has no `{}` split", cfg.data.manifest, cfg.data.train_split);
+    train_ = std::make_shared<data::CtDataset>(manifest, trainIdx, cfg.data, cfg.data.cache_dir);
+    auto valIdx = manifest->indicesOf(cfg.data.val_split);
+    if (!valIdx.empty()) val_ = std::make_shared<data::CtDataset>(manifest, valIdx, cfg.data, cfg.data.cache_dir);
+    data::CtLoaderOptions lo;
+    lo.seed = deriveSeed(static_cast<std::uint64_t>(cfg.seed), "biud-loader");
+    lo.rank = ctx.rank;
+    lo.world = ctx.world;
+    loader_ = std::make_unique<data::CtLoader>(train_, cfg.data.loader, lo);
+    loader_->setEpoch(0);
+    BIUD_CHECK(loader_->batchesPerEpoch() > 0, ConfigError,
+               "data.loader.batch_size {} is larger than the {} training CTs per rank", cfg.data.loader.batch_size,
+               train_->size() / ctx.world);
+    model_ = BiudModel(cfg, tok_->vocabSize(), teacher_.h_star.size(1));
+    model_->to(ctx.device);
+    const auto sp = tok_->specialIds();
+    BIUD_CHECK(!loss_.usesEfm() || sp.mask >= 0, ConfigError,
+               "loss.efm needs a [MASK] token, and the tokenizer `{}` has none", cfg.text.vocab);
+    efmOpt_ = losses::EfmMaskOptions::from(cfg.loss.efm, tok_->vocabSize(), sp.mask);
+    if (!cfg.eval.prompts.empty() && val_) prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
+    log::info("biud", "{} training CTs, teacher features d_X = {}, losses: roco ({}), pair {}, sem {}, efm {}",
+              train_->size(), teacher_.h_star.size(1), cfg.loss.roco.mode, cfg.loss.pair.weight, cfg.loss.sem.weight,
+              cfg.loss.efm.weight);
+  }
+
+  torch::nn::Module& module() override { return *model_; }
+
+  StepResult trainStep(const StepContext& sc) override {
+    model_->train();
+    std::vector<Micro> micro(static_cast<size_t>(sc.accum));
+    for (int m = 0; m < sc.accum; ++m) {
+      Micro& mb = micro[static_cast<size_t>(m)];
+      mb.ct = nextBatch();
+      mb.text = tokenizeBatch(*tok_, mb.ct.texts, cfg_.text.max_length, extractor_.get(), /*padToMax=*/true);
+      auto rows = teacher_.rowsOf(mb.ct.ids, cfg_.data.pairing);
+      mb.hStar = teacher_.h_star.index_select(0, rows).to(ctx_.device);
+      mb.reportEmb = teacher_.report_embedding.index_select(0, rows).to(ctx_.device);
+      mb.findings = findingMatrix(mb.text.labels).to(ctx_.device);
+      if (loss_.usesEfm()) {
+        const auto seed = deriveSeed(deriveSeed(static_cast<std::uint64_t>(cfg_.seed), "efm"),
+                                     static_cast<std::uint64_t>(sc.step * 1000003 + m * 131 + ctx_.rank));
+        mb.efm = losses::efmMask(mb.text.ids, mb.text.mask, mb.text.entity, mb.text.special, efmOpt_, seed);
+      }
+    }
+    auto forward = [&](int m) {
+      const Micro& mb = micro[static_cast<size_t>(m)];
+      auto out = model_->encodeCt(mb.ct.volume.to(ctx_.device));
+      Features f{{"ct", out.ct}, {"adapted", out.adapted},
+                 {"text", model_->encodeText(mb.text.ids.to(ctx_.device), mb.text.mask.to(ctx_.device))}};
+      if (loss_.usesEfm()) {
+        auto logits = model_->efmLogits(mb.efm.input_ids.to(ctx_.device), mb.text.mask.to(ctx_.device), out.tokens);
+        f["efm_logits"] = logits.index({mb.efm.selected.to(ctx_.device)});  // [N_selected, V]
+      }
+      return f;
+    };
+    auto cat = [&](auto get) {
+      std::vector<torch::Tensor> parts;
+      for (auto& mb : micro) parts.push_back(get(mb));
+      return torch::cat(parts);
+    };
+    losses::LossOutput last;
+    auto loss = [&](const std::vector<Features>& all) {
+      losses::BiudLossInputs in;
+      auto& pair = in.roco.features;
+      pair.a = concatFeature(all, "ct");
+      pair.b = concatFeature(all, "text");
+      in.relation.student = concatFeature(all, "adapted");
+      in.relation.teacher = cat([](const Micro& mb) { return mb.hStar; });
+      torch::Tensor reportEmb = cat([](const Micro& mb) { return mb.reportEmb; });
+      torch::Tensor findings = cat([](const Micro& mb) { return mb.findings; });
+      if (ctx_.world > 1) {
+        pair.a_global = dist::allGatherWithGrad(ctx_.comm, pair.a);
+        pair.b_global = dist::allGatherWithGrad(ctx_.comm, pair.b);
+        pair.offset = static_cast<std::int64_t>(ctx_.rank) * pair.a.size(0);
+        in.relation.student_global = dist::allGatherWithGrad(ctx_.comm, in.relation.student);
+        in.relation.teacher_global = ctx_.comm->allGather(in.relation.teacher);
+        in.relation.offset = pair.offset;
+        reportEmb = ctx_.comm->allGather(reportEmb);
+        findings = ctx_.comm->allGather(findings);
+      }
+      in.roco.tau = model_->temperature->forward();
+      in.roco.report_embeddings = reportEmb;
+      in.roco.findings = findings;
+      if (loss_.usesEfm()) {
+        in.efm.logits = concatFeature(all, "efm_logits");
+        in.efm.labels = torch::cat([&] {
+          std::vector<torch::Tensor> v;
+          for (auto& mb : micro) v.push_back(mb.efm.labels.to(ctx_.device));
+          return v;
+        }());
+        in.efm.entity_mask = cat([&](const Micro& mb) { return mb.text.entity.to(ctx_.device); });
+      }
+      last = loss_(in);
+      return std::make_pair(last.total, Metrics{});
+    };
+    auto r = accumulateWithFeatureCache(sc.accum, forward, loss, sc.setSync);
+    StepResult out;
+    out.loss = r.loss;
+    out.metrics = last.scalars();
+    out.metrics.erase("loss");
+    for (auto& mb : micro) out.samples += mb.ct.size();
+    return out;
+  }
+
+  Metrics validate() override {
+    Metrics m;
+    if (!val_ || !prompts_) return m;
+    torch::NoGradGuard ng;
+    model_->eval();
+    data::CtLoaderOptions lo;
+    lo.augment = false;
+    LoaderConfig lc = cfg_.data.loader;
+    lc.shuffle = false;
+    lc.drop_last = false;
+    lc.sampler = "sequential";
+    data::CtLoader loader(val_, lc, lo);
+    loader.setEpoch(0);
+    std::vector<torch::Tensor> emb, labels;
+    data::CtBatch b;
+    while (loader.next(b)) {
+      emb.push_back(model_->encodeCt(b.volume.to(ctx_.device)).ct.cpu());
+      labels.push_back(b.labels);
+    }
+    auto img = torch::cat(emb);
+    auto lab = torch::cat(labels);
+    const auto& names = manifestLabels_;
+    std::vector<std::string> use;
+    std::vector<std::int64_t> cols;
+    for (size_t j = 0; j < names.size(); ++j)
+      for (const auto& id : prompts_->ids())
+        if (id == names[j]) use.push_back(id), cols.push_back(static_cast<std::int64_t>(j));
+    if (use.empty()) return m;
+    auto pe = embedPrompts(*prompts_, use, [&](const std::vector<std::string>& t) {
+      auto tb = tokenizeBatch(*tok_, t, cfg_.text.max_length);
+      return model_->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).cpu();
+    });
+    auto probs = zeroShotProbabilities(img, pe, model_->temperature->forward().item<double>());
+    addAurocMetrics(probs, lab.index_select(1, torch::tensor(cols)), use, m);
+    return m;
+  }
+
+  nlohmann::json state() const override {
+    nlohmann::json j;
+    for (auto& [k, v] : loader_->stateDict()) j[k] = v;
+    return j;
+  }
+  void loadState(const nlohmann::json& s) override {
+    std::map<std::string, std::int64_t> m;
+    for (auto it = s.begin(); it != s.end(); ++it) m[it.key()] = it.value().get<std::int64_t>();
+    loader_->loadStateDict(m);
+  }
+
+ private:
+  data::CtBatch nextBatch() {
+    data::CtBatch b;
+    if (!loader_->next(b)) {
+      loader_->setEpoch(loader_->epoch() + 1);
+      BIUD_CHECK(loader_->next(b), DataError, "the CT loader produced no batch in epoch {}", loader_->epoch());
+    }
+    return b;
+  }
+
+  Config cfg_;
+  TaskContext ctx_;
+  losses::BiudLoss loss_;
+  losses::EfmMaskOptions efmOpt_;
+  std::unique_ptr<text::Tokenizer> tok_;
+  std::unique_ptr<text::EntityExtractor> extractor_;
+  TeacherFeatures teacher_;
+  std::shared_ptr<data::CtDataset> train_, val_;
+  std::unique_ptr<data::CtLoader> loader_;
+  std::unique_ptr<text::PromptSet> prompts_;
+  std::vector<std::string> manifestLabels_;
+  BiudModel model_{nullptr};
+};
+
+}  // namespace
+
+std::unique_ptr<Task> makeBiudTask(const Config& cfg, const TaskContext& ctx) {
+  return std::make_unique<BiudTask>(cfg, ctx);
+}
+
+}  // namespace biud::train

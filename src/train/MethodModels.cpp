@@ -1,0 +1,80 @@
+#include "biud/train/MethodModels.h"
+
+#include "biud/core/Error.h"
+#include "biud/models/Registry.h"
+
+namespace biud::train {
+
+namespace {
+
+NetConfig withVocab(NetConfig c, std::int64_t vocab) {
+  if (c.vocab_size == 0) c.vocab_size = static_cast<int>(vocab);
+  return c;
+}
+
+torch::Tensor normalize(const torch::Tensor& x) {
+  return torch::nn::functional::normalize(x, torch::nn::functional::NormalizeFuncOptions().dim(-1));
+}
+
+}  // namespace
+
+ClipModelImpl::ClipModelImpl(const Config& cfg, const NetConfig& imageNet, std::int64_t vocabSize) {
+  image_encoder = register_module("image_encoder", models::makeVisualEncoder(imageNet));
+  channels_ = imageNet.in_channels > 0 ? imageNet.in_channels : (image_encoder->spatialDims() == 2 ? 3 : 1);
+  text_encoder = register_module("text_encoder", models::makeTextEncoder(withVocab(cfg.model.text_encoder, vocabSize)));
+  const std::int64_t d = cfg.model.embed_dim;
+  image_proj = register_module("image_proj", models::ProjectionHead(image_encoder->dim(), d, 0, /*normalize=*/true));
+  text_proj = register_module("text_proj", models::ProjectionHead(text_encoder->opt.hidden_size, d, 0, true));
+  const auto& r = cfg.loss.roco;
+  temperature = register_module(
+      "temperature", models::Temperature(r.temperature_init, r.temperature_min, r.temperature_max, r.learn_temperature));
+}
+
+torch::Tensor ClipModelImpl::encodeImage(const torch::Tensor& images) {
+  torch::Tensor x = images;
+  if (x.size(1) == 1 && channels_ > 1) x = x.expand({x.size(0), channels_, x.size(2), x.size(3)});
+  return image_proj->forward(image_encoder->encode(x).pooled);
+}
+
+torch::Tensor ClipModelImpl::encodeText(const torch::Tensor& ids, const torch::Tensor& mask) {
+  return text_proj->forward(text_encoder->encode(ids, mask).pooled);
+}
+
+BiudModelImpl::BiudModelImpl(const Config& cfg, std::int64_t vocabSize, std::int64_t teacherDim) {
+  ct_encoder = register_module("ct_encoder", models::makeVisualEncoder(cfg.model.ct_encoder));
+  BIUD_CHECK(ct_encoder->spatialDims() == 3, ConfigError,
+             "model.ct_encoder.arch `{}` is a 2D encoder; BIUD needs a 3D one (vit3d, resnet3d18, resnet3d50)",
+             cfg.model.ct_encoder.arch);
+  text_encoder = register_module("text_encoder", models::makeTextEncoder(withVocab(cfg.model.text_encoder, vocabSize)));
+  const std::int64_t d = cfg.model.embed_dim;
+  ct_proj = register_module("ct_proj", models::ProjectionHead(ct_encoder->dim(), d, 0, true));
+  text_proj = register_module("text_proj", models::ProjectionHead(text_encoder->opt.hidden_size, d, 0, true));
+  adapter = register_module("adapter", models::DistillAdapter(d, teacherDim));
+  if (cfg.loss.efm.weight > 0)
+    fusion = register_module("fusion", models::makeFusionEncoder(cfg.model.fusion, text_encoder, ct_encoder->dim()));
+  const auto& r = cfg.loss.roco;
+  temperature = register_module(
+      "temperature", models::Temperature(r.temperature_init, r.temperature_min, r.temperature_max, r.learn_temperature));
+}
+
+BiudModelImpl::Output BiudModelImpl::encodeCt(const torch::Tensor& volume) {
+  auto enc = ct_encoder->encode(volume);
+  Output o;
+  o.ct = ct_proj->forward(enc.pooled);
+  o.adapted = normalize(adapter->forward(o.ct));
+  o.tokens = enc.tokens;
+  return o;
+}
+
+torch::Tensor BiudModelImpl::encodeText(const torch::Tensor& ids, const torch::Tensor& mask) {
+  return text_proj->forward(text_encoder->encode(ids, mask).pooled);
+}
+
+torch::Tensor BiudModelImpl::efmLogits(const torch::Tensor& maskedIds, const torch::Tensor& mask,
+                                       const torch::Tensor& ctTokens) {
+  BIUD_CHECK(!fusion.is_empty(), ValueError, "EFM is off (loss.efm.weight = 0): no fusion encoder");
+  auto hidden = text_encoder->encode(maskedIds, mask).hidden;
+  return fusion->mlmLogits(fusion->forward(hidden, mask, ctTokens, {}));
+}
+
+}  // namespace biud::train
