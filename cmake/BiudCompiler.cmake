@@ -2,7 +2,8 @@
 find_program(BIUD_CCACHE ccache)
 if(BIUD_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
   set(CMAKE_C_COMPILER_LAUNCHER ${BIUD_CCACHE})
-  set(CMAKE_CXX_COMPILER_LAUNCHER ${BIUD_CCACHE})
+  # Precompiled headers are built without ccache (see the script).
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${CMAKE_SOURCE_DIR}/cmake/ccache-launcher.sh)
   set(CMAKE_CUDA_COMPILER_LAUNCHER ${BIUD_CCACHE})
 endif()
 
