@@ -1,4 +1,5 @@
 #include "biud/eval/Csv.h"
+#include "biud/core/Csv.h"
 
 #include <cerrno>
 #include <cmath>
@@ -126,15 +127,7 @@ CsvTable readCsv(const std::string& path) {
   return parseCsv(fs::readFile(path), path);
 }
 
-std::string csvField(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) {
-    if (c == '"') q += '"';
-    q += c;
-  }
-  return q + "\"";
-}
+std::string csvField(const std::string& s) { return csv::quote(s); }
 
 std::string toCsv(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
   std::string out;

@@ -1,4 +1,5 @@
 #include "biud/image/Manifest.h"
+#include "biud/core/Csv.h"
 
 #include <fmt/ranges.h>
 
@@ -341,15 +342,7 @@ Manifest readManifest(const std::string& path, const ManifestOptions& opt) {
 }
 
 namespace {
-std::string csvField(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
+std::string csvField(const std::string& s) { return csv::quote(s); }
 }  // namespace
 
 void writeManifestCsv(const std::string& path, const Manifest& m) {

@@ -1,4 +1,5 @@
 #include "biud/synth/Dataset.h"
+#include "biud/core/Csv.h"
 
 #include <algorithm>
 #include <atomic>
@@ -330,15 +331,7 @@ std::vector<std::string> assignSplits(int n, const std::vector<double>& f, std::
   return split;
 }
 
-std::string csvField(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"') o += '"';
-    o += c;
-  }
-  return o + "\"";
-}
+std::string csvField(const std::string& s) { return csv::quote(s); }
 
 GenerateSummary generateDataset(const SynthConfig& cfg, const GenerateOptions& opt) {
   checkConfig(cfg);
