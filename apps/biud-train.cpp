@@ -1,5 +1,10 @@
 // biud-train: train a task (clip2d, biud, x2ct, report, finetune) from a YAML recipe.
+#include <torch/torch.h>
+
 #include "biud/core/App.h"
+#include "biud/core/Fs.h"
+#include "biud/dist/Communicator.h"
+#include "biud/dist/Rendezvous.h"
 #include "biud/core/Log.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/train/Trainer.h"
@@ -22,7 +27,25 @@ int main(int argc, char** argv) {
     biud::runtime::setThreads(cfg.threads);
     biud::runtime::seedTorch(static_cast<std::uint64_t>(cfg.seed));
     biud::train::TaskContext ctx;
-    ctx.device = biud::runtime::selectDevice(cfg.device);
+    // One code path for 1 and N processes: torchrun/SLURM/biud-launch set the environment,
+    // otherwise this is a single-process communicator.
+    const auto rank = biud::dist::detectRankInfo();
+    ctx.device = biud::runtime::selectDevice(cfg.device, rank.localRank);
+    ctx.comm = biud::dist::initFromEnv(cfg.distributed, ctx.device);
+    ctx.rank = ctx.comm->rank();
+    ctx.world = ctx.comm->worldSize();
+    biud::log::setRank(ctx.rank, ctx.world);
+    if (ctx.world > 1) {
+      biud::runtime::seedTorch(static_cast<std::uint64_t>(cfg.seed));  // same initial weights (rank 0's are broadcast too)
+      if (ctx.rank != 0) cfg.logging.file = false;  // rank 0 writes log.txt
+      if (!app.outGiven() && cfg.name.empty()) {
+        // Every rank must pick the same run folder: rank 0's timestamp.
+        const std::int64_t stamp = std::stoll(biud::fs::timestamp().erase(8, 1));
+        auto t = torch::full({1}, stamp, torch::kInt64);
+        ctx.comm->broadcast(t, 0);
+        cfg.name = cfg.task + "-" + std::to_string(t.item().toLong());
+      }
+    }
     // Fail on an unknown task before creating the run folder.
     const auto names = biud::train::taskNames();
     if (std::find(names.begin(), names.end(), cfg.task) == names.end()) biud::train::makeTask(cfg.task, cfg, ctx);
