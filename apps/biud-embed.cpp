@@ -16,7 +16,10 @@
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
 #include "biud/models/Registry.h"
+#include "biud/image/Preprocess.h"
+#include "biud/image/VolumeIO.h"
 #include "biud/tensor/Npy.h"
+#include "biud/train/Tasks.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/tensor/Safetensors.h"
 
@@ -56,8 +59,8 @@ int main(int argc, char** argv) {
                "--save-tokens) and "
                "<out>/biud-embed.json. With --bench, times forward+backward of one network instead.");
   app.addCommon(app::kConfig | app::kOut | app::kThreads | app::kDevice | app::kSeed);
-  std::string texts, textModel, tensorKey, benchNet = "ct";
-  std::vector<std::string> volumes;
+  std::string texts, textModel, tensorKey, benchNet = "ct", runDir;
+  std::vector<std::string> volumes, xrays;
   int maxLen = 128, batch = 8, benchBatch = 2, benchIters = 5, benchWarmup = 2, benchSeq = 128;
   std::vector<int> benchInput;
   bool bench = false, saveTokens = false;
@@ -74,6 +77,10 @@ int main(int argc, char** argv) {
   cli.add_option("--volumes", volumes, "CT tensors to embed (.npy or .safetensors), [C,D,H,W] or [D,H,W]")
       ->check(CLI::ExistingFile);
   cli.add_option("--tensor-key", tensorKey, "tensor name inside .safetensors volumes (needed when a file has several)");
+  cli.add_option("--run", runDir,
+                 "a trained biud or clip2d run folder: embed with its networks into the shared space (CT volumes as\n"
+                 "NIfTI/DICOM/MHA/NRRD are preprocessed with the run's data.ct; reports with its tokenizer)");
+  cli.add_option("--xrays", xrays, "X-ray images (PNG/JPEG/DICOM) to embed with a clip2d --run");
   cli.add_flag("--save-tokens", saveTokens, "also write the volume token features (volume_tokens_<i>)");
   cli.add_flag("--bench", bench, "time forward+backward of one network on random inputs and print JSON");
   cli.add_option("--bench-net", benchNet, "network to time: ct (model.ct_encoder), xray (model.xray_encoder), text")
@@ -151,12 +158,71 @@ int main(int argc, char** argv) {
       return app::kExitOk;
     }
 
-    BIUD_CHECK(!texts.empty() || !volumes.empty(), ConfigError,
-               "nothing to embed: give --texts FILE and/or --volumes FILE... (or --bench)");
+    BIUD_CHECK(!texts.empty() || !volumes.empty() || !xrays.empty(), ConfigError,
+               "nothing to embed: give --texts FILE, --volumes FILE... or --xrays FILE... (or --bench)");
     const auto out = app.prepareOutDir("embed");
     tensor::TensorMap result;
     nlohmann::json summary;
     torch::NoGradGuard ng;
+    if (!runDir.empty()) {
+      // A trained run: everything in its shared embedding space (L2-normalised).
+      auto run = train::loadRun(runDir, device);
+      summary["run"] = run.checkpoint;
+      if (!texts.empty()) {
+        std::vector<std::string> lines;
+        std::ifstream in(texts);
+        for (std::string l; std::getline(in, l);)
+          if (l.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(l);
+        BIUD_CHECK(!lines.empty(), DataError, "{}: no non-blank lines to embed", texts);
+        std::vector<torch::Tensor> parts;
+        for (std::size_t s = 0; s < lines.size(); s += static_cast<std::size_t>(batch)) {
+          const std::vector<std::string> part(lines.begin() + static_cast<long>(s),
+                                              lines.begin() + static_cast<long>(std::min(lines.size(), s + batch)));
+          auto tb = train::tokenizeBatch(*run.tokenizer, part, run.cfg.text.max_length);
+          parts.push_back((run.clip ? run.clip->encodeText(tb.ids.to(device), tb.mask.to(device))
+                                    : run.biud->encodeText(tb.ids.to(device), tb.mask.to(device))).cpu());
+        }
+        result["text_embedding"] = torch::cat(parts);
+      }
+      if (!volumes.empty()) {
+        BIUD_CHECK(run.biud, ConfigError, "--volumes with --run needs a biud run; `{}` is a {} run", runDir, run.cfg.task);
+        std::vector<torch::Tensor> emb, adapted;
+        Progress bar("embed volumes", volumes.size(), "volumes");
+        for (std::size_t i = 0; i < volumes.size() && !app::stopRequested(); ++i) {
+          torch::Tensor v;
+          const auto ext = stdfs::path(volumes[i]).extension().string();
+          if (ext == ".npy" || ext == ".safetensors") {
+            v = readTensorFile(volumes[i], tensorKey).to(torch::kFloat32);
+            if (v.dim() == 3) v = v.unsqueeze(0);
+          } else {
+            auto pre = image::preprocessCt(image::readVolume(volumes[i]), run.cfg.data.ct);
+            v = torch::from_blob(pre.data.data(), {1, pre.size[2], pre.size[1], pre.size[0]}, torch::kFloat32).clone();
+          }
+          auto o = run.biud->encodeCt(v.unsqueeze(0).to(device));
+          emb.push_back(o.ct.cpu());
+          adapted.push_back(o.adapted.cpu());
+          if (saveTokens) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
+          bar.advance();
+        }
+        bar.finish();
+        result["volume_embedding"] = torch::cat(emb);
+        result["volume_adapted"] = torch::cat(adapted);
+      }
+      if (!xrays.empty()) {
+        BIUD_CHECK(run.clip, ConfigError, "--xrays needs a clip2d run; `{}` is a {} run", runDir, run.cfg.task);
+        std::vector<torch::Tensor> emb;
+        for (const auto& x : xrays) {
+          auto img = image::preprocessXray(image::readImage2D(x), run.cfg.data.xray);
+          auto t = torch::from_blob(img.data.data(), {1, 1, img.size[1], img.size[0]}, torch::kFloat32).clone();
+          emb.push_back(run.clip->encodeImage(t.to(device)).cpu());
+        }
+        result["xray_embedding"] = torch::cat(emb);
+      }
+      summary["inputs"] = {{"texts", texts}, {"volumes", volumes}, {"xrays", xrays}};
+      for (auto& [k, t] : result) summary["outputs"][k] = tensor::shapeStr(t.sizes());
+      texts.clear();
+      volumes.clear();
+    }
     if (!texts.empty()) {
       auto& tc = cfg.model.text_encoder;
       BIUD_CHECK(!tc.weights.empty() && stdfs::is_directory(tc.weights), ConfigError,
