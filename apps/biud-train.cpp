@@ -7,6 +7,7 @@
 #include "biud/dist/Rendezvous.h"
 #include "biud/core/Log.h"
 #include "biud/tensor/Runtime.h"
+#include "biud/train/Tasks.h"
 #include "biud/train/Trainer.h"
 
 int main(int argc, char** argv) {
@@ -23,6 +24,8 @@ int main(int argc, char** argv) {
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();
     if (!resume.empty()) cfg.trainer.resume = resume;
+    // The run folder must stay usable from any working directory (biud-retrieve, biud-zeroshot).
+    biud::train::absolutizePaths(cfg);
     biud::train::registerBuiltinTasks();
     biud::runtime::setThreads(cfg.threads);
     biud::runtime::seedTorch(static_cast<std::uint64_t>(cfg.seed));
