@@ -112,11 +112,9 @@ int main(int argc, char** argv) {
     if (manifestPath.empty()) manifestPath = first.clip ? first.cfg.data.xray_manifest : first.cfg.data.manifest;
     const auto manifest = image::readManifest(manifestPath);
     const auto ps = text::PromptSet::load(prompts);
-    std::vector<std::string> findings;
-    std::vector<std::int64_t> cols;
-    for (size_t j = 0; j < manifest.labelNames.size(); ++j)
-      for (const auto& id : ps.ids())
-        if (id == manifest.labelNames[j]) findings.push_back(id), cols.push_back(static_cast<std::int64_t>(j));
+    const auto pc = train::promptedColumns(manifest.labelNames, ps);
+    const auto& findings = pc.findings;
+    const auto& cols = pc.columns;
     BIUD_CHECK(!findings.empty(), DataError, "no label column of `{}` ({}) has prompts in `{}` ({})", manifestPath,
                fmt::join(manifest.labelNames, ", "), prompts, fmt::join(ps.ids(), ", "));
     const std::string out = app.prepareOutDir("zeroshot");

@@ -169,11 +169,9 @@ class BiudTask final : public Task {
     auto img = torch::cat(emb);
     auto lab = torch::cat(labels);
     const auto& names = manifestLabels_;
-    std::vector<std::string> use;
-    std::vector<std::int64_t> cols;
-    for (size_t j = 0; j < names.size(); ++j)
-      for (const auto& id : prompts_->ids())
-        if (id == names[j]) use.push_back(id), cols.push_back(static_cast<std::int64_t>(j));
+    const auto pc = promptedColumns(names, *prompts_);
+    const auto& use = pc.findings;
+    const auto& cols = pc.columns;
     if (use.empty()) return m;
     auto pe = embedPrompts(*prompts_, use, [&](const std::vector<std::string>& t) {
       auto tb = tokenizeBatch(*tok_, t, cfg_.text.max_length);

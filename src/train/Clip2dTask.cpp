@@ -93,12 +93,9 @@ class Clip2dTask final : public Task {
     torch::NoGradGuard ng;
     model_->eval();
     auto img = embedImages(*val_);
-    std::vector<std::string> names;
-    std::vector<std::int64_t> cols;
-    for (size_t j = 0; j < val_->labelNames.size(); ++j) {
-      for (const auto& id : prompts_->ids())
-        if (id == val_->labelNames[j]) names.push_back(id), cols.push_back(static_cast<std::int64_t>(j));
-    }
+    const auto pc = promptedColumns(val_->labelNames, *prompts_);
+    const auto& names = pc.findings;
+    const auto& cols = pc.columns;
     if (names.empty()) return m;
     auto pe = embedPrompts(*prompts_, names, [&](const std::vector<std::string>& t) { return embedTexts(t); });
     auto probs = zeroShotProbabilities(img, pe, model_->temperature->forward().item<double>());

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "biud/core/Error.h"
@@ -29,6 +30,17 @@ PromptEmbeddings embedPrompts(const text::PromptSet& prompts, const std::vector<
   }
   out.positive = torch::stack(pos);
   out.negative = torch::stack(neg);
+  return out;
+}
+
+PromptedColumns promptedColumns(const std::vector<std::string>& labelNames, const text::PromptSet& prompts) {
+  PromptedColumns out;
+  const auto ids = prompts.ids();
+  for (size_t j = 0; j < labelNames.size(); ++j)
+    if (std::find(ids.begin(), ids.end(), labelNames[j]) != ids.end()) {
+      out.findings.push_back(labelNames[j]);
+      out.columns.push_back(static_cast<std::int64_t>(j));
+    }
   return out;
 }
 

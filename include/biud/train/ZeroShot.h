@@ -26,6 +26,13 @@ struct PromptEmbeddings {
 PromptEmbeddings embedPrompts(const text::PromptSet& prompts, const std::vector<std::string>& findings,
                               const TextEncoderFn& encode);
 
+/// The label columns that have prompts: finding ids and their column indices, in column order.
+struct PromptedColumns {
+  std::vector<std::string> findings;
+  std::vector<std::int64_t> columns;
+};
+PromptedColumns promptedColumns(const std::vector<std::string>& labelNames, const text::PromptSet& prompts);
+
 /// [N, F] probabilities from normalised image embeddings [N, d].
 torch::Tensor zeroShotProbabilities(const torch::Tensor& images, const PromptEmbeddings& p, double tau);
 
