@@ -16,75 +16,82 @@ std::size_t Table::require(const std::string& column) const {
   BIUD_THROW(DataError, "`{}` has no column `{}` (columns: {})", source, column, fmt::join(header, ", "));
 }
 
-Table parse(const std::string& text, const std::string& source) {
-  Table t;
-  t.source = source;
-  std::size_t i = 0, line = 1;
-  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;
+Records parseRecords(const std::string& text, const std::string& source, const ParseOptions& opt) {
+  Records out;
+  std::size_t i = 0, line = 1, rowLine = 1;
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;  // UTF-8 byte-order mark (Excel)
   std::vector<std::string> row;
   std::string field;
-  bool inQuotes = false, fieldQuoted = false, any = false;
-  std::size_t rowLine = 1;
-  auto endRow = [&] {
+  bool inQuotes = false, fieldQuoted = false, rowStarted = false;
+  auto endField = [&] {
     row.push_back(std::move(field));
     field.clear();
-    const bool blank = row.size() == 1 && row[0].empty() && !fieldQuoted;
-    if (!blank) {
-      if (t.header.empty() && t.rows.empty() && !any) {
-        t.header = std::move(row);
-        any = true;
-      } else {
-        BIUD_CHECK(row.size() == t.header.size(), DataError, "`{}` line {}: {} fields, but the header has {} ({})",
-                   source, rowLine, row.size(), t.header.size(), fmt::join(t.header, ","));
-        t.rows.push_back(std::move(row));
-        t.lines.push_back(rowLine);
-      }
-    }
-    row.clear();
     fieldQuoted = false;
   };
-  for (; i < text.size(); ++i) {
+  auto endRow = [&] {
+    const bool blank = row.empty() && field.empty() && !fieldQuoted;
+    endField();
+    if (!blank) {
+      out.rows.push_back(std::move(row));
+      out.lines.push_back(rowLine);
+    }
+    row.clear();
+    rowStarted = false;
+  };
+  const std::size_t n = text.size();
+  for (; i < n; ++i) {
     const char c = text[i];
     if (inQuotes) {
-      if (c == '"') {
-        if (i + 1 < text.size() && text[i + 1] == '"') {
-          field.push_back('"');
-          ++i;
-        } else {
-          inQuotes = false;
-        }
-      } else {
+      if (c != '"') {
         if (c == '\n') ++line;
         field.push_back(c);
+      } else if (i + 1 < n && text[i + 1] == '"') {
+        field.push_back('"');
+        ++i;
+      } else {
+        inQuotes = false;
+        const char next = i + 1 < n ? text[i + 1] : '\n';
+        BIUD_CHECK(!opt.strictQuotes || next == opt.separator || next == '\n' || next == '\r', DataError,
+                   "{}:{}: unexpected character `{}` after a closing quote (quote the whole field and double inner "
+                   "quotes)",
+                   source, line, next);
       }
       continue;
     }
-    switch (c) {
-      case '"':
-        if (field.empty()) {
-          inQuotes = fieldQuoted = true;
-        } else {
-          field.push_back(c);  // a stray quote inside an unquoted field is kept as data
-        }
-        break;
-      case ',':
-        row.push_back(std::move(field));
-        field.clear();
-        fieldQuoted = false;
-        break;
-      case '\r':
-        break;
-      case '\n':
-        endRow();
-        rowLine = ++line;
-        break;
-      default:
-        field.push_back(c);
+    if (!rowStarted) rowLine = line;
+    rowStarted = true;
+    if (c == '"' && field.empty() && !fieldQuoted) {
+      inQuotes = fieldQuoted = true;
+    } else if (c == '"' && opt.strictQuotes) {
+      BIUD_THROW(DataError, "{}:{}: stray quote inside an unquoted field (quote the whole field and double inner quotes)",
+                 source, line);
+    } else if (c == opt.separator) {
+      endField();
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && i + 1 < n && text[i + 1] == '\n') ++i;
+      endRow();
+      ++line;
+    } else {
+      field.push_back(c);  // (a stray quote in an unquoted field is data when not strict)
     }
   }
-  BIUD_CHECK(!inQuotes, DataError, "`{}` line {}: a quoted field is never closed (missing `\"`)", source, rowLine);
-  if (!field.empty() || !row.empty() || fieldQuoted) endRow();
-  BIUD_CHECK(!t.header.empty(), DataError, "`{}` is empty: expected a header line", source);
+  BIUD_CHECK(!inQuotes, DataError, "{}:{}: unterminated quoted field (a `\"` is never closed)", source, rowLine);
+  if (rowStarted) endRow();
+  return out;
+}
+
+Table parse(const std::string& text, const std::string& source, const ParseOptions& opt) {
+  auto rec = parseRecords(text, source, opt);
+  BIUD_CHECK(!rec.rows.empty(), DataError, "`{}` is empty: expected a header line", source);
+  Table t;
+  t.source = source;
+  t.header = std::move(rec.rows[0]);
+  for (std::size_t r = 1; r < rec.rows.size(); ++r) {
+    BIUD_CHECK(rec.rows[r].size() == t.header.size(), DataError, "`{}` line {}: {} fields, but the header has {} ({})",
+               source, rec.lines[r], rec.rows[r].size(), t.header.size(), fmt::join(t.header, ","));
+    t.rows.push_back(std::move(rec.rows[r]));
+    t.lines.push_back(rec.lines[r]);
+  }
   return t;
 }
 

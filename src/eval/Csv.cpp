@@ -30,78 +30,11 @@ int CsvTable::require(const std::string& column) const {
 CsvTable parseCsv(const std::string& text, const std::string& source) {
   CsvTable t;
   t.source = source;
-  std::size_t i = 0;
-  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF && static_cast<unsigned char>(text[1]) == 0xBB &&
-      static_cast<unsigned char>(text[2]) == 0xBF)
-    i = 3;
-  std::vector<std::vector<std::string>> records;
-  std::vector<std::size_t> recordLine;
-  std::vector<std::string> rec;
-  std::string field;
-  std::size_t line = 1, recStart = 1;
-  bool quoted = false, fieldWasQuoted = false, any = false;
-  const std::size_t n = text.size();
-  auto endField = [&] {
-    rec.push_back(field);
-    field.clear();
-    fieldWasQuoted = false;
-  };
-  auto endRecord = [&] {
-    endField();
-    // Skip blank lines (a single empty field).
-    if (!(rec.size() == 1 && rec[0].empty())) {
-      records.push_back(std::move(rec));
-      recordLine.push_back(recStart);
-    }
-    rec.clear();
-    any = false;
-  };
-  while (i < n) {
-    const char c = text[i];
-    if (quoted) {
-      if (c == '"') {
-        if (i + 1 < n && text[i + 1] == '"') {
-          field += '"';
-          i += 2;
-          continue;
-        }
-        quoted = false;
-        ++i;
-        // After a closing quote only a separator or line end may follow.
-        if (i < n && text[i] != ',' && text[i] != '\n' && text[i] != '\r')
-          BIUD_THROW(DataError, "{}:{}: unexpected character `{}` after a closing quote (quote the whole field and double inner quotes)",
-                     source, line, text[i]);
-        continue;
-      }
-      if (c == '\n') ++line;
-      field += c;
-      ++i;
-      continue;
-    }
-    if (!any) recStart = line;
-    any = true;
-    if (c == '"') {
-      if (!field.empty() || fieldWasQuoted)
-        BIUD_THROW(DataError, "{}:{}: stray quote inside an unquoted field (quote the whole field and double inner quotes)", source,
-                   line);
-      quoted = true;
-      fieldWasQuoted = true;
-      ++i;
-    } else if (c == ',') {
-      endField();
-      ++i;
-    } else if (c == '\r' || c == '\n') {
-      if (c == '\r' && i + 1 < n && text[i + 1] == '\n') ++i;
-      ++i;
-      endRecord();
-      ++line;
-    } else {
-      field += c;
-      ++i;
-    }
-  }
-  if (quoted) BIUD_THROW(DataError, "{}:{}: unterminated quoted field (a `\"` is never closed)", source, recStart);
-  if (any) endRecord();
+  csv::ParseOptions opt;
+  opt.strictQuotes = true;  // predictions and labels come from scripts: a stray quote is a bug there
+  auto parsed = csv::parseRecords(text, source, opt);
+  auto& records = parsed.rows;
+  const auto& recordLine = parsed.lines;
   if (records.empty()) BIUD_THROW(DataError, "{}: empty CSV (expected a header row)", source);
   t.header = std::move(records[0]);
   std::set<std::string> seen;

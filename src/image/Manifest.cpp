@@ -1,5 +1,4 @@
 #include "biud/image/Manifest.h"
-#include "biud/core/Csv.h"
 
 #include <fmt/ranges.h>
 
@@ -11,6 +10,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "biud/core/Csv.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
@@ -212,61 +212,10 @@ long Manifest::find(const std::string& id) const {
 
 std::vector<std::vector<std::string>> parseCsv(const std::string& text, const std::string& name,
                                                std::vector<int>* lines) {
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> row;
-  std::string field;
-  bool quoted = false, fieldStarted = false;
-  int line = 1, rowLine = 1;
-  size_t i = 0;
-  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF && static_cast<unsigned char>(text[1]) == 0xBB &&
-      static_cast<unsigned char>(text[2]) == 0xBF)
-    i = 3;  // UTF-8 byte-order mark (Excel)
-  auto endRow = [&] {
-    row.push_back(field);
-    field.clear();
-    fieldStarted = false;
-    const bool blank = row.size() == 1 && row[0].empty();
-    if (!blank) {
-      rows.push_back(std::move(row));
-      if (lines) lines->push_back(rowLine);
-    }
-    row.clear();
-  };
-  for (; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quoted) {
-      if (c == '"') {
-        if (i + 1 < text.size() && text[i + 1] == '"') {
-          field += '"';
-          ++i;
-        } else {
-          quoted = false;
-        }
-      } else {
-        if (c == '\n') ++line;
-        field += c;
-      }
-      continue;
-    }
-    if (c == '"' && !fieldStarted) {
-      quoted = fieldStarted = true;
-    } else if (c == ',') {
-      row.push_back(field);
-      field.clear();
-      fieldStarted = false;
-    } else if (c == '\n' || c == '\r') {
-      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
-      endRow();
-      ++line;
-      rowLine = line;
-    } else {
-      field += c;
-      fieldStarted = true;
-    }
-  }
-  BIUD_CHECK(!quoted, DataError, "CSV `{}`: quoted field starting on line {} is never closed", name, rowLine);
-  if (fieldStarted || !row.empty()) endRow();
-  return rows;
+  auto rec = csv::parseRecords(text, name);
+  if (lines)
+    for (auto l : rec.lines) lines->push_back(static_cast<int>(l));
+  return std::move(rec.rows);
 }
 
 Manifest readManifest(const std::string& path, const ManifestOptions& opt) {

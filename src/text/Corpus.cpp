@@ -8,6 +8,7 @@
 #include <cctype>
 #include <filesystem>
 
+#include "biud/core/Csv.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 
@@ -82,56 +83,9 @@ std::string joinColumns(const std::vector<std::string>& header, const std::vecto
 }  // namespace
 
 std::vector<std::vector<std::string>> parseCsv(const std::string& text, char sep, const std::string& file) {
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> row;
-  std::string field;
-  bool quoted = false, any = false;
-  int line = 1, quoteLine = 0;
-  std::size_t i = 0;
-  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = 3;  // BOM
-  for (; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quoted) {
-      if (c == '"') {
-        if (i + 1 < text.size() && text[i + 1] == '"') {
-          field += '"';
-          ++i;
-        } else {
-          quoted = false;
-        }
-      } else {
-        if (c == '\n') ++line;
-        field += c;
-      }
-      continue;
-    }
-    if (c == '"' && field.empty()) {
-      quoted = true, any = true, quoteLine = line;
-    } else if (c == sep) {
-      row.push_back(std::move(field));
-      field.clear();
-      any = true;
-    } else if (c == '\n' || c == '\r') {
-      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
-      ++line;
-      if (any || !field.empty()) {
-        row.push_back(std::move(field));
-        rows.push_back(std::move(row));
-      }
-      row.clear();
-      field.clear();
-      any = false;
-    } else {
-      field += c;
-      any = true;
-    }
-  }
-  BIUD_CHECK(!quoted, DataError, "`{}`: quoted field opened on line {} is never closed", file, quoteLine);
-  if (any || !field.empty()) {
-    row.push_back(std::move(field));
-    rows.push_back(std::move(row));
-  }
-  return rows;
+  csv::ParseOptions opt;
+  opt.separator = sep;
+  return csv::parseRecords(text, file, opt).rows;
 }
 
 std::vector<std::string> readCorpus(const std::string& path, const CorpusOptions& opt) {

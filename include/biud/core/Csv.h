@@ -23,9 +23,27 @@ struct Table {
   std::size_t require(const std::string& column) const;
 };
 
+/// How to read delimited text.
+struct ParseOptions {
+  char separator = ',';        ///< ',' for CSV, '\t' for TSV
+  /// A `"` inside an unquoted field, or anything but a separator/line end after a closing quote,
+  /// is a DataError (evaluation inputs); otherwise it is kept as data (hand-written manifests).
+  bool strictQuotes = false;
+};
+
+/// Every record of the text (the header row included), blank lines skipped, with the 1-based
+/// line each record starts on. Rows may have different lengths: callers check. DataError
+/// naming `source` and the line on an unterminated quoted field (or a stray quote when strict).
+/// This is the one delimited-text scanner of biud; every table reader calls it.
+struct Records {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::size_t> lines;
+};
+Records parseRecords(const std::string& text, const std::string& source = "<csv>", const ParseOptions& options = {});
+
 /// Parse CSV text. Every row must have as many fields as the header (DataError naming the
 /// source and line otherwise); blank lines are skipped.
-Table parse(const std::string& text, const std::string& source = "<csv>");
+Table parse(const std::string& text, const std::string& source = "<csv>", const ParseOptions& options = {});
 /// Read a CSV file (IoError if it cannot be read).
 Table read(const std::string& path);
 
