@@ -8,20 +8,12 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 bin="$here/build/bin"
-cfg="configs/quickstart.yaml"
 out="runs/ablation"
 seeds="${SEEDS:-0 1 2}"
 steps="${STEPS:-600}"
 [ -f runs/quickstart/retrieval/pairing.csv ] || { echo "run scripts/quickstart.sh first (teacher and retrieval)"; exit 2; }
 mkdir -p "$out"
-off_all="--set loss.pair.weight=0 --set loss.sem.weight=0 --set loss.efm.weight=0"
-declare -A variants=(
-  [clip]="$off_all --set loss.roco.mode=none"
-  [roco]="$off_all"
-  [roco_pair]="--set loss.sem.weight=0 --set loss.efm.weight=0"
-  [roco_pair_sem]="--set loss.efm.weight=0"
-  [full]=""
-)
+# One recipe per variant in configs/ablation/ (each includes the quickstart recipe).
 order="clip roco roco_pair roco_pair_sem full"
 results="$out/results.tsv"
 : > "$results"
@@ -29,9 +21,8 @@ for v in $order; do
   for s in $seeds; do
     run="$out/${v}_seed$s"
     if [ ! -f "$run/zeroshot/zeroshot.json" ]; then
-      # shellcheck disable=SC2086
-      "$bin/biud-train" --config "$cfg" --set task=biud --seed "$s" --set trainer.steps="$steps" ${variants[$v]} --out "$run" --quiet
-      "$bin/biud-zeroshot" --config "$cfg" --run "$run" --out "$run/zeroshot" --set eval.bootstrap=0 --quiet
+      "$bin/biud-train" --config "configs/ablation/$v.yaml" --seed "$s" --set trainer.steps="$steps" --out "$run" --quiet
+      "$bin/biud-zeroshot" --config "configs/ablation/$v.yaml" --run "$run" --out "$run/zeroshot" --set eval.bootstrap=0 --quiet
     fi
     python3 -c "import json,sys; print('$v', $s, json.load(open('$run/zeroshot/zeroshot.json'))['macro']['auroc'])" >> "$results"
     echo "$v seed $s: $(tail -1 "$results" | cut -d' ' -f3)"

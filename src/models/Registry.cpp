@@ -3,6 +3,7 @@
 #include <fmt/ranges.h>
 #include <torch/script.h>
 
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -117,6 +118,30 @@ std::mutex& registryMutex() {
   return m;
 }
 
+/// A biud run folder (checkpoints/latest) or checkpoint folder (state.json + model.safetensors)
+/// means its model.safetensors; anything else is returned as given.
+std::string resolveWeights(const std::string& w) {
+  if (w.empty() || !stdfs::is_directory(w)) return w;
+  const stdfs::path p(w);
+  if (stdfs::exists(p / "checkpoints" / "latest")) {
+    auto name = fs::readFile((p / "checkpoints" / "latest").string());
+    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
+    const auto file = p / "checkpoints" / name / "model.safetensors";
+    BIUD_CHECK(stdfs::exists(file), IoError, "weights `{}`: checkpoints/latest names `{}`, which has no model.safetensors",
+               w, name);
+    return file.string();
+  }
+  if (stdfs::exists(p / "state.json") && stdfs::exists(p / "model.safetensors")) return (p / "model.safetensors").string();
+  return w;
+}
+
+/// `cfg` with `weights` resolved to a file when it names a biud run or checkpoint folder.
+NetConfig resolved(const NetConfig& cfg) {
+  NetConfig c = cfg;
+  c.weights = resolveWeights(cfg.weights);
+  return c;
+}
+
 bool isPrefixOfAll(const torch::nn::Module& m, const std::string& prefix) {
   for (const auto& p : m.named_parameters(true))
     if (p.key().rfind(prefix, 0) != 0) return false;
@@ -142,7 +167,8 @@ void freeze(torch::nn::Module& module) {
   for (auto& p : module.parameters(true)) p.requires_grad_(false);
 }
 
-std::shared_ptr<VisualEncoderImpl> makeVisualEncoder(const NetConfig& cfg) {
+std::shared_ptr<VisualEncoderImpl> makeVisualEncoder(const NetConfig& cfg0) {
+  const NetConfig cfg = resolved(cfg0);
   VisualFactory f;
   {
     std::lock_guard<std::mutex> lock(registryMutex());
@@ -161,6 +187,7 @@ std::shared_ptr<VisualEncoderImpl> makeVisualEncoder(const NetConfig& cfg) {
     tensor::LoadOptions lo;
     lo.ignore = {"fc.", "heads."};  // classifier heads of ImageNet checkpoints
     lo.strict = true;
+    lo.selectPrefix = cfg.weights_prefix;
     tensor::LoadReport rep;
     auto* r3 = dynamic_cast<ResNetImpl*>(enc.get());
     if (r3 && r3->spatialDims() == 3 && !stdfs::is_directory(cfg.weights)) {
@@ -236,7 +263,8 @@ tensor::LoadReport loadWeights(torch::nn::Module& module, const std::string& wei
   return tensor::loadStateDict(module, tensors, opt, file);
 }
 
-BertModel makeTextEncoder(const NetConfig& cfg) {
+BertModel makeTextEncoder(const NetConfig& cfg0) {
+  const NetConfig cfg = resolved(cfg0);
   BertOptions o;
   const bool folder = !cfg.weights.empty() && stdfs::is_directory(cfg.weights);
   if (folder) {
@@ -257,6 +285,7 @@ BertModel makeTextEncoder(const NetConfig& cfg) {
   if (!cfg.weights.empty()) {
     tensor::LoadOptions lo;
     lo.ignore = {"cls.", "pooler."};
+    lo.selectPrefix = cfg.weights_prefix;
     if (!o.add_pooler) lo.ignore.push_back("pooler.");
     lo.allowMissing = true;  // checkpoints without a pooler (sentence-transformers) keep its init
     auto rep = loadWeights(*m, cfg.weights, lo);

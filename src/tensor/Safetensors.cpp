@@ -171,6 +171,10 @@ LoadReport loadStateDict(torch::nn::Module& module, const TensorMap& tensors0, c
   TensorMap tensors;
   for (const auto& [k0, t] : tensors0) {
     std::string k = k0;
+    if (!opt.selectPrefix.empty()) {
+      if (k.rfind(opt.selectPrefix, 0) != 0) continue;
+      k = k.substr(opt.selectPrefix.size());
+    }
     if (!opt.stripPrefix.empty() && k.rfind(opt.stripPrefix, 0) == 0) k = k.substr(opt.stripPrefix.size());
     if (std::any_of(opt.ignore.begin(), opt.ignore.end(), [&](const std::string& p) { return k.rfind(p, 0) == 0; }))
       continue;

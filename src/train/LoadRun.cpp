@@ -47,6 +47,12 @@ LoadedRun loadRun(const std::string& runDir, const c10::Device& device) {
   LoadedRun r;
   r.cfg = config::parse<Config>(config::Document::fromFile(cfgPath.string()));
   r.checkpoint = ckpt.string();
+  // The checkpoint holds every weight: initial weights are not read again (they may have moved),
+  // except an HF folder, whose config.json also defines the architecture.
+  for (NetConfig* n : {&r.cfg.model.ct_encoder, &r.cfg.model.xray_encoder, &r.cfg.model.text_encoder,
+                       &r.cfg.model.fusion, &r.cfg.model.decoder})
+    if (!(stdfs::is_directory(n->weights) && stdfs::exists(stdfs::path(n->weights) / "config.json")))
+      n->weights.clear(), n->weights_prefix.clear();
   r.tokenizer = text::makeTokenizer(r.cfg.text);
   const auto weights = (ckpt / "model.safetensors").string();
   if (r.cfg.task == "clip2d") {

@@ -20,6 +20,7 @@
 #include "biud/dist/DataParallel.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/Optim.h"
+#include "biud/train/Precision.h"
 
 namespace biud::train {
 
@@ -45,13 +46,14 @@ Trainer::Trainer(const Config& cfg, std::string runDir, std::unique_ptr<Task> ta
     dp_ = std::make_unique<dist::DataParallel>(ctx_.comm, trainable, task_->module().buffers(), cfg_.distributed.bucket_mb);
   }
   baseLrs_ = groupLrs(*opt_);
+  precision_ = resolvePrecision(cfg_.trainer.precision, ctx_.device);
   std::int64_t nParams = 0, nTrain = 0;
   for (const auto& p : task_->module().parameters()) {
     nParams += p.numel();
     if (p.requires_grad()) nTrain += p.numel();
   }
-  log::info("train", "task {}: {:.2f}M parameters ({:.2f}M trainable) in {} optimizer group(s) on {}", cfg_.task,
-            nParams / 1e6, nTrain / 1e6, groups.size(), ctx_.device.str());
+  log::info("train", "task {}: {:.2f}M parameters ({:.2f}M trainable) in {} optimizer group(s) on {}, {}", cfg_.task,
+            nParams / 1e6, nTrain / 1e6, groups.size(), ctx_.device.str(), precision_);
   if (ctx_.rank == 0) {
     if (cfg_.logging.jsonl) sinks_.add(std::make_unique<JsonlSink>((stdfs::path(runDir_) / "metrics.jsonl").string()));
     if (cfg_.logging.tensorboard) sinks_.add(std::make_unique<TensorBoardSink>((stdfs::path(runDir_) / "tensorboard").string()));
@@ -129,7 +131,11 @@ bool Trainer::stepOnce() {
   sc.accum = cfg_.trainer.grad_accum;
   sc.step = step_;
   if (dp_) sc.setSync = [this](bool on) { dp_->setSync(on); };
-  StepResult r = task_->trainStep(sc);
+  StepResult r;
+  {
+    AutocastScope amp(precision_, ctx_.device);  // forward and backward of the step; weights stay fp32
+    r = task_->trainStep(sc);
+  }
   if (dp_) dp_->finalize();
 
   std::vector<torch::Tensor> params;
@@ -178,7 +184,11 @@ bool Trainer::stepOnce() {
 }
 
 Metrics Trainer::runValidation() {
-  Metrics m = task_->validate();
+  Metrics m;
+  {
+    AutocastScope amp(precision_, ctx_.device);
+    m = task_->validate();
+  }
   if (m.empty()) return m;
   Metrics prefixed;
   for (auto& [k, v] : m) prefixed["val/" + k] = v;

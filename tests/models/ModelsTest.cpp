@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "biud/core/Error.h"
+#include "biud/core/Fs.h"
 #include "biud/models/Attention.h"
 #include "biud/models/Fusion.h"
 #include "biud/models/Heads.h"
@@ -301,4 +302,42 @@ TEST(ReportDecoder, KvCacheBeamAndGreedy) {
   dec->train();
   dec->forward(ids, mem).logsumexp(-1).sum().backward();
   expectAllGrads(*dec);
+}
+
+// One tower of a biud checkpoint (e.g. the X-ray teacher's text encoder) initialises a network:
+// `weights` may name a run folder (checkpoints/latest) or a checkpoint folder, and
+// `weights_prefix` selects the tower's keys. The other towers in the file are not read.
+TEST(Models, WeightsFromOneTowerOfARunCheckpoint) {
+  TempDir tmp("tower");
+  torch::manual_seed(3);
+  NetConfig tc{"bert"};
+  tc.vocab_size = 50;
+  auto teacherText = makeTextEncoder(tc);
+  auto other = makeVisualEncoder(net("vit3d"));
+  tensor::TensorMap all;
+  for (const auto& [k, v] : tensor::stateDict(*teacherText)) all["text_encoder." + k] = v;
+  for (const auto& [k, v] : tensor::stateDict(*other)) all["image_encoder." + k] = v;
+  const auto ck = tmp / "run" / "checkpoints" / "step_000010";
+  std::filesystem::create_directories(ck);
+  tensor::writeSafetensors((ck / "model.safetensors").string(), all);
+  biud::fs::atomicWrite((ck / "state.json").string(), "{}");
+  biud::fs::atomicWrite((tmp / "run" / "checkpoints" / "latest").string(), "step_000010\n");
+
+  auto ids = torch::randint(0, 50, {2, 7});
+  auto mask = torch::ones({2, 7}, torch::kLong);
+  teacherText->eval();
+  const auto want = teacherText->encode(ids, mask).pooled;
+  for (const auto& where : {(tmp / "run").string(), ck.string()}) {
+    torch::manual_seed(4);
+    NetConfig c = tc;
+    c.weights = where;
+    c.weights_prefix = "text_encoder.";
+    auto student = makeTextEncoder(c);
+    student->eval();
+    EXPECT_TRUE(torch::equal(student->encode(ids, mask).pooled, want)) << where;
+  }
+  // Without the prefix the file's other towers do not fit: a clear error naming the file.
+  NetConfig bad = tc;
+  bad.weights = (tmp / "run").string();
+  EXPECT_THROW(makeTextEncoder(bad), biud::Error);
 }

@@ -8,7 +8,8 @@ namespace biud {
 struct NetConfig {
   std::string arch;
   std::string preset = "tiny";
-  std::string weights;        ///< safetensors file or HF folder to initialise from
+  std::string weights;        ///< safetensors file, HF folder or biud run/checkpoint folder to initialise from
+  std::string weights_prefix; ///< take only this tower of the weights file (e.g. `text_encoder.`)
   int dim = 0, depth = 0, heads = 0;
   std::vector<int> patch;     ///< 3D/2D patch size
   std::string pool;           ///< cls | mean
@@ -25,7 +26,8 @@ struct NetConfig {
   void visit(config::Visitor& v) {
     v.field("arch", arch, "architecture name in the model registry");
     v.field("preset", preset, "size preset", config::oneOf({"tiny", "small", "base", "large"}));
-    v.field("weights", weights, "initial weights: .safetensors file or HF folder (config.json + model.safetensors)");
+    v.field("weights", weights, "initial weights: .safetensors file, HF folder (config.json + model.safetensors), or a biud run/checkpoint folder (its newest checkpoint)");
+    v.field("weights_prefix", weights_prefix, "load only the keys under this prefix, with it removed: one tower of a biud checkpoint, e.g. `text_encoder.` to start from the X-ray teacher's text encoder");
     v.field("dim", dim, "hidden size (0 = preset)", config::atLeast(0));
     v.field("depth", depth, "layers (0 = preset)", config::atLeast(0));
     v.field("heads", heads, "attention heads (0 = preset)", config::atLeast(0));

@@ -42,6 +42,9 @@ struct LoadOptions {
   bool strict = true;               ///< missing or unexpected keys are errors
   std::vector<std::string> ignore;  ///< key prefixes to skip in the file (e.g. "fc.", "pooler.")
   std::string stripPrefix;          ///< remove this prefix from file keys first (e.g. "bert.")
+  /// Keep only the file keys under this prefix, with it removed: one tower of a larger
+  /// checkpoint (e.g. "text_encoder." of a biud run). Empty = every key.
+  std::string selectPrefix;
   bool allowMissing = false;        ///< with strict: only unexpected/mis-shaped keys are errors
 };
 

@@ -47,6 +47,7 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> opt_;
   std::unique_ptr<dist::DataParallel> dp_;  ///< gradient averaging across ranks (world > 1)
   std::vector<double> baseLrs_;
+  std::string precision_;  ///< trainer.precision resolved for the device: bf16 | fp32
   CheckpointManager ckpt_;
   MultiSink sinks_;
   std::int64_t step_ = 0;
