@@ -12,8 +12,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <nlohmann/json.hpp>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "biud/core/Fs.h"
@@ -187,4 +187,33 @@ TEST_F(DistTrain, KilledRankEndsTheJobAndResumeEqualsAnUninterruptedRun) {
   const double d = maxDiff(weights(full, 4), weights(cut, 4), &where);
   EXPECT_EQ(d, 0.0) << "resumed run differs from the uninterrupted one at " << where;
   EXPECT_GT(maxDiff(weights(cut, 2), weights(cut, 4)), 0.0) << "steps 3-4 changed nothing";
+}
+
+TEST_F(DistTrain, InterruptStopsAllRanksAtTheSameStep) {
+  // SIGINT reaches the ranks at slightly different steps; they must agree on one step, all save
+  // it and exit 130 (a rank stopping alone would leave the other blocked in a collective).
+  const std::string run = D() + "/interrupt";
+  const std::string cmd = quote(app("biud-launch")) + " --nproc 2 --grace 5 -- " + quote(app("biud-train")) + common_ +
+                          " --set task=clip2d --set data.loader.batch_size=4 --set trainer.steps=100000" +
+                          " --set trainer.save_every=0 --out " + run;
+  // Start, wait until training logged a step, interrupt the launcher, report its exit code.
+  const std::string script = "( " + cmd + " ) > " + quote(run + ".log") + " 2>&1 & pid=$!; " +
+                             "for i in $(seq 600); do [ -s " + quote(run + "/metrics.jsonl") +
+                             " ] && break; sleep 0.1; done; kill -INT $pid; wait $pid; echo rc=$?";
+  auto r = biud::test::run("timeout 120 bash -c " + quote(script));
+  const std::string log = biud::test::readText(run + ".log");
+  EXPECT_NE(r.out.find("rc=130"), std::string::npos) << r.out << tail(log);
+  std::vector<long> steps;
+  for (const char* rank : {"[rank 0]", "[rank 1]"}) {
+    const auto at = log.find(std::string(rank) + " [train] stop requested at step ");
+    ASSERT_NE(at, std::string::npos) << rank << " did not stop cleanly:\n" << tail(log);
+    steps.push_back(std::stol(log.substr(log.find("at step ", at) + 8)));
+  }
+  EXPECT_EQ(steps[0], steps[1]) << tail(log);
+  EXPECT_GT(steps[0], 0);
+  char name[32];
+  std::snprintf(name, sizeof name, "step_%06ld", steps[0]);
+  EXPECT_TRUE(std::filesystem::exists(run + "/checkpoints/" + name + "/model.safetensors")) << tail(log);
+  EXPECT_EQ(log.find("DistError"), std::string::npos) << tail(log);
+  EXPECT_EQ(log.find("failed on rank"), std::string::npos) << tail(log);
 }
