@@ -62,7 +62,7 @@ class DistTrain : public ::testing::Test {
   /// biud-train with `args`; `nproc` > 1 runs it under biud-launch.
   static biud::test::CommandResult train(int nproc, const std::string& args, const std::string& env = "") {
     std::string cmd = env + " timeout 120 ";
-    if (nproc > 1) cmd += quote(app("biud-launch")) + " --nproc " + std::to_string(nproc) + " --grace 5 -- ";
+    if (nproc > 1) cmd += quote(app("biud-launch")) + " --nproc " + std::to_string(nproc) + " --grace 20 -- ";
     cmd += quote(app("biud-train")) + common_ + " " + args;
     return biud::test::run(cmd);
   }
@@ -193,7 +193,7 @@ TEST_F(DistTrain, InterruptStopsAllRanksAtTheSameStep) {
   // SIGINT reaches the ranks at slightly different steps; they must agree on one step, all save
   // it and exit 130 (a rank stopping alone would leave the other blocked in a collective).
   const std::string run = D() + "/interrupt";
-  const std::string cmd = quote(app("biud-launch")) + " --nproc 2 --grace 5 -- " + quote(app("biud-train")) + common_ +
+  const std::string cmd = quote(app("biud-launch")) + " --nproc 2 --grace 20 -- " + quote(app("biud-train")) + common_ +
                           " --set task=clip2d --set data.loader.batch_size=4 --set trainer.steps=100000" +
                           " --set trainer.save_every=0 --out " + run;
   // Start, wait until training logged a step, interrupt the launcher, report its exit code.
