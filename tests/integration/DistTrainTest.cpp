@@ -36,7 +36,7 @@ class DistTrain : public ::testing::Test {
               " --set data.xray_manifest=" + D + "/data/cxr/manifest.csv --set data.cache_dir=" + D + "/cache" +
               " --set data.pairing=" + D + "/retrieval/pairing.csv --set text.vocab=" + D + "/tok/vocab.txt" +
               " --set model.teacher=" + D + "/teacher --set schedule.name=constant --set schedule.warmup_steps=0" +
-              " --set trainer.val_every=0 --set eval.bootstrap=0 --set logging.every_steps=1" +
+              " --set trainer.val_every=0 --set eval.bootstrap=0 --set eval.prompts= --set logging.every_steps=1" +
               " --set data.loader.workers=1 --set data.loader.batch_size=8 --set distributed.timeout_s=20 --quiet";
     setupOk(app("biud-synth") + " --config " + quote(cfg) + " --set synth.n_ct=24 --set synth.n_external=0" +
             " --set synth.n_cxr=40 --set synth.size=[48,48,24] --set synth.xray_size=64 --out " + D + "/data --quiet");
