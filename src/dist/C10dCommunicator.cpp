@@ -74,7 +74,25 @@ std::chrono::milliseconds heartbeatPeriod(std::chrono::milliseconds timeout) {
 Heartbeat::Heartbeat(c10::intrusive_ptr<c10d::Store> store, int rank, std::chrono::milliseconds period,
                      const std::atomic<uint64_t>& seq)
     : store_(std::move(store)), rank_(rank), period_(period), seq_(seq) {
+  // The first beat is published here, synchronously, and read back on the same connection (the
+  // store answers one connection's requests in order, and `set` has no reply): it is in the
+  // store before this rank takes part in any collective. Published by the thread instead, a
+  // rank that dies right after its first collective could die before its thread ever ran (or
+  // its first beat could reach the store after a peer's first probe): the peer's diagnosis then
+  // said "never published a heartbeat" or "alive but has not reached this collective" instead
+  // of "dead" (the flaky DistGloo.KilledRankEndsTheJobNamingIt under load).
+  try {
+    beat();
+    (void)store_->get(hbKey(rank_));
+  } catch (const std::exception& e) {
+    BIUD_THROW(DistError, "rank {} could not publish its heartbeat to the rendezvous store: {}", rank_,
+               std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
+  }
   thread_ = std::thread([this] { loop(); });
+}
+
+void Heartbeat::beat() {
+  store_->set(hbKey(rank_), toBytes(std::to_string(++beat_) + " " + std::to_string(seq_.load())));
 }
 
 Heartbeat::~Heartbeat() {
@@ -87,13 +105,14 @@ Heartbeat::~Heartbeat() {
 }
 
 void Heartbeat::loop() {
-  long long beat = 0;
   int failures = 0;
   std::unique_lock<std::mutex> lk(mu_);
+  // The constructor published beat 1: wait one period first.
+  cv_.wait_for(lk, period_, [this] { return stop_; });
   while (!stop_) {
     lk.unlock();
     try {
-      store_->set(hbKey(rank_), toBytes(std::to_string(++beat) + " " + std::to_string(seq_.load())));
+      beat();
       failures = 0;
     } catch (const std::exception&) {
       // A hiccup is retried; three failures in a row mean the store host (rank 0) is gone: a
@@ -135,11 +154,23 @@ std::string C10dCommunicator::diagnose(uint64_t seq, const char* what, const std
     std::vector<Beat> first(info_.worldSize), second(info_.worldSize);
     for (int r = 0; r < info_.worldSize; ++r)
       if (r != info_.rank) first[r] = readBeat(*probe, r);
-    // A live rank beats once per period: wait two periods and look again.
-    std::this_thread::sleep_for(2 * heartbeatPeriod(timeout_) + std::chrono::milliseconds(100));
+    // A live rank beats once per period. Look again every quarter period until every peer's beat
+    // moved (alive) or three periods passed (no move: dead). Three, not one: on a loaded machine
+    // a live rank's heartbeat thread can be late by a period, and calling it dead would be wrong.
+    const auto period = heartbeatPeriod(timeout_);
+    const auto until = Clock::now() + 3 * period + std::chrono::milliseconds(200);
+    for (;;) {
+      bool allMoved = true;
+      for (int r = 0; r < info_.worldSize; ++r) {
+        if (r == info_.rank) continue;
+        second[r] = readBeat(*probe, r);
+        allMoved = allMoved && second[r].present && (!first[r].present || second[r].beat != first[r].beat);
+      }
+      if (allMoved || Clock::now() >= until) break;
+      std::this_thread::sleep_for(period / 4);
+    }
     for (int r = 0; r < info_.worldSize; ++r) {
       if (r == info_.rank) continue;
-      second[r] = readBeat(*probe, r);
       if (!second[r].present) {
         culprits.push_back(fmt::format("rank {} never published a heartbeat (it died at start-up?)", r));
       } else if (first[r].present && second[r].beat == first[r].beat) {
@@ -151,8 +182,12 @@ std::string C10dCommunicator::diagnose(uint64_t seq, const char* what, const std
       }
     }
   } catch (const std::exception& e) {
-    culprits.push_back(fmt::format("rank 0 is dead (the rendezvous store it hosts at {}:{} no longer answers)",
-                                   info_.masterAddr, info_.masterPort));
+    if (info_.rank != 0)
+      culprits.push_back(fmt::format("rank 0 is dead (the rendezvous store it hosts at {}:{} no longer answers)",
+                                     info_.masterAddr, info_.masterPort));
+    else  // this process hosts the store: it is alive, only the probe failed
+      culprits.push_back(fmt::format("the peers' heartbeats could not be read from this rank's store ({})",
+                                     std::string(e.what()).substr(0, std::string(e.what()).find('\n'))));
   }
   std::string who = culprits.empty() ? std::string("no peer looks dead or behind") : fmt::format("{}", fmt::join(culprits, "; "));
   std::string msg = fmt::format("{}: {}. Backend said: {}", head, who, cause);

@@ -25,8 +25,10 @@ class Heartbeat {
 
  private:
   void loop();
+  void beat();  ///< publish "<beat> <collective counter>"
   c10::intrusive_ptr<c10d::Store> store_;
   int rank_;
+  long long beat_ = 0;
   std::chrono::milliseconds period_;
   const std::atomic<uint64_t>& seq_;
   std::mutex mu_;

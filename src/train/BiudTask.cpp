@@ -33,7 +33,8 @@ struct Micro {
 
 class BiudTask final : public Task {
  public:
-  BiudTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(ctx), loss_(cfg.loss) {
+  BiudTask(const Config& cfg, const TaskContext& ctx)
+      : cfg_(cfg), ctx_(ctx), loss_(cfg.loss), lossNoEfm_(withoutEfm(cfg.loss)) {
     BIUD_CHECK(!cfg.data.manifest.empty(), ConfigError, "task biud needs data.manifest (the CT/report manifest)");
     BIUD_CHECK(!cfg.data.pairing.empty(), ConfigError,
                "task biud needs data.pairing: the pairing.csv written by biud-retrieve (run it after the clip2d teacher)");
@@ -81,11 +82,7 @@ class BiudTask final : public Task {
       mb.hStar = teacher_.h_star.index_select(0, rows).to(ctx_.device);
       mb.reportEmb = teacher_.report_embedding.index_select(0, rows).to(ctx_.device);
       mb.findings = findingMatrix(mb.text.labels).to(ctx_.device);
-      if (loss_.usesEfm()) {
-        const auto seed = deriveSeed(deriveSeed(static_cast<std::uint64_t>(cfg_.seed), "efm"),
-                                     static_cast<std::uint64_t>(sc.step * 1000003 + m * 131 + ctx_.rank));
-        mb.efm = losses::efmMask(mb.text.ids, mb.text.mask, mb.text.entity, mb.text.special, efmOpt_, seed);
-      }
+      if (loss_.usesEfm()) mb.efm = maskReports(mb);
     }
     auto forward = [&](int m) {
       const Micro& mb = micro[static_cast<size_t>(m)];
@@ -135,7 +132,24 @@ class BiudTask final : public Task {
         }());
         in.efm.entity_mask = cat([&](const Micro& mb) { return mb.text.entity.to(ctx_.device); });
       }
-      last = loss_(in);
+      if (ctx_.world > 1 && loss_.usesEfm()) {
+        // EFM is a mean over the masked tokens of the whole global batch (as in one process),
+        // not the mean of per-rank means: ranks mask different numbers of tokens.
+        losses::BiudLossInputs core = in;
+        core.efm = {};
+        last = lossNoEfm_(core);
+        auto efm = losses::efmLoss(in.efm.logits, in.efm.labels, in.efm.entity_mask);
+        const double mine = efm.metrics.at("n_masked").item<double>();
+        auto n = torch::full({1}, mine, torch::kFloat64);
+        ctx_.comm->allreduce(n);
+        // efmLoss divided this rank's summed CE by max(mine, 1); rescale it to (world x sum) /
+        // global count, so that DataParallel's average over ranks is sum / global count.
+        const double scale = ctx_.world * std::max(mine, 1.0) / std::max(n.item<double>(), 1.0);
+        efm.total = efm.total * scale;
+        last.add("efm", efm, cfg_.loss.efm.weight);
+      } else {
+        last = loss_(in);
+      }
       return std::make_pair(last.total, Metrics{});
     };
     auto r = accumulateWithFeatureCache(sc.accum, forward, loss, sc.setSync);
@@ -194,6 +208,29 @@ class BiudTask final : public Task {
   }
 
  private:
+  static LossConfig withoutEfm(LossConfig c) {
+    c.efm.weight = 0;
+    return c;
+  }
+  /// EFM masking, one report at a time with a seed from (seed, epoch, dataset index): the mask
+  /// of a report does not depend on which rank or micro-batch it lands in, so N ranks mask the
+  /// global batch exactly like one process does, and a resumed run masks like an uninterrupted one.
+  losses::EfmMasked maskReports(const Micro& mb) const {
+    const auto base = deriveSeed(deriveSeed(static_cast<std::uint64_t>(cfg_.seed), "efm"),
+                                 static_cast<std::uint64_t>(loader_->epoch()));
+    std::vector<torch::Tensor> ids, labels, selected;
+    auto row = [](const torch::Tensor& t, std::int64_t i) { return t.defined() ? t.narrow(0, i, 1) : t; };
+    for (std::int64_t i = 0; i < mb.ct.size(); ++i) {
+      const auto seed = deriveSeed(base, static_cast<std::uint64_t>(mb.ct.indices[static_cast<size_t>(i)]));
+      auto r = losses::efmMask(row(mb.text.ids, i), row(mb.text.mask, i), row(mb.text.entity, i),
+                               row(mb.text.special, i), efmOpt_, seed);
+      ids.push_back(r.input_ids);
+      labels.push_back(r.labels);
+      selected.push_back(r.selected);
+    }
+    return {torch::cat(ids), torch::cat(labels), torch::cat(selected)};
+  }
+
   data::CtBatch nextBatch() {
     data::CtBatch b;
     if (!loader_->next(b)) {
@@ -206,6 +243,7 @@ class BiudTask final : public Task {
   Config cfg_;
   TaskContext ctx_;
   losses::BiudLoss loss_;
+  losses::BiudLoss lossNoEfm_;  ///< roco + pair + sem (multi-rank: EFM is normalised globally)
   losses::EfmMaskOptions efmOpt_;
   std::unique_ptr<text::Tokenizer> tok_;
   std::unique_ptr<text::EntityExtractor> extractor_;

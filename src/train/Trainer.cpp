@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <unistd.h>
 
@@ -16,13 +18,59 @@
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
+#include "biud/dist/Checkpoint.h"
 #include "biud/dist/Communicator.h"
 #include "biud/dist/DataParallel.h"
+#include "biud/tensor/Runtime.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/Optim.h"
 #include "biud/train/Precision.h"
 
 namespace biud::train {
+
+namespace {
+
+/// Whether to stop now (SIGINT/SIGTERM). With several ranks the decision is collective: a
+/// signal reaches the ranks at slightly different steps, and a rank that stops alone would
+/// leave the others blocked in their next collective. One 1-element allreduce per step.
+bool stopAgreed(dist::Communicator* comm) {
+  const bool mine = app::stopRequested();
+  if (!comm || !comm->distributed()) return mine;
+  auto t = torch::full({1}, mine ? 1.0 : 0.0, torch::kFloat64);
+  comm->allreduce(t);
+  return t.item<double>() > 0;
+}
+
+/// Fault injection for the tests of failure handling: `BIUD_FAULT_KILL_RANK_AT_STEP=R:S` makes
+/// rank R kill itself (SIGKILL, like the OOM killer or a lost node) right after optimizer step
+/// S. Read once; malformed values are ignored with a warning.
+struct FaultKill {
+  int rank = -1;
+  std::int64_t step = -1;
+};
+FaultKill faultKill() {
+  FaultKill f;
+  const char* v = std::getenv("BIUD_FAULT_KILL_RANK_AT_STEP");
+  if (!v || !*v) return f;
+  const std::string s = v;
+  const auto colon = s.find(':');
+  try {
+    if (colon == std::string::npos) throw std::invalid_argument("no colon");
+    f.rank = std::stoi(s.substr(0, colon));
+    f.step = std::stoll(s.substr(colon + 1));
+  } catch (const std::exception&) {
+    log::warn("train", "ignoring BIUD_FAULT_KILL_RANK_AT_STEP=`{}`: expected RANK:STEP, e.g. 1:3", s);
+    f = {};
+  }
+  return f;
+}
+
+/// Key of rank r's CPU generator in rng.pt: rank 0 keeps the single-process name.
+std::string generatorKey(int rank) {
+  return rank == 0 ? std::string("cpu_generator") : "cpu_generator_rank" + std::to_string(rank);
+}
+
+}  // namespace
 
 double residentMemoryMb() {
   std::ifstream in("/proc/self/statm");
@@ -44,6 +92,12 @@ Trainer::Trainer(const Config& cfg, std::string runDir, std::unique_ptr<Task> ta
     for (auto& p : task_->module().parameters())
       if (p.requires_grad()) trainable.push_back(p);
     dp_ = std::make_unique<dist::DataParallel>(ctx_.comm, trainable, task_->module().buffers(), cfg_.distributed.bucket_mb);
+    // Every rank built its model from the same seed (and rank 0's weights were just broadcast).
+    // From here on, torch's generators drive per-rank randomness (dropout, token dropout): ranks
+    // other than 0 get their own streams, or they would draw the same masks as rank 0. Rank 0
+    // keeps the single-process stream. Data order, augmentation and EFM masks do not use these
+    // generators (they are keyed by seed, epoch and item).
+    if (ctx_.rank > 0) runtime::seedTorch(static_cast<std::uint64_t>(cfg_.seed), ctx_.rank);
   }
   baseLrs_ = groupLrs(*opt_);
   precision_ = resolvePrecision(cfg_.trainer.precision, ctx_.device);
@@ -63,8 +117,16 @@ Trainer::Trainer(const Config& cfg, std::string runDir, std::unique_ptr<Task> ta
 Trainer::~Trainer() { sinks_.close(); }
 
 stdfs::path Trainer::saveCheckpoint() {
-  if (ctx_.rank != 0) return {};
-  const auto dir = ckpt_.save(step_, [&](const stdfs::path& d) {
+  // Every rank's CPU generator goes into the checkpoint (rank 0 writes it): per-rank random
+  // streams (dropout, token dropout) continue exactly on resume. The data position is the same
+  // on all ranks (the sampler cuts each global batch into rank slices), so one copy suffices.
+  const torch::Tensor myGen = at::detail::getDefaultCPUGenerator().get_state();
+  torch::Tensor allGens = myGen.unsqueeze(0);
+  const bool multi = ctx_.comm && ctx_.comm->distributed();
+  if (multi) allGens = ctx_.comm->allGather(myGen.unsqueeze(0));  // [world, state bytes]
+  stdfs::path dir;
+  auto write = [&] {
+    dir = ckpt_.save(step_, [&](const stdfs::path& d) {
     // Weights as safetensors with the modules' names (HF/torchvision-compatible where a
     // public model exists), readable from Python; optimizer and RNG as LibTorch archives.
     tensor::saveModule(task_->module(), (d / "model.safetensors").string());
@@ -75,7 +137,7 @@ stdfs::path Trainer::saveCheckpoint() {
     }
     {
       torch::serialize::OutputArchive a;
-      a.write("cpu_generator", at::detail::getDefaultCPUGenerator().get_state());
+      for (int r = 0; r < allGens.size(0); ++r) a.write(generatorKey(r), allGens[r].clone());
       a.save_to((d / "rng.pt").string());
     }
     nlohmann::json s;
@@ -87,7 +149,15 @@ stdfs::path Trainer::saveCheckpoint() {
     s["task_state"] = task_->state();
     s["config"] = config::toYaml(cfg_);
     fs::atomicWrite(d / "state.json", s.dump(2));
-  });
+    });
+  };
+  if (multi) {
+    // Rank 0 writes; if that fails, every rank stops with its message (no rank trains on).
+    dist::writeOnMain(*ctx_.comm, write);
+    if (ctx_.rank != 0) return {};
+  } else {
+    write();
+  }
   log::info("train", "saved checkpoint {}", dir.string());
   return dir;
 }
@@ -112,7 +182,8 @@ void Trainer::loadCheckpoint(const stdfs::path& dir) {
     torch::serialize::InputArchive a;
     a.load_from((dir / "rng.pt").string());
     torch::Tensor g;
-    a.read("cpu_generator", g);
+    // This rank's stream; checkpoints from before per-rank streams hold rank 0's only.
+    if (!a.try_read(generatorKey(ctx_.rank), g)) a.read("cpu_generator", g);
     auto gen = at::detail::getDefaultCPUGenerator();
     gen.set_state(g);
   }
@@ -204,14 +275,19 @@ int Trainer::train() {
   const std::int64_t total = cfg_.trainer.steps;
   Progress bar("train", static_cast<std::uint64_t>(total), "step");
   bar.set(static_cast<std::uint64_t>(step_));
+  const FaultKill kill = faultKill();
   while (step_ < total) {
-    if (app::stopRequested()) {
+    if (stopAgreed(ctx_.comm.get())) {
       log::warn("train", "stop requested at step {}: saving a checkpoint and exiting", step_);
       saveCheckpoint();
       sinks_.flush();
       return app::kExitInterrupted;
     }
     if (!stepOnce()) continue;
+    if (kill.rank == ctx_.rank && kill.step == step_) {
+      log::warn("train", "BIUD_FAULT_KILL_RANK_AT_STEP: rank {} kills itself after step {}", ctx_.rank, step_);
+      std::raise(SIGKILL);
+    }
     bar.set(static_cast<std::uint64_t>(step_), fmt::format("loss {:.4f}", last_["loss"]));
     if (step_ % cfg_.logging.every_steps == 0 || step_ == total) {
       sinks_.log(step_, last_);

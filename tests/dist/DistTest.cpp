@@ -311,7 +311,13 @@ void workerTrain(const std::shared_ptr<dist::Communicator>& c, const fs::path& d
 void workerFailure(dist::Communicator& c, bool die, const fs::path& dir, int victim = 1) {
   torch::Tensor t = torch::ones({4});
   c.allreduce(t);
+  if (c.rank() != victim) biud::test::writeText(dir / ("done1.rank" + std::to_string(c.rank())), "");
   if (c.rank() == victim) {
+    // Die only once the others have finished collective #1 (otherwise which collective fails
+    // on them would depend on timing).
+    for (int r = 0; r < c.worldSize(); ++r)
+      while (r != victim && !fs::exists(dir / ("done1.rank" + std::to_string(r))))
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
     if (die) ::raise(SIGKILL);
     std::this_thread::sleep_for(std::chrono::seconds(60));
     return;
