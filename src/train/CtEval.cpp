@@ -61,8 +61,9 @@ std::unique_ptr<Trainer> makeDownstreamTrainer(Config& cfg, const std::string& r
   if (cfg.optimizer.layer_decay < 1.0) {
     const auto before = cfg.optimizer.module_lr.size();
     cfg.optimizer.module_lr = layerDecayLrs(task->module(), "ct_encoder", cfg.optimizer);
-    log::info("train", "layer-wise lr decay {}: {} encoder parameters get per-layer learning rates", cfg.optimizer.layer_decay,
-              cfg.optimizer.module_lr.size() - before);
+    if (cfg.optimizer.module_lr.size() > before)
+      log::info("train", "layer-wise lr decay {}: {} encoder parameters get per-layer learning rates",
+                cfg.optimizer.layer_decay, cfg.optimizer.module_lr.size() - before);
   }
   return std::make_unique<Trainer>(cfg, runDir, std::move(task), ctx);
 }

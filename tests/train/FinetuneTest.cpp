@@ -6,6 +6,7 @@
 #include <cmath>
 #include <set>
 
+#include "biud/core/Error.h"
 #include "biud/models/Registry.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/FinetuneTask.h"
@@ -52,7 +53,7 @@ TEST(FinetuneLoss, MaskedBceByHandAndAllUnknown) {
 TEST(FinetuneLoss, PositiveWeightsByHand) {
   // label 0: 2 positives, 2 negatives -> 1; label 1: 1 positive, 2 negatives (NaN skipped) -> 2;
   // label 2: no positive -> 1; label 3: 1 positive, 3 negatives, clamped at 2.5.
-  auto y = torch::tensor({{1.0, 0.0, 0.0, 1.0}, {0.0, 0.0, 0.0, 0.0}, {0.0, NAN, 0.0, 0.0}, {1.0, 1.0, 0.0, 0.0}});
+  auto y = torch::tensor({{1.0, 0.0, 0.0, 1.0}, {0.0, 0.0, 0.0, 0.0}, {0.0, kNaN, 0.0, 0.0}, {1.0, 1.0, 0.0, 0.0}});
   auto w = train::positiveWeights(y, 2.5);
   ASSERT_EQ(w.numel(), 4);
   EXPECT_FLOAT_EQ(w[0].item<float>(), 1.0f);

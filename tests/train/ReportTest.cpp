@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "biud/core/Error.h"
 #include "biud/eval/Nlg.h"
 #include "biud/text/Entities.h"
 #include "biud/train/ReportTask.h"
