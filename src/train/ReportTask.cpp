@@ -47,6 +47,20 @@ ReportScores scoreReports(const std::vector<std::string>& generated, const std::
   const auto ce = eval::clinicalEfficacy(s.generatedFindings, s.referenceFindings, findings);
   s.json["nlg"] = nlg.toJson();
   s.json["clinical"] = ce.toJson();
+  // Chance level: the same generated reports against other cases' references (cyclic shifts
+  // 1..K of the reference list). A decoder that ignores the CT scores the same either way.
+  const size_t n = generated.size(), shifts = std::min<size_t>(n > 0 ? n - 1 : 0, kChanceShifts);
+  if (shifts > 0) {
+    double sum = 0;
+    for (size_t k = 1; k <= shifts; ++k) {
+      std::vector<std::set<std::string>> shifted(n);
+      for (size_t i = 0; i < n; ++i) shifted[i] = s.referenceFindings[(i + k) % n];
+      sum += eval::clinicalEfficacy(s.generatedFindings, shifted, findings).microF1;
+    }
+    s.json["clinical"]["chance_micro_f1"] = sum / static_cast<double>(shifts);
+  } else {
+    s.json["clinical"]["chance_micro_f1"] = nullptr;
+  }
   s.json["n"] = generated.size();
   return s;
 }
