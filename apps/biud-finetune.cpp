@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
                "Config section finetune: (see --help-config); recipe: configs/finetune.yaml.");
   app.addCommon(app::kAll);
   std::string run, resume, split, mode;
-  double fraction = 0;
+  double fraction = -1;
   std::vector<std::string> labels;
   app.cli().add_option("--run", run, "pretrained BIUD run folder (or checkpoint folder) whose CT encoder is fine-tuned "
                                      "(default: finetune.run)");
@@ -53,8 +53,11 @@ int main(int argc, char** argv) {
     cfg.task = "finetune";
     if (!run.empty()) cfg.finetune.run = run;
     if (!mode.empty()) cfg.finetune.mode = mode;
-    if (fraction > 0) cfg.finetune.label_fraction = fraction;
-    BIUD_CHECK(cfg.finetune.label_fraction > 0, ConfigError, "--label-fraction must be > 0");
+    if (fraction >= 0) {
+      BIUD_CHECK(fraction > 0, ConfigError, "--label-fraction must be in (0, 1], got {}: at least one labelled case is needed",
+                 fraction);
+      cfg.finetune.label_fraction = fraction;
+    }
     if (!labels.empty()) cfg.finetune.labels = labels;
     if (!app.manifest().empty()) cfg.data.manifest = app.manifest();
     if (!resume.empty()) cfg.trainer.resume = resume;

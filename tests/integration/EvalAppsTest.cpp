@@ -19,6 +19,7 @@
 
 #include "biud/core/Csv.h"
 #include "biud/core/Fs.h"
+#include "biud/tensor/Safetensors.h"
 #include "common/TestUtil.h"
 
 namespace {
@@ -204,6 +205,32 @@ TEST_F(EvalApps, ReportGenerationScoresAgreeWithReferencesAndLearn) {
   const auto j1 = readJson(D() + "/rep1/report.json");
   EXPECT_GT(j["nlg"]["bleu4"].get<double>(), j1["nlg"]["bleu4"].get<double>() + 0.05);
   EXPECT_GT(j["nlg"]["rouge_l"].get<double>(), j1["nlg"]["rouge_l"].get<double>() + 0.1);
+}
+
+TEST_F(EvalApps, FullFinetuningWithLayerDecayResumesExactly) {
+  // 10 steps straight vs 5 steps + --resume latest to 10: the same weights bit for bit (model,
+  // optimizer with the per-layer rates, loader position, best-validation tracking restored).
+  const std::string f = common_ + " --run " + D() + "/biud --mode full --set optimizer.layer_decay=0.5 --set trainer.val_every=5" +
+                        " --set eval.bootstrap=0 --split val --set threads=1";
+  runOk(app("biud-finetune") + f + " --set trainer.steps=10 --out " + D() + "/res_a");
+  runOk(app("biud-finetune") + f + " --set trainer.steps=5 --out " + D() + "/res_b");
+  runOk(app("biud-finetune") + f + " --set trainer.steps=10 --resume latest --out " + D() + "/res_b");
+  const auto a = biud::tensor::readSafetensors(D() + "/res_a/checkpoints/step_000010/model.safetensors");
+  const auto b = biud::tensor::readSafetensors(D() + "/res_b/checkpoints/step_000010/model.safetensors");
+  const auto init = biud::tensor::readSafetensors(D() + "/res_b/checkpoints/step_000005/model.safetensors");
+  ASSERT_EQ(a.size(), b.size());
+  bool encoderMoved = false;
+  for (const auto& [k, t] : a) {
+    EXPECT_TRUE(torch::equal(t, b.at(k))) << "resume differs: " << k;
+    if (k.rfind("ct_encoder.", 0) == 0) encoderMoved = encoderMoved || !torch::equal(t, init.at(k));
+  }
+  EXPECT_TRUE(encoderMoved) << "--mode full left the encoder unchanged";
+  EXPECT_EQ(readJson(D() + "/res_a/finetune.json")["per_label"], readJson(D() + "/res_b/finetune.json")["per_label"]);
+  // The per-layer rates are in the checkpoint's config: stem 0.5^3, block 0 0.5^2 of lr.
+  const auto state = readJson(D() + "/res_a/checkpoints/step_000010/state.json");
+  const auto cfg = state["config"].get<std::string>();
+  EXPECT_NE(cfg.find("ct_encoder.patch_embed.proj.weight: 0.000125"), std::string::npos);
+  EXPECT_NE(cfg.find("ct_encoder.blocks.0.norm1.weight: 0.00025"), std::string::npos);
 }
 
 TEST_F(EvalApps, BadInputFailsWithClearErrors) {
