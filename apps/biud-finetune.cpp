@@ -85,6 +85,11 @@ int main(int argc, char** argv) {
     co.bootstrap = cfg.eval.bootstrap;
     co.ci = cfg.eval.ci;
     co.seed = static_cast<std::uint64_t>(cfg.seed);
+    if (cfg.eval.threshold == "val" && !task.hasValidation()) {
+      log::warn("finetune", "eval.threshold is `val` but `{}` has no `{}` split: Youden's point of split `{}` is used",
+                cfg.data.manifest, cfg.data.val_split, split);
+      cfg.eval.threshold = "youden";
+    }
     if (cfg.eval.threshold == "0.5") {
       co.thresholdMode = "fixed";
     } else if (cfg.eval.threshold == "val") {

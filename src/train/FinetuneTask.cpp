@@ -382,6 +382,7 @@ class FinetuneTaskImpl final : public FinetuneTask {
   const std::vector<std::string>& trainIds() const override { return trainIds_; }
   torch::Tensor posWeight() const override { return posWeight_; }
   const std::string& pretrainedCheckpoint() const override { return pretrained_; }
+  bool hasValidation() const override { return val_ != nullptr; }
 
   SplitPredictions predict(const std::string& split) override {
     return predictOn(splitDataset(manifest_, split, data_, data_.cache_dir), "predict " + split);

@@ -74,6 +74,8 @@ class FinetuneTask : public Task {
   virtual torch::Tensor posWeight() const = 0;
   /// Pretrained checkpoint the encoder came from.
   virtual const std::string& pretrainedCheckpoint() const = 0;
+  /// Whether data.manifest has a validation split (early stopping, `eval.threshold: val`).
+  virtual bool hasValidation() const = 0;
 };
 
 }  // namespace biud::train
