@@ -18,6 +18,7 @@
 #include "biud/image/Manifest.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/text/Prompts.h"
+#include "biud/train/CtEval.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/TextBatch.h"
 #include "biud/train/XraySet.h"
@@ -53,25 +54,13 @@ Scored scoreRun(train::LoadedRun& run, const image::Manifest& manifest, const st
     s.ids = set.ids;
     s.labels = set.labels;
   } else {
-    auto m = std::make_shared<image::Manifest>(manifest);
-    auto idx = m->indicesOf(split);
-    BIUD_CHECK(!idx.empty(), DataError, "`{}` has no `{}` split", manifest.path, split);
-    auto ds = std::make_shared<data::CtDataset>(m, idx, run.cfg.data, "");
-    LoaderConfig lc = run.cfg.data.loader;
-    lc.shuffle = false;
-    lc.drop_last = false;
-    lc.sampler = "sequential";
-    data::CtLoaderOptions lo;
-    lo.augment = false;
-    data::CtLoader loader(ds, lc, lo);
-    loader.setEpoch(0);
+    auto ds = train::splitDataset(std::make_shared<image::Manifest>(manifest), split, run.cfg.data, "");
     std::vector<torch::Tensor> parts, labels;
-    data::CtBatch b;
-    while (loader.next(b)) {
+    train::forEachEvalBatch(ds, run.cfg.data.loader, [&](data::CtBatch& b) {
       parts.push_back(run.biud->encodeCt(b.volume.to(dev)).ct.cpu());
       labels.push_back(b.labels);
       s.ids.insert(s.ids.end(), b.ids.begin(), b.ids.end());
-    }
+    }, "encode " + split);
     img = torch::cat(parts);
     s.labels = torch::cat(labels);
   }
@@ -126,32 +115,15 @@ int main(int argc, char** argv) {
       auto s = scoreRun(run, manifest, split, ps, findings, dev);
       if (ids.empty()) {
         ids = s.ids;
-        auto lab = s.labels.index_select(1, torch::tensor(cols)).to(torch::kFloat64);
-        for (std::int64_t i = 0; i < lab.size(0); ++i) {
-          std::vector<double> row;
-          for (std::int64_t f = 0; f < lab.size(1); ++f) row.push_back(lab[i][f].item<double>());
-          labels.push_back(row);
-        }
+        labels = train::toRows(s.labels.index_select(1, torch::tensor(cols)));
       }
       BIUD_CHECK(s.ids == ids, DataError, "runs see different cases of split `{}`", split);
       eval::ModelPredictions mp;
       mp.name = name;
-      auto p = s.probs.to(torch::kFloat64);
-      std::vector<std::vector<std::string>> rows;
-      for (std::int64_t i = 0; i < p.size(0); ++i) {
-        std::vector<double> row;
-        std::vector<std::string> csvRow{ids[static_cast<size_t>(i)]};
-        for (std::int64_t f = 0; f < p.size(1); ++f) {
-          row.push_back(p[i][f].item<double>());
-          csvRow.push_back(fmt::format("{:.6f}", row.back()));
-        }
-        mp.probs.push_back(row);
-        rows.push_back(csvRow);
-      }
-      std::vector<std::string> header{"id"};
-      header.insert(header.end(), findings.begin(), findings.end());
-      csv::write((stdfs::path(out) / (loaded.size() == 1 ? "probabilities.csv" : "probabilities_" + eval::safeFileName(name) + ".csv")).string(),
-                 header, rows);
+      mp.probs = train::toRows(s.probs);
+      train::writeProbabilities(
+          (stdfs::path(out) / (loaded.size() == 1 ? "probabilities.csv" : "probabilities_" + eval::safeFileName(name) + ".csv")).string(),
+          ids, findings, mp.probs);
       models.push_back(std::move(mp));
     }
     eval::ClassificationOptions co;
@@ -164,17 +136,8 @@ int main(int argc, char** argv) {
     j["prompts"] = prompts;
     fs::atomicWrite(stdfs::path(out) / "zeroshot.json", j.dump(2));
 
-    // The table people look at.
-    std::string table = fmt::format("\n  {:<24} {:>6}  {:>15}  {:>6}  {:>6}\n", "finding", "AUROC", "95% CI", "AP", "F1");
-    for (const auto& f : findings) {
-      const auto& pl = j["per_label"][f];
-      auto num = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : NAN; };
-      const auto& ci = pl["auroc_ci"];
-      table += fmt::format("  {:<24} {:>6.3f}  [{:>5.3f}, {:>5.3f}]  {:>6.3f}  {:>6.3f}\n", f, num(pl["auroc"]),
-                           ci.is_array() ? num(ci[0]) : NAN, ci.is_array() ? num(ci[1]) : NAN, num(pl["ap"]), num(pl["f1"]));
-    }
-    table += fmt::format("  {:<24} {:>6.3f}\n", "macro", j["macro"]["auroc"].is_number() ? j["macro"]["auroc"].get<double>() : NAN);
-    log::info("zeroshot", "{} cases of split `{}` ({}):{}", ids.size(), split, loaded.front().first, table);
+    log::info("zeroshot", "{} cases of split `{}` ({}):{}", ids.size(), split, loaded.front().first,
+              train::classificationTable(j, findings));
     log::info("zeroshot", "wrote {}/zeroshot.json", out);
     return app::kExitOk;
   });

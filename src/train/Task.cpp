@@ -47,6 +47,8 @@ std::unique_ptr<Task> makeTask(const std::string& name, const Config& cfg, const
 void registerBuiltinTasks() {
   registerTask("clip2d", makeClip2dTask);
   registerTask("biud", makeBiudTask);
+  registerTask("finetune", makeFinetuneTask);
+  registerTask("report", makeReportTask);
 }
 
 }  // namespace biud::train

@@ -4,10 +4,12 @@
 /// component. A component receives only its own section.
 #include "biud/config/DataConfig.h"
 #include "biud/config/EvalConfig.h"
+#include "biud/config/FinetuneConfig.h"
 #include "biud/config/LoggingConfig.h"
 #include "biud/config/LossConfig.h"
 #include "biud/config/ModelConfig.h"
 #include "biud/config/OptimConfig.h"
+#include "biud/config/ReportConfig.h"
 #include "biud/config/SynthConfig.h"
 #include "biud/config/TrainerConfig.h"
 
@@ -32,6 +34,8 @@ struct Config {
   EvalConfig eval;
   LoggingConfig logging;
   SynthConfig synth;
+  FinetuneConfig finetune;
+  ReportConfig report;
 
   void visit(config::Visitor& v) {
     v.field("name", name, "run name (folder under out_dir); empty = <task>-<timestamp>");
@@ -51,6 +55,8 @@ struct Config {
     v.section("eval", eval, "evaluation");
     v.section("logging", logging, "logging");
     v.section("synth", synth, "synthetic data generator (biud-synth)");
+    v.section("finetune", finetune, "multi-label fine-tuning / linear probe (biud-finetune)");
+    v.section("report", report, "report generation (biud-report)");
   }
 };
 

@@ -15,6 +15,10 @@ namespace biud::train {
 std::unique_ptr<Task> makeClip2dTask(const Config& cfg, const TaskContext& ctx);
 /// Stage 1: BIUD pretraining of the CT encoder (data.manifest, model.teacher, data.pairing).
 std::unique_ptr<Task> makeBiudTask(const Config& cfg, const TaskContext& ctx);
+/// Downstream: multi-label CT classification on a pretrained BIUD encoder (finetune.*).
+std::unique_ptr<Task> makeFinetuneTask(const Config& cfg, const TaskContext& ctx);
+/// Downstream: report generation from a pretrained BIUD encoder (report.*, model.decoder).
+std::unique_ptr<Task> makeReportTask(const Config& cfg, const TaskContext& ctx);
 
 /// A finished (or checkpointed) run, loaded for inference.
 struct LoadedRun {

@@ -1,0 +1,140 @@
+#include "biud/train/CtEval.h"
+
+#include <fmt/ranges.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "biud/core/App.h"
+#include "biud/core/Csv.h"
+#include "biud/core/Error.h"
+#include "biud/core/Progress.h"
+#include "biud/data/CtLoader.h"
+#include "biud/image/Manifest.h"
+#include "biud/core/Log.h"
+#include "biud/train/Checkpoint.h"
+#include "biud/train/FinetuneTask.h"
+#include "biud/train/Tasks.h"
+
+namespace biud::train {
+
+namespace stdfs = std::filesystem;
+
+PretrainedCt loadPretrainedCt(const std::string& runDir, const c10::Device& device) {
+  BIUD_CHECK(!runDir.empty(), ConfigError,
+             "no pretrained run given: pass --run <BIUD run folder> (e.g. runs/quickstart/biud)");
+  auto r = loadRun(runDir, device);
+  BIUD_CHECK(r.biud, DataError,
+             "`{}` is a `{}` run; fine-tuning and report generation start from a BIUD run (task biud) with a CT encoder",
+             runDir, r.cfg.task);
+  PretrainedCt p;
+  p.cfg = r.cfg;
+  p.checkpoint = r.checkpoint;
+  p.encoder = r.biud->ct_encoder;
+  p.tokenizer = std::move(r.tokenizer);
+  return p;
+}
+
+void checkPretrainedRun(const std::string& runDir, const std::string& flag) {
+  BIUD_CHECK(!runDir.empty(), ConfigError, "no pretrained run given: pass {} <BIUD run folder> (e.g. runs/quickstart/biud)", flag);
+  const stdfs::path dir(runDir);
+  BIUD_CHECK(stdfs::is_directory(dir), DataError, "{} `{}`: no such folder (give a BIUD run folder, e.g. runs/quickstart/biud)",
+             flag, runDir);
+  if (stdfs::exists(dir / "state.json") && stdfs::exists(dir / "model.safetensors")) return;
+  CheckpointManager m(dir / "checkpoints", 1);
+  BIUD_CHECK(m.latest().has_value(), DataError,
+             "{} `{}` holds no checkpoint (expected {}/checkpoints/step_*/ with model.safetensors): train it first with "
+             "biud-train --set task=biud, or point at a finished run",
+             flag, runDir, runDir);
+}
+
+std::unique_ptr<Trainer> makeDownstreamTrainer(Config& cfg, const std::string& runDir, const c10::Device& device) {
+  registerBuiltinTasks();
+  TaskContext ctx;
+  ctx.device = device;
+  ctx.runDir = runDir;
+  // The per-layer rates need the task's parameter names, so the task is built first with the
+  // decay marked as handled, and the trainer (which builds the optimizer) after.
+  Config taskCfg = cfg;
+  taskCfg.optimizer.layer_decay = 1.0;
+  auto task = makeTask(cfg.task, taskCfg, ctx);
+  if (cfg.optimizer.layer_decay < 1.0) {
+    const auto before = cfg.optimizer.module_lr.size();
+    cfg.optimizer.module_lr = layerDecayLrs(task->module(), "ct_encoder", cfg.optimizer);
+    if (cfg.optimizer.module_lr.size() > before)
+      log::info("train", "layer-wise lr decay {}: {} encoder parameters get per-layer learning rates",
+                cfg.optimizer.layer_decay, cfg.optimizer.module_lr.size() - before);
+  }
+  return std::make_unique<Trainer>(cfg, runDir, std::move(task), ctx);
+}
+
+std::shared_ptr<data::CtDataset> splitDataset(std::shared_ptr<const image::Manifest> manifest, const std::string& split,
+                                              const DataConfig& data, const std::string& cacheDir) {
+  auto idx = manifest->indicesOf(split);
+  if (idx.empty()) {
+    std::vector<std::string> have;
+    for (const auto& it : manifest->items)
+      if (std::find(have.begin(), have.end(), it.split) == have.end()) have.push_back(it.split);
+    BIUD_THROW(DataError, "`{}` has no `{}` split (splits: {}); set the split column or choose another split",
+               manifest->path, split, fmt::join(have, ", "));
+  }
+  return std::make_shared<data::CtDataset>(manifest, idx, data, cacheDir);
+}
+
+void forEachEvalBatch(const std::shared_ptr<data::CtDataset>& ds, const LoaderConfig& loader,
+                      const std::function<void(data::CtBatch&)>& fn, const std::string& label) {
+  LoaderConfig lc = loader;
+  lc.shuffle = false;
+  lc.drop_last = false;
+  lc.sampler = "sequential";
+  data::CtLoaderOptions lo;
+  lo.augment = false;
+  data::CtLoader l(ds, lc, lo);
+  l.setEpoch(0);
+  std::unique_ptr<Progress> bar;
+  if (!label.empty()) bar = std::make_unique<Progress>(label, static_cast<std::uint64_t>(ds->size()), "CT");
+  data::CtBatch b;
+  while (l.next(b)) {
+    BIUD_CHECK(!app::stopRequested(), ValueError, "stopped by a signal during {}", label.empty() ? "evaluation" : label);
+    fn(b);
+    if (bar) bar->advance(static_cast<std::uint64_t>(b.size()));
+  }
+  if (bar) bar->finish();
+}
+
+void writeProbabilities(const std::string& path, const std::vector<std::string>& ids,
+                        const std::vector<std::string>& findings, const std::vector<std::vector<double>>& probs) {
+  std::vector<std::vector<std::string>> rows;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    std::vector<std::string> row{ids.at(i)};
+    for (double p : probs[i]) row.push_back(fmt::format("{:.6f}", p));
+    rows.push_back(std::move(row));
+  }
+  std::vector<std::string> header{"id"};
+  header.insert(header.end(), findings.begin(), findings.end());
+  csv::write(path, header, rows);
+}
+
+std::string classificationTable(const nlohmann::json& j, const std::vector<std::string>& findings) {
+  auto num = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : NAN; };
+  std::string table = fmt::format("\n  {:<24} {:>6}  {:>15}  {:>6}  {:>6}\n", "finding", "AUROC", "95% CI", "AP", "F1");
+  for (const auto& f : findings) {
+    if (!j["per_label"].contains(f)) continue;
+    const auto& pl = j["per_label"][f];
+    const auto& ci = pl["auroc_ci"];
+    table += fmt::format("  {:<24} {:>6.3f}  [{:>5.3f}, {:>5.3f}]  {:>6.3f}  {:>6.3f}\n", f, num(pl["auroc"]),
+                         ci.is_array() ? num(ci[0]) : NAN, ci.is_array() ? num(ci[1]) : NAN, num(pl["ap"]), num(pl["f1"]));
+  }
+  table += fmt::format("  {:<24} {:>6.3f}\n", "macro", j["macro"].contains("auroc") ? num(j["macro"]["auroc"]) : NAN);
+  return table;
+}
+
+std::vector<std::vector<double>> toRows(const torch::Tensor& t) {
+  auto c = t.to(torch::kFloat64).contiguous().cpu();
+  std::vector<std::vector<double>> out(static_cast<size_t>(c.size(0)));
+  const double* p = c.data_ptr<double>();
+  for (std::int64_t i = 0; i < c.size(0); ++i) out[static_cast<size_t>(i)].assign(p + i * c.size(1), p + (i + 1) * c.size(1));
+  return out;
+}
+
+}  // namespace biud::train
