@@ -288,13 +288,14 @@ class FinetuneTaskImpl final : public FinetuneTask {
   }
 
   torch::nn::Module& module() override { return *model_; }
+  bool done() const override { return stopped_; }
 
   StepResult trainStep(const StepContext& sc) override {
     StepResult r;
     ++steps_;
     if (stopped_) {
-      // Early stopped: the trainer's loop has no stop hook, so the remaining steps are no-ops
-      // (no gradient -> AdamW leaves every weight as it is).
+      // Early stopped (the trainer ends the loop at the next validation through done(); a step
+      // asked for before that is a no-op: no gradient -> AdamW leaves every weight as it is).
       r.loss = lastLoss_;
       r.metrics["early_stopped"] = 1;
       return r;

@@ -293,7 +293,13 @@ int Trainer::train() {
       sinks_.log(step_, last_);
       log::debug("train", "step {} loss {:.5f} lr {:.3g}", step_, last_["loss"], last_["lr"]);
     }
-    if (cfg_.trainer.val_every > 0 && step_ % cfg_.trainer.val_every == 0 && step_ < total) runValidation();
+    if (cfg_.trainer.val_every > 0 && step_ % cfg_.trainer.val_every == 0 && step_ < total) {
+      runValidation();
+      if (task_->done()) {
+        log::info("train", "the task stopped early at step {} of {} (early stopping)", step_, total);
+        break;
+      }
+    }
     if (cfg_.trainer.save_every > 0 && step_ % cfg_.trainer.save_every == 0 && step_ < total) saveCheckpoint();
   }
   bar.finish(fmt::format("loss {:.4f}", last_.count("loss") ? last_["loss"] : NAN));

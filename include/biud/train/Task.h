@@ -59,6 +59,9 @@ class Task {
   virtual void loadState(const nlohmann::json& s) = 0;
   /// Called once after the last step (write artefacts, e.g. cached features).
   virtual void finish() {}
+  /// True when the task wants to stop before trainer.steps (early stopping); checked after
+  /// each validation. Must give the same answer on every rank.
+  virtual bool done() const { return false; }
 };
 
 using TaskFactory = std::function<std::unique_ptr<Task>(const Config&, const TaskContext&)>;
