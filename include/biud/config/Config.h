@@ -10,6 +10,7 @@
 #include "biud/config/OptimConfig.h"
 #include "biud/config/SynthConfig.h"
 #include "biud/config/TrainerConfig.h"
+#include "biud/config/X2ctConfig.h"
 
 namespace biud {
 
@@ -32,6 +33,7 @@ struct Config {
   EvalConfig eval;
   LoggingConfig logging;
   SynthConfig synth;
+  X2ctConfig x2ct;
 
   void visit(config::Visitor& v) {
     v.field("name", name, "run name (folder under out_dir); empty = <task>-<timestamp>");
@@ -51,6 +53,7 @@ struct Config {
     v.section("eval", eval, "evaluation");
     v.section("logging", logging, "logging");
     v.section("synth", synth, "synthetic data generator (biud-synth)");
+    v.section("x2ct", x2ct, "X2CT-CLIP: simulated X-rays (biud-drr) and the tri-modal task");
   }
 };
 
