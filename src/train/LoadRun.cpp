@@ -9,6 +9,7 @@
 #include "biud/train/Checkpoint.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/TeacherFeatures.h"
+#include "biud/train/X2ctTask.h"
 
 namespace biud::train {
 
@@ -60,6 +61,12 @@ LoadedRun loadRun(const std::string& runDir, const c10::Device& device) {
     tensor::loadModule(*r.biud, weights);
     r.biud->to(device);
     models::freeze(*r.biud);
+  } else if (r.cfg.task == "x2ct") {
+    // An X-ray CLIP: the trained X-ray tower and the frozen report tower (X2ctTask.h).
+    r.clip = ClipModel(x2ctModelConfig(r.cfg), r.cfg.model.xray_encoder, r.tokenizer->vocabSize());
+    tensor::loadModule(*r.clip, weights);
+    r.clip->to(device);
+    models::freeze(*r.clip);
   } else {
     BIUD_THROW(DataError, "run `{}` is task `{}`; loading it for inference is not supported yet", runRoot.string(), r.cfg.task);
   }

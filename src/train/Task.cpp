@@ -47,6 +47,7 @@ std::unique_ptr<Task> makeTask(const std::string& name, const Config& cfg, const
 void registerBuiltinTasks() {
   registerTask("clip2d", makeClip2dTask);
   registerTask("biud", makeBiudTask);
+  registerTask("x2ct", makeX2ctTask);
 }
 
 }  // namespace biud::train

@@ -15,6 +15,7 @@ namespace biud::train {
 std::unique_ptr<Task> makeClip2dTask(const Config& cfg, const TaskContext& ctx);
 /// Stage 1: BIUD pretraining of the CT encoder (data.manifest, model.teacher, data.pairing).
 std::unique_ptr<Task> makeBiudTask(const Config& cfg, const TaskContext& ctx);
+std::unique_ptr<Task> makeX2ctTask(const Config& cfg, const TaskContext& ctx);  ///< X2CT-CLIP (X2ctTask.h)
 
 /// A finished (or checkpointed) run, loaded for inference.
 struct LoadedRun {
