@@ -150,6 +150,15 @@ int main(int argc, char** argv) {
         return aurocJson(m, pc.findings, rc.x2ct.ct_only_findings);
       };
       j["zeroshot"] = zeroShot(test);
+      {
+        // Reference: zero-shot from the frozen CT latents of the same scans (AUROC does not depend on tau).
+        std::vector<std::int64_t> rows;
+        for (const auto& id : test.set.ids) rows.push_back(latents.row(train::x2ctScanId(id)));
+        Split ctRef;
+        ctRef.set.labels = test.set.labels;
+        ctRef.emb = latents.ct.index_select(0, torch::tensor(rows));
+        j["ct_reference"]["zeroshot"] = zeroShot(ctRef);
+      }
 
       // Linear probe on frozen X-ray embeddings with a fraction of the training labels.
       Split tr = load(rc.data.train_split);
@@ -223,9 +232,14 @@ int main(int argc, char** argv) {
       for (const char* k : {"recall@1", "recall@5", "recall@10"})
         row(fmt::format("{} {}", dirn, k), [=](json m) { return m["retrieval"][dirn][k]; });
     row("chance recall@5", [](json m) { return m["retrieval"]["chance_recall@5"]; });
+    row("reference: frozen CT -> report recall@5", [](json m) { return m["retrieval"]["ct_to_report"]["recall@5"]; });
     row("zero-shot AUROC macro", [](json m) { return m["zeroshot"]["macro"]; });
     row("zero-shot AUROC CT-only findings", [](json m) { return m["zeroshot"]["macro_ct_only"]; });
     row("zero-shot AUROC X-ray-visible findings", [](json m) { return m["zeroshot"]["macro_xray_visible"]; });
+    row("reference: zero-shot AUROC macro from the frozen CT latents",
+        [](json m) { return m["ct_reference"]["zeroshot"]["macro"]; });
+    row("reference: zero-shot AUROC CT-only from the frozen CT latents",
+        [](json m) { return m["ct_reference"]["zeroshot"]["macro_ct_only"]; });
     for (const auto& f : findings)
       row("zero-shot AUROC " + f, [=](json m) { return m["zeroshot"]["per_label"][f]; });
     if (first.contains("fewshot"))

@@ -56,6 +56,8 @@ nlohmann::json x2ctRetrieval(const torch::Tensor& xray, const std::vector<std::s
   j["report_to_xray"] = eval::retrievalScores(eval::transpose(x2r), gallery, scans).toJson();
   j["xray_to_ct"] = eval::retrievalScores(x2c, scans, gallery).toJson();
   j["ct_to_xray"] = eval::retrievalScores(eval::transpose(x2c), gallery, scans).toJson();
+  // The frozen pair itself (the ceiling the X-ray tower is pulled towards): CT -> report.
+  j["ct_to_report"] = eval::retrievalScores(toMatrix(torch::matmul(ct, rep.t())), gallery, gallery).toJson();
   j["gallery"] = gallery.size();
   j["chance_recall@5"] = std::min(1.0, 5.0 / static_cast<double>(gallery.size()));
   return j;

@@ -59,6 +59,9 @@ TEST(X2ctEval, RetrievalWithViewsByHand) {
   // CT -> X-ray: s0's two views are both relevant; the best ranks first.
   EXPECT_DOUBLE_EQ(j["ct_to_xray"]["recall@1"].get<double>(), 1.0);
   EXPECT_DOUBLE_EQ(j["chance_recall@5"].get<double>(), 1.0);
+  // The frozen pair: CT e_k against the rotated reports puts its own report third every time.
+  EXPECT_DOUBLE_EQ(j["ct_to_report"]["recall@1"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(j["ct_to_report"]["mean_rank"].get<double>(), 3.0);
   // An X-ray whose scan has no latents is an error naming it.
   EXPECT_THROW(train::x2ctRetrieval(x.slice(0, 0, 1), {"s9"}, l), DataError);
   EXPECT_EQ(train::x2ctScanId("ct_1#lat"), "ct_1");

@@ -19,7 +19,8 @@ torch::Tensor embedXrays(ClipModel& model, const XraySet& set, const c10::Device
 /// Retrieval between X-rays and the latents of their scans. Galleries hold each scan once (the
 /// scans of the X-rays, in first-seen order); a query's relevant items are those of its scan.
 /// Keys: "xray_to_report", "report_to_xray", "xray_to_ct", "ct_to_xray", each
-/// eval::RetrievalScores::toJson() (recall@1/5/10, map, ranks), plus "chance_recall@5" = 5 / gallery.
+/// eval::RetrievalScores::toJson() (recall@1/5/10, map, ranks); "ct_to_report" for the frozen pair
+/// itself (the reference the X-ray tower is trained towards); "chance_recall@5" = 5 / gallery.
 nlohmann::json x2ctRetrieval(const torch::Tensor& xray, const std::vector<std::string>& xrayIds,
                              const X2ctLatents& latents);
 
