@@ -28,6 +28,45 @@ image::Image2D lineIntegralAP(const image::Volume& hu, double muWaterPerMm) {
   return out;
 }
 
+image::Image2D lineIntegralAPCone(const image::Volume& hu, double sourceDistance, double muWaterPerMm) {
+  const int nx = hu.size[0], ny = hu.size[1], nz = hu.size[2];
+  BIUD_CHECK(nx > 0 && ny > 0 && nz > 0 && hu.data.size() == static_cast<size_t>(hu.numel()), ValueError,
+             "lineIntegralAPCone: volume of size {}x{}x{} holds {} voxels", nx, ny, nz, hu.data.size());
+  const double sx = hu.spacing[0], sy = hu.spacing[1], sz = hu.spacing[2];
+  const double cx = 0.5 * (nx - 1) * sx, cy = 0.5 * (ny - 1) * sy, cz = 0.5 * (nz - 1) * sz;
+  BIUD_CHECK(sourceDistance > cy, ValueError,
+             "lineIntegralAPCone: the source ({} mm from the centre) lies inside the volume (half depth {} mm); "
+             "use a larger source distance", sourceDistance, cy);
+  const double ys = cy - sourceDistance;  // source position along j (anterior of the volume)
+  // mu per voxel once (the HU -> mu map of lineIntegralAP).
+  std::vector<float> mu(hu.data.size());
+  for (size_t n = 0; n < mu.size(); ++n) mu[n] = static_cast<float>(std::max(0.0, 1.0 + hu.data[n] / 1000.0));
+  image::Image2D out({nx, nz, 1}, {sx, sz, 1.0}, 0.0f);
+  for (int k = 0; k < nz; ++k) {
+    for (int i = 0; i < nx; ++i) {
+      const double dx = i * sx - cx, dz = k * sz - cz;
+      const double secant = std::sqrt(sourceDistance * sourceDistance + dx * dx + dz * dz) / sourceDistance;
+      double acc = 0;
+      for (int j = 0; j < ny; ++j) {
+        const double t = (j * sy - ys) / sourceDistance;  // 1 at the isocentre plane
+        double fx = (cx + t * dx) / sx, fz = (cz + t * dz) / sz;  // continuous indices in slice j
+        // Voxel i covers [i - 0.5, i + 0.5): outside that the ray misses the slice; between the
+        // last voxel centre and the border the edge value holds.
+        if (fx < -0.5 || fz < -0.5 || fx >= nx - 0.5 || fz >= nz - 0.5) continue;
+        fx = std::clamp(fx, 0.0, nx - 1.0);
+        fz = std::clamp(fz, 0.0, nz - 1.0);
+        const int x0 = std::min(nx - 1, static_cast<int>(fx)), z0 = std::min(nz - 1, static_cast<int>(fz));
+        const int x1 = std::min(nx - 1, x0 + 1), z1 = std::min(nz - 1, z0 + 1);
+        const double wx = fx - x0, wz = fz - z0;
+        auto m = [&](int a, int c) { return static_cast<double>(mu[static_cast<size_t>(hu.index(a, j, c))]); };
+        acc += (1 - wz) * ((1 - wx) * m(x0, z0) + wx * m(x1, z0)) + wz * ((1 - wx) * m(x0, z1) + wx * m(x1, z1));
+      }
+      out.at(i, nz - 1 - k, 0) = static_cast<float>(acc * secant * sy * muWaterPerMm);
+    }
+  }
+  return out;
+}
+
 image::Image2D displayXray(const image::Image2D& L, int width, int height, double gamma, double quantile) {
   BIUD_CHECK(width > 0 && height > 0, ValueError, "displayXray: size {}x{} must be positive", width, height);
   BIUD_CHECK(!L.data.empty(), ValueError, "displayXray: empty image");

@@ -9,6 +9,7 @@
 #include "biud/train/Checkpoint.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/TeacherFeatures.h"
+#include "biud/train/X2ctTask.h"
 
 namespace biud::train {
 
@@ -23,7 +24,8 @@ void absolute(std::string& p) {
 void absolutizePaths(Config& c) {
   for (std::string* p : {&c.data.manifest, &c.data.xray_manifest, &c.data.cache_dir, &c.data.pairing, &c.text.vocab,
                          &c.text.spm_model, &c.text.lexicon, &c.eval.prompts, &c.model.teacher, &c.model.ct_encoder.weights,
-                         &c.model.xray_encoder.weights, &c.model.text_encoder.weights})
+                         &c.model.xray_encoder.weights, &c.model.text_encoder.weights, &c.x2ct.pretrained,
+                         &c.x2ct.xray_manifest, &c.x2ct.latent_cache, &c.finetune.run, &c.report.run})
     absolute(*p);
 }
 
@@ -66,6 +68,12 @@ LoadedRun loadRun(const std::string& runDir, const c10::Device& device) {
     tensor::loadModule(*r.biud, weights);
     r.biud->to(device);
     models::freeze(*r.biud);
+  } else if (r.cfg.task == "x2ct") {
+    // An X-ray CLIP: the trained X-ray tower and the frozen report tower (X2ctTask.h).
+    r.clip = ClipModel(x2ctModelConfig(r.cfg), r.cfg.model.xray_encoder, r.tokenizer->vocabSize());
+    tensor::loadModule(*r.clip, weights);
+    r.clip->to(device);
+    models::freeze(*r.clip);
   } else {
     BIUD_THROW(DataError, "run `{}` is task `{}`; loading it for inference is not supported yet", runRoot.string(), r.cfg.task);
   }

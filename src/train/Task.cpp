@@ -49,6 +49,7 @@ void registerBuiltinTasks() {
   registerTask("biud", makeBiudTask);
   registerTask("finetune", makeFinetuneTask);
   registerTask("report", makeReportTask);
+  registerTask("x2ct", makeX2ctTask);
 }
 
 }  // namespace biud::train

@@ -12,6 +12,7 @@
 #include "biud/config/ReportConfig.h"
 #include "biud/config/SynthConfig.h"
 #include "biud/config/TrainerConfig.h"
+#include "biud/config/X2ctConfig.h"
 
 namespace biud {
 
@@ -36,6 +37,7 @@ struct Config {
   SynthConfig synth;
   FinetuneConfig finetune;
   ReportConfig report;
+  X2ctConfig x2ct;
 
   void visit(config::Visitor& v) {
     v.field("name", name, "run name (folder under out_dir); empty = <task>-<timestamp>");
@@ -57,6 +59,7 @@ struct Config {
     v.section("synth", synth, "synthetic data generator (biud-synth)");
     v.section("finetune", finetune, "multi-label fine-tuning / linear probe (biud-finetune)");
     v.section("report", report, "report generation (biud-report)");
+    v.section("x2ct", x2ct, "X2CT-CLIP: simulated X-rays (biud-drr) and the tri-modal task");
   }
 };
 

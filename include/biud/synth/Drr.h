@@ -14,6 +14,14 @@ namespace biud::synth {
 /// superior slice, column 0 = patient right (radiological display: patient right on the left).
 image::Image2D lineIntegralAP(const image::Volume& hu, double muWaterPerMm = 0.02);
 
+/// Cone-beam variant of lineIntegralAP: a point source `sourceDistance` mm in front (anterior, -j)
+/// of the volume centre; detector pixel (i, k) is the ray through the centre of voxel column
+/// (i, *, k) in the coronal plane through the volume centre (a virtual detector at the isocentre,
+/// so the image keeps the volume's x/z grid). Each slice j adds mu(x(t), y_j, z(t)) (bilinear in
+/// the slice, 0 outside) times the ray length through the slice, spacing_y * |d| / |d_y|. With a
+/// very distant source this equals lineIntegralAP. Same image layout as lineIntegralAP.
+image::Image2D lineIntegralAPCone(const image::Volume& hu, double sourceDistance, double muWaterPerMm = 0.02);
+
 /// Display an X-ray: L normalised by its `quantile` (0..1), raised to `gamma`, bilinearly
 /// resampled to width x height. Values in [0, 1]: bone bright, lungs dark, air black.
 image::Image2D displayXray(const image::Image2D& lineIntegral, int width, int height, double gamma = 1.0,

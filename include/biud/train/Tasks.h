@@ -19,6 +19,7 @@ std::unique_ptr<Task> makeBiudTask(const Config& cfg, const TaskContext& ctx);
 std::unique_ptr<Task> makeFinetuneTask(const Config& cfg, const TaskContext& ctx);
 /// Downstream: report generation from a pretrained BIUD encoder (report.*, model.decoder).
 std::unique_ptr<Task> makeReportTask(const Config& cfg, const TaskContext& ctx);
+std::unique_ptr<Task> makeX2ctTask(const Config& cfg, const TaskContext& ctx);  ///< X2CT-CLIP (X2ctTask.h)
 
 /// A finished (or checkpointed) run, loaded for inference.
 struct LoadedRun {

@@ -1,0 +1,103 @@
+#pragma once
+/// \file X2ctTask.h
+/// X2CT-CLIP (METHOD §6): the tri-modal task `x2ct`. The CT and report towers of a pretrained
+/// run (`x2ct.pretrained`, a biud stage-1 run) are frozen; their latents for every CT of
+/// data.manifest are computed once and cached (`latents.safetensors`); only the X-ray encoder
+/// (model.xray_encoder) and its projection (and the temperature) train, on the simulated X-rays of
+/// `x2ct.xray_manifest` (biud-drr), with
+///   L = alpha L(CT, report) + beta L(X-ray, report) + gamma L(X-ray, CT)      (loss.trimodal).
+///
+/// The model is a ClipModel (`image_encoder`/`image_proj` = the X-ray tower, `text_encoder`/
+/// `text_proj` = the frozen report tower copied from the pretrained run), so an x2ct run loads
+/// with loadRun() and works in every tool that takes an X-ray CLIP run (biud-zeroshot,
+/// biud-x2ct-eval). The CT tower is used only while caching and released afterwards.
+#include <torch/torch.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "biud/data/Sampler.h"
+#include "biud/losses/TrimodalLoss.h"
+#include "biud/text/Prompts.h"
+#include "biud/text/Tokenizer.h"
+#include "biud/train/MethodModels.h"
+#include "biud/train/Task.h"
+#include "biud/train/XraySet.h"
+
+namespace biud::train {
+
+/// Frozen latents of the CTs and their reports, one row per CT (normalised, [N, d], float32, CPU).
+struct X2ctLatents {
+  std::vector<std::string> ids;
+  torch::Tensor ct, report;
+  std::string key;  ///< what they were computed from (checkpoint, manifest, report sections)
+  /// Row of `id`, or -1.
+  std::int64_t row(const std::string& id) const;
+  std::map<std::string, std::int64_t> index;
+};
+
+/// Read `path` (safetensors: `ct`, `report`; metadata: `ids` as JSON, `key`). IoError/DataError
+/// naming the file when it is unreadable.
+X2ctLatents readX2ctLatents(const std::string& path);
+/// Write atomically.
+void writeX2ctLatents(const std::string& path, const X2ctLatents& l);
+/// The CT an X-ray belongs to: its id up to the first `#` (biud-drr writes one X-ray per CT with
+/// the CT's id; several views of one scan can be listed as `<ct id>#<view>`).
+std::string x2ctScanId(const std::string& xrayId);
+/// Where a run keeps its latents: x2ct.latent_cache, or <runDir>/latents.safetensors.
+std::string x2ctLatentPath(const Config& cfg, const std::string& runDir);
+/// The X-ray manifest of the task: x2ct.xray_manifest, or data.xray_manifest.
+std::string x2ctXrayManifest(const Config& cfg);
+/// The config the ClipModel of an x2ct run is built with: the temperature from loss.trimodal
+/// (init/min/max) and x2ct.learn_temperature.
+Config x2ctModelConfig(const Config& cfg);
+
+class X2ctTask final : public Task {
+ public:
+  X2ctTask(const Config& cfg, const TaskContext& ctx);
+
+  torch::nn::Module& module() override { return *model_; }
+  StepResult trainStep(const StepContext& sc) override;
+  Metrics validate() override;
+  nlohmann::json state() const override;
+  void loadState(const nlohmann::json& s) override;
+
+  /// For tests and tools.
+  ClipModel& model() { return model_; }
+  const X2ctLatents& latents() const { return latents_; }
+  /// CT encoder forward passes this task made (all of them while filling the cache; 0 when the
+  /// cache was already there).
+  std::int64_t ctEncoderCalls() const { return ctCalls_; }
+  /// True once the CT tower is released (it is never kept after caching).
+  bool ctTowerReleased() const { return ctReleased_; }
+  const XraySet& trainSet() const { return train_; }
+  /// The training batches (X-ray indices) of epoch `e` on this rank.
+  std::vector<std::vector<std::int64_t>> epochBatches(std::int64_t e) const { return sampler_->epoch(e); }
+
+ private:
+  void buildLatents(const std::string& path);
+  void startEpoch(std::int64_t e);
+  std::vector<std::int64_t> nextBatch();
+  torch::Tensor latentRows(const XraySet& s, const std::vector<std::int64_t>& idx) const;
+
+  Config cfg_;
+  TaskContext ctx_;
+  losses::TrimodalLoss loss_;
+  std::unique_ptr<text::Tokenizer> tok_;
+  XraySet train_;
+  std::unique_ptr<XraySet> val_;
+  std::vector<std::int64_t> trainRows_, valRows_;  ///< latent row of each X-ray
+  X2ctLatents latents_;
+  std::unique_ptr<text::PromptSet> prompts_;
+  ClipModel model_{nullptr};
+  std::unique_ptr<data::BatchSampler> sampler_;
+  std::vector<std::vector<std::int64_t>> batches_;
+  std::int64_t epoch_ = 0;
+  std::size_t cursor_ = 0;
+  std::int64_t ctCalls_ = 0;
+  bool ctReleased_ = false;
+};
+
+}  // namespace biud::train

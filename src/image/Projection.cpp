@@ -1,0 +1,96 @@
+#include "biud/image/Projection.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "biud/core/Error.h"
+#include "biud/image/Preprocess.h"
+#include "biud/synth/Drr.h"
+
+namespace biud::image {
+
+namespace {
+std::uint64_t fnv1a(const std::string& s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+}  // namespace
+
+void clipHu(Volume& v, double lo, double hi) {
+  const auto l = static_cast<float>(lo), h = static_cast<float>(hi);
+  for (auto& x : v.data) x = std::isnan(x) ? l : std::clamp(x, l, h);
+}
+
+Image2D projectAP(const Volume& hu, const DrrConfig& cfg) {
+  const int nx = hu.size[0], ny = hu.size[1], nz = hu.size[2];
+  BIUD_CHECK(nx > 0 && ny > 0 && nz > 0 && hu.data.size() == static_cast<size_t>(hu.numel()), ValueError,
+             "projectAP: volume of size {}x{}x{} holds {} voxels", nx, ny, nz, hu.data.size());
+  if (cfg.projector == "drr") {
+    // The synthetic generator's Beer-Lambert projector (synth/Drr.h) is the one implementation.
+    if (cfg.beam == "cone") return synth::lineIntegralAPCone(hu, cfg.source_distance, cfg.mu_water);
+    BIUD_CHECK(cfg.beam == "parallel", ConfigError, "x2ct.drr.beam `{}`: use parallel or cone", cfg.beam);
+    return synth::lineIntegralAP(hu, cfg.mu_water);
+  }
+  BIUD_CHECK(cfg.projector == "mean", ConfigError, "x2ct.drr.projector `{}`: use mean or drr", cfg.projector);
+  Image2D out({nx, nz, 1}, {hu.spacing[0], hu.spacing[2], 1.0}, 0.0f);
+  std::vector<double> acc(static_cast<size_t>(nx));
+  for (int k = 0; k < nz; ++k) {
+    std::fill(acc.begin(), acc.end(), 0.0);
+    for (int j = 0; j < ny; ++j) {
+      const float* row = &hu.data[static_cast<size_t>(hu.index(0, j, k))];
+      for (int i = 0; i < nx; ++i) acc[static_cast<size_t>(i)] += row[i];
+    }
+    const int r = nz - 1 - k;  // superior at the top
+    for (int i = 0; i < nx; ++i) out.at(i, r, 0) = static_cast<float>(acc[static_cast<size_t>(i)] / ny);
+  }
+  return out;
+}
+
+Image2D minMaxNormalize(const Image2D& img) {
+  BIUD_CHECK(!img.data.empty(), ValueError, "minMaxNormalize: empty image");
+  const auto [lo, hi] = std::minmax_element(img.data.begin(), img.data.end());
+  const double a = *lo, range = static_cast<double>(*hi) - a;
+  Image2D out = img;
+  for (auto& x : out.data) x = range > 0 ? static_cast<float>((x - a) / range) : 0.0f;
+  return out;
+}
+
+Image2D simulateXray(const Volume& hu, const DrrConfig& cfg) {
+  BIUD_CHECK(cfg.spacing > 0, ConfigError, "x2ct.drr.spacing must be > 0, got {}", cfg.spacing);
+  BIUD_CHECK(cfg.hu_min < cfg.hu_max, ConfigError, "x2ct.drr.hu_min ({}) must be below hu_max ({})", cfg.hu_min,
+             cfg.hu_max);
+  const bool same = hu.spacing[0] == cfg.spacing && hu.spacing[1] == cfg.spacing && hu.spacing[2] == cfg.spacing;
+  // Outside the scanned field there is air.
+  Volume iso = same ? hu : resampleLinear(hu, {cfg.spacing, cfg.spacing, cfg.spacing}, -1000.0f);
+  clipHu(iso, cfg.hu_min, cfg.hu_max);
+  Image2D img = minMaxNormalize(projectAP(iso, cfg));
+  if (cfg.size > 0) {
+    // Black (no attenuation) padding, as around a real film.
+    img = resize2D(padToSquare(img, 0.0f), cfg.size, cfg.size);
+  }
+  return img;
+}
+
+std::string describeDrr(const DrrConfig& c) {
+  std::string s = fmt::format("projector {}", c.projector);
+  if (c.projector == "drr") {
+    s += fmt::format(" ({} beam, mu_water {:g}/mm", c.beam, c.mu_water);
+    if (c.beam == "cone") s += fmt::format(", source {:g} mm", c.source_distance);
+    s += ")";
+  }
+  s += fmt::format(", {:g} mm isotropic, HU [{:g}, {:g}], min-max, {}, {}-bit", c.spacing, c.hu_min, c.hu_max,
+                   c.size > 0 ? fmt::format("{0}x{0} px", c.size) : std::string("native size"), c.bits);
+  return s;
+}
+
+std::string drrHash(const DrrConfig& c) {
+  // Versioned: bump "v1" when the pipeline changes in a way that alters pixels.
+  return fmt::format("{:016x}", fnv1a("biud-drr-v1|" + describeDrr(c)));
+}
+
+}  // namespace biud::image
