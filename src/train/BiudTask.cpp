@@ -31,6 +31,20 @@ struct Micro {
   losses::EfmMasked efm;
 };
 
+/// model.text_init = teacher: the text encoder starts from the teacher run's `text_encoder.` weights.
+Config withTextInit(const Config& cfg) {
+  if (cfg.model.text_init != "teacher") return cfg;
+  BIUD_CHECK(!cfg.model.teacher.empty(), ConfigError,
+             "model.text_init = teacher needs model.teacher (the clip2d run folder of the X-ray expert)");
+  BIUD_CHECK(cfg.model.text_encoder.weights.empty(), ConfigError,
+             "model.text_init = teacher and model.text_encoder.weights = `{}` both initialise the text encoder: keep one",
+             cfg.model.text_encoder.weights);
+  Config c = cfg;
+  c.model.text_encoder.weights = cfg.model.teacher;
+  c.model.text_encoder.weights_prefix = "text_encoder.";
+  return c;
+}
+
 class BiudTask final : public Task {
  public:
   BiudTask(const Config& cfg, const TaskContext& ctx)
@@ -57,7 +71,7 @@ class BiudTask final : public Task {
     BIUD_CHECK(loader_->batchesPerEpoch() > 0, ConfigError,
                "data.loader.batch_size {} is larger than the {} training CTs per rank", cfg.data.loader.batch_size,
                train_->size() / ctx.world);
-    model_ = BiudModel(cfg, tok_->vocabSize(), teacher_.h_star.size(1));
+    model_ = BiudModel(withTextInit(cfg), tok_->vocabSize(), teacher_.h_star.size(1));
     model_->to(ctx.device);
     const auto sp = tok_->specialIds();
     BIUD_CHECK(!loss_.usesEfm() || sp.mask >= 0, ConfigError,

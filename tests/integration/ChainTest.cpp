@@ -61,6 +61,29 @@ TEST(Chain, SynthToZeroShotDeterministicAndResumable) {
   }
   EXPECT_TRUE(moved) << "steps 3-4 changed no weight";
 
+  // model.text_init = teacher: the CT model's text encoder starts as the X-ray teacher's. With its
+  // learning rate at 0 for one step, its transformer layers still equal the teacher's.
+  runOk(app("biud-train") + common + " --set task=biud --set trainer.steps=1 --set model.text_init=teacher" +
+        " --set \"optimizer.module_lr={text_encoder: 0}\" --out " + D + "/biud_t");
+  {
+    const auto t = biud::tensor::readSafetensors(D + "/biud_t/checkpoints/step_000001/model.safetensors");
+    const auto teacher = biud::tensor::readSafetensors(D + "/teacher/checkpoints/step_000003/model.safetensors");
+    int same = 0;
+    for (const auto& [k, v] : t) {
+      if (k.rfind("text_encoder.encoder.", 0) != 0) continue;
+      EXPECT_TRUE(torch::equal(v, teacher.at(k))) << k;
+      ++same;
+    }
+    EXPECT_GT(same, 10);
+    // With text_init = none the text encoder is a fresh one.
+    runOk(app("biud-train") + common + " --set task=biud --set trainer.steps=1 --set model.text_init=none" +
+          " --set \"optimizer.module_lr={text_encoder: 0}\" --out " + D + "/biud_n");
+    const auto n = biud::tensor::readSafetensors(D + "/biud_n/checkpoints/step_000001/model.safetensors");
+    const auto k0 = std::string("text_encoder.encoder.layer.0.attention.self.query.weight");
+    ASSERT_TRUE(n.count(k0) && teacher.count(k0));
+    EXPECT_FALSE(torch::equal(n.at(k0), teacher.at(k0)));
+  }
+
   // Zero-shot writes the metrics of every finding that has prompts.
   runOk(app("biud-zeroshot") + common + " --run " + D + "/biud_a --split train --out " + D + "/zs");
   const auto zs = nlohmann::json::parse(biud::fs::readFile(D + "/zs/zeroshot.json"));

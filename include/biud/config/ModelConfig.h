@@ -60,6 +60,7 @@ struct ModelConfig {
   NetConfig fusion{"fusion"};
   NetConfig decoder{"report_decoder"};
   std::string teacher;  ///< stage-0 checkpoint folder (clip2d run) or TorchScript file
+  std::string text_init = "none";  ///< biud task: `teacher` = start g from the teacher's text encoder
 
   void visit(config::Visitor& v) {
     v.field("embed_dim", embed_dim, "shared embedding size d", config::atLeast(1));
@@ -69,6 +70,10 @@ struct ModelConfig {
     v.section("fusion", fusion, "fusion encoder for entity-focused masking");
     v.section("decoder", decoder, "report decoder");
     v.field("teacher", teacher, "frozen X-ray expert: a clip2d run/checkpoint folder or a TorchScript file");
+    v.field("text_init", text_init,
+            "biud task: `teacher` starts the CT model's text encoder from the X-ray teacher's (a clip2d run with the "
+            "same tokenizer and text_encoder size; like starting from a pretrained BERT); `none` = text_encoder.weights or random",
+            config::oneOf({"none", "teacher"}));
   }
 };
 
