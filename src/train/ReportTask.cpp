@@ -107,10 +107,6 @@ class ReportTaskImpl final : public ReportTask {
     BIUD_CHECK(!rc.run.empty(), ConfigError,
                "task report needs report.run: the pretrained BIUD run folder (biud-report --run DIR)");
     frozen_ = rc.freeze_encoder;
-    BIUD_CHECK(frozen_ || cfg.optimizer.layer_decay >= 1.0 || hasEncoderLr(cfg.optimizer.module_lr), ConfigError,
-               "optimizer.layer_decay = {} is turned into per-layer learning rates by biud-report; run biud-report, or set "
-               "optimizer.layer_decay=1",
-               cfg.optimizer.layer_decay);
     auto pre = loadPretrainedCt(rc.run, ctx.device);
     pretrained_ = pre.checkpoint;
     tok_ = std::move(pre.tokenizer);
@@ -227,12 +223,6 @@ class ReportTaskImpl final : public ReportTask {
   const text::EntityExtractor& extractor() const override { return *extractor_; }
 
  private:
-  static bool hasEncoderLr(const std::map<std::string, double>& m) {
-    for (auto& [k, v] : m)
-      if (k.rfind("ct_encoder", 0) == 0) return true;
-    return false;
-  }
-
   torch::Tensor memory(const torch::Tensor& volume) {
     if (frozen_) {
       torch::NoGradGuard ng;

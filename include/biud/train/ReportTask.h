@@ -54,7 +54,7 @@ ReportScores scoreReports(const std::vector<std::string>& generated, const std::
 models::ReportDecoderOptions decoderOptions(const NetConfig& net, std::int64_t memoryDim, std::int64_t vocab, int bos,
                                             int eos, int pad);
 
-/// The `report` task; biud-report drives it, biud-train can too (optimizer.layer_decay = 1).
+/// The `report` task; biud-report drives it, biud-train can too.
 class ReportTask : public Task {
  public:
   virtual ~ReportTask() = default;
