@@ -65,35 +65,13 @@ ReportScores scoreReports(const std::vector<std::string>& generated, const std::
   return s;
 }
 
-models::ReportDecoderOptions decoderOptions(const NetConfig& net, std::int64_t memoryDim, std::int64_t vocab, int bos,
-                                            int eos, int pad) {
-  // The presets of models::makeReportDecoder, which cannot be used here: it builds with BERT's
-  // special ids (101/102/0), outside a small trained vocabulary.
-  models::ReportDecoderOptions o;
-  if (net.preset == "tiny")
-    o.dim = 64, o.depth = 2, o.heads = 4;
-  else if (net.preset == "small")
-    o.dim = 384, o.depth = 4, o.heads = 6;
-  else if (net.preset == "large")
-    o.dim = 768, o.depth = 12, o.heads = 12;
-  if (net.dim) o.dim = net.dim;
-  if (net.depth) o.depth = net.depth;
-  if (net.heads) o.heads = net.heads;
-  if (net.max_len) o.max_len = net.max_len;
-  o.vocab_size = net.vocab_size ? net.vocab_size : vocab;
-  o.memory_dim = memoryDim;
-  o.dropout = net.dropout;
-  o.bos_id = bos, o.eos_id = eos, o.pad_id = pad;
-  return o;
-}
-
 namespace {
 
 class ReportModelImpl : public torch::nn::Module {
  public:
-  ReportModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, const models::ReportDecoderOptions& o) {
+  ReportModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, models::ReportDecoder dec) {
     ct_encoder = register_module("ct_encoder", std::move(enc));
-    decoder = register_module("decoder", models::ReportDecoder(o));
+    decoder = register_module("decoder", std::move(dec));
   }
   std::shared_ptr<models::VisualEncoderImpl> ct_encoder;
   models::ReportDecoder decoder{nullptr};
@@ -137,11 +115,13 @@ class ReportTaskImpl final : public ReportTask {
     auto enc = pre.encoder;
     if (!frozen_)
       for (auto& p : enc->parameters()) p.set_requires_grad(true);
-    const auto o = decoderOptions(cfg.model.decoder, enc->dim(), tok_->vocabSize(), sp.cls, sp.sep, sp.pad);
-    BIUD_CHECK(maxLength_ <= o.max_len && cfg.eval.max_new_tokens < o.max_len, ConfigError,
-               "model.decoder.max_len {} is shorter than text.max_length {} or eval.max_new_tokens {} + 1", o.max_len,
+    auto dec = models::makeReportDecoder(cfg.model.decoder, enc->dim(), tok_->vocabSize(),
+                                         models::DecoderSpecialIds{sp.cls, sp.sep, sp.pad});
+    const auto maxLen = dec->opt.max_len;
+    BIUD_CHECK(maxLength_ <= maxLen && cfg.eval.max_new_tokens < maxLen, ConfigError,
+               "model.decoder.max_len {} is shorter than text.max_length {} or eval.max_new_tokens {} + 1", maxLen,
                maxLength_, cfg.eval.max_new_tokens);
-    model_ = ReportModel(enc, o);
+    model_ = ReportModel(enc, std::move(dec));
     model_->to(ctx.device);
 
     LoaderConfig lc = cfg.data.loader;

@@ -50,10 +50,6 @@ constexpr size_t kChanceShifts = 20;
 ReportScores scoreReports(const std::vector<std::string>& generated, const std::vector<std::string>& references,
                           const text::EntityExtractor& extractor);
 
-/// Decoder options from model.decoder (preset + overrides) for a tokenizer's special ids.
-models::ReportDecoderOptions decoderOptions(const NetConfig& net, std::int64_t memoryDim, std::int64_t vocab, int bos,
-                                            int eos, int pad);
-
 /// The `report` task; biud-report drives it, biud-train can too.
 class ReportTask : public Task {
  public:
