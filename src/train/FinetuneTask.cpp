@@ -97,29 +97,22 @@ torch::Tensor maskedBce(const torch::Tensor& logits, const torch::Tensor& labels
   return (per * k).sum() / k.sum().clamp_min(1.0);
 }
 
+FinetuneModelImpl::FinetuneModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, std::int64_t labels, double dropout)
+    : p_(dropout) {
+  ct_encoder = register_module("ct_encoder", std::move(enc));
+  head = register_module("head", torch::nn::Linear(ct_encoder->dim(), labels));
+  torch::nn::init::normal_(head->weight, 0.0, 0.01);
+  torch::nn::init::zeros_(head->bias);
+}
+
+torch::Tensor FinetuneModelImpl::features(const torch::Tensor& volume) { return ct_encoder->encode(volume).pooled; }
+
+torch::Tensor FinetuneModelImpl::classify(const torch::Tensor& feats) {
+  auto x = (p_ > 0 && is_training()) ? F::dropout(feats, F::DropoutFuncOptions().p(p_).training(true)) : feats;
+  return head->forward(x);
+}
+
 namespace {
-
-class FinetuneModelImpl : public torch::nn::Module {
- public:
-  FinetuneModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, std::int64_t labels, double dropout)
-      : p_(dropout) {
-    ct_encoder = register_module("ct_encoder", std::move(enc));
-    head = register_module("head", torch::nn::Linear(ct_encoder->dim(), labels));
-    torch::nn::init::normal_(head->weight, 0.0, 0.01);
-    torch::nn::init::zeros_(head->bias);
-  }
-  torch::Tensor features(const torch::Tensor& volume) { return ct_encoder->encode(volume).pooled; }
-  torch::Tensor classify(const torch::Tensor& feats) {
-    auto x = (p_ > 0 && is_training()) ? F::dropout(feats, F::DropoutFuncOptions().p(p_).training(true)) : feats;
-    return head->forward(x);
-  }
-  std::shared_ptr<models::VisualEncoderImpl> ct_encoder;
-  torch::nn::Linear head{nullptr};
-
- private:
-  double p_;
-};
-TORCH_MODULE(FinetuneModel);
 
 /// Whether two CT preprocessing configs give the same volumes.
 bool samePreprocessing(const CtPreprocessConfig& a, const CtPreprocessConfig& b) {

@@ -67,17 +67,6 @@ ReportScores scoreReports(const std::vector<std::string>& generated, const std::
 
 namespace {
 
-class ReportModelImpl : public torch::nn::Module {
- public:
-  ReportModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, models::ReportDecoder dec) {
-    ct_encoder = register_module("ct_encoder", std::move(enc));
-    decoder = register_module("decoder", std::move(dec));
-  }
-  std::shared_ptr<models::VisualEncoderImpl> ct_encoder;
-  models::ReportDecoder decoder{nullptr};
-};
-TORCH_MODULE(ReportModel);
-
 class ReportTaskImpl final : public ReportTask {
  public:
   ReportTaskImpl(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(ctx) {
