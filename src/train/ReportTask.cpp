@@ -122,8 +122,8 @@ class ReportTaskImpl final : public ReportTask {
     loader_ = std::make_unique<data::CtLoader>(train_, lc, lo);
     loader_->setEpoch(0);
     log::info("report", "decoder dim {} depth {} on {} CT tokens of width {} ({}); {} training reports, max {} tokens",
-              o.dim, o.depth, "the pretrained encoder", enc->dim(), frozen_ ? "frozen" : "fine-tuned", train_->size(),
-              maxLength_);
+              model_->decoder->opt.dim, model_->decoder->opt.depth, "the pretrained encoder", enc->dim(),
+              frozen_ ? "frozen" : "fine-tuned", train_->size(), maxLength_);
   }
 
   torch::nn::Module& module() override { return *model_; }
