@@ -79,7 +79,10 @@ int main(int argc, char** argv) {
   cli.add_option("--tensor-key", tensorKey, "tensor name inside .safetensors volumes (needed when a file has several)");
   cli.add_option("--run", runDir,
                  "a trained biud or clip2d run folder: embed with its networks into the shared space (CT volumes as\n"
-                 "NIfTI/DICOM/MHA/NRRD are preprocessed with the run's data.ct; reports with its tokenizer)");
+                 "NIfTI/DICOM/MHA/NRRD are preprocessed with the run's data.ct; reports with its tokenizer). A finetune\n"
+                 "or report run embeds CT volumes only, with its fine-tuned CT encoder: volume_embedding = the encoder's\n"
+                 "pooled features (not projected or normalised; no volume_adapted), preprocessed with the data.ct of\n"
+                 "the BIUD run it started from");
   cli.add_option("--xrays", xrays, "X-ray images (PNG/JPEG/DICOM) to embed with a clip2d --run");
   cli.add_flag("--save-tokens", saveTokens, "also write the volume token features (volume_tokens_<i>)");
   cli.add_flag("--bench", bench, "time forward+backward of one network on random inputs and print JSON");
@@ -173,6 +176,9 @@ int main(int argc, char** argv) {
         std::ifstream in(texts);
         for (std::string l; std::getline(in, l);)
           if (l.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(l);
+        BIUD_CHECK(run.clip || run.biud, ConfigError,
+                   "--texts with --run needs a biud or clip2d run (a text encoder in the shared space); `{}` is a {} run",
+                   runDir, run.cfg.task);
         BIUD_CHECK(!lines.empty(), DataError, "{}: no non-blank lines to embed", texts);
         std::vector<torch::Tensor> parts;
         for (std::size_t s = 0; s < lines.size(); s += static_cast<std::size_t>(batch)) {
@@ -185,7 +191,9 @@ int main(int argc, char** argv) {
         result["text_embedding"] = torch::cat(parts);
       }
       if (!volumes.empty()) {
-        BIUD_CHECK(run.biud, ConfigError, "--volumes with --run needs a biud run; `{}` is a {} run", runDir, run.cfg.task);
+        const auto ctEncoder = run.ctEncoder();
+        BIUD_CHECK(ctEncoder, ConfigError, "--volumes with --run needs a biud, finetune or report run (a CT encoder); `{}` is a {} run",
+                   runDir, run.cfg.task);
         std::vector<torch::Tensor> emb, adapted;
         Progress bar("embed volumes", volumes.size(), "volumes");
         for (std::size_t i = 0; i < volumes.size() && !app::stopRequested(); ++i) {
@@ -198,15 +206,22 @@ int main(int argc, char** argv) {
             auto pre = image::preprocessCt(image::readVolume(volumes[i]), run.cfg.data.ct);
             v = torch::from_blob(pre.data.data(), {1, pre.size[2], pre.size[1], pre.size[0]}, torch::kFloat32).clone();
           }
-          auto o = run.biud->encodeCt(v.unsqueeze(0).to(device));
-          emb.push_back(o.ct.cpu());
-          adapted.push_back(o.adapted.cpu());
-          if (saveTokens) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
+          if (run.biud) {
+            auto o = run.biud->encodeCt(v.unsqueeze(0).to(device));
+            emb.push_back(o.ct.cpu());
+            adapted.push_back(o.adapted.cpu());
+            if (saveTokens) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
+          } else {
+            // finetune/report: the fine-tuned encoder alone (its head/decoder is not an embedding).
+            auto o = ctEncoder->encode(v.unsqueeze(0).to(device));
+            emb.push_back(o.pooled.cpu());
+            if (saveTokens && o.tokens.defined()) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
+          }
           bar.advance();
         }
         bar.finish();
         result["volume_embedding"] = torch::cat(emb);
-        result["volume_adapted"] = torch::cat(adapted);
+        if (!adapted.empty()) result["volume_adapted"] = torch::cat(adapted);
       }
       if (!xrays.empty()) {
         BIUD_CHECK(run.clip, ConfigError, "--xrays needs a clip2d run; `{}` is a {} run", runDir, run.cfg.task);

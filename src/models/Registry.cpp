@@ -312,7 +312,8 @@ FusionEncoder makeFusionEncoder(const NetConfig& cfg, const BertModel& text, std
   return f;
 }
 
-ReportDecoder makeReportDecoder(const NetConfig& cfg, std::int64_t memoryDim, std::int64_t vocab) {
+ReportDecoder makeReportDecoder(const NetConfig& cfg, std::int64_t memoryDim, std::int64_t vocab,
+                                const DecoderSpecialIds& special) {
   ReportDecoderOptions o;
   if (cfg.preset == "tiny")
     o.dim = 64, o.depth = 2, o.heads = 4;
@@ -330,6 +331,12 @@ ReportDecoder makeReportDecoder(const NetConfig& cfg, std::int64_t memoryDim, st
     o.vocab_size = vocab;
   o.memory_dim = memoryDim;
   o.dropout = cfg.dropout;
+  o.bos_id = special.bos, o.eos_id = special.eos, o.pad_id = special.pad;
+  for (auto id : {o.bos_id, o.eos_id, o.pad_id})
+    BIUD_CHECK(id >= 0 && id < o.vocab_size, ConfigError,
+               "report decoder: special token ids bos/eos/pad = {}/{}/{} must lie in the vocabulary of {} tokens; pass "
+               "the tokenizer's ids (DecoderSpecialIds) or set model.decoder.vocab_size",
+               o.bos_id, o.eos_id, o.pad_id, o.vocab_size);
   ReportDecoder d(o);
   if (!cfg.weights.empty()) loadWeights(*d, cfg.weights);
   if (cfg.frozen) freeze(*d);

@@ -53,18 +53,7 @@ std::unique_ptr<Trainer> makeDownstreamTrainer(Config& cfg, const std::string& r
   TaskContext ctx;
   ctx.device = device;
   ctx.runDir = runDir;
-  // The per-layer rates need the task's parameter names, so the task is built first with the
-  // decay marked as handled, and the trainer (which builds the optimizer) after.
-  Config taskCfg = cfg;
-  taskCfg.optimizer.layer_decay = 1.0;
-  auto task = makeTask(cfg.task, taskCfg, ctx);
-  if (cfg.optimizer.layer_decay < 1.0) {
-    const auto before = cfg.optimizer.module_lr.size();
-    cfg.optimizer.module_lr = layerDecayLrs(task->module(), "ct_encoder", cfg.optimizer);
-    if (cfg.optimizer.module_lr.size() > before)
-      log::info("train", "layer-wise lr decay {}: {} encoder parameters get per-layer learning rates",
-                cfg.optimizer.layer_decay, cfg.optimizer.module_lr.size() - before);
-  }
+  auto task = makeTask(cfg.task, cfg, ctx);
   return std::make_unique<Trainer>(cfg, runDir, std::move(task), ctx);
 }
 

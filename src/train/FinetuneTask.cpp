@@ -1,5 +1,5 @@
 // Task `finetune`: multi-label CT classification on top of a pretrained BIUD CT encoder — a
-// linear probe (encoder frozen) or full fine-tuning with layer-wise lr decay; BCE with per-label
+// linear probe (encoder frozen) or full fine-tuning (layer-wise lr decay: buildOptimizer); BCE with per-label
 // pos_weight on a stratified, seeded fraction of the training labels; the best validation
 // checkpoint is kept and training stops early when validation stops improving.
 #include "biud/train/FinetuneTask.h"
@@ -22,7 +22,6 @@
 #include "biud/models/Registry.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/CtEval.h"
-#include "biud/train/Optim.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/ZeroShot.h"
 
@@ -98,82 +97,22 @@ torch::Tensor maskedBce(const torch::Tensor& logits, const torch::Tensor& labels
   return (per * k).sum() / k.sum().clamp_min(1.0);
 }
 
-namespace {
-
-/// "blocks.3.attn.qkv.weight" -> 3 (or -1); same for "layer2.0.conv1.weight" with stem "layer".
-int indexAfter(const std::string& name, const std::string& stem, bool dotted) {
-  if (name.compare(0, stem.size(), stem) != 0) return -1;
-  size_t i = stem.size();
-  if (dotted) {
-    if (i >= name.size() || name[i] != '.') return -1;
-    ++i;
-  }
-  size_t j = i;
-  while (j < name.size() && std::isdigit(static_cast<unsigned char>(name[j]))) ++j;
-  if (j == i || (j < name.size() && name[j] != '.')) return -1;
-  return std::stoi(name.substr(i, j - i));
+FinetuneModelImpl::FinetuneModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, std::int64_t labels, double dropout)
+    : p_(dropout) {
+  ct_encoder = register_module("ct_encoder", std::move(enc));
+  head = register_module("head", torch::nn::Linear(ct_encoder->dim(), labels));
+  torch::nn::init::normal_(head->weight, 0.0, 0.01);
+  torch::nn::init::zeros_(head->bias);
 }
 
-}  // namespace
+torch::Tensor FinetuneModelImpl::features(const torch::Tensor& volume) { return ct_encoder->encode(volume).pooled; }
 
-int encoderLayerId(const std::string& name, int numLayers) {
-  for (const char* stem : {"patch_embed", "pos_embed", "cls_token", "conv1", "bn1", "stem"}) {
-    const std::string s(stem);
-    if (name == s || name.compare(0, s.size() + 1, s + ".") == 0) return 0;
-  }
-  if (int b = indexAfter(name, "blocks", true); b >= 0) return b + 1;
-  if (int k = indexAfter(name, "layer", false); k >= 0) return k;
-  return numLayers;
-}
-
-int encoderNumLayers(const std::vector<std::string>& names) {
-  int deepest = 0;
-  for (const auto& n : names) {
-    if (int b = indexAfter(n, "blocks", true); b >= 0) deepest = std::max(deepest, b + 1);
-    if (int k = indexAfter(n, "layer", false); k >= 0) deepest = std::max(deepest, k);
-  }
-  return deepest + 1;
-}
-
-std::map<std::string, double> layerDecayLrs(torch::nn::Module& module, const std::string& prefix,
-                                            const OptimizerConfig& cfg) {
-  auto out = cfg.module_lr;
-  if (cfg.layer_decay >= 1.0) return out;
-  const std::string pre = prefix + ".";
-  std::vector<std::string> rel;
-  for (const auto& np : module.named_parameters(true))
-    if (np.value().requires_grad() && np.key().compare(0, pre.size(), pre) == 0) rel.push_back(np.key().substr(pre.size()));
-  const int numLayers = encoderNumLayers(rel);
-  for (const auto& r : rel) {
-    const double base = baseLrFor(pre + r, cfg);
-    out[pre + r] = base * std::pow(cfg.layer_decay, numLayers - encoderLayerId(r, numLayers));
-  }
-  return out;
+torch::Tensor FinetuneModelImpl::classify(const torch::Tensor& feats) {
+  auto x = (p_ > 0 && is_training()) ? F::dropout(feats, F::DropoutFuncOptions().p(p_).training(true)) : feats;
+  return head->forward(x);
 }
 
 namespace {
-
-class FinetuneModelImpl : public torch::nn::Module {
- public:
-  FinetuneModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, std::int64_t labels, double dropout)
-      : p_(dropout) {
-    ct_encoder = register_module("ct_encoder", std::move(enc));
-    head = register_module("head", torch::nn::Linear(ct_encoder->dim(), labels));
-    torch::nn::init::normal_(head->weight, 0.0, 0.01);
-    torch::nn::init::zeros_(head->bias);
-  }
-  torch::Tensor features(const torch::Tensor& volume) { return ct_encoder->encode(volume).pooled; }
-  torch::Tensor classify(const torch::Tensor& feats) {
-    auto x = (p_ > 0 && is_training()) ? F::dropout(feats, F::DropoutFuncOptions().p(p_).training(true)) : feats;
-    return head->forward(x);
-  }
-  std::shared_ptr<models::VisualEncoderImpl> ct_encoder;
-  torch::nn::Linear head{nullptr};
-
- private:
-  double p_;
-};
-TORCH_MODULE(FinetuneModel);
 
 /// Whether two CT preprocessing configs give the same volumes.
 bool samePreprocessing(const CtPreprocessConfig& a, const CtPreprocessConfig& b) {
@@ -186,10 +125,6 @@ class FinetuneTaskImpl final : public FinetuneTask {
     const auto& fc = cfg.finetune;
     BIUD_CHECK(!fc.run.empty(), ConfigError,
                "task finetune needs finetune.run: the pretrained BIUD run folder (biud-finetune --run DIR)");
-    BIUD_CHECK(fc.mode != "full" || cfg.optimizer.layer_decay >= 1.0 || hasEncoderLr(cfg.optimizer.module_lr), ConfigError,
-               "optimizer.layer_decay = {} is turned into per-layer learning rates by biud-finetune; run biud-finetune, or "
-               "set optimizer.layer_decay=1 (optionally with per-layer optimizer.module_lr entries)",
-               cfg.optimizer.layer_decay);
     auto pre = loadPretrainedCt(fc.run, ctx.device);
     pretrained_ = pre.checkpoint;
     data_ = cfg.data;
@@ -399,12 +334,6 @@ class FinetuneTaskImpl final : public FinetuneTask {
   }
 
  private:
-  static bool hasEncoderLr(const std::map<std::string, double>& m) {
-    for (auto& [k, v] : m)
-      if (k.rfind("ct_encoder", 0) == 0) return true;
-    return false;
-  }
-
   SplitPredictions predictOn(const std::shared_ptr<data::CtDataset>& ds, const std::string& label) {
     torch::NoGradGuard ng;
     model_->eval();

@@ -29,32 +29,85 @@ void absolutizePaths(Config& c) {
     absolute(*p);
 }
 
-LoadedRun loadRun(const std::string& runDir, const c10::Device& device) {
-  stdfs::path dir(runDir);
-  stdfs::path ckpt;
-  stdfs::path runRoot;
+namespace {
+
+struct RunLocation {
+  stdfs::path checkpoint, root;
+};
+
+/// The checkpoint folder and run folder of `runDir` (a run folder: its newest checkpoint; or a
+/// checkpoint folder `run/checkpoints/step_*`).
+RunLocation locateRun(const std::string& runDir) {
+  const stdfs::path dir(runDir);
+  RunLocation l;
   if (stdfs::exists(dir / "state.json")) {
-    ckpt = dir;
-    runRoot = dir.parent_path().parent_path();
+    l.checkpoint = dir;
+    l.root = dir.parent_path().parent_path();
   } else {
     CheckpointManager m(dir / "checkpoints", 1);
-    auto l = m.latest();
-    BIUD_CHECK(l.has_value(), DataError, "`{}` holds no checkpoint (expected {}/checkpoints/step_*/): train it first",
+    auto latest = m.latest();
+    BIUD_CHECK(latest.has_value(), DataError, "`{}` holds no checkpoint (expected {}/checkpoints/step_*/): train it first",
                runDir, runDir);
-    ckpt = *l;
-    runRoot = dir;
+    l.checkpoint = *latest;
+    l.root = dir;
   }
+  return l;
+}
+
+/// The checkpoint holds every weight: initial weights are not read again (they may have moved),
+/// except an HF folder, whose config.json also defines the architecture.
+void dropInitialWeights(NetConfig& n) {
+  if (!(stdfs::is_directory(n.weights) && stdfs::exists(stdfs::path(n.weights) / "config.json")))
+    n.weights.clear(), n.weights_prefix.clear();
+}
+
+/// A finetune/report run's model starts from the CT encoder of a BIUD run; that run's config
+/// (not the downstream run's) describes the encoder, its input grid and the tokenizer.
+void adoptPretrainedConfig(LoadedRun& r, const std::string& runRoot) {
+  const std::string& pre = r.cfg.task == "finetune" ? r.cfg.finetune.run : r.cfg.report.run;
+  const std::string key = r.cfg.task + ".run";
+  BIUD_CHECK(!pre.empty(), DataError, "`{}` is a {} run without {} in its config.resolved.yaml: the pretrained BIUD run is "
+             "needed for the CT encoder's architecture", runRoot, r.cfg.task, key);
+  BIUD_CHECK(stdfs::is_directory(pre), DataError,
+             "`{}` is a {} run started from `{}` ({}), which no longer exists; its config.resolved.yaml describes the CT "
+             "encoder: restore that folder or set {} in {}/config.resolved.yaml to where it is now",
+             runRoot, r.cfg.task, pre, key, key, runRoot);
+  const auto loc = locateRun(pre);
+  const auto cfgPath = loc.root / "config.resolved.yaml";
+  BIUD_CHECK(stdfs::exists(cfgPath), DataError, "`{}` ({} of {}) has no config.resolved.yaml", loc.root.string(), key, runRoot);
+  const auto pc = config::parse<Config>(config::Document::fromFile(cfgPath.string()));
+  BIUD_CHECK(pc.task == "biud", DataError, "`{}` ({} of {}) is a `{}` run, not a BIUD run", loc.root.string(), key, runRoot,
+             pc.task);
+  r.cfg.model.ct_encoder = pc.model.ct_encoder;
+  dropInitialWeights(r.cfg.model.ct_encoder);
+  r.cfg.model.ct_encoder.frozen = false;
+  r.cfg.data.ct = pc.data.ct;  // the task feeds the encoder its pretraining grid
+  r.cfg.text = pc.text;        // the decoder's vocabulary is the pretrained run's tokenizer
+  r.pretrained = loc.root.string();
+}
+
+}  // namespace
+
+std::shared_ptr<models::VisualEncoderImpl> LoadedRun::ctEncoder() const {
+  if (biud) return biud->ct_encoder;
+  if (finetune) return finetune->ct_encoder;
+  if (report) return report->ct_encoder;
+  return nullptr;
+}
+
+LoadedRun loadRun(const std::string& runDir, const c10::Device& device) {
+  const auto loc = locateRun(runDir);
+  const stdfs::path& ckpt = loc.checkpoint;
+  const stdfs::path& runRoot = loc.root;
   const auto cfgPath = runRoot / "config.resolved.yaml";
   BIUD_CHECK(stdfs::exists(cfgPath), DataError, "`{}` has no config.resolved.yaml: is it a biud run folder?", runRoot.string());
   LoadedRun r;
   r.cfg = config::parse<Config>(config::Document::fromFile(cfgPath.string()));
   r.checkpoint = ckpt.string();
-  // The checkpoint holds every weight: initial weights are not read again (they may have moved),
-  // except an HF folder, whose config.json also defines the architecture.
   for (NetConfig* n : {&r.cfg.model.ct_encoder, &r.cfg.model.xray_encoder, &r.cfg.model.text_encoder,
                        &r.cfg.model.fusion, &r.cfg.model.decoder})
-    if (!(stdfs::is_directory(n->weights) && stdfs::exists(stdfs::path(n->weights) / "config.json")))
-      n->weights.clear(), n->weights_prefix.clear();
+    dropInitialWeights(*n);
+  if (r.cfg.task == "finetune" || r.cfg.task == "report") adoptPretrainedConfig(r, runRoot.string());
   r.tokenizer = text::makeTokenizer(r.cfg.text);
   const auto weights = (ckpt / "model.safetensors").string();
   if (r.cfg.task == "clip2d") {
@@ -74,6 +127,25 @@ LoadedRun loadRun(const std::string& runDir, const c10::Device& device) {
     tensor::loadModule(*r.clip, weights);
     r.clip->to(device);
     models::freeze(*r.clip);
+  } else if (r.cfg.task == "finetune") {
+    // The number of labels is the head's: the label columns came from a manifest that may have changed.
+    const auto tensors = tensor::readSafetensors(weights);
+    const auto it = tensors.find("head.weight");
+    BIUD_CHECK(it != tensors.end() && it->second.dim() == 2, DataError,
+               "`{}` has no 2-D `head.weight`: not the checkpoint of a finetune run", weights);
+    r.finetune = FinetuneModel(models::makeVisualEncoder(r.cfg.model.ct_encoder), it->second.size(0), 0.0);
+    tensor::loadStateDict(*r.finetune, tensors, {}, weights);
+    r.finetune->to(device);
+    models::freeze(*r.finetune);
+  } else if (r.cfg.task == "report") {
+    auto enc = models::makeVisualEncoder(r.cfg.model.ct_encoder);
+    const auto sp = r.tokenizer->specialIds();
+    auto dec = models::makeReportDecoder(r.cfg.model.decoder, enc->dim(), r.tokenizer->vocabSize(),
+                                         models::DecoderSpecialIds{sp.cls, sp.sep, sp.pad});
+    r.report = ReportModel(enc, dec);
+    tensor::loadModule(*r.report, weights);
+    r.report->to(device);
+    models::freeze(*r.report);
   } else {
     BIUD_THROW(DataError, "run `{}` is task `{}`; loading it for inference is not supported yet", runRoot.string(), r.cfg.task);
   }

@@ -3,6 +3,8 @@
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 
@@ -25,15 +27,93 @@ double baseLrFor(const std::string& name, const OptimizerConfig& cfg) {
   return lr;
 }
 
+namespace {
+
+/// The non-negative integer that `s` is entirely, or -1.
+int wholeNumber(const std::string& s) {
+  if (s.empty() || s.size() > 9) return -1;
+  for (char c : s)
+    if (!std::isdigit(static_cast<unsigned char>(c))) return -1;
+  return std::stoi(s);
+}
+
+std::vector<std::string> splitDots(const std::string& name) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  for (;;) {
+    const size_t j = name.find('.', i);
+    out.push_back(name.substr(i, j == std::string::npos ? std::string::npos : j - i));
+    if (j == std::string::npos) return out;
+    i = j + 1;
+  }
+}
+
+/// 1-based depth of a block/stage parameter (`blocks.3.x` -> 4, `layer2.0.x` -> 2,
+/// `encoder.layer.3.x` -> 4, `encoder.layers.encoder_layer_3.x` -> 4), or -1.
+int blockDepth(const std::vector<std::string>& c) {
+  if (c.size() >= 2 && c[0] == "blocks")
+    if (int b = wholeNumber(c[1]); b >= 0) return b + 1;
+  if (c.size() >= 2 && c[0].size() > 5 && c[0].compare(0, 5, "layer") == 0)  // ResNet stage; the param lives below it
+    if (int k = wholeNumber(c[0].substr(5)); k >= 0) return k;
+  if (c.size() >= 3 && c[0] == "encoder" && c[1] == "layer")
+    if (int b = wholeNumber(c[2]); b >= 0) return b + 1;
+  const std::string vit2d = "encoder_layer_";
+  if (c.size() >= 3 && c[0] == "encoder" && c[1] == "layers" && c[2].compare(0, vit2d.size(), vit2d) == 0)
+    if (int b = wholeNumber(c[2].substr(vit2d.size())); b >= 0) return b + 1;
+  return -1;
+}
+
+bool isEncoderName(const std::string& top) {
+  const std::string suffix = "encoder";
+  return top.size() >= suffix.size() && top.compare(top.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+int encoderLayerId(const std::string& name, int numLayers) {
+  const auto c = splitDots(name);
+  for (const char* stem : {"patch_embed", "pos_embed", "cls_token", "conv1", "bn1", "stem", "conv_proj", "class_token",
+                           "embeddings"})
+    if (c[0] == stem) return 0;
+  if (c.size() == 2 && c[0] == "encoder" && c[1] == "pos_embedding") return 0;
+  if (int d = blockDepth(c); d >= 0) return d;
+  return numLayers;
+}
+
+int encoderNumLayers(const std::vector<std::string>& names) {
+  int deepest = 0;
+  for (const auto& n : names) deepest = std::max(deepest, blockDepth(splitDots(n)));
+  return deepest + 1;
+}
+
+std::map<std::string, double> parameterLrs(torch::nn::Module& module, const OptimizerConfig& cfg) {
+  std::map<std::string, double> out;
+  std::map<std::string, std::vector<std::string>> encoders;  // top-level encoder -> its trainable parameters (relative)
+  for (const auto& np : module.named_parameters(/*recurse=*/true)) {
+    if (!np.value().requires_grad()) continue;
+    out[np.key()] = baseLrFor(np.key(), cfg);
+    const size_t dot = np.key().find('.');
+    if (cfg.layer_decay < 1.0 && dot != std::string::npos && isEncoderName(np.key().substr(0, dot)))
+      encoders[np.key().substr(0, dot)].push_back(np.key().substr(dot + 1));
+  }
+  for (const auto& [prefix, rel] : encoders) {
+    const int numLayers = encoderNumLayers(rel);
+    for (const auto& r : rel)
+      out[prefix + "." + r] *= std::pow(cfg.layer_decay, numLayers - encoderLayerId(r, numLayers));
+  }
+  return out;
+}
+
 std::unique_ptr<torch::optim::Optimizer> buildOptimizer(torch::nn::Module& module, const OptimizerConfig& cfg,
                                                         std::vector<ParamGroupInfo>* groupsOut) {
   // Ordered by first appearance so that optimizer state order is stable across runs.
   std::vector<std::pair<std::pair<double, bool>, ParamGroupInfo>> order;
   std::vector<std::vector<torch::Tensor>> tensors;
+  const auto lrs = parameterLrs(module, cfg);
   for (const auto& np : module.named_parameters(/*recurse=*/true)) {
     if (!np.value().requires_grad()) continue;
     const bool noDecay = excludedFromDecay(np.key(), np.value());
-    const double lr = baseLrFor(np.key(), cfg);
+    const double lr = lrs.at(np.key());
     size_t g = 0;
     for (; g < order.size(); ++g)
       if (order[g].first.first == lr && order[g].first.second == noDecay) break;

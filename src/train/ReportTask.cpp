@@ -65,40 +65,7 @@ ReportScores scoreReports(const std::vector<std::string>& generated, const std::
   return s;
 }
 
-models::ReportDecoderOptions decoderOptions(const NetConfig& net, std::int64_t memoryDim, std::int64_t vocab, int bos,
-                                            int eos, int pad) {
-  // The presets of models::makeReportDecoder, which cannot be used here: it builds with BERT's
-  // special ids (101/102/0), outside a small trained vocabulary.
-  models::ReportDecoderOptions o;
-  if (net.preset == "tiny")
-    o.dim = 64, o.depth = 2, o.heads = 4;
-  else if (net.preset == "small")
-    o.dim = 384, o.depth = 4, o.heads = 6;
-  else if (net.preset == "large")
-    o.dim = 768, o.depth = 12, o.heads = 12;
-  if (net.dim) o.dim = net.dim;
-  if (net.depth) o.depth = net.depth;
-  if (net.heads) o.heads = net.heads;
-  if (net.max_len) o.max_len = net.max_len;
-  o.vocab_size = net.vocab_size ? net.vocab_size : vocab;
-  o.memory_dim = memoryDim;
-  o.dropout = net.dropout;
-  o.bos_id = bos, o.eos_id = eos, o.pad_id = pad;
-  return o;
-}
-
 namespace {
-
-class ReportModelImpl : public torch::nn::Module {
- public:
-  ReportModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, const models::ReportDecoderOptions& o) {
-    ct_encoder = register_module("ct_encoder", std::move(enc));
-    decoder = register_module("decoder", models::ReportDecoder(o));
-  }
-  std::shared_ptr<models::VisualEncoderImpl> ct_encoder;
-  models::ReportDecoder decoder{nullptr};
-};
-TORCH_MODULE(ReportModel);
 
 class ReportTaskImpl final : public ReportTask {
  public:
@@ -107,10 +74,6 @@ class ReportTaskImpl final : public ReportTask {
     BIUD_CHECK(!rc.run.empty(), ConfigError,
                "task report needs report.run: the pretrained BIUD run folder (biud-report --run DIR)");
     frozen_ = rc.freeze_encoder;
-    BIUD_CHECK(frozen_ || cfg.optimizer.layer_decay >= 1.0 || hasEncoderLr(cfg.optimizer.module_lr), ConfigError,
-               "optimizer.layer_decay = {} is turned into per-layer learning rates by biud-report; run biud-report, or set "
-               "optimizer.layer_decay=1",
-               cfg.optimizer.layer_decay);
     auto pre = loadPretrainedCt(rc.run, ctx.device);
     pretrained_ = pre.checkpoint;
     tok_ = std::move(pre.tokenizer);
@@ -141,11 +104,13 @@ class ReportTaskImpl final : public ReportTask {
     auto enc = pre.encoder;
     if (!frozen_)
       for (auto& p : enc->parameters()) p.set_requires_grad(true);
-    const auto o = decoderOptions(cfg.model.decoder, enc->dim(), tok_->vocabSize(), sp.cls, sp.sep, sp.pad);
-    BIUD_CHECK(maxLength_ <= o.max_len && cfg.eval.max_new_tokens < o.max_len, ConfigError,
-               "model.decoder.max_len {} is shorter than text.max_length {} or eval.max_new_tokens {} + 1", o.max_len,
+    auto dec = models::makeReportDecoder(cfg.model.decoder, enc->dim(), tok_->vocabSize(),
+                                         models::DecoderSpecialIds{sp.cls, sp.sep, sp.pad});
+    const auto maxLen = dec->opt.max_len;
+    BIUD_CHECK(maxLength_ <= maxLen && cfg.eval.max_new_tokens < maxLen, ConfigError,
+               "model.decoder.max_len {} is shorter than text.max_length {} or eval.max_new_tokens {} + 1", maxLen,
                maxLength_, cfg.eval.max_new_tokens);
-    model_ = ReportModel(enc, o);
+    model_ = ReportModel(enc, std::move(dec));
     model_->to(ctx.device);
 
     LoaderConfig lc = cfg.data.loader;
@@ -157,8 +122,8 @@ class ReportTaskImpl final : public ReportTask {
     loader_ = std::make_unique<data::CtLoader>(train_, lc, lo);
     loader_->setEpoch(0);
     log::info("report", "decoder dim {} depth {} on {} CT tokens of width {} ({}); {} training reports, max {} tokens",
-              o.dim, o.depth, "the pretrained encoder", enc->dim(), frozen_ ? "frozen" : "fine-tuned", train_->size(),
-              maxLength_);
+              model_->decoder->opt.dim, model_->decoder->opt.depth, "the pretrained encoder", enc->dim(),
+              frozen_ ? "frozen" : "fine-tuned", train_->size(), maxLength_);
   }
 
   torch::nn::Module& module() override { return *model_; }
@@ -227,12 +192,6 @@ class ReportTaskImpl final : public ReportTask {
   const text::EntityExtractor& extractor() const override { return *extractor_; }
 
  private:
-  static bool hasEncoderLr(const std::map<std::string, double>& m) {
-    for (auto& [k, v] : m)
-      if (k.rfind("ct_encoder", 0) == 0) return true;
-    return false;
-  }
-
   torch::Tensor memory(const torch::Tensor& volume) {
     if (frozen_) {
       torch::NoGradGuard ng;

@@ -8,7 +8,9 @@
 //   on the written file, whose clinical-efficacy F1 equals the count from the written finding
 //   columns, and whose BLEU/ROUGE-L are far above those of the same decoder after one step;
 // - bad input (a label column missing, a manifest without labels, a run folder without a
-//   checkpoint) fails with a message naming the problem.
+//   checkpoint) fails with a message naming the problem;
+// - biud-embed --run on a finetune run embeds CT volumes with its fine-tuned encoder: equal to
+//   that encoder rebuilt here from the pretrained run's config and the finetune checkpoint.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,8 +19,13 @@
 #include <set>
 #include <sstream>
 
+#include "biud/config/Config.h"
 #include "biud/core/Csv.h"
 #include "biud/core/Fs.h"
+#include "biud/image/Manifest.h"
+#include "biud/image/Preprocess.h"
+#include "biud/image/VolumeIO.h"
+#include "biud/models/Registry.h"
 #include "biud/tensor/Safetensors.h"
 #include "common/TestUtil.h"
 
@@ -226,11 +233,69 @@ TEST_F(EvalApps, FullFinetuningWithLayerDecayResumesExactly) {
   }
   EXPECT_TRUE(encoderMoved) << "--mode full left the encoder unchanged";
   EXPECT_EQ(readJson(D() + "/res_a/finetune.json")["per_label"], readJson(D() + "/res_b/finetune.json")["per_label"]);
-  // The per-layer rates are in the checkpoint's config: stem 0.5^3, block 0 0.5^2 of lr.
-  const auto state = readJson(D() + "/res_a/checkpoints/step_000010/state.json");
-  const auto cfg = state["config"].get<std::string>();
-  EXPECT_NE(cfg.find("ct_encoder.patch_embed.proj.weight: 0.000125"), std::string::npos);
-  EXPECT_NE(cfg.find("ct_encoder.blocks.0.norm1.weight: 0.00025"), std::string::npos);
+  // buildOptimizer made the per-layer rates (no module_lr entries). The logged lr is the first
+  // group's, that of the encoder's first parameter (stem, layer 0 of 3): lr * 0.5^3 (constant
+  // schedule, no warmup).
+  const auto resolved = biud::config::parse<biud::Config>(biud::config::Document::fromFile(D() + "/res_a/config.resolved.yaml"));
+  EXPECT_TRUE(resolved.optimizer.module_lr.empty());
+  std::istringstream jl(biud::fs::readFile(D() + "/res_a/metrics.jsonl"));
+  int seen = 0;
+  for (std::string line; std::getline(jl, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (!j.contains("lr")) continue;
+    EXPECT_NEAR(j["lr"].get<double>(), resolved.optimizer.lr * 0.125, 1e-12 * resolved.optimizer.lr) << line;
+    ++seen;
+  }
+  EXPECT_GT(seen, 0);
+}
+
+TEST_F(EvalApps, EmbedOfAFinetuneRunUsesItsFineTunedEncoder) {
+  runOk(app("biud-finetune") + common_ + " --run " + D() + "/biud --mode full --set trainer.steps=3 --split val --set "
+        "threads=1 --out " + D() + "/emb_ft");
+  // One CT of the manifest, preprocessed as the pretrained run does (the finetune run's own
+  // data.ct may differ: loadRun takes the pretrained run's), also written as a tensor file.
+  const auto pre = biud::config::parse<biud::Config>(biud::config::Document::fromFile(D() + "/biud/config.resolved.yaml"));
+  const auto manifest = biud::image::readManifest(D() + "/data/ct/manifest.csv");
+  const auto& nifti = manifest.items.at(0).images.at(0);
+  auto vol = biud::image::preprocessCt(biud::image::readVolume(nifti), pre.data.ct);
+  auto v = torch::from_blob(vol.data.data(), {1, vol.size[2], vol.size[1], vol.size[0]}, torch::kFloat32).clone();
+  biud::tensor::writeSafetensors(D() + "/emb_vol.safetensors", {{"volume", v}});
+  runOk(app("biud-embed") + " --run " + D() + "/emb_ft --volumes " + quote(nifti) + " --volumes " + D() +
+        "/emb_vol.safetensors --threads 1 --out " + D() + "/emb_out --quiet");
+  const auto out = biud::tensor::readSafetensors(D() + "/emb_out/embeddings.safetensors");
+  ASSERT_TRUE(out.count("volume_embedding"));
+  EXPECT_EQ(out.count("volume_adapted"), 0u);  // no BIUD adapter in a finetune run
+  const auto got = out.at("volume_embedding");
+
+  // Reference: the pretrained run's encoder architecture with the finetune checkpoint's ct_encoder.* weights.
+  auto encoderFrom = [&](const std::string& checkpoint) {
+    biud::NetConfig n = pre.model.ct_encoder;
+    n.weights.clear();
+    n.frozen = false;
+    auto enc = biud::models::makeVisualEncoder(n);
+    biud::tensor::LoadOptions lo;
+    lo.selectPrefix = "ct_encoder.";
+    biud::tensor::loadModule(*enc, checkpoint, lo);
+    enc->eval();
+    torch::NoGradGuard ng;
+    return enc->encode(v.unsqueeze(0)).pooled;
+  };
+  const auto want = encoderFrom(D() + "/emb_ft/checkpoints/step_000003/model.safetensors");
+  ASSERT_EQ(got.sizes().vec(), (std::vector<int64_t>{2, want.size(1)}));
+  EXPECT_LT((got[0] - want[0]).abs().max().item<double>(), 1e-5);  // the NIfTI, preprocessed by biud-embed
+  EXPECT_LT((got[1] - want[0]).abs().max().item<double>(), 1e-5);  // the same volume as a tensor
+  // ... and not the pretrained encoder (--mode full moved it).
+  std::string pretrainedCkpt;
+  for (const auto& e : std::filesystem::directory_iterator(D() + "/biud/checkpoints"))
+    pretrainedCkpt = std::max(pretrainedCkpt, e.path().string());
+  const auto before = encoderFrom(pretrainedCkpt + "/model.safetensors");
+  EXPECT_GT((want - before).abs().max().item<double>(), 1e-6);
+  // Texts need a text encoder: a clear error, not a crash.
+  biud::fs::atomicWrite(D() + "/emb_texts.txt", "no pleural effusion\n");
+  auto r = biud::test::run(app("biud-embed") + " --run " + D() + "/emb_ft --texts " + D() + "/emb_texts.txt --out " + D() +
+                           "/emb_bad --quiet");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("needs a biud or clip2d run"), std::string::npos) << r.out;
 }
 
 TEST_F(EvalApps, BadInputFailsWithClearErrors) {

@@ -95,6 +95,17 @@ TEST(LayerDecay, LayerIdsByHand) {
   EXPECT_EQ(train::encoderLayerId("layers_extra.weight", 5), 5);  // not `layerK.`
   EXPECT_EQ(train::encoderNumLayers({"conv1.weight", "layer1.0.conv1.weight", "layer4.1.bn2.bias", "fc.weight"}), 5);
   EXPECT_EQ(train::encoderNumLayers({"patch_embed.proj.weight", "blocks.0.x", "blocks.11.y", "norm.weight"}), 13);
+  // BERT (text encoders): embeddings 0, encoder.layer.i is i + 1, pooler after.
+  EXPECT_EQ(train::encoderLayerId("embeddings.word_embeddings.weight", 4), 0);
+  EXPECT_EQ(train::encoderLayerId("encoder.layer.2.attention.self.query.weight", 4), 3);
+  EXPECT_EQ(train::encoderLayerId("pooler.dense.weight", 4), 4);
+  EXPECT_EQ(train::encoderNumLayers({"embeddings.LayerNorm.weight", "encoder.layer.0.x", "encoder.layer.2.y"}), 4);
+  // ViT-2D (torchvision names).
+  EXPECT_EQ(train::encoderLayerId("conv_proj.weight", 3), 0);
+  EXPECT_EQ(train::encoderLayerId("class_token", 3), 0);
+  EXPECT_EQ(train::encoderLayerId("encoder.pos_embedding", 3), 0);
+  EXPECT_EQ(train::encoderLayerId("encoder.layers.encoder_layer_1.ln_1.weight", 3), 2);
+  EXPECT_EQ(train::encoderLayerId("encoder.ln.weight", 3), 3);
 }
 
 TEST(LayerDecay, LearningRatesByHandThroughTheOptimizer) {
@@ -102,41 +113,57 @@ TEST(LayerDecay, LearningRatesByHandThroughTheOptimizer) {
   OptimizerConfig cfg;
   cfg.lr = 1e-3;
   cfg.layer_decay = 0.5;
+  // buildOptimizer applies optimizer.layer_decay itself (no module_lr entries needed).
   // 2 blocks -> 3 layers: stem 0.5^3, block 0 0.5^2, block 1 0.5^1, final norm 0.5^0; head untouched.
-  auto m = train::layerDecayLrs(net, "ct_encoder", cfg);
+  auto lrOf = [](torch::nn::Module& m, const OptimizerConfig& c) {
+    std::vector<train::ParamGroupInfo> groups;
+    auto opt = train::buildOptimizer(m, c, &groups);
+    const auto lrs = train::groupLrs(*opt);
+    EXPECT_EQ(lrs.size(), groups.size());
+    std::map<std::string, double> out;
+    for (size_t g = 0; g < groups.size(); ++g)
+      for (const auto& n : groups[g].names) {
+        EXPECT_DOUBLE_EQ(lrs[g], groups[g].lr) << n;  // the optimizer's own group lr
+        out[n] = groups[g].lr;
+      }
+    return out;
+  };
+  auto m = lrOf(net, cfg);
   EXPECT_DOUBLE_EQ(m.at("ct_encoder.patch_embed.proj.weight"), 1.25e-4);
   EXPECT_DOUBLE_EQ(m.at("ct_encoder.pos_embed"), 1.25e-4);
   EXPECT_DOUBLE_EQ(m.at("ct_encoder.blocks.0.norm1.weight"), 2.5e-4);
+  EXPECT_DOUBLE_EQ(m.at("ct_encoder.blocks.0.attn.qkv.weight"), 2.5e-4);
   EXPECT_DOUBLE_EQ(m.at("ct_encoder.blocks.1.norm1.weight"), 5e-4);
+  EXPECT_DOUBLE_EQ(m.at("ct_encoder.blocks.1.mlp.fc2.bias"), 5e-4);
   EXPECT_DOUBLE_EQ(m.at("ct_encoder.norm.weight"), 1e-3);
-  EXPECT_EQ(m.count("head.weight"), 0u);
+  EXPECT_DOUBLE_EQ(m.at("head.weight"), 1e-3);
+  EXPECT_DOUBLE_EQ(m.at("head.bias"), 1e-3);
+  EXPECT_EQ(train::parameterLrs(net, cfg), m);
 
-  cfg.module_lr = m;
-  std::vector<train::ParamGroupInfo> groups;
-  auto opt = train::buildOptimizer(net, cfg, &groups);
-  std::map<std::string, double> lrOf;
-  for (const auto& g : groups)
-    for (const auto& n : g.names) lrOf[n] = g.lr;
-  EXPECT_DOUBLE_EQ(lrOf.at("ct_encoder.patch_embed.proj.weight"), 1.25e-4);
-  EXPECT_DOUBLE_EQ(lrOf.at("ct_encoder.blocks.0.attn.qkv.weight"), 2.5e-4);
-  EXPECT_DOUBLE_EQ(lrOf.at("ct_encoder.blocks.1.mlp.fc2.bias"), 5e-4);
-  EXPECT_DOUBLE_EQ(lrOf.at("head.weight"), 1e-3);
-  EXPECT_DOUBLE_EQ(lrOf.at("head.bias"), 1e-3);
+  // decay 1 = off: every parameter at lr.
+  cfg.layer_decay = 1.0;
+  for (const auto& [n, lr] : lrOf(net, cfg)) EXPECT_DOUBLE_EQ(lr, 1e-3) << n;
 
-  // A user's module_lr is the base the decay multiplies; frozen parameters get no entry.
+  // A user's module_lr is the base the decay multiplies; frozen parameters are not counted.
   OptimizerConfig c2;
   c2.lr = 1e-3;
   c2.layer_decay = 0.5;
   c2.module_lr = {{"ct_encoder", 1e-4}};
   for (auto& p : net.enc->named_parameters())
     if (p.key().rfind("blocks.0.", 0) == 0) p.value().set_requires_grad(false);
-  auto m2 = train::layerDecayLrs(net, "ct_encoder", c2);
+  auto m2 = lrOf(net, c2);
   EXPECT_DOUBLE_EQ(m2.at("ct_encoder.blocks.1.norm1.weight"), 5e-5);
+  EXPECT_DOUBLE_EQ(m2.at("ct_encoder.pos_embed"), 1.25e-5);
   EXPECT_EQ(m2.count("ct_encoder.blocks.0.norm1.weight"), 0u);
-  EXPECT_DOUBLE_EQ(m2.at("ct_encoder"), 1e-4);
-  // decay 1 = off: the map is returned as it was.
-  c2.layer_decay = 1.0;
-  EXPECT_EQ(train::layerDecayLrs(net, "ct_encoder", c2), c2.module_lr);
+  EXPECT_DOUBLE_EQ(m2.at("head.weight"), 1e-3);
+  // Linear probe (encoder frozen): only the head, at lr, whatever the decay.
+  models::freeze(*net.enc);
+  OptimizerConfig c3;
+  c3.lr = 1e-3;
+  c3.layer_decay = 0.5;
+  auto m3 = lrOf(net, c3);
+  EXPECT_EQ(m3.size(), 2u);
+  EXPECT_DOUBLE_EQ(m3.at("head.weight"), 1e-3);
 }
 
 TEST(LabelFraction, HandWorkedStratifiedSubset) {

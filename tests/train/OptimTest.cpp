@@ -94,3 +94,54 @@ TEST(Optim, MatchesPyTorchAdamWWithGroupsAndSchedule) {
     for (size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(got[i], ref[i], 1e-6) << np.key() << "[" << i << "]";
   }
 }
+
+namespace {
+/// A module with two encoders named like the tasks' (`*encoder`) and a decoder: parameters
+/// only, with the names the layer-id convention reads.
+struct TwoEncoders : torch::nn::Module {
+  static std::shared_ptr<torch::nn::Module> child(torch::nn::Module& parent, const std::string& name) {
+    return parent.register_module(name, std::make_shared<torch::nn::Module>());
+  }
+  TwoEncoders() {
+    auto ct = child(*this, "ct_encoder");  // ResNet-like: stem, 2 stages, fc -> L = 3
+    ct->register_parameter("weight", torch::ones({2, 2}));  // directly in the encoder: after the stages
+    child(*ct, "conv1")->register_parameter("weight", torch::ones({2, 2}));
+    child(*child(*ct, "layer1"), "0")->register_parameter("weight", torch::ones({2, 2}));
+    child(*child(*ct, "layer2"), "0")->register_parameter("weight", torch::ones({2, 2}));
+    auto text = child(*this, "text_encoder");  // BERT-like: embeddings, 3 layers, pooler -> L = 4
+    child(*text, "embeddings")->register_parameter("weight", torch::ones({2, 2}));
+    auto layer = child(*child(*text, "encoder"), "layer");
+    for (const char* i : {"0", "1", "2"}) child(*layer, i)->register_parameter("weight", torch::ones({2, 2}));
+    child(*text, "pooler")->register_parameter("weight", torch::ones({2, 2}));
+    child(*this, "decoder")->register_parameter("weight", torch::ones({2, 2}));
+  }
+};
+}  // namespace
+
+TEST(Optim, LayerDecayAppliesToEveryEncoderByHand) {
+  TwoEncoders net;
+  OptimizerConfig cfg;
+  cfg.lr = 0.1;
+  cfg.layer_decay = 0.5;
+  cfg.module_lr = {{"text_encoder", 0.01}};
+  std::vector<train::ParamGroupInfo> groups;
+  auto opt = train::buildOptimizer(net, cfg, &groups);
+  std::map<std::string, double> lr;
+  for (const auto& g : groups)
+    for (const auto& n : g.names) lr[n] = g.lr;
+  // ct_encoder: L = 3 (stem 0, layer1 1, layer2 2, the rest 3).
+  EXPECT_DOUBLE_EQ(lr.at("ct_encoder.conv1.weight"), 0.1 * 0.125);
+  EXPECT_DOUBLE_EQ(lr.at("ct_encoder.layer1.0.weight"), 0.1 * 0.25);
+  EXPECT_DOUBLE_EQ(lr.at("ct_encoder.layer2.0.weight"), 0.1 * 0.5);
+  EXPECT_DOUBLE_EQ(lr.at("ct_encoder.weight"), 0.1);
+  // text_encoder: base 0.01 from module_lr, L = 4.
+  EXPECT_DOUBLE_EQ(lr.at("text_encoder.embeddings.weight"), 0.01 * 0.0625);
+  EXPECT_DOUBLE_EQ(lr.at("text_encoder.encoder.layer.0.weight"), 0.01 * 0.125);
+  EXPECT_DOUBLE_EQ(lr.at("text_encoder.encoder.layer.2.weight"), 0.01 * 0.5);
+  EXPECT_DOUBLE_EQ(lr.at("text_encoder.pooler.weight"), 0.01);
+  // Not an encoder: the base lr.
+  EXPECT_DOUBLE_EQ(lr.at("decoder.weight"), 0.1);
+  // 9 distinct rates (0.1 twice: ct_encoder.weight and decoder.weight share a group).
+  EXPECT_EQ(groups.size(), 9u);
+  EXPECT_EQ(train::groupLrs(*opt).size(), 9u);
+}

@@ -5,6 +5,7 @@
 
 #include "biud/core/Error.h"
 #include "biud/eval/Nlg.h"
+#include "biud/models/Registry.h"
 #include "biud/text/Entities.h"
 #include "biud/train/ReportTask.h"
 #include "common/TestUtil.h"
@@ -51,22 +52,22 @@ TEST(ReportDecoder, OptionsFromConfigWithTheTokenizersSpecialIds) {
   NetConfig n;
   n.arch = "report_decoder";
   n.preset = "tiny";
-  auto o = train::decoderOptions(n, 192, 400, 2, 3, 0);
-  EXPECT_EQ(o.dim, 64);
-  EXPECT_EQ(o.depth, 2);
-  EXPECT_EQ(o.heads, 4);
-  EXPECT_EQ(o.vocab_size, 400);
-  EXPECT_EQ(o.memory_dim, 192);
-  EXPECT_EQ(o.bos_id, 2);
-  EXPECT_EQ(o.eos_id, 3);
-  EXPECT_EQ(o.pad_id, 0);
+  auto d = models::makeReportDecoder(n, 192, 400, {2, 3, 0});
+  EXPECT_EQ(d->opt.dim, 64);
+  EXPECT_EQ(d->opt.depth, 2);
+  EXPECT_EQ(d->opt.heads, 4);
+  EXPECT_EQ(d->opt.vocab_size, 400);
+  EXPECT_EQ(d->opt.memory_dim, 192);
+  EXPECT_EQ(d->opt.bos_id, 2);
+  EXPECT_EQ(d->opt.eos_id, 3);
+  EXPECT_EQ(d->opt.pad_id, 0);
   n.dim = 32, n.depth = 1, n.max_len = 40;
-  o = train::decoderOptions(n, 192, 400, 2, 3, 0);
-  EXPECT_EQ(o.dim, 32);
-  EXPECT_EQ(o.depth, 1);
-  EXPECT_EQ(o.max_len, 40);
-  // A small vocabulary works (models::makeReportDecoder would put BOS at BERT's 101).
-  models::ReportDecoder d(train::decoderOptions(n, 16, 50, 2, 3, 0));
-  auto g = d->greedy(torch::randn({2, 5, 16}), {}, 4);
+  d = models::makeReportDecoder(n, 192, 400, {2, 3, 0});
+  EXPECT_EQ(d->opt.dim, 32);
+  EXPECT_EQ(d->opt.depth, 1);
+  EXPECT_EQ(d->opt.max_len, 40);
+  // A small vocabulary works with the tokenizer's ids.
+  auto small = models::makeReportDecoder(n, 16, 50, {2, 3, 0});
+  auto g = small->greedy(torch::randn({2, 5, 16}), {}, 4);
   EXPECT_EQ(g.tokens.size(), 2u);
 }

@@ -37,8 +37,18 @@ BertModel makeTextEncoder(const NetConfig& cfg);
 /// Fusion encoder with `cfg.depth` layers of the text encoder's width; MLM head tied to
 /// `text`'s word embeddings.
 FusionEncoder makeFusionEncoder(const NetConfig& cfg, const BertModel& text, std::int64_t ctDim);
-/// Report decoder over CT tokens `memoryDim` wide.
-ReportDecoder makeReportDecoder(const NetConfig& cfg, std::int64_t memoryDim, std::int64_t vocab = 0);
+/// Special token ids of a report decoder: the tokenizer's BOS/EOS/padding (for a WordPiece
+/// tokenizer its [CLS]/[SEP]/[PAD]). The defaults are BERT's (bert-base-uncased vocab.txt).
+struct DecoderSpecialIds {
+  std::int64_t bos = 101, eos = 102, pad = 0;
+};
+/// Report decoder over CT tokens `memoryDim` wide: `cfg.preset` (tiny 64x2x4, small 384x4x6,
+/// large 768x12x12; anything else the ReportDecoderOptions defaults) with the overrides
+/// dim/depth/heads/max_len/dropout, vocabulary `cfg.vocab_size`, else `vocab`, else BERT's;
+/// generation starts with `special.bos` and ends at `special.eos`. Loads `cfg.weights`, freezes
+/// when `cfg.frozen`. ConfigError naming the ids when one is outside the vocabulary.
+ReportDecoder makeReportDecoder(const NetConfig& cfg, std::int64_t memoryDim, std::int64_t vocab = 0,
+                                const DecoderSpecialIds& special = {});
 
 /// An HF checkpoint folder: config.json, model.safetensors, vocab.txt.
 struct HfCheckpoint {

@@ -36,9 +36,9 @@ PretrainedCt loadPretrainedCt(const std::string& runDir, const c10::Device& devi
 /// (`checkpoints/step_*/` or a checkpoint folder itself); DataError naming it otherwise.
 void checkPretrainedRun(const std::string& runDir, const std::string& flag = "--run");
 
-/// The trainer of a downstream task (`cfg.task` = finetune or report) in `runDir`, one process:
-/// the task is built, then `optimizer.layer_decay` < 1 becomes per-layer `optimizer.module_lr`
-/// entries for the trainable parameters under `ct_encoder` (written into `cfg`), then the trainer.
+/// The trainer of a downstream task (`cfg.task` = finetune or report) in `runDir`, one process
+/// (`optimizer.layer_decay` < 1 is applied to the trainable `ct_encoder` parameters by
+/// buildOptimizer, as for any task).
 std::unique_ptr<Trainer> makeDownstreamTrainer(Config& cfg, const std::string& runDir, const c10::Device& device);
 
 /// The items of `split` of `manifest` as a dataset (DataError naming the manifest and the

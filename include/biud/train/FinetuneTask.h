@@ -3,7 +3,7 @@
 /// Task `finetune` (biud-finetune): multi-label classification of CT volumes with a linear head
 /// on the pooled features of a pretrained BIUD CT encoder, and the pieces it is made of, exposed
 /// for tests: the seeded stratified label-fraction subset, per-label pos_weight, the masked BCE
-/// and layer-wise learning-rate decay.
+/// (layer-wise learning-rate decay is buildOptimizer's: biud/train/Optim.h).
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "biud/config/Config.h"
+#include "biud/models/Encoder.h"
 #include "biud/train/Task.h"
 
 namespace biud::train {
@@ -35,19 +36,24 @@ torch::Tensor positiveWeights(const torch::Tensor& labels, double maxWeight);
 /// Per entry: -(w y log s(x) + (1 - y) log(1 - s(x))), as torch.nn.BCEWithLogitsLoss(pos_weight).
 torch::Tensor maskedBce(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& posWeight = {});
 
-/// Depth index of an encoder parameter for layer-wise lr decay (BEiT/MAE convention): the
-/// input stem (`patch_embed`, `pos_embed`, `cls_token`, `conv1`, `bn1`) is 0, transformer block
-/// `blocks.i` is i + 1, ResNet stage `layerK` is K, anything after the blocks is `numLayers`.
-int encoderLayerId(const std::string& name, int numLayers);
-/// Number of layers of an encoder from its parameter names: 1 + the number of blocks/stages.
-int encoderNumLayers(const std::vector<std::string>& names);
+/// The model of a `finetune` run: `ct_encoder` (the pretrained BIUD CT encoder) and a linear
+/// `head` [labels x encoder width] on its pooled features (checkpoint keys `ct_encoder.*`, `head.*`).
+class FinetuneModelImpl : public torch::nn::Module {
+ public:
+  /// The head starts at N(0, 0.01) weights and zero biases; `dropout` acts on the features in training.
+  FinetuneModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, std::int64_t labels, double dropout = 0.0);
+  /// Pooled encoder features [B, D] of volumes [B, C, D, H, W].
+  torch::Tensor features(const torch::Tensor& volume);
+  /// Logits [B, labels] of pooled features.
+  torch::Tensor classify(const torch::Tensor& feats);
 
-/// Layer-wise learning-rate decay as `optimizer.module_lr` entries for the trainable parameters
-/// of `module` under `prefix` (e.g. "ct_encoder"): lr(name) = base * decay^(numLayers - id),
-/// base = the lr baseLrFor() gives without these entries. Parameters outside `prefix` keep their
-/// lr. Returns `cfg.module_lr` plus the new entries (unchanged when decay = 1).
-std::map<std::string, double> layerDecayLrs(torch::nn::Module& module, const std::string& prefix,
-                                            const OptimizerConfig& cfg);
+  std::shared_ptr<models::VisualEncoderImpl> ct_encoder;
+  torch::nn::Linear head{nullptr};
+
+ private:
+  double p_;
+};
+TORCH_MODULE(FinetuneModel);
 
 /// Per-case predictions of a split.
 struct SplitPredictions {
@@ -56,8 +62,8 @@ struct SplitPredictions {
   torch::Tensor labels;  ///< [N, L] (NaN unknown)
 };
 
-/// The `finetune` task. biud-finetune drives it; biud-train can too (then optimizer.layer_decay
-/// must be 1, since the per-layer rates are made by the app).
+/// The `finetune` task. biud-finetune drives it; biud-train can too (optimizer.layer_decay is
+/// applied to `ct_encoder` by buildOptimizer either way).
 class FinetuneTask : public Task {
  public:
   virtual ~FinetuneTask() = default;

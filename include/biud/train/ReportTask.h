@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "biud/config/Config.h"
+#include "biud/models/Encoder.h"
 #include "biud/models/ReportDecoder.h"
 #include "biud/text/Entities.h"
 #include "biud/train/Task.h"
@@ -50,11 +51,20 @@ constexpr size_t kChanceShifts = 20;
 ReportScores scoreReports(const std::vector<std::string>& generated, const std::vector<std::string>& references,
                           const text::EntityExtractor& extractor);
 
-/// Decoder options from model.decoder (preset + overrides) for a tokenizer's special ids.
-models::ReportDecoderOptions decoderOptions(const NetConfig& net, std::int64_t memoryDim, std::int64_t vocab, int bos,
-                                            int eos, int pad);
+/// The model of a `report` run: `ct_encoder` (the pretrained BIUD CT encoder) whose tokens the
+/// `decoder` cross-attends to (checkpoint keys `ct_encoder.*`, `decoder.*`).
+class ReportModelImpl : public torch::nn::Module {
+ public:
+  ReportModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, models::ReportDecoder dec) {
+    ct_encoder = register_module("ct_encoder", std::move(enc));
+    decoder = register_module("decoder", std::move(dec));
+  }
+  std::shared_ptr<models::VisualEncoderImpl> ct_encoder;
+  models::ReportDecoder decoder{nullptr};
+};
+TORCH_MODULE(ReportModel);
 
-/// The `report` task; biud-report drives it, biud-train can too (optimizer.layer_decay = 1).
+/// The `report` task; biud-report drives it, biud-train can too.
 class ReportTask : public Task {
  public:
   virtual ~ReportTask() = default;

@@ -6,7 +6,9 @@
 
 #include "biud/config/Config.h"
 #include "biud/text/Tokenizer.h"
+#include "biud/train/FinetuneTask.h"
 #include "biud/train/MethodModels.h"
+#include "biud/train/ReportTask.h"
 #include "biud/train/Task.h"
 
 namespace biud::train {
@@ -28,10 +30,21 @@ struct LoadedRun {
   std::unique_ptr<text::Tokenizer> tokenizer;
   ClipModel clip{nullptr};                    ///< task clip2d
   BiudModel biud{nullptr};                    ///< task biud
+  FinetuneModel finetune{nullptr};            ///< task finetune (fine-tuned CT encoder + label head)
+  ReportModel report{nullptr};                ///< task report (CT encoder + report decoder)
+  /// finetune/report: the pretrained BIUD run the model started from (its finetune.run /
+  /// report.run), whose config gave the encoder's architecture, `data.ct` and tokenizer (copied
+  /// into `cfg.model.ct_encoder`, `cfg.data.ct` and `cfg.text`).
+  std::string pretrained;
+
+  /// The run's CT encoder (biud, finetune, report; nullptr for clip2d).
+  std::shared_ptr<models::VisualEncoderImpl> ctEncoder() const;
 };
 
 /// Load the newest checkpoint of `runDir` (or `runDir` itself when it is a checkpoint folder)
 /// onto `device`, in eval mode. DataError naming the folder when it holds no checkpoint.
+/// A finetune/report run also needs the config.resolved.yaml of the BIUD run it started from
+/// (finetune.run / report.run): DataError naming both folders when it is gone.
 LoadedRun loadRun(const std::string& runDir, const c10::Device& device);
 
 /// Rewrite the file paths of a config (vocab, lexicon, prompts, manifests, teacher, ...) as
