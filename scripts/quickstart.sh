@@ -38,7 +38,8 @@ stage "3/7 CT preprocessing into the training cache -> $run/cache"
 "$bin/biud-preprocess" --config "$cfg" --manifest "$run/data/ct/manifest.csv" --out "$run/cache"
 
 stage "4/7 stage 0: the X-ray expert (clip2d) -> $run/teacher"
-"$bin/biud-train" --config "$cfg" --set task=clip2d --out "$run/teacher" $(resume_flag "$run/teacher")
+# (optimizer.module_lr of the recipe slows the BIUD student's text encoder; the teacher trains all at lr)
+"$bin/biud-train" --config "$cfg" --set task=clip2d --set "optimizer.module_lr={}" --out "$run/teacher" $(resume_flag "$run/teacher")
 
 stage "5/7 language-guided retrieval: pair every CT with the teacher's closest X-ray report -> $run/retrieval"
 "$bin/biud-retrieve" --config "$cfg" --out "$run/retrieval"

@@ -1,5 +1,7 @@
 #include "biud/train/Optim.h"
 
+#include <set>
+
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
@@ -7,8 +9,10 @@
 #include <cctype>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "biud/core/Error.h"
+#include "biud/core/Log.h"
 
 namespace biud::train {
 
@@ -129,9 +133,16 @@ std::unique_ptr<torch::optim::Optimizer> buildOptimizer(torch::nn::Module& modul
     bool used = false;
     for (auto& o : order)
       for (auto& n : o.second.names) used = used || n == prefix || n.rfind(prefix + ".", 0) == 0;
-    BIUD_CHECK(used, ConfigError,
+    if (used) continue;
+    // A recipe is shared by the tasks of a chain (quickstart.yaml trains clip2d, biud, finetune,
+    // ...): a tower another task has is skipped with a note; anything else is a typo.
+    static const std::set<std::string> towers = {"ct_encoder", "text_encoder", "image_encoder", "fusion", "decoder",
+                                                 "adapter",    "ct_proj",      "text_proj",     "image_proj", "head"};
+    BIUD_CHECK(towers.count(prefix), ConfigError,
                "optimizer.module_lr: prefix `{}` matches no trainable parameter (names look like `{}`)", prefix,
                order.front().second.names.front());
+    log::info("optim", "optimizer.module_lr.{}: this task has no trainable `{}`; the entry is for another task", prefix,
+              prefix);
   }
 
   std::vector<torch::optim::OptimizerParamGroup> groups;

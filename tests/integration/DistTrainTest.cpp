@@ -37,7 +37,10 @@ class DistTrain : public ::testing::Test {
               " --set data.pairing=" + D + "/retrieval/pairing.csv --set text.vocab=" + D + "/tok/vocab.txt" +
               " --set model.teacher=" + D + "/teacher --set schedule.name=constant --set schedule.warmup_steps=0" +
               " --set trainer.val_every=0 --set eval.bootstrap=0 --set eval.prompts= --set logging.every_steps=1" +
-              " --set data.loader.workers=1 --set data.loader.batch_size=8 --set distributed.timeout_s=20 --quiet";
+              " --set data.loader.workers=1 --set data.loader.batch_size=8 --set distributed.timeout_s=20 --quiet" +
+              // BatchNorm (the quickstart's 3D ResNet) normalises per rank: no SyncBatchNorm yet, so
+              // N ranks equal one process only for norm layers without batch statistics (the ViT).
+              " --set model.ct_encoder.arch=vit3d --set data.augment.random_crop=[]";
     setupOk(app("biud-synth") + " --config " + quote(cfg) + " --set synth.n_ct=24 --set synth.n_external=0" +
             " --set synth.n_cxr=40 --set synth.size=[48,48,24] --set synth.xray_size=64 --out " + D + "/data --quiet");
     setupOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 300 --input " + D +

@@ -233,17 +233,21 @@ TEST_F(EvalApps, FullFinetuningWithLayerDecayResumesExactly) {
   }
   EXPECT_TRUE(encoderMoved) << "--mode full left the encoder unchanged";
   EXPECT_EQ(readJson(D() + "/res_a/finetune.json")["per_label"], readJson(D() + "/res_b/finetune.json")["per_label"]);
-  // buildOptimizer made the per-layer rates (no module_lr entries). The logged lr is the first
-  // group's, that of the encoder's first parameter (stem, layer 0 of 3): lr * 0.5^3 (constant
-  // schedule, no warmup).
+  // buildOptimizer made the per-layer rates (no module_lr entries for the encoder). The logged lr is
+  // the first group's, that of the encoder's first parameter (the stem, layer 0): lr * 0.5^L with
+  // L = 5 for the 3D ResNet-18 (stem, layer1..layer4, then the head) and L = 3 for a 2-block ViT
+  // (constant schedule, no warmup).
   const auto resolved = biud::config::parse<biud::Config>(biud::config::Document::fromFile(D() + "/res_a/config.resolved.yaml"));
-  EXPECT_TRUE(resolved.optimizer.module_lr.empty());
+  for (const auto& [prefix, lr] : resolved.optimizer.module_lr) EXPECT_EQ(prefix.rfind("ct_encoder", 0), std::string::npos);
+  const auto pre = biud::config::parse<biud::Config>(biud::config::Document::fromFile(resolved.finetune.run + "/config.resolved.yaml"));
+  const double factor = pre.model.ct_encoder.arch == "resnet3d18" ? 1.0 / 32 : 1.0 / 8;
+  ASSERT_TRUE(pre.model.ct_encoder.arch == "resnet3d18" || pre.model.ct_encoder.arch == "vit3d") << pre.model.ct_encoder.arch;
   std::istringstream jl(biud::fs::readFile(D() + "/res_a/metrics.jsonl"));
   int seen = 0;
   for (std::string line; std::getline(jl, line);) {
     const auto j = nlohmann::json::parse(line);
     if (!j.contains("lr")) continue;
-    EXPECT_NEAR(j["lr"].get<double>(), resolved.optimizer.lr * 0.125, 1e-12 * resolved.optimizer.lr) << line;
+    EXPECT_NEAR(j["lr"].get<double>(), resolved.optimizer.lr * factor, 1e-12 * resolved.optimizer.lr) << line;
     ++seen;
   }
   EXPECT_GT(seen, 0);

@@ -44,8 +44,10 @@ TEST(Optim, GroupsExcludeNormsAndBiasesAndHonourModuleLr) {
   EXPECT_EQ(groups[2].names, (std::vector<std::string>{"fc2.weight"}));
   EXPECT_DOUBLE_EQ(groups[2].lr, 1e-4);
   EXPECT_EQ(groups[3].names, (std::vector<std::string>{"fc2.bias"}));
-  cfg.module_lr = {{"fc3", 1e-4}};
+  cfg.module_lr = {{"fc3", 1e-4}};  // a typo: an error
   EXPECT_THROW(train::buildOptimizer(*net, cfg), ConfigError);
+  cfg.module_lr = {{"text_encoder", 1e-4}};  // a tower of another task in a shared recipe: skipped
+  EXPECT_NO_THROW(train::buildOptimizer(*net, cfg));
 }
 
 TEST(Optim, MatchesPyTorchAdamWWithGroupsAndSchedule) {
