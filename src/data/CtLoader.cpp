@@ -115,6 +115,15 @@ void CtLoader::stop() {
 
 void CtLoader::setEpoch(std::int64_t e) { start(e, 0); }
 
+CtBatch CtLoader::nextCycling() {
+  CtBatch b;
+  if (!next(b)) {
+    setEpoch(epoch_ + 1);
+    BIUD_CHECK(next(b), DataError, "the CT loader produced no batch in epoch {}", epoch_);
+  }
+  return b;
+}
+
 bool CtLoader::next(CtBatch& out) {
   if (consumed_ >= static_cast<std::int64_t>(batches_.size())) return false;
   if (workers_.empty()) {  // workers = 0: load inline

@@ -245,14 +245,7 @@ class BiudTask final : public Task {
     return {torch::cat(ids), torch::cat(labels), torch::cat(selected)};
   }
 
-  data::CtBatch nextBatch() {
-    data::CtBatch b;
-    if (!loader_->next(b)) {
-      loader_->setEpoch(loader_->epoch() + 1);
-      BIUD_CHECK(loader_->next(b), DataError, "the CT loader produced no batch in epoch {}", loader_->epoch());
-    }
-    return b;
-  }
+  data::CtBatch nextBatch() { return loader_->nextCycling(); }
 
   Config cfg_;
   TaskContext ctx_;

@@ -349,14 +349,7 @@ class FinetuneTaskImpl final : public FinetuneTask {
     return out;
   }
 
-  data::CtBatch nextBatch() {
-    data::CtBatch b;
-    if (!loader_->next(b)) {
-      loader_->setEpoch(loader_->epoch() + 1);
-      BIUD_CHECK(loader_->next(b), DataError, "the CT loader produced no batch in epoch {}", loader_->epoch());
-    }
-    return b;
-  }
+  data::CtBatch nextBatch() { return loader_->nextCycling(); }
 
   void writeSubset() {
     std::vector<std::vector<std::string>> rows;

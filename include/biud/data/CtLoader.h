@@ -36,6 +36,9 @@ class CtLoader {
   void setEpoch(std::int64_t e);
   /// Next batch of the current epoch; false at its end (then call setEpoch(epoch() + 1)).
   bool next(CtBatch& out);
+  /// Next batch, starting the next epoch when this one is done (training loops by steps).
+  /// DataError when a fresh epoch yields no batch.
+  CtBatch nextCycling();
   std::int64_t epoch() const { return epoch_; }
   /// Index of the next batch within the epoch.
   std::int64_t position() const { return consumed_; }
