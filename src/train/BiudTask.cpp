@@ -14,6 +14,7 @@
 #include "biud/losses/EfmLoss.h"
 #include "biud/text/Prompts.h"
 #include "biud/train/Accumulate.h"
+#include "biud/train/CtEval.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/TeacherFeatures.h"
 #include "biud/train/TextBatch.h"
@@ -180,17 +181,10 @@ class BiudTask final : public Task {
     if (!val_ || !prompts_) return m;
     torch::NoGradGuard ng;
     model_->eval();
-    data::CtLoaderOptions lo;
-    lo.augment = false;
-    LoaderConfig lc = cfg_.data.loader;
-    lc.shuffle = false;
-    lc.drop_last = false;
-    lc.sampler = "sequential";
-    data::CtLoader loader(val_, lc, lo);
-    loader.setEpoch(0);
+    auto loader = sequentialLoader(val_, cfg_.data.loader);  // no stop check: the trainer saves on SIGINT after it
     std::vector<torch::Tensor> emb, labels;
     data::CtBatch b;
-    while (loader.next(b)) {
+    while (loader->next(b)) {
       emb.push_back(model_->encodeCt(b.volume.to(ctx_.device)).ct.cpu());
       labels.push_back(b.labels);
     }

@@ -70,20 +70,25 @@ std::shared_ptr<data::CtDataset> splitDataset(std::shared_ptr<const image::Manif
   return std::make_shared<data::CtDataset>(manifest, idx, data, cacheDir);
 }
 
-void forEachEvalBatch(const std::shared_ptr<data::CtDataset>& ds, const LoaderConfig& loader,
-                      const std::function<void(data::CtBatch&)>& fn, const std::string& label) {
+std::unique_ptr<data::CtLoader> sequentialLoader(const std::shared_ptr<data::CtDataset>& ds, const LoaderConfig& loader) {
   LoaderConfig lc = loader;
   lc.shuffle = false;
   lc.drop_last = false;
   lc.sampler = "sequential";
   data::CtLoaderOptions lo;
   lo.augment = false;
-  data::CtLoader l(ds, lc, lo);
-  l.setEpoch(0);
+  auto l = std::make_unique<data::CtLoader>(ds, lc, lo);
+  l->setEpoch(0);
+  return l;
+}
+
+void forEachEvalBatch(const std::shared_ptr<data::CtDataset>& ds, const LoaderConfig& loader,
+                      const std::function<void(data::CtBatch&)>& fn, const std::string& label) {
+  auto l = sequentialLoader(ds, loader);
   std::unique_ptr<Progress> bar;
   if (!label.empty()) bar = std::make_unique<Progress>(label, static_cast<std::uint64_t>(ds->size()), "CT");
   data::CtBatch b;
-  while (l.next(b)) {
+  while (l->next(b)) {
     BIUD_CHECK(!app::stopRequested(), ValueError, "stopped by a signal during {}", label.empty() ? "evaluation" : label);
     fn(b);
     if (bar) bar->advance(static_cast<std::uint64_t>(b.size()));

@@ -19,6 +19,7 @@
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/Accumulate.h"
 #include "biud/train/Checkpoint.h"
+#include "biud/train/CtEval.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/TextBatch.h"
 #include "biud/train/ZeroShot.h"
@@ -255,18 +256,11 @@ void X2ctTask::buildLatents(const std::string& path) {
   std::string cacheDir = cfg_.data.cache_dir;
   if (cacheDir.empty() && absPath(pre.cfg.data.manifest) == cfg_.data.manifest) cacheDir = pre.cfg.data.cache_dir;
   auto ds = std::make_shared<data::CtDataset>(manifest, all, d, cacheDir);
-  LoaderConfig lc = d.loader;
-  lc.shuffle = false;
-  lc.drop_last = false;
-  lc.sampler = "sequential";
-  data::CtLoaderOptions lo;
-  lo.augment = false;
-  data::CtLoader loader(ds, lc, lo);
-  loader.setEpoch(0);
+  auto loader = sequentialLoader(ds, d.loader);
   Progress bar("x2ct latents", static_cast<std::uint64_t>(ds->size()), "CT");
   std::vector<torch::Tensor> ct, rep;
   data::CtBatch b;
-  while (loader.next(b)) {
+  while (loader->next(b)) {
     ct.push_back(pre.biud->encodeCt(b.volume.to(ctx_.device)).ct.to(torch::kFloat32).cpu());
     ++ctCalls_;
     auto tb = tokenizeBatch(*pre.tokenizer, b.texts, pre.cfg.text.max_length);

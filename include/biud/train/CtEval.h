@@ -14,6 +14,7 @@
 
 #include "biud/config/Config.h"
 #include "biud/data/CtDataset.h"
+#include "biud/data/CtLoader.h"
 #include "biud/models/Encoder.h"
 #include "biud/text/Tokenizer.h"
 #include "biud/train/Trainer.h"
@@ -45,6 +46,10 @@ std::unique_ptr<Trainer> makeDownstreamTrainer(Config& cfg, const std::string& r
 /// splits it has when `split` is empty).
 std::shared_ptr<data::CtDataset> splitDataset(std::shared_ptr<const image::Manifest> manifest, const std::string& split,
                                               const DataConfig& data, const std::string& cacheDir);
+
+/// A loader over `ds` for evaluation: in order, without augmentation, the last partial batch
+/// kept, positioned at the start of epoch 0.
+std::unique_ptr<data::CtLoader> sequentialLoader(const std::shared_ptr<data::CtDataset>& ds, const LoaderConfig& loader);
 
 /// Every batch of `ds` in order, without augmentation and without dropping the last partial
 /// batch; shows a progress bar labelled `label` (none when empty) and stops early on SIGINT.
