@@ -17,6 +17,7 @@
 #include "biud/train/CtEval.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/TeacherFeatures.h"
+#include "biud/train/TextCache.h"
 #include "biud/train/TextBatch.h"
 #include "biud/train/ZeroShot.h"
 
@@ -78,6 +79,14 @@ class BiudTask final : public Task {
     BIUD_CHECK(!loss_.usesEfm() || sp.mask >= 0, ConfigError,
                "loss.efm needs a [MASK] token, and the tokenizer `{}` has none", cfg.text.vocab);
     efmOpt_ = losses::EfmMaskOptions::from(cfg.loss.efm, tok_->vocabSize(), sp.mask);
+    if (cfg.model.text_encoder.frozen && !loss_.usesEfm()) {
+      // A frozen report encoder gives every report the same features at every step: encode each
+      // training report once (EFM needs the encoder on masked reports each step, so not with EFM).
+      textCache_ = std::make_unique<FrozenTextFeatures>(model_->text_encoder, *tok_, cfg.text.max_length, ctx.device);
+      std::vector<std::string> texts;
+      for (std::int64_t i = 0; i < train_->size(); ++i) texts.push_back(train_->item(i).text(cfg.data.report_sections));
+      textCache_->precompute(texts, "frozen text features");
+    }
     if (!cfg.eval.prompts.empty() && val_) prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
     log::info("biud", "{} training CTs, teacher features d_X = {}, losses: roco ({}), pair {}, sem {}, efm {}",
               train_->size(), teacher_.h_star.size(1), cfg.loss.roco.mode, cfg.loss.pair.weight, cfg.loss.sem.weight,
@@ -103,7 +112,8 @@ class BiudTask final : public Task {
       const Micro& mb = micro[static_cast<size_t>(m)];
       auto out = model_->encodeCt(mb.ct.volume.to(ctx_.device));
       Features f{{"ct", out.ct}, {"adapted", out.adapted},
-                 {"text", model_->encodeText(mb.text.ids.to(ctx_.device), mb.text.mask.to(ctx_.device))}};
+                 {"text", textCache_ ? model_->text_proj->forward(textCache_->get(mb.ct.texts))
+                                     : model_->encodeText(mb.text.ids.to(ctx_.device), mb.text.mask.to(ctx_.device))}};
       if (loss_.usesEfm()) {
         auto logits = model_->efmLogits(mb.efm.input_ids.to(ctx_.device), mb.text.mask.to(ctx_.device), out.tokens);
         f["efm_logits"] = logits.index({mb.efm.selected.to(ctx_.device)});  // [N_selected, V]
@@ -254,6 +264,7 @@ class BiudTask final : public Task {
   std::unique_ptr<text::PromptSet> prompts_;
   std::vector<std::string> manifestLabels_;
   BiudModel model_{nullptr};
+  std::unique_ptr<FrozenTextFeatures> textCache_;  ///< frozen text encoder without EFM: features per report
 };
 
 }  // namespace
