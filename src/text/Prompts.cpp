@@ -22,6 +22,72 @@ std::string expand(const std::string& tpl, const std::string& term) {
 void addUnique(std::vector<std::string>& dst, const std::string& s) {
   if (std::find(dst.begin(), dst.end(), s) == dst.end()) dst.push_back(s);
 }
+
+/// `report:` mode: every prompt is a whole report. The negative prompts of every finding are the
+/// normal report (prefix, each finding's `normal` sentence, suffix) with each normal impression;
+/// the positive prompts of a finding are the same report with its `normal` sentence replaced by
+/// each `positive` sentence, with each of its `impression` sentences. The text encoder saw whole
+/// reports in training, so a prompt pair that differs in one finding only isolates that finding.
+PromptSet reportForm(const YAML::Node& root, const std::string& file) {
+  BIUD_CHECK(!root["templates"], ConfigError, "{}: `templates` and `report` exclude each other (report prompts are whole reports)",
+             yu::where(file, root["templates"]));
+  const YAML::Node r = root["report"];
+  BIUD_CHECK(r.IsMap(), ConfigError, "{}: `report` must be a mapping with `impression` (and optional `prefix`, `suffix`)",
+             yu::where(file, r));
+  yu::checkKeys(r, {"prefix", "suffix", "impression"}, file, "`report`");
+  const std::string prefix = r["prefix"] ? yu::str(r["prefix"], file, "report.prefix") : "";
+  const std::string suffix = r["suffix"] ? yu::str(r["suffix"], file, "report.suffix") : "";
+  const auto normalImpressions = yu::strList(r["impression"], file, "report.impression");
+  BIUD_CHECK(!normalImpressions.empty(), ConfigError, "{}: `report.impression` needs at least one normal impression",
+             yu::where(file, r));
+  const YAML::Node fs = root["findings"];
+  BIUD_CHECK(fs && fs.IsSequence() && fs.size() > 0, ConfigError, "prompt set `{}`: `findings` must be a non-empty list", file);
+  struct Raw {
+    std::string id, name, normal;
+    std::vector<std::string> positive, impression;
+  };
+  std::vector<Raw> raw;
+  std::set<std::string> seen;
+  for (const auto& f : fs) {
+    BIUD_CHECK(f.IsMap() && f["id"], ConfigError, "{}: each finding needs an `id`", yu::where(file, f));
+    yu::checkKeys(f, {"id", "name", "normal", "positive", "impression"}, file, "a finding of a report-form prompt set");
+    Raw x;
+    x.id = yu::str(f["id"], file, "finding `id`");
+    BIUD_CHECK(seen.insert(x.id).second, ConfigError, "{}: duplicate finding id `{}`", yu::where(file, f["id"]), x.id);
+    x.name = f["name"] ? yu::str(f["name"], file, "finding `name`") : x.id;
+    BIUD_CHECK(f["normal"], ConfigError, "{}: finding `{}` needs `normal`: its sentence in a normal report", yu::where(file, f), x.id);
+    x.normal = yu::str(f["normal"], file, "finding `normal`");
+    x.positive = yu::strList(f["positive"], file, "finding `positive`");
+    BIUD_CHECK(!x.positive.empty(), ConfigError, "{}: finding `{}` needs at least one `positive` sentence", yu::where(file, f), x.id);
+    x.impression = f["impression"] ? yu::strList(f["impression"], file, "finding `impression`") : x.positive;
+    raw.push_back(std::move(x));
+  }
+  auto compose = [&](const Raw* with, const std::string& sentence, const std::string& impression) {
+    std::string out = prefix;
+    auto add = [&out](const std::string& s) {
+      if (s.empty()) return;
+      if (!out.empty()) out += ' ';
+      out += s;
+    };
+    for (const auto& x : raw) add(&x == with ? sentence : x.normal);
+    add(suffix);
+    add(impression);
+    return out;
+  };
+  PromptSet ps;
+  if (root["name"]) ps.name = yu::str(root["name"], file, "`name`");
+  for (const auto& x : raw) {
+    FindingPrompts fp;
+    fp.id = x.id;
+    fp.name = x.name;
+    for (const auto& p : x.positive)
+      for (const auto& imp : x.impression) addUnique(fp.positive, compose(&x, p, imp));
+    for (const auto& imp : normalImpressions) addUnique(fp.negative, compose(nullptr, "", imp));
+    ps.findings.push_back(std::move(fp));
+  }
+  return ps;
+}
+
 }  // namespace
 
 PromptSet PromptSet::load(const std::string& path) {
@@ -32,7 +98,8 @@ PromptSet PromptSet::load(const std::string& path) {
 PromptSet PromptSet::fromString(const std::string& yaml, const std::string& file) {
   const YAML::Node root = yu::parse(yaml, file);
   BIUD_CHECK(root && root.IsMap(), ConfigError, "prompt set `{}` must be a YAML mapping with `findings:`", file);
-  yu::checkKeys(root, {"name", "templates", "findings"}, file, "the prompt set");
+  yu::checkKeys(root, {"name", "templates", "report", "findings"}, file, "the prompt set");
+  if (root["report"]) return reportForm(root, file);
   PromptSet ps;
   if (root["name"]) ps.name = yu::str(root["name"], file, "`name`");
   std::vector<std::string> tplPos, tplNeg;

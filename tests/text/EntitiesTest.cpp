@@ -238,3 +238,38 @@ TEST(Prompts, LoadExpandAndValidate) {
   EXPECT_THROW(bt::PromptSet::fromString("templates: {positive: [\"no slot\"]}\nfindings: [{id: a, terms: [x]}]"), biud::ConfigError);
   EXPECT_THROW(bt::PromptSet::fromString("findings: [{id: a, positive: [x]}]"), biud::ConfigError);  // no negative
 }
+
+TEST(Prompts, ReportFormComposesWholeReports) {
+  const auto ps = bt::PromptSet::fromString(R"(
+name: r
+report: {prefix: "Lungs clear.", suffix: "Bones intact.", impression: ["Normal.", "No acute process."]}
+findings:
+  - {id: a, normal: "No A.", positive: ["A here.", "Big A."], impression: ["A."]}
+  - {id: b, normal: "No B.", positive: ["B here."]}
+)");
+  ASSERT_EQ(ps.ids(), (std::vector<std::string>{"a", "b"}));
+  // Worked by hand: the normal report with each normal impression ...
+  const std::vector<std::string> normal{"Lungs clear. No A. No B. Bones intact. Normal.",
+                                        "Lungs clear. No A. No B. Bones intact. No acute process."};
+  EXPECT_EQ(ps.at("a").negative, normal);
+  EXPECT_EQ(ps.at("b").negative, normal);
+  // ... and the same report with one finding's sentence swapped, closed by its impressions
+  // (b has none: its positive sentences are its impressions).
+  EXPECT_EQ(ps.at("a").positive, (std::vector<std::string>{"Lungs clear. A here. No B. Bones intact. A.",
+                                                           "Lungs clear. Big A. No B. Bones intact. A."}));
+  EXPECT_EQ(ps.at("b").positive, (std::vector<std::string>{"Lungs clear. No A. B here. Bones intact. B here."}));
+  // The shipped report-form set covers exactly the synthetic lexicon's findings.
+  const auto shipped = bt::PromptSet::load((biud::test::sourceDir() / "configs/prompts/synthetic-reports.yaml").string());
+  std::vector<std::string> lexIds;
+  for (const auto& f : synthetic().lexicon().findings) lexIds.push_back(f.id);
+  EXPECT_EQ(shipped.ids(), lexIds);
+  EXPECT_EQ(shipped.at("pneumothorax").positive.size(), 4u);  // 2 sentences x 2 impressions
+  // Mistakes name the fix.
+  EXPECT_THROW(bt::PromptSet::fromString("report: {impression: [n]}\nfindings: [{id: a, positive: [x]}]"),
+               biud::ConfigError);  // no `normal`
+  EXPECT_THROW(bt::PromptSet::fromString("report: {impression: [n]}\ntemplates: {positive: [\"{}\"], negative: [\"no {}\"]}\n"
+                                         "findings: [{id: a, normal: n, positive: [x]}]"),
+               biud::ConfigError);  // templates and report
+  EXPECT_THROW(bt::PromptSet::fromString("report: {impression: [n]}\nfindings: [{id: a, normal: n, positive: [x], terms: [t]}]"),
+               biud::ConfigError);  // `terms` belongs to the template form
+}
