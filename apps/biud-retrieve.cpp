@@ -20,6 +20,7 @@
 #include "biud/train/Tasks.h"
 #include "biud/train/TeacherFeatures.h"
 #include "biud/train/TextBatch.h"
+#include "biud/train/TextCache.h"
 
 using namespace biud;
 
@@ -28,6 +29,13 @@ namespace {
 torch::Tensor embedTexts(train::LoadedRun& t, const std::vector<std::string>& texts, const c10::Device& dev,
                          const std::string& label) {
   torch::NoGradGuard ng;
+  if (t.cfg.model.text_encoder.frozen) {
+    // The teacher's report encoder was frozen (e.g. a pretrained BERT): its features may already be
+    // in the text-feature cache written while the teacher trained.
+    auto cache = train::makeFrozenTextFeatures(t.cfg, t.clip->text_encoder, *t.tokenizer, dev, /*writer=*/true);
+    cache->precompute(texts, label);
+    return t.clip->text_proj->forward(cache->get(texts)).cpu();
+  }
   std::vector<torch::Tensor> out;
   Progress bar(label, texts.size(), "report");
   for (size_t b = 0; b < texts.size(); b += 128) {

@@ -82,7 +82,7 @@ class BiudTask final : public Task {
     if (cfg.model.text_encoder.frozen && !loss_.usesEfm()) {
       // A frozen report encoder gives every report the same features at every step: encode each
       // training report once (EFM needs the encoder on masked reports each step, so not with EFM).
-      textCache_ = std::make_unique<FrozenTextFeatures>(model_->text_encoder, *tok_, cfg.text.max_length, ctx.device);
+      textCache_ = makeFrozenTextFeatures(cfg, model_->text_encoder, *tok_, ctx.device, ctx.rank == 0);
       std::vector<std::string> texts;
       for (std::int64_t i = 0; i < train_->size(); ++i) texts.push_back(train_->item(i).text(cfg.data.report_sections));
       textCache_->precompute(texts, "frozen text features");

@@ -13,6 +13,7 @@
 #include "biud/train/Accumulate.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/TextBatch.h"
+#include "biud/train/TextCache.h"
 #include "biud/train/XraySet.h"
 #include "biud/train/ZeroShot.h"
 
@@ -46,6 +47,11 @@ class Clip2dTask final : public Task {
     BIUD_CHECK(!batches_.empty(), ConfigError, "data.loader.batch_size {} is larger than the {} training X-rays per rank",
                so.batchSize, train_.size() / ctx.world);
     if (!cfg.eval.prompts.empty() && val_) prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
+    if (cfg.model.text_encoder.frozen) {
+      // A frozen report encoder: encode every training report once (TextCache.h).
+      textCache_ = makeFrozenTextFeatures(cfg, model_->text_encoder, *tok_, ctx.device, ctx.rank == 0);
+      textCache_->precompute(train_.texts, "frozen text features");
+    }
   }
 
   torch::nn::Module& module() override { return *model_; }
@@ -55,13 +61,19 @@ class Clip2dTask final : public Task {
     std::vector<std::vector<std::int64_t>> micro;
     for (int m = 0; m < sc.accum; ++m) micro.push_back(nextBatch());
     std::vector<TextBatch> text;
-    for (auto& b : micro) text.push_back(tokenizeBatch(*tok_, gather(train_.texts, b), cfg_.text.max_length));
+    if (!textCache_)
+      for (auto& b : micro) text.push_back(tokenizeBatch(*tok_, gather(train_.texts, b), cfg_.text.max_length));
     auto forward = [&](int m) {
-      auto idx = torch::tensor(micro[static_cast<size_t>(m)]);
-      auto img = train_.images.index_select(0, idx).to(ctx_.device);
-      const auto& t = text[static_cast<size_t>(m)];
-      return Features{{"image", model_->encodeImage(img)},
-                      {"text", model_->encodeText(t.ids.to(ctx_.device), t.mask.to(ctx_.device))}};
+      const auto& b = micro[static_cast<size_t>(m)];
+      auto img = train_.images.index_select(0, torch::tensor(b)).to(ctx_.device);
+      torch::Tensor txt;
+      if (textCache_) {
+        txt = model_->text_proj->forward(textCache_->get(gather(train_.texts, b)));
+      } else {
+        const auto& t = text[static_cast<size_t>(m)];
+        txt = model_->encodeText(t.ids.to(ctx_.device), t.mask.to(ctx_.device));
+      }
+      return Features{{"image", model_->encodeImage(img)}, {"text", txt}};
     };
     losses::LossOutput last;
     auto loss = [&](const std::vector<Features>& all) {
@@ -158,6 +170,7 @@ class Clip2dTask final : public Task {
   XraySet train_;
   std::unique_ptr<XraySet> val_;
   std::unique_ptr<text::PromptSet> prompts_;
+  std::unique_ptr<FrozenTextFeatures> textCache_;  ///< frozen text encoder: features per report
   ClipModel model_{nullptr};
   std::unique_ptr<data::BatchSampler> sampler_;
   std::vector<std::vector<std::int64_t>> batches_;

@@ -19,7 +19,7 @@ struct World {
   TempDir dir;
   std::unique_ptr<text::Tokenizer> tok;
   models::BertModel bert{nullptr};
-  explicit World(bool frozen) {
+  explicit World(bool frozen, std::uint64_t seed = 3) {
     std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n.\n";
     for (auto* w : {"no", "nodule", "effusion", "small", "large", "right", "left", "lung", "is", "seen"})
       vocab += std::string(w) + "\n";
@@ -35,7 +35,7 @@ struct World {
     n.pool = "mean";
     n.frozen = frozen;
     n.dropout = 0.3;  // dropout must be off in the cached pass (eval mode)
-    torch::manual_seed(3);
+    torch::manual_seed(seed);
     bert = models::makeTextEncoder(n);
   }
 };
@@ -65,6 +65,38 @@ TEST(FrozenTextFeatures, EqualEvalPassPerReportAndComputeOnce) {
   // A report first met during training is encoded on the fly.
   cache.get({"left lung is seen."});
   EXPECT_EQ(cache.size(), texts.size() + 1);
+}
+
+TEST(FrozenTextFeatures, FileKeepsRowsForTheSameFingerprintOnly) {
+  World a(/*frozen=*/true);
+  const std::vector<std::string> texts{"small nodule right lung.", "no effusion."};
+  const auto file = (a.dir.path() / "tf" / "x.safetensors").string();
+  train::FrozenTextFeatures first(a.bert, *a.tok, 32, torch::kCPU);
+  first.attachFile(file, "fp-1");
+  first.precompute(texts, "test");  // writes the file
+  const auto want = first.get(texts);
+  // Another (differently initialised) encoder with the same fingerprint reads the rows from the
+  // file instead of encoding: it returns the first encoder's features.
+  World b(/*frozen=*/true, /*seed=*/99);
+  train::FrozenTextFeatures second(b.bert, *a.tok, 32, torch::kCPU);
+  second.attachFile(file, "fp-1");
+  EXPECT_EQ(second.size(), 2u);
+  EXPECT_TRUE(torch::equal(second.get(texts), want));
+  // With another fingerprint the file is ignored: the second encoder's own features.
+  train::FrozenTextFeatures third(b.bert, *a.tok, 32, torch::kCPU);
+  third.attachFile(file, "fp-2", /*write=*/false);
+  EXPECT_EQ(third.size(), 0u);
+  EXPECT_GT((third.get(texts) - want).abs().max().item<double>(), 1e-3);
+  // A truncated file is ignored with a warning, not a crash.
+  fs::atomicWrite(file, "garbage");
+  train::FrozenTextFeatures fourth(a.bert, *a.tok, 32, torch::kCPU);
+  fourth.attachFile(file, "fp-1");
+  EXPECT_EQ(fourth.size(), 0u);
+  // The file name depends on the weights, vocabulary, length and pooling.
+  const auto [f1, p1] = train::FrozenTextFeatures::fileFor("/c", "/w", "/v", 128, "mean");
+  const auto [f2, p2] = train::FrozenTextFeatures::fileFor("/c", "/w", "/v", 256, "mean");
+  EXPECT_NE(f1, f2);
+  EXPECT_TRUE(train::FrozenTextFeatures::fileFor("/c", "", "/v", 128, "mean").first.empty());  // no weights: no file
 }
 
 TEST(FrozenTextFeatures, RefuseTrainableEncoder) {
