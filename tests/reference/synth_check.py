@@ -5,7 +5,9 @@ Reads the files only (csv module, nibabel, Pillow) and verifies that
      manifest, labels equal to labels.csv;
   2. the images carry the labels: for six findings a simple, non-learned regional HU statistic
      (regions from the anatomical landmarks in ct/meta.jsonl, never from finding geometry)
-     separates positives from negatives with scikit-learn AUROC > threshold;
+     separates positives from negatives with scikit-learn AUROC > threshold; one more statistic
+     (the largest opacity inside a lung envelope segmented from the image, for a lung mass or
+     consolidation) is reported but not asserted: its AUROC is 0.84-0.91 depending on the seed;
   3. the reports carry the labels: a keyword + negation rule set written here, independently of
      the generator's templates, recovers the labels with F1 > threshold (CT and X-ray).
 Prints one JSON object; exits 1 when a check fails.
@@ -23,6 +25,7 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+from scipy.spatial import ConvexHull
 from sklearn.metrics import f1_score, roc_auc_score
 
 FINDINGS = ["lung_nodule", "lung_mass", "pleural_effusion", "pneumothorax", "consolidation", "emphysema",
@@ -45,6 +48,10 @@ KEYWORDS = {
 # Findings whose regional statistic must pass --min-auroc.
 ASSERTED = ["pleural_effusion", "pneumothorax", "emphysema", "cardiomegaly", "pericardial_effusion",
             "arterial_calcification"]
+# Statistics whose positives are studies with any of several findings ("a|b": a or b). Reported
+# only: the largest-opacity statistic reaches AUROC 0.91 / 0.84 / 0.86 on seeds 3 / 4 / 5 of the
+# test's set, not reliably above 0.9 (docs/synth.md).
+UNIONS = {"lung_mass|consolidation": ("lung_mass", "consolidation")}
 PRE_NEG = re.compile(r"\b(?:no|without|negative for|free of|absence of|not)\b")
 POST_NEG = re.compile(r"^[^.;]*?\b(?:is|are) (?:not seen|not identified|absent)\b")
 
@@ -85,6 +92,60 @@ def lps_axes(img):
     return xs, ys, zs
 
 
+def hull_fill(mask2d):
+    """The filled convex hull of the true pixels of a 2D mask (the pixels themselves if degenerate)."""
+    pts = np.argwhere(mask2d)
+    out = np.zeros_like(mask2d)
+    out[tuple(pts.T)] = True
+    if len(pts) < 4:
+        return out
+    try:
+        hull = ConvexHull(pts)
+    except Exception:  # collinear pixels: QhullError
+        return out
+    lo, hi = pts.min(0), pts.max(0) + 1
+    gi, gj = np.mgrid[lo[0]:hi[0], lo[1]:hi[1]]
+    q = np.stack([gi.ravel(), gj.ravel()], 1)
+    inside = np.all(q @ hull.equations[:, :2].T + hull.equations[:, 2] <= 1e-6, axis=1)
+    out[lo[0]:hi[0], lo[1]:hi[1]] |= inside.reshape(gi.shape)
+    return out
+
+
+def lung_envelope(vol, spacing, X, Y, cx, cy, ca, cb):
+    """Lungs segmented from the image the way a simple lung tool does, dense lesions included.
+
+    Lung air: HU < -500 (after a 2 mm Gaussian smoothing), not connected to the volume border
+    (outside air), components of at least 10 % of the largest (drops gastric and bowel gas). The
+    envelope is, per axial slice and per side of the body centre, the convex hull of the lung air
+    (so opacities inside the lung or against the chest wall and mediastinum are inside), within the
+    landmark cavity ellipse shrunk by one voxel, and not below the lowest lung-air voxel of its
+    (x, y) column (the heart and the liver lie under the lungs).
+    """
+    s = ndimage.gaussian_filter(vol, [2.0 / v for v in spacing])
+    air = s < -500
+    lab, n = ndimage.label(air)
+    border = np.unique(np.concatenate([lab[0].ravel(), lab[-1].ravel(), lab[:, 0].ravel(), lab[:, -1].ravel()]))
+    inside = air & ~np.isin(lab, border)
+    lab, n = ndimage.label(inside)
+    if n == 0:
+        return np.zeros_like(air)
+    sizes = np.bincount(lab.ravel())[1:]
+    keep = np.concatenate([[False], sizes >= 0.1 * sizes.max()])
+    lung = keep[lab]
+    seeds = lung & (np.abs(X - cx) > 0.08 * ca)  # without the trachea in the midline
+    env = np.zeros_like(lung)
+    for k in range(lung.shape[2]):
+        for side in (X[:, :, k] < cx, X[:, :, k] >= cx):
+            m = seeds[:, :, k] & side
+            if m.sum() >= 4:
+                env[:, :, k] |= hull_fill(m) & side
+    has = lung.any(axis=2)
+    lowest = np.where(has, lung.argmax(axis=2), lung.shape[2])
+    env &= np.arange(lung.shape[2])[None, None, :] >= lowest[:, :, None]
+    env &= ((X - cx) / (ca - spacing[0])) ** 2 + ((Y - cy) / (cb - spacing[1])) ** 2 <= 1.0
+    return env
+
+
 def image_stats(vol, img, meta):
     an = meta["anatomy"]
     cx, cy = an["body_center"]
@@ -119,6 +180,17 @@ def image_stats(vol, img, meta):
     spine = ((X - cx) / (0.22 * ca)) ** 2 + ((Y - (cy + 0.74 * cb)) / (0.2 * ca)) ** 2 <= 1.0
     r = (np.abs(X - cx) < 0.55 * ca) & (Y > cy - 0.8 * cb) & (Y < cy + 0.75 * cb) & ~spine & (Z > zb) & (Z < zb + 0.85 * h)
     out["arterial_calcification"] = float((vol[r] > 300).sum())
+    # Lung mass or consolidation: the largest soft-tissue opacity inside the lung envelope (HU -100..150
+    # after a 2 mm smoothing, opened in-plane with a ~9 mm square to drop vessels and partial volume
+    # at the lung border), in mm^3.
+    sp = [float(v) for v in img.header.get_zooms()[:3]]
+    env = lung_envelope(vol, sp, X[:, :, :], Y, cx, cy, ca, cb)
+    g2 = ndimage.gaussian_filter(vol, [2.0 / v for v in sp])
+    dense = (g2 > -100) & (g2 < 150) & env
+    rad = [max(1, int(round(3.5 / v))) for v in sp[:2]]
+    dense = ndimage.binary_opening(dense, structure=np.ones((2 * rad[0] + 1, 2 * rad[1] + 1, 1), bool))
+    lab, n = ndimage.label(dense)
+    out["lung_mass|consolidation"] = float(np.bincount(lab.ravel())[1:].max() * np.prod(sp)) if n else 0.0
     return out
 
 
@@ -157,16 +229,29 @@ def main():
         meta = metas[r["id"]]
         stats.append(image_stats(vol, img, meta))
         labels.append({k: int(r[k]) for k in FINDINGS})
+    res["auroc_parts"] = {}
     for k in stats[0]:
-        y = [l[k] for l in labels]
+        y = [max(l[p] for p in UNIONS.get(k, (k,))) for l in labels]
         s = [st[k] for st in stats]
         if 0 < sum(y) < len(y):
             auc = roc_auc_score(y, s)
             res["auroc"][k] = round(float(auc), 4)
+            res["positives"] = res.get("positives", {})
+            res["positives"][k] = f"{sum(y)}/{len(y)}"
             if k in ASSERTED and auc <= args.min_auroc:
                 res["failures"].append(f"image statistic for {k}: AUROC {auc:.3f} <= {args.min_auroc}")
         else:
             res["failures"].append(f"{k}: need positives and negatives, got {sum(y)}/{len(y)}")
+        # Informational: each part alone (all studies), and against studies without the other parts.
+        for p in UNIONS.get(k, ()):
+            yp = [l[p] for l in labels]
+            rest = [i for i, l in enumerate(labels) if not any(l[o] for o in UNIONS[k] if o != p)]
+            if 0 < sum(yp) < len(yp):
+                res["auroc_parts"][f"{k} vs {p}"] = round(float(roc_auc_score(yp, s)), 4)
+            yr = [yp[i] for i in rest]
+            if 0 < sum(yr) < len(yr):
+                res["auroc_parts"][f"{k} vs {p}, without the others"] = round(
+                    float(roc_auc_score(yr, [s[i] for i in rest])), 4)
 
     # X-rays are 8-bit grey PNGs of the configured size.
     sizes = {Image.open(os.path.join(d, "cxr", r["image"])).size for r in cxr[:20]}
