@@ -89,6 +89,8 @@ nlohmann::json metaJson(const SynthCase& c, const std::string& split) {
     nlohmann::json o = {{"finding", findingId(f.type)}, {"side", sideName(f.side)}, {"lobe", f.lobe},
                         {"size_mm", f.size_mm},         {"severity", f.severity},   {"count", f.count},
                         {"uncertain", f.uncertain},     {"detail", f.detail},       {"center_mm", f.center_mm}};
+    if (!f.tubes.empty()) o["air_bronchograms"] = f.tubes;  // x0, y0, z0, x1, y1, z1, radius (mm)
+    if (f.dome_raise_mm[0] > 0 || f.dome_raise_mm[1] > 0) o["dome_raise_mm"] = f.dome_raise_mm;  // right, left
     fs.push_back(o);
   }
   j["findings"] = fs;

@@ -407,6 +407,44 @@ std::vector<FindingInstance> placeFindings(Rng& rng, Anatomy& a, const Labels& l
     f.center_mm = a.heart_c;
     out.push_back(f);
   }
+  if (has(Finding::PleuralEffusion)) {
+    FindingInstance f;
+    f.type = Finding::PleuralEffusion;
+    f.side = randomSide(rng, 0.35);
+    f.severity = severityDraw(rng);
+    const double frac = f.severity == 1   ? rng.uniform(0.22, 0.28)
+                        : f.severity == 2 ? rng.uniform(0.3, 0.38)
+                                          : rng.uniform(0.4, 0.5);
+    f.size_mm = frac * 2 * a.cav_b;  // depth of the fluid layer, posterior to anterior
+    f.extent_mm = a.height * (f.severity == 1 ? 0.45 : f.severity == 2 ? 0.6 : 0.75);
+    f.center_mm = {a.cx + (f.side == Side::Left ? 0.56 : -0.56) * a.cav_a, a.cy + a.cav_b - 0.5 * f.size_mm, a.z_base};
+    f.uncertain = f.severity == 1 && rng.bernoulli(0.15);
+    out.push_back(f);
+  }
+  // Atelectasis is decided before any lung finding is placed: a lower-lobe collapse raises the
+  // ipsilateral hemidiaphragm (volume loss), which changes where the lungs are. Not on a side
+  // with pleural fluid: there the atelectasis is passive (compressed by the fluid, which takes
+  // the lost volume), and the diaphragm stays down.
+  int atelSeverity = 1;
+  bool atelBasal = false;
+  Side atelSide = Side::None;
+  std::array<double, 2> atelRaise{0, 0};
+  if (has(Finding::Atelectasis)) {
+    atelSeverity = rng.uniform() < 0.6 ? 1 : 2;
+    atelBasal = rng.uniform() < 0.7;
+    atelSide = atelBasal ? randomSide(rng, 0.4) : (rng.uniform() < 0.5 ? Side::Right : Side::Left);
+    // 9-13 mm (subsegmental) or 13-18 mm (segmental) at the default 192 mm field of view.
+    const double raise = a.height * (atelSeverity == 1 ? rng.uniform(0.07, 0.1) : rng.uniform(0.1, 0.14));
+    for (int s = 1; s <= 2 && atelBasal; ++s) {
+      if (atelSide != Side::Bilateral && sideIndex(atelSide) != s) continue;
+      bool fluid = false;
+      for (const auto& e : out)
+        fluid = fluid || (e.type == Finding::PleuralEffusion && (e.side == Side::Bilateral || sideIndex(e.side) == s));
+      if (fluid) continue;
+      atelRaise[static_cast<size_t>(s - 1)] = raise;
+      (s == 1 ? a.dome_right : a.dome_left) += raise;
+    }
+  }
   // Cardiothoracic ratio: widest heart extent in x over the inner thoracic width.
   {
     const double c = std::cos(a.heart_angle), s = std::sin(a.heart_angle);
@@ -457,20 +495,6 @@ std::vector<FindingInstance> placeFindings(Rng& rng, Anatomy& a, const Labels& l
     f.detail = rng.uniform() < 0.4 ? "spiculated" : rng.uniform() < 0.5 ? "lobulated" : "";
     out.push_back(f);
   }
-  if (has(Finding::PleuralEffusion)) {
-    FindingInstance f;
-    f.type = Finding::PleuralEffusion;
-    f.side = randomSide(rng, 0.35);
-    f.severity = severityDraw(rng);
-    const double frac = f.severity == 1   ? rng.uniform(0.22, 0.28)
-                        : f.severity == 2 ? rng.uniform(0.3, 0.38)
-                                          : rng.uniform(0.4, 0.5);
-    f.size_mm = frac * 2 * a.cav_b;  // depth of the fluid layer, posterior to anterior
-    f.extent_mm = a.height * (f.severity == 1 ? 0.45 : f.severity == 2 ? 0.6 : 0.75);
-    f.center_mm = {a.cx + (f.side == Side::Left ? 0.56 : -0.56) * a.cav_a, a.cy + a.cav_b - 0.5 * f.size_mm, a.z_base};
-    f.uncertain = f.severity == 1 && rng.bernoulli(0.15);
-    out.push_back(f);
-  }
   if (has(Finding::Pneumothorax)) {
     FindingInstance f;
     f.type = Finding::Pneumothorax;
@@ -501,6 +525,25 @@ std::vector<FindingInstance> placeFindings(Rng& rng, Anatomy& a, const Labels& l
     f.size_mm = std::round(2 * f.extent_mm);
     f.blobs.push_back({p[0], p[1], p[2], f.extent_mm});
     f.uncertain = f.severity == 1 && rng.bernoulli(0.15);
+    // Air bronchograms in most definite consolidations (not in the hedged, early ones): the
+    // airways of the consolidated lung stay aerated. A lobar bronchus runs from the hilum
+    // through the consolidation towards the periphery and gives off 2-3 branches; they are
+    // painted only where the consolidation is (render()).
+    if (!f.uncertain && rng.uniform() < 0.85) {
+      const double sg = side == 1 ? -1 : 1;
+      const Vec3 hil{a.cx + sg * 0.3 * a.cav_a, a.cy + 0.22 * a.cav_b, a.z_carina - 0.08 * a.height};
+      const Vec3 d = normalize(sub(p, hil));
+      const double R = f.extent_mm, r = std::max(1.5, 0.032 * a.cav_a);  // ~2.2 mm: 4-5 mm wide
+      const Vec3 s0 = sub(p, mul(d, 1.2 * R)), s1 = add(p, mul(d, 0.8 * R));
+      f.tubes.push_back({s0[0], s0[1], s0[2], s1[0], s1[1], s1[2], r});
+      const int nb = rng.uniform() < 0.5 ? 2 : 3;
+      for (int b = 0; b < nb; ++b) {
+        const Vec3 o = add(p, mul(d, R * rng.uniform(-0.5, 0.3)));
+        const Vec3 bd = normalize(add(d, mul(normalize(cross(d, randomUnit(rng))), rng.uniform(0.5, 0.9))));
+        const Vec3 e = add(o, mul(bd, R * rng.uniform(0.5, 0.8)));
+        f.tubes.push_back({o[0], o[1], o[2], e[0], e[1], e[2], 0.8 * r});
+      }
+    }
     out.push_back(f);
   }
   if (has(Finding::Emphysema)) {
@@ -522,9 +565,10 @@ std::vector<FindingInstance> placeFindings(Rng& rng, Anatomy& a, const Labels& l
   if (has(Finding::Atelectasis)) {
     FindingInstance f;
     f.type = Finding::Atelectasis;
-    f.severity = rng.uniform() < 0.6 ? 1 : 2;
-    const bool basal = rng.uniform() < 0.7;
-    f.side = basal ? randomSide(rng, 0.4) : (rng.uniform() < 0.5 ? Side::Right : Side::Left);
+    f.severity = atelSeverity;
+    const bool basal = atelBasal;
+    f.side = atelSide;
+    f.dome_raise_mm = atelRaise;
     const int nSides = f.side == Side::Bilateral ? 2 : 1;
     for (int n = 0; n < nSides; ++n) {
       const int side = f.side == Side::Bilateral ? n + 1 : sideIndex(f.side);
@@ -788,8 +832,9 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
   }
   for (const auto& f : findings) {
     if (f.type == Finding::PleuralEffusion) {
-      const LabelSet fluidOk{kLungRight,     kLungLeft,    kVessel, kEmphysema, kEmphysemaHole,
-                             kConsolidation, kAtelectasis, kNodule, kMass};
+      // The fluid replaces aerated lung and atelectasis but leaves solid lesions and consolidated
+      // lung (with their air bronchograms) in place, so that what the report names stays visible.
+      const LabelSet fluidOk{kLungRight, kLungLeft, kVessel, kEmphysema, kEmphysemaHole, kAtelectasis};
       for (int s = 1; s <= 2; ++s) {
         if (f.side != Side::Bilateral && sideIndex(f.side) != s) continue;
         const double x0 = s == 1 ? a.cx - a.cav_a : a.cx, x1 = s == 1 ? a.cx : a.cx + a.cav_a;
@@ -819,6 +864,28 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
                  const double zz = z + d * 0.8 * std::max(0.0, zn - 0.3);
                  return a.lungAt(xx, yy, zz) != s;
                });
+    }
+  }
+  // Air bronchograms last among the lung findings: only where consolidated lung is left after
+  // masses, nodules, atelectasis and pleural fluid. The capsule is at least half a voxel thick
+  // along every axis, so a 4-5 mm tube between two 6 mm slices still marks the nearer slice (a
+  // crude partial-volume model) instead of vanishing.
+  for (const auto& f : findings) {
+    if (f.type != Finding::Consolidation) continue;
+    for (const auto& t : f.tubes) {
+      const Vec3 p0{t[0], t[1], t[2]}, p1{t[3], t[4], t[5]};
+      const Vec3 ab = sub(p1, p0);
+      const double len2 = std::max(dot(ab, ab), 1e-12);
+      const Vec3 rad{std::max(t[6], 0.5 * acq.spacing[0] + 0.05), std::max(t[6], 0.5 * acq.spacing[1] + 0.05),
+                     std::max(t[6], 0.5 * acq.spacing[2] + 0.05)};
+      const Vec3 lo{std::min(p0[0], p1[0]) - rad[0], std::min(p0[1], p1[1]) - rad[1], std::min(p0[2], p1[2]) - rad[2]};
+      const Vec3 hi{std::max(p0[0], p1[0]) + rad[0], std::max(p0[1], p1[1]) + rad[1], std::max(p0[2], p1[2]) + rad[2]};
+      paintBox(g, lab, lo, hi, {kConsolidation}, kBronchogram, [&](double x, double y, double z) {
+        const Vec3 ap{x - p0[0], y - p0[1], z - p0[2]};
+        const double u = std::clamp(dot(ap, ab) / len2, 0.0, 1.0);
+        return sq((ap[0] - u * ab[0]) / rad[0]) + sq((ap[1] - u * ab[1]) / rad[1]) + sq((ap[2] - u * ab[2]) / rad[2]) <=
+               1.0;
+      });
     }
   }
   for (const auto& f : findings) {
@@ -851,11 +918,11 @@ Phantom render(const Anatomy& a, const std::vector<FindingInstance>& findings, c
   hu[kMass] = 40;
   hu[kFluid] = 8;
   hu[kPneumothorax] = -1000;
-  hu[kConsolidation] = 30;
+  hu[kConsolidation] = 40;
   hu[kEmphysema] = static_cast<float>(a.lung_hu);
   hu[kEmphysemaHole] = -985;
   hu[kPericardialFluid] = 12;
-  hu[kAtelectasis] = 50;
+  hu[kAtelectasis] = 60;
   hu[kCalcification] = 850;
   hu[kBronchogram] = -950;
   for (const auto& f : findings)

@@ -161,9 +161,17 @@ void describe(Rng& rng, const FindingInstance& f, Modality mod, Sentences& s) {
                             f.lobe));
         s.impression.push_back(fmt::format("Possible early consolidation in the {}.", f.lobe));
       } else {
-        s.lungs.push_back(F(pick(rng, {"There is {0} in the {1}.", "{2} {0}, measuring up to {3} mm.",
-                                       "Focal {0} within the {1} with air bronchograms.", "Patchy {0} in the {1}."}),
-                            syn, f.lobe, cap(f.lobe), mm(f.size_mm)));
+        // Air bronchograms are named exactly when the phantom has them (FindingInstance::tubes).
+        if (!f.tubes.empty())
+          s.lungs.push_back(F(pick(rng, {"There is {0} in the {1} with air bronchograms.",
+                                         "{2} with air bronchograms in the {1}, measuring up to {3} mm.",
+                                         "Focal {0} within the {1} with air bronchograms.",
+                                         "{2} in the {1}; air bronchograms are seen within it."}),
+                              syn, f.lobe, cap(syn), mm(f.size_mm)));
+        else
+          s.lungs.push_back(F(pick(rng, {"There is {0} in the {1}.", "{2} in the {1}, measuring up to {3} mm.",
+                                         "Patchy {0} in the {1}."}),
+                              syn, f.lobe, cap(syn), mm(f.size_mm)));
         s.impression.push_back(F(pick(rng, {"{0} consolidation, likely pneumonia in the appropriate clinical setting.",
                                             "Consolidation in the {1}.", "{0} airspace consolidation."}),
                                  cap(f.lobe), f.lobe));
@@ -231,6 +239,16 @@ void describe(Rng& rng, const FindingInstance& f, Modality mod, Sentences& s) {
                                        "Volume loss with atelectasis in the {}."}),
                             f.detail == "lingula" ? "lingula" : f.lobe));
         s.impression.push_back(fmt::format("{} atelectasis.", f.detail == "lingula" ? "Lingular" : cap(f.lobe)));
+      }
+      if (f.dome_raise_mm[0] > 0 || f.dome_raise_mm[1] > 0) {  // lower-lobe volume loss: raised dome(s)
+        const std::string side = f.dome_raise_mm[0] > 0 ? "right" : "left";
+        if (f.dome_raise_mm[0] > 0 && f.dome_raise_mm[1] > 0)
+          s.lungs.push_back(pick(rng, {"Both hemidiaphragms are mildly elevated.",
+                                       "Mild elevation of both hemidiaphragms, in keeping with volume loss."}));
+        else
+          s.lungs.push_back(F(pick(rng, {"The {0} hemidiaphragm is mildly elevated.",
+                                         "Mild elevation of the {0} hemidiaphragm, in keeping with volume loss."}),
+                              side));
       }
       break;
     }

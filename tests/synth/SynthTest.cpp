@@ -202,12 +202,13 @@ TEST(Synth, FindingsInImageAndReport) {
       {bs::Finding::LungMass, {bs::kMass}},
       {bs::Finding::PleuralEffusion, {bs::kFluid}},
       {bs::Finding::Pneumothorax, {bs::kPneumothorax}},
-      {bs::Finding::Consolidation, {bs::kConsolidation}},
+      {bs::Finding::Consolidation, {bs::kConsolidation, bs::kBronchogram}},
       {bs::Finding::Emphysema, {bs::kEmphysema, bs::kEmphysemaHole}},
       {bs::Finding::PericardialEffusion, {bs::kPericardialFluid}},
       {bs::Finding::Atelectasis, {bs::kAtelectasis}},
       {bs::Finding::ArterialCalcification, {bs::kCalcification}}};
   int checked[bs::kNumFindings] = {};
+  int withBronchograms = 0, withRaisedDome = 0;
   for (int idx = 0; idx < 40; ++idx) {
     const auto c = bs::makeCase(cfg, 11, bs::Cohort::CT, idx, /*withLabelMap=*/true);
     const auto& ph = c.phantom;
@@ -301,6 +302,36 @@ TEST(Synth, FindingsInImageAndReport) {
           if (nIn > 5) {
             EXPECT_TRUE(mean > 0 && mean < 70) << c.id << " consolidation HU " << mean;
           }
+          {
+            // "air bronchograms" in the report <=> air-range voxels inside the consolidation:
+            // bronchogram voxels (painted only into consolidated lung) that read < -400 HU after
+            // blur and noise, with consolidation within 2 voxels in-plane.
+            std::string low = text;
+            std::transform(low.begin(), low.end(), low.begin(),
+                           [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+            const bool said = low.find("air bronchogram") != std::string::npos;
+            EXPECT_EQ(said, !inst->tubes.empty()) << c.id << ": " << text;
+            std::int64_t air = 0, bron = 0;
+            for (int k = 0; k < v.size[2]; ++k)
+              for (int j = 2; j + 2 < v.size[1]; ++j)
+                for (int i = 2; i + 2 < v.size[0]; ++i) {
+                  const auto q = static_cast<size_t>(v.index(i, j, k));
+                  if (ph.labels[q] != bs::kBronchogram) continue;
+                  ++bron;
+                  bool near = false;
+                  for (int dj = -2; dj <= 2 && !near; ++dj)
+                    for (int di = -2; di <= 2 && !near; ++di)
+                      near = ph.labels[static_cast<size_t>(v.index(i + di, j + dj, k))] == bs::kConsolidation;
+                  if (near && v.data[q] < -400) ++air;
+                }
+            if (said) {
+              EXPECT_GT(air, 0) << c.id << " air bronchograms reported, none in the image (" << bron
+                                << " bronchogram voxels)";
+              ++withBronchograms;
+            } else {
+              EXPECT_EQ(bron, 0) << c.id << " bronchograms painted but not reported";
+            }
+          }
           break;
         case bs::Finding::LungNodule:
         case bs::Finding::LungMass:
@@ -320,11 +351,45 @@ TEST(Synth, FindingsInImageAndReport) {
             EXPECT_TRUE(mean > -20 && mean < 35) << c.id << " pericardial HU " << mean;
           }
           break;
-        case bs::Finding::Atelectasis:
+        case bs::Finding::Atelectasis: {
           if (nIn > 5) {
             EXPECT_GT(mean, 0) << c.id << " atelectasis HU " << mean;
           }
+          // Volume loss: a basal atelectasis raises the hemidiaphragm(s) of its side (not where
+          // pleural fluid is), and the report says so exactly then.
+          std::string low = text;
+          std::transform(low.begin(), low.end(), low.begin(),
+                         [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+          const bool raisedAny = inst->dome_raise_mm[0] > 0 || inst->dome_raise_mm[1] > 0;
+          EXPECT_EQ(low.find("hemidiaphragm") != std::string::npos, raisedAny) << c.id << ": " << text;
+          if (raisedAny) {
+            ++withRaisedDome;
+            // Render the same patient with the domes put back: the raised side must have lost
+            // at least half of (its dome area, a 0.3 x cavity half-width disc) x (the raise) of
+            // chest voxels to the abdomen.
+            bs::Anatomy down = a;
+            down.dome_right -= inst->dome_raise_mm[0];
+            down.dome_left -= inst->dome_raise_mm[1];
+            const auto ref = bs::render(down, ph.findings, ph.acquisition, 1, true);
+            std::int64_t gain[2] = {0, 0};
+            for (int k = 0; k < v.size[2]; ++k)
+              for (int j = 0; j < v.size[1]; ++j)
+                for (int i = 0; i < v.size[0]; ++i) {
+                  const auto q = static_cast<size_t>(v.index(i, j, k));
+                  const int s = v.origin[0] + i * v.spacing[0] < a.cx ? 0 : 1;
+                  gain[s] += (ph.labels[q] == bs::kAbdomen) - (ref.labels[q] == bs::kAbdomen);
+                }
+            const double vox = v.spacing[0] * v.spacing[1] * v.spacing[2];
+            for (int s = 0; s < 2; ++s) {
+              const double r = inst->dome_raise_mm[static_cast<size_t>(s)];
+              if (r > 0) {
+                EXPECT_GT(gain[s] * vox, 0.5 * 3.14159 * 0.09 * a.cav_a * a.cav_a * r)
+                    << c.id << (s == 0 ? " right" : " left") << " dome not raised";
+              }
+            }
+          }
           break;
+        }
         case bs::Finding::ArterialCalcification:
           EXPECT_GT(maxHu, 250) << c.id << " calcification not dense";
           break;
@@ -335,6 +400,8 @@ TEST(Synth, FindingsInImageAndReport) {
   }
   for (int fi = 0; fi < bs::kNumFindings; ++fi)
     EXPECT_GT(checked[fi], 2) << bs::findingId(static_cast<bs::Finding>(fi));
+  EXPECT_GT(withBronchograms, 2);
+  EXPECT_GT(withRaisedDome, 2);
 }
 
 // On files: an independent Python reference (nibabel, csv, scikit-learn) measures that simple

@@ -60,6 +60,13 @@ struct FindingInstance {
   /// Spheres (x, y, z, radius in mm) that make up the finding: nodules, mass lobules,
   /// emphysematous holes, calcified plaques.
   std::vector<std::array<double, 4>> blobs;
+  /// Capsules (x0, y0, z0, x1, y1, z1, radius in mm) inside the finding: the air bronchograms of
+  /// a consolidation (painted only where the consolidation is; empty = none, and the report then
+  /// does not mention them).
+  std::vector<std::array<double, 7>> tubes;
+  /// Elevation of the right and left hemidiaphragm in mm caused by the finding (lower-lobe
+  /// atelectasis: volume loss); already applied to the Anatomy's dome heights.
+  std::array<double, 2> dome_raise_mm{0, 0};
 };
 
 /// The labels of a study: 1 where the finding is present (also when reported with hedging).
