@@ -408,7 +408,7 @@ TEST(Synth, FindingsInImageAndReport) {
 // regional HU statistics separate six findings (AUROC) and keyword rules recover the labels (F1).
 TEST(Synth, FilesCarryLabelsPythonReference) {
   auto cfg = smallConfig();
-  cfg.n_ct = 120;
+  cfg.n_ct = 240;
   cfg.n_external = 4;
   cfg.n_cxr = 60;
   cfg.finding_rates = allRates(0.35);
@@ -418,7 +418,7 @@ TEST(Synth, FilesCarryLabelsPythonReference) {
   o.seed = 3;
   o.threads = 2;
   const auto s = bs::generateDataset(cfg, o);
-  EXPECT_EQ(s.n_ct, 120);
+  EXPECT_EQ(s.n_ct, 240);
   EXPECT_EQ(s.n_external, 4);
   EXPECT_EQ(s.n_cxr, 60);
   const std::string out =
