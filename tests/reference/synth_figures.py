@@ -2,7 +2,8 @@
 
 usage: synth_figures.py DATASET_DIR OUT_DIR
 Writes synth_ct_normal.png (axial slices + coronal of a healthy study), synth_ct_findings.png
-(one axial or coronal slice through each finding, from ct/meta.jsonl) and synth_cxr.png (X-rays).
+(one axial slice through each finding, from ct/meta.jsonl; a coronal one for an atelectasis
+with a raised hemidiaphragm; the consolidation shown has air bronchograms) and synth_cxr.png (X-rays).
 Display convention: patient right on the image left; anterior up (axial), head up (coronal).
 """
 import csv
@@ -88,13 +89,25 @@ def main():
     # One example per finding: prefer studies with few findings.
     grid = []
     for k in FINDINGS:
-        cands = sorted((sum(int(r[f]) for f in FINDINGS), r["id"], r) for r in rows if r[k] == "1")
+        def shows_sign(r):  # consolidation with air bronchograms, atelectasis with a raised dome
+            inst = next(f for f in metas[r["id"]]["findings"] if f["finding"] == k)
+            return {"consolidation": "air_bronchograms", "atelectasis": "dome_raise_mm"}.get(k, "id") in inst or \
+                k not in ("consolidation", "atelectasis")
+        cands = sorted((not shows_sign(r), sum(int(r[f]) for f in FINDINGS), r["id"], r) for r in rows if r[k] == "1")
         if not cands:
             continue
-        r = cands[0][2]
+        r = cands[0][3]
         a, aff = load(d, r)
         inst = next(f for f in metas[r["id"]]["findings"] if f["finding"] == k)
         i, j, kk = index_of(aff, inst["center_mm"])
+        if k == "atelectasis" and "dome_raise_mm" in inst:
+            # Coronal through the atelectasis: the dense band and the raised hemidiaphragm.
+            sl = coronal(a, j, aff)
+            h0, w0 = sl.shape
+            sl = sl[h0 // 8: h0 - h0 // 8, w0 // 16: w0 - w0 // 16]
+            t = np.array(Image.fromarray(win(sl, WINDOW[k])).resize((sl.shape[1] * 2, sl.shape[0] * 2), Image.BILINEAR))
+            grid.append(label(t, k + " (coronal)"))
+            continue
         if k == "pleural_effusion":
             kk = index_of(aff, (0, 0, metas[r["id"]]["anatomy"]["lung_base_z"] + 0.1 * (za - zb)))[2]
         if k == "arterial_calcification":
