@@ -526,22 +526,27 @@ std::vector<FindingInstance> placeFindings(Rng& rng, Anatomy& a, const Labels& l
     f.blobs.push_back({p[0], p[1], p[2], f.extent_mm});
     f.uncertain = f.severity == 1 && rng.bernoulli(0.15);
     // Air bronchograms in most definite consolidations (not in the hedged, early ones): the
-    // airways of the consolidated lung stay aerated. A lobar bronchus runs from the hilum
-    // through the consolidation towards the periphery and gives off 2-3 branches; they are
-    // painted only where the consolidation is (render()).
+    // airways of the consolidated lung stay aerated. A segmental bronchus (5-6 mm) runs from the
+    // hilum through the consolidation towards the periphery and gives off 3-4 branches (4 mm),
+    // each with one subsegmental branch (3 mm); they are painted only where the consolidation is
+    // (render()).
     if (!f.uncertain && rng.uniform() < 0.85) {
       const double sg = side == 1 ? -1 : 1;
       const Vec3 hil{a.cx + sg * 0.3 * a.cav_a, a.cy + 0.22 * a.cav_b, a.z_carina - 0.08 * a.height};
       const Vec3 d = normalize(sub(p, hil));
-      const double R = f.extent_mm, r = std::max(1.5, 0.032 * a.cav_a);  // ~2.2 mm: 4-5 mm wide
-      const Vec3 s0 = sub(p, mul(d, 1.2 * R)), s1 = add(p, mul(d, 0.8 * R));
+      const double R = f.extent_mm, r = std::max(1.5, 0.04 * a.cav_a);  // ~2.8 mm at 192 mm FOV
+      const Vec3 s0 = sub(p, mul(d, 1.2 * R)), s1 = add(p, mul(d, 0.85 * R));
       f.tubes.push_back({s0[0], s0[1], s0[2], s1[0], s1[1], s1[2], r});
-      const int nb = rng.uniform() < 0.5 ? 2 : 3;
+      const int nb = rng.uniform() < 0.5 ? 3 : 4;
       for (int b = 0; b < nb; ++b) {
-        const Vec3 o = add(p, mul(d, R * rng.uniform(-0.5, 0.3)));
-        const Vec3 bd = normalize(add(d, mul(normalize(cross(d, randomUnit(rng))), rng.uniform(0.5, 0.9))));
+        const Vec3 o = add(p, mul(d, R * rng.uniform(-0.6, 0.4)));
+        const Vec3 bd = normalize(add(d, mul(normalize(cross(d, randomUnit(rng))), rng.uniform(0.5, 1.0))));
         const Vec3 e = add(o, mul(bd, R * rng.uniform(0.5, 0.8)));
-        f.tubes.push_back({o[0], o[1], o[2], e[0], e[1], e[2], 0.8 * r});
+        f.tubes.push_back({o[0], o[1], o[2], e[0], e[1], e[2], 0.75 * r});
+        const Vec3 o2 = add(o, mul(sub(e, o), rng.uniform(0.3, 0.6)));
+        const Vec3 bd2 = normalize(add(bd, mul(normalize(cross(bd, randomUnit(rng))), rng.uniform(0.5, 1.0))));
+        const Vec3 e2 = add(o2, mul(bd2, R * rng.uniform(0.3, 0.5)));
+        f.tubes.push_back({o2[0], o2[1], o2[2], e2[0], e2[1], e2[2], 0.6 * r});
       }
     }
     out.push_back(f);
