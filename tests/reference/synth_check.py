@@ -7,7 +7,7 @@ Reads the files only (csv module, nibabel, Pillow) and verifies that
      (regions from the anatomical landmarks in ct/meta.jsonl, never from finding geometry)
      separates positives from negatives with scikit-learn AUROC > threshold; three more
      statistics are reported but not asserted (docs/synth.md has their AUROC per seed): the largest
-     opacity inside a lung envelope segmented from the image (a lung mass or consolidation, 0.83-0.86
+     opacity inside a lung envelope segmented from the image (a lung mass or consolidation, 0.82-0.86
      on seeds 3-5), the dense (+50..100 HU) volume in the posterior lung bases (atelectasis,
      0.75-0.82) and the larger hemidiaphragm elevation of the two sides against the set's median
      (atelectasis volume loss, 0.61-0.70);
