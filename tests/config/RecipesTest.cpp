@@ -39,11 +39,18 @@ TEST(Recipes, AblationVariantsSwitchOffTheirTerms) {
   EXPECT_GT(sem.loss.sem.weight, 0.0);
   EXPECT_EQ(sem.loss.efm.weight, 0.0);
   EXPECT_GT(full.loss.efm.weight, 0.0);
-  // Everything else (data, model, budget) is the quickstart's.
+  // Everything else (data, model, budget) is the quickstart's, but every variant caches the CT at
+  // the ablation's coarser grid (configs/ablation/base.yaml), the same for all.
   const auto q = loadConfig((test::sourceDir() / "configs" / "quickstart.yaml").string(), {});
   for (const auto* c : {&clip, &roco, &pair, &sem, &full}) {
     EXPECT_EQ(c->trainer.steps, q.trainer.steps);
     EXPECT_EQ(c->model.ct_encoder.arch, q.model.ct_encoder.arch);
+    EXPECT_EQ(c->model.text_encoder.weights, q.model.text_encoder.weights);
     EXPECT_EQ(c->data.manifest, q.data.manifest);
+    EXPECT_EQ(c->data.pairing, q.data.pairing);
+    EXPECT_EQ(c->data.ct.spacing, (std::vector<double>{3.0, 3.0, 6.0}));
+    EXPECT_EQ(c->data.ct.size, (std::vector<int>{64, 64, 32}));
+    EXPECT_EQ(c->data.cache_dir, "runs/ablation/cache");
+    EXPECT_EQ(c->data.ct.crop, q.data.ct.crop);  // the rest of data.ct comes from the quickstart
   }
 }
