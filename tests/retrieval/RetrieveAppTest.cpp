@@ -4,7 +4,8 @@
 //  - the features of every kept X-ray equal the teacher image tower applied to that X-ray alone
 //    (rank k of h_star is the X-ray that pairing.csv lists at rank k; the app embeds in batches);
 //  - changed inputs (other report sections) discard the old work folder with a log line;
-//  - biud training with data.pairing_top_k larger than the file's K stops with the fix.
+//  - biud training with data.pairing_top_k larger than the file's K stops with the fix; with
+//    pairing_top_k 3 it trains, logs the per-epoch draws, and resumes bit-identically.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -112,4 +113,22 @@ TEST(RetrieveApp, InterruptedResumedEqualsUninterrupted) {
                        "/k1/pairing.csv --set data.pairing_top_k=3 --out " + D + "/biud" + quiet,
                    2);
   EXPECT_NE(bad.out.find("re-run biud-retrieve --top-k 3"), std::string::npos) << bad.out;
+
+  // BIUD drawing each CT's X-ray from its top 3 every epoch: trains, logs the draws of each
+  // finished epoch, and a run stopped at step 2 and resumed to step 4 equals an uninterrupted one
+  // (the draws follow the restored loader epoch, not the process).
+  const std::string biud = app("biud-train") + common +
+                           " --set task=biud --set data.pairing_top_k=3 --set data.pairing_tau=0.02" +
+                           " --set data.loader.batch_size=4 --set trainer.val_every=0 --set schedule.name=constant" +
+                           " --set schedule.warmup_steps=0 --set eval.bootstrap=0 --set data.cache_dir=";
+  auto a = runRc(biud + " --set trainer.steps=4 --out " + D + "/biud_a", 0);
+  EXPECT_NE(a.out.find("epoch 0: "), std::string::npos) << a.out;
+  EXPECT_NE(a.out.find("used a non-rank-1 X-ray"), std::string::npos) << a.out;
+  runRc(biud + " --set trainer.steps=2 --out " + D + "/biud_b" + quiet, 0);
+  runRc(biud + " --set trainer.steps=4 --resume latest --out " + D + "/biud_b" + quiet, 0);
+  const auto ma = biud::tensor::readSafetensors(D + "/biud_a/checkpoints/step_000004/model.safetensors");
+  const auto mb = biud::tensor::readSafetensors(D + "/biud_b/checkpoints/step_000004/model.safetensors");
+  ASSERT_FALSE(ma.empty());
+  ASSERT_EQ(ma.size(), mb.size());
+  for (const auto& [k, t] : ma) EXPECT_TRUE(torch::equal(t, mb.at(k))) << "resume differs: " << k;
 }
