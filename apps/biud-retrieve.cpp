@@ -75,26 +75,30 @@ int main(int argc, char** argv) {
   app.cli().add_option("--teacher", teacher, "teacher run folder (default: model.teacher)");
   app.cli()
       .add_option("--top-k", topK,
-                   "X-ray reports kept per CT in pairing.csv, with their teacher features h* (data.pairing_top_k "
-                   "may sample among at most this many; 1 = fastest, rank 1 only)")
+                  "X-ray reports kept per CT in pairing.csv, with their teacher features h* (data.pairing_top_k "
+                  "may sample among at most this many; 1 = fastest, rank 1 only)")
       ->check(CLI::Range(1, 1000));
-  app.cli().add_option("--block", block, "database rows scored per matrix multiply (memory bound)")->check(CLI::Range(1, 1 << 24));
+  app.cli()
+      .add_option("--block", block, "database rows scored per matrix multiply (memory bound)")
+      ->check(CLI::Range(1, 1 << 24));
   app.cli()
       .add_option("--chunk", chunk,
-                   "reports / X-ray images per work chunk: the most work an interruption can lose (changing it "
-                   "discards the work folder)")
+                  "reports / X-ray images per work chunk: the most work an interruption can lose (changing it "
+                  "discards the work folder)")
       ->check(CLI::Range(1, 1 << 24));
   app.cli().add_flag("--keep-work", keepWork, "keep <out>/retrieve-work/ after success (default: removed)");
-  app.cli().add_flag("--fresh", fresh, "discard <out>/retrieve-work/ and start from zero (e.g. after replacing X-ray images in place)");
+  app.cli().add_flag("--fresh", fresh,
+                     "discard <out>/retrieve-work/ and start from zero (e.g. after replacing X-ray images in place)");
   app.cli()
       .add_option("--stop-after-chunks", stopAfter,
-                   "for testing: stop as if interrupted after computing this many chunks (exit code 130)")
+                  "for testing: stop as if interrupted after computing this many chunks (exit code 130)")
       ->check(CLI::Range(0, 1 << 30));
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();
     train::absolutizePaths(cfg);
     if (teacher.empty()) teacher = cfg.model.teacher;
-    BIUD_CHECK(!teacher.empty(), ConfigError, "no teacher: pass --teacher RUN or set model.teacher (a clip2d run folder)");
+    BIUD_CHECK(!teacher.empty(), ConfigError,
+               "no teacher: pass --teacher RUN or set model.teacher (a clip2d run folder)");
     BIUD_CHECK(!cfg.data.manifest.empty() && !cfg.data.xray_manifest.empty(), ConfigError,
                "biud-retrieve needs data.manifest (CT reports) and data.xray_manifest (the X-ray corpus)");
     runtime::setThreads(cfg.threads);
@@ -102,7 +106,8 @@ int main(int argc, char** argv) {
     const std::string out = app.prepareOutDir("retrieve");
     const auto work = std::filesystem::path(out) / "retrieve-work";
     auto t = train::loadRun(teacher, dev);
-    BIUD_CHECK(t.cfg.task == "clip2d", ConfigError, "--teacher `{}` is a `{}` run; the teacher is a clip2d run", teacher, t.cfg.task);
+    BIUD_CHECK(t.cfg.task == "clip2d", ConfigError, "--teacher `{}` is a `{}` run; the teacher is a clip2d run",
+               teacher, t.cfg.task);
     const auto started = std::chrono::steady_clock::now();
 
     const auto ct = image::readManifest(cfg.data.manifest);
@@ -157,7 +162,9 @@ int main(int argc, char** argv) {
     }
     const auto res = retrieval::runChunked(job, work);
     if (!res.complete) {
-      log::warn("retrieve", "stopped{}: {} chunk(s) computed now, {} resumed; they are kept in `{}`; run the same command again to resume",
+      log::warn("retrieve",
+                "stopped{}: {} chunk(s) computed now, {} resumed; they are kept in `{}`; run the same command again to "
+                "resume",
                 stopAfter >= 0 && !app::stopRequested() ? " (--stop-after-chunks)" : "", res.chunksComputed,
                 res.chunksResumed, work.string());
       return app::kExitInterrupted;
@@ -181,6 +188,11 @@ int main(int argc, char** argv) {
     j["n_xray"] = cxr.items.size();
     j["top_k"] = k;
     j["mean_top1_score"] = r.scores.select(1, 0).mean().item<double>();
+    // How far below rank 1 ranks 2..K score on average: the scale data.pairing_tau must match.
+    std::vector<double> gaps;
+    for (std::int64_t c = 1; c < r.scores.size(1); ++c)
+      gaps.push_back((r.scores.select(1, 0) - r.scores.select(1, c)).mean().item<double>());
+    j["mean_gap_below_top1"] = gaps;
     j["distinct_xrays_used"] = res.distinctImages;
     j["chunk"] = chunk;
     j["chunks_computed"] = res.chunksComputed;

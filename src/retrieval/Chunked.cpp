@@ -87,7 +87,9 @@ std::vector<std::string> Fingerprint::differences(const Fingerprint& other) cons
 
 namespace {
 
-std::string chunkFile(const std::string& prefix, std::int64_t c) { return fmt::format("{}_{:06d}.safetensors", prefix, c); }
+std::string chunkFile(const std::string& prefix, std::int64_t c) {
+  return fmt::format("{}_{:06d}.safetensors", prefix, c);
+}
 
 /// Remove what an earlier run left in `dir` (only plain files directly in it: the folder is ours,
 /// but never recurse into something a user may have put there).
@@ -154,7 +156,8 @@ struct Runner {
       const std::int64_t b = c * chunk, e = std::min(nItems, b + chunk);
       auto t = compute(b, e, bar ? &*bar : nullptr);
       if (!t) return std::nullopt;
-      tensor::writeSafetensors((dir / chunkFile(prefix, c)).string(), *t, {{"begin", std::to_string(b)}, {"end", std::to_string(e)}});
+      tensor::writeSafetensors((dir / chunkFile(prefix, c)).string(), *t,
+                               {{"begin", std::to_string(b)}, {"end", std::to_string(e)}});
       out[static_cast<size_t>(c)] = std::move(*t);
       ++computed;
     }
@@ -219,18 +222,21 @@ ChunkedResult runChunked(const ChunkedJob& job, const stdfs::path& workDir) {
     const auto old = Fingerprint::parse(fs::readFile(fpPath));
     const auto diff = old.differences(fp);
     if (old.fields.empty()) {
-      log::warn("retrieve", "work folder `{}`: fingerprint.json is unreadable; discarding the chunks and starting clean",
+      log::warn("retrieve",
+                "work folder `{}`: fingerprint.json is unreadable; discarding the chunks and starting clean",
                 workDir.string());
       clearWorkDir(workDir);
     } else if (!diff.empty()) {
       std::string changed;
       for (const auto& d : diff) changed += (changed.empty() ? "" : ", ") + d;
-      log::warn("retrieve", "work folder `{}` holds chunks of different inputs (changed: {}); discarding them and starting clean",
+      log::warn("retrieve",
+                "work folder `{}` holds chunks of different inputs (changed: {}); discarding them and starting clean",
                 workDir.string(), changed);
       clearWorkDir(workDir);
     }
   } else if (!stdfs::is_empty(workDir)) {
-    log::warn("retrieve", "work folder `{}` has no fingerprint.json; discarding its files and starting clean", workDir.string());
+    log::warn("retrieve", "work folder `{}` has no fingerprint.json; discarding its files and starting clean",
+              workDir.string());
     clearWorkDir(workDir);
   }
   fs::atomicWrite(fpPath, fp.json());
@@ -276,7 +282,8 @@ ChunkedResult runChunked(const ChunkedJob& job, const stdfs::path& workDir) {
   }
   TopKResult top{torch::cat(sc), torch::cat(ix)};
   BIUD_CHECK(top.indices.min().item<std::int64_t>() >= 0 && top.indices.max().item<std::int64_t>() < job.nDatabase,
-             DataError, "work folder `{}`: top-K indices outside the database of {} rows", workDir.string(), job.nDatabase);
+             DataError, "work folder `{}`: top-K indices outside the database of {} rows", workDir.string(),
+             job.nDatabase);
 
   // Teacher image features of every X-ray kept by some CT (each distinct X-ray once), in
   // ascending row order so that the chunking depends only on the top-K result.
@@ -292,8 +299,8 @@ ChunkedResult runChunked(const ChunkedJob& job, const stdfs::path& workDir) {
           const std::int64_t t = std::min(e, s + job.imageBatch);
           std::vector<std::int64_t> rows(nd + s, nd + t);
           auto x = job.embedImages(rows).to(torch::kCPU, torch::kFloat32).contiguous();
-          BIUD_CHECK(x.dim() == 2 && x.size(0) == t - s, ValueError, "teacher image features of {} X-rays have shape {}",
-                     t - s, c10::str(x.sizes()));
+          BIUD_CHECK(x.dim() == 2 && x.size(0) == t - s, ValueError,
+                     "teacher image features of {} X-rays have shape {}", t - s, c10::str(x.sizes()));
           parts.push_back(x);
           if (bar) bar->advance(static_cast<std::uint64_t>(t - s));
         }

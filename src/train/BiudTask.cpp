@@ -83,9 +83,16 @@ class BiudTask final : public Task {
     log::info("biud", "{} training CTs, teacher features d_X = {}, losses: roco ({}), pair {}, sem {}, efm {}",
               train_->size(), teacher_.h_star.size(1), cfg.loss.roco.mode, cfg.loss.pair.weight, cfg.loss.sem.weight,
               cfg.loss.efm.weight);
-    if (cfg.data.pairing_top_k > 1)
-      log::info("biud", "teacher X-ray drawn per epoch from each CT's top {} (of {} in the file), softmax(score / {})",
-                cfg.data.pairing_top_k, teacher_.topK(), cfg.data.pairing_tau);
+    if (cfg.data.pairing_top_k > 1) {
+      // What tau means on this file: the expected share of rank-1 draws (scores are close together).
+      const auto p = torch::softmax(teacher_.scores.slice(1, 0, cfg.data.pairing_top_k).to(torch::kFloat64) /
+                                        cfg.data.pairing_tau, 1);
+      log::info("biud",
+                "teacher X-ray drawn per epoch from each CT's top {} (of {} in the file), softmax(score / {}): "
+                "rank 1 expected in {:.1f}% of draws",
+                cfg.data.pairing_top_k, teacher_.topK(), cfg.data.pairing_tau,
+                100.0 * p.select(1, 0).mean().item<double>());
+    }
   }
 
   torch::nn::Module& module() override { return *model_; }
@@ -263,10 +270,11 @@ class BiudTask final : public Task {
   }
   /// One line per finished epoch: how often a non-rank-1 X-ray stood in for the best match.
   void logDraws() {
-    if (drawn_ > 0)
+    if (drawn_ > 0) {
+      const double pct = 100.0 * static_cast<double>(nonTop1_) / static_cast<double>(drawn_);
       log::info("biud", "epoch {}: {} of {} CT draws{} used a non-rank-1 X-ray ({:.1f}%, top {}, tau {})", drawEpoch_,
-                nonTop1_, drawn_, ctx_.world > 1 ? " on rank 0" : "", 100.0 * static_cast<double>(nonTop1_) / static_cast<double>(drawn_),
-                cfg_.data.pairing_top_k, cfg_.data.pairing_tau);
+                nonTop1_, drawn_, ctx_.world > 1 ? " on rank 0" : "", pct, cfg_.data.pairing_top_k, cfg_.data.pairing_tau);
+    }
     drawn_ = nonTop1_ = 0;
   }
 

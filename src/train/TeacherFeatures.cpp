@@ -36,15 +36,16 @@ TeacherFeatures TeacherFeatures::load(const std::string& path) {
   std::map<std::string, std::string> meta;
   auto t = tensor::readSafetensors(path, &meta);
   BIUD_CHECK(t.count("h_star") && t.count("report_embedding") && meta.count("ct_ids"), DataError,
-             "`{}` is not a teacher-features file written by biud-retrieve (needs h_star, report_embedding, ct_ids)", path);
+             "`{}` is not a teacher-features file written by biud-retrieve (needs h_star, report_embedding, ct_ids)",
+             path);
   const std::string format = meta.count("format") ? meta.at("format") : kFormatV1;
   BIUD_CHECK(format == kFormat || format == kFormatV1, DataError,
-             "`{}` has teacher-features format `{}`; this build reads `{}` and `{}`: re-run biud-retrieve", path, format,
-             kFormatV1, kFormat);
+             "`{}` has teacher-features format `{}`; this build reads `{}` and `{}`: re-run biud-retrieve", path,
+             format, kFormatV1, kFormat);
   TeacherFeatures f;
   auto h = t.at("h_star");
-  BIUD_CHECK(h.dim() == 2 || h.dim() == 3, DataError, "`{}`: h_star has shape {}, expected [N, d_X] or [N, K, d_X]", path,
-             c10::str(h.sizes()));
+  BIUD_CHECK(h.dim() == 2 || h.dim() == 3, DataError, "`{}`: h_star has shape {}, expected [N, d_X] or [N, K, d_X]",
+             path, c10::str(h.sizes()));
   f.candidates = h.dim() == 2 ? h.unsqueeze(1) : h;  // format 1: top-1 only
   f.h_star = f.candidates.select(1, 0);
   const auto n = f.candidates.size(0), k = f.candidates.size(1);

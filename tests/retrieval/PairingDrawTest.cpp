@@ -64,7 +64,8 @@ TEST(PairingDraw, FrequenciesMatchNumpySoftmax) {
         ASSERT_LT(dr.ranks[i], k);
         ++hits[i][static_cast<size_t>(dr.ranks[i])];
         // the drawn features are the candidate's
-        ASSERT_TRUE(torch::equal(dr.h_star[static_cast<std::int64_t>(i)], g.candidates[static_cast<std::int64_t>(i)][dr.ranks[i]]));
+        ASSERT_TRUE(torch::equal(dr.h_star[static_cast<std::int64_t>(i)],
+                                 g.candidates[static_cast<std::int64_t>(i)][dr.ranks[i]]));
       }
     }
     for (size_t i = 0; i < 4; ++i)
@@ -78,7 +79,8 @@ TEST(PairingDraw, FrequenciesMatchNumpySoftmax) {
   // Hand-worked: CT 3 has a tie at ranks 1-2, so they are equally likely: P = 1 / (2 + e^-1 + e^-1.5 + e^-2)
   // at tau = 0.02 (gaps 0.02, 0.03, 0.04 below the tie).
   const double tie = 1.0 / (2 + std::exp(-1.0) + std::exp(-1.5) + std::exp(-2.0));
-  const auto ref = nlohmann::json::parse(test::runPython("retrieval_softmax.py", "0.02 5 '" + scoresArg(g.scores) + "'"));
+  const auto ref =
+      nlohmann::json::parse(test::runPython("retrieval_softmax.py", "0.02 5 '" + scoresArg(g.scores) + "'"));
   EXPECT_NEAR(ref[3][0].get<double>(), tie, 1e-5);
 }
 

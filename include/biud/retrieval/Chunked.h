@@ -69,11 +69,11 @@ struct ChunkedJob {
   std::function<torch::Tensor(std::int64_t begin, std::int64_t end)> embedQueries, embedDatabase;
   /// Teacher image features of database rows `rows` (at most imageBatch) as [rows, d_X].
   std::function<torch::Tensor(const std::vector<std::int64_t>& rows)> embedImages;
-  Fingerprint fingerprint;     ///< the inputs; chunk, k and dbBlock are added by runChunked()
-  std::int64_t chunk = 4096;   ///< items per chunk file
+  Fingerprint fingerprint;    ///< the inputs; chunk, k and dbBlock are added by runChunked()
+  std::int64_t chunk = 4096;  ///< items per chunk file
   std::int64_t textBatch = 128;
   std::int64_t imageBatch = 32;
-  TopKOptions topk;            ///< k, dbBlock, queryBlock (onBlock is set internally)
+  TopKOptions topk;  ///< k, dbBlock, queryBlock (onBlock is set internally)
   /// For tests: behave as if a stop was requested after this many newly computed chunks (-1 = off).
   std::int64_t stopAfterChunks = -1;
   /// Polled between batches (e.g. app::stopRequested); a partial chunk is discarded.
@@ -83,10 +83,10 @@ struct ChunkedJob {
 };
 
 struct ChunkedResult {
-  bool complete = false;          ///< false: stopped; finished chunks are on disk
-  torch::Tensor queryEmbedding;   ///< [N, d] (complete only)
-  TopKResult topk;                ///< [N, K] best first
-  torch::Tensor imageFeatures;    ///< [N, K, d_X]: teacher features of each kept X-ray
+  bool complete = false;         ///< false: stopped; finished chunks are on disk
+  torch::Tensor queryEmbedding;  ///< [N, d] (complete only)
+  TopKResult topk;               ///< [N, K] best first
+  torch::Tensor imageFeatures;   ///< [N, K, d_X]: teacher features of each kept X-ray
   std::int64_t distinctImages = 0;
   std::int64_t chunksComputed = 0, chunksResumed = 0;
 };

@@ -25,13 +25,13 @@
 namespace biud::train {
 
 struct TeacherFeatures {
-  std::vector<std::string> ids;    ///< CT ids, row order
+  std::vector<std::string> ids;  ///< CT ids, row order
   /// [N, d_X] h* of each CT's rank-1 X-ray (after load(): a view of candidates[:, 0]).
   torch::Tensor h_star;
   torch::Tensor report_embedding;  ///< [N, d_X] normalised teacher text embeddings of the CT reports
   /// [N, K, d_X] h* of the top-K X-rays, best first; undefined = K 1 (h_star only).
   torch::Tensor candidates;
-  torch::Tensor scores;            ///< [N, K] retrieval scores; undefined = K 1
+  torch::Tensor scores;                     ///< [N, K] retrieval scores; undefined = K 1
   std::map<std::string, std::int64_t> row;  ///< id -> row
 
   /// K: how many retrieved X-rays per CT the file holds.
