@@ -57,6 +57,7 @@ class BiudTask final : public Task {
     tok_ = text::makeTokenizer(cfg.text);
     extractor_ = std::make_unique<text::EntityExtractor>(text::Lexicon::load(cfg.text.lexicon));
     teacher_ = TeacherFeatures::load(teacherFeaturesPath(cfg.data.pairing));
+    teacher_.requireTopK(cfg.data.pairing_top_k, teacherFeaturesPath(cfg.data.pairing));
     auto manifest = std::make_shared<image::Manifest>(image::readManifest(cfg.data.manifest));
     manifestLabels_ = manifest->labelNames;
     auto trainIdx = manifest->indicesOf(cfg.data.train_split);
@@ -91,6 +92,16 @@ class BiudTask final : public Task {
     log::info("biud", "{} training CTs, teacher features d_X = {}, losses: roco ({}), pair {}, sem {}, efm {}",
               train_->size(), teacher_.h_star.size(1), cfg.loss.roco.mode, cfg.loss.pair.weight, cfg.loss.sem.weight,
               cfg.loss.efm.weight);
+    if (cfg.data.pairing_top_k > 1) {
+      // What tau means on this file: the expected share of rank-1 draws (scores are close together).
+      const auto p = torch::softmax(teacher_.scores.slice(1, 0, cfg.data.pairing_top_k).to(torch::kFloat64) /
+                                        cfg.data.pairing_tau, 1);
+      log::info("biud",
+                "teacher X-ray drawn per epoch from each CT's top {} (of {} in the file), softmax(score / {}): "
+                "rank 1 expected in {:.1f}% of draws",
+                cfg.data.pairing_top_k, teacher_.topK(), cfg.data.pairing_tau,
+                100.0 * p.select(1, 0).mean().item<double>());
+    }
   }
 
   torch::nn::Module& module() override { return *model_; }
@@ -103,7 +114,7 @@ class BiudTask final : public Task {
       mb.ct = nextBatch();
       mb.text = tokenizeBatch(*tok_, mb.ct.texts, cfg_.text.max_length, extractor_.get(), /*padToMax=*/true);
       auto rows = teacher_.rowsOf(mb.ct.ids, cfg_.data.pairing);
-      mb.hStar = teacher_.h_star.index_select(0, rows).to(ctx_.device);
+      mb.hStar = drawTeacher(mb, rows).to(ctx_.device);
       mb.reportEmb = teacher_.report_embedding.index_select(0, rows).to(ctx_.device);
       mb.findings = findingMatrix(mb.text.labels).to(ctx_.device);
       if (loss_.usesEfm()) mb.efm = maskReports(mb);
@@ -249,7 +260,33 @@ class BiudTask final : public Task {
     return {torch::cat(ids), torch::cat(labels), torch::cat(selected)};
   }
 
-  data::CtBatch nextBatch() { return loader_->nextCycling(); }
+  data::CtBatch nextBatch() {
+    auto b = loader_->nextCycling();
+    if (loader_->epoch() != drawEpoch_) logDraws();
+    drawEpoch_ = loader_->epoch();
+    return b;
+  }
+
+  /// h* of the micro-batch's CTs for this epoch (METHOD §2 option): rank 1, or with
+  /// data.pairing_top_k > 1 one of the top-K per CT, seeded by (seed, epoch, dataset index) like
+  /// the EFM masks, so every rank and a resumed run draw the same X-ray for the same CT.
+  torch::Tensor drawTeacher(const Micro& mb, const torch::Tensor& rows) {
+    if (cfg_.data.pairing_top_k <= 1) return teacher_.h_star.index_select(0, rows);
+    auto d = teacher_.draw(rows, mb.ct.indices, cfg_.data.pairing_top_k, cfg_.data.pairing_tau,
+                           static_cast<std::uint64_t>(cfg_.seed), loader_->epoch());
+    for (auto j : d.ranks) nonTop1_ += j > 0;
+    drawn_ += static_cast<std::int64_t>(d.ranks.size());
+    return d.h_star;
+  }
+  /// One line per finished epoch: how often a non-rank-1 X-ray stood in for the best match.
+  void logDraws() {
+    if (drawn_ > 0) {
+      const double pct = 100.0 * static_cast<double>(nonTop1_) / static_cast<double>(drawn_);
+      log::info("biud", "epoch {}: {} of {} CT draws{} used a non-rank-1 X-ray ({:.1f}%, top {}, tau {})", drawEpoch_,
+                nonTop1_, drawn_, ctx_.world > 1 ? " on rank 0" : "", pct, cfg_.data.pairing_top_k, cfg_.data.pairing_tau);
+    }
+    drawn_ = nonTop1_ = 0;
+  }
 
   Config cfg_;
   TaskContext ctx_;
@@ -265,6 +302,7 @@ class BiudTask final : public Task {
   std::vector<std::string> manifestLabels_;
   BiudModel model_{nullptr};
   std::unique_ptr<FrozenTextFeatures> textCache_;  ///< frozen text encoder without EFM: features per report
+  std::int64_t drawEpoch_ = -1, drawn_ = 0, nonTop1_ = 0;  ///< per-epoch top-K draw statistics (this rank)
 };
 
 }  // namespace

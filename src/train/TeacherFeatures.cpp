@@ -2,27 +2,62 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "biud/core/Error.h"
+#include "biud/core/Rng.h"
 #include "biud/tensor/Safetensors.h"
 
 namespace biud::train {
 
+namespace {
+constexpr const char* kFormat = "biud-teacher-features-2";
+constexpr const char* kFormatV1 = "biud-teacher-features-1";
+}  // namespace
+
 void TeacherFeatures::save(const std::string& path) const {
   std::string joined;
   for (size_t i = 0; i < ids.size(); ++i) joined += (i ? "\n" : "") + ids[i];
-  tensor::writeSafetensors(path, {{"h_star", h_star.contiguous().cpu()}, {"report_embedding", report_embedding.contiguous().cpu()}},
-                           {{"ct_ids", joined}, {"format", "biud-teacher-features-1"}});
+  const auto n = static_cast<std::int64_t>(ids.size());
+  torch::Tensor cand = candidates.defined() ? candidates : h_star.unsqueeze(1);
+  torch::Tensor sc = scores.defined() ? scores : torch::zeros({n, cand.size(1)}, torch::kFloat32);
+  BIUD_CHECK(cand.dim() == 3 && cand.size(0) == n && sc.dim() == 2 && sc.size(0) == n && sc.size(1) == cand.size(1),
+             ValueError, "teacher features for `{}`: {} ids, h* {}, scores {} do not fit [N, K, d] / [N, K]", path, n,
+             c10::str(cand.sizes()), c10::str(sc.sizes()));
+  tensor::writeSafetensors(path,
+                           {{"h_star", cand.contiguous().cpu()},
+                            {"scores", sc.to(torch::kFloat32).contiguous().cpu()},
+                            {"report_embedding", report_embedding.contiguous().cpu()}},
+                           {{"ct_ids", joined}, {"format", kFormat}});
 }
 
 TeacherFeatures TeacherFeatures::load(const std::string& path) {
   std::map<std::string, std::string> meta;
   auto t = tensor::readSafetensors(path, &meta);
   BIUD_CHECK(t.count("h_star") && t.count("report_embedding") && meta.count("ct_ids"), DataError,
-             "`{}` is not a teacher-features file written by biud-retrieve (needs h_star, report_embedding, ct_ids)", path);
+             "`{}` is not a teacher-features file written by biud-retrieve (needs h_star, report_embedding, ct_ids)",
+             path);
+  const std::string format = meta.count("format") ? meta.at("format") : kFormatV1;
+  BIUD_CHECK(format == kFormat || format == kFormatV1, DataError,
+             "`{}` has teacher-features format `{}`; this build reads `{}` and `{}`: re-run biud-retrieve", path,
+             format, kFormatV1, kFormat);
   TeacherFeatures f;
-  f.h_star = t.at("h_star");
+  auto h = t.at("h_star");
+  BIUD_CHECK(h.dim() == 2 || h.dim() == 3, DataError, "`{}`: h_star has shape {}, expected [N, d_X] or [N, K, d_X]",
+             path, c10::str(h.sizes()));
+  f.candidates = h.dim() == 2 ? h.unsqueeze(1) : h;  // format 1: top-1 only
+  f.h_star = f.candidates.select(1, 0);
+  const auto n = f.candidates.size(0), k = f.candidates.size(1);
+  BIUD_CHECK(k >= 1, DataError, "`{}`: h_star holds no X-ray per CT (shape {})", path, c10::str(h.sizes()));
+  if (t.count("scores")) {
+    f.scores = t.at("scores").to(torch::kFloat32);
+    BIUD_CHECK(f.scores.dim() == 2 && f.scores.size(0) == n && f.scores.size(1) == k, DataError,
+               "`{}`: scores have shape {}, expected [{}, {}] like h_star", path, c10::str(f.scores.sizes()), n, k);
+  } else {
+    BIUD_CHECK(k == 1, DataError, "`{}`: h_star holds {} X-rays per CT but the file has no scores", path, k);
+    f.scores = torch::zeros({n, 1}, torch::kFloat32);
+  }
   f.report_embedding = t.at("report_embedding");
   std::string cur;
   for (char c : meta.at("ct_ids") + "\n") {
@@ -33,8 +68,8 @@ TeacherFeatures TeacherFeatures::load(const std::string& path) {
       cur.push_back(c);
     }
   }
-  BIUD_CHECK(static_cast<std::int64_t>(f.ids.size()) == f.h_star.size(0), DataError,
-             "`{}`: {} ids but {} feature rows", path, f.ids.size(), f.h_star.size(0));
+  BIUD_CHECK(static_cast<std::int64_t>(f.ids.size()) == n, DataError, "`{}`: {} ids but {} feature rows", path,
+             f.ids.size(), n);
   for (size_t i = 0; i < f.ids.size(); ++i) f.row[f.ids[i]] = static_cast<std::int64_t>(i);
   return f;
 }
@@ -49,6 +84,65 @@ torch::Tensor TeacherFeatures::rowsOf(const std::vector<std::string>& want, cons
     r.push_back(it->second);
   }
   return torch::tensor(r);
+}
+
+void TeacherFeatures::requireTopK(int k, const std::string& source) const {
+  BIUD_CHECK(k >= 1, ConfigError, "data.pairing_top_k must be >= 1, got {}", k);
+  BIUD_CHECK(k <= topK(), ConfigError,
+             "data.pairing_top_k = {} but `{}` holds the teacher features of only {} X-ray(s) per CT: "
+             "re-run biud-retrieve --top-k {} (or lower data.pairing_top_k)",
+             k, source, topK(), k);
+}
+
+std::uint64_t pairingSeed(std::uint64_t seed, std::int64_t epoch, std::int64_t datasetIndex) {
+  const auto base = deriveSeed(deriveSeed(seed, "pairing"), static_cast<std::uint64_t>(epoch));
+  return deriveSeed(base, static_cast<std::uint64_t>(datasetIndex));
+}
+
+std::int64_t drawRank(const float* scores, std::int64_t k, double tau, std::uint64_t seed) {
+  BIUD_CHECK(tau > 0 && std::isfinite(tau), ValueError, "data.pairing_tau must be > 0, got {}", tau);
+  if (k <= 1) return 0;
+  double top = scores[0];
+  for (std::int64_t j = 1; j < k; ++j) top = std::max(top, static_cast<double>(scores[j]));
+  std::vector<double> w(static_cast<size_t>(k));
+  double sum = 0;
+  for (std::int64_t j = 0; j < k; ++j) sum += w[static_cast<size_t>(j)] = std::exp((scores[j] - top) / tau);
+  const double u = static_cast<double>(splitmix64(seed) >> 11) * 0x1.0p-53;  // [0, 1)
+  double acc = 0;
+  for (std::int64_t j = 0; j < k; ++j) {
+    acc += w[static_cast<size_t>(j)] / sum;
+    if (u < acc) return j;
+  }
+  return k - 1;  // rounding: acc ended a hair below 1
+}
+
+TeacherFeatures::Draw TeacherFeatures::draw(const torch::Tensor& rows, const std::vector<std::int64_t>& datasetIndices,
+                                            int k, double tau, std::uint64_t seed, std::int64_t epoch) const {
+  const auto r = rows.to(torch::kInt64).contiguous();
+  const std::int64_t n = r.size(0);
+  BIUD_CHECK(static_cast<std::int64_t>(datasetIndices.size()) == n, ValueError,
+             "teacher feature draw: {} rows but {} dataset indices", n, datasetIndices.size());
+  Draw d;
+  d.ranks.assign(static_cast<size_t>(n), 0);
+  if (k <= 1) {  // today's behaviour: rank 1, no randomness
+    d.h_star = h_star.index_select(0, r);
+    return d;
+  }
+  requireTopK(k, "the teacher features");
+  BIUD_CHECK(scores.defined() && scores.dim() == 2 && scores.size(1) == topK(), ValueError,
+             "teacher features hold {} X-rays per CT but no matching [N, {}] scores", topK(), topK());
+  const auto sc = scores.contiguous();
+  const auto* sp = sc.data_ptr<float>();
+  const auto* rp = r.data_ptr<std::int64_t>();
+  const std::int64_t K = scores.size(1);
+  std::vector<std::int64_t> flat(static_cast<size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto j = drawRank(sp + rp[i] * K, k, tau, pairingSeed(seed, epoch, datasetIndices[static_cast<size_t>(i)]));
+    d.ranks[static_cast<size_t>(i)] = j;
+    flat[static_cast<size_t>(i)] = rp[i] * K + j;
+  }
+  d.h_star = candidates.reshape({-1, candidates.size(2)}).index_select(0, torch::tensor(flat));
+  return d;
 }
 
 std::string teacherFeaturesPath(const std::string& pairingCsv) {

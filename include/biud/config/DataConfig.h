@@ -87,6 +87,15 @@ struct DataConfig {
   std::string xray_manifest;     ///< teacher corpus (X-ray + report)
   std::string cache_dir;         ///< preprocessed cache (biud-preprocess); empty = raw files
   std::string pairing;           ///< pairing file from biud-retrieve
+  /// METHOD §2 option: each epoch, each CT's teacher X-ray is drawn from its `pairing_top_k` best
+  /// retrieved X-rays with probability softmax(score / pairing_tau). 1 = always rank 1 (default).
+  int pairing_top_k = 1;
+  /// Retrieval sampling temperature tau_r. Teacher report similarities sit very close together:
+  /// on quickstart-style data (400 CTs, 3000 X-rays, 600-step teacher) the mean top-1 cosine is 0.972 and
+  /// ranks 2 and 5 are on average only 0.0034 and 0.0080 below it, so tau must be of the order of
+  /// those gaps: at 0.005 rank 1 gets 42% of the draws and rank 5 10%; at 0.02 the top 5 are
+  /// nearly uniform (25% / 17%), tau -> 0 gives rank 1 only (docs/retrieval.md).
+  double pairing_tau = 0.005;
   std::string train_split = "train", val_split = "val", test_split = "test";
   std::vector<std::string> report_sections = {"findings", "impression"};
   CtPreprocessConfig ct;
@@ -99,6 +108,14 @@ struct DataConfig {
     v.field("xray_manifest", xray_manifest, "X-ray manifest (the teacher corpus)");
     v.field("cache_dir", cache_dir, "preprocessed cache written by biud-preprocess (empty = read raw files)");
     v.field("pairing", pairing, "CT -> X-ray pairing file written by biud-retrieve");
+    v.field("pairing_top_k", pairing_top_k,
+            "sample each CT's teacher X-ray per epoch from its top-K retrieved X-rays (1 = always rank 1; "
+            "needs biud-retrieve --top-k >= K)",
+            config::atLeast(1));
+    v.field("pairing_tau", pairing_tau,
+            "temperature tau_r of the per-epoch top-K draw, probability softmax(score / tau_r) "
+            "(teacher report scores of the top 5 lie within ~0.01 of each other, hence the small default)",
+            config::positive());
     v.field("train_split", train_split, "split name used for training");
     v.field("val_split", val_split, "split name used for validation");
     v.field("test_split", test_split, "split name used for testing");
