@@ -110,16 +110,26 @@ void writeProbabilities(const std::string& path, const std::vector<std::string>&
 }
 
 std::string classificationTable(const nlohmann::json& j, const std::vector<std::string>& findings) {
-  auto num = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : NAN; };
+  // Only bounds-checked access: nlohmann's const operator[] on a missing key or past the end of an
+  // array is undefined behaviour (it crashed biud-finetune when bootstrap = 0 left the CIs empty).
+  auto num = [](const nlohmann::json& o, const char* key) {
+    return o.is_object() && o.contains(key) && o.at(key).is_number() ? o.at(key).get<double>() : static_cast<double>(NAN);
+  };
+  auto ciAt = [](const nlohmann::json& o, size_t i) {
+    if (!o.is_object() || !o.contains("auroc_ci")) return static_cast<double>(NAN);
+    const auto& ci = o.at("auroc_ci");
+    return ci.is_array() && ci.size() > i && ci.at(i).is_number() ? ci.at(i).get<double>() : static_cast<double>(NAN);
+  };
   std::string table = fmt::format("\n  {:<24} {:>6}  {:>15}  {:>6}  {:>6}\n", "finding", "AUROC", "95% CI", "AP", "F1");
+  const bool hasLabels = j.is_object() && j.contains("per_label") && j.at("per_label").is_object();
   for (const auto& f : findings) {
-    if (!j["per_label"].contains(f)) continue;
-    const auto& pl = j["per_label"][f];
-    const auto& ci = pl["auroc_ci"];
-    table += fmt::format("  {:<24} {:>6.3f}  [{:>5.3f}, {:>5.3f}]  {:>6.3f}  {:>6.3f}\n", f, num(pl["auroc"]),
-                         ci.is_array() ? num(ci[0]) : NAN, ci.is_array() ? num(ci[1]) : NAN, num(pl["ap"]), num(pl["f1"]));
+    if (!hasLabels || !j.at("per_label").contains(f)) continue;
+    const auto& pl = j.at("per_label").at(f);
+    table += fmt::format("  {:<24} {:>6.3f}  [{:>5.3f}, {:>5.3f}]  {:>6.3f}  {:>6.3f}\n", f, num(pl, "auroc"), ciAt(pl, 0),
+                         ciAt(pl, 1), num(pl, "ap"), num(pl, "f1"));
   }
-  table += fmt::format("  {:<24} {:>6.3f}\n", "macro", j["macro"].contains("auroc") ? num(j["macro"]["auroc"]) : NAN);
+  const double macro = j.is_object() && j.contains("macro") ? num(j.at("macro"), "auroc") : NAN;
+  table += fmt::format("  {:<24} {:>6.3f}\n", "macro", macro);
   return table;
 }
 

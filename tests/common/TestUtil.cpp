@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "biud/BuildInfo.h"
+#include "biud/config/Config.h"
 
 namespace biud::test {
 
@@ -76,6 +77,23 @@ std::string quote(const std::string& s) {
     else q += c;
   }
   return q + "'";
+}
+
+std::string tinyQuickstartFlags() {
+  return " --set \"model.text_encoder={arch: bert, preset: tiny, weights: '', frozen: false, pool: ''}\""
+         " --set text.max_length=96 --set data.ct.spacing=[3.0,3.0,6.0] --set data.ct.size=[64,64,32]"
+         " --set data.augment.random_crop=[56,56,28] --set loss.efm.weight=0.5";
+}
+
+void shrinkQuickstart(Config& cfg) {
+  cfg.model.text_encoder = NetConfig{};
+  cfg.model.text_encoder.arch = "bert";
+  cfg.model.text_encoder.preset = "tiny";
+  cfg.text.max_length = 96;
+  cfg.data.ct.spacing = {3.0, 3.0, 6.0};
+  cfg.data.ct.size = {64, 64, 32};
+  cfg.data.augment.random_crop = {56, 56, 28};
+  cfg.loss.efm.weight = 0.5;
 }
 
 }  // namespace biud::test

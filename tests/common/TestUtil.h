@@ -4,6 +4,10 @@
 #include <string>
 #include <vector>
 
+namespace biud {
+struct Config;
+}
+
 namespace biud::test {
 
 namespace stdfs = std::filesystem;
@@ -44,5 +48,13 @@ void writeText(const stdfs::path& p, const std::string& text);
 std::string readText(const stdfs::path& p);
 /// Shell-quote one argument.
 std::string quote(const std::string& s);
+
+/// `--set` flags that shrink configs/quickstart.yaml for tests that run the real recipe through
+/// the apps: a tiny trainable report encoder on the test's own vocabulary (no pretrained
+/// checkpoint needed), 96 word pieces, the CT at 3 x 3 x 6 mm (64 x 64 x 32, crop 56 x 56 x 28) and
+/// EFM on, so every loss term runs. Appended after `--config quickstart.yaml`.
+std::string tinyQuickstartFlags();
+/// The same changes on a loaded Config.
+void shrinkQuickstart(Config& cfg);
 
 }  // namespace biud::test

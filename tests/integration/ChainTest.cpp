@@ -15,6 +15,7 @@ namespace {
 
 using biud::test::app;
 using biud::test::quote;
+using biud::test::tinyQuickstartFlags;
 
 std::string runOk(const std::string& cmd) {
   auto r = biud::test::run(cmd);
@@ -33,7 +34,8 @@ TEST(Chain, SynthToZeroShotDeterministicAndResumable) {
       " --set data.xray_manifest=" + D + "/data/cxr/manifest.csv --set data.cache_dir=" + D + "/cache" +
       " --set data.pairing=" + D + "/retrieval/pairing.csv --set text.vocab=" + D + "/tok/vocab.txt" +
       " --set model.teacher=" + D + "/teacher --set data.loader.batch_size=8 --set schedule.name=constant" +
-      " --set schedule.warmup_steps=0 --set trainer.val_every=0 --set eval.bootstrap=0 --quiet";
+      " --set schedule.warmup_steps=0 --set trainer.val_every=0 --set eval.bootstrap=0 --quiet" +
+      tinyQuickstartFlags();
   runOk(app("biud-synth") + " --config " + quote(cfg) + " --set synth.n_ct=40 --set synth.n_external=0" +
         " --set synth.n_cxr=64 --set synth.size=[48,48,24] --set synth.xray_size=64 --out " + D + "/data --quiet");
   runOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 400 --input " + D + "/data/ct/manifest.csv --input " +

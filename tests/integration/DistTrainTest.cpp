@@ -24,6 +24,7 @@ namespace {
 
 using biud::test::app;
 using biud::test::quote;
+using biud::test::tinyQuickstartFlags;
 
 /// The shared tiny data set, tokenizer, CT cache and X-ray teacher (built once per binary run).
 class DistTrain : public ::testing::Test {
@@ -40,7 +41,7 @@ class DistTrain : public ::testing::Test {
               " --set data.loader.workers=1 --set data.loader.batch_size=8 --set distributed.timeout_s=20 --quiet" +
               // BatchNorm (the quickstart's 3D ResNet) normalises per rank: no SyncBatchNorm yet, so
               // N ranks equal one process only for norm layers without batch statistics (the ViT).
-              " --set model.ct_encoder.arch=vit3d --set data.augment.random_crop=[]";
+              " --set model.ct_encoder.arch=vit3d" + tinyQuickstartFlags() + " --set data.augment.random_crop=[]";
     setupOk(app("biud-synth") + " --config " + quote(cfg) + " --set synth.n_ct=24 --set synth.n_external=0" +
             " --set synth.n_cxr=40 --set synth.size=[48,48,24] --set synth.xray_size=64 --out " + D + "/data --quiet");
     setupOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 300 --input " + D +
@@ -135,7 +136,8 @@ void expectTwoRanksLikeOne(const std::string& name, const std::string& args, int
   ASSERT_EQ(l1.size(), static_cast<size_t>(steps)) << one;
   ASSERT_EQ(l2.size(), l1.size()) << two;
   for (size_t i = 0; i < l1.size(); ++i) EXPECT_NEAR(l1[i], l2[i], 1e-5) << name << ": loss of step " << i + 1;
-  EXPECT_GT(std::abs(l1.back() - l1.front()), 1e-3) << name << ": the loss does not move";
+  // Ten times the tolerance above: the runs really trained (the losses are logged to 1e-6).
+  EXPECT_GT(std::abs(l1.back() - l1.front()), 1e-4) << name << ": the loss does not move";
 
   std::string where;
   const auto w1 = weights(one, steps), w2 = weights(two, steps), w3 = weights(big, steps);

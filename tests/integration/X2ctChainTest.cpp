@@ -35,7 +35,8 @@ TEST(X2ctChain, SynthToX2ctEval) {
       " --set data.cache_dir=" + D + "/cache --set data.pairing=" + D + "/retrieval/pairing.csv" +
       " --set text.vocab=" + D + "/tok/vocab.txt --set model.teacher=" + D + "/teacher" +
       " --set data.loader.batch_size=8 --set schedule.name=constant --set schedule.warmup_steps=0" +
-      " --set trainer.val_every=0 --set eval.bootstrap=0 --set x2ct.pretrained=" + D + "/biud --quiet";
+      " --set trainer.val_every=0 --set eval.bootstrap=0 --set x2ct.pretrained=" + D + "/biud --quiet" +
+      biud::test::tinyQuickstartFlags();
   const std::string cxr = " --set data.xray_manifest=" + D + "/data/cxr/manifest.csv";
   const std::string drr = " --set data.xray_manifest=" + D + "/drr/manifest.csv --set data.xray.size=32";
   runOk(app("biud-synth") + " --config " + quote(cfg) + " --set synth.n_ct=40 --set synth.n_external=8" +

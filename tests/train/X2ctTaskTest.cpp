@@ -45,6 +45,7 @@ struct World {
     for (auto* w : kWords) vocab += std::string(w) + "\n";
     writeText(D / "vocab.txt", vocab);
     cfg = loadConfig((sourceDir() / "configs/quickstart.yaml").string(), {});
+    shrinkQuickstart(cfg);
     cfg.threads = 1;
     cfg.text.vocab = (D / "vocab.txt").string();
     cfg.data.manifest = (D / "ct.csv").string();
