@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
+#include <utility>
 
 #include "YamlUtil.h"
 #include "biud/core/Error.h"
@@ -23,6 +25,24 @@ void addUnique(std::vector<std::string>& dst, const std::string& s) {
   if (std::find(dst.begin(), dst.end(), s) == dst.end()) dst.push_back(s);
 }
 
+/// The non-empty `findings:` list of a prompt set.
+YAML::Node findingList(const YAML::Node& root, const std::string& file) {
+  const YAML::Node fs = root["findings"];
+  BIUD_CHECK(fs && fs.IsSequence() && fs.size() > 0, ConfigError, "prompt set `{}`: `findings` must be a non-empty list", file);
+  return fs;
+}
+
+/// Id and display name of one `findings:` entry, after checking its keys and that the id is new.
+std::pair<std::string, std::string> findingIdName(const YAML::Node& f, const std::string& file, std::set<std::string>& seen,
+                                                  const std::vector<std::string>& keys, const std::string& what) {
+  BIUD_CHECK(f.IsMap() && f["id"], ConfigError, "{}: each finding needs an `id`", yu::where(file, f));
+  yu::checkKeys(f, keys, file, what);
+  auto id = yu::str(f["id"], file, "finding `id`");
+  BIUD_CHECK(seen.insert(id).second, ConfigError, "{}: duplicate finding id `{}`", yu::where(file, f["id"]), id);
+  auto name = f["name"] ? yu::str(f["name"], file, "finding `name`") : id;
+  return {id, name};
+}
+
 /// `report:` mode: every prompt is a whole report. The negative prompts of every finding are the
 /// normal report (prefix, each finding's `normal` sentence, suffix) with each normal impression;
 /// the positive prompts of a finding are the same report with its `normal` sentence replaced by
@@ -40,8 +60,7 @@ PromptSet reportForm(const YAML::Node& root, const std::string& file) {
   const auto normalImpressions = yu::strList(r["impression"], file, "report.impression");
   BIUD_CHECK(!normalImpressions.empty(), ConfigError, "{}: `report.impression` needs at least one normal impression",
              yu::where(file, r));
-  const YAML::Node fs = root["findings"];
-  BIUD_CHECK(fs && fs.IsSequence() && fs.size() > 0, ConfigError, "prompt set `{}`: `findings` must be a non-empty list", file);
+  const YAML::Node fs = findingList(root, file);
   struct Raw {
     std::string id, name, normal;
     std::vector<std::string> positive, impression;
@@ -49,12 +68,9 @@ PromptSet reportForm(const YAML::Node& root, const std::string& file) {
   std::vector<Raw> raw;
   std::set<std::string> seen;
   for (const auto& f : fs) {
-    BIUD_CHECK(f.IsMap() && f["id"], ConfigError, "{}: each finding needs an `id`", yu::where(file, f));
-    yu::checkKeys(f, {"id", "name", "normal", "positive", "impression"}, file, "a finding of a report-form prompt set");
     Raw x;
-    x.id = yu::str(f["id"], file, "finding `id`");
-    BIUD_CHECK(seen.insert(x.id).second, ConfigError, "{}: duplicate finding id `{}`", yu::where(file, f["id"]), x.id);
-    x.name = f["name"] ? yu::str(f["name"], file, "finding `name`") : x.id;
+    std::tie(x.id, x.name) =
+        findingIdName(f, file, seen, {"id", "name", "normal", "positive", "impression"}, "a finding of a report-form prompt set");
     BIUD_CHECK(f["normal"], ConfigError, "{}: finding `{}` needs `normal`: its sentence in a normal report", yu::where(file, f), x.id);
     x.normal = yu::str(f["normal"], file, "finding `normal`");
     x.positive = yu::strList(f["positive"], file, "finding `positive`");
@@ -113,16 +129,10 @@ PromptSet PromptSet::fromString(const std::string& yaml, const std::string& file
         BIUD_CHECK(s.find("{}") != std::string::npos, ConfigError, "{}: template `{}` has no `{{}}` where the finding term goes",
                    yu::where(file, t), s);
   }
-  const YAML::Node fs = root["findings"];
-  BIUD_CHECK(fs && fs.IsSequence() && fs.size() > 0, ConfigError, "prompt set `{}`: `findings` must be a non-empty list", file);
   std::set<std::string> seen;
-  for (const auto& f : fs) {
-    BIUD_CHECK(f.IsMap() && f["id"], ConfigError, "{}: each finding needs an `id`", yu::where(file, f));
-    yu::checkKeys(f, {"id", "name", "terms", "positive", "negative"}, file, "a finding");
+  for (const auto& f : findingList(root, file)) {
     FindingPrompts fp;
-    fp.id = yu::str(f["id"], file, "finding `id`");
-    BIUD_CHECK(seen.insert(fp.id).second, ConfigError, "{}: duplicate finding id `{}`", yu::where(file, f["id"]), fp.id);
-    fp.name = f["name"] ? yu::str(f["name"], file, "finding `name`") : fp.id;
+    std::tie(fp.id, fp.name) = findingIdName(f, file, seen, {"id", "name", "terms", "positive", "negative"}, "a finding");
     const auto terms = yu::strList(f["terms"], file, "finding `terms`");
     for (const auto& s : yu::strList(f["positive"], file, "finding `positive`")) addUnique(fp.positive, s);
     for (const auto& s : yu::strList(f["negative"], file, "finding `negative`")) addUnique(fp.negative, s);
