@@ -189,12 +189,9 @@ class BiudTask final : public Task {
       return std::make_pair(last.total, Metrics{});
     };
     auto r = accumulateWithFeatureCache(sc.accum, forward, loss, sc.setSync);
-    StepResult out;
-    out.loss = r.loss;
-    out.metrics = last.scalars();
-    out.metrics.erase("loss");
-    for (auto& mb : micro) out.samples += mb.ct.size();
-    return out;
+    std::int64_t samples = 0;
+    for (auto& mb : micro) samples += mb.ct.size();
+    return stepResult(r.loss, last, samples);
   }
 
   Metrics validate() override {

@@ -89,14 +89,9 @@ class Clip2dTask final : public Task {
       return std::make_pair(last.total, Metrics{});
     };
     auto r = accumulateWithFeatureCache(sc.accum, forward, loss, sc.setSync);
-    StepResult out;
-    out.loss = r.loss;
-    out.metrics = last.scalars();
-    out.metrics.erase("loss");
     std::int64_t n = 0;
     for (auto& b : micro) n += static_cast<std::int64_t>(b.size());
-    out.samples = n;
-    return out;
+    return stepResult(r.loss, last, n);
   }
 
   Metrics validate() override {

@@ -4,9 +4,19 @@
 #include <mutex>
 
 #include "biud/core/Error.h"
+#include "biud/losses/LossOutput.h"
 #include "biud/train/Tasks.h"
 
 namespace biud::train {
+
+StepResult stepResult(double loss, const losses::LossOutput& terms, std::int64_t samples) {
+  StepResult out;
+  out.loss = loss;
+  out.metrics = terms.scalars();
+  out.metrics.erase("loss");
+  out.samples = samples;
+  return out;
+}
 
 namespace {
 std::map<std::string, TaskFactory>& registry() {

@@ -70,9 +70,8 @@ void FrozenTextFeatures::encodeMissing(const std::vector<std::string>& texts, co
 }
 
 void FrozenTextFeatures::precompute(const std::vector<std::string>& texts, const std::string& label) {
-  const auto before = rows_.size();
   encodeMissing(texts, label);
-  if (!file_.empty() && rows_.size() != before) save();
+  save();
 }
 
 void FrozenTextFeatures::attachFile(const std::string& file, const std::string& fingerprint, bool write) {
@@ -92,6 +91,7 @@ void FrozenTextFeatures::attachFile(const std::string& file, const std::string& 
     log::info("text", "the text-feature cache `{}` belongs to another encoder or tokenizer; it will be rewritten", file);
     return;
   }
+  const bool wasEmpty = rows_.empty();  // rows cached before attaching are not in the file yet
   auto feats = t.at("features").to(device_);
   auto keys = t.at("keys").contiguous();
   BIUD_CHECK(keys.size(0) == feats.size(0), DataError, "`{}`: {} keys but {} feature rows; delete the file", file,
@@ -104,16 +104,18 @@ void FrozenTextFeatures::attachFile(const std::string& file, const std::string& 
     keys_.push_back(key);
     rows_.push_back(feats[i]);
   }
+  if (wasEmpty) saved_ = rows_.size();
   log::info("text", "{} report features from {}", keys.size(0), file);
 }
 
 void FrozenTextFeatures::save() const {
-  if (file_.empty() || !write_ || rows_.empty()) return;
+  if (file_.empty() || !write_ || rows_.size() == saved_) return;
   std::vector<std::int64_t> k(keys_.begin(), keys_.end());
   auto keys = torch::from_blob(k.data(), {static_cast<std::int64_t>(k.size())}, torch::kInt64).clone();
   std::filesystem::create_directories(std::filesystem::path(file_).parent_path());
   tensor::writeSafetensors(file_, {{"features", torch::stack(rows_).cpu().contiguous()}, {"keys", keys}},
                            {{"fingerprint", fingerprint_}, {"format", "biud-text-features-1"}});
+  saved_ = rows_.size();
 }
 
 std::pair<std::string, std::string> FrozenTextFeatures::fileFor(const std::string& cacheDir, const std::string& weights,

@@ -321,12 +321,7 @@ StepResult X2ctTask::trainStep(const StepContext& sc) {
     return std::make_pair(last.total, Metrics{});
   };
   auto r = accumulateWithFeatureCache(sc.accum, forward, loss, sc.setSync);
-  StepResult out;
-  out.loss = r.loss;
-  out.metrics = last.scalars();
-  out.metrics.erase("loss");
-  out.samples = rows.size(0);
-  return out;
+  return stepResult(r.loss, last, rows.size(0));
 }
 
 Metrics X2ctTask::validate() {

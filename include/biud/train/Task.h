@@ -13,6 +13,10 @@
 #include "biud/config/Config.h"
 #include "biud/train/MetricSink.h"
 
+namespace biud::losses {
+struct LossOutput;
+}
+
 namespace biud::dist {
 class Communicator;
 }
@@ -43,6 +47,10 @@ struct StepResult {
   Metrics metrics;            ///< loss terms and diagnostics, logged as they are
   std::int64_t samples = 0;   ///< items consumed (for throughput)
 };
+
+/// The StepResult of a task whose step loss is `terms` (a LossOutput): its terms and diagnostics
+/// as metrics (the total is StepResult::loss, not repeated), `samples` items.
+StepResult stepResult(double loss, const losses::LossOutput& terms, std::int64_t samples);
 
 class Task {
  public:

@@ -59,6 +59,7 @@ class FrozenTextFeatures {
   int batch_;
   std::string file_, fingerprint_;
   bool write_ = false;
+  mutable std::size_t saved_ = 0;  ///< rows already in the file (save() writes only when more exist)
   std::vector<torch::Tensor> rows_;  ///< one [H] tensor per cached text
   std::unordered_map<std::uint64_t, std::size_t> row_;
   std::vector<std::uint64_t> keys_;  ///< key of each row (for save())
