@@ -70,6 +70,7 @@ VisualFactory buildResnet(const std::string& depth, int dims) {
   return [depth, dims](const NetConfig& c) -> std::shared_ptr<VisualEncoderImpl> {
     auto o = resnetPreset(depth, dims);
     o.in_channels = c.in_channels ? c.in_channels : (dims == 3 ? 1 : 3);
+    if (!c.pool.empty()) o.pool = c.pool;
     if (c.preset == "tiny")
       o.width = 8;
     else if (c.preset == "small")

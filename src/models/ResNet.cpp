@@ -116,6 +116,9 @@ ResNetImpl::ResNetImpl(ResNetOptions o) : opt(std::move(o)) {
     stages.push_back(register_module("layer" + std::to_string(s + 1), stage));
   }
   out_channels = in;
+  BIUD_CHECK(opt.pool == "mean" || opt.pool == "max" || opt.pool == "gem", ConfigError,
+             "resnet: pool `{}` (use mean, max or gem)", opt.pool);
+  if (opt.pool == "gem") gem_p = register_parameter("gem_p", torch::full({1}, 3.0));
   if (opt.num_classes > 0) fc = register_module("fc", torch::nn::Linear(in, opt.num_classes));
   // torchvision's initialisation: He (fan_out) for convs, BN scale 1 / shift 0.
   for (auto& m : modules(false)) {
@@ -138,7 +141,14 @@ EncoderOutput ResNetImpl::encode(const torch::Tensor& x) {
   for (auto& s : stages) h = s->forward(h);
   EncoderOutput out;
   auto flat = h.flatten(2);  // [B, C, N]
-  out.pooled = flat.mean(2);
+  if (opt.pool == "mean") {
+    out.pooled = flat.mean(2);
+  } else if (opt.pool == "max") {
+    out.pooled = std::get<0>(flat.max(2));
+  } else {  // gem: the last stage ends in a ReLU; the clamp keeps pow() away from 0^p gradients
+    const auto p = gem_p.clamp_min(1.0);
+    out.pooled = flat.clamp_min(1e-6).pow(p).mean(2).pow(1.0 / p);
+  }
   out.tokens = flat.transpose(1, 2);
   return out;
 }

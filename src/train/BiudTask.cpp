@@ -126,8 +126,8 @@ class BiudTask final : public Task {
                  {"text", textCache_ ? model_->text_proj->forward(textCache_->get(mb.ct.texts))
                                      : model_->encodeText(mb.text.ids.to(ctx_.device), mb.text.mask.to(ctx_.device))}};
       if (loss_.usesEfm()) {
-        auto logits = model_->efmLogits(mb.efm.input_ids.to(ctx_.device), mb.text.mask.to(ctx_.device), out.tokens);
-        f["efm_logits"] = logits.index({mb.efm.selected.to(ctx_.device)});  // [N_selected, V]
+        f["efm_logits"] = model_->efmLogits(mb.efm.input_ids.to(ctx_.device), mb.text.mask.to(ctx_.device),
+                                            out.tokens, mb.efm.selected.to(ctx_.device));  // [N_selected, V]
       }
       return f;
     };

@@ -71,10 +71,18 @@ torch::Tensor BiudModelImpl::encodeText(const torch::Tensor& ids, const torch::T
 }
 
 torch::Tensor BiudModelImpl::efmLogits(const torch::Tensor& maskedIds, const torch::Tensor& mask,
-                                       const torch::Tensor& ctTokens) {
+                                       const torch::Tensor& ctTokens, const torch::Tensor& selected) {
   BIUD_CHECK(!fusion.is_empty(), ValueError, "EFM is off (loss.efm.weight = 0): no fusion encoder");
-  auto hidden = text_encoder->encode(maskedIds, mask).hidden;
-  return fusion->mlmLogits(fusion->forward(hidden, mask, ctTokens, {}));
+  BIUD_CHECK(selected.sizes() == maskedIds.sizes(), ValueError, "efmLogits: selected {} vs ids {}",
+             tensor::shapeStr(selected.sizes()), tensor::shapeStr(maskedIds.sizes()));
+  // Cut the padding columns every report has (right padding: the longest report sets the width).
+  const auto width = std::max<std::int64_t>(1, mask.sum(1).max().item<std::int64_t>());
+  using torch::indexing::Slice;
+  const auto cols = Slice(0, width);
+  const auto m = mask.index({Slice(), cols});
+  auto hidden = text_encoder->encode(maskedIds.index({Slice(), cols}), m).hidden;
+  auto fused = fusion->forward(hidden, m, ctTokens, {});
+  return fusion->mlmLogits(fused.index({selected.index({Slice(), cols})}));
 }
 
 }  // namespace biud::train

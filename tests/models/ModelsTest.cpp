@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <map>
+
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/models/Attention.h"
@@ -129,6 +131,42 @@ TEST(ResNet3D, ShapesAndGradients) {
     out.pooled.pow(2).sum().backward();
     expectAllGrads(*enc);
   }
+}
+
+TEST(ResNet3D, PoolingMeanMaxGemOverTheLastStage) {
+  // Each pooling worked out from the tokens (the last stage's feature map) by hand; GeM at its
+  // initial p = 3 is the cube root of the mean cube, and its p receives a gradient.
+  torch::manual_seed(1);
+  const auto x = torch::randn({2, 1, 40, 40, 40});  // 2 x 2 x 2 = 8 tokens per volume
+  std::map<std::string, torch::Tensor> pooled;
+  for (const char* pool : {"mean", "max", "gem"}) {
+    auto c = net("resnet3d18");
+    c.pool = pool;
+    torch::manual_seed(2);  // the same weights for all three
+    auto enc = makeVisualEncoder(c);
+    auto out = enc->encode(x);
+    ASSERT_EQ(out.tokens.sizes(), (Shape{2, 8, 64})) << pool;
+    EXPECT_EQ(out.pooled.sizes(), (Shape{2, 64})) << pool;
+    const auto t = out.tokens.detach();
+    torch::Tensor want;
+    if (std::string(pool) == "mean") want = t.mean(1);
+    if (std::string(pool) == "max") want = std::get<0>(t.max(1));
+    if (std::string(pool) == "gem") want = t.clamp_min(1e-6).pow(3).mean(1).pow(1.0 / 3);
+    EXPECT_TRUE(torch::allclose(out.pooled.detach(), want, 1e-5, 1e-6)) << pool;
+    pooled[pool] = out.pooled.detach();
+    if (std::string(pool) == "gem") {
+      out.pooled.sum().backward();
+      auto* p = enc->named_parameters().find("gem_p");
+      ASSERT_NE(p, nullptr);
+      EXPECT_GT(p->grad().abs().item<double>(), 0.0);
+    }
+  }
+  // GeM lies between the mean and the max (power-mean inequality).
+  EXPECT_TRUE((pooled["gem"] >= pooled["mean"] - 1e-5).all().item<bool>());
+  EXPECT_TRUE((pooled["gem"] <= pooled["max"] + 1e-5).all().item<bool>());
+  auto bad = net("resnet3d18");
+  bad.pool = "cls";
+  EXPECT_THROW(makeVisualEncoder(bad), ConfigError);
 }
 
 TEST(ResNet3D, InflationFrom2dKeepsActivationsOfStackedSlices) {

@@ -1,4 +1,6 @@
 #pragma once
+#include <set>
+
 #include "biud/core/Config.h"
 
 namespace biud {
@@ -12,7 +14,7 @@ struct NetConfig {
   std::string weights_prefix; ///< take only this tower of the weights file (e.g. `text_encoder.`)
   int dim = 0, depth = 0, heads = 0;
   std::vector<int> patch;     ///< 3D/2D patch size
-  std::string pool;           ///< cls | mean
+  std::string pool;           ///< cls | mean (ViT, BERT), pooler (BERT); mean | max | gem (ResNet)
   double dropout = 0.0;
   double token_dropout = 0.0;
   bool checkpointing = false; ///< activation checkpointing
@@ -32,7 +34,7 @@ struct NetConfig {
     v.field("depth", depth, "layers (0 = preset)", config::atLeast(0));
     v.field("heads", heads, "attention heads (0 = preset)", config::atLeast(0));
     v.field("patch", patch, "patch size (empty = preset)");
-    v.field("pool", pool, "pooling (empty = preset)");
+    v.field("pool", pool, "pooling (empty = preset): cls | mean for a ViT; cls | mean | pooler for BERT; mean | max | gem for a ResNet (max and gem keep small lesions that a mean dilutes)");
     v.field("dropout", dropout, "dropout", config::range(0, 1, false, true));
     v.field("token_dropout", token_dropout, "fraction of patch tokens dropped while training (speed)", config::range(0, 1, false, true));
     v.field("checkpointing", checkpointing, "recompute activations in backward to save memory");
@@ -43,8 +45,9 @@ struct NetConfig {
     v.field("vocab_size", vocab_size, "vocabulary size (0 = from the text encoder / weights / 30522)", config::atLeast(0));
     v.field("max_len", max_len, "report decoder: longest sequence in tokens (0 = preset)", config::atLeast(0));
     if (v.reading()) {
-      if (!pool.empty() && pool != "cls" && pool != "mean" && pool != "pooler")
-        v.fail("pool", "must be cls, mean or pooler (text encoder only), got `" + pool + "`");
+      static const std::set<std::string> pools{"cls", "mean", "pooler", "max", "gem"};
+      if (!pool.empty() && !pools.count(pool))
+        v.fail("pool", "must be cls, mean, pooler (BERT), max or gem (ResNet), got `" + pool + "`");
       if (!pos_embedding.empty() && pos_embedding != "learned" && pos_embedding != "sincos")
         v.fail("pos_embedding", "must be learned or sincos, got `" + pos_embedding + "`");
     }

@@ -21,6 +21,10 @@ struct ResNetOptions {
   std::int64_t in_channels = 3;
   std::int64_t num_classes = 0;        ///< 0 = no `fc` head (encoder only)
   std::int64_t stem_kernel_depth = 7;  ///< 3D only: depth of the 7x7 stem kernel
+  /// Global pooling of the last stage: `mean` (torchvision), `max` or `gem` (generalised mean
+  /// (mean x^p)^(1/p), p learnable, init 3, Radenović et al.). Max and GeM keep a small lesion that
+  /// a mean over the whole volume dilutes. The pooled width equals the token width in all three.
+  std::string pool = "mean";
 };
 /// Presets: resnet18 / resnet34 / resnet50 / resnet101 (torchvision layouts).
 ResNetOptions resnetPreset(const std::string& name, int spatialDims);
@@ -38,7 +42,7 @@ TORCH_MODULE(ResBlock);
 class ResNetImpl : public VisualEncoderImpl {
  public:
   explicit ResNetImpl(ResNetOptions options = {});
-  /// pooled = global average of the last stage; tokens = its feature map flattened.
+  /// pooled = global pooling (`opt.pool`) of the last stage; tokens = its feature map flattened.
   EncoderOutput encode(const torch::Tensor& x) override;
   /// Logits when num_classes > 0, else the pooled features.
   torch::Tensor forward(const torch::Tensor& x);
@@ -49,6 +53,7 @@ class ResNetImpl : public VisualEncoderImpl {
   torch::nn::AnyModule conv1, bn1;
   std::vector<torch::nn::Sequential> stages;
   torch::nn::Linear fc{nullptr};
+  torch::Tensor gem_p;  ///< GeM exponent (pool = gem only)
   std::int64_t out_channels = 0;
 };
 TORCH_MODULE(ResNet);

@@ -47,8 +47,12 @@ class BiudModelImpl : public torch::nn::Module {
   };
   Output encodeCt(const torch::Tensor& volume);
   torch::Tensor encodeText(const torch::Tensor& ids, const torch::Tensor& mask);
-  /// MLM logits [B, L, V] of the fusion encoder over (masked) text and CT tokens.
-  torch::Tensor efmLogits(const torch::Tensor& maskedIds, const torch::Tensor& mask, const torch::Tensor& ctTokens);
+  /// EFM: MLM logits [N, V] at the `selected` positions ([B, L] bool, N true) of the masked
+  /// reports. Columns past the longest report are cut first and the vocabulary projection runs on
+  /// the selected tokens only: the same numbers as full-width logits indexed afterwards, for a
+  /// fraction of the work (reports are padded to text.max_length; V is 30522 for a BERT vocab).
+  torch::Tensor efmLogits(const torch::Tensor& maskedIds, const torch::Tensor& mask, const torch::Tensor& ctTokens,
+                          const torch::Tensor& selected);
 
   std::shared_ptr<models::VisualEncoderImpl> ct_encoder;
   models::BertModel text_encoder{nullptr};
