@@ -63,6 +63,13 @@ void writeText(const stdfs::path& p, const std::string& text) {
   out << text;
 }
 
+std::string writeTinyVocab(const stdfs::path& file, const std::vector<std::string>& words) {
+  std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n.\n";
+  for (const auto& w : words) vocab += w + "\n";
+  writeText(file, vocab);
+  return file.string();
+}
+
 std::string readText(const stdfs::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream ss;

@@ -46,6 +46,9 @@ class TempDir {
 /// Write text to a file (creating folders).
 void writeText(const stdfs::path& p, const std::string& text);
 std::string readText(const stdfs::path& p);
+/// Write a WordPiece vocab.txt: the BERT special tokens ([PAD] [UNK] [CLS] [SEP] [MASK], ids 0-4),
+/// "." and `words`, one per line; returns its path as a string.
+std::string writeTinyVocab(const stdfs::path& file, const std::vector<std::string>& words);
 /// Shell-quote one argument.
 std::string quote(const std::string& s);
 

@@ -6,7 +6,6 @@
 
 #include "biud/config/Config.h"
 #include "biud/core/Error.h"
-#include "biud/core/Fs.h"
 #include "biud/text/Tokenizer.h"
 #include "biud/train/MethodModels.h"
 #include "biud/train/TextBatch.h"
@@ -17,13 +16,10 @@ namespace {
 
 TEST(BiudModel, EfmLogitsEqualFullWidthLogitsAtTheSelectedTokens) {
   TempDir dir;
-  std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n.\n";
-  for (auto* w : {"no", "nodule", "effusion", "small", "large", "right", "left", "lung", "is", "seen"})
-    vocab += std::string(w) + "\n";
-  fs::atomicWrite(dir.path() / "vocab.txt", vocab);
   Config cfg;
   cfg.text.tokenizer = "wordpiece";
-  cfg.text.vocab = (dir.path() / "vocab.txt").string();
+  cfg.text.vocab = writeTinyVocab(dir.path() / "vocab.txt", {"no", "nodule", "effusion", "small", "large", "right",
+                                                              "left", "lung", "is", "seen"});
   cfg.model.embed_dim = 16;
   cfg.model.ct_encoder.arch = "resnet3d18";
   cfg.model.text_encoder.arch = "bert";

@@ -20,13 +20,10 @@ struct World {
   std::unique_ptr<text::Tokenizer> tok;
   models::BertModel bert{nullptr};
   explicit World(bool frozen, std::uint64_t seed = 3) {
-    std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n.\n";
-    for (auto* w : {"no", "nodule", "effusion", "small", "large", "right", "left", "lung", "is", "seen"})
-      vocab += std::string(w) + "\n";
-    fs::atomicWrite(dir.path() / "vocab.txt", vocab);
     Config cfg;
     cfg.text.tokenizer = "wordpiece";
-    cfg.text.vocab = (dir.path() / "vocab.txt").string();
+    cfg.text.vocab = writeTinyVocab(dir.path() / "vocab.txt", {"no", "nodule", "effusion", "small", "large", "right",
+                                                                "left", "lung", "is", "seen"});
     tok = text::makeTokenizer(cfg.text);
     NetConfig n;
     n.arch = "bert";
