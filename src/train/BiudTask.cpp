@@ -80,9 +80,9 @@ class BiudTask final : public Task {
     BIUD_CHECK(!loss_.usesEfm() || sp.mask >= 0, ConfigError,
                "loss.efm needs a [MASK] token, and the tokenizer `{}` has none", cfg.text.vocab);
     efmOpt_ = losses::EfmMaskOptions::from(cfg.loss.efm, tok_->vocabSize(), sp.mask);
-    if (cfg.model.text_encoder.frozen && !loss_.usesEfm()) {
+    if (cfg.model.text_encoder.frozen) {
       // A frozen report encoder gives every report the same features at every step: encode each
-      // training report once (EFM needs the encoder on masked reports each step, so not with EFM).
+      // training report once. EFM still runs the encoder, on the freshly masked reports only.
       textCache_ = makeFrozenTextFeatures(cfg, model_->text_encoder, *tok_, ctx.device, ctx.rank == 0);
       std::vector<std::string> texts;
       for (std::int64_t i = 0; i < train_->size(); ++i) texts.push_back(train_->item(i).text(cfg.data.report_sections));
@@ -108,6 +108,9 @@ class BiudTask final : public Task {
 
   StepResult trainStep(const StepContext& sc) override {
     model_->train();
+    // train() reaches every submodule: a frozen report encoder goes back to eval mode (no dropout),
+    // so that EFM's masked pass sees the same encoder as the cached features and the evaluation.
+    if (cfg_.model.text_encoder.frozen) model_->text_encoder->eval();
     std::vector<Micro> micro(static_cast<size_t>(sc.accum));
     for (int m = 0; m < sc.accum; ++m) {
       Micro& mb = micro[static_cast<size_t>(m)];
@@ -298,7 +301,7 @@ class BiudTask final : public Task {
   std::unique_ptr<text::PromptSet> prompts_;
   std::vector<std::string> manifestLabels_;
   BiudModel model_{nullptr};
-  std::unique_ptr<FrozenTextFeatures> textCache_;  ///< frozen text encoder without EFM: features per report
+  std::unique_ptr<FrozenTextFeatures> textCache_;  ///< frozen text encoder: features per report (EFM still encodes masked reports)
   std::int64_t drawEpoch_ = -1, drawn_ = 0, nonTop1_ = 0;  ///< per-epoch top-K draw statistics (this rank)
 };
 
