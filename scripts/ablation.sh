@@ -4,9 +4,10 @@
 # quickstart (run scripts/quickstart.sh first). Writes runs/ablation/ablation.md (mean ± sd of
 # the zero-shot macro AUROC on the test split) and one run folder per (variant, seed).
 # SEEDS="0 1 2" and STEPS=600 by default; the CT is cached at 3 x 3 x 6 mm for all variants
-# (configs/ablation/base.yaml); about 1.5 min per run on a 2-core CPU. VARIANTS picks the variants
-# (default: clip roco roco_pair roco_pair_sem; add `full` for EFM, about 20 min per run on a CPU:
-# EFM re-encodes masked reports with the frozen MiniLM at every step).
+# (configs/ablation/base.yaml); about 1.5 min per run on a 2-core CPU, the `full` variant (EFM on
+# 8 reports per batch: the frozen MiniLM re-encodes masked reports at every step) about 8 min.
+# VARIANTS picks the variants (default: all five). A run folder that holds a zero-shot result is
+# not trained again (delete it to rerun); an interrupted run resumes from its last checkpoint.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -17,7 +18,7 @@ steps="${STEPS:-600}"
 [ -f runs/quickstart/retrieval/pairing.csv ] || { echo "run scripts/quickstart.sh first (teacher and retrieval)"; exit 2; }
 mkdir -p "$out"
 # One recipe per variant in configs/ablation/ (each includes the quickstart recipe).
-order="${VARIANTS:-clip roco roco_pair roco_pair_sem}"
+order="${VARIANTS:-clip roco roco_pair roco_pair_sem full}"
 "$bin/biud-preprocess" --config configs/ablation/base.yaml --manifest runs/quickstart/data/ct/manifest.csv \
   --out runs/ablation/cache --quiet
 results="$out/results.tsv"
@@ -26,7 +27,8 @@ for v in $order; do
   for s in $seeds; do
     run="$out/${v}_seed$s"
     if [ ! -f "$run/zeroshot/zeroshot.json" ]; then
-      "$bin/biud-train" --config "configs/ablation/$v.yaml" --seed "$s" --set trainer.steps="$steps" --out "$run" --quiet
+      resume=""; [ -f "$run/checkpoints/latest" ] && resume="--resume latest"   # an interrupted run goes on
+      "$bin/biud-train" --config "configs/ablation/$v.yaml" --seed "$s" --set trainer.steps="$steps" --out "$run" --quiet $resume
       "$bin/biud-zeroshot" --config "configs/ablation/$v.yaml" --run "$run" --out "$run/zeroshot" --set eval.bootstrap=0 --quiet
     fi
     python3 -c "import json,sys; print('$v', $s, json.load(open('$run/zeroshot/zeroshot.json'))['macro']['auroc'])" >> "$results"

@@ -129,8 +129,9 @@ class BiudTask final : public Task {
                  {"text", textCache_ ? model_->text_proj->forward(textCache_->get(mb.ct.texts))
                                      : model_->encodeText(mb.text.ids.to(ctx_.device), mb.text.mask.to(ctx_.device))}};
       if (loss_.usesEfm()) {
-        f["efm_logits"] = model_->efmLogits(mb.efm.input_ids.to(ctx_.device), mb.text.mask.to(ctx_.device),
-                                            out.tokens, mb.efm.selected.to(ctx_.device));  // [N_selected, V]
+        const auto n = mb.efm.input_ids.size(0);  // the first n reports (loss.efm.reports)
+        f["efm_logits"] = model_->efmLogits(mb.efm.input_ids.to(ctx_.device), mb.text.mask.narrow(0, 0, n).to(ctx_.device),
+                                            out.tokens.narrow(0, 0, n), mb.efm.selected.to(ctx_.device));  // [N_selected, V]
       }
       return f;
     };
@@ -169,7 +170,9 @@ class BiudTask final : public Task {
           for (auto& mb : micro) v.push_back(mb.efm.labels.to(ctx_.device));
           return v;
         }());
-        in.efm.entity_mask = cat([&](const Micro& mb) { return mb.text.entity.to(ctx_.device); });
+        in.efm.entity_mask = cat([&](const Micro& mb) {
+          return mb.text.entity.narrow(0, 0, mb.efm.labels.size(0)).to(ctx_.device);
+        });
       }
       if (ctx_.world > 1 && loss_.usesEfm()) {
         // EFM is a mean over the masked tokens of the whole global batch (as in one process),
@@ -241,15 +244,18 @@ class BiudTask final : public Task {
     c.efm.weight = 0;
     return c;
   }
-  /// EFM masking, one report at a time with a seed from (seed, epoch, dataset index): the mask
-  /// of a report does not depend on which rank or micro-batch it lands in, so N ranks mask the
-  /// global batch exactly like one process does, and a resumed run masks like an uninterrupted one.
+  /// EFM masking of the first loss.efm.reports reports of the micro-batch (all when 0), one report
+  /// at a time with a seed from (seed, epoch, dataset index): the mask of a report does not depend
+  /// on which rank or micro-batch it lands in, so (with all reports) N ranks mask the global batch
+  /// exactly like one process does, and a resumed run masks like an uninterrupted one.
   losses::EfmMasked maskReports(const Micro& mb) const {
     const auto base = deriveSeed(deriveSeed(static_cast<std::uint64_t>(cfg_.seed), "efm"),
                                  static_cast<std::uint64_t>(loader_->epoch()));
     std::vector<torch::Tensor> ids, labels, selected;
     auto row = [](const torch::Tensor& t, std::int64_t i) { return t.defined() ? t.narrow(0, i, 1) : t; };
-    for (std::int64_t i = 0; i < mb.ct.size(); ++i) {
+    const std::int64_t n = cfg_.loss.efm.reports > 0 ? std::min<std::int64_t>(cfg_.loss.efm.reports, mb.ct.size())
+                                                      : mb.ct.size();
+    for (std::int64_t i = 0; i < n; ++i) {
       const auto seed = deriveSeed(base, static_cast<std::uint64_t>(mb.ct.indices[static_cast<size_t>(i)]));
       auto r = losses::efmMask(row(mb.text.ids, i), row(mb.text.mask, i), row(mb.text.entity, i),
                                row(mb.text.special, i), efmOpt_, seed);

@@ -54,6 +54,7 @@ struct EfmConfig {
   double p_other = 0.1;
   double mask_token_frac = 0.8;    ///< BERT 80/10/10: share of selected tokens replaced by [MASK]
   double random_token_frac = 0.1;  ///< share replaced by a random token (the rest kept)
+  int reports = 0;                 ///< EFM on the first N reports of each micro-batch (0 = all)
 
   void visit(config::Visitor& v) {
     v.field("weight", weight, "weight in the total loss (0 = off)", config::atLeast(0));
@@ -64,6 +65,11 @@ struct EfmConfig {
     v.field("random_token_frac", random_token_frac,
             "share of selected tokens replaced by a random token (BERT: 0.1); the rest stay unchanged",
             config::range(0, 1));
+    v.field("reports", reports,
+            "EFM on the first N reports of each micro-batch, a random subset since batches are shuffled "
+            "(0 = every report). On a CPU the report encoder's pass over the masked reports costs more "
+            "than the rest of a step; fewer reports make it affordable",
+            config::atLeast(0));
     if (v.reading() && mask_token_frac + random_token_frac > 1.0 + 1e-12)
       v.fail("random_token_frac", "mask_token_frac + random_token_frac must be <= 1");
   }
