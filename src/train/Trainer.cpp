@@ -292,6 +292,8 @@ int Trainer::train() {
     if (step_ % cfg_.logging.every_steps == 0 || step_ == total) {
       sinks_.log(step_, last_);
       log::debug("train", "step {} loss {:.5f} lr {:.3g}", step_, last_["loss"], last_["lr"]);
+      sinks_.flush();  // `tail -f metrics.jsonl` and TensorBoard see a run as it goes
+      log::flush();
     }
     if (cfg_.trainer.val_every > 0 && step_ % cfg_.trainer.val_every == 0 && step_ < total) {
       runValidation();

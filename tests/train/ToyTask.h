@@ -3,6 +3,8 @@
 // with dropout (exercises torch's RNG), data drawn from the task's own RNG (exercises task state).
 #include <torch/torch.h>
 
+#include <functional>
+
 #include "biud/core/App.h"
 #include "biud/core/Rng.h"
 #include "biud/train/Task.h"
@@ -34,6 +36,7 @@ class ToyTask : public train::Task {
     const int accum = step.accum;
     net_->train();
     ++calls_;
+    if (onStep) onStep(calls_);
     double total = 0;
     for (int a = 0; a < accum; ++a) {
       std::vector<float> xs, ys;
@@ -63,6 +66,7 @@ class ToyTask : public train::Task {
   Rng rng_;
   int calls_ = 0;
   int nanAt_ = 0, nanCount_ = 0, stopAtCall_ = 0;
+  std::function<void(int)> onStep;  ///< called with the call count at the start of every step
 };
 
 }  // namespace biud::test

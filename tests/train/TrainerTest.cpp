@@ -58,6 +58,25 @@ TEST(Trainer, InterruptedAndResumedRunEqualsUninterrupted) {
   for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wc[i])) << "parameter " << i;
 }
 
+// metrics.jsonl is written as the run goes, not at its end (a user tails it).
+TEST(Trainer, MetricsReachTheirFileWhileTheRunGoes) {
+  test::TempDir d;
+  app::clearStop();
+  const auto run = d / "m";
+  int linesAtStep6 = -1;
+  auto task = std::make_unique<test::ToyTask>(7);
+  task->onStep = [&](int call) {
+    if (call != 6) return;
+    std::ifstream in(run / "metrics.jsonl");
+    std::string line;
+    linesAtStep6 = 0;
+    while (std::getline(in, line)) ++linesAtStep6;
+  };
+  train::Trainer t(toyConfig(8), run.string(), std::move(task), {});
+  ASSERT_EQ(t.train(), 0);
+  EXPECT_EQ(linesAtStep6, 5) << "steps 1-5 were logged before step 6 began";
+}
+
 TEST(Trainer, CheckpointsRotateAndLatestPointsAtNewest) {
   test::TempDir d;
   app::clearStop();
