@@ -5,6 +5,8 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <set>
+#include <string>
 
 #include "biud/BuildInfo.h"
 #include "biud/core/Error.h"
@@ -98,9 +100,18 @@ std::string App::prepareOutDir(const std::string& defaultName) {
   } else {
     dir = fs::makeRunDir(c.out_dir, c.name.empty() ? "" : c.name, defaultName).string();
   }
-  fs::atomicWrite(fs::stdfs::path(dir) / "config.resolved.yaml",
-                  "# " + versionString() + "\n" + config::toYaml(c, /*comments=*/false));
+  // A folder with checkpoints is a training run, and its config.resolved.yaml is what loads it:
+  // only the apps that train write it; an evaluation sent there keeps its own config beside it.
+  static const std::set<std::string> trainers{"biud-train", "biud-finetune", "biud-report"};
+  auto resolved = fs::stdfs::path(dir) / "config.resolved.yaml";
+  const bool runFolder =
+      !trainers.count(name_) && fs::stdfs::exists(fs::stdfs::path(dir) / "checkpoints") && fs::stdfs::exists(resolved);
+  if (runFolder) resolved = fs::stdfs::path(dir) / ("config." + name_ + ".yaml");
+  fs::atomicWrite(resolved, "# " + versionString() + "\n" + config::toYaml(c, /*comments=*/false));
   if (c.logging.file) log::addFile((fs::stdfs::path(dir) / "log.txt").string());
+  if (runFolder)
+    log::info("app", "{} is a training run: its config.resolved.yaml stays; this config is in {}", dir,
+              resolved.filename().string());
   return dir;
 }
 

@@ -142,6 +142,23 @@ TEST_F(EvalApps, FinetuneWithAllLabelsBeatsZeroShot) {
   EXPECT_EQ(static_cast<int>(subset.rows.size()), ft["n_train"].get<int>());
 }
 
+// An evaluation written into a training run's folder leaves the run's config.resolved.yaml (what
+// loads the run) as it was, and writes its own config beside it.
+TEST_F(EvalApps, ZeroShotIntoARunFolderKeepsTheRunsConfig) {
+  const std::string run = D() + "/biud_copy";
+  biud::fs::stdfs::remove_all(run);
+  biud::fs::stdfs::copy(D() + "/biud", run, biud::fs::stdfs::copy_options::recursive);
+  const auto before = biud::test::readText(run + "/config.resolved.yaml");
+  const std::string zs = app("biud-zeroshot") + common_ + " --run " + run + " --split " + kSplit + " --set eval.bootstrap=0";
+  runOk(zs + " --set seed=5 --out " + run);
+  EXPECT_EQ(biud::test::readText(run + "/config.resolved.yaml"), before);
+  EXPECT_NE(biud::test::readText(run + "/config.biud-zeroshot.yaml").find("seed: 5"), std::string::npos);
+  // The run still loads, and gives the same AUROCs.
+  const auto first = readJson(run + "/zeroshot.json");
+  runOk(zs + " --out " + D() + "/zs_copy");
+  EXPECT_EQ(readJson(D() + "/zs_copy/zeroshot.json")["macro"]["auroc"], first["macro"]["auroc"]);
+}
+
 TEST_F(EvalApps, LabelFractionTrainsOnTheSeededStratifiedSubset) {
   auto run = [&](const std::string& out, int seed) {
     runOk(app("biud-finetune") + common_ + " --run " + D() + "/biud --label-fraction 0.25 --seed " + std::to_string(seed) +
