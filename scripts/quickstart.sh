@@ -45,7 +45,7 @@ stage "5/7 language-guided retrieval: pair every CT with the teacher's closest X
 "$bin/biud-retrieve" --config "$cfg" --out "$run/retrieval"
 
 stage "6/7 stage 1: BIUD pretraining of the CT encoder -> $run/biud"
-"$bin/biud-train" --config "$cfg" --set task=biud --set trainer.steps=1500 --set trainer.val_every=500 \
+"$bin/biud-train" --config "$cfg" --set task=biud --set trainer.steps=1250 --set trainer.val_every=500 \
   --out "$run/biud" $(resume_flag "$run/biud")
 
 stage "7/7 zero-shot classification of the test split -> $run/zeroshot.json"
