@@ -3,6 +3,7 @@
 #include <fmt/ranges.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <map>
@@ -166,6 +167,26 @@ std::vector<std::string> visualEncoderNames() {
 void freeze(torch::nn::Module& module) {
   module.eval();
   for (auto& p : module.parameters(true)) p.requires_grad_(false);
+}
+
+namespace {
+/// eval() on the largest submodules of `m` whose parameters are all frozen.
+void evalFrozenParts(torch::nn::Module& m) {
+  for (auto& child : m.children()) {
+    const auto params = child->parameters(/*recurse=*/true);
+    if (params.empty()) continue;  // dropout, activations: follow the parent
+    const bool frozen = std::none_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
+    if (frozen)
+      child->eval();
+    else
+      evalFrozenParts(*child);
+  }
+}
+}  // namespace
+
+void trainMode(torch::nn::Module& module) {
+  module.train();
+  evalFrozenParts(module);
 }
 
 std::shared_ptr<VisualEncoderImpl> makeVisualEncoder(const NetConfig& cfg0) {

@@ -12,6 +12,7 @@
 #include "biud/image/Manifest.h"
 #include "biud/losses/BiudLoss.h"
 #include "biud/losses/EfmLoss.h"
+#include "biud/models/Registry.h"
 #include "biud/text/Prompts.h"
 #include "biud/train/Accumulate.h"
 #include "biud/train/CtEval.h"
@@ -107,10 +108,9 @@ class BiudTask final : public Task {
   torch::nn::Module& module() override { return *model_; }
 
   StepResult trainStep(const StepContext& sc) override {
-    model_->train();
-    // train() reaches every submodule: a frozen report encoder goes back to eval mode (no dropout),
-    // so that EFM's masked pass sees the same encoder as the cached features and the evaluation.
-    if (cfg_.model.text_encoder.frozen) model_->text_encoder->eval();
+    // A frozen report encoder stays in eval mode (no dropout): EFM's masked pass sees the same
+    // encoder as the cached features and the evaluation.
+    models::trainMode(*model_);
     std::vector<Micro> micro(static_cast<size_t>(sc.accum));
     for (int m = 0; m < sc.accum; ++m) {
       Micro& mb = micro[static_cast<size_t>(m)];

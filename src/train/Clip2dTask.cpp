@@ -9,6 +9,7 @@
 #include "biud/dist/Contrastive.h"
 #include "biud/image/Manifest.h"
 #include "biud/losses/ClipLoss.h"
+#include "biud/models/Registry.h"
 #include "biud/text/Prompts.h"
 #include "biud/train/Accumulate.h"
 #include "biud/train/Tasks.h"
@@ -57,7 +58,7 @@ class Clip2dTask final : public Task {
   torch::nn::Module& module() override { return *model_; }
 
   StepResult trainStep(const StepContext& sc) override {
-    model_->train();
+    models::trainMode(*model_);  // a frozen report encoder stays in eval mode
     std::vector<std::vector<std::int64_t>> micro;
     for (int m = 0; m < sc.accum; ++m) micro.push_back(nextBatch());
     std::vector<TextBatch> text;

@@ -291,9 +291,7 @@ torch::Tensor X2ctTask::latentRows(const XraySet& s, const std::vector<std::int6
 }
 
 StepResult X2ctTask::trainStep(const StepContext& sc) {
-  model_->train();
-  model_->text_encoder->eval();  // frozen (and not run: the report latents are cached)
-  model_->text_proj->eval();
+  models::trainMode(*model_);  // the frozen report tower stays in eval mode (its latents are cached)
   std::vector<std::vector<std::int64_t>> micro;
   for (int m = 0; m < sc.accum; ++m) micro.push_back(nextBatch());
   auto forward = [&](int m) {

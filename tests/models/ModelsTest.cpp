@@ -379,3 +379,48 @@ TEST(Models, WeightsFromOneTowerOfARunCheckpoint) {
   bad.weights = (tmp / "run").string();
   EXPECT_THROW(makeTextEncoder(bad), biud::Error);
 }
+
+// trainMode(): train() everywhere except the largest fully frozen submodules, whose dropout and
+// batch-norm statistics must stay off; parameter-free modules follow their parent.
+namespace {
+struct FrozenPart : torch::nn::Module {
+  torch::nn::Linear lin = register_module("lin", torch::nn::Linear(4, 4));
+  torch::nn::Dropout drop = register_module("drop", torch::nn::Dropout(0.5));
+  torch::nn::BatchNorm1d bn = register_module("bn", torch::nn::BatchNorm1d(4));
+  torch::Tensor forward(const torch::Tensor& x) { return bn(drop(lin(x))); }
+};
+struct MixedPart : torch::nn::Module {
+  torch::nn::Linear lin = register_module("lin", torch::nn::Linear(4, 4));
+  std::shared_ptr<FrozenPart> frozen = register_module("frozen", std::make_shared<FrozenPart>());
+  torch::nn::Dropout drop = register_module("drop", torch::nn::Dropout(0.5));
+  torch::Tensor forward(const torch::Tensor& x) { return drop(frozen->forward(lin(x))); }
+};
+struct Root : torch::nn::Module {
+  std::shared_ptr<MixedPart> mixed = register_module("mixed", std::make_shared<MixedPart>());
+  torch::nn::Dropout drop = register_module("drop", torch::nn::Dropout(0.5));
+};
+}  // namespace
+
+TEST(Models, TrainModeKeepsFrozenPartsInEvalMode) {
+  Root root;
+  auto& mixed = *root.mixed;
+  freeze(*mixed.frozen);
+  mixed.lin->weight.requires_grad_(false);  // partly frozen: its bias still trains
+  root.eval();
+  trainMode(root);
+  EXPECT_TRUE(root.is_training());
+  EXPECT_TRUE(mixed.is_training());
+  EXPECT_TRUE(mixed.lin->is_training());
+  EXPECT_TRUE(mixed.drop->is_training());  // dropout beside trainable layers
+  EXPECT_TRUE(root.drop->is_training());
+  EXPECT_FALSE(mixed.frozen->is_training());
+  for (const auto& c : mixed.frozen->children()) EXPECT_FALSE(c->is_training());
+  // A frozen batch norm keeps its running statistics through a forward in training mode.
+  const auto mean = mixed.frozen->bn->running_mean.clone();
+  mixed.forward(torch::randn({8, 4}));
+  EXPECT_TRUE(torch::equal(mean, mixed.frozen->bn->running_mean));
+  // Without trainMode(), train() would have changed them (the test can fail).
+  root.train();
+  mixed.forward(torch::randn({8, 4}));
+  EXPECT_FALSE(torch::equal(mean, mixed.frozen->bn->running_mean));
+}

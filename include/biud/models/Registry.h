@@ -64,6 +64,11 @@ tensor::LoadReport loadWeights(torch::nn::Module& module, const std::string& wei
 
 /// Freeze: eval mode and requires_grad(false) on every parameter.
 void freeze(torch::nn::Module& module);
+/// Training mode for `module`, except its frozen parts: train() reaches every submodule, which
+/// would turn a frozen encoder's dropout (and batch-norm statistics) back on. Every submodule
+/// whose parameters all have requires_grad(false) goes back to eval mode; modules without
+/// parameters of their own follow their parent. Tasks call this at the start of a step.
+void trainMode(torch::nn::Module& module);
 
 /// A TorchScript module (torch.jit.save of a Python model) used as a frozen teacher encoder.
 /// Its forward must take one image tensor and return a tensor [B,D], or a tuple/dict whose first
