@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
     json result;
     std::vector<std::string> findings;
     for (auto& [name, dir] : named) {
-      auto run = train::loadRun(dir, dev);
+      auto run = train::loadRun(dir, dev, cfg.eval.ema);
       BIUD_CHECK(run.cfg.task == "x2ct" && run.clip, ConfigError,
                  "--run `{}` is a `{}` run; biud-x2ct-eval takes x2ct runs (use biud-zeroshot for the others)", dir,
                  run.cfg.task);

@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
     for (const auto& r : runs) {
       const auto eq = r.find('=');
       const std::string name = eq == std::string::npos ? stdfs::path(r).filename().string() : r.substr(0, eq);
-      loaded.emplace_back(name, train::loadRun(eq == std::string::npos ? r : r.substr(eq + 1), dev));
+      loaded.emplace_back(name, train::loadRun(eq == std::string::npos ? r : r.substr(eq + 1), dev, cfg.eval.ema));
       BIUD_CHECK(loaded.back().second.clip || loaded.back().second.biud, ConfigError,
                  "--run `{}` is a {} run; zero-shot classification needs a biud or clip2d run (image and text encoders)",
                  r, loaded.back().second.cfg.task);

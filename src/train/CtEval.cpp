@@ -20,10 +20,10 @@ namespace biud::train {
 
 namespace stdfs = std::filesystem;
 
-PretrainedCt loadPretrainedCt(const std::string& runDir, const c10::Device& device) {
+PretrainedCt loadPretrainedCt(const std::string& runDir, const c10::Device& device, bool ema) {
   BIUD_CHECK(!runDir.empty(), ConfigError,
              "no pretrained run given: pass --run <BIUD run folder> (e.g. runs/quickstart/biud)");
-  auto r = loadRun(runDir, device);
+  auto r = loadRun(runDir, device, ema);
   BIUD_CHECK(r.biud, DataError,
              "`{}` is a `{}` run; fine-tuning and report generation start from a BIUD run (task biud) with a CT encoder",
              runDir, r.cfg.task);

@@ -125,7 +125,7 @@ class FinetuneTaskImpl final : public FinetuneTask {
     const auto& fc = cfg.finetune;
     BIUD_CHECK(!fc.run.empty(), ConfigError,
                "task finetune needs finetune.run: the pretrained BIUD run folder (biud-finetune --run DIR)");
-    auto pre = loadPretrainedCt(fc.run, ctx.device);
+    auto pre = loadPretrainedCt(fc.run, ctx.device, cfg.eval.ema);
     pretrained_ = pre.checkpoint;
     data_ = cfg.data;
     if (data_.manifest.empty()) {
@@ -235,8 +235,7 @@ class FinetuneTaskImpl final : public FinetuneTask {
       r.metrics["early_stopped"] = 1;
       return r;
     }
-    model_->train();
-    if (linear_) model_->ct_encoder->eval();
+    models::trainMode(*model_);  // a linear probe's frozen encoder stays in eval mode
     double total = 0;
     for (int m = 0; m < sc.accum; ++m) {
       auto b = nextBatch();

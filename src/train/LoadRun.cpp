@@ -7,6 +7,7 @@
 #include "biud/models/Registry.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/Checkpoint.h"
+#include "biud/train/Ema.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/TeacherFeatures.h"
 #include "biud/train/X2ctTask.h"
@@ -95,7 +96,7 @@ std::shared_ptr<models::VisualEncoderImpl> LoadedRun::ctEncoder() const {
   return nullptr;
 }
 
-LoadedRun loadRun(const std::string& runDir, const c10::Device& device) {
+LoadedRun loadRun(const std::string& runDir, const c10::Device& device, bool ema) {
   const auto loc = locateRun(runDir);
   const stdfs::path& ckpt = loc.checkpoint;
   const stdfs::path& runRoot = loc.root;
@@ -110,21 +111,28 @@ LoadedRun loadRun(const std::string& runDir, const c10::Device& device) {
   if (r.cfg.task == "finetune" || r.cfg.task == "report") adoptPretrainedConfig(r, runRoot.string());
   r.tokenizer = text::makeTokenizer(r.cfg.text);
   const auto weights = (ckpt / "model.safetensors").string();
+  // The raw weights, then (eval.ema) the moving average over the trained ones.
+  auto average = [&](torch::nn::Module& m) {
+    if (ema) r.ema = applyEma(m, (ckpt / "ema.safetensors").string());
+  };
   if (r.cfg.task == "clip2d") {
     r.clip = ClipModel(r.cfg, r.cfg.model.xray_encoder, r.tokenizer->vocabSize());
     tensor::loadModule(*r.clip, weights);
+    average(*r.clip);
     r.clip->to(device);
     models::freeze(*r.clip);
   } else if (r.cfg.task == "biud") {
     const auto tf = TeacherFeatures::load(teacherFeaturesPath(r.cfg.data.pairing));
     r.biud = BiudModel(r.cfg, r.tokenizer->vocabSize(), tf.h_star.size(1));
     tensor::loadModule(*r.biud, weights);
+    average(*r.biud);
     r.biud->to(device);
     models::freeze(*r.biud);
   } else if (r.cfg.task == "x2ct") {
     // An X-ray CLIP: the trained X-ray tower and the frozen report tower (X2ctTask.h).
     r.clip = ClipModel(x2ctModelConfig(r.cfg), r.cfg.model.xray_encoder, r.tokenizer->vocabSize());
     tensor::loadModule(*r.clip, weights);
+    average(*r.clip);
     r.clip->to(device);
     models::freeze(*r.clip);
   } else if (r.cfg.task == "finetune") {
@@ -135,6 +143,7 @@ LoadedRun loadRun(const std::string& runDir, const c10::Device& device) {
                "`{}` has no 2-D `head.weight`: not the checkpoint of a finetune run", weights);
     r.finetune = FinetuneModel(models::makeVisualEncoder(r.cfg.model.ct_encoder), it->second.size(0), 0.0);
     tensor::loadStateDict(*r.finetune, tensors, {}, weights);
+    average(*r.finetune);
     r.finetune->to(device);
     models::freeze(*r.finetune);
   } else if (r.cfg.task == "report") {
@@ -144,12 +153,13 @@ LoadedRun loadRun(const std::string& runDir, const c10::Device& device) {
                                          models::DecoderSpecialIds{sp.cls, sp.sep, sp.pad});
     r.report = ReportModel(enc, dec);
     tensor::loadModule(*r.report, weights);
+    average(*r.report);
     r.report->to(device);
     models::freeze(*r.report);
   } else {
     BIUD_THROW(DataError, "run `{}` is task `{}`; loading it for inference is not supported yet", runRoot.string(), r.cfg.task);
   }
-  log::info("run", "loaded {} ({})", ckpt.string(), r.cfg.task);
+  log::info("run", "loaded {} ({}{})", ckpt.string(), r.cfg.task, r.ema ? ", averaged weights" : "");
   return r;
 }
 

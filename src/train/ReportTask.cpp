@@ -74,7 +74,7 @@ class ReportTaskImpl final : public ReportTask {
     BIUD_CHECK(!rc.run.empty(), ConfigError,
                "task report needs report.run: the pretrained BIUD run folder (biud-report --run DIR)");
     frozen_ = rc.freeze_encoder;
-    auto pre = loadPretrainedCt(rc.run, ctx.device);
+    auto pre = loadPretrainedCt(rc.run, ctx.device, cfg.eval.ema);
     pretrained_ = pre.checkpoint;
     tok_ = std::move(pre.tokenizer);
     extractor_ = std::make_unique<text::EntityExtractor>(text::Lexicon::load(cfg.text.lexicon));
@@ -129,8 +129,7 @@ class ReportTaskImpl final : public ReportTask {
   torch::nn::Module& module() override { return *model_; }
 
   StepResult trainStep(const StepContext& sc) override {
-    model_->train();
-    if (frozen_) model_->ct_encoder->eval();
+    models::trainMode(*model_);  // a frozen CT encoder stays in eval mode
     StepResult r;
     double total = 0, tokens = 0, correct = 0;
     for (int m = 0; m < sc.accum; ++m) {

@@ -23,6 +23,7 @@
 #include "biud/dist/DataParallel.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/tensor/Safetensors.h"
+#include "biud/train/Ema.h"
 #include "biud/train/Optim.h"
 #include "biud/train/Precision.h"
 
@@ -100,6 +101,7 @@ Trainer::Trainer(const Config& cfg, std::string runDir, std::unique_ptr<Task> ta
     if (ctx_.rank > 0) runtime::seedTorch(static_cast<std::uint64_t>(cfg_.seed), ctx_.rank);
   }
   baseLrs_ = groupLrs(*opt_);
+  if (cfg_.trainer.ema > 0) ema_ = std::make_unique<WeightEma>(task_->module(), cfg_.trainer.ema);
   precision_ = resolvePrecision(cfg_.trainer.precision, ctx_.device);
   std::int64_t nParams = 0, nTrain = 0;
   for (const auto& p : task_->module().parameters()) {
@@ -130,6 +132,7 @@ stdfs::path Trainer::saveCheckpoint() {
     // Weights as safetensors with the modules' names (HF/torchvision-compatible where a
     // public model exists), readable from Python; optimizer and RNG as LibTorch archives.
     tensor::saveModule(task_->module(), (d / "model.safetensors").string());
+    if (ema_) tensor::writeSafetensors((d / "ema.safetensors").string(), ema_->state());
     {
       torch::serialize::OutputArchive a;
       opt_->save(a);
@@ -144,6 +147,7 @@ stdfs::path Trainer::saveCheckpoint() {
     s["step"] = step_;
     s["bad_streak"] = badStreak_;
     s["skipped"] = skipped_;
+    if (ema_) s["ema_updates"] = ema_->updates();
     s["world_size"] = ctx_.world;
     s["task"] = cfg_.task;
     s["task_state"] = task_->state();
@@ -186,6 +190,16 @@ void Trainer::loadCheckpoint(const stdfs::path& dir) {
     if (!a.try_read(generatorKey(ctx_.rank), g)) a.read("cpu_generator", g);
     auto gen = at::detail::getDefaultCPUGenerator();
     gen.set_state(g);
+  }
+  if (ema_) {
+    const auto emaPath = dir / "ema.safetensors";
+    if (stdfs::exists(emaPath)) {
+      ema_->load(tensor::readSafetensors(emaPath.string()), s.value("ema_updates", std::int64_t{0}), emaPath.string());
+    } else {
+      ema_ = std::make_unique<WeightEma>(task_->module(), cfg_.trainer.ema);
+      log::warn("train", "{} has no ema.safetensors (trained without trainer.ema): the average starts from its weights",
+                dir.string());
+    }
   }
   step_ = s.at("step").get<std::int64_t>();
   badStreak_ = s.value("bad_streak", 0);
@@ -241,6 +255,7 @@ bool Trainer::stepOnce() {
     return false;
   }
   opt_->step();
+  if (ema_) ema_->update();
   ++step_;
   badStreak_ = 0;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -258,7 +273,14 @@ Metrics Trainer::runValidation() {
   Metrics m;
   {
     AutocastScope amp(precision_, ctx_.device);
-    m = task_->validate();
+    if (ema_) ema_->swap();  // validate the averaged weights: the ones evaluation loads
+    try {
+      m = task_->validate();
+    } catch (...) {
+      if (ema_) ema_->swap();
+      throw;
+    }
+    if (ema_) ema_->swap();
   }
   if (m.empty()) return m;
   Metrics prefixed;

@@ -57,6 +57,7 @@ class ToyTask : public train::Task {
     if (stopAtCall_ > 0 && calls_ == stopAtCall_) app::requestStop();
     return {total, {{"mse", total}}, 8 * accum};
   }
+  train::Metrics validate() override { return onValidate ? onValidate() : train::Metrics{}; }
   nlohmann::json state() const override { return {{"rng", rng_.state()}, {"calls", calls_}}; }
   void loadState(const nlohmann::json& s) override {
     rng_.setState(s.at("rng").get<std::string>());
@@ -67,6 +68,7 @@ class ToyTask : public train::Task {
   int calls_ = 0;
   int nanAt_ = 0, nanCount_ = 0, stopAtCall_ = 0;
   std::function<void(int)> onStep;  ///< called with the call count at the start of every step
+  std::function<train::Metrics()> onValidate;  ///< validate()'s metrics (none when empty)
 };
 
 }  // namespace biud::test

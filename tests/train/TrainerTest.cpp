@@ -2,12 +2,15 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/tensor/Safetensors.h"
+#include "biud/train/Ema.h"
 #include "biud/train/Trainer.h"
 #include "common/TestUtil.h"
 #include "train/ToyTask.h"
@@ -145,4 +148,82 @@ TEST(Trainer, NonFiniteStepsAreSkippedThenStop) {
     }
     EXPECT_EQ(t.step(), 5);
   }
+}
+
+// trainer.ema: the average in ema.safetensors equals the one worked out here from the weights
+// after every step, d_n = min(decay, (1 + n) / (10 + n)); validation sees the averaged weights
+// and training goes on with the raw ones; an interrupted and resumed run has the same average.
+TEST(Trainer, WeightAverageMatchesTheRecurrenceAndSurvivesResume) {
+  test::TempDir d;
+  app::clearStop();
+  const double decay = 0.8;
+  auto cfg = [&](int steps) {
+    Config c = toyConfig(steps);
+    c.trainer.ema = decay;
+    c.trainer.val_every = 5;
+    return c;
+  };
+  std::vector<std::vector<torch::Tensor>> seen;  // weights at the start of step 1..12
+  std::vector<std::vector<torch::Tensor>> validated;
+  auto task = std::make_unique<test::ToyTask>(7);
+  auto* toy = task.get();
+  toy->onStep = [&](int) { seen.push_back(weights(*toy)); };
+  toy->onValidate = [&] {
+    validated.push_back(weights(*toy));
+    return train::Metrics{{"score", 1.0}};
+  };
+  train::Trainer a(cfg(12), (d / "a").string(), std::move(task), {});
+  ASSERT_EQ(a.train(), 0);
+  seen.push_back(weights(a.task()));  // after step 12
+  ASSERT_EQ(seen.size(), 13u);
+
+  std::vector<torch::Tensor> avg;
+  for (auto& w : seen[0]) avg.push_back(w.to(torch::kFloat64));
+  std::vector<std::vector<torch::Tensor>> avgAt(13);  // the average after n steps
+  avgAt[0] = avg;
+  for (int n = 0; n < 12; ++n) {
+    const double dn = std::min(decay, (1.0 + n) / (10.0 + n));
+    for (size_t i = 0; i < avg.size(); ++i) avg[i] = dn * avg[i] + (1 - dn) * seen[static_cast<size_t>(n + 1)][i].to(torch::kFloat64);
+    avgAt[static_cast<size_t>(n + 1)] = avg;
+  }
+  const auto names = [&] {
+    std::vector<std::string> n;
+    for (auto& p : a.task().module().named_parameters()) n.push_back(p.key());
+    return n;
+  }();
+  const auto file = tensor::readSafetensors((d / "a" / "checkpoints" / "step_000012" / "ema.safetensors").string());
+  ASSERT_EQ(file.size(), names.size());  // every parameter trains; ToyNet has no float buffers
+  for (size_t i = 0; i < names.size(); ++i)
+    EXPECT_TRUE(torch::allclose(file.at(names[i]).to(torch::kFloat64), avg[i], 1e-6, 1e-7)) << names[i];
+  // The raw weights are not the average (the test could fail), and training kept them.
+  EXPECT_FALSE(torch::allclose(file.at(names[0]), seen[12][0], 1e-4, 1e-5));
+  const auto raw = tensor::readSafetensors((d / "a" / "checkpoints" / "step_000012" / "model.safetensors").string());
+  EXPECT_TRUE(torch::equal(raw.at(names[0]), seen[12][0]));
+  // Validations at steps 5 and 10 and at the end ran on the averages of those steps.
+  ASSERT_EQ(validated.size(), 3u);
+  for (auto [v, n] : {std::pair{0, 5}, {1, 10}, {2, 12}})
+    for (size_t i = 0; i < names.size(); ++i)
+      EXPECT_TRUE(torch::allclose(validated[static_cast<size_t>(v)][i].to(torch::kFloat64), avgAt[static_cast<size_t>(n)][i], 1e-6, 1e-7))
+          << "validation " << v << " " << names[i];
+
+  // Interrupted after 6 steps, resumed: the same average.
+  {
+    auto t = std::make_unique<test::ToyTask>(7);
+    t->stopAtCall_ = 6;
+    train::Trainer b(cfg(12), (d / "b").string(), std::move(t), {});
+    EXPECT_EQ(b.train(), app::kExitInterrupted);
+  }
+  app::clearStop();
+  Config resumed = cfg(12);
+  resumed.trainer.resume = "latest";
+  train::Trainer c(resumed, (d / "b").string(), std::make_unique<test::ToyTask>(99), {});
+  ASSERT_EQ(c.train(), 0);
+  const auto fileB = tensor::readSafetensors((d / "b" / "checkpoints" / "step_000012" / "ema.safetensors").string());
+  for (const auto& n : names) EXPECT_TRUE(torch::equal(file.at(n), fileB.at(n))) << n;
+
+  // applyEma() puts the averages into a model; a checkpoint without the file leaves it alone.
+  test::ToyTask fresh(3);
+  EXPECT_TRUE(train::applyEma(fresh.module(), (d / "a" / "checkpoints" / "step_000012" / "ema.safetensors").string()));
+  EXPECT_TRUE(torch::equal(fresh.net_->fc1->weight, file.at("fc1.weight")));
+  EXPECT_FALSE(train::applyEma(fresh.module(), (d / "nowhere.safetensors").string()));
 }

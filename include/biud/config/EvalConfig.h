@@ -13,6 +13,7 @@ struct EvalConfig {
   double length_penalty = 1.0;
   int max_new_tokens = 96;
   bool plots = true;
+  bool ema = true;
 
   void visit(config::Visitor& v) {
     v.field("prompts", prompts, "zero-shot prompt sets (YAML)");
@@ -23,6 +24,7 @@ struct EvalConfig {
     v.field("length_penalty", length_penalty, "beam search length penalty", config::atLeast(0));
     v.field("max_new_tokens", max_new_tokens, "longest generated report", config::atLeast(1));
     v.field("plots", plots, "write PNG plots");
+    v.field("ema", ema, "evaluate a run with its averaged weights (ema.safetensors, trainer.ema) when its checkpoint has them");
   }
 };
 

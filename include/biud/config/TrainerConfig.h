@@ -13,6 +13,7 @@ struct TrainerConfig {
   int save_every = 500;
   int keep_last = 3;
   int max_bad_steps = 10;
+  double ema = 0;
   std::string resume;
 
   void visit(config::Visitor& v) {
@@ -24,6 +25,8 @@ struct TrainerConfig {
     v.field("save_every", save_every, "checkpoint every N steps (0 = only at the end)", config::atLeast(0));
     v.field("keep_last", keep_last, "checkpoints kept (older ones deleted)", config::atLeast(1));
     v.field("max_bad_steps", max_bad_steps, "stop after this many NaN/Inf steps in a row", config::atLeast(1));
+    v.field("ema", ema, "keep an exponential moving average of the trained weights with this decay per step (e.g. 0.998; "
+            "0 = off): validation uses it and checkpoints hold it as ema.safetensors (Ema.h)", config::range(0, 1, false, true));
     v.field("resume", resume, "checkpoint folder to resume from, or `latest`");
   }
 };

@@ -31,7 +31,8 @@ struct PretrainedCt {
 
 /// Load the CT encoder of `runDir` (a BIUD run folder or one of its checkpoint folders).
 /// DataError naming the folder when it holds no checkpoint, or when it is not a BIUD run.
-PretrainedCt loadPretrainedCt(const std::string& runDir, const c10::Device& device);
+/// `ema`: the run's averaged weights when its checkpoint has them (eval.ema).
+PretrainedCt loadPretrainedCt(const std::string& runDir, const c10::Device& device, bool ema = true);
 
 /// Check, before any output is written, that `runDir` is a folder holding a checkpoint
 /// (`checkpoints/step_*/` or a checkpoint folder itself); DataError naming it otherwise.

@@ -36,6 +36,8 @@ struct LoadedRun {
   /// report.run), whose config gave the encoder's architecture, `data.ct` and tokenizer (copied
   /// into `cfg.model.ct_encoder`, `cfg.data.ct` and `cfg.text`).
   std::string pretrained;
+  /// The weights are the run's moving average (ema.safetensors of a trainer.ema run).
+  bool ema = false;
 
   /// The run's CT encoder (biud, finetune, report; nullptr for clip2d).
   std::shared_ptr<models::VisualEncoderImpl> ctEncoder() const;
@@ -45,7 +47,8 @@ struct LoadedRun {
 /// onto `device`, in eval mode. DataError naming the folder when it holds no checkpoint.
 /// A finetune/report run also needs the config.resolved.yaml of the BIUD run it started from
 /// (finetune.run / report.run): DataError naming both folders when it is gone.
-LoadedRun loadRun(const std::string& runDir, const c10::Device& device);
+/// `ema`: use the checkpoint's averaged weights (ema.safetensors, Ema.h) when it has them.
+LoadedRun loadRun(const std::string& runDir, const c10::Device& device, bool ema = true);
 
 /// Rewrite the file paths of a config (vocab, lexicon, prompts, manifests, teacher, ...) as
 /// absolute paths, so that a run folder stays usable from any working directory.
