@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
     runtime::setThreads(cfg.threads);
     runtime::seedTorch(static_cast<std::uint64_t>(cfg.seed));
     const auto dev = runtime::selectDevice(cfg.device);
-    const std::string out = app.prepareOutDir("finetune");
+    const std::string out = app.prepareOutDir("finetune", biud::app::App::OutKind::kTrainingRun);
     log::info("finetune", "{} | run folder {} | {}", app::versionString(), out, runtime::describe());
 
     auto trainer = train::makeDownstreamTrainer(cfg, out, dev);

@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
     runtime::setThreads(cfg.threads);
     runtime::seedTorch(static_cast<std::uint64_t>(cfg.seed));
     const auto dev = runtime::selectDevice(cfg.device);
-    const std::string out = app.prepareOutDir("report");
+    const std::string out = app.prepareOutDir("report", biud::app::App::OutKind::kTrainingRun);
     log::info("report", "{} | run folder {} | {}", app::versionString(), out, runtime::describe());
 
     auto trainer = train::makeDownstreamTrainer(cfg, out, dev);

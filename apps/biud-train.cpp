@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     // Fail on an unknown task before creating the run folder.
     const auto names = biud::train::taskNames();
     if (std::find(names.begin(), names.end(), cfg.task) == names.end()) biud::train::makeTask(cfg.task, cfg, ctx);
-    ctx.runDir = app.prepareOutDir(cfg.task);
+    ctx.runDir = app.prepareOutDir(cfg.task, biud::app::App::OutKind::kTrainingRun);
     biud::log::info("train", "{} | run folder {} | {}", biud::app::versionString(), ctx.runDir, biud::runtime::describe());
     biud::log::info("train", "resolved config:\n{}", biud::config::toYaml(cfg));
     auto task = biud::train::makeTask(cfg.task, cfg, ctx);

@@ -5,7 +5,6 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <set>
 #include <string>
 
 #include "biud/BuildInfo.h"
@@ -91,7 +90,7 @@ Config& App::config() {
   return config_;
 }
 
-std::string App::prepareOutDir(const std::string& defaultName) {
+std::string App::prepareOutDir(const std::string& defaultName, OutKind kind) {
   Config& c = config();
   std::string dir;
   if (!out_.empty()) {
@@ -102,10 +101,9 @@ std::string App::prepareOutDir(const std::string& defaultName) {
   }
   // A folder with checkpoints is a training run, and its config.resolved.yaml is what loads it:
   // only the apps that train write it; an evaluation sent there keeps its own config beside it.
-  static const std::set<std::string> trainers{"biud-train", "biud-finetune", "biud-report"};
   auto resolved = fs::stdfs::path(dir) / "config.resolved.yaml";
   const bool runFolder =
-      !trainers.count(name_) && fs::stdfs::exists(fs::stdfs::path(dir) / "checkpoints") && fs::stdfs::exists(resolved);
+      kind == OutKind::kResults && fs::stdfs::exists(fs::stdfs::path(dir) / "checkpoints") && fs::stdfs::exists(resolved);
   if (runFolder) resolved = fs::stdfs::path(dir) / ("config." + name_ + ".yaml");
   fs::atomicWrite(resolved, "# " + versionString() + "\n" + config::toYaml(c, /*comments=*/false));
   if (c.logging.file) log::addFile((fs::stdfs::path(dir) / "log.txt").string());

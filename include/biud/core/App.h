@@ -59,9 +59,16 @@ class App {
   bool quiet() const { return quiet_; }
   /// True when the user passed --out.
   bool outGiven() const { return !out_.empty(); }
+  /// What an app writes into its output folder.
+  enum class OutKind {
+    kResults,      ///< evaluation output: beside a training run's checkpoints it keeps its own config.<app>.yaml
+    kTrainingRun,  ///< a training run (checkpoints): its config.resolved.yaml is what loads it later
+  };
   /// Create the output folder (--out, or out_dir/<name>), save config.resolved.yaml,
-  /// add the log file. Returns the folder.
-  std::string prepareOutDir(const std::string& defaultName);
+  /// add the log file. Returns the folder. An app that evaluates a run may be pointed at the
+  /// run's own folder: there its config goes to config.<app>.yaml, so that the run's
+  /// config.resolved.yaml (which describes the checkpoint's model) stays.
+  std::string prepareOutDir(const std::string& defaultName, OutKind kind = OutKind::kResults);
 
  private:
   std::string name_;
