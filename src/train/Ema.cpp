@@ -9,7 +9,7 @@
 
 namespace biud::train {
 
-WeightEma::WeightEma(torch::nn::Module& module, double decay) : decay_(decay) {
+WeightEma::WeightEma(torch::nn::Module& module, double decay, bool warmup) : decay_(decay), warmup_(warmup) {
   BIUD_CHECK(decay > 0 && decay < 1, ConfigError, "trainer.ema = {}: the decay must be in (0, 1), e.g. 0.999 (0 = off)",
              decay);
   torch::NoGradGuard ng;
@@ -26,7 +26,14 @@ WeightEma::WeightEma(torch::nn::Module& module, double decay) : decay_(decay) {
   for (const auto& t : live_) shadow_.push_back(t.detach().clone());
 }
 
+void WeightEma::reset() {
+  torch::NoGradGuard ng;
+  for (size_t i = 0; i < live_.size(); ++i) shadow_[i].copy_(live_[i].detach());
+  updates_ = 0;
+}
+
 double WeightEma::nextDecay() const {
+  if (!warmup_) return decay_;
   const double n = static_cast<double>(updates_);
   return std::min(decay_, (1.0 + n) / (10.0 + n));
 }

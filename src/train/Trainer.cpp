@@ -101,7 +101,7 @@ Trainer::Trainer(const Config& cfg, std::string runDir, std::unique_ptr<Task> ta
     if (ctx_.rank > 0) runtime::seedTorch(static_cast<std::uint64_t>(cfg_.seed), ctx_.rank);
   }
   baseLrs_ = groupLrs(*opt_);
-  if (cfg_.trainer.ema > 0) ema_ = std::make_unique<WeightEma>(task_->module(), cfg_.trainer.ema);
+  if (cfg_.trainer.ema > 0) ema_ = std::make_unique<WeightEma>(task_->module(), cfg_.trainer.ema, cfg_.trainer.ema_warmup);
   precision_ = resolvePrecision(cfg_.trainer.precision, ctx_.device);
   std::int64_t nParams = 0, nTrain = 0;
   for (const auto& p : task_->module().parameters()) {
@@ -196,7 +196,7 @@ void Trainer::loadCheckpoint(const stdfs::path& dir) {
     if (stdfs::exists(emaPath)) {
       ema_->load(tensor::readSafetensors(emaPath.string()), s.value("ema_updates", std::int64_t{0}), emaPath.string());
     } else {
-      ema_ = std::make_unique<WeightEma>(task_->module(), cfg_.trainer.ema);
+      ema_ = std::make_unique<WeightEma>(task_->module(), cfg_.trainer.ema, cfg_.trainer.ema_warmup);
       log::warn("train", "{} has no ema.safetensors (trained without trainer.ema): the average starts from its weights",
                 dir.string());
     }
@@ -255,8 +255,13 @@ bool Trainer::stepOnce() {
     return false;
   }
   opt_->step();
-  if (ema_) ema_->update();
   ++step_;
+  if (ema_) {
+    if (step_ <= cfg_.trainer.ema_start)
+      ema_->reset();  // the average starts from the weights after trainer.ema_start steps
+    else
+      ema_->update();
+  }
   badStreak_ = 0;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   last_ = r.metrics;

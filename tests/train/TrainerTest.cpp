@@ -227,3 +227,34 @@ TEST(Trainer, WeightAverageMatchesTheRecurrenceAndSurvivesResume) {
   EXPECT_TRUE(torch::equal(fresh.net_->fc1->weight, file.at("fc1.weight")));
   EXPECT_FALSE(train::applyEma(fresh.module(), (d / "nowhere.safetensors").string()));
 }
+
+// trainer.ema_start / ema_warmup: the average is the weights after step S, then updated with a
+// fixed decay d from step S + 1 on (worked out here from the weights seen after every step).
+TEST(Trainer, WeightAverageStartsLateWithAFixedDecay) {
+  test::TempDir d;
+  app::clearStop();
+  const double decay = 0.7;
+  const int start = 4;
+  Config c = toyConfig(10);
+  c.trainer.ema = decay;
+  c.trainer.ema_start = start;
+  c.trainer.ema_warmup = false;
+  std::vector<std::vector<torch::Tensor>> seen;  // seen[n]: the weights after n steps
+  auto task = std::make_unique<test::ToyTask>(5);
+  auto* toy = task.get();
+  toy->onStep = [&](int) { seen.push_back(weights(*toy)); };
+  train::Trainer t(c, (d / "r").string(), std::move(task), {});
+  ASSERT_EQ(t.train(), 0);
+  seen.push_back(weights(t.task()));
+  ASSERT_EQ(seen.size(), 11u);
+  std::vector<torch::Tensor> avg;
+  for (auto& w : seen[start]) avg.push_back(w.to(torch::kFloat64));
+  for (int n = start + 1; n <= 10; ++n)
+    for (size_t i = 0; i < avg.size(); ++i) avg[i] = decay * avg[i] + (1 - decay) * seen[static_cast<size_t>(n)][i].to(torch::kFloat64);
+  const auto file = tensor::readSafetensors((d / "r" / "checkpoints" / "step_000010" / "ema.safetensors").string());
+  size_t i = 0;
+  for (auto& p : t.task().module().named_parameters()) {
+    EXPECT_TRUE(torch::allclose(file.at(p.key()).to(torch::kFloat64), avg[i], 1e-6, 1e-7)) << p.key();
+    ++i;
+  }
+}

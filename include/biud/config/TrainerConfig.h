@@ -14,6 +14,8 @@ struct TrainerConfig {
   int keep_last = 3;
   int max_bad_steps = 10;
   double ema = 0;
+  int ema_start = 0;
+  bool ema_warmup = true;
   std::string resume;
 
   void visit(config::Visitor& v) {
@@ -27,6 +29,8 @@ struct TrainerConfig {
     v.field("max_bad_steps", max_bad_steps, "stop after this many NaN/Inf steps in a row", config::atLeast(1));
     v.field("ema", ema, "keep an exponential moving average of the trained weights with this decay per step (e.g. 0.998; "
             "0 = off): validation uses it and checkpoints hold it as ema.safetensors (Ema.h)", config::range(0, 1, false, true));
+    v.field("ema_start", ema_start, "the average starts as a copy of the weights after this many steps", config::atLeast(0));
+    v.field("ema_warmup", ema_warmup, "decay min(ema, (1 + n) / (10 + n)) over the n updates since the start (false = ema from the first)");
     v.field("resume", resume, "checkpoint folder to resume from, or `latest`");
   }
 };
