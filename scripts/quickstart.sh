@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command from a fresh clone: install what is missing, build, and run the main job end to
-# end on the synthetic default data set (configs/quickstart.yaml), on the CPU:
+# end on the synthetic default data set (configs/quickstart.yaml; stage 6 configs/quickstart-biud.yaml), on the CPU:
 #   1 synthetic CT / X-ray / report data   2 pretrained report encoder   3 CT cache   4 X-ray expert (clip2d)
 #   5 language-guided retrieval            6 BIUD pretraining         7 zero-shot evaluation
 # Results: runs/quickstart/zeroshot.json (macro.auroc and one entry per finding) and plots/.
@@ -45,8 +45,7 @@ stage "5/7 language-guided retrieval: pair every CT with the teacher's closest X
 "$bin/biud-retrieve" --config "$cfg" --out "$run/retrieval"
 
 stage "6/7 stage 1: BIUD pretraining of the CT encoder -> $run/biud"
-"$bin/biud-train" --config "$cfg" --set task=biud --set trainer.steps=1250 --set trainer.val_every=500 \
-  --out "$run/biud" $(resume_flag "$run/biud")
+"$bin/biud-train" --config configs/quickstart-biud.yaml --out "$run/biud" $(resume_flag "$run/biud")
 
 stage "7/7 zero-shot classification of the test split -> $run/zeroshot.json"
 "$bin/biud-zeroshot" --config "$cfg" --run "$run/biud" --out "$run"

@@ -54,3 +54,16 @@ TEST(Recipes, AblationVariantsSwitchOffTheirTerms) {
     EXPECT_EQ(c->data.ct.crop, q.data.ct.crop);  // the rest of data.ct comes from the quickstart
   }
 }
+
+// The quickstart's BIUD stage changes only the loop: same data, models and losses as the recipe
+// the teacher and retrieval ran with (a key moved out of trainer: would silently fork them).
+TEST(Recipes, QuickstartBiudStageDiffersOnlyInTheLoop) {
+  auto q = loadConfig((test::sourceDir() / "configs" / "quickstart.yaml").string(), {});
+  auto b = loadConfig((test::sourceDir() / "configs" / "quickstart-biud.yaml").string(), {});
+  EXPECT_EQ(b.task, "biud");
+  EXPECT_GT(b.trainer.ema, 0.0);
+  EXPECT_EQ(q.trainer.ema, 0.0);  // the teacher (and the ablation) train without the average
+  b.task = q.task;
+  b.trainer = q.trainer;
+  EXPECT_EQ(config::toYaml(b), config::toYaml(q));
+}
