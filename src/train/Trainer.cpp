@@ -196,7 +196,7 @@ void Trainer::loadCheckpoint(const stdfs::path& dir) {
     if (stdfs::exists(emaPath)) {
       ema_->load(tensor::readSafetensors(emaPath.string()), s.value("ema_updates", std::int64_t{0}), emaPath.string());
     } else {
-      ema_ = std::make_unique<WeightEma>(task_->module(), cfg_.trainer.ema, cfg_.trainer.ema_warmup);
+      ema_->reset();
       log::warn("train", "{} has no ema.safetensors (trained without trainer.ema): the average starts from its weights",
                 dir.string());
     }

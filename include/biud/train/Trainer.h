@@ -47,8 +47,8 @@ class Trainer {
   std::unique_ptr<Task> task_;
   TaskContext ctx_;
   std::unique_ptr<torch::optim::Optimizer> opt_;
-  std::unique_ptr<dist::DataParallel> dp_;
-  std::unique_ptr<WeightEma> ema_;          ///< trainer.ema > 0  ///< gradient averaging across ranks (world > 1)
+  std::unique_ptr<dist::DataParallel> dp_;  ///< gradient averaging across ranks (world > 1)
+  std::unique_ptr<WeightEma> ema_;          ///< moving average of the weights (trainer.ema > 0)
   std::vector<double> baseLrs_;
   std::string precision_;  ///< trainer.precision resolved for the device: bf16 | fp32
   CheckpointManager ckpt_;
