@@ -55,10 +55,18 @@ int main(int argc, char** argv) {
     nlohmann::json j = {{"manifest", app.manifest()}, {"out", app.out()},        {"total", s.total},
                         {"done", s.done},             {"skipped", s.skipped},    {"failed", s.failed},
                         {"seconds", s.seconds},       {"hash", s.hash},          {"interrupted", s.interrupted},
-                        {"preprocess", biud::image::describePreprocess(cfg.data.ct)}};
+                        {"preprocess", biud::image::describePreprocess(cfg.data.ct)},
+                        {"header_disagreements", s.disagreed}, {"hu_implausible", s.implausible}};
     biud::fs::atomicWrite(std::filesystem::path(app.out()) / "biud-preprocess.json", j.dump(2) + "\n");
     biud::log::info("data", "{} preprocessed, {} already cached, {} failed in {:.1f} s -> {}", s.done, s.skipped,
                     s.failed, s.seconds, app.out());
+    if (s.disagreed > 0)
+      biud::log::warn("data", "{} volume(s): the file header disagrees with the manifest's metadata (spacing, rescale, "
+                      "orientation or origin); the metadata was used. Details per volume: {}/notes.jsonl",
+                      s.disagreed, app.out());
+    if (s.implausible > 0)
+      biud::log::warn("data", "{} volume(s) with implausible HU values (data.ct.hu_check); see {}/notes.jsonl",
+                      s.implausible, app.out());
     if (s.interrupted) return biud::app::kExitInterrupted;
     if (s.failed > 0) {
       biud::log::warn("data", "{} item(s) failed; see {}/failures.jsonl", s.failed, app.out());

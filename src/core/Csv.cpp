@@ -95,7 +95,7 @@ Table parse(const std::string& text, const std::string& source, const ParseOptio
   return t;
 }
 
-Table read(const std::string& path) { return parse(fs::readFile(path), path); }
+Table read(const std::string& path) { return parse(fs::readTextFile(path), path); }
 
 std::string quote(const std::string& f) {
   const bool needs = f.find_first_of(",\"\r\n") != std::string::npos ||

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -12,6 +13,8 @@
 #include <sstream>
 
 #include "biud/core/Error.h"
+
+#include <zlib.h>
 
 namespace biud::fs {
 
@@ -99,6 +102,64 @@ std::string readFile(const stdfs::path& path) {
   ss << in.rdbuf();
   BIUD_CHECK(!in.bad(), IoError, "error while reading `{}`", path.string());
   return ss.str();
+}
+
+std::string readTextFile(const stdfs::path& path, std::uint64_t maxBytes) {
+  std::string raw = readFile(path);
+  if (raw.size() < 2 || static_cast<unsigned char>(raw[0]) != 0x1f || static_cast<unsigned char>(raw[1]) != 0x8b)
+    return raw;
+  // Inflate every gzip member (concatenated members are legal, as `zcat` reads them).
+  std::string out;
+  z_stream zs{};
+  BIUD_CHECK(inflateInit2(&zs, 15 + 32) == Z_OK, IoError, "`{}`: cannot start the gzip decoder", path.string());
+  zs.next_in = reinterpret_cast<Bytef*>(raw.data());
+  zs.avail_in = static_cast<uInt>(std::min<size_t>(raw.size(), 1u << 30));
+  size_t consumed = 0;
+  char buf[1 << 16];
+  int rc = Z_OK;
+  for (;;) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof buf;
+    const uInt before = zs.avail_in;
+    rc = inflate(&zs, Z_NO_FLUSH);
+    consumed += before - zs.avail_in;
+    out.append(buf, sizeof buf - zs.avail_out);
+    if (out.size() > maxBytes) {
+      inflateEnd(&zs);
+      BIUD_THROW(IoError, "`{}`: inflates to more than {} bytes; not a table", path.string(), maxBytes);
+    }
+    if (rc == Z_STREAM_END) {
+      if (consumed >= raw.size()) break;
+      // Another gzip member follows (or trailing garbage, which is an error below).
+      if (raw.size() - consumed < 2 || static_cast<unsigned char>(raw[consumed]) != 0x1f) break;
+      inflateReset(&zs);
+      continue;
+    }
+    if (zs.avail_in == 0 && consumed < raw.size()) {
+      zs.next_in = reinterpret_cast<Bytef*>(raw.data() + consumed);
+      zs.avail_in = static_cast<uInt>(std::min<size_t>(raw.size() - consumed, 1u << 30));
+      continue;
+    }
+    if (rc != Z_OK) break;
+    if (zs.avail_in == 0 && consumed >= raw.size() && zs.avail_out != 0) {
+      rc = Z_BUF_ERROR;  // all input used, output not full, no stream end: the data ends early
+      break;
+    }
+  }
+  inflateEnd(&zs);
+  BIUD_CHECK(rc == Z_STREAM_END, IoError,
+             "`{}` is a truncated or damaged gzip file ({}); download it again or check it with `gzip -t`",
+             path.string(), rc == Z_BUF_ERROR ? "the data ends early" : "corrupt data");
+  return out;
+}
+
+bool isGzipName(const stdfs::path& path) {
+  const std::string n = path.filename().string();
+  return n.size() > 3 && (n.compare(n.size() - 3, 3, ".gz") == 0 || n.compare(n.size() - 3, 3, ".GZ") == 0);
+}
+
+std::string withoutGz(const std::string& name) {
+  return isGzipName(name) ? name.substr(0, name.size() - 3) : name;
 }
 
 std::vector<std::uint8_t> readBytes(const stdfs::path& path) {

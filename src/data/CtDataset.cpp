@@ -7,6 +7,7 @@
 #include "biud/core/Error.h"
 #include "biud/core/Rng.h"
 #include "biud/image/Preprocess.h"
+#include "biud/image/PreprocessJob.h"
 #include "biud/image/VolumeIO.h"
 
 namespace biud::data {
@@ -83,7 +84,8 @@ CtSample CtDataset::get(std::int64_t i, std::uint64_t augmentSeed) const {
   } else {
     BIUD_CHECK(!it.images.empty(), DataError, "manifest `{}` line {}: item `{}` has no image", manifest_->path, it.line,
                it.id);
-    image::Volume v = image::preprocessCt(image::readVolume(it.images[0]), cfg_.ct);
+    // The manifest's header overrides (spacing, rescale, ...) apply here as in biud-preprocess.
+    image::Volume v = image::preprocessCt(image::readItemVolume(it), cfg_.ct);
     s.volume = torch::empty({1, v.size[2], v.size[1], v.size[0]}, torch::kFloat32);
     std::copy(v.data.begin(), v.data.end(), s.volume.data_ptr<float>());
   }

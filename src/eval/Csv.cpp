@@ -57,7 +57,7 @@ CsvTable parseCsv(const std::string& text, const std::string& source) {
 
 CsvTable readCsv(const std::string& path) {
   fs::requireFile(path, "CSV file");
-  return parseCsv(fs::readFile(path), path);
+  return parseCsv(fs::readTextFile(path), path);
 }
 
 std::string csvField(const std::string& s) { return csv::quote(s); }

@@ -83,10 +83,50 @@ std::vector<std::string> splitImages(const std::string& s) {
   return out;
 }
 
-const std::set<std::string>& knownColumns() {
-  static const std::set<std::string> k = {"id", "image", "report", "findings", "impression", "split", "patient"};
+/// Columns that override a volume's header (see VolumeOverrides in Volume.h).
+const std::vector<std::string>& overrideColumns() {
+  static const std::vector<std::string> k = {"spacing_x",   "spacing_y",         "spacing_z", "rescale_slope",
+                                             "rescale_intercept", "orientation", "origin"};
   return k;
 }
+
+const std::set<std::string>& knownColumns() {
+  static const std::set<std::string> k = [] {
+    std::set<std::string> s = {"id", "image", "report", "findings", "impression", "split", "patient"};
+    for (const auto& c : overrideColumns()) s.insert(c);
+    return s;
+  }();
+  return k;
+}
+
+}  // namespace
+
+std::vector<double> parseNumberList(const std::string& raw, bool* okOut) {
+  bool ok = true;
+  std::vector<double> out;
+  std::string cur;
+  ok = true;
+  auto flush = [&] {
+    if (cur.empty()) return;
+    char* end = nullptr;
+    const double d = std::strtod(cur.c_str(), &end);
+    if (end == cur.c_str() || *end != '\0') ok = false;
+    out.push_back(d);
+    cur.clear();
+  };
+  for (char c : raw) {
+    if (c == ' ' || c == ',' || c == ';' || c == '\\' || c == '[' || c == ']' || c == '(' || c == ')' || c == '\t' ||
+        c == '"' || c == '\'')
+      flush();
+    else
+      cur += c;
+  }
+  flush();
+  if (okOut) *okOut = ok;
+  return out;
+}
+
+namespace {
 
 /// Record builder shared by CSV and JSONL: columns arrive as strings.
 struct Builder {
@@ -114,6 +154,51 @@ struct Builder {
           labelNames.push_back(c);
     }
     m.labelNames = labelNames;
+  }
+
+  /// spacing_x/y/z, rescale_slope/intercept, orientation, origin: numbers, all-or-none per group.
+  template <class Get>
+  void readOverrides(ManifestItem& it, Get& get, int line) {
+    auto numbers = [&](const char* col, size_t want) {
+      bool ok = true;
+      const std::string raw = get(col);
+      auto v = parseNumberList(raw, &ok);
+      if (raw.empty() || lower(raw) == "nan") return std::vector<double>{};
+      BIUD_CHECK(ok && v.size() == want, DataError,
+                 "manifest `{}` line {} (id `{}`): column `{}` has `{}`; expected {} number{}", file, line, it.id, col,
+                 raw, want, want > 1 ? "s" : "");
+      for (double d : v)
+        BIUD_CHECK(std::isfinite(d), DataError, "manifest `{}` line {} (id `{}`): column `{}` has a non-finite value `{}`",
+                   file, line, it.id, col, raw);
+      return v;
+    };
+    VolumeOverrides& o = it.overrides;
+    const char* sp[3] = {"spacing_x", "spacing_y", "spacing_z"};
+    int given = 0;
+    for (int d = 0; d < 3; ++d) {
+      auto v = numbers(sp[d], 1);
+      if (!v.empty()) {
+        BIUD_CHECK(v[0] > 0, DataError, "manifest `{}` line {} (id `{}`): `{}` = {} mm; spacing must be positive", file,
+                   line, it.id, sp[d], v[0]);
+        o.spacing[d] = v[0];
+        ++given;
+      }
+    }
+    BIUD_CHECK(given == 0 || given == 3, DataError,
+               "manifest `{}` line {} (id `{}`): give all of spacing_x, spacing_y, spacing_z or none", file, line, it.id);
+    auto slope = numbers("rescale_slope", 1), inter = numbers("rescale_intercept", 1);
+    BIUD_CHECK(slope.empty() == inter.empty(), DataError,
+               "manifest `{}` line {} (id `{}`): give both rescale_slope and rescale_intercept or neither", file, line,
+               it.id);
+    if (!slope.empty()) {
+      BIUD_CHECK(slope[0] != 0, DataError, "manifest `{}` line {} (id `{}`): rescale_slope is 0", file, line, it.id);
+      o.slope = slope[0];
+      o.intercept = inter[0];
+    }
+    auto ori = numbers("orientation", 6);
+    for (size_t k = 0; k < ori.size(); ++k) o.orientation[k] = ori[k];
+    auto org = numbers("origin", 3);
+    for (size_t k = 0; k < org.size(); ++k) o.origin[k] = org[k];
   }
 
   void add(const std::map<std::string, std::string>& rec, int line, const std::vector<std::string>* imageList) {
@@ -152,6 +237,7 @@ struct Builder {
     }
     it.split = get("split");
     it.patient = get("patient");
+    readOverrides(it, get, line);
     it.labels.resize(labelNames.size(), kUnknown);
     for (size_t l = 0; l < labelNames.size(); ++l) {
       auto f = rec.find(labelNames[l]);
@@ -220,13 +306,14 @@ std::vector<std::vector<std::string>> parseCsv(const std::string& text, const st
 
 Manifest readManifest(const std::string& path, const ManifestOptions& opt) {
   fs::requireFile(path, "manifest");
-  const std::string text = fs::readFile(path);
+  const std::string text = fs::readTextFile(path);  // `.csv.gz` / `.jsonl.gz` inflated transparently
+  const std::string kind = fs::withoutGz(path);
   Builder b;
   b.file = path;
   b.base = stdfs::absolute(stdfs::path(path)).parent_path();
   b.opt = opt;
   b.m.path = path;
-  if (endsWith(path, ".jsonl") || endsWith(path, ".ndjson")) {
+  if (endsWith(kind, ".jsonl") || endsWith(kind, ".ndjson")) {
     std::istringstream in(text);
     std::string lineText;
     int line = 0;
@@ -270,7 +357,7 @@ Manifest readManifest(const std::string& path, const ManifestOptions& opt) {
       b.add(rec, line, imageArray ? &images : nullptr);
     }
     BIUD_CHECK(!first, DataError, "manifest `{}` is empty", path);
-  } else if (endsWith(path, ".csv") || endsWith(path, ".tsv")) {
+  } else if (endsWith(kind, ".csv") || endsWith(kind, ".tsv")) {
     std::vector<int> lines;
     auto rows = parseCsv(text, path, &lines);
     BIUD_CHECK(!rows.empty(), DataError, "manifest `{}` is empty (expected a header line)", path);
@@ -285,7 +372,8 @@ Manifest readManifest(const std::string& path, const ManifestOptions& opt) {
       b.add(rec, lines[r], nullptr);
     }
   } else {
-    BIUD_THROW(DataError, "manifest `{}`: unknown extension (use .csv or .jsonl)", path);
+    BIUD_THROW(DataError, "manifest `{}`: unknown extension (use .csv or .jsonl, optionally gzip-compressed as .csv.gz)",
+               path);
   }
   return std::move(b.m);
 }
@@ -295,14 +383,38 @@ std::string csvField(const std::string& s) { return csv::quote(s); }
 }  // namespace
 
 void writeManifestCsv(const std::string& path, const Manifest& m) {
+  bool spacing = false, rescale = false, orientation = false, origin = false;
+  for (const auto& it : m.items) {
+    spacing |= it.overrides.hasSpacing();
+    rescale |= it.overrides.hasRescale();
+    orientation |= it.overrides.hasOrientation();
+    origin |= it.overrides.hasOrigin();
+  }
   std::string out = "id,image,report,findings,impression,split,patient";
+  if (spacing) out += ",spacing_x,spacing_y,spacing_z";
+  if (rescale) out += ",rescale_slope,rescale_intercept";
+  if (orientation) out += ",orientation";
+  if (origin) out += ",origin";
   for (const auto& l : m.labelNames) out += "," + csvField(l);
   out += "\n";
+  // Shortest text that reads back to the same double.
+  auto num = [](double d) { return std::isnan(d) ? std::string() : fmt::format("{}", d); };
+  auto nums = [&](const double* d, size_t n) {
+    if (std::isnan(d[0])) return std::string();
+    std::string s;
+    for (size_t i = 0; i < n; ++i) s += (i ? " " : "") + num(d[i]);
+    return s;
+  };
   for (const auto& it : m.items) {
     std::string imgs;
     for (size_t i = 0; i < it.images.size(); ++i) imgs += (i ? ";" : "") + it.images[i];
     out += fmt::format("{},{},{},{},{},{},{}", csvField(it.id), csvField(imgs), csvField(it.report),
                        csvField(it.findings), csvField(it.impression), csvField(it.split), csvField(it.patient));
+    const auto& o = it.overrides;
+    if (spacing) out += fmt::format(",{},{},{}", num(o.spacing[0]), num(o.spacing[1]), num(o.spacing[2]));
+    if (rescale) out += fmt::format(",{},{}", num(o.slope), num(o.intercept));
+    if (orientation) out += "," + csvField(nums(o.orientation.data(), 6));
+    if (origin) out += "," + csvField(nums(o.origin.data(), 3));
     for (float v : it.labels) out += std::isnan(v) ? std::string(",") : fmt::format(",{}", static_cast<int>(v));
     out += "\n";
   }
@@ -317,7 +429,7 @@ std::vector<std::map<std::string, std::string>> readTable(const std::string& pat
                                                           std::vector<std::string>* columns = nullptr) {
   fs::requireFile(path, "CSV file");
   std::vector<int> lines;
-  auto rows = parseCsv(fs::readFile(path), path, &lines);
+  auto rows = parseCsv(fs::readTextFile(path), path, &lines);
   BIUD_CHECK(!rows.empty(), DataError, "CSV `{}` is empty", path);
   std::vector<std::string> cols;
   for (auto& c : rows[0]) cols.push_back(trim(c));

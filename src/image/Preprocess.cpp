@@ -10,19 +10,35 @@ namespace biud::image {
 
 namespace {
 
-/// 1D linear resampling weights for one axis, ITK's rule (see resampleLinear).
+/// 1D linear resampling weights for one axis, ITK's or torch's rule (see resampleLinear).
 struct Tap {
   int i0, i1;
   float w1;  ///< weight of i1; i0 gets 1 - w1
   bool inside;
 };
 
-std::vector<Tap> taps(int nIn, double spIn, int nOut, double spOut, int first) {
+/// Output size along one axis: ITK's rule round(n * old / new), or torch's floor(n * (old / new))
+/// (the arithmetic of CT-CLIP's resize_array: the factor first, then the product).
+int axisSize(int nIn, double spIn, double spOut, bool torchGrid) {
+  const double x = torchGrid ? nIn * (spIn / spOut) : nIn * spIn / spOut;
+  return std::max(1, torchGrid ? static_cast<int>(std::floor(x)) : static_cast<int>(std::lround(x)));
+}
+
+/// Continuous input index of output voxel o (0-based over the whole resampled axis).
+double sourceIndex(int o, int nIn, double spIn, double spOut, bool torchGrid) {
+  if (!torchGrid) return o * spOut / spIn;
+  // torch.nn.functional.interpolate(align_corners=False) with an output size: scale = in / out,
+  // src = (o + 0.5) * scale - 0.5, clamped at 0 (PyTorch's area_pixel_compute_source_index).
+  const double scale = static_cast<double>(nIn) / axisSize(nIn, spIn, spOut, true);
+  return std::max(0.0, (o + 0.5) * scale - 0.5);
+}
+
+std::vector<Tap> taps(int nIn, double spIn, int nOut, double spOut, int first, bool torchGrid) {
   std::vector<Tap> t(static_cast<size_t>(nOut));
   for (int o = 0; o < nOut; ++o) {
-    const double x = (o + first) * spOut / spIn;  // continuous input index
+    const double x = sourceIndex(o + first, nIn, spIn, spOut, torchGrid);  // continuous input index
     Tap& tp = t[static_cast<size_t>(o)];
-    tp.inside = x >= -0.5 && x < nIn - 0.5;
+    tp.inside = torchGrid || (x >= -0.5 && x < nIn - 0.5);
     const double fl = std::floor(x);
     tp.i0 = std::clamp(static_cast<int>(fl), 0, nIn - 1);
     tp.i1 = std::clamp(static_cast<int>(fl) + 1, 0, nIn - 1);
@@ -33,17 +49,22 @@ std::vector<Tap> taps(int nIn, double spIn, int nOut, double spOut, int first) {
 
 /// One separable pass along `axis`: output voxels first .. first + nOut - 1 of the resampled
 /// grid; every other axis keeps its size.
-Volume pass(const Volume& in, int axis, int nOut, double spOut, float outside, int first = 0) {
+Volume pass(const Volume& in, int axis, int nOut, double spOut, float outside, int first = 0, bool torchGrid = false) {
   Volume out;
+  const int nIn = in.size[axis];
+  const double spIn = in.spacing[axis];
   out.size = in.size;
   out.size[axis] = nOut;
   out.spacing = in.spacing;
-  out.spacing[axis] = spOut;
+  // The torch grid spreads floor(n * old / new) samples over the input's extent: its true
+  // spacing is n * old / size, and its first sample sits at sourceIndex(0).
+  out.spacing[axis] = torchGrid ? nIn * spIn / axisSize(nIn, spIn, spOut, true) : spOut;
+  const double shift = torchGrid ? sourceIndex(first, nIn, spIn, spOut, true) * spIn : spOut * first;
   out.origin = in.origin;
-  for (int r = 0; r < 3; ++r) out.origin[r] += in.direction[r * 3 + axis] * spOut * first;
+  for (int r = 0; r < 3; ++r) out.origin[r] += in.direction[r * 3 + axis] * shift;
   out.direction = in.direction;
   out.data.resize(static_cast<size_t>(out.numel()));
-  const auto t = taps(in.size[axis], in.spacing[axis], nOut, spOut, first);
+  const auto t = taps(nIn, spIn, nOut, spOut, first, torchGrid);
   const int nx = in.size[0], ny = in.size[1];
   const int ox = out.size[0], oy = out.size[1], oz = out.size[2];
   const float* src = in.data.data();
@@ -101,24 +122,23 @@ std::uint64_t fnv1a(const std::string& s) {
 
 }  // namespace
 
-std::array<int, 3> resampledSize(const Volume& in, const std::array<double, 3>& spacing) {
+std::array<int, 3> resampledSize(const Volume& in, const std::array<double, 3>& spacing, bool torchGrid) {
   std::array<int, 3> out{};
-  for (int d = 0; d < 3; ++d)
-    out[d] = std::max(1, static_cast<int>(std::lround(in.size[d] * in.spacing[d] / spacing[d])));
+  for (int d = 0; d < 3; ++d) out[d] = axisSize(in.size[d], in.spacing[d], spacing[d], torchGrid);
   return out;
 }
 
-Volume resampleLinear(const Volume& in, const std::array<double, 3>& spacing, float outside) {
+Volume resampleLinear(const Volume& in, const std::array<double, 3>& spacing, float outside, bool torchGrid) {
   BIUD_CHECK(in.numel() > 0 && static_cast<std::int64_t>(in.data.size()) == in.numel(), ValueError,
              "resample: volume of size {}x{}x{} holds {} values", in.size[0], in.size[1], in.size[2], in.data.size());
   for (int d = 0; d < 3; ++d)
     BIUD_CHECK(spacing[d] > 0 && in.spacing[d] > 0, ValueError, "resample: spacing must be positive (axis {}: {} -> {})",
                d, in.spacing[d], spacing[d]);
-  const auto n = resampledSize(in, spacing);
+  const auto n = resampledSize(in, spacing, torchGrid);
   // Shrink the largest reductions first so that later passes touch fewer voxels: z, then y, x.
-  Volume v = pass(in, 2, n[2], spacing[2], outside);
-  v = pass(v, 1, n[1], spacing[1], outside);
-  return pass(v, 0, n[0], spacing[0], outside);
+  Volume v = pass(in, 2, n[2], spacing[2], outside, 0, torchGrid);
+  v = pass(v, 1, n[1], spacing[1], outside, 0, torchGrid);
+  return pass(v, 0, n[0], spacing[0], outside, 0, torchGrid);
 }
 
 int centerStart(int n, int size) {
@@ -270,10 +290,12 @@ Volume preprocessCt(const Volume& hu, const CtPreprocessConfig& cfg) {
   const float hi = lung ? 150.0f : static_cast<float>(cfg.hu_max);
   const std::array<double, 3> sp{cfg.spacing[0], cfg.spacing[1], cfg.spacing[2]};
   const std::array<int, 3> size{cfg.size[0], cfg.size[1], cfg.size[2]};
+  const bool torchGrid = cfg.grid == "torch";
+  BIUD_CHECK(torchGrid || cfg.grid == "itk", ConfigError, "data.ct.grid: `{}` (itk or torch)", cfg.grid);
   std::array<int, 3> start{};
   Volume v;
   if (cfg.crop == "body") {
-    v = resampleLinear(hu, sp, lo);
+    v = resampleLinear(hu, sp, lo, torchGrid);
     start = bodyCropStart(v, size, static_cast<float>(cfg.body_threshold));
   } else {
     // Centre crop: the window is known before resampling, so only the voxels inside it are
@@ -281,7 +303,7 @@ Volume preprocessCt(const Volume& hu, const CtPreprocessConfig& cfg) {
     BIUD_CHECK(hu.numel() > 0 && static_cast<std::int64_t>(hu.data.size()) == hu.numel(), ValueError,
                "preprocess: volume of size {}x{}x{} holds {} values", hu.size[0], hu.size[1], hu.size[2],
                hu.data.size());
-    const auto n = resampledSize(hu, sp);
+    const auto n = resampledSize(hu, sp, torchGrid);
     std::array<int, 3> first{}, count{};
     for (int d = 0; d < 3; ++d) {
       start[d] = centerStart(n[d], size[d]);
@@ -289,9 +311,9 @@ Volume preprocessCt(const Volume& hu, const CtPreprocessConfig& cfg) {
       count[d] = std::min(n[d], start[d] + size[d]) - first[d];
       start[d] -= first[d];
     }
-    v = pass(hu, 2, count[2], sp[2], lo, first[2]);
-    v = pass(v, 1, count[1], sp[1], lo, first[1]);
-    v = pass(v, 0, count[0], sp[0], lo, first[0]);
+    v = pass(hu, 2, count[2], sp[2], lo, first[2], torchGrid);
+    v = pass(v, 1, count[1], sp[1], lo, first[1], torchGrid);
+    v = pass(v, 0, count[0], sp[0], lo, first[0], torchGrid);
   }
   // Window and scale in place before the crop copies.
   const float a = lung ? 2.0f / (hi - lo) : 1.0f / static_cast<float>(cfg.scale);
@@ -304,7 +326,9 @@ std::string describePreprocess(const CtPreprocessConfig& c) {
   return fmt::format("spacing [{}, {}, {}] mm, size [{}, {}, {}], window {} [{}, {}] / {}, pad {}, crop {}{}, storage {}",
                      c.spacing.at(0), c.spacing.at(1), c.spacing.at(2), c.size.at(0), c.size.at(1), c.size.at(2),
                      c.window, c.hu_min, c.hu_max, c.scale, c.pad_value, c.crop,
-                     c.crop == "body" ? fmt::format(" (> {} HU)", c.body_threshold) : std::string(), c.storage);
+                     c.crop == "body" ? fmt::format(" (> {} HU)", c.body_threshold) : std::string(), c.storage) +
+         // Only when not the default, so that caches built before the option keep their hash.
+         (c.grid == "itk" ? std::string() : fmt::format(", grid {}", c.grid));
 }
 
 std::string preprocessHash(const CtPreprocessConfig& c) {

@@ -8,7 +8,9 @@
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 
@@ -24,6 +26,34 @@
 namespace biud::image {
 
 namespace stdfs = std::filesystem;
+
+Volume readItemVolume(const ManifestItem& it, std::vector<std::string>* disagreements) {
+  BIUD_CHECK(!it.images.empty(), DataError, "item `{}` has no image", it.id);
+  VolumeReadOptions opt;
+  opt.overrides = it.overrides;
+  opt.disagreements = disagreements;
+  return readVolume(it.images[0], opt);
+}
+
+std::string checkHu(const Volume& hu, const CtPreprocessConfig& cfg, const std::string& what) {
+  if (cfg.hu_check == "off") return {};
+  const double air = airFraction(hu);
+  if (air >= cfg.min_air_fraction) return {};
+  float lo = 0, hi = 0;
+  if (!hu.data.empty()) {
+    const auto [a, b] = std::minmax_element(hu.data.begin(), hu.data.end());
+    lo = *a;
+    hi = *b;
+  }
+  const std::string msg = fmt::format(
+      "{}: only {:.2f} % of the voxels are in [-1100, -900] HU (air, lung; expected >= {:.2f} % in a chest CT; "
+      "values {} .. {}): the HU values look wrong — a rescale intercept missing (raw values 0..4095) or applied twice. "
+      "Check rescale_slope/rescale_intercept in the manifest (biud-import ct-rate --rescale), or set "
+      "data.ct.hu_check=off for volumes that are not chest CTs",
+      what, 100.0 * air, 100.0 * cfg.min_air_fraction, lo, hi);
+  BIUD_CHECK(cfg.hu_check != "error", DataError, "{}", msg);
+  return msg;
+}
 
 PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConfig& cfg,
                                 const PreprocessJobOptions& opt) {
@@ -70,6 +100,8 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
   std::mutex mu;
   std::vector<CacheEntry> fresh;
   std::vector<nlohmann::json> failures;
+  std::map<std::string, nlohmann::json> notes;  // id -> {id, image, notes}
+  std::set<std::string> processed;             // ids read in this run
   std::atomic<size_t> next{0};
   Progress progress("preprocess", todo.size(), "vol");
   if (!opt.progress) progress.logEverySeconds = 1e9;
@@ -85,10 +117,18 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
         const ManifestItem& it = manifest.items[todo[k]];
         std::string error;
         CacheEntry entry;
+        std::vector<std::string> itemNotes;
+        bool implausible = false;
         try {
-          BIUD_CHECK(!it.images.empty(), DataError, "item `{}` has no image", it.id);
           const auto ta = std::chrono::steady_clock::now();
-          Volume raw = readVolume(it.images[0]);
+          Volume raw = readItemVolume(it, &itemNotes);
+          for (const auto& n : itemNotes) log::info("data", "{}: header and manifest disagree; manifest used: {}", it.id, n);
+          const std::string hu = checkHu(raw, cfg, fmt::format("item `{}` (`{}`)", it.id, it.images[0]));
+          if (!hu.empty()) {
+            log::warn("data", "{}", hu);
+            itemNotes.push_back(hu);
+            implausible = true;
+          }
           const auto tb = std::chrono::steady_clock::now();
           Volume v = preprocessCt(raw, cfg);
           const auto tc = std::chrono::steady_clock::now();
@@ -99,10 +139,17 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
                      raw.size[0], raw.size[1], raw.size[2], ms(tb, tc), ms(tc, td));
         } catch (const Error& e) {
           error = e.what();
+          implausible = implausible || (cfg.hu_check == "error" && error.find("HU values look wrong") != std::string::npos);
         } catch (const std::bad_alloc&) {
           error = "out of memory while preprocessing";
         }
         std::lock_guard<std::mutex> lock(mu);
+        processed.insert(it.id);
+        const bool disagreed = !itemNotes.empty() && !(implausible && itemNotes.size() == 1);
+        sum.disagreed += disagreed;
+        sum.implausible += implausible;
+        if (!itemNotes.empty())
+          notes[it.id] = {{"id", it.id}, {"image", it.images.empty() ? "" : it.images[0]}, {"notes", itemNotes}};
         if (error.empty()) {
           fresh.push_back(std::move(entry));
         } else {
@@ -142,6 +189,24 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
   std::string fl;
   for (const auto& f : failures) fl += f.dump() + "\n";
   fs::atomicWrite(stdfs::path(opt.out) / "failures.jsonl", fl);
+  // Notes of earlier runs stay for the items that were not redone now.
+  const stdfs::path notesPath = stdfs::path(opt.out) / "notes.jsonl";
+  std::error_code ec;
+  if (stdfs::exists(notesPath, ec)) {
+    std::istringstream in(fs::readFile(notesPath));
+    std::string line;
+    while (std::getline(in, line)) {
+      try {
+        auto j = nlohmann::json::parse(line);
+        const std::string id = j.value("id", "");
+        if (!id.empty() && !processed.count(id) && have.count(id)) notes[id] = std::move(j);
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  std::string nl;
+  for (const auto& [id, j] : notes) nl += j.dump() + "\n";
+  fs::atomicWrite(notesPath, nl);
   sum.done = fresh.size();
   sum.failed = failures.size();
   sum.interrupted = app::stopRequested() && sum.done + sum.failed + sum.skipped < sum.total;

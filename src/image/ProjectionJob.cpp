@@ -14,6 +14,7 @@
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
+#include "biud/image/PreprocessJob.h"
 #include "biud/image/Projection.h"
 #include "biud/image/VolumeIO.h"
 
@@ -158,7 +159,7 @@ DrrSummary runDrr(const Manifest& manifest, const DrrConfig& cfg, const DrrJobOp
         std::string error;
         try {
           BIUD_CHECK(!it.images.empty(), DataError, "item `{}` has no image", it.id);
-          const Image2D x = simulateXray(readVolume(it.images[0]), cfg);
+          const Image2D x = simulateXray(readItemVolume(it), cfg);  // with the manifest's overrides
           writeImage2D((out / drrImagePath(it.id)).string(), x, cfg.bits);
         } catch (const Error& e) {
           error = e.what();

@@ -573,6 +573,118 @@ std::vector<std::pair<std::string, int>> listDicomSeries(const std::string& dir)
   return out;
 }
 
+namespace {
+
+/// scl_slope / scl_inter of a NIfTI-1/2 header (.nii or .nii.gz); false for other formats or
+/// an unreadable header. Only the header is inflated.
+bool niftiScaling(const std::string& path, double& slope, double& inter) {
+  if (!endsWith(path, ".nii") && !endsWith(path, ".nii.gz")) return false;
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) return false;
+  unsigned char h[540];
+  const int got = gzread(f, h, sizeof h);
+  gzclose(f);
+  if (got < 348) return false;
+  std::uint32_t sz;
+  std::memcpy(&sz, h, 4);
+  const bool swap = sz != 348 && sz != 540;
+  if (swap) sz = __builtin_bswap32(sz);
+  auto rd = [&](size_t off, auto& out) {
+    std::memcpy(&out, h + off, sizeof out);
+    if (swap) std::reverse(reinterpret_cast<unsigned char*>(&out), reinterpret_cast<unsigned char*>(&out) + sizeof out);
+  };
+  if (sz == 348) {
+    float sl, in;
+    rd(112, sl);
+    rd(116, in);
+    slope = sl;
+    inter = in;
+    return true;
+  }
+  if (sz == 540 && got >= 540) {
+    rd(176, slope);
+    rd(184, inter);
+    return true;
+  }
+  return false;
+}
+
+std::string fmtVec(const double* d, size_t n, const char* sep) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += fmt::format("{}{:.6g}", i ? sep : "", d[i]);
+  return s;
+}
+
+}  // namespace
+
+void applyOverrides(Volume& v, const VolumeOverrides& o, const std::string& path, std::vector<std::string>* dis) {
+  auto note = [&](std::string s) {
+    if (dis) dis->push_back(std::move(s));
+  };
+  if (o.hasSpacing()) {
+    bool differ = false;
+    for (int d = 0; d < 3; ++d) {
+      BIUD_CHECK(std::isfinite(o.spacing[d]) && o.spacing[d] > 0, DataError,
+                 "volume `{}`: metadata spacing {} mm along axis {} is not a positive number", path, o.spacing[d], d);
+      differ |= std::fabs(v.spacing[d] - o.spacing[d]) > 1e-3 * o.spacing[d];
+    }
+    if (differ)
+      note(fmt::format("spacing: header {} mm, metadata {} mm", fmtVec(v.spacing.data(), 3, " x "),
+                       fmtVec(o.spacing.data(), 3, " x ")));
+    v.spacing = o.spacing;
+  }
+  if (o.hasOrientation()) {
+    const double* r = o.orientation.data();
+    const double* c = o.orientation.data() + 3;
+    const double nr = std::sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
+    const double nc = std::sqrt(c[0] * c[0] + c[1] * c[1] + c[2] * c[2]);
+    const double dot = r[0] * c[0] + r[1] * c[1] + r[2] * c[2];
+    BIUD_CHECK(std::fabs(nr - 1) < 1e-3 && std::fabs(nc - 1) < 1e-3 && std::fabs(dot) < 1e-3, DataError,
+               "volume `{}`: metadata orientation ({}) is not two orthogonal unit vectors (DICOM "
+               "ImageOrientationPatient: row cosines, then column cosines)",
+               path, fmtVec(r, 6, ", "));
+    const double n[3] = {r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0]};
+    std::array<double, 9> dir{};
+    for (int k = 0; k < 3; ++k) {  // columns = directions of voxel axes i, j, k
+      dir[k * 3 + 0] = r[k];
+      dir[k * 3 + 1] = c[k];
+      dir[k * 3 + 2] = n[k];
+    }
+    double worst = 0;
+    for (int k = 0; k < 9; ++k) worst = std::max(worst, std::fabs(dir[k] - v.direction[k]));
+    if (worst > 1e-3)
+      note(fmt::format("orientation: header direction ({}), metadata ({})", fmtVec(v.direction.data(), 9, " "),
+                       fmtVec(dir.data(), 9, " ")));
+    v.direction = dir;
+  }
+  if (o.hasOrigin()) {
+    double worst = 0;
+    for (int k = 0; k < 3; ++k) worst = std::max(worst, std::fabs(o.origin[k] - v.origin[k]));
+    if (worst > 1e-2)
+      note(fmt::format("origin: header ({}) mm, metadata ({}) mm", fmtVec(v.origin.data(), 3, ", "),
+                       fmtVec(o.origin.data(), 3, ", ")));
+    v.origin = o.origin;
+  }
+  if (o.hasRescale()) {
+    BIUD_CHECK(std::isfinite(o.slope) && std::isfinite(o.intercept) && o.slope != 0, DataError,
+               "volume `{}`: metadata rescale slope {} / intercept {} must be finite with a non-zero slope", path,
+               o.slope, o.intercept);
+    double hs = 0, hi = 0;
+    if (niftiScaling(path, hs, hi) && std::isfinite(hs) && hs != 0 && (hs != 1 || hi != 0))
+      note(fmt::format("rescale: the header's scl_slope {} / scl_inter {} are applied first, then the metadata's "
+                       "slope {} / intercept {} (CT-CLIP's convention: metadata on top of nibabel's get_fdata())",
+                       hs, hi, o.slope, o.intercept));
+    for (float& x : v.data) x = static_cast<float>(static_cast<double>(x) * o.slope + o.intercept);
+  }
+}
+
+double airFraction(const Volume& hu) {
+  if (hu.data.empty()) return 0;
+  size_t n = 0;
+  for (float x : hu.data) n += (x >= -1100.0f && x <= -900.0f);
+  return static_cast<double>(n) / static_cast<double>(hu.data.size());
+}
+
 Volume readVolume(const std::string& path) { return readVolume(path, VolumeReadOptions{}); }
 
 Volume readVolume(const std::string& pathIn, const VolumeReadOptions& optIn) {
@@ -590,6 +702,7 @@ Volume readVolume(const std::string& pathIn, const VolumeReadOptions& optIn) {
   Volume v = stdfs::is_directory(path, ec) ? readDicomFolder(path, opt) : readVolumeFile(path);
   for (float x : v.data)
     if (!std::isfinite(x)) BIUD_THROW(DataError, "volume `{}` contains NaN or Inf voxels", path);
+  if (opt.overrides.any()) applyOverrides(v, opt.overrides, path, opt.disagreements);
   if (opt.canonical) reorientToLps(v);
   return v;
 }

@@ -90,8 +90,9 @@ std::vector<std::vector<std::string>> parseCsv(const std::string& text, char sep
 
 std::vector<std::string> readCorpus(const std::string& path, const CorpusOptions& opt) {
   fs::requireFile(path, "corpus (text, CSV or JSONL)");
-  const std::string ext = lowerStr(std::filesystem::path(path).extension().string());
-  const std::string text = fs::readFile(path);
+  // `reports.csv.gz` is read as `reports.csv` (inflated transparently).
+  const std::string ext = lowerStr(std::filesystem::path(fs::withoutGz(path)).extension().string());
+  const std::string text = fs::readTextFile(path);
   std::vector<std::string> out;
   auto keep = [&](std::string s) {
     if (!opt.skipEmpty || !trim(s).empty()) out.push_back(std::move(s));

@@ -15,6 +15,9 @@ struct CtPreprocessConfig {
   std::string window = "default";
   std::string storage = "int16";
   int shard_mb = 2048;     ///< cache shard size (not part of the preprocessing hash)
+  std::string grid = "itk";       ///< resampling grid: itk or torch (CT-CLIP's)
+  std::string hu_check = "warn";  ///< chest-CT plausibility of HU values (not part of the hash)
+  double min_air_fraction = 0.01; ///< hu_check threshold (not part of the hash)
 
   void visit(config::Visitor& v) {
     v.field("spacing", spacing, "target voxel spacing in mm (x, y, z)", config::sizeIs(3) & config::positive());
@@ -31,6 +34,18 @@ struct CtPreprocessConfig {
             config::oneOf({"default", "lung"}));
     v.field("storage", storage, "cache voxel type", config::oneOf({"int16", "float16"}));
     v.field("shard_mb", shard_mb, "cache shard size in MiB (a new shard file starts beyond it)", config::atLeast(1));
+    v.field("grid", grid,
+            "resampling grid: itk = same first-voxel centre, size round(n * old / new) (ITK's ResampleImageFilter); "
+            "torch = size floor(n * old / new), samples at (o + 0.5) * n / size - 0.5 "
+            "(torch.nn.functional.interpolate(mode='trilinear', align_corners=False), as CT-CLIP's data loaders)",
+            config::oneOf({"itk", "torch"}));
+    v.field("hu_check", hu_check,
+            "chest-CT plausibility check before preprocessing: fewer than min_air_fraction of the voxels in "
+            "[-1100, -900] HU (air, lung) means the HU values are wrong (rescale intercept missing or applied "
+            "twice): warn, error (the item fails) or off",
+            config::oneOf({"warn", "error", "off"}));
+    v.field("min_air_fraction", min_air_fraction, "hu_check: least fraction of voxels in [-1100, -900] HU",
+            config::range(0, 1));
     if (v.reading() && hu_min >= hu_max) v.fail("hu_min", "must be below hu_max");
   }
 };

@@ -23,6 +23,15 @@ bool syncEachFile();
 void syncAll();
 /// Read a whole file; IoError naming the file if it cannot.
 std::string readFile(const stdfs::path& path);
+/// Read a whole text file (a table, a manifest, a report), inflating it first when it is
+/// gzip-compressed (starts with the gzip magic bytes, e.g. PhysioNet's `.csv.gz`): the same
+/// bytes as `zcat file`. IoError naming the file when it cannot be read or the gzip stream is
+/// truncated or damaged; the inflated size is bounded by `maxBytes`.
+std::string readTextFile(const stdfs::path& path, std::uint64_t maxBytes = std::uint64_t{16} << 30);
+/// Whether a path names a gzip-compressed table (ends in `.gz`, case-insensitive).
+bool isGzipName(const stdfs::path& path);
+/// The file name without a trailing `.gz` (`labels.csv.gz` -> `labels.csv`), for extension checks.
+std::string withoutGz(const std::string& name);
 /// Read a whole binary file.
 std::vector<std::uint8_t> readBytes(const stdfs::path& path);
 /// IoError naming the file (and `what` it should be) unless it exists.

@@ -10,6 +10,9 @@
 ///   `report`, `findings`, `impression`   optional report text (whole, or sections)
 ///   `split`     optional (train / val / test ...)
 ///   `patient`   optional; items of one patient never share a batch (unique_patient sampler)
+///   `spacing_x`, `spacing_y`, `spacing_z`, `rescale_slope`, `rescale_intercept`, `orientation`,
+///   `origin`    optional per-item facts that override the volume file's header (VolumeOverrides,
+///               Volume.h): public releases keep them in metadata tables (CT-RATE)
 ///   anything else: a label column, 0/1 (also 0.0/1.0, true/false); empty, NaN or -1 = unknown.
 /// A column that is neither known nor a valid label column is an error naming the column, the
 /// file, the line and the value.
@@ -17,6 +20,8 @@
 #include <limits>
 #include <string>
 #include <vector>
+
+#include "biud/image/Volume.h"
 
 namespace biud::image {
 
@@ -26,6 +31,7 @@ struct ManifestItem {
   std::string report, findings, impression;
   std::string split, patient;
   std::vector<float> labels;  ///< one per Manifest::labelNames; NaN = unknown
+  VolumeOverrides overrides;  ///< header facts replaced from the manifest (CT volumes)
   int line = 0;               ///< 1-based line in the manifest (CSV: first line of the record)
 
   /// Report text from the named sections ("findings", "impression", "report"), joined by a space;
@@ -59,7 +65,8 @@ struct Manifest {
 /// Read a CSV (.csv) or JSON-lines (.jsonl) manifest. Throws DataError/IoError naming file,
 /// line and column.
 Manifest readManifest(const std::string& path, const ManifestOptions& opt = {});
-/// Write a manifest as CSV (paths as given, labels as 0/1/empty), atomically.
+/// Write a manifest as CSV (paths as given, labels as 0/1/empty), atomically. The override
+/// columns are written when any item has overrides (empty where an item has none).
 void writeManifestCsv(const std::string& path, const Manifest& m);
 
 /// CT-RATE layout: the reports CSV (VolumeName, Findings_EN, Impressions_EN, ...), the optional
@@ -79,6 +86,11 @@ Manifest readMimicCxr(const std::string& root, const std::string& splitCsv, cons
 /// 1-based line each record starts on.
 std::vector<std::vector<std::string>> parseCsv(const std::string& text, const std::string& name,
                                                std::vector<int>* lines = nullptr);
+
+/// The numbers in one table field, separated by spaces, commas, semicolons or backslashes and
+/// optionally in brackets or quotes (`[0.75, 0.75]`, `1\\0\\0\\0\\1\\0` as DICOM writes
+/// them, `(-170.5, -180, 55)`). `ok` (if given) is false when a piece is not a number.
+std::vector<double> parseNumberList(const std::string& field, bool* ok = nullptr);
 
 /// FINDINGS / IMPRESSION sections of a free-text radiology report (case-insensitive headings).
 void splitReportSections(const std::string& report, std::string& findings, std::string& impression);

@@ -20,10 +20,14 @@ namespace biud::image {
 /// input (continuous index outside [-0.5, n - 0.5)) gets `outside`; between the last voxel
 /// centre and the border the edge value is used (the same rule as ITK's ResampleImageFilter with
 /// a LinearInterpolateImageFunction). Separable: three 1D passes.
-Volume resampleLinear(const Volume& in, const std::array<double, 3>& spacing, float outside);
+/// With `torchGrid` (data.ct.grid = torch): size = max(1, floor(n * (old / new))) and output
+/// voxel o samples input index max(0, (o + 0.5) * n / size - 0.5), the rule of
+/// torch.nn.functional.interpolate(size=..., mode="trilinear", align_corners=False) that
+/// CT-CLIP's data loaders use; the output spacing is then n * old / size (the true one).
+Volume resampleLinear(const Volume& in, const std::array<double, 3>& spacing, float outside, bool torchGrid = false);
 
 /// Output size of resampleLinear().
-std::array<int, 3> resampledSize(const Volume& in, const std::array<double, 3>& spacing);
+std::array<int, 3> resampledSize(const Volume& in, const std::array<double, 3>& spacing, bool torchGrid = false);
 
 /// Start index (may be negative = padding) of a window of `size` centred in `n` voxels:
 /// start = floor((n - size) / 2) for crops, -(floor((size - n) / 2)) for pads.

@@ -6,7 +6,9 @@
 /// Left, j towards Posterior, k towards Superior; after canonicalisation `direction` is the
 /// identity. Voxels are stored x-fastest: value(i, j, k) = data[i + nx * (j + ny * k)].
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,33 @@ struct Volume {
   std::int64_t index(int i, int j, int k) const { return i + static_cast<std::int64_t>(size[0]) * (j + static_cast<std::int64_t>(size[1]) * k); }
   float& at(int i, int j, int k) { return data[static_cast<size_t>(index(i, j, k))]; }
   float at(int i, int j, int k) const { return data[static_cast<size_t>(index(i, j, k))]; }
+};
+
+/// Facts about one volume that override what its file header says: public releases keep them in a
+/// metadata table (CT-RATE: `XYSpacing`, `ZSpacing`, `RescaleSlope`, `RescaleIntercept`,
+/// `ImageOrientationPatient`, `ImagePositionPatient` of `*_metadata.csv`) because the files were
+/// written without them. NaN = not given (the header is used). Manifest columns: `spacing_x`,
+/// `spacing_y`, `spacing_z`, `rescale_slope`, `rescale_intercept`, `orientation` (6 numbers),
+/// `origin` (3 numbers). Applied by readVolume() before the volume is brought to LPS.
+struct VolumeOverrides {
+  static constexpr double kUnset = std::numeric_limits<double>::quiet_NaN();
+  /// mm along the file's voxel axes i, j, k (CT-RATE: XYSpacing[0], XYSpacing[1], ZSpacing).
+  std::array<double, 3> spacing{kUnset, kUnset, kUnset};
+  /// HU = slope * v + intercept, where v is the value the file gives with its own header scaling
+  /// (NIfTI scl_slope/scl_inter) applied — nibabel's get_fdata(), the convention of CT-CLIP's
+  /// data loaders. Both or neither.
+  double slope = kUnset, intercept = kUnset;
+  /// DICOM ImageOrientationPatient (LPS): direction of voxel axis i (a row), then of axis j (a
+  /// column); axis k along their cross product.
+  std::array<double, 6> orientation{kUnset, kUnset, kUnset, kUnset, kUnset, kUnset};
+  /// DICOM ImagePositionPatient (LPS, mm) of voxel (0, 0, 0).
+  std::array<double, 3> origin{kUnset, kUnset, kUnset};
+
+  bool hasSpacing() const { return !std::isnan(spacing[0]); }
+  bool hasRescale() const { return !std::isnan(slope); }
+  bool hasOrientation() const { return !std::isnan(orientation[0]); }
+  bool hasOrigin() const { return !std::isnan(origin[0]); }
+  bool any() const { return hasSpacing() || hasRescale() || hasOrientation() || hasOrigin(); }
 };
 
 /// A 2D image (X-ray): size {w, h, 1}.

@@ -29,7 +29,26 @@ struct VolumeReadOptions {
   std::string series;
   /// Bring the volume to LPS+ (off only for tests and debugging).
   bool canonical = true;
+  /// Header facts to replace (metadata tables of public releases; see Volume.h). Applied to the
+  /// voxels as stored, before the volume is brought to LPS+.
+  VolumeOverrides overrides;
+  /// When given, gets one line per override that disagrees with the file's own header (e.g.
+  /// "spacing: header 1 x 1 x 1 mm, metadata 0.66 x 0.66 x 5 mm"); the metadata wins.
+  std::vector<std::string>* disagreements = nullptr;
 };
+
+/// Replace header facts of a volume read in file order (before reorientToLps): spacing, rescale
+/// (HU = slope * v + intercept), orientation and origin. `path` names the volume in messages; an
+/// override that differs from the header adds a line to `disagreements` (if given). A spacing
+/// that is not positive and finite, a zero slope or an orientation whose cosines are not
+/// unit-length and orthogonal (within 1e-3) is a DataError.
+void applyOverrides(Volume& v, const VolumeOverrides& o, const std::string& path,
+                    std::vector<std::string>* disagreements = nullptr);
+
+/// Chest-CT plausibility of HU values: the fraction of voxels in [-1100, -900] HU (air and
+/// lung, present in every chest CT). Values read without their rescale intercept (raw 0..4095)
+/// or with it applied twice put almost nothing there.
+double airFraction(const Volume& hu);
 
 /// Read a CT volume (file or DICOM folder), canonical LPS+, HU. `folder#UID` reads the series
 /// with that SeriesInstanceUID (prefix) from a DICOM folder.

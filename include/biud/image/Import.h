@@ -1,0 +1,84 @@
+#pragma once
+/// \file Import.h
+/// Public data set releases -> biud's standard manifest (Manifest.h), each read the way the
+/// release lays itself out (its folders, CSV files and columns, label names), torch-free.
+/// `biud-import <dataset> --root DIR --out DIR` writes `manifest.csv` and `import.json`.
+///
+/// Every importer records what it read, what it kept and what it skipped with the reason, so a
+/// user can see that nothing was silently dropped.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "biud/image/Manifest.h"
+
+namespace biud::image {
+
+/// One row of a release that did not become a manifest item, and why.
+struct ImportSkip {
+  std::string file;    ///< the table the row is in
+  int line = 0;        ///< its 1-based line there (0 = not tied to a line)
+  std::string id;      ///< the item it would have been
+  std::string reason;  ///< short and stable ("volume file not found", ...), counted in import.json
+};
+
+struct ImportResult {
+  Manifest manifest;
+  std::string dataset;                ///< "ct-rate", "mimic-cxr", "rad-chestct"
+  std::vector<std::string> filesRead; ///< every table read, in order
+  std::vector<ImportSkip> skipped;
+  std::vector<std::string> notes;     ///< things a user should know (a table missing, a convention applied)
+};
+
+/// Write `<out>/manifest.csv` and `<out>/import.json` (dataset, options, files read, counts per
+/// split, label positives per label, skipped rows counted by reason with the first 100 listed,
+/// notes), atomically. `options` is stored as given.
+void writeImport(const std::string& outDir, const ImportResult& r, const std::map<std::string, std::string>& options);
+
+/// CT-RATE (Hamamci et al. 2024; the Hugging Face release `ibrahimhamamci/CT-RATE`). `root` is
+/// the release folder (the one holding `dataset/`, or `dataset/` itself):
+///   dataset/radiology_text_reports/{train_reports,validation_reports}.csv
+///       VolumeName, ClinicalInformation_EN, Technique_EN, Findings_EN, Impressions_EN
+///   dataset/multi_abnormality_labels/{train,valid}_predicted_labels.csv   VolumeName + 18 labels
+///   dataset/metadata/{train,validation}_metadata.csv
+///       VolumeName, XYSpacing ("[x, y]"), ZSpacing, RescaleSlope, RescaleIntercept,
+///       ImageOrientationPatient, ImagePositionPatient, ...
+///   dataset/{train,valid}/<split>_<patient>/<split>_<patient>_<scan>/<split>_<patient>_<scan>_<rec>.nii.gz
+struct CtRateImportOptions {
+  std::string root;
+  /// Folder holding the `train/` and `valid/` volume folders (default: <dataset>/); e.g. a
+  /// re-exported copy such as `train_fixed/` is named with volumeDirs below.
+  std::string volumeRoot;
+  /// Folder name of each split's volumes under volumeRoot (default train, valid).
+  std::map<std::string, std::string> volumeDirs;
+  std::vector<std::string> splits = {"train", "valid"};
+  /// Keep one reconstruction per scan (the lowest reconstruction number with a volume file).
+  bool oneReconstruction = false;
+  /// "metadata": HU = RescaleSlope * v + RescaleIntercept with the metadata's values (the released
+  /// files store raw values; CT-CLIP's convention). "file": the files already hold HU (a copy
+  /// re-exported with fixed headers): no rescale column is written.
+  std::string rescale = "metadata";
+  /// Write the metadata's spacing/orientation/origin as header overrides (CT-RATE's NIfTI
+  /// headers do not carry them).
+  bool geometry = true;
+  /// Fraction of training patients moved to split `val` (chosen by a hash of the patient id, so
+  /// the same on every machine); CT-RATE's `valid` set becomes split `test` (the benchmark set
+  /// of CT-CLIP and BIUD).
+  double valFraction = 0.02;
+  /// Skip rows whose volume file does not exist (off: keep them; biud-preprocess reports them).
+  bool checkFiles = true;
+};
+ImportResult importCtRate(const CtRateImportOptions& opt);
+
+/// CT-RATE's VolumeName `train_123_a_1` (with or without `.nii.gz`) -> split, patient
+/// (`train_123`), scan (`train_123_a`), reconstruction (1). False when it does not parse.
+struct CtRateName {
+  std::string split, patient, scan;
+  int reconstruction = 0;
+};
+bool parseCtRateName(const std::string& volumeName, CtRateName& out);
+
+/// Whether a patient id falls into the hashed validation fraction (FNV-1a of the id).
+bool inHashedFraction(const std::string& id, double fraction);
+
+}  // namespace biud::image
