@@ -63,6 +63,52 @@ int main(int argc, char** argv) {
   ctCmd->add_flag("!--no-check-files", ct.checkFiles,
                   "keep rows whose volume file is missing (default: skip them and count them in import.json)");
 
+  biud::image::MimicCxrImportOptions mx;
+  auto* mxCmd = cli.add_subcommand(
+      "mimic-cxr",
+      "MIMIC-CXR-JPG (PhysioNet mimic-cxr-jpg 2.0.0/2.1.0). Reads, under --root: mimic-cxr-2.0.0-split.csv.gz "
+      "(dicom_id, study_id, subject_id, split), mimic-cxr-2.0.0-metadata.csv.gz (ViewPosition), "
+      "mimic-cxr-2.0.0-chexpert.csv.gz (or -negbio; 14 labels per study), the images "
+      "files/pXX/pSUBJECT/sSTUDY/DICOM_ID.jpg, and the MIMIC-CXR free-text reports files/pXX/pSUBJECT/sSTUDY.txt "
+      "under --reports (mimic-cxr-reports.zip unpacked; default --root) with their FINDINGS:/IMPRESSION: sections. "
+      "Tables may be .csv.gz (as shipped) or .csv. id = dicom_id, patient = subject_id, split validate -> val.");
+  mxCmd->fallthrough();
+  mxCmd->add_option("--root", mx.root, "the MIMIC-CXR-JPG release folder (holding files/ and the tables)")->required();
+  mxCmd->add_option("--reports", mx.reports, "folder holding files/pXX/pSUBJECT/sSTUDY.txt (default: --root)");
+  mxCmd->add_option("--views", mx.views,
+                    "ViewPosition values to keep (default PA AP: frontal only; `all` keeps every image)");
+  mxCmd->add_option("--labels", mx.labels, "label table: chexpert (default), negbio or none")
+      ->check(CLI::IsMember({"chexpert", "negbio", "none"}));
+  mxCmd->add_option("--uncertain", mx.uncertain, "CheXpert -1.0 (uncertain): unknown (default), positive or negative")
+      ->check(CLI::IsMember({"unknown", "positive", "negative"}));
+  mxCmd->add_option("--blank", mx.blank, "empty label cell (not mentioned): unknown (default), positive or negative")
+      ->check(CLI::IsMember({"unknown", "positive", "negative"}));
+  mxCmd->add_flag("--require-report", mx.requireReport, "skip images whose study has no FINDINGS/IMPRESSION text");
+  mxCmd->add_flag("!--no-check-files", mx.checkFiles, "keep rows whose image file is missing");
+
+  biud::image::RadChestCtImportOptions rc;
+  auto* rcCmd = cli.add_subcommand(
+      "rad-chestct",
+      "RAD-ChestCT (Draelos et al. 2021; zenodo.org/records/6406114). Reads, under --root (the download folder): "
+      "img{train,valid,test}_Abnormality_and_Location_Labels.csv (NoteAcc_DEID + one 0/1 column per "
+      "<abnormality>*<location>; .csv.gz also read) and checks that each volume <NoteAcc_DEID>.npz exists under "
+      "--volumes (default --root). Volumes are read later by biud-preprocess: array `ct` of the .npz (int16 HU, axes "
+      "[slice, row, column]); every item gets the spacing override --spacing (0.8 mm, the release's resampling). No "
+      "other file of the release (CT_Scan_Metadata_Complete_35747.csv, Summary_3630.csv, Extrema, Indications) is "
+      "read. Splits: imgtrain -> train, imgvalid -> val, imgtest -> test (or all -> test with --all-test).");
+  rcCmd->fallthrough();
+  rcCmd->add_option("--root", rc.root, "the RAD-ChestCT download folder (holding the label CSVs)")->required();
+  rcCmd->add_option("--volumes", rc.volumeRoot, "folder holding the <NoteAcc_DEID>.npz files (default: --root)");
+  rcCmd->add_option("--splits", rc.splits, "release splits to import: train, valid, test (default all)");
+  rcCmd->add_option("--labels", rc.labels,
+                    "own (default): one column per RAD-ChestCT abnormality (the OR over its locations); ct-rate: "
+                    "mapped onto the CT-RATE finding names (biud's table, docs/data.md; unmappable names left out "
+                    "and listed in import.json notes)")
+      ->check(CLI::IsMember({"own", "ct-rate"}));
+  rcCmd->add_flag("--all-test", rc.allTest, "put every item in split test (external validation, as CT-CLIP uses it)");
+  rcCmd->add_option("--spacing", rc.spacing, "isotropic voxel spacing in mm written for every volume (default 0.8)");
+  rcCmd->add_flag("!--no-check-files", rc.checkFiles, "keep rows whose .npz file is missing");
+
   return app.run(argc, argv, [&] {
     BIUD_CHECK(app.outGiven(), biud::ConfigError, "biud-import: --out DIR is required (manifest.csv and import.json go there)");
     biud::image::ImportResult r;
@@ -79,6 +125,24 @@ int main(int argc, char** argv) {
                  {"val_fraction", fmt::format("{}", ct.valFraction)},
                  {"volumes", ct.volumeRoot},
                  {"check_files", ct.checkFiles ? "true" : "false"}};
+    }
+    if (mxCmd->parsed()) {
+      if (mx.views.size() == 1 && mx.views[0] == "all") mx.views.clear();
+      if (mx.labels == "none") mx.labels.clear();
+      r = biud::image::importMimicCxr(mx);
+      options = {{"root", mx.root},           {"reports", mx.reports},     {"views", joined(mx.views)},
+                 {"labels", mx.labels},       {"uncertain", mx.uncertain}, {"blank", mx.blank},
+                 {"require_report", mx.requireReport ? "true" : "false"}, {"check_files", mx.checkFiles ? "true" : "false"}};
+    }
+    if (rcCmd->parsed()) {
+      r = biud::image::importRadChestCt(rc);
+      options = {{"root", rc.root},
+                 {"volumes", rc.volumeRoot},
+                 {"splits", joined(rc.splits)},
+                 {"labels", rc.labels},
+                 {"all_test", rc.allTest ? "true" : "false"},
+                 {"spacing", fmt::format("{}", rc.spacing)},
+                 {"check_files", rc.checkFiles ? "true" : "false"}};
     }
     BIUD_CHECK(!r.manifest.items.empty(), biud::DataError,
                "biud-import {}: no item could be imported ({} rows skipped; the first: {}). Check --root", r.dataset,

@@ -18,32 +18,24 @@ int main(int argc, char** argv) {
       "configs/data/). Resumable: a rerun skips finished items and redoes partial ones. Items that cannot be read "
       "are listed in <out>/failures.jsonl and skipped (exit code 3).");
   app.addCommon(biud::app::kConfig | biud::app::kOut | biud::app::kManifest | biud::app::kThreads);
-  std::string ctRateLabels, ctRateRoot;
   std::vector<std::string> ignore;
   bool ctRate = false;
   long long limit = 0;
-  app.cli().add_flag("--ct-rate", ctRate,
-                     "the manifest is CT-RATE's reports CSV (VolumeName, Findings_EN, Impressions_EN)");
-  app.cli().add_option("--ct-rate-labels", ctRateLabels, "CT-RATE multi-abnormality label CSV (with --ct-rate)");
-  app.cli().add_option("--volumes", ctRateRoot,
-                       "folder holding the CT-RATE volumes (with --ct-rate; default: the manifest's folder)");
+  app.cli().add_flag("--ct-rate", ctRate, "removed: use `biud-import ct-rate` (it reads the metadata CSV)")
+      ->group("");  // hidden; kept to explain the replacement
   app.cli().add_option("--ignore-columns", ignore, "manifest columns that are neither known nor labels");
   app.cli().add_option("--limit", limit, "process only the first N items (0 = all)");
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();
     BIUD_CHECK(!app.manifest().empty(), biud::ConfigError, "biud-preprocess: --manifest FILE is required");
     BIUD_CHECK(app.outGiven(), biud::ConfigError, "biud-preprocess: --out DIR (the cache folder) is required");
-    biud::image::Manifest m;
-    if (ctRate) {
-      const std::string root = ctRateRoot.empty()
-                                   ? std::filesystem::absolute(app.manifest()).parent_path().string()
-                                   : ctRateRoot;
-      m = biud::image::readCtRate(app.manifest(), ctRateLabels, root);
-    } else {
-      biud::image::ManifestOptions mo;
-      mo.ignore = ignore;
-      m = biud::image::readManifest(app.manifest(), mo);
-    }
+    BIUD_CHECK(!ctRate, biud::ConfigError,
+               "biud-preprocess --ct-rate was removed: it read CT-RATE's reports without its metadata CSV, so the true "
+               "spacing and rescale intercept were lost (wrong sizes and HU). Run `biud-import ct-rate --root "
+               "<CT-RATE> --out DIR`, then `biud-preprocess --manifest DIR/manifest.csv`");
+    biud::image::ManifestOptions mo;
+    mo.ignore = ignore;
+    biud::image::Manifest m = biud::image::readManifest(app.manifest(), mo);
     if (limit > 0 && static_cast<size_t>(limit) < m.items.size()) m.items.resize(static_cast<size_t>(limit));
     biud::log::info("data", "{} items from `{}`; {}", m.items.size(), app.manifest(),
                     biud::image::describePreprocess(cfg.data.ct));

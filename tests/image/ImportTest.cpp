@@ -185,6 +185,49 @@ TEST(ImportCtRate, MissingReleaseFolderIsAClearError) {
   EXPECT_NE(r.out.find("--root"), std::string::npos) << r.out;
 }
 
+TEST(ImportMimicCxr, FrontalViewsReportsAndCheXpertLabelsAsTheReleaseDocumentsThem) {
+  TempDir t("mimic");
+  runPython("mimic_release.py", "make " + quote(t.str()));
+  auto r = run(quote(app("biud-import")) + " mimic-cxr --root " + quote(t.str()) + " --out " + quote((t / "o").string()) +
+               " --quiet");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto want = nlohmann::json::parse(runPython("mimic_release.py", "expect " + quote(t.str())));
+  const auto m = image::readManifest((t / "o/manifest.csv").string());
+  ASSERT_EQ(m.labelNames, want["labels"].get<std::vector<std::string>>());
+  ASSERT_EQ(m.items.size(), want["items"].size());
+  for (size_t i = 0; i < m.items.size(); ++i) {
+    const auto& got = m.items[i];
+    const auto& w = want["items"][i];
+    SCOPED_TRACE(got.id);
+    EXPECT_EQ(got.id, w["id"].get<std::string>());
+    EXPECT_EQ(got.split, w["split"].get<std::string>());
+    EXPECT_EQ(got.patient, w["patient"].get<std::string>());
+    EXPECT_EQ(got.images.at(0), w["image"].get<std::string>());
+    EXPECT_EQ(got.findings, w["findings"].get<std::string>());
+    EXPECT_EQ(got.impression, w["impression"].get<std::string>());
+    for (size_t l = 0; l < m.labelNames.size(); ++l) {
+      if (w["labels"][l].is_null()) EXPECT_TRUE(std::isnan(got.labels[l])) << m.labelNames[l];
+      else EXPECT_EQ(got.labels[l], w["labels"][l].get<float>()) << m.labelNames[l];
+    }
+  }
+  const auto j = nlohmann::json::parse(readText(t / "o/import.json"));
+  EXPECT_EQ(j["skipped"]["by_reason"]["view LATERAL (not in --views)"], 1);
+  EXPECT_EQ(j["skipped"]["by_reason"]["image file not found"], 1);
+  // Every view, uncertain as positive: the lateral image is kept and -1.0 becomes 1.
+  r = run(quote(app("biud-import")) + " mimic-cxr --root " + quote(t.str()) + " --out " + quote((t / "all").string()) +
+          " --views all --uncertain positive --quiet");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto all = image::readManifest((t / "all/manifest.csv").string());
+  EXPECT_EQ(all.items.size(), m.items.size() + 1);  // + the lateral view that has a file
+  const long ap = all.find("2a2277a9-b0ded155-c0de8eb9-c124d10e-82c5caab");
+  ASSERT_GE(ap, 0);
+  EXPECT_EQ(all.items[static_cast<size_t>(ap)].labels[9], 1.0f);  // Pleural Effusion -1.0 -> positive
+  // Not the release folder: a clear error naming the table and the flag.
+  r = run(quote(app("biud-import")) + " mimic-cxr --root " + quote((t / "files").string()) + " --out " + quote((t / "x").string()));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("mimic-cxr-2.0.0-split.csv.gz"), std::string::npos) << r.out;
+}
+
 TEST(ManifestOverrides, ReadWriteAndErrors) {
   TempDir t("ovr");
   writeText(t / "m.csv",

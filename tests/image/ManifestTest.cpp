@@ -95,53 +95,7 @@ TEST(Manifest, ErrorsNameFileColumnAndLine) {
   EXPECT_NE(errorOf([&] { image::readManifest((t / "none.csv").string()); }).find("does not exist"), std::string::npos);
 }
 
-TEST(Manifest, CtRateLayout) {
-  TempDir t("ctrate");
-  writeText(t / "reports.csv",
-            "VolumeName,ClinicalInformation_EN,Technique_EN,Findings_EN,Impressions_EN\n"
-            "train_1_a_1.nii.gz,info,tech,\"Findings, one.\",Impression one.\n"
-            "valid_7_b_2.nii.gz,,,F2,I2\n");
-  std::string labels = "VolumeName";
-  for (int i = 0; i < 18; ++i) labels += ",L" + std::to_string(i);
-  labels += "\ntrain_1_a_1.nii.gz";
-  for (int i = 0; i < 18; ++i) labels += (i % 2 ? ",1" : ",0");
-  writeText(t / "labels.csv", labels + "\n");
-  writeText(t / "vol/train/train_1/train_1_a/train_1_a_1.nii.gz", "x");  // nested layout
-  auto m = image::readCtRate((t / "reports.csv").string(), (t / "labels.csv").string(), (t / "vol").string());
-  ASSERT_EQ(m.items.size(), 2u);
-  EXPECT_EQ(m.labelNames.size(), 18u);
-  EXPECT_EQ(m.items[0].id, "train_1_a_1");
-  EXPECT_EQ(m.items[0].patient, "train_1");
-  EXPECT_EQ(m.items[0].split, "train");
-  EXPECT_EQ(m.items[0].images[0], (t / "vol/train/train_1/train_1_a/train_1_a_1.nii.gz").string());
-  EXPECT_EQ(m.items[0].text(), "Findings, one. Impression one.");
-  EXPECT_EQ(m.items[0].labels[1], 1.0f);
-  EXPECT_EQ(m.items[1].split, "val");
-  EXPECT_EQ(m.items[1].images[0], (t / "vol/valid_7_b_2.nii.gz").string());  // flat when not nested
-  EXPECT_TRUE(std::isnan(m.items[1].labels[0]));
-  writeText(t / "bad.csv", "Volume,Findings_EN,Impressions_EN\n");
-  EXPECT_NE(errorOf([&] { image::readCtRate((t / "bad.csv").string(), "", t.str()); }).find("`VolumeName` missing"),
-            std::string::npos);
-}
-
-TEST(Manifest, MimicCxrLayout) {
-  TempDir t("mimic");
-  writeText(t / "split.csv", "dicom_id,study_id,subject_id,split\nd1,50414267,10000032,train\nd2,50414267,10000032,validate\n");
-  writeText(t / "chexpert.csv", "subject_id,study_id,Atelectasis,Edema\n10000032,50414267,-1.0,1.0\n");
-  writeText(t / "reports/files/p10/p10000032/s50414267.txt",
-            "                                 FINAL REPORT\n EXAMINATION: CHEST\n\n FINDINGS:\n  No focal\n  consolidation.\n\n"
-            " IMPRESSION: \n No acute process.\n");
-  auto m = image::readMimicCxr(t.str(), (t / "split.csv").string(), (t / "chexpert.csv").string(),
-                               (t / "reports").string());
-  ASSERT_EQ(m.items.size(), 2u);
-  EXPECT_EQ(m.items[0].images[0], (t / "files/p10/p10000032/s50414267/d1.jpg").string());
-  EXPECT_EQ(m.items[0].patient, "10000032");
-  EXPECT_EQ(m.items[0].findings, "No focal consolidation.");
-  EXPECT_EQ(m.items[0].impression, "No acute process.");
-  EXPECT_TRUE(std::isnan(m.items[0].labels[0]));  // -1 uncertain -> unknown
-  EXPECT_EQ(m.items[0].labels[1], 1.0f);
-  EXPECT_EQ(m.items[1].split, "val");
-}
+// The release layouts (CT-RATE, MIMIC-CXR-JPG) are read by the importers: tests/image/ImportTest.cpp.
 
 }  // namespace
 }  // namespace biud::test

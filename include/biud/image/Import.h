@@ -70,6 +70,31 @@ struct CtRateImportOptions {
 };
 ImportResult importCtRate(const CtRateImportOptions& opt);
 
+/// MIMIC-CXR-JPG (Johnson et al. 2019; PhysioNet `mimic-cxr-jpg`, 2.0.0 / 2.1.0). `root` is the
+/// release folder:
+///   mimic-cxr-2.0.0-split.csv.gz     dicom_id, study_id, subject_id, split (train/validate/test)
+///   mimic-cxr-2.0.0-metadata.csv.gz  dicom_id, ..., ViewPosition (PA, AP, LATERAL, LL, ...)
+///   mimic-cxr-2.0.0-chexpert.csv.gz  subject_id, study_id + 14 CheXpert labels (1.0, 0.0, -1.0, empty)
+///   files/p10/p10000032/s50414267/<dicom_id>.jpg
+/// and the free-text reports of MIMIC-CXR (`mimic-cxr-reports.zip`, unpacked: files/pXX/pSUBJECT/
+/// sSTUDY.txt; FINDINGS:/IMPRESSION: sections) under `reports` (default: root).
+/// id = dicom_id, patient = subject_id, split validate -> val; labels are per study.
+struct MimicCxrImportOptions {
+  std::string root;
+  std::string reports;
+  /// ViewPosition values kept (default frontal: PA, AP); empty = every image.
+  std::vector<std::string> views = {"PA", "AP"};
+  /// Label table: chexpert (default), negbio, or empty for none.
+  std::string labels = "chexpert";
+  /// -1.0 (uncertain) and empty (not mentioned): unknown, positive or negative.
+  std::string uncertain = "unknown";
+  std::string blank = "unknown";
+  bool checkFiles = true;
+  /// Skip images whose study has no FINDINGS/IMPRESSION text (retrieval and training need one).
+  bool requireReport = false;
+};
+ImportResult importMimicCxr(const MimicCxrImportOptions& opt);
+
 /// CT-RATE's VolumeName `train_123_a_1` (with or without `.nii.gz`) -> split, patient
 /// (`train_123`), scan (`train_123_a`), reconstruction (1). False when it does not parse.
 struct CtRateName {
@@ -80,5 +105,32 @@ bool parseCtRateName(const std::string& volumeName, CtRateName& out);
 
 /// Whether a patient id falls into the hashed validation fraction (FNV-1a of the id).
 bool inHashedFraction(const std::string& id, double fraction);
+
+/// RAD-ChestCT (Draelos et al., Medical Image Analysis 2021; Zenodo record 6406114, the external
+/// validation set of CT-CLIP). `root` is the download folder:
+///   img{train,valid,test}_Abnormality_and_Location_Labels.csv
+///       NoteAcc_DEID + one 0/1 column per `<abnormality>*<location>` pair
+///   <NoteAcc_DEID>.npz   (trn00001.npz, val00001.npz, tst00001.npz ...): numpy.savez_compressed
+///       with key `ct`: int16 HU clipped to [-1000, 1000], resampled to 0.8 x 0.8 x 0.8 mm, axes
+///       [slice, row, column] (slices from the highest position along the slice normal down)
+/// Labels: `own` = one column per abnormality (the OR over its locations, the release's names);
+/// `ct-rate` = biud's mapping onto the CT-RATE finding names (radChestCtToCtRate; CT-CLIP's own
+/// mapping is not public), unmapped CT-RATE names left out and listed in the notes.
+struct RadChestCtImportOptions {
+  std::string root;
+  std::string volumeRoot;  ///< folder holding the .npz files (default: root)
+  std::vector<std::string> splits = {"train", "valid", "test"};
+  std::string labels = "own";  ///< own | ct-rate
+  /// Every item in split `test` (CT-CLIP evaluates all of RAD-ChestCT as external data).
+  bool allTest = false;
+  bool checkFiles = true;
+  double spacing = 0.8;  ///< mm, written as the spacing override of every volume
+};
+ImportResult importRadChestCt(const RadChestCtImportOptions& opt);
+
+/// biud's mapping of RAD-ChestCT abnormality names onto CT-RATE finding names: CT-RATE name ->
+/// the RAD-ChestCT abnormalities whose OR (over every location) gives it. CT-RATE names with no
+/// counterpart are absent.
+const std::vector<std::pair<std::string, std::vector<std::string>>>& radChestCtToCtRate();
 
 }  // namespace biud::image

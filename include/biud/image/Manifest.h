@@ -69,18 +69,8 @@ Manifest readManifest(const std::string& path, const ManifestOptions& opt = {});
 /// columns are written when any item has overrides (empty where an item has none).
 void writeManifestCsv(const std::string& path, const Manifest& m);
 
-/// CT-RATE layout: the reports CSV (VolumeName, Findings_EN, Impressions_EN, ...), the optional
-/// multi-abnormality label CSV (VolumeName + 18 label columns) and the folder holding the
-/// volumes (either flat, or CT-RATE's nested `train/train_1/train_1_a/train_1_a_1.nii.gz`).
-/// id = VolumeName without extension, patient = `train_1`, split from the name (train/valid).
-Manifest readCtRate(const std::string& reportsCsv, const std::string& labelsCsv, const std::string& volumeRoot);
-
-/// MIMIC-CXR-JPG layout: `root/files/pXX/pNNNNNNNN/sSSSSSSSS/<dicom_id>.jpg`, the split CSV
-/// (dicom_id, study_id, subject_id, split), optional CheXpert label CSV (subject_id, study_id,
-/// 14 labels; -1 = uncertain -> unknown) and the report folder holding `sSSSSSSSS.txt` files in the
-/// same nesting (FINDINGS:/IMPRESSION: sections parsed). id = dicom_id, patient = subject_id.
-Manifest readMimicCxr(const std::string& root, const std::string& splitCsv, const std::string& chexpertCsv,
-                      const std::string& reportRoot);
+/// Public releases (CT-RATE, MIMIC-CXR-JPG, ...) are turned into manifests by the importers of
+/// Import.h (`biud-import`).
 
 /// RFC 4180 CSV: quoted fields may hold commas, quotes ("") and newlines. `lines` gets the
 /// 1-based line each record starts on.
