@@ -27,6 +27,7 @@
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
 #include "biud/core/Png.h"
+#include "biud/image/Npz.h"
 
 namespace biud::image {
 
@@ -699,7 +700,9 @@ Volume readVolume(const std::string& pathIn, const VolumeReadOptions& optIn) {
     path = path.substr(0, hash);
   }
   requireReadable(path, "volume");
-  Volume v = stdfs::is_directory(path, ec) ? readDicomFolder(path, opt) : readVolumeFile(path);
+  Volume v = stdfs::is_directory(path, ec) ? readDicomFolder(path, opt)
+              : endsWith(path, ".npz")       ? readNpzVolume(path)  // NumPy archive (Npz.h): RAD-ChestCT
+                                             : readVolumeFile(path);
   for (float x : v.data)
     if (!std::isfinite(x)) BIUD_THROW(DataError, "volume `{}` contains NaN or Inf voxels", path);
   if (opt.overrides.any()) applyOverrides(v, opt.overrides, path, opt.disagreements);
