@@ -15,6 +15,7 @@
 #include "biud/eval/Figures.h"
 #include "biud/eval/Nlg.h"
 #include "biud/eval/Plot.h"
+#include "biud/eval/Protocols.h"
 #include "biud/eval/Retrieval.h"
 
 namespace ev = biud::eval;
@@ -78,6 +79,11 @@ int main(int argc, char** argv) {
   cls->add_option("--bootstrap", bootstrap, "bootstrap resamples for the CIs, 0 = none (default: eval.bootstrap = 1000)");
   cls->add_option("--ci", ci, "confidence level of the intervals (default: eval.ci = 0.95)");
   cls->add_flag("--no-plots", noPlots, "skip the PNG figures (default: eval.plots)");
+  std::string clsProtocol;
+  cls->add_option("--protocol", clsProtocol,
+                  "biud, or ct-clip: also CT-CLIP's metrics of the first model under `ct_clip` (its threshold rule, weighted F1, "
+                  "accuracy, precision; docs/eval.md) (default: eval.zeroshot_protocol)")
+      ->check(CLI::IsMember({"biud", "ct-clip"}));
 
   // nlg
   std::string hyp, ref;
@@ -86,6 +92,11 @@ int main(int argc, char** argv) {
   nlg->add_option("--ref", ref, "reference reports, same format (a CSV may repeat an id for several references)")
       ->required()
       ->check(CLI::ExistingFile);
+  std::string nlgProtocol;
+  nlg->add_option("--protocol", nlgProtocol,
+                  "biud (one punctuation-free tokenisation, nltk BLEU) or ct2rep (CT2Rep's report cleaning, pycocoevalcap BLEU and "
+                  "ROUGE-L; docs/eval.md) (default: eval.nlg_protocol)")
+      ->check(CLI::IsMember({"biud", "ct2rep"}));
 
   // clinical
   std::string cePred, ceRef;
@@ -178,6 +189,15 @@ int main(int argc, char** argv) {
       json j = ev::evaluateModels(mps, data.labels, data.findings, opt, plots ? (stdfs::path(out) / "plots").string() : "");
       j["task"] = "classification";
       j["n_cases"] = data.ids.size();
+      const std::string protocol = clsProtocol.empty() ? cfg.eval.zeroshot_protocol : clsProtocol;
+      j["protocol"] = protocol;
+      if (protocol == "ct-clip") {
+        const auto cc = ev::evaluateCtClip(data.probs, data.labels, data.findings);
+        for (const auto& w : cc.warnings) biud::log::warn("eval", "{}", w);
+        j["ct_clip"] = cc.toJson();
+        biud::log::info("eval", "CT-CLIP protocol, macro: AUROC {:.4f}  F1 (weighted) {:.4f}  accuracy {:.4f}  precision {:.4f}",
+                        cc.auroc, cc.f1, cc.accuracy, cc.precision);
+      }
       writeJson(out, j);
       return 0;
     }
@@ -200,10 +220,12 @@ int main(int argc, char** argv) {
       if (r.ids.size() != h.ids.size())
         biud::log::warn("eval", "{} has {} ids, {} has {}: only the generated reports' ids are scored", ref, r.ids.size(), hyp,
                         h.ids.size());
-      const auto s = ev::evaluateNlg(hs, rs);
+      const std::string protocol = nlgProtocol.empty() ? cfg.eval.nlg_protocol : nlgProtocol;
+      const auto s = ev::evaluateNlgProtocol(protocol, hs, rs);
       json j = s.toJson();
       j["task"] = "nlg";
-      j["tokenization"] = "lower-case; split on every character other than a-z, 0-9 (and non-ASCII bytes)";
+      j["protocol"] = protocol;
+      j["tokenization"] = ev::nlgTokenization(protocol);
       j["meteor_note"] = "exact + Porter-stem METEOR 1.5 re-implementation (no synonyms/paraphrases); see docs/eval.md";
       biud::log::info("eval", "BLEU-4 {:.4f}  METEOR {:.4f}  ROUGE-L {:.4f}  CIDEr-D {:.4f}", s.bleu[3], s.meteor, s.rougeL, s.cider);
       writeJson(out, j);

@@ -165,7 +165,8 @@ class Porter {
   int k_, j_ = 0;
 };
 
-/// Common English function words (our own list; METEOR ships a corpus-derived one).
+/// Common English function words (our own list; METEOR ships a corpus-derived one) and the
+/// punctuation tokens of METEOR's list.
 const std::unordered_set<std::string>& functionWords() {
   static const std::unordered_set<std::string> w = {
       "a",     "an",    "the",   "and",   "or",    "but",   "nor",   "of",    "in",    "on",    "at",    "to",
@@ -175,7 +176,10 @@ const std::unordered_set<std::string>& functionWords() {
       "whom",  "whose", "what",  "than",  "then",  "so",    "such",  "if",    "also",  "may",   "can",   "could",
       "would", "should", "will", "shall", "might", "must",  "he",    "she",   "they",  "we",    "you",   "i",
       "his",   "her",   "their", "our",   "your",  "my",    "them",  "him",   "us",    "me",    "not",   "no",
-      "all",   "any",   "some",  "each",  "both",  "either", "neither", "other", "s",  "per",   "via",   "upon"};
+      "all",   "any",   "some",  "each",  "both",  "either", "neither", "other", "s",  "per",   "via",   "upon",
+      // Punctuation tokens, function words in METEOR 1.5's english.words too (biud's own
+      // tokenisation never produces them; CT2Rep's cleaning keeps the full stops).
+      ".",     ",",     ":",     ";",     "-",     "--",    "(",     ")",     "\"",    "'",     "?",     "$"};
   return w;
 }
 

@@ -14,6 +14,8 @@ struct EvalConfig {
   int max_new_tokens = 96;
   bool plots = true;
   bool ema = true;
+  std::string zeroshot_protocol = "biud";
+  std::string nlg_protocol = "biud";
 
   void visit(config::Visitor& v) {
     v.field("prompts", prompts, "zero-shot prompt sets (YAML)");
@@ -25,6 +27,14 @@ struct EvalConfig {
     v.field("max_new_tokens", max_new_tokens, "longest generated report", config::atLeast(1));
     v.field("plots", plots, "write PNG plots");
     v.field("ema", ema, "evaluate a run with its averaged weights (ema.safetensors, trainer.ema) when its checkpoint has them");
+    v.field("zeroshot_protocol", zeroshot_protocol,
+            "biud-zeroshot: biud (prompt ensembles, Youden threshold, bootstrap CIs) or ct-clip (CT-CLIP's prompt pair, threshold "
+            "rule, weighted F1; added as `ct_clip` to zeroshot.json); docs/eval.md",
+            config::oneOf({"biud", "ct-clip"}));
+    v.field("nlg_protocol", nlg_protocol,
+            "report metrics: biud (one punctuation-free tokenisation, nltk BLEU) or ct2rep (CT2Rep's report cleaning, pycocoevalcap "
+            "BLEU and ROUGE-L); docs/eval.md",
+            config::oneOf({"biud", "ct2rep"}));
   }
 };
 
