@@ -109,6 +109,25 @@ int main(int argc, char** argv) {
   rcCmd->add_option("--spacing", rc.spacing, "isotropic voxel spacing in mm written for every volume (default 0.8)");
   rcCmd->add_flag("!--no-check-files", rc.checkFiles, "keep rows whose .npz file is missing");
 
+  biud::image::FolderImportOptions fo;
+  auto* foCmd = cli.add_subcommand(
+      "folder",
+      "Your own labelled CT set. Reads --root, a folder holding one entry per CT: a volume file (.nii.gz, .nii, .mha, "
+      ".mhd, .nrrd, .npz) or a sub-folder with one DICOM series (id = the file name without extension, or the "
+      "folder name), and --labels, a CSV (or .csv.gz) with the id column and one 0/1 column per label (empty or -1 "
+      "= unknown). Optional columns: patient, split, report. Without a split column the splits come from a hash "
+      "of the patient (or item) id, so they are the same on every machine.");
+  foCmd->fallthrough();
+  foCmd->add_option("--root", fo.root, "folder of volumes / DICOM series folders")->required();
+  foCmd->add_option("--labels", fo.labels, "labels CSV: id column + one 0/1 column per label")->required();
+  foCmd->add_option("--id-column", fo.idColumn, "id column of the labels CSV (default id)");
+  foCmd->add_option("--patient-column", fo.patientColumn, "patient column (items of a patient share a split)");
+  foCmd->add_option("--split-column", fo.splitColumn, "split column (train/val/test); default: hashed splits");
+  foCmd->add_option("--report-column", fo.reportColumn, "report text column");
+  foCmd->add_option("--ignore-columns", fo.ignoreColumns, "columns that are neither labels nor the ones above");
+  foCmd->add_option("--val-fraction", fo.valFraction, "hashed validation fraction (default 0.1)")->check(CLI::Range(0.0, 1.0));
+  foCmd->add_option("--test-fraction", fo.testFraction, "hashed test fraction (default 0.2)")->check(CLI::Range(0.0, 1.0));
+
   return app.run(argc, argv, [&] {
     BIUD_CHECK(app.outGiven(), biud::ConfigError, "biud-import: --out DIR is required (manifest.csv and import.json go there)");
     biud::image::ImportResult r;
@@ -143,6 +162,17 @@ int main(int argc, char** argv) {
                  {"all_test", rc.allTest ? "true" : "false"},
                  {"spacing", fmt::format("{}", rc.spacing)},
                  {"check_files", rc.checkFiles ? "true" : "false"}};
+    }
+    if (foCmd->parsed()) {
+      r = biud::image::importFolder(fo);
+      options = {{"root", fo.root},
+                 {"labels", fo.labels},
+                 {"id_column", fo.idColumn},
+                 {"patient_column", fo.patientColumn},
+                 {"split_column", fo.splitColumn},
+                 {"report_column", fo.reportColumn},
+                 {"val_fraction", fmt::format("{}", fo.valFraction)},
+                 {"test_fraction", fmt::format("{}", fo.testFraction)}};
     }
     BIUD_CHECK(!r.manifest.items.empty(), biud::DataError,
                "biud-import {}: no item could be imported ({} rows skipped; the first: {}). Check --root", r.dataset,

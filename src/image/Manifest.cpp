@@ -195,8 +195,16 @@ struct Builder {
       o.slope = slope[0];
       o.intercept = inter[0];
     }
-    auto ori = numbers("orientation", 6);
-    for (size_t k = 0; k < ori.size(); ++k) o.orientation[k] = ori[k];
+    {
+      bool ok = true;
+      const std::string raw = get("orientation");
+      auto ori = parseNumberList(raw, &ok);
+      if (!raw.empty() && lower(raw) != "nan")
+        BIUD_CHECK(ok && o.setOrientation(ori.data(), ori.size()), DataError,
+                   "manifest `{}` line {} (id `{}`): column `orientation` has `{}`; expected 6 numbers (DICOM "
+                   "ImageOrientationPatient) or 9 (the directions of axes i, j, k)",
+                   file, line, it.id, raw);
+    }
     auto org = numbers("origin", 3);
     for (size_t k = 0; k < org.size(); ++k) o.origin[k] = org[k];
   }
@@ -413,7 +421,7 @@ void writeManifestCsv(const std::string& path, const Manifest& m) {
     const auto& o = it.overrides;
     if (spacing) out += fmt::format(",{},{},{}", num(o.spacing[0]), num(o.spacing[1]), num(o.spacing[2]));
     if (rescale) out += fmt::format(",{},{}", num(o.slope), num(o.intercept));
-    if (orientation) out += "," + csvField(nums(o.orientation.data(), 6));
+    if (orientation) out += "," + csvField(nums(o.orientation.data(), 9));
     if (origin) out += "," + csvField(nums(o.origin.data(), 3));
     for (float v : it.labels) out += std::isnan(v) ? std::string(",") : fmt::format(",{}", static_cast<int>(v));
     out += "\n";

@@ -635,22 +635,21 @@ void applyOverrides(Volume& v, const VolumeOverrides& o, const std::string& path
     v.spacing = o.spacing;
   }
   if (o.hasOrientation()) {
-    const double* r = o.orientation.data();
-    const double* c = o.orientation.data() + 3;
-    const double nr = std::sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
-    const double nc = std::sqrt(c[0] * c[0] + c[1] * c[1] + c[2] * c[2]);
-    const double dot = r[0] * c[0] + r[1] * c[1] + r[2] * c[2];
-    BIUD_CHECK(std::fabs(nr - 1) < 1e-3 && std::fabs(nc - 1) < 1e-3 && std::fabs(dot) < 1e-3, DataError,
-               "volume `{}`: metadata orientation ({}) is not two orthogonal unit vectors (DICOM "
-               "ImageOrientationPatient: row cosines, then column cosines)",
-               path, fmtVec(r, 6, ", "));
-    const double n[3] = {r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0]};
+    const double* a = o.orientation.data();
+    bool ok = true;
+    for (int x = 0; x < 3; ++x)
+      for (int y = x; y < 3; ++y) {
+        const double dot = a[3 * x] * a[3 * y] + a[3 * x + 1] * a[3 * y + 1] + a[3 * x + 2] * a[3 * y + 2];
+        ok = ok && std::isfinite(dot) && std::fabs(dot - (x == y ? 1.0 : 0.0)) < 1e-3;
+      }
+    BIUD_CHECK(ok, DataError,
+               "volume `{}`: metadata orientation ({}) is not three orthogonal unit vectors (DICOM "
+               "ImageOrientationPatient: row cosines, column cosines[, slice direction])",
+               path, fmtVec(a, 9, ", "));
     std::array<double, 9> dir{};
-    for (int k = 0; k < 3; ++k) {  // columns = directions of voxel axes i, j, k
-      dir[k * 3 + 0] = r[k];
-      dir[k * 3 + 1] = c[k];
-      dir[k * 3 + 2] = n[k];
-    }
+    for (int k = 0; k < 3; ++k)    // physical coordinate
+      for (int ax = 0; ax < 3; ++ax)  // columns = directions of voxel axes i, j, k
+        dir[k * 3 + ax] = a[ax * 3 + k];
     double worst = 0;
     for (int k = 0; k < 9; ++k) worst = std::max(worst, std::fabs(dir[k] - v.direction[k]));
     if (worst > 1e-3)

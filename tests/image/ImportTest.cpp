@@ -100,7 +100,7 @@ TEST(ImportCtRate, ReleaseLayoutToManifestAndCacheEqualsCtClipConvention) {
   EXPECT_DOUBLE_EQ(a.overrides.intercept, -1024.0);
   EXPECT_DOUBLE_EQ(b.overrides.spacing[0], 0.488281);
   EXPECT_DOUBLE_EQ(b.overrides.spacing[2], 2.5);
-  EXPECT_EQ(a.overrides.orientation, (std::array<double, 6>{1, 0, 0, 0, 1, 0}));
+  EXPECT_EQ(a.overrides.orientation, (std::array<double, 9>{1, 0, 0, 0, 1, 0, 0, 0, 1}));
   EXPECT_DOUBLE_EQ(a.overrides.origin[0], -158.135803);
   // Labels from the gzip-compressed label CSV.
   EXPECT_EQ(a.labels.at(1), 1.0f);  // Arterial wall calcification
@@ -228,6 +228,56 @@ TEST(ImportMimicCxr, FrontalViewsReportsAndCheXpertLabelsAsTheReleaseDocumentsTh
   EXPECT_NE(r.out.find("mimic-cxr-2.0.0-split.csv.gz"), std::string::npos) << r.out;
 }
 
+TEST(ImportFolder, DicomSeriesAndFilesWithALabelsCsv) {
+  TempDir t("own");
+  const std::string dcm = testDataDir("pydicom");
+  // Three DICOM series folders made from a real CT slice, and a NIfTI file.
+  for (int k = 0; k < 3; ++k)
+    runPython("image_io.py", "make_series " + quote(dcm + "/CT_small.dcm") + " " + quote((t / "cts" / ("case" + std::to_string(k))).string()) +
+                                 " " + std::to_string(4 + k) + " 1.2.3.4." + std::to_string(k));
+  image::Volume v({20, 20, 6}, {0.8, 0.8, 2.5}, -1000.0f);
+  image::writeVolume((t / "cts/case9.nii.gz").string(), v);
+  writeText(t / "labels.csv",
+            "case_id,patient_id,Nodule,Effusion,site\n"
+            "case0,P1,1,0,Boston\ncase1,P1,0,,Boston\ncase2,P2,-1,1,Essen\ncase9,P3,0,1,Essen\nghost,P4,1,1,Essen\n");
+  auto r = run(quote(app("biud-import")) + " folder --root " + quote((t / "cts").string()) + " --labels " +
+               quote((t / "labels.csv").string()) + " --id-column case_id --patient-column patient_id"
+               " --ignore-columns site --out " + quote((t / "o").string()) + " --quiet");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto m = image::readManifest((t / "o/manifest.csv").string());
+  EXPECT_EQ(m.labelNames, (std::vector<std::string>{"Nodule", "Effusion"}));
+  auto items = byId(m);
+  ASSERT_EQ(items.size(), 4u);
+  EXPECT_EQ(items.at("case0")->images.at(0), (t / "cts/case0").string());
+  EXPECT_EQ(items.at("case9")->images.at(0), (t / "cts/case9.nii.gz").string());
+  EXPECT_EQ(items.at("case1")->patient, "P1");
+  EXPECT_EQ(items.at("case0")->split, items.at("case1")->split);  // one patient, one split
+  EXPECT_TRUE(std::isnan(items.at("case1")->labels[1]));
+  EXPECT_TRUE(std::isnan(items.at("case2")->labels[0]));  // -1 = unknown
+  EXPECT_EQ(items.at("case2")->labels[1], 1.0f);
+  const auto j = nlohmann::json::parse(readText(t / "o/import.json"));
+  EXPECT_EQ(j["skipped"]["by_reason"]["no volume with this id in --root"], 1);
+  // The splits follow the documented hash (FNV-1a of "test/<patient>" then "val/<patient>").
+  for (const auto& it : m.items) {
+    const std::string want = image::inHashedFraction("test/" + it.patient, 0.2)        ? "test"
+                             : image::inHashedFraction("val/" + it.patient, 0.1 / 0.8) ? "val"
+                                                                                       : "train";
+    EXPECT_EQ(it.split, want) << it.id;
+  }
+  // The DICOM series and the NIfTI file preprocess from the manifest; the series equal pydicom's reading.
+  r = run(quote(app("biud-preprocess")) + " --manifest " + quote((t / "o/manifest.csv").string()) + " --out " +
+          quote((t / "cache").string()) + " --quiet --threads 1 --set data.ct.hu_check=off --set data.ct.size=[32,32,8]");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  const auto pre = nlohmann::json::parse(readText(t / "cache/biud-preprocess.json"));
+  EXPECT_EQ(pre["done"], 4);
+  // A value that is not a label names the column and the fix.
+  writeText(t / "bad.csv", "id,Nodule,site\ncase0,1,Boston\n");
+  r = run(quote(app("biud-import")) + " folder --root " + quote((t / "cts").string()) + " --labels " +
+          quote((t / "bad.csv").string()) + " --out " + quote((t / "b").string()));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("--ignore-columns site"), std::string::npos) << r.out;
+}
+
 TEST(ManifestOverrides, ReadWriteAndErrors) {
   TempDir t("ovr");
   writeText(t / "m.csv",
@@ -263,7 +313,8 @@ TEST(VolumeOverrides, AppliedToTheStoredVoxelsBeforeLps) {
   o.spacing = {0.5, 0.6, 2.0};
   o.slope = 2;
   o.intercept = -1024;
-  o.orientation = {1, 0, 0, 0, 1, 0};
+  const double iop[6] = {1, 0, 0, 0, 1, 0};
+  ASSERT_TRUE(o.setOrientation(iop, 6));
   std::vector<std::string> notes;
   image::applyOverrides(v, o, "x.nii.gz", &notes);
   image::reorientToLps(v);
@@ -271,8 +322,18 @@ TEST(VolumeOverrides, AppliedToTheStoredVoxelsBeforeLps) {
   for (int i = 0; i < 24; ++i) EXPECT_FLOAT_EQ(v.data[static_cast<size_t>(i)], 2.0f * i - 1024.0f);
   ASSERT_EQ(notes.size(), 2u);  // spacing and orientation differ from the header
   EXPECT_EQ(notes[0], "spacing: header 1 x 1 x 1 mm, metadata 0.5 x 0.6 x 2 mm");
-  o.orientation = {1, 0, 0, 0.5, 1, 0};
+  const double skew[6] = {1, 0, 0, 0.5, 1, 0};
+  ASSERT_TRUE(o.setOrientation(skew, 6));
   EXPECT_THROW(image::applyOverrides(v, o, "x.nii.gz"), Error);
+  // Nine numbers: stored head first (k towards the feet); brought to LPS, slice 0 becomes the last.
+  image::Volume h({1, 1, 3}, {1, 1, 1}, 0.0f);
+  h.data = {30.0f, 20.0f, 10.0f};  // top slice first
+  image::VolumeOverrides hf;
+  const double headFirst[9] = {1, 0, 0, 0, 1, 0, 0, 0, -1};
+  ASSERT_TRUE(hf.setOrientation(headFirst, 9));
+  image::applyOverrides(h, hf, "h.npz");
+  image::reorientToLps(h);
+  EXPECT_EQ(h.data, (std::vector<float>{10.0f, 20.0f, 30.0f}));
   // Air fraction: [-1100, -900] by hand.
   image::Volume a({4, 1, 1}, {1, 1, 1}, 0.0f);
   a.data = {-1000.0f, -899.0f, -1100.0f, 24.0f};

@@ -96,6 +96,7 @@ TEST(RadChestImport, ManifestEqualsTheLabelCsvs) {
   for (const auto& [id, it] : items) {
     EXPECT_EQ(it->overrides.spacing, (std::array<double, 3>{0.8, 0.8, 0.8})) << id;
     EXPECT_FALSE(it->overrides.hasRescale()) << id;  // the release stores HU
+    EXPECT_EQ(it->overrides.orientation, (std::array<double, 9>{1, 0, 0, 0, 1, 0, 0, 0, -1})) << id;  // head first
   }
   // Every label value against the CSVs, OR over the locations (an empty cell and no 1: unknown).
   size_t checked = 0;

@@ -189,7 +189,9 @@ def cmd_reference(root, cache, sx, sy, sz, nx, ny, nz):
     out = {}
     for it in idx["items"]:
         ct = load_ct(os.path.join(root, it["id"] + ".npz")).astype(np.float64)
-        img = ct.transpose(2, 1, 0)  # [i, j, k] = ct[k, j, i]
+        # [i, j, k] = ct[k, j, i]; the release stores slices head first, so k is reversed to run
+        # feet -> head (LPS+, as biud's importer states with a 9-number orientation override).
+        img = np.ascontiguousarray(ct.transpose(2, 1, 0)[:, :, ::-1])
         want = ct_clip_steps(img, (0.8, 0.8, 0.8), (float(sx), float(sy), float(sz)), (int(nx), int(ny), int(nz)))
         raw = np.memmap(os.path.join(cache, it["shard"]), np.uint8, "r")[it["offset"]:it["offset"] + it["bytes"]]
         got = raw.view(np.int16).astype(np.float32).reshape(it["shape"][::-1]) / it["quant"]  # [k, j, i]

@@ -95,6 +95,19 @@ struct MimicCxrImportOptions {
 };
 ImportResult importMimicCxr(const MimicCxrImportOptions& opt);
 
+/// A user's own labelled CT set: `root` holds one entry per CT — a volume file (.nii.gz, .nii,
+/// .mha, .mhd, .nrrd, .npz) or a folder holding one DICOM series — and `labels` is a CSV with an
+/// id column (the file name without extension, or the folder name) and one 0/1 column per label
+/// (empty or -1 = unknown), optionally patient, split and report columns. Without a split column
+/// the splits are drawn by a hash of the patient (or item) id.
+struct FolderImportOptions {
+  std::string root, labels;
+  std::string idColumn = "id", patientColumn, splitColumn, reportColumn;
+  std::vector<std::string> ignoreColumns;
+  double valFraction = 0.1, testFraction = 0.2;
+};
+ImportResult importFolder(const FolderImportOptions& opt);
+
 /// CT-RATE's VolumeName `train_123_a_1` (with or without `.nii.gz`) -> split, patient
 /// (`train_123`), scan (`train_123_a`), reconstruction (1). False when it does not parse.
 struct CtRateName {

@@ -45,9 +45,11 @@ struct VolumeOverrides {
   /// (NIfTI scl_slope/scl_inter) applied — nibabel's get_fdata(), the convention of CT-CLIP's
   /// data loaders. Both or neither.
   double slope = kUnset, intercept = kUnset;
-  /// DICOM ImageOrientationPatient (LPS): direction of voxel axis i (a row), then of axis j (a
-  /// column); axis k along their cross product.
-  std::array<double, 6> orientation{kUnset, kUnset, kUnset, kUnset, kUnset, kUnset};
+  /// Directions (LPS, unit vectors) of voxel axes i, j and k: from 6 numbers, DICOM's
+  /// ImageOrientationPatient (i along the row cosines, j along the column cosines, k along their
+  /// cross product), or from 9 numbers (i, j, k given; k may point against the cross product, as
+  /// in volumes stored head first).
+  std::array<double, 9> orientation{kUnset, kUnset, kUnset, kUnset, kUnset, kUnset, kUnset, kUnset, kUnset};
   /// DICOM ImagePositionPatient (LPS, mm) of voxel (0, 0, 0).
   std::array<double, 3> origin{kUnset, kUnset, kUnset};
 
@@ -56,6 +58,19 @@ struct VolumeOverrides {
   bool hasOrientation() const { return !std::isnan(orientation[0]); }
   bool hasOrigin() const { return !std::isnan(origin[0]); }
   bool any() const { return hasSpacing() || hasRescale() || hasOrientation() || hasOrigin(); }
+  /// Set `orientation` from 6 or 9 numbers; false for another count.
+  bool setOrientation(const double* v, size_t n) {
+    if (n != 6 && n != 9) return false;
+    for (size_t k = 0; k < n; ++k) orientation[k] = v[k];
+    if (n == 6) {
+      const double* r = v;
+      const double* c = v + 3;
+      orientation[6] = r[1] * c[2] - r[2] * c[1];
+      orientation[7] = r[2] * c[0] - r[0] * c[2];
+      orientation[8] = r[0] * c[1] - r[1] * c[0];
+    }
+    return true;
+  }
 };
 
 /// A 2D image (X-ray): size {w, h, 1}.

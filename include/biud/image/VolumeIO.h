@@ -40,7 +40,7 @@ struct VolumeReadOptions {
 /// Replace header facts of a volume read in file order (before reorientToLps): spacing, rescale
 /// (HU = slope * v + intercept), orientation and origin. `path` names the volume in messages; an
 /// override that differs from the header adds a line to `disagreements` (if given). A spacing
-/// that is not positive and finite, a zero slope or an orientation whose cosines are not
+/// that is not positive and finite, a zero slope or an orientation whose axis directions are not
 /// unit-length and orthogonal (within 1e-3) is a DataError.
 void applyOverrides(Volume& v, const VolumeOverrides& o, const std::string& path,
                     std::vector<std::string>* disagreements = nullptr);

@@ -263,8 +263,7 @@ ImportResult importCtRate(const CtRateImportOptions& opt) {
         VolumeOverrides& o = it.overrides;
         if (opt.geometry) {
           o.spacing = m->second.spacing;
-          if (!m->second.orientation.empty())
-            std::copy(m->second.orientation.begin(), m->second.orientation.end(), o.orientation.begin());
+          if (!m->second.orientation.empty()) o.setOrientation(m->second.orientation.data(), 6);
           if (!m->second.origin.empty()) std::copy(m->second.origin.begin(), m->second.origin.end(), o.origin.begin());
         }
         if (opt.rescale == "metadata") {

@@ -195,6 +195,10 @@ ImportResult importRadChestCt(const RadChestCtImportOptions& opt) {
     }
     it.images.push_back(vol.lexically_normal().string());
     it.overrides.spacing = {opt.spacing, opt.spacing, opt.spacing};
+    // Slices are stored head first (k towards the feet): the 9-number orientation says so, and
+    // readVolume brings the volume to LPS+ like every other CT.
+    static const double kHeadFirst[9] = {1, 0, 0, 0, 1, 0, 0, 0, -1};
+    it.overrides.setOrientation(kHeadFirst, 9);
     for (const auto& o : outs) {
       float v = 0;
       bool unknown = false;
@@ -214,8 +218,8 @@ ImportResult importRadChestCt(const RadChestCtImportOptions& opt) {
       opt.spacing, opt.spacing, opt.spacing));
   r.notes.push_back(
       "orientation: the files carry none; RAD-ChestCT's preprocessing sorts slices by descending position along the "
-      "slice normal (head first for axial scans), so k runs head -> feet, the opposite of LPS+ (a manifest override "
-      "cannot say so: `orientation` only holds right-handed frames); the cache keeps the file's order");
+      "slice normal (head first for axial scans), so k runs head -> feet: written as the override orientation "
+      "[1 0 0, 0 1 0, 0 0 -1], which brings the volumes to LPS+ like CT-RATE's");
   r.notes.push_back("patient: unknown (the label tables carry no patient id); items are grouped by NoteAcc_DEID");
   if (opt.allTest) r.notes.push_back("--all-test: every item is in split `test` (CT-CLIP's external validation)");
   return r;
