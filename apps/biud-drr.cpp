@@ -53,8 +53,11 @@ int main(int argc, char** argv) {
     if (sourceDistance > 0) d.source_distance = sourceDistance;
     if (bits > 0) d.bits = bits;
     if (size >= 0) d.size = size;
-    BIUD_CHECK(app.manifest().empty() != input.empty(), biud::ConfigError,
-               "biud-drr: give exactly one of --manifest FILE (a CT manifest) or --input DIR (a folder of CT volumes)");
+    // The CT manifest: --manifest, else the recipe's data.manifest (unless --input names a folder).
+    const std::string manifest = !app.manifest().empty() ? app.manifest() : input.empty() ? app.config().data.manifest : "";
+    BIUD_CHECK(manifest.empty() != input.empty(), biud::ConfigError,
+               "biud-drr: give exactly one of --manifest FILE (a CT manifest; default data.manifest) or --input DIR "
+               "(a folder of CT volumes)");
     BIUD_CHECK(app.outGiven(), biud::ConfigError, "biud-drr: --out DIR (the output folder) is required");
     biud::image::Manifest m;
     if (!input.empty()) {
@@ -62,17 +65,17 @@ int main(int argc, char** argv) {
     } else {
       biud::image::ManifestOptions mo;
       mo.ignore = ignore;
-      m = biud::image::readManifest(app.manifest(), mo);
+      m = biud::image::readManifest(manifest, mo);
     }
     if (limit > 0 && static_cast<size_t>(limit) < m.items.size()) m.items.resize(static_cast<size_t>(limit));
     const std::string desc = biud::image::describeDrr(d);
-    biud::log::info("drr", "{} CTs from `{}`; {}", m.items.size(), input.empty() ? app.manifest() : input, desc);
+    biud::log::info("drr", "{} CTs from `{}`; {}", m.items.size(), input.empty() ? manifest : input, desc);
     biud::image::DrrJobOptions opt;
     opt.out = app.out();
     opt.threads = cfg.threads;
     opt.progress = !app.quiet();
     const auto s = biud::image::runDrr(m, d, opt);
-    nlohmann::json j = {{"input", input.empty() ? app.manifest() : input},
+    nlohmann::json j = {{"input", input.empty() ? manifest : input},
                         {"out", app.out()},
                         {"manifest", (std::filesystem::path(app.out()) / "manifest.csv").string()},
                         {"total", s.total},

@@ -27,7 +27,10 @@ int main(int argc, char** argv) {
   app.cli().add_option("--limit", limit, "process only the first N items (0 = all)");
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();
-    BIUD_CHECK(!app.manifest().empty(), biud::ConfigError, "biud-preprocess: --manifest FILE is required");
+    // --manifest, else the recipe's data.manifest (configs/data/ct_rate.yaml names the import's).
+    const std::string manifest = !app.manifest().empty() ? app.manifest() : cfg.data.manifest;
+    BIUD_CHECK(!manifest.empty(), biud::ConfigError,
+               "biud-preprocess: --manifest FILE is required (or data.manifest in the --config recipe)");
     BIUD_CHECK(app.outGiven(), biud::ConfigError, "biud-preprocess: --out DIR (the cache folder) is required");
     BIUD_CHECK(!ctRate, biud::ConfigError,
                "biud-preprocess --ct-rate was removed: it read CT-RATE's reports without its metadata CSV, so the true "
@@ -35,16 +38,16 @@ int main(int argc, char** argv) {
                "<CT-RATE> --out DIR`, then `biud-preprocess --manifest DIR/manifest.csv`");
     biud::image::ManifestOptions mo;
     mo.ignore = ignore;
-    biud::image::Manifest m = biud::image::readManifest(app.manifest(), mo);
+    biud::image::Manifest m = biud::image::readManifest(manifest, mo);
     if (limit > 0 && static_cast<size_t>(limit) < m.items.size()) m.items.resize(static_cast<size_t>(limit));
-    biud::log::info("data", "{} items from `{}`; {}", m.items.size(), app.manifest(),
+    biud::log::info("data", "{} items from `{}`; {}", m.items.size(), manifest,
                     biud::image::describePreprocess(cfg.data.ct));
     biud::image::PreprocessJobOptions opt;
     opt.out = app.out();
     opt.threads = cfg.threads;
     opt.progress = !app.quiet();
     const auto s = biud::image::runPreprocess(m, cfg.data.ct, opt);
-    nlohmann::json j = {{"manifest", app.manifest()}, {"out", app.out()},        {"total", s.total},
+    nlohmann::json j = {{"manifest", manifest}, {"out", app.out()},        {"total", s.total},
                         {"done", s.done},             {"skipped", s.skipped},    {"failed", s.failed},
                         {"seconds", s.seconds},       {"hash", s.hash},          {"interrupted", s.interrupted},
                         {"preprocess", biud::image::describePreprocess(cfg.data.ct)},

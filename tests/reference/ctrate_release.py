@@ -2,7 +2,7 @@
 """A small folder laid out exactly like the CT-RATE release, built from real CT files, and the
 reference preprocessing of CT-CLIP's data loaders to compare biud's cache with.
 
-  ctrate_release.py make ROOT
+  ctrate_release.py make ROOT [EXTRA]
       ROOT/dataset/{train,valid}/<split>_<p>/<split>_<p>_<scan>/<name>.nii.gz: volumes made from
       pydicom's real CT test data (CT_small.dcm: a 128 x 128 chest/abdomen slice, 0.661468 mm,
       5 mm slices, intercept -1024; the CT5N series: 16 x 16 x 5, 0.488281 mm, 2.5 mm), stored as
@@ -94,10 +94,32 @@ def write_csv(path, header, rows, compress=False):
         w.writerows(rows)
 
 
-def cmd_make(root):
+FINDINGS = {  # label -> a report sentence (for the larger fixture's extra patients)
+    "Arterial wall calcification": "Calcific atheroma plaques are observed in the thoracic aorta.",
+    "Pleural effusion": "Pleural effusion is present on the right.",
+    "Emphysema": "Centrilobular emphysema is seen in both upper lobes.",
+    "Lung nodule": "A 6 mm nodule is seen in the right lower lobe.",
+    "Cardiomegaly": "The heart size is increased.",
+}
+
+
+def cmd_make(root, extra="0"):
+    """`extra` > 0 adds that many train and half as many valid patients (one volume each, from
+    CT_small.dcm with other slice content), with reports and labels that agree."""
     import nibabel as nib
     ds = os.path.join(root, "dataset")
     vols = {}
+    extra = int(extra)
+    texts = {}
+    for e in range(extra + extra // 2):
+        split = "train" if e < extra else "valid"
+        p = 3 + e if split == "train" else 2 + e - extra
+        v, m = ct_small_volume(6, 16)
+        v = np.roll(v, 7 * (e + 1), axis=1)
+        name = f"{split}_{p}_a_1"
+        vols[name] = (v, m, "blank")
+        on = [l for i, l in enumerate(FINDINGS) if (e >> i) & 1]
+        texts[name] = on
     a, ma = ct_small_volume(6, 16)
     vols["train_1_a_1"] = (a.astype(np.float32), ma, "blank")   # float32 raw values, blank header
     b, mb = ct5n_volume(12)
@@ -125,21 +147,26 @@ def cmd_make(root):
     write_csv(os.path.join(ds, "metadata", "validation_metadata.csv"), META_COLS, meta_rows["valid"])
     rep_cols = ["VolumeName", "ClinicalInformation_EN", "Technique_EN", "Findings_EN", "Impressions_EN"]
     f1 = "Trachea and both main bronchi are open. Calcific atheroma plaques are observed in the aorta, \"mild\"."
+    extra_rows = lambda split: [[n + ".nii.gz", "Not given.", "Non-contrast.",
+                                 " ".join(FINDINGS[l] for l in on) or "No abnormal finding.",
+                                 ", ".join(on) + "." if on else "Normal study."]
+                                for n, on in texts.items() if n.startswith(split)]
     write_csv(os.path.join(ds, "radiology_text_reports", "train_reports.csv"), rep_cols, [
         ["train_1_a_1.nii.gz", "Cough.", "Non-contrast, 1 mm slices.", f1, "Aortic atherosclerosis."],
         ["train_1_a_2.nii.gz", "Cough.", "Non-contrast, 1 mm slices.", f1, "Aortic atherosclerosis."],
         ["train_2_a_1.nii.gz", "Not given.", "Non-contrast.", "Normal study.", "Not given."],
-    ])
+    ] + extra_rows("train"))
     write_csv(os.path.join(ds, "radiology_text_reports", "validation_reports.csv"), rep_cols, [
         ["valid_1_a_1.nii.gz", "Not given.", "Non-contrast.", "Pleural effusion on the right, 2 cm.",
-         "Not given."]])
+         "Not given."]] + extra_rows("valid"))
     lab = lambda on: [1 if l in on else 0 for l in LABELS]
+    extra_labels = lambda split: [[n + ".nii.gz"] + lab(set(on)) for n, on in texts.items() if n.startswith(split)]
     write_csv(os.path.join(ds, "multi_abnormality_labels", "train_predicted_labels.csv"), ["VolumeName"] + LABELS, [
         ["train_1_a_1.nii.gz"] + lab({"Arterial wall calcification"}),
         ["train_1_a_2.nii.gz"] + lab({"Arterial wall calcification"}),
-        ["train_2_a_1.nii.gz"] + lab(set())], compress=True)
+        ["train_2_a_1.nii.gz"] + lab(set())] + extra_labels("train"), compress=True)
     write_csv(os.path.join(ds, "multi_abnormality_labels", "valid_predicted_labels.csv"), ["VolumeName"] + LABELS, [
-        ["valid_1_a_1.nii.gz"] + lab({"Pleural effusion"})], compress=True)
+        ["valid_1_a_1.nii.gz"] + lab({"Pleural effusion"})] + extra_labels("valid"), compress=True)
 
 
 def ct_clip_preprocess(path, row, target_spacing, target_shape):

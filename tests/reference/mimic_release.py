@@ -3,7 +3,7 @@
 with the MIMIC-CXR report files beside it, and the manifest a reader following the release's
 documentation should make of it (pandas, independent of biud).
 
-  mimic_release.py make ROOT     tables as shipped (gzip: mimic-cxr-2.0.0-{split,metadata,chexpert}.csv.gz),
+  mimic_release.py make ROOT [EXTRA]  tables as shipped (gzip: mimic-cxr-2.0.0-{split,metadata,chexpert}.csv.gz),
                                  JPEGs made from pydicom's real radiograph test files, frontal and lateral
                                  views, -1.0 / empty CheXpert values, one split row without an image file
   mimic_release.py expect ROOT   JSON list of the expected items: frontal views (PA, AP) with an image file;
@@ -64,13 +64,26 @@ def read_gz_csv(path):
         return list(csv.DictReader(f))
 
 
-def cmd_make(root):
+EXTRA_TEXT = ["Small right pleural effusion.", "Mild cardiomegaly.", "Atelectasis at the left base.",
+              "Pulmonary edema.", "No acute cardiopulmonary process.", "Right lower lobe pneumonia."]
+EXTRA_LABEL = ["Pleural Effusion", "Cardiomegaly", "Atelectasis", "Edema", "No Finding", "Pneumonia"]
+
+
+def cmd_make(root, extra="0"):
+    """`extra` > 0 adds that many frontal training images, one study each, with a report and labels."""
     import pydicom
     from PIL import Image
     base = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files")
     os.makedirs(root, exist_ok=True)
     split_rows, meta_rows = [], []
-    for dicom_id, subject, study, view, split, src in IMAGES:
+    images = list(IMAGES)
+    for e in range(int(extra)):
+        subject, study = f"{11000000 + e}", f"{59000000 + e}"
+        images.append((f"{e:08x}-0000-0000-0000-000000000000", subject, study, "PA", "train",
+                       ["CT_small.dcm", "MR_small.dcm"][e % 2]))
+        REPORTS[study] = f" FINDINGS: {EXTRA_TEXT[e % 6]} The lungs are otherwise clear.\n IMPRESSION: {EXTRA_TEXT[e % 6]}\n"
+        LABELS[study] = {EXTRA_LABEL[e % 6]: 1.0}
+    for dicom_id, subject, study, view, split, src in images:
         split_rows.append([dicom_id, study, subject, split])
         meta_rows.append([dicom_id, subject, study, "CHEST (PA AND LAT)", view, 128, 128, 21800506, 213014.531,
                           "CHEST (PA AND LAT)", "postero-anterior", "Erect"])
@@ -78,10 +91,11 @@ def cmd_make(root):
         os.makedirs(folder, exist_ok=True)
         if src:
             px = pydicom.dcmread(os.path.join(base, src)).pixel_array.astype(np.float64)
+            px = np.roll(px, 5 * len(split_rows), axis=1)
             px = (255 * (px - px.min()) / (px.max() - px.min())).astype(np.uint8)
             Image.fromarray(px).save(os.path.join(folder, dicom_id + ".jpg"), quality=95)
     for study, text in REPORTS.items():
-        subject = next(s for _, s, st, *_ in IMAGES if st == study)
+        subject = next(s for _, s, st, *_ in images if st == study)
         with open(os.path.join(root, "files", "p" + subject[:2], "p" + subject, "s" + study + ".txt"), "w") as f:
             f.write(text)
     write_gz_csv(os.path.join(root, "mimic-cxr-2.0.0-split.csv.gz"), ["dicom_id", "study_id", "subject_id", "split"],
@@ -89,7 +103,7 @@ def cmd_make(root):
     write_gz_csv(os.path.join(root, "mimic-cxr-2.0.0-metadata.csv.gz"), META, meta_rows)
     rows = []
     for study, labs in LABELS.items():
-        subject = next(s for _, s, st, *_ in IMAGES if st == study)
+        subject = next(s for _, s, st, *_ in images if st == study)
         rows.append([subject, study] + ["" if l not in labs else f"{labs[l]:.1f}" for l in CHEXPERT])
     write_gz_csv(os.path.join(root, "mimic-cxr-2.0.0-chexpert.csv.gz"), ["subject_id", "study_id"] + CHEXPERT, rows)
 
