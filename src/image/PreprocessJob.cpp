@@ -214,4 +214,70 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
   return sum;
 }
 
+EvalCache prepareEvalCache(const Manifest& m, const std::vector<std::string>& splits, const CtPreprocessConfig& cfg,
+                           const std::string& cacheDir, const std::string& fallbackDir, int threads, bool progress) {
+  EvalCache out;
+  out.manifest.path = m.path;
+  out.manifest.labelNames = m.labelNames;
+  Manifest want;
+  want.path = m.path;
+  want.labelNames = m.labelNames;
+  for (const auto& it : m.items)
+    if (splits.empty() || std::find(splits.begin(), splits.end(), it.split) != splits.end()) want.items.push_back(it);
+  const std::string hash = preprocessHash(cfg);
+  std::error_code ec;
+  std::string dir;
+  if (!cacheDir.empty() && stdfs::exists(stdfs::path(cacheDir) / "index.json", ec)) {
+    const auto [have, desc] = cacheHashOf(cacheDir);
+    if (have == hash) dir = cacheDir;
+    else
+      log::warn("data",
+                "cache `{}` was built with other preprocessing parameters ({}) than this model's ({}); preprocessing "
+                "the evaluated items into `{}` instead",
+                cacheDir, desc, describePreprocess(cfg), fallbackDir);
+  }
+  std::map<std::string, std::string> errors;  // id -> why it is not in the cache
+  if (dir.empty()) {
+    PreprocessJobOptions o;
+    o.out = fallbackDir;
+    o.threads = threads;
+    o.progress = progress;
+    log::info("data", "no cache with this model's preprocessing holds the {} evaluated CTs: preprocessing them into `{}`",
+              want.items.size(), fallbackDir);
+    const auto sum = runPreprocess(want, cfg, o);
+    BIUD_CHECK(!sum.interrupted, DataError, "interrupted while preprocessing into `{}`", fallbackDir);
+    out.built = sum.done;
+    dir = fallbackDir;
+  }
+  // Why an item is missing: the cache's own failures.jsonl, when it says.
+  if (stdfs::exists(stdfs::path(dir) / "failures.jsonl", ec)) {
+    std::istringstream in(fs::readFile(stdfs::path(dir) / "failures.jsonl"));
+    std::string line;
+    while (std::getline(in, line)) {
+      try {
+        auto j = nlohmann::json::parse(line);
+        errors[j.value("id", "")] = j.value("error", "");
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  CacheReader cache(dir, hash, describePreprocess(cfg));
+  for (const auto& it : want.items) {
+    if (cache.find(it.id)) {
+      out.manifest.items.push_back(it);
+      continue;
+    }
+    auto e = errors.find(it.id);
+    const std::string why = e != errors.end() && !e->second.empty()
+                                ? e->second
+                                : fmt::format("not in the cache `{}`; run biud-preprocess on this manifest", dir);
+    log::warn("data", "item `{}` skipped: {}", it.id, why);
+    out.failures.push_back(
+        nlohmann::json{{"id", it.id}, {"image", it.images.empty() ? "" : it.images[0]}, {"line", it.line}, {"error", why}}
+            .dump());
+  }
+  out.cacheDir = dir;
+  return out;
+}
+
 }  // namespace biud::image

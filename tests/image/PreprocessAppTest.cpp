@@ -8,6 +8,7 @@
 
 #include "biud/image/CtCache.h"
 #include "biud/image/Preprocess.h"
+#include "biud/image/PreprocessJob.h"
 #include "biud/image/VolumeIO.h"
 #include "image/ImageTestUtil.h"
 
@@ -138,6 +139,55 @@ TEST(PreprocessApp, BadInputsAreRecordedAndTheRestProcessed) {
           quote((t / "c2").string()) + " --quiet");
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.out.find("required column `image` missing"), std::string::npos) << r.out;
+}
+
+TEST(EvalCache, BuildsOnceSkipsBadItemsAndUsesAMatchingCache) {
+  TempDir t("evalcache");
+  Volume ct({30, 30, 12}, {1.0, 1.0, 2.0}, -1000.0f);
+  for (int k = 2; k < 10; ++k)
+    for (int j = 5; j < 25; ++j)
+      for (int i = 5; i < 25; ++i) ct.at(i, j, k) = static_cast<float>((i * 13 + j * 7 + k * 3) % 80);
+  image::writeVolume((t / "a.nii.gz").string(), ct);
+  image::writeVolume((t / "b.nii.gz").string(), ct);
+  const std::string whole = readText(t / "a.nii.gz");
+  writeText(t / "cut.nii.gz", whole.substr(0, whole.size() / 2));
+  writeText(t / "m.csv", "id,image,split,L\na,a.nii.gz,test,1\nbad,cut.nii.gz,test,0\nb,b.nii.gz,test,0\nc,a.nii.gz,train,1\n");
+  const auto m = image::readManifest((t / "m.csv").string());
+  CtPreprocessConfig cfg;
+  cfg.size = {16, 16, 8};
+  // No cache yet: the test split is preprocessed into the fallback folder; the bad item is listed.
+  auto e = image::prepareEvalCache(m, {"test"}, cfg, "", (t / "fb").string(), 1, false);
+  EXPECT_EQ(e.cacheDir, (t / "fb").string());
+  EXPECT_EQ(e.built, 2u);
+  ASSERT_EQ(e.manifest.items.size(), 2u);
+  EXPECT_EQ(e.manifest.items[0].id, "a");
+  EXPECT_EQ(e.manifest.items[1].id, "b");
+  ASSERT_EQ(e.failures.size(), 1u);
+  auto f = nlohmann::json::parse(e.failures[0]);
+  EXPECT_EQ(f["id"], "bad");
+  EXPECT_NE(f["error"].get<std::string>().find("truncated"), std::string::npos) << f.dump();
+  // The cached voxels are the in-process pipeline's.
+  {
+    image::CacheReader cache(e.cacheDir, image::preprocessHash(cfg));
+    expectSameVolume(cache.read("a", true), image::preprocessCt(image::readVolume((t / "a.nii.gz").string()), cfg),
+                     0.5 / image::int16Quant(cfg) + 1e-6, /*geometry=*/false);
+  }
+  // A second call reads what the first built.
+  e = image::prepareEvalCache(m, {"test"}, cfg, "", (t / "fb").string(), 1, false);
+  EXPECT_EQ(e.built, 0u);
+  EXPECT_EQ(e.manifest.items.size(), 2u);
+  // data.cache_dir with these parameters is used as it is (c is not in the test split).
+  e = image::prepareEvalCache(m, {}, cfg, (t / "fb").string(), (t / "other").string(), 1, false);
+  EXPECT_EQ(e.cacheDir, (t / "fb").string());
+  EXPECT_FALSE(stdfs::exists(t / "other"));
+  ASSERT_EQ(e.failures.size(), 2u);  // bad (its recorded error) and c (not in that cache)
+  EXPECT_NE(e.failures[1].find("not in the cache"), std::string::npos) << e.failures[1];
+  // A cache with other parameters is not used: the fallback is built instead.
+  CtPreprocessConfig other = cfg;
+  other.size = {20, 20, 8};
+  e = image::prepareEvalCache(m, {"test"}, other, (t / "fb").string(), (t / "fb2").string(), 1, false);
+  EXPECT_EQ(e.cacheDir, (t / "fb2").string());
+  EXPECT_EQ(e.built, 2u);
 }
 
 }  // namespace

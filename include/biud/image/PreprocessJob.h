@@ -44,4 +44,21 @@ std::string checkHu(const Volume& hu, const CtPreprocessConfig& cfg, const std::
 PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConfig& cfg,
                                 const PreprocessJobOptions& opt);
 
+/// What an evaluation app reads (biud-zeroshot, biud-embed, biud-finetune, biud-report): the
+/// items of `splits` (all when empty) served from a cache, never from raw volumes decoded again
+/// at every call. `cacheDir` (data.cache_dir) is used when it holds these preprocessing
+/// parameters; otherwise the items are preprocessed now into `fallbackDir` (resumable: a second
+/// call finds them there). Items that cannot be read are left out of `manifest` and listed in
+/// `failures` (one JSON object per line: id, image, line, error), so one bad volume costs its
+/// own result only.
+struct EvalCache {
+  Manifest manifest;                  ///< the items that can be evaluated (same order)
+  std::string cacheDir;               ///< the cache that holds them
+  std::vector<std::string> failures;  ///< JSON lines
+  size_t built = 0;                   ///< items preprocessed by this call
+};
+EvalCache prepareEvalCache(const Manifest& m, const std::vector<std::string>& splits, const CtPreprocessConfig& cfg,
+                           const std::string& cacheDir, const std::string& fallbackDir, int threads = 0,
+                           bool progress = true);
+
 }  // namespace biud::image
