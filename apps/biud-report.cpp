@@ -42,6 +42,12 @@ int main(int argc, char** argv) {
   app.cli().add_flag("--finetune-encoder", finetuneEncoder, "train the CT encoder too (report.freeze_encoder=false)");
   app.cli().add_option("--beam", beam, "beam size for generation; 1 = greedy (default: eval.beam)")->check(CLI::PositiveNumber);
   app.cli().add_option("--split", split, "split whose reports are generated and scored (default: data.test_split)");
+  std::string protocol;
+  app.cli()
+      .add_option("--protocol", protocol,
+                  "report metrics: biud, or ct2rep = CT2Rep's report cleaning with pycocoevalcap BLEU/ROUGE-L (default: "
+                  "eval.nlg_protocol; docs/eval.md)")
+      ->check(CLI::IsMember({"biud", "ct2rep"}));
   app.cli().add_option("--resume", resume, "continue the run in --out: a checkpoint folder, or `latest`");
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();
@@ -49,6 +55,7 @@ int main(int argc, char** argv) {
     if (!run.empty()) cfg.report.run = run;
     if (finetuneEncoder) cfg.report.freeze_encoder = false;
     if (beam > 0) cfg.eval.beam = beam;
+    if (!protocol.empty()) cfg.eval.nlg_protocol = protocol;
     if (!app.manifest().empty()) cfg.data.manifest = app.manifest();
     if (!resume.empty()) cfg.trainer.resume = resume;
     train::checkPretrainedRun(cfg.report.run);
@@ -70,7 +77,7 @@ int main(int argc, char** argv) {
     go.lengthPenalty = cfg.eval.length_penalty;
     go.maxNewTokens = cfg.eval.max_new_tokens;
     const auto g = task.generate(split, go);
-    const auto s = train::scoreReports(g.generated, g.references, task.extractor());
+    const auto s = train::scoreReports(g.generated, g.references, task.extractor(), cfg.eval.nlg_protocol);
 
     std::vector<std::vector<std::string>> rows;
     std::string side;

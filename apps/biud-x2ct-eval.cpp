@@ -133,9 +133,7 @@ int main(int argc, char** argv) {
 
       // Zero-shot from X-rays with the frozen report tower's prompt embeddings.
       const auto promptSet = text::PromptSet::load(ps);
-      const auto pc = train::promptedColumns(test.set.labelNames, promptSet);
-      BIUD_CHECK(!pc.findings.empty(), DataError, "no label column of `{}` ({}) has prompts in `{}`", manifestPath,
-                 fmt::join(test.set.labelNames, ", "), ps);
+      const auto pc = train::promptedColumns(test.set.labelNames, promptSet, fmt::format("`{}`", manifestPath));
       if (findings.empty()) findings = pc.findings;
       auto pe = train::embedPrompts(promptSet, pc.findings, [&](const std::vector<std::string>& t) {
         auto tb = train::tokenizeBatch(*run.tokenizer, t, rc.text.max_length);

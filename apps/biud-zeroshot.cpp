@@ -15,6 +15,7 @@
 #include "biud/data/CtDataset.h"
 #include "biud/data/CtLoader.h"
 #include "biud/eval/Figures.h"
+#include "biud/eval/Protocols.h"
 #include "biud/image/Manifest.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/text/Prompts.h"
@@ -84,6 +85,14 @@ int main(int argc, char** argv) {
   app.cli().add_option("--run", runs, "trained run folder (repeatable: NAME=DIR compares models side by side; DeLong vs the first)")->required();
   app.cli().add_option("--split", split, "split to evaluate (default: data.test_split of the first run, `test`)");
   app.cli().add_option("--prompts", prompts, "prompt sets YAML (default: eval.prompts of the first run)");
+  std::string protocol;
+  app.cli()
+      .add_option("--protocol", protocol,
+                  "biud (prompt ensembles of --prompts) or ct-clip: CT-CLIP's evaluation, one prompt pair per label column\n"
+                  "(\"<finding> is present.\" / \"<finding> is not present.\", <finding> = the `name` of the matching prompt\n"
+                  "finding, else the column name), plus its threshold rule, weighted F1, accuracy and precision under `ct_clip` in\n"
+                  "zeroshot.json (docs/eval.md) (default: eval.zeroshot_protocol)")
+      ->check(CLI::IsMember({"biud", "ct-clip"}));
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();
     runtime::setThreads(cfg.threads);
@@ -103,12 +112,17 @@ int main(int argc, char** argv) {
     std::string manifestPath = app.manifest();
     if (manifestPath.empty()) manifestPath = first.clip ? first.cfg.data.xray_manifest : first.cfg.data.manifest;
     const auto manifest = image::readManifest(manifestPath);
-    const auto ps = text::PromptSet::load(prompts);
-    const auto pc = train::promptedColumns(manifest.labelNames, ps);
+    if (protocol.empty()) protocol = cfg.eval.zeroshot_protocol;
+    BIUD_CHECK(!manifest.labelNames.empty(), DataError, "`{}` has no label columns: zero-shot classification needs labels", manifestPath);
+    const bool ctClip = protocol == "ct-clip";
+    // CT-CLIP: one prompt pair per label column, named after the finding the prompt set gives it.
+    const auto named = text::PromptSet::load(prompts);
+    const auto ps = ctClip ? train::ctClipPromptSet(manifest.labelNames, &named) : named;
+    if (ctClip)
+      log::info("zeroshot", "protocol ct-clip: prompts \"{}\" / \"{}\", ...", ps.findings[0].positive[0], ps.findings[0].negative[0]);
+    const auto pc = train::promptedColumns(manifest.labelNames, ps, fmt::format("`{}`", manifestPath));  // ConfigError listing both sides
     const auto& findings = pc.findings;
     const auto& cols = pc.columns;
-    BIUD_CHECK(!findings.empty(), DataError, "no label column of `{}` ({}) has prompts in `{}` ({})", manifestPath,
-               fmt::join(manifest.labelNames, ", "), prompts, fmt::join(ps.ids(), ", "));
     const std::string out = app.prepareOutDir("zeroshot");
 
     std::vector<eval::ModelPredictions> models;
@@ -137,6 +151,19 @@ int main(int argc, char** argv) {
     j["split"] = split;
     j["manifest"] = manifestPath;
     j["prompts"] = prompts;
+    j["protocol"] = protocol;
+    if (ctClip) {
+      for (std::size_t m = 0; m < models.size(); ++m) {
+        const auto cc = eval::evaluateCtClip(models[m].probs, labels, findings);
+        if (m == 0) {
+          for (const auto& w : cc.warnings) log::warn("zeroshot", "{}", w);
+          j["ct_clip"] = cc.toJson();
+          log::info("zeroshot", "CT-CLIP protocol, macro: AUROC {:.4f}  F1 (weighted) {:.4f}  accuracy {:.4f}  precision {:.4f}", cc.auroc,
+                    cc.f1, cc.accuracy, cc.precision);
+        }
+        if (j.contains("models") && j["models"].contains(models[m].name)) j["models"][models[m].name]["ct_clip"] = cc.toJson();
+      }
+    }
     fs::atomicWrite(stdfs::path(out) / "zeroshot.json", j.dump(2));
 
     log::info("zeroshot", "{} cases of split `{}` ({}):{}", ids.size(), split, loaded.front().first,

@@ -106,6 +106,22 @@ PromptSet reportForm(const YAML::Node& root, const std::string& file) {
 
 }  // namespace
 
+std::string labelKey(const std::string& name) {
+  std::string out;
+  bool gap = false;
+  for (const char c : name) {
+    const char l = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    if ((l >= 'a' && l <= 'z') || (l >= '0' && l <= '9')) {
+      if (gap && !out.empty()) out += '_';
+      out += l;
+      gap = false;
+    } else {
+      gap = true;
+    }
+  }
+  return out;
+}
+
 PromptSet PromptSet::load(const std::string& path) {
   fs::requireFile(path, "prompt set (YAML)");
   return fromString(fs::readFile(path), path);
@@ -115,8 +131,13 @@ PromptSet PromptSet::fromString(const std::string& yaml, const std::string& file
   const YAML::Node root = yu::parse(yaml, file);
   BIUD_CHECK(root && root.IsMap(), ConfigError, "prompt set `{}` must be a YAML mapping with `findings:`", file);
   yu::checkKeys(root, {"name", "templates", "report", "findings"}, file, "the prompt set");
-  if (root["report"]) return reportForm(root, file);
+  if (root["report"]) {
+    auto ps = reportForm(root, file);
+    ps.file = file;
+    return ps;
+  }
   PromptSet ps;
+  ps.file = file;
   if (root["name"]) ps.name = yu::str(root["name"], file, "`name`");
   std::vector<std::string> tplPos, tplNeg;
   if (const YAML::Node t = root["templates"]) {
@@ -148,12 +169,55 @@ PromptSet PromptSet::fromString(const std::string& yaml, const std::string& file
   return ps;
 }
 
-const FindingPrompts& PromptSet::at(const std::string& id) const {
+const FindingPrompts* PromptSet::match(const std::string& label) const {
+  // Exact id, exact name, then the normalised forms (in that order, so an exact hit wins).
   for (const auto& f : findings)
-    if (f.id == id) return f;
-  std::string known;
-  for (const auto& f : findings) known += (known.empty() ? "" : ", ") + f.id;
-  BIUD_THROW(ConfigError, "prompt set `{}` has no finding `{}` (known: {})", name, id, known);
+    if (f.id == label) return &f;
+  for (const auto& f : findings)
+    if (f.name == label) return &f;
+  const std::string key = labelKey(label);
+  if (key.empty()) return nullptr;
+  for (const auto& f : findings)
+    if (labelKey(f.id) == key) return &f;
+  for (const auto& f : findings)
+    if (labelKey(f.name) == key) return &f;
+  return nullptr;
+}
+
+const FindingPrompts& PromptSet::at(const std::string& id) const {
+  if (const auto* f = match(id)) return *f;
+  BIUD_THROW(ConfigError, "prompt set `{}` has no finding `{}` (known: {})", name, id, describe());
+}
+
+std::string PromptSet::describe() const {
+  std::string out;
+  for (const auto& f : findings) {
+    out += (out.empty() ? "" : ", ") + f.id;
+    if (f.name != f.id) out += " (" + f.name + ")";
+  }
+  return out;
+}
+
+LabelMatch PromptSet::matchLabels(const std::vector<std::string>& labelNames, const std::string& labelsFrom) const {
+  LabelMatch out;
+  for (std::size_t j = 0; j < labelNames.size(); ++j) {
+    if (match(labelNames[j])) {
+      out.findings.push_back(labelNames[j]);
+      out.columns.push_back(static_cast<std::int64_t>(j));
+    } else {
+      out.unmatched.push_back(labelNames[j]);
+    }
+  }
+  if (out.findings.empty()) {
+    std::string cols;
+    for (const auto& l : labelNames) cols += (cols.empty() ? "`" : ", `") + l + "`";
+    BIUD_THROW(ConfigError,
+               "no label column of {} has prompts in prompt set `{}`: label columns [{}]; prompt findings, id (name): [{}]. A column "
+               "matches a finding whose `id` or `name` equals it (case, spaces and punctuation ignored); rename the columns or give "
+               "the findings those names",
+               labelsFrom, file.empty() ? name : file, labelNames.empty() ? "none" : cols, describe());
+  }
+  return out;
 }
 
 std::vector<std::string> PromptSet::ids() const {

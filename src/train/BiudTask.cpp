@@ -89,7 +89,10 @@ class BiudTask final : public Task {
       for (std::int64_t i = 0; i < train_->size(); ++i) texts.push_back(train_->item(i).text(cfg.data.report_sections));
       textCache_->precompute(texts, "frozen text features");
     }
-    if (!cfg.eval.prompts.empty() && val_) prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
+    if (!cfg.eval.prompts.empty() && val_) {
+      prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
+      promptCols_ = validationColumns(manifestLabels_, *prompts_, cfg.data.manifest);
+    }
     log::info("biud", "{} training CTs, teacher features d_X = {}, losses: roco ({}), pair {}, sem {}, efm {}",
               train_->size(), teacher_.h_star.size(1), cfg.loss.roco.mode, cfg.loss.pair.weight, cfg.loss.sem.weight,
               cfg.loss.efm.weight);
@@ -214,8 +217,7 @@ class BiudTask final : public Task {
     }
     auto img = torch::cat(emb);
     auto lab = torch::cat(labels);
-    const auto& names = manifestLabels_;
-    const auto pc = promptedColumns(names, *prompts_);
+    const auto& pc = promptCols_;
     const auto& use = pc.findings;
     const auto& cols = pc.columns;
     if (use.empty()) return m;
@@ -306,6 +308,7 @@ class BiudTask final : public Task {
   std::unique_ptr<data::CtLoader> loader_;
   std::unique_ptr<text::PromptSet> prompts_;
   std::vector<std::string> manifestLabels_;
+  PromptedColumns promptCols_;  ///< validation label columns with prompts (checked at construction)
   BiudModel model_{nullptr};
   std::unique_ptr<FrozenTextFeatures> textCache_;  ///< frozen text encoder: features per report (EFM still encodes masked reports)
   std::int64_t drawEpoch_ = -1, drawn_ = 0, nonTop1_ = 0;  ///< per-epoch top-K draw statistics (this rank)

@@ -47,7 +47,10 @@ class Clip2dTask final : public Task {
     startEpoch(0);
     BIUD_CHECK(!batches_.empty(), ConfigError, "data.loader.batch_size {} is larger than the {} training X-rays per rank",
                so.batchSize, train_.size() / ctx.world);
-    if (!cfg.eval.prompts.empty() && val_) prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
+    if (!cfg.eval.prompts.empty() && val_) {
+      prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
+      promptCols_ = validationColumns(val_->labelNames, *prompts_, cfg.data.xray_manifest);
+    }
     if (cfg.model.text_encoder.frozen) {
       // A frozen report encoder: encode every training report once (TextCache.h).
       textCache_ = makeFrozenTextFeatures(cfg, model_->text_encoder, *tok_, ctx.device, ctx.rank == 0);
@@ -101,7 +104,7 @@ class Clip2dTask final : public Task {
     torch::NoGradGuard ng;
     model_->eval();
     auto img = embedImages(*val_);
-    const auto pc = promptedColumns(val_->labelNames, *prompts_);
+    const auto& pc = promptCols_;
     const auto& names = pc.findings;
     const auto& cols = pc.columns;
     if (names.empty()) return m;
@@ -166,6 +169,7 @@ class Clip2dTask final : public Task {
   XraySet train_;
   std::unique_ptr<XraySet> val_;
   std::unique_ptr<text::PromptSet> prompts_;
+  PromptedColumns promptCols_;  ///< validation label columns with prompts (checked at construction)
   std::unique_ptr<FrozenTextFeatures> textCache_;  ///< frozen text encoder: features per report
   ClipModel model_{nullptr};
   std::unique_ptr<data::BatchSampler> sampler_;

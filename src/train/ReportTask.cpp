@@ -12,6 +12,7 @@
 #include "biud/data/CtLoader.h"
 #include "biud/eval/Clinical.h"
 #include "biud/eval/Nlg.h"
+#include "biud/eval/Protocols.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/Preprocess.h"
 #include "biud/models/Registry.h"
@@ -24,13 +25,13 @@ namespace biud::train {
 namespace F = torch::nn::functional;
 
 ReportScores scoreReports(const std::vector<std::string>& generated, const std::vector<std::string>& references,
-                          const text::EntityExtractor& extractor) {
+                          const text::EntityExtractor& extractor, const std::string& nlgProtocol) {
   BIUD_CHECK(generated.size() == references.size(), ValueError, "{} generated reports but {} references",
              generated.size(), references.size());
   ReportScores s;
   std::vector<std::vector<std::string>> refs;
   for (const auto& r : references) refs.push_back({r});
-  const auto nlg = eval::evaluateNlg(generated, refs);
+  const auto nlg = eval::evaluateNlgProtocol(nlgProtocol, generated, refs);
   std::vector<std::string> findings;
   for (const auto& f : extractor.lexicon().findings) findings.push_back(f.id);
   auto present = [&](const std::string& t) {
@@ -46,6 +47,7 @@ ReportScores scoreReports(const std::vector<std::string>& generated, const std::
   }
   const auto ce = eval::clinicalEfficacy(s.generatedFindings, s.referenceFindings, findings);
   s.json["nlg"] = nlg.toJson();
+  s.json["nlg"]["protocol"] = nlgProtocol;
   s.json["clinical"] = ce.toJson();
   // Chance level: the same generated reports against other cases' references (cyclic shifts
   // 1..K of the reference list). A decoder that ignores the CT scores the same either way.
@@ -166,7 +168,7 @@ class ReportTaskImpl final : public ReportTask {
       go.maxNewTokens = cfg_.eval.max_new_tokens;
       go.limit = cfg_.report.val_reports;
       auto g = generateOn(val_, go, "");
-      auto s = scoreReports(g.generated, g.references, *extractor_);
+      auto s = scoreReports(g.generated, g.references, *extractor_, cfg_.eval.nlg_protocol);
       m["bleu4"] = s.json["nlg"]["bleu4"].get<double>();
       m["clinical_f1"] = s.json["clinical"]["micro"]["f1"].get<double>();
     }

@@ -235,7 +235,10 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
   startEpoch(0);
   BIUD_CHECK(!batches_.empty(), ConfigError, "data.loader.batch_size {} is larger than the {} training X-rays per rank",
              so.batchSize, train_.size() / ctx.world);
-  if (!cfg.eval.prompts.empty() && val_) prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
+  if (!cfg.eval.prompts.empty() && val_) {
+    prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
+    promptCols_ = validationColumns(val_->labelNames, *prompts_, xm);
+  }
   log::info("x2ct", "{} training X-rays; frozen towers from {}; loss {:g} L(CT,R) + {:g} L(X,R) + {:g} L(X,CT); batching {}",
             train_.size(), ckpt, cfg.loss.trimodal.alpha, cfg.loss.trimodal.beta, cfg.loss.trimodal.gamma,
             cfg.x2ct.batching);
@@ -340,7 +343,7 @@ Metrics X2ctTask::validate() {
     m[fmt::format("x2ct_recall@{}", k)] = recallAt(x, ct, k);
   }
   if (prompts_) {
-    const auto pc = promptedColumns(val_->labelNames, *prompts_);
+    const auto& pc = promptCols_;
     if (!pc.findings.empty()) {
       auto pe = embedPrompts(*prompts_, pc.findings, [&](const std::vector<std::string>& t) {
         auto tb = tokenizeBatch(*tok_, t, cfg_.text.max_length);

@@ -1,12 +1,15 @@
 #include "biud/train/ZeroShot.h"
 
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
 
 #include "biud/core/Error.h"
+#include "biud/core/Log.h"
 #include "biud/eval/Classification.h"
+#include "biud/eval/Protocols.h"
 
 namespace biud::train {
 
@@ -33,15 +36,35 @@ PromptEmbeddings embedPrompts(const text::PromptSet& prompts, const std::vector<
   return out;
 }
 
-PromptedColumns promptedColumns(const std::vector<std::string>& labelNames, const text::PromptSet& prompts) {
-  PromptedColumns out;
-  const auto ids = prompts.ids();
-  for (size_t j = 0; j < labelNames.size(); ++j)
-    if (std::find(ids.begin(), ids.end(), labelNames[j]) != ids.end()) {
-      out.findings.push_back(labelNames[j]);
-      out.columns.push_back(static_cast<std::int64_t>(j));
-    }
+PromptedColumns promptedColumns(const std::vector<std::string>& labelNames, const text::PromptSet& prompts,
+                                const std::string& labelsFrom) {
+  auto out = prompts.matchLabels(labelNames, labelsFrom);
+  if (!out.unmatched.empty())
+    log::warn("zeroshot", "label columns of {} without prompts in `{}` are not evaluated: {} (prompt findings: {})", labelsFrom,
+              prompts.file.empty() ? prompts.name : prompts.file, fmt::join(out.unmatched, ", "), prompts.describe());
   return out;
+}
+
+text::PromptSet ctClipPromptSet(const std::vector<std::string>& labelNames, const text::PromptSet* named) {
+  text::PromptSet ps;
+  ps.name = "ct-clip";
+  for (const auto& col : labelNames) {
+    const auto* m = named ? named->match(col) : nullptr;
+    const std::string finding = m && m->name != m->id ? m->name : col;  // an explicit `name`, else the column
+    const auto [pos, neg] = eval::ctClipPrompts(finding);
+    ps.findings.push_back({col, finding, {pos}, {neg}});
+  }
+  return ps;
+}
+
+PromptedColumns validationColumns(const std::vector<std::string>& labelNames, const text::PromptSet& prompts,
+                                  const std::string& manifest) {
+  if (labelNames.empty()) {
+    log::warn("zeroshot", "`{}` has no label columns: no zero-shot validation with the prompts of `{}` (eval.prompts)", manifest,
+              prompts.file);
+    return {};
+  }
+  return promptedColumns(labelNames, prompts, fmt::format("`{}` (validation)", manifest));
 }
 
 torch::Tensor zeroShotProbabilities(const torch::Tensor& images, const PromptEmbeddings& p, double tau) {

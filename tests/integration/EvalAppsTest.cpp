@@ -7,6 +7,9 @@
 // - report generation writes reports side by side whose BLEU/ROUGE-L equal nltk's / rouge-score's
 //   on the written file, whose clinical-efficacy F1 equals the count from the written finding
 //   columns, and whose BLEU/ROUGE-L are far above those of the same decoder after one step;
+// - zero-shot finds the prompts of label columns named as a data set names them (`Lung nodule`),
+//   with the same AUROCs, adds CT-CLIP's metrics with --protocol ct-clip, and stops with both
+//   lists when no column has prompts;
 // - bad input (a label column missing, a manifest without labels, a run folder without a
 //   checkpoint) fails with a message naming the problem;
 // - biud-embed --run on a finetune run embeds CT volumes with its fine-tuned encoder: equal to
@@ -14,7 +17,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -157,6 +163,58 @@ TEST_F(EvalApps, ZeroShotIntoARunFolderKeepsTheRunsConfig) {
   const auto first = readJson(run + "/zeroshot.json");
   runOk(zs + " --out " + D() + "/zs_copy");
   EXPECT_EQ(readJson(D() + "/zs_copy/zeroshot.json")["macro"]["auroc"], first["macro"]["auroc"]);
+}
+
+// Label columns under the names a data set really uses (`Lung nodule` for `lung_nodule`, as
+// CT-RATE writes its columns) find their prompts: the same AUROCs as the id-named manifest, keyed
+// by the data set's names. `--protocol ct-clip` adds CT-CLIP's metrics on the same probabilities.
+// Columns that match no prompt stop the app with both lists.
+TEST_F(EvalApps, ZeroShotMatchesLabelColumnsByTheirNames) {
+  const auto m = biud::csv::read(D() + "/data/ct/manifest.csv");
+  const std::set<std::string> fixed{"id", "image", "patient", "split", "findings", "impression", "report"};
+  auto renamed = [&](const std::string& file, const std::function<std::string(const std::string&)>& name) {
+    auto header = m.header;
+    for (auto& h : header)
+      if (!fixed.count(h)) h = name(h);
+    biud::csv::write(D() + "/data/ct/" + file, header, m.rows);  // beside the original: image paths are relative
+    return D() + "/data/ct/" + file;
+  };
+  std::map<std::string, std::string> asNamed;
+  const std::string named = renamed("named.csv", [&](const std::string& id) {
+    std::string n = id;
+    for (auto& c : n) c = c == '_' ? ' ' : c;
+    n[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(n[0])));
+    asNamed[id] = n;
+    return n;
+  });
+  const std::string zs = app("biud-zeroshot") + common_ + " --run " + D() + "/biud --split " + kSplit;
+  runOk(zs + " --out " + D() + "/zs_ids");
+  runOk(zs + " --manifest " + named + " --out " + D() + "/zs_named");
+  runOk(zs + " --manifest " + named + " --protocol ct-clip --out " + D() + "/zs_ctclip");
+  const auto ids = readJson(D() + "/zs_ids/zeroshot.json"), byName = readJson(D() + "/zs_named/zeroshot.json");
+  const auto ctClip = readJson(D() + "/zs_ctclip/zeroshot.json");
+  ASSERT_EQ(asNamed.size(), 10u);
+  for (const auto& [id, n] : asNamed) {
+    ASSERT_TRUE(byName["per_label"].contains(n)) << n;
+    EXPECT_EQ(byName["per_label"][n]["auroc"], ids["per_label"][id]["auroc"]) << n;
+    // CT-CLIP's block: its own prompts give other probabilities, but its AUROC is the usual one
+    // on them, and its threshold is one of the 100 grid values.
+    const auto& cc = ctClip["ct_clip"]["per_label"][n];
+    EXPECT_EQ(cc["auroc"], ctClip["per_label"][n]["auroc"]) << n;
+    if (cc["threshold"].is_number()) {
+      const double k = cc["threshold"].get<double>() * 99;
+      EXPECT_NEAR(k, std::round(k), 1e-9) << n;
+    }
+  }
+  EXPECT_EQ(ctClip["protocol"], "ct-clip");
+  EXPECT_EQ(ids["protocol"], "biud");
+  // Nothing matches: one error naming the manifest, its columns and the prompt findings.
+  int k = 0;
+  const std::string odd = renamed("odd.csv", [&k](const std::string&) { return "Column " + std::to_string(k++); });
+  auto r = biud::test::run(zs + " --manifest " + odd + " --out " + D() + "/zs_odd");
+  EXPECT_NE(r.rc, 0);
+  for (const char* w : {"no label column of", "odd.csv", "`Column 0`, `Column 1`", "lung_nodule", "`id` or `name`"})
+    EXPECT_NE(r.out.find(w), std::string::npos) << w << " not in: " << r.out;
 }
 
 TEST_F(EvalApps, LabelFractionTrainsOnTheSeededStratifiedSubset) {

@@ -12,7 +12,7 @@ CT-CLIP (github.com/ibrahimethemhamamci/CT-CLIP, commit a2a155c):
     (largest) threshold among ties;
   - scripts/bootstrap_values.py, main loop: f1_score(average="weighted"), accuracy_score, precision_score
     at prob > threshold; the mean over the 18 pathologies.
-CT2Rep (github.com/ibrahimethemhamamci/CT2Rep):
+CT2Rep (github.com/ibrahimethemhamamci/CT2Rep, commit 9e85082):
   - CT2Rep/modules/tokenizers.py, Tokenizer.clean_report_mimic_cxr (report_cleaner + sent_cleaner);
   - CT2Rep/modules/data_ct.py __getitem__ (ids[:max_seq_length], max_seq_length = 200) and trainer.py
     (decode of reports_ids[:, 1:]): the reference keeps its first 199 tokens;

@@ -239,6 +239,60 @@ TEST(Prompts, LoadExpandAndValidate) {
   EXPECT_THROW(bt::PromptSet::fromString("findings: [{id: a, positive: [x]}]"), biud::ConfigError);  // no negative
 }
 
+// Label columns find their prompts under the names the data set really uses: CT-RATE's 18 label
+// columns (spelled as in CT-CLIP's scripts/zero_shot.py) match configs/prompts/ct_rate.yaml, as do
+// the snake_case ids; a prompt set that matches no column is an error naming both sides.
+TEST(Prompts, LabelColumnsMatchByTheDataSetsNames) {
+  const std::string path = (biud::test::sourceDir() / "configs/prompts/ct_rate.yaml").string();
+  const auto ct = bt::PromptSet::load(path);
+  const std::vector<std::string> ctRate{"Medical material", "Arterial wall calcification", "Cardiomegaly", "Pericardial effusion",
+                                        "Coronary artery wall calcification", "Hiatal hernia", "Lymphadenopathy", "Emphysema",
+                                        "Atelectasis", "Lung nodule", "Lung opacity", "Pulmonary fibrotic sequela",
+                                        "Pleural effusion", "Mosaic attenuation pattern", "Peribronchial thickening",
+                                        "Consolidation", "Bronchiectasis", "Interlobular septal thickening"};
+  // A manifest's columns in another order, with `id`-like extra label columns around them.
+  std::vector<std::string> cols{"Age"};
+  cols.insert(cols.end(), ctRate.rbegin(), ctRate.rend());
+  const auto m = ct.matchLabels(cols);
+  EXPECT_EQ(m.findings, std::vector<std::string>(ctRate.rbegin(), ctRate.rend()));  // the data set's own names
+  ASSERT_EQ(m.columns.size(), 18u);
+  for (std::size_t k = 0; k < 18; ++k) EXPECT_EQ(m.columns[k], static_cast<std::int64_t>(k + 1));
+  EXPECT_EQ(m.unmatched, std::vector<std::string>{"Age"});
+  // Each name finds the finding whose id is its snake_case form (the ids are written by hand in the YAML).
+  for (const auto& n : ctRate) {
+    const auto* f = ct.match(n);
+    ASSERT_NE(f, nullptr) << n;
+    EXPECT_EQ(f->name, n);
+    EXPECT_EQ(f->id, bt::labelKey(n));
+    EXPECT_EQ(&ct.at(n), f);
+    EXPECT_EQ(ct.match(f->id), f);  // snake_case ids
+  }
+  EXPECT_EQ(bt::labelKey("Coronary artery wall calcification"), "coronary_artery_wall_calcification");
+  EXPECT_EQ(bt::labelKey("  LUNG-Nodule (any) "), "lung_nodule_any");
+  EXPECT_EQ(ct.match("LUNG NODULE")->id, "lung_nodule");
+  EXPECT_EQ(ct.match("lung-nodule")->id, "lung_nodule");
+  EXPECT_EQ(ct.match("Lung nodules"), nullptr);
+  EXPECT_EQ(ct.match(""), nullptr);
+  EXPECT_EQ(ct.matchLabels({"medical_material", "Lung opacity"}).columns, (std::vector<std::int64_t>{0, 1}));
+  // No column matches: one error with both lists and the fix.
+  const auto syn = bt::PromptSet::load((biud::test::sourceDir() / "configs/prompts/synthetic.yaml").string());
+  try {
+    syn.matchLabels({"Medical material", "Hiatal hernia"}, "manifest `m.csv`");
+    ADD_FAILURE() << "no error";
+  } catch (const biud::ConfigError& e) {
+    const std::string w = e.what();
+    for (const char* s : {"manifest `m.csv`", "synthetic.yaml", "`Medical material`, `Hiatal hernia`", "lung_nodule", "arterial_calcification",
+                          "`id` or `name`"})
+      EXPECT_NE(w.find(s), std::string::npos) << s << " not in: " << w;
+  }
+  try {
+    ct.at("Pneumothorax");
+    ADD_FAILURE() << "no error";
+  } catch (const biud::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("medical_material (Medical material)"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Prompts, ReportFormComposesWholeReports) {
   const auto ps = bt::PromptSet::fromString(R"(
 name: r

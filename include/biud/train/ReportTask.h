@@ -48,8 +48,9 @@ constexpr size_t kChanceShifts = 20;
 /// uncertain (negated and unmentioned findings are absent). `clinical.chance_micro_f1` is the
 /// micro F1 of the same generated reports against the references shifted by 1..K cases
 /// (K = min(N - 1, kChanceShifts)), averaged: what reports that ignore the CT would score.
+/// `nlgProtocol` (eval.nlg_protocol): biud or ct2rep (eval/Protocols.h); `nlg.protocol` says which.
 ReportScores scoreReports(const std::vector<std::string>& generated, const std::vector<std::string>& references,
-                          const text::EntityExtractor& extractor);
+                          const text::EntityExtractor& extractor, const std::string& nlgProtocol = "biud");
 
 /// The model of a `report` run: `ct_encoder` (the pretrained BIUD CT encoder) whose tokens the
 /// `decoder` cross-attends to (checkpoint keys `ct_encoder.*`, `decoder.*`).

@@ -91,6 +91,7 @@ class X2ctTask final : public Task {
   std::vector<std::int64_t> trainRows_, valRows_;  ///< latent row of each X-ray
   X2ctLatents latents_;
   std::unique_ptr<text::PromptSet> prompts_;
+  text::LabelMatch promptCols_;  ///< validation label columns with prompts (checked at construction)
   ClipModel model_{nullptr};
   std::unique_ptr<data::BatchSampler> sampler_;
   std::vector<std::vector<std::int64_t>> batches_;

@@ -26,12 +26,26 @@ struct PromptEmbeddings {
 PromptEmbeddings embedPrompts(const text::PromptSet& prompts, const std::vector<std::string>& findings,
                               const TextEncoderFn& encode);
 
-/// The label columns that have prompts: finding ids and their column indices, in column order.
-struct PromptedColumns {
-  std::vector<std::string> findings;
-  std::vector<std::int64_t> columns;
-};
-PromptedColumns promptedColumns(const std::vector<std::string>& labelNames, const text::PromptSet& prompts);
+/// The label columns that have prompts: their names (the data set's own, e.g. CT-RATE's
+/// `Medical material`) and column indices, in column order, matched by PromptSet::matchLabels
+/// (finding id or name, case, spaces and punctuation ignored). ConfigError listing both sides
+/// when no column matches; a warning naming the columns left without prompts otherwise.
+/// `labelsFrom` names where the columns come from in messages (e.g. "manifest `m.csv`").
+using PromptedColumns = text::LabelMatch;
+PromptedColumns promptedColumns(const std::vector<std::string>& labelNames, const text::PromptSet& prompts,
+                                const std::string& labelsFrom = "the label columns");
+
+/// CT-CLIP's prompts for label columns (eval/Protocols.h ctClipPrompts): per column one pair
+/// "<finding> is present." / "<finding> is not present.", where <finding> is the `name` given to
+/// the finding of `named` the column matches (PromptSet::match), or else the column name itself
+/// (CT-CLIP writes CT-RATE's label names into the prompts). Finding ids are the column names.
+text::PromptSet ctClipPromptSet(const std::vector<std::string>& labelNames, const text::PromptSet* named);
+
+/// The in-training zero-shot validation's columns, checked when a task is built (so a recipe whose
+/// prompts match no label column stops before training, with promptedColumns' message): none,
+/// with a warning, when the manifest has no label columns at all.
+PromptedColumns validationColumns(const std::vector<std::string>& labelNames, const text::PromptSet& prompts,
+                                  const std::string& manifest);
 
 /// [N, F] probabilities from normalised image embeddings [N, d].
 torch::Tensor zeroShotProbabilities(const torch::Tensor& images, const PromptEmbeddings& p, double tau);
