@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
   app::App app("biud-embed",
                "Embed report texts with the text encoder (model.text_encoder) and CT tensors (.npy or .safetensors, "
                "[C,D,H,W] or [D,H,W]) with the CT encoder (model.ct_encoder). Writes <out>/embeddings.safetensors "
-               "(text_pooled [N,D] pooled per model.text_encoder.pool; volume_pooled [M,D]; volume_tokens_<i> with "
+               "(text_pooled [N,D] pooled per model.text_encoder.pool; volume_pooled [M,D]; volume_index [M]: which inputs the rows are — a volume that cannot be read is skipped, listed in "
+               "<out>/failures.jsonl, and the exit code is 3; volume_tokens_<i> with "
                "--save-tokens) and "
                "<out>/biud-embed.json. With --bench, times forward+backward of one network instead.");
   app.addCommon(app::kConfig | app::kOut | app::kThreads | app::kDevice | app::kSeed);
@@ -164,6 +165,20 @@ int main(int argc, char** argv) {
     BIUD_CHECK(!texts.empty() || !volumes.empty() || !xrays.empty(), ConfigError,
                "nothing to embed: give --texts FILE, --volumes FILE... or --xrays FILE... (or --bench)");
     const auto out = app.prepareOutDir("embed");
+    // A volume that cannot be read or has the wrong shape is skipped and listed, not fatal:
+    // `volume_index` in the output names the inputs that were embedded (rows in that order).
+    const std::size_t nVolumes = volumes.size();
+    std::vector<nlohmann::json> failures;
+    auto guarded = [&](std::size_t i, const std::function<void()>& read) {
+      try {
+        read();
+        return true;
+      } catch (const Error& e) {
+        log::warn("embed", "volume {} (`{}`) skipped: {}", i, volumes[i], e.what());
+        failures.push_back({{"index", i}, {"file", volumes[i]}, {"error", e.what()}});
+        return false;
+      }
+    };
     tensor::TensorMap result;
     nlohmann::json summary;
     torch::NoGradGuard ng;
@@ -195,17 +210,23 @@ int main(int argc, char** argv) {
         BIUD_CHECK(ctEncoder, ConfigError, "--volumes with --run needs a biud, finetune or report run (a CT encoder); `{}` is a {} run",
                    runDir, run.cfg.task);
         std::vector<torch::Tensor> emb, adapted;
+        std::vector<std::int64_t> done;
         Progress bar("embed volumes", volumes.size(), "volumes");
         for (std::size_t i = 0; i < volumes.size() && !app::stopRequested(); ++i) {
           torch::Tensor v;
           const auto ext = stdfs::path(volumes[i]).extension().string();
-          if (ext == ".npy" || ext == ".safetensors") {
-            v = readTensorFile(volumes[i], tensorKey).to(torch::kFloat32);
-            if (v.dim() == 3) v = v.unsqueeze(0);
-          } else {
-            auto pre = image::preprocessCt(image::readVolume(volumes[i]), run.cfg.data.ct);
-            v = torch::from_blob(pre.data.data(), {1, pre.size[2], pre.size[1], pre.size[0]}, torch::kFloat32).clone();
-          }
+          const bool ok = guarded(i, [&] {
+            if (ext == ".npy" || ext == ".safetensors") {
+              v = readTensorFile(volumes[i], tensorKey).to(torch::kFloat32);
+              if (v.dim() == 3) v = v.unsqueeze(0);
+            } else {
+              auto pre = image::preprocessCt(image::readVolume(volumes[i]), run.cfg.data.ct);
+              v = torch::from_blob(pre.data.data(), {1, pre.size[2], pre.size[1], pre.size[0]}, torch::kFloat32).clone();
+            }
+          });
+          bar.advance();
+          if (!ok) continue;
+          done.push_back(static_cast<std::int64_t>(i));
           if (run.biud) {
             auto o = run.biud->encodeCt(v.unsqueeze(0).to(device));
             emb.push_back(o.ct.cpu());
@@ -217,11 +238,12 @@ int main(int argc, char** argv) {
             emb.push_back(o.pooled.cpu());
             if (saveTokens && o.tokens.defined()) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
           }
-          bar.advance();
         }
         bar.finish();
+        BIUD_CHECK(!emb.empty(), DataError, "none of the {} volumes could be read; see {}/failures.jsonl", volumes.size(), out);
         result["volume_embedding"] = torch::cat(emb);
         if (!adapted.empty()) result["volume_adapted"] = torch::cat(adapted);
+        result["volume_index"] = torch::tensor(done, torch::kInt64);
       }
       if (!xrays.empty()) {
         BIUD_CHECK(run.clip, ConfigError, "--xrays needs a clip2d run; `{}` is a {} run", runDir, run.cfg.task);
@@ -281,19 +303,27 @@ int main(int argc, char** argv) {
       enc->to(device);
       enc->eval();
       std::vector<torch::Tensor> pooled;
+      std::vector<std::int64_t> done;
       Progress bar("embed volumes", volumes.size(), "volumes");
       for (std::size_t i = 0; i < volumes.size() && !app::stopRequested(); ++i) {
-        auto v = readTensorFile(volumes[i], tensorKey).to(torch::kFloat32);
-        if (v.dim() == 3) v = v.unsqueeze(0);
-        BIUD_CHECK(v.dim() == 4, DataError, "{}: expected [C,D,H,W] or [D,H,W], got {}", volumes[i],
-                   tensor::shapeStr(v.sizes()));
+        torch::Tensor v;
+        const bool ok = guarded(i, [&] {
+          v = readTensorFile(volumes[i], tensorKey).to(torch::kFloat32);
+          if (v.dim() == 3) v = v.unsqueeze(0);
+          BIUD_CHECK(v.dim() == 4, DataError, "{}: expected [C,D,H,W] or [D,H,W], got {}", volumes[i],
+                     tensor::shapeStr(v.sizes()));
+        });
+        bar.advance();
+        if (!ok) continue;
+        done.push_back(static_cast<std::int64_t>(i));
         auto o = enc->encode(v.unsqueeze(0).to(device));
         pooled.push_back(o.pooled.cpu());
         if (saveTokens) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
-        bar.advance();
       }
       bar.finish();
+      BIUD_CHECK(!pooled.empty(), DataError, "none of the {} volumes could be read; see {}/failures.jsonl", volumes.size(), out);
       result["volume_pooled"] = torch::cat(pooled);
+      result["volume_index"] = torch::tensor(done, torch::kInt64);
       summary["volumes"] = {{"files", volumes},
                             {"count", result["volume_pooled"].size(0)},
                             {"dim", enc->dim()},
@@ -303,10 +333,17 @@ int main(int argc, char** argv) {
     }
     const auto emb = (stdfs::path(out) / "embeddings.safetensors").string();
     tensor::writeSafetensors(emb, result, {{"producer", "biud-embed"}});
+    std::string fl;
+    for (const auto& f : failures) fl += f.dump() + "\n";
+    fs::atomicWrite(stdfs::path(out) / "failures.jsonl", fl);
+    summary["failed"] = failures.size();
     summary["embeddings"] = emb;
     summary["version"] = app::versionString();
     fs::atomicWrite(stdfs::path(out) / "biud-embed.json", summary.dump(2) + "\n");
     log::info("embed", "wrote {}", emb);
-    return app::stopRequested() ? app::kExitPartial : app::kExitOk;
+    if (!failures.empty())
+      log::warn("embed", "{} of {} volumes could not be read and were skipped (volume_index lists the embedded ones); "
+                "see {}/failures.jsonl", failures.size(), nVolumes, out);
+    return app::stopRequested() || !failures.empty() ? app::kExitPartial : app::kExitOk;
   });
 }
