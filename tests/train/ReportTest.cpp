@@ -5,6 +5,7 @@
 
 #include "biud/core/Error.h"
 #include "biud/eval/Nlg.h"
+#include "biud/eval/Protocols.h"
 #include "biud/models/Registry.h"
 #include "biud/text/Entities.h"
 #include "biud/train/ReportTask.h"
@@ -46,6 +47,17 @@ TEST(ReportScores, ClinicalEfficacyByHand) {
   EXPECT_DOUBLE_EQ(s.json["nlg"]["bleu1"].get<double>(), nlg.bleu[0]);
   EXPECT_DOUBLE_EQ(s.json["nlg"]["cider"].get<double>(), nlg.cider);
   EXPECT_THROW(train::scoreReports({"a"}, {}, ex), ValueError);
+  EXPECT_EQ(s.json["nlg"]["protocol"], "biud");
+  // eval.nlg_protocol = ct2rep: the NLG block is CT2Rep's (eval::evaluateNlgCt2Rep, checked against
+  // pycocoevalcap in test_eval); clinical efficacy does not depend on it.
+  const auto c = train::scoreReports(gen, ref, ex, "ct2rep");
+  const auto ct2rep = eval::evaluateNlgCt2Rep(gen, {{ref[0]}, {ref[1]}, {ref[2]}});
+  EXPECT_EQ(c.json["nlg"]["protocol"], "ct2rep");
+  for (int n = 0; n < 4; ++n) EXPECT_DOUBLE_EQ(c.json["nlg"]["bleu" + std::to_string(n + 1)].get<double>(), ct2rep.bleu[n]);
+  EXPECT_DOUBLE_EQ(c.json["nlg"]["rouge_l"].get<double>(), ct2rep.rougeL);
+  EXPECT_NE(c.json["nlg"]["bleu4"].get<double>(), nlg.bleu[3]);  // the full stops count as tokens
+  EXPECT_EQ(c.json["clinical"], s.json["clinical"]);
+  EXPECT_THROW(train::scoreReports(gen, ref, ex, "coco"), ConfigError);
 }
 
 TEST(ReportDecoder, OptionsFromConfigWithTheTokenizersSpecialIds) {
