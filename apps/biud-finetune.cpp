@@ -71,6 +71,9 @@ int main(int argc, char** argv) {
     const std::string out = app.prepareOutDir("finetune", biud::app::App::OutKind::kTrainingRun);
     log::info("finetune", "{} | run folder {} | {}", app::versionString(), out, runtime::describe());
 
+    // Read from a cache (data.cache_dir, or one built now in <out>/cache); unreadable CTs are
+    // left out and listed in <out>/failures.jsonl (exit code 3).
+    const size_t failed = train::useEvalCache(cfg, out, {cfg.data.train_split, cfg.data.val_split, split});
     auto trainer = train::makeDownstreamTrainer(cfg, out, dev);
     const int rc = trainer->train();
     if (rc != app::kExitOk) return rc;
@@ -114,6 +117,7 @@ int main(int argc, char** argv) {
     train::writeProbabilities((stdfs::path(out) / "probabilities.csv").string(), pred.ids, names, mp.probs);
     j["split"] = split;
     j["manifest"] = cfg.data.manifest;
+    j["failed"] = failed;
     j["pretrained"] = task.pretrainedCheckpoint();
     j["mode"] = cfg.finetune.mode;
     j["label_fraction"] = cfg.finetune.label_fraction;
@@ -129,6 +133,10 @@ int main(int argc, char** argv) {
               cfg.finetune.mode, task.trainIds().size(), bestStep >= 0 ? bestStep : trainer->step(),
               train::classificationTable(j, names));
     log::info("finetune", "wrote {}/finetune.json", out);
+    if (failed > 0) {
+      log::warn("finetune", "{} CT(s) could not be read and were left out; see {}/failures.jsonl", failed, out);
+      return app::kExitPartial;
+    }
     return app::kExitOk;
   });
 }

@@ -8,9 +8,11 @@
 #include "biud/core/App.h"
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
+#include "biud/core/Fs.h"
 #include "biud/core/Progress.h"
 #include "biud/data/CtLoader.h"
 #include "biud/image/Manifest.h"
+#include "biud/image/PreprocessJob.h"
 #include "biud/core/Log.h"
 #include "biud/train/Checkpoint.h"
 #include "biud/train/FinetuneTask.h"
@@ -68,6 +70,26 @@ std::shared_ptr<data::CtDataset> splitDataset(std::shared_ptr<const image::Manif
                manifest->path, split, fmt::join(have, ", "));
   }
   return std::make_shared<data::CtDataset>(manifest, idx, data, cacheDir);
+}
+
+size_t useEvalCache(Config& cfg, const std::string& outDir, const std::vector<std::string>& splits) {
+  const auto m = image::readManifest(cfg.data.manifest);
+  auto e = image::prepareEvalCache(m, splits, cfg.data.ct, cfg.data.cache_dir, (stdfs::path(outDir) / "cache").string(),
+                                   cfg.threads);
+  cfg.data.cache_dir = e.cacheDir;
+  if (e.manifest.items.size() != m.items.size()) {
+    // The evaluated manifest holds exactly what the cache serves (the read splits, without the
+    // items that failed).
+    const auto path = (stdfs::path(outDir) / "manifest.evaluated.csv").string();
+    image::writeManifestCsv(path, e.manifest);
+    cfg.data.manifest = path;
+  }
+  std::string fl;
+  for (const auto& f : e.failures) fl += f + "\n";
+  fs::atomicWrite(stdfs::path(outDir) / "failures.jsonl", fl);
+  if (!e.failures.empty())
+    log::warn("data", "{} item(s) could not be read and are left out; see {}/failures.jsonl", e.failures.size(), outDir);
+  return e.failures.size();
 }
 
 std::unique_ptr<data::CtLoader> sequentialLoader(const std::shared_ptr<data::CtDataset>& ds, const LoaderConfig& loader) {

@@ -48,6 +48,14 @@ std::unique_ptr<Trainer> makeDownstreamTrainer(Config& cfg, const std::string& r
 std::shared_ptr<data::CtDataset> splitDataset(std::shared_ptr<const image::Manifest> manifest, const std::string& split,
                                               const DataConfig& data, const std::string& cacheDir);
 
+/// Point `cfg.data` at a cache that holds the evaluated CTs (image::prepareEvalCache):
+/// `cfg.data.cache_dir` when it was built with `cfg.data.ct`, else `<outDir>/cache`, built now
+/// from the raw volumes. Items that cannot be read are left out: the manifest without them is
+/// written to `<outDir>/manifest.evaluated.csv` and `cfg.data.manifest` points there. Writes
+/// `<outDir>/failures.jsonl` (empty when none failed) and returns the number of failed items.
+/// `splits`: the splits the app reads (all when empty).
+size_t useEvalCache(Config& cfg, const std::string& outDir, const std::vector<std::string>& splits = {});
+
 /// A loader over `ds` for evaluation: in order, without augmentation, the last partial batch
 /// kept, positioned at the start of epoch 0.
 std::unique_ptr<data::CtLoader> sequentialLoader(const std::shared_ptr<data::CtDataset>& ds, const LoaderConfig& loader);
