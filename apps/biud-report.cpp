@@ -68,6 +68,9 @@ int main(int argc, char** argv) {
     const std::string out = app.prepareOutDir("report", biud::app::App::OutKind::kTrainingRun);
     log::info("report", "{} | run folder {} | {}", app::versionString(), out, runtime::describe());
 
+    // Read from a cache (data.cache_dir, or one built in <out>/cache); unreadable CTs are left
+    // out and listed in <out>/failures.jsonl (exit code 3).
+    const size_t failed = train::useEvalCache(cfg, out, {cfg.data.train_split, cfg.data.val_split, split});
     auto trainer = train::makeDownstreamTrainer(cfg, out, dev);
     const int rc = trainer->train();
     if (rc != app::kExitOk) return rc;
@@ -92,6 +95,7 @@ int main(int argc, char** argv) {
     auto j = s.json;
     j["split"] = split;
     j["manifest"] = cfg.data.manifest;
+    j["failed"] = failed;
     j["pretrained"] = task.pretrainedCheckpoint();
     j["freeze_encoder"] = cfg.report.freeze_encoder;
     j["beam"] = cfg.eval.beam;
@@ -108,6 +112,10 @@ int main(int argc, char** argv) {
               n["rouge_l"].get<double>(), n["cider"].get<double>(), c["precision"].get<double>(), c["recall"].get<double>(),
               c["f1"].get<double>());
     log::info("report", "wrote {}/report.json, reports.csv, reports.txt", out);
+    if (failed > 0) {
+      log::warn("report", "{} CT(s) could not be read and were left out; see {}/failures.jsonl", failed, out);
+      return app::kExitPartial;
+    }
     return app::kExitOk;
   });
 }

@@ -17,6 +17,8 @@
 #include "biud/eval/Figures.h"
 #include "biud/eval/Protocols.h"
 #include "biud/image/Manifest.h"
+#include "biud/image/Preprocess.h"
+#include "biud/image/PreprocessJob.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/text/Prompts.h"
 #include "biud/train/CtEval.h"
@@ -37,7 +39,8 @@ struct Scored {
 };
 
 Scored scoreRun(train::LoadedRun& run, const image::Manifest& manifest, const std::string& split,
-                const text::PromptSet& prompts, const std::vector<std::string>& findings, const c10::Device& dev) {
+                const text::PromptSet& prompts, const std::vector<std::string>& findings, const c10::Device& dev,
+                const std::string& cacheDir) {
   torch::NoGradGuard ng;
   Scored s;
   torch::Tensor img;
@@ -55,7 +58,7 @@ Scored scoreRun(train::LoadedRun& run, const image::Manifest& manifest, const st
     s.ids = set.ids;
     s.labels = set.labels;
   } else {
-    auto ds = train::splitDataset(std::make_shared<image::Manifest>(manifest), split, run.cfg.data, "");
+    auto ds = train::splitDataset(std::make_shared<image::Manifest>(manifest), split, run.cfg.data, cacheDir);
     std::vector<torch::Tensor> parts, labels;
     train::forEachEvalBatch(ds, run.cfg.data.loader, [&](data::CtBatch& b) {
       parts.push_back(run.biud->encodeCt(b.volume.to(dev)).ct.cpu());
@@ -78,7 +81,10 @@ int main(int argc, char** argv) {
                "Zero-shot classification with prompt ensembles: for each finding, p = softmax([<x,e+>, <x,e->]/tau)[0]\n"
                "with e+/e- the averaged embeddings of its positive/negative prompts (eval.prompts). Runs on the\n"
                "labelled split of a manifest (CT for biud runs, X-ray for clip2d runs) and writes <out>/zeroshot.json\n"
-               "(per_label.<finding>.auroc|ap|f1|..., macro.*, bootstrap CIs), probabilities.csv and plots/*.png.");
+               "(per_label.<finding>.auroc|ap|f1|..., macro.*, bootstrap CIs), probabilities.csv and plots/*.png.\n"
+               "CTs are read from a cache with the run's preprocessing (data.cache_dir, the run's, or one built in\n"
+               "<out>/cache-<hash> on the first call); a CT that cannot be read is left out, listed in\n"
+               "<out>/failures.jsonl, and the exit code is 3.");
   app.addCommon(app::kConfig | app::kOut | app::kManifest | app::kThreads | app::kDevice | app::kSeed);
   std::vector<std::string> runs;
   std::string split, prompts;
@@ -128,8 +134,23 @@ int main(int argc, char** argv) {
     std::vector<eval::ModelPredictions> models;
     std::vector<std::vector<double>> labels;
     std::vector<std::string> ids;
+    std::vector<std::string> failures;
     for (auto& [name, run] : loaded) {
-      auto s = scoreRun(run, manifest, split, ps, findings, dev);
+      // CT runs read a cache with the run's own preprocessing: --set data.cache_dir or the run's,
+      // else one built now in <out>/cache-<hash>; unreadable CTs are left out and listed.
+      const image::Manifest* evaluated = &manifest;
+      image::EvalCache ec;
+      if (!run.clip) {
+        const std::string given = !cfg.data.cache_dir.empty() ? cfg.data.cache_dir : run.cfg.data.cache_dir;
+        ec = image::prepareEvalCache(manifest, {split}, run.cfg.data.ct, given,
+                                     (stdfs::path(out) / ("cache-" + image::preprocessHash(run.cfg.data.ct))).string(),
+                                     cfg.threads, !app.quiet());
+        evaluated = &ec.manifest;
+        if (failures.empty()) failures = ec.failures;
+        BIUD_CHECK(!ec.manifest.items.empty(), DataError, "no CT of split `{}` could be read; see {}/failures.jsonl",
+                   split, out);
+      }
+      auto s = scoreRun(run, *evaluated, split, ps, findings, dev, ec.cacheDir);
       if (ids.empty()) {
         ids = s.ids;
         labels = train::toRows(s.labels.index_select(1, torch::tensor(cols)));
@@ -164,11 +185,22 @@ int main(int argc, char** argv) {
         if (j.contains("models") && j["models"].contains(models[m].name)) j["models"][models[m].name]["ct_clip"] = cc.toJson();
       }
     }
+    j["failed"] = failures.size();
     fs::atomicWrite(stdfs::path(out) / "zeroshot.json", j.dump(2));
+    {
+      std::string fl;
+      for (const auto& f : failures) fl += f + "\n";
+      fs::atomicWrite(stdfs::path(out) / "failures.jsonl", fl);
+    }
 
     log::info("zeroshot", "{} cases of split `{}` ({}):{}", ids.size(), split, loaded.front().first,
               train::classificationTable(j, findings));
     log::info("zeroshot", "wrote {}/zeroshot.json", out);
+    if (!failures.empty()) {
+      log::warn("zeroshot", "{} CT(s) of split `{}` could not be read and were left out; see {}/failures.jsonl",
+                failures.size(), split, out);
+      return app::kExitPartial;
+    }
     return app::kExitOk;
   });
 }

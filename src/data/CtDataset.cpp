@@ -3,7 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 
+#include "biud/core/Fs.h"
+#include "biud/core/Log.h"
 #include "biud/core/Error.h"
 #include "biud/core/Rng.h"
 #include "biud/image/Preprocess.h"
@@ -47,16 +53,44 @@ CtDataset::CtDataset(std::shared_ptr<const image::Manifest> manifest, std::vecto
   if (!cacheDir.empty()) {
     cache_ = std::make_unique<image::CacheReader>(cacheDir, image::preprocessHash(cfg_.ct),
                                                   image::describePreprocess(cfg_.ct));
-    std::vector<std::string> missing;
+    // Items biud-preprocess could not read are listed in the cache's failures.jsonl: they are
+    // left out (with a warning), so one damaged volume does not stop a run. An item missing for
+    // any other reason (never preprocessed) is an error.
+    std::set<std::string> failed;
+    {
+      std::error_code ec;
+      const auto fl = std::filesystem::path(cacheDir) / "failures.jsonl";
+      if (std::filesystem::exists(fl, ec)) {
+        std::istringstream in(fs::readFile(fl));
+        std::string line;
+        while (std::getline(in, line)) {
+          try {
+            failed.insert(nlohmann::json::parse(line).value("id", ""));
+          } catch (const std::exception&) {
+          }
+        }
+      }
+    }
+    std::vector<std::string> missing, skipped;
+    std::vector<size_t> kept;
     for (size_t i : indices_) {
       const auto* e = cache_->find(manifest_->items[i].id);
+      if (!e && failed.count(manifest_->items[i].id)) {
+        skipped.push_back(manifest_->items[i].id);
+        continue;
+      }
       if (!e) missing.push_back(manifest_->items[i].id);
       entries_.push_back(e);
+      kept.push_back(i);
     }
     BIUD_CHECK(missing.empty(), DataError,
                "cache `{}` lacks {} item(s) of manifest `{}` (first: `{}`); rerun biud-preprocess or check "
                "failures.jsonl there",
                cacheDir, missing.size(), manifest_->path, missing.front());
+    if (!skipped.empty())
+      log::warn("data", "{} item(s) of `{}` are left out: biud-preprocess could not read them ({}/failures.jsonl; "
+                "first: `{}`)", skipped.size(), manifest_->path, cacheDir, skipped.front());
+    indices_ = std::move(kept);
   }
 }
 

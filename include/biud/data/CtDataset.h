@@ -42,7 +42,9 @@ class CtDataset {
  public:
   /// Items of `manifest` listed in `indices` (e.g. one split). With `cacheDir` non-empty the
   /// volumes come from the cache, whose preprocessing hash must match `cfg.ct` (else ConfigError);
-  /// items missing from the cache are an error naming them.
+  /// items that biud-preprocess could not read (listed in the cache's failures.jsonl) are left
+  /// out with a warning, so size() may be below indices.size(); other items missing from the
+  /// cache are an error naming them.
   CtDataset(std::shared_ptr<const image::Manifest> manifest, std::vector<size_t> indices, DataConfig cfg,
             const std::string& cacheDir);
 
