@@ -1,5 +1,7 @@
 #include "biud/core/Csv.h"
 
+#include <cctype>
+
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 
@@ -93,6 +95,13 @@ Table parse(const std::string& text, const std::string& source, const ParseOptio
     t.lines.push_back(rec.lines[r]);
   }
   return t;
+}
+
+std::string trim(const std::string& field) {
+  size_t b = 0, e = field.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(field[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(field[e - 1]))) --e;
+  return field.substr(b, e - b);
 }
 
 Table read(const std::string& path) { return parse(fs::readTextFile(path), path); }

@@ -169,19 +169,15 @@ def cmd_make(root, extra="0"):
         ["valid_1_a_1.nii.gz"] + lab({"Pleural effusion"})] + extra_labels("valid"), compress=True)
 
 
-def ct_clip_preprocess(path, row, target_spacing, target_shape):
-    """CT-CLIP's nii_img_to_tensor (scripts/data.py), with the target spacing and shape as parameters."""
-    import nibabel as nib
+def ct_clip_steps(img, spacing, target_spacing, target_shape):
+    """The steps of CT-CLIP's nii_img_to_tensor (scripts/data.py) after the rescale, on an [i, j, k]
+    HU array with spacing (x, y, z): F.interpolate(trilinear, align_corners=False) to
+    int(n * current / target), clip [-1000, 1000], / 1000, centre crop/pad (-1) to target_shape
+    (x, y, z). Returns [k, i, j] as CT-CLIP does. Shared with radchest_release.py."""
     import torch
     import torch.nn.functional as F
-    img = nib.load(path).get_fdata()
-    slope = float(row["RescaleSlope"])
-    intercept = float(row["RescaleIntercept"])
-    xy = float(row["XYSpacing"][1:][:-2].split(",")[0])
-    z = float(row["ZSpacing"])
-    current = (z, xy, xy)
+    current = (spacing[2], spacing[0], spacing[1])
     target = (target_spacing[2], target_spacing[0], target_spacing[1])
-    img = slope * img + intercept
     img = img.transpose(2, 0, 1)
     t = torch.tensor(img).unsqueeze(0).unsqueeze(0)
     shape = t.shape[2:]
@@ -198,6 +194,18 @@ def ct_clip_preprocess(path, row, target_spacing, target_shape):
     ph, pw, pd = (dh - t.size(0)) // 2, (dw - t.size(1)) // 2, (dd - t.size(2)) // 2
     t = F.pad(t, (pd, dd - t.size(2) - pd, pw, dw - t.size(1) - pw, ph, dh - t.size(0) - ph), value=-1)
     return t.permute(2, 0, 1).numpy()  # [k, i, j]
+
+
+def ct_clip_preprocess(path, row, target_spacing, target_shape):
+    """CT-CLIP's nii_img_to_tensor: nibabel get_fdata(), the metadata row's slope/intercept and
+    spacing (XYSpacing parsed as CT-CLIP does: the first number for x and y), then ct_clip_steps."""
+    import nibabel as nib
+    img = nib.load(path).get_fdata()
+    slope = float(row["RescaleSlope"])
+    intercept = float(row["RescaleIntercept"])
+    xy = float(row["XYSpacing"][1:][:-2].split(",")[0])
+    z = float(row["ZSpacing"])
+    return ct_clip_steps(slope * img + intercept, (xy, xy, z), target_spacing, target_shape)
 
 
 def read_meta(root):

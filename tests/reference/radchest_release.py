@@ -36,6 +36,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ctrate_release import ct_clip_steps  # noqa: E402  (the one statement of CT-CLIP's steps)
+
 ABNORMALITIES = [
     "bandlike_or_linear", "bronchial_wall_thickening", "groundglass", "honeycombing", "reticulation", "tree_in_bud",
     "airspace_disease", "air_trapping", "aspiration", "atelectasis", "bronchiectasis", "bronchiolectasis",
@@ -158,30 +161,6 @@ def cmd_extra(d):
     np.savez_compressed(os.path.join(d, "two.npz"), a=base, b=base)
     whole = open(os.path.join(d, "stored.npz"), "rb").read()
     open(os.path.join(d, "cut.npz"), "wb").write(whole[: len(whole) // 2])
-
-
-def ct_clip_steps(img, spacing, target_spacing, target_shape):
-    """CT-CLIP's nii_img_to_tensor on an [i, j, k] array with spacing (x, y, z); no rescale."""
-    import torch
-    import torch.nn.functional as F
-    current = (spacing[2], spacing[0], spacing[1])
-    target = (target_spacing[2], target_spacing[0], target_spacing[1])
-    img = img.transpose(2, 0, 1)
-    t = torch.tensor(img).unsqueeze(0).unsqueeze(0)
-    shape = t.shape[2:]
-    new = [int(shape[i] * (current[i] / target[i])) for i in range(3)]
-    img = F.interpolate(t, size=new, mode="trilinear", align_corners=False).cpu().numpy()[0][0]
-    img = np.transpose(img, (1, 2, 0))
-    img = np.clip(img, -1000, 1000)
-    img = (img / 1000).astype(np.float32)
-    t = torch.tensor(img)
-    h, w, d = t.shape
-    dh, dw, dd = target_shape
-    hs, ws, ds = max((h - dh) // 2, 0), max((w - dw) // 2, 0), max((d - dd) // 2, 0)
-    t = t[hs:min(hs + dh, h), ws:min(ws + dw, w), ds:min(ds + dd, d)]
-    ph, pw, pd = (dh - t.size(0)) // 2, (dw - t.size(1)) // 2, (dd - t.size(2)) // 2
-    t = F.pad(t, (pd, dd - t.size(2) - pd, pw, dw - t.size(1) - pw, ph, dh - t.size(0) - ph), value=-1)
-    return t.permute(2, 0, 1).numpy()  # [k, i, j]
 
 
 def cmd_reference(root, cache, sx, sy, sz, nx, ny, nz):

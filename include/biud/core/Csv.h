@@ -47,6 +47,9 @@ Table parse(const std::string& text, const std::string& source = "<csv>", const 
 /// Read a CSV file (IoError if it cannot be read).
 Table read(const std::string& path);
 
+/// A field without its surrounding white space (spaces, tabs, CR/LF).
+std::string trim(const std::string& field);
+
 /// Quote a field when it needs it (comma, quote, CR/LF, leading/trailing space).
 std::string quote(const std::string& field);
 /// One CSV line (with trailing '\n').

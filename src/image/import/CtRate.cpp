@@ -20,15 +20,10 @@ namespace stdfs = std::filesystem;
 
 namespace {
 
-std::string trimmed(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
+using csv::trim;
 
 std::string stripNii(std::string s) {
-  s = trimmed(s);
+  s = trim(s);
   for (const char* e : {".nii.gz", ".nii"}) {
     const std::string ext(e);
     if (s.size() > ext.size() && s.compare(s.size() - ext.size(), ext.size(), ext) == 0)
@@ -39,7 +34,7 @@ std::string stripNii(std::string s) {
 
 /// The release's report text: "Not given." (and empty cells) mean no text, as in CT-CLIP's loaders.
 std::string reportText(const std::string& s) {
-  const std::string t = trimmed(s);
+  const std::string t = trim(s);
   return t == "Not given." || t == "nan" ? std::string() : t;
 }
 
@@ -70,7 +65,7 @@ struct Meta {
 };
 
 double number(const std::string& s, bool& ok) {
-  const std::string t = trimmed(s);
+  const std::string t = trim(s);
   char* end = nullptr;
   const double d = std::strtod(t.c_str(), &end);
   ok = !t.empty() && end && *end == '\0' && std::isfinite(d);
@@ -148,7 +143,7 @@ ImportResult importCtRate(const CtRateImportOptions& opt) {
       const size_t cn = labels->require("VolumeName");
       std::vector<std::string> names;
       for (size_t c = 0; c < labels->header.size(); ++c)
-        if (c != cn) names.push_back(trimmed(labels->header[c]));
+        if (c != cn) names.push_back(trim(labels->header[c]));
       if (labelNames.empty()) labelNames = names;
       BIUD_CHECK(names == labelNames, DataError, "CT-RATE: the label columns of `{}` differ from the other split's",
                  labels->source);
@@ -160,7 +155,7 @@ ImportResult importCtRate(const CtRateImportOptions& opt) {
         size_t k = 0;
         for (size_t c = 0; c < row.size(); ++c) {
           if (c == cn) continue;
-          const std::string t = trimmed(row[c]);
+          const std::string t = trim(row[c]);
           float x = NAN;
           if (t == "1" || t == "1.0") x = 1;
           else if (t == "0" || t == "0.0") x = 0;
@@ -219,7 +214,7 @@ ImportResult importCtRate(const CtRateImportOptions& opt) {
     for (size_t i = 0; i < rep.rows.size(); ++i) {
       const auto& row = rep.rows[i];
       const int line = static_cast<int>(rep.lines[i]);
-      const std::string vname = trimmed(row[cName]);
+      const std::string vname = trim(row[cName]);
       CtRateName nm;
       if (!parseCtRateName(vname, nm)) {
         r.skipped.push_back({rep.source, line, vname, "VolumeName does not parse as <split>_<patient>_<scan>_<rec>"});

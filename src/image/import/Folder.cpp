@@ -21,12 +21,7 @@ namespace stdfs = std::filesystem;
 
 namespace {
 
-std::string trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
+using csv::trim;
 
 /// id of a folder entry: a volume file without its extension, or a folder's name.
 bool volumeId(const stdfs::directory_entry& e, std::string& id) {

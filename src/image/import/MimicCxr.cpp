@@ -22,12 +22,7 @@ namespace stdfs = std::filesystem;
 
 namespace {
 
-std::string trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
+using csv::trim;
 
 /// `mimic-cxr-2.0.0-<kind>.csv.gz` (or `.csv`) under root; the 2.1.0 release keeps the 2.0.0 names.
 std::optional<stdfs::path> findTable(const stdfs::path& root, const std::string& kind) {

@@ -18,12 +18,7 @@ namespace stdfs = std::filesystem;
 
 namespace {
 
-std::string trimmed(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
+using csv::trim;
 
 /// CT-RATE's 18 finding names in the release's column order (multi_abnormality_labels/*.csv).
 const std::vector<std::string>& ctRateNames() {
@@ -104,7 +99,7 @@ ImportResult importRadChestCt(const RadChestCtImportOptions& opt) {
     std::vector<std::string> colAbn(t.header.size());
     for (size_t c = 0; c < t.header.size(); ++c) {
       if (c == cId) continue;
-      const std::string h = trimmed(t.header[c]);
+      const std::string h = trim(t.header[c]);
       const size_t star = h.find('*');
       colAbn[c] = star == std::string::npos ? h : h.substr(0, star);  // `<abnormality>*<location>`
       if (!colAbn[c].empty() && seenAbn.insert(colAbn[c]).second) abnormalities.push_back(colAbn[c]);
@@ -112,7 +107,7 @@ ImportResult importRadChestCt(const RadChestCtImportOptions& opt) {
     for (size_t i = 0; i < t.rows.size(); ++i) {
       const auto& row = t.rows[i];
       Row rw;
-      rw.id = trimmed(row[cId]);
+      rw.id = trim(row[cId]);
       rw.split = split;
       rw.line = static_cast<int>(t.lines[i]);
       rw.file = t.source;
@@ -126,7 +121,7 @@ ImportResult importRadChestCt(const RadChestCtImportOptions& opt) {
       }
       for (size_t c = 0; c < row.size() && c < colAbn.size(); ++c) {
         if (c == cId || colAbn[c].empty()) continue;
-        const std::string v = trimmed(row[c]);
+        const std::string v = trim(row[c]);
         float x = NAN;
         if (v == "1" || v == "1.0" || v == "True") x = 1;
         else if (v == "0" || v == "0.0" || v == "False") x = 0;
