@@ -270,6 +270,14 @@ TEST(ImportFolder, DicomSeriesAndFilesWithALabelsCsv) {
   EXPECT_EQ(r.rc, 0) << r.out;
   const auto pre = nlohmann::json::parse(readText(t / "cache/biud-preprocess.json"));
   EXPECT_EQ(pre["done"], 4);
+  // A relative --root (as typed in a shell) with --out elsewhere: the manifest's paths still
+  // name the volumes (they are written absolute).
+  r = run("cd " + quote(t.str()) + " && " + quote(app("biud-import")) +
+          " folder --root cts --labels labels.csv --id-column case_id --patient-column patient_id --ignore-columns site"
+          " --out data/mine --quiet");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  for (const auto& it : image::readManifest((t / "data/mine/manifest.csv").string()).items)
+    EXPECT_TRUE(stdfs::exists(it.images.at(0))) << it.images.at(0);
   // A value that is not a label names the column and the fix.
   writeText(t / "bad.csv", "id,Nodule,site\ncase0,1,Boston\n");
   r = run(quote(app("biud-import")) + " folder --root " + quote((t / "cts").string()) + " --labels " +

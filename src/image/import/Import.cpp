@@ -24,7 +24,12 @@ bool inHashedFraction(const std::string& id, double fraction) {
 void writeImport(const std::string& outDir, const ImportResult& r, const std::map<std::string, std::string>& options) {
   namespace stdfs = std::filesystem;
   fs::makeDirs(outDir);
-  writeManifestCsv((stdfs::path(outDir) / "manifest.csv").string(), r.manifest);
+  // Image paths were built from --root as given; a manifest resolves relative paths against its
+  // own folder, so every path is written absolute (else `--root data` breaks in `--out elsewhere`).
+  Manifest m = r.manifest;
+  for (auto& it : m.items)
+    for (auto& img : it.images) img = stdfs::absolute(img).lexically_normal().string();
+  writeManifestCsv((stdfs::path(outDir) / "manifest.csv").string(), m);
   nlohmann::json j;
   j["dataset"] = r.dataset;
   j["options"] = options;
