@@ -4,6 +4,8 @@
 // checkpoint is kept and training stops early when validation stops improving.
 #include "biud/train/FinetuneTask.h"
 
+#include <set>
+
 #include <fmt/ranges.h>
 
 #include <algorithm>
@@ -193,9 +195,18 @@ class FinetuneTaskImpl final : public FinetuneTask {
     else log::warn("finetune", "`{}` has no `{}` split: no early stopping, the last weights are used", data_.manifest, data_.val_split);
 
     LoaderConfig lc = cfg.data.loader;
-    if (lc.batch_size > train_->size()) {
-      log::info("finetune", "batch size {} -> {} (the training subset has {} cases)", lc.batch_size, train_->size(), train_->size());
-      lc.batch_size = static_cast<int>(train_->size());
+    // A small label fraction leaves few cases: the batch shrinks to what one batch can hold —
+    // the cases, or with the unique-patient sampler the patients (two CTs of one patient never
+    // share a batch).
+    std::int64_t fits = train_->size();
+    if (lc.sampler == "unique_patient") {
+      const auto g = train_->groups();
+      fits = static_cast<std::int64_t>(std::set<std::string>(g.begin(), g.end()).size());
+    }
+    if (lc.batch_size > fits) {
+      log::info("finetune", "batch size {} -> {} (the training subset has {} cases of {} patients)", lc.batch_size, fits,
+                train_->size(), fits);
+      lc.batch_size = static_cast<int>(fits);
     }
     data::CtLoaderOptions lo;
     lo.seed = deriveSeed(static_cast<std::uint64_t>(cfg.seed), "finetune-loader");
