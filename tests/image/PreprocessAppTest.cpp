@@ -176,12 +176,18 @@ TEST(EvalCache, BuildsOnceSkipsBadItemsAndUsesAMatchingCache) {
   e = image::prepareEvalCache(m, {"test"}, cfg, "", (t / "fb").string(), 1, false);
   EXPECT_EQ(e.built, 0u);
   EXPECT_EQ(e.manifest.items.size(), 2u);
-  // data.cache_dir with these parameters is used as it is (c is not in the test split).
-  e = image::prepareEvalCache(m, {}, cfg, (t / "fb").string(), (t / "other").string(), 1, false);
+  // data.cache_dir with these parameters and every evaluated item (bad: recorded as failed) is
+  // used as it is.
+  e = image::prepareEvalCache(m, {"test"}, cfg, (t / "fb").string(), (t / "other").string(), 1, false);
   EXPECT_EQ(e.cacheDir, (t / "fb").string());
   EXPECT_FALSE(stdfs::exists(t / "other"));
-  ASSERT_EQ(e.failures.size(), 2u);  // bad (its recorded error) and c (not in that cache)
-  EXPECT_NE(e.failures[1].find("not in the cache"), std::string::npos) << e.failures[1];
+  EXPECT_EQ(e.failures.size(), 1u);
+  // One that lacks an evaluated item (c, of another split) is not: the items get a cache of their own.
+  e = image::prepareEvalCache(m, {}, cfg, (t / "fb").string(), (t / "other").string(), 1, false);
+  EXPECT_EQ(e.cacheDir, (t / "other").string());
+  EXPECT_EQ(e.built, 3u);
+  EXPECT_EQ(e.manifest.items.size(), 3u);
+  ASSERT_EQ(e.failures.size(), 1u);  // bad
   // A cache with other parameters is not used: the fallback is built instead.
   CtPreprocessConfig other = cfg;
   other.size = {20, 20, 8};

@@ -111,6 +111,23 @@ TEST(RealReleasesRecipes, CtRateAndMimicThroughEveryGpuRecipeOnCpu) {
     EXPECT_EQ(scored, 3) << zs["per_label"].dump();
   }
 
+  // External validation on a RAD-ChestCT-like folder (.npz volumes, head-first slices, its own
+  // label table mapped onto the CT-RATE names): the same run and prompts; the evaluated CTs are
+  // preprocessed once with the run's settings into the output folder.
+  biud::test::runPython("radchest_release.py", "make " + quote(D + "/rad-chestct"));
+  runOk(app("biud-import") + " rad-chestct --root " + D + "/rad-chestct --labels ct-rate --all-test --out " + D +
+        "/rad_chestct --quiet");
+  runOk(app("biud-zeroshot") + " --config " + recipe("biud-ctrate-gpu.yaml") + shrink + " --run " + D +
+        "/biud --manifest " + D + "/rad_chestct/manifest.csv --split test --set eval.bootstrap=0 --out " + D + "/zeroshot_rad");
+  {
+    const auto zs = nlohmann::json::parse(biud::test::readText(D + "/zeroshot_rad/zeroshot.json"));
+    const auto ct = biud::image::readManifest(D + "/ct_rate/manifest.csv");
+    ASSERT_TRUE(zs.contains("per_label"));
+    for (const auto& [name, v] : zs["per_label"].items())
+      EXPECT_NE(std::find(ct.labelNames.begin(), ct.labelNames.end(), name), ct.labelNames.end()) << name;
+    EXPECT_GE(zs["per_label"].size(), 10u);
+  }
+
   // Fine-tuning and report generation from the BIUD run, on the same cache.
   runPartial(app("biud-finetune") + " --config " + recipe("finetune-ctrate-gpu.yaml") + shrink + " --set finetune.run=" + D +
              "/biud --out " + D + "/finetune");

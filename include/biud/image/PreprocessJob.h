@@ -47,8 +47,8 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
 /// What an evaluation app reads (biud-zeroshot, biud-embed, biud-finetune, biud-report): the
 /// items of `splits` (all when empty) served from a cache, never from raw volumes decoded again
 /// at every call. `cacheDir` (data.cache_dir) is used when it holds these preprocessing
-/// parameters; otherwise the items are preprocessed now into `fallbackDir` (resumable: a second
-/// call finds them there). Items that cannot be read are left out of `manifest` and listed in
+/// parameters and every evaluated item (or records why it could not read one); otherwise the
+/// items are preprocessed now into `fallbackDir` (resumable: a second call finds them there). Items that cannot be read are left out of `manifest` and listed in
 /// `failures` (one JSON object per line: id, image, line, error), so one bad volume costs its
 /// own result only.
 struct EvalCache {
