@@ -17,11 +17,15 @@ std::uint64_t deriveSeed(std::uint64_t seed, std::uint64_t stream) {
   return splitmix64(splitmix64(seed) ^ splitmix64(stream + 0x632be59bd9b4e019ULL));
 }
 
+std::uint64_t fnv1a(std::string_view bytes) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
 std::uint64_t deriveSeed(std::uint64_t seed, const std::string& label) {
   // FNV-1a of the label, then mixed with the seed.
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : label) h = (h ^ c) * 1099511628211ULL;
-  return deriveSeed(seed, h);
+  return deriveSeed(seed, fnv1a(label));
 }
 
 std::string Rng::state() const {

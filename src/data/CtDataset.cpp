@@ -3,15 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <nlohmann/json.hpp>
-#include <set>
-#include <sstream>
 
-#include "biud/core/Fs.h"
-#include "biud/core/Log.h"
 #include "biud/core/Error.h"
+#include "biud/core/Log.h"
 #include "biud/core/Rng.h"
+#include "biud/image/CtCache.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/PreprocessJob.h"
 #include "biud/image/VolumeIO.h"
@@ -56,21 +52,7 @@ CtDataset::CtDataset(std::shared_ptr<const image::Manifest> manifest, std::vecto
     // Items biud-preprocess could not read are listed in the cache's failures.jsonl: they are
     // left out (with a warning), so one damaged volume does not stop a run. An item missing for
     // any other reason (never preprocessed) is an error.
-    std::set<std::string> failed;
-    {
-      std::error_code ec;
-      const auto fl = std::filesystem::path(cacheDir) / "failures.jsonl";
-      if (std::filesystem::exists(fl, ec)) {
-        std::istringstream in(fs::readFile(fl));
-        std::string line;
-        while (std::getline(in, line)) {
-          try {
-            failed.insert(nlohmann::json::parse(line).value("id", ""));
-          } catch (const std::exception&) {
-          }
-        }
-      }
-    }
+    const auto failed = image::readCacheFailures(cacheDir);
     std::vector<std::string> missing, skipped;
     std::vector<size_t> kept;
     for (size_t i : indices_) {

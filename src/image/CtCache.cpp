@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -406,6 +407,23 @@ Volume CacheReader::read(const std::string& id, bool verify) const {
   v.data.resize(static_cast<size_t>(e->numel()));
   decode(*e, v.data.data(), verify);
   return v;
+}
+
+std::map<std::string, std::string> readCacheFailures(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  std::error_code ec;
+  const auto path = stdfs::path(dir) / "failures.jsonl";
+  if (!stdfs::exists(path, ec)) return out;
+  std::istringstream in(fs::readFile(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    try {
+      auto j = nlohmann::json::parse(line);
+      out[j.value("id", "")] = j.value("error", "");
+    } catch (const std::exception&) {
+    }
+  }
+  return out;
 }
 
 }  // namespace biud::image

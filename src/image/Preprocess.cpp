@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "biud/core/Error.h"
+#include "biud/core/Rng.h"
 
 namespace biud::image {
 
@@ -109,15 +110,6 @@ Volume pass(const Volume& in, int axis, int nOut, double spOut, float outside, i
     }
   }
   return out;
-}
-
-std::uint64_t fnv1a(const std::string& s) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
 }
 
 }  // namespace

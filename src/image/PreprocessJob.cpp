@@ -237,23 +237,10 @@ EvalCache prepareEvalCache(const Manifest& m, const std::vector<std::string>& sp
                 cacheDir, desc, describePreprocess(cfg), fallbackDir);
   }
   std::map<std::string, std::string> errors;  // id -> why it is not in the cache
-  auto readErrors = [&](const std::string& d) {
-    errors.clear();
-    if (!stdfs::exists(stdfs::path(d) / "failures.jsonl", ec)) return;
-    std::istringstream in(fs::readFile(stdfs::path(d) / "failures.jsonl"));
-    std::string line;
-    while (std::getline(in, line)) {
-      try {
-        auto j = nlohmann::json::parse(line);
-        errors[j.value("id", "")] = j.value("error", "");
-      } catch (const std::exception&) {
-      }
-    }
-  };
   if (!dir.empty()) {
     // The given cache serves only if it holds every evaluated item (or records why it could not):
     // another manifest (an external set) gets a cache of its own.
-    readErrors(dir);
+    errors = readCacheFailures(dir);
     CacheReader given(dir, hash, describePreprocess(cfg));
     size_t absent = 0;
     for (const auto& it : want.items) absent += !given.find(it.id) && !errors.count(it.id);
@@ -276,7 +263,7 @@ EvalCache prepareEvalCache(const Manifest& m, const std::vector<std::string>& sp
     dir = fallbackDir;
   }
   // Why an item is missing: the cache's own failures.jsonl, when it says.
-  readErrors(dir);
+  errors = readCacheFailures(dir);
   CacheReader cache(dir, hash, describePreprocess(cfg));
   for (const auto& it : want.items) {
     if (cache.find(it.id)) {

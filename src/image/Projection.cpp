@@ -8,18 +8,11 @@
 #include <vector>
 
 #include "biud/core/Error.h"
+#include "biud/core/Rng.h"
 #include "biud/image/Preprocess.h"
 #include "biud/synth/Drr.h"
 
 namespace biud::image {
-
-namespace {
-std::uint64_t fnv1a(const std::string& s) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-}  // namespace
 
 void clipHu(Volume& v, double lo, double hi) {
   const auto l = static_cast<float>(lo), h = static_cast<float>(hi);

@@ -10,6 +10,7 @@
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
+#include "biud/core/Rng.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/TextBatch.h"
 
@@ -26,8 +27,7 @@ FrozenTextFeatures::FrozenTextFeatures(models::BertModel encoder, const text::To
 std::uint64_t FrozenTextFeatures::key(const std::string& text) {
   // FNV-1a over the bytes, then a final mix: distinct reports never share a key in practice
   // (a collision needs ~2^32 reports) and the key costs one pass over the text.
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+  std::uint64_t h = fnv1a(text);
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;
   h ^= h >> 33;

@@ -5,9 +5,13 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <string_view>
 
 namespace biud {
 
+/// FNV-1a (64 bit) of the bytes: a stable hash across machines, compilers and releases (cache
+/// hashes, hashed splits, seeds from labels).
+std::uint64_t fnv1a(std::string_view bytes);
 /// SplitMix64 step: a good 64-bit mix of `x`.
 std::uint64_t splitmix64(std::uint64_t x);
 /// Seed of stream `stream` derived from `seed` (e.g. worker id, rank, epoch).

@@ -103,6 +103,10 @@ void writeCacheIndex(const std::string& dir, const std::string& hash, const std:
 /// Hash and description stored in a cache folder's index.json ("" when there is no index).
 std::pair<std::string, std::string> cacheHashOf(const std::string& dir);
 
+/// The items a cache's failures.jsonl records as unreadable: id -> error (empty when the file
+/// is absent; lines that are not JSON are ignored).
+std::map<std::string, std::string> readCacheFailures(const std::string& dir);
+
 /// Memory-mapped reader over a cache folder. Thread-safe.
 class CacheReader {
  public:

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "biud/core/Fs.h"
+#include "biud/core/Rng.h"
 #include "biud/image/Import.h"
 
 namespace biud::image {
@@ -13,12 +14,8 @@ namespace biud::image {
 bool inHashedFraction(const std::string& id, double fraction) {
   if (fraction <= 0) return false;
   if (fraction >= 1) return true;
-  std::uint64_t h = 1469598103934665603ull;  // FNV-1a: stable across machines and releases of biud
-  for (unsigned char c : id) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return static_cast<double>(h % 1000000ull) < fraction * 1e6;
+  // FNV-1a: stable across machines and releases of biud.
+  return static_cast<double>(fnv1a(id) % 1000000ull) < fraction * 1e6;
 }
 
 void writeImport(const std::string& outDir, const ImportResult& r, const std::map<std::string, std::string>& options) {
