@@ -27,17 +27,26 @@ constexpr std::uint64_t kAlign = 64;
 
 std::uint64_t alignUp(std::uint64_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
 
-std::uint32_t crcOf(const void* p, std::uint64_t n) {
-  uLong c = ::crc32(0L, Z_NULL, 0);
-  const auto* b = static_cast<const Bytef*>(p);
-  while (n > 0) {
-    const uInt chunk = static_cast<uInt>(std::min<std::uint64_t>(n, 1u << 30));
-    c = ::crc32(c, b, chunk);
-    b += chunk;
-    n -= chunk;
+constexpr std::uint32_t kMaxIdBytes = 4096;
+
+/// Why a record header (with the right magic) cannot be a record this writer wrote: "" when it is
+/// consistent. Every size is checked before it is used, without overflow.
+std::string recordHeaderProblem(const RecordHeader& h) {
+  if (h.dtype != static_cast<std::uint8_t>(CacheDtype::Int16) && h.dtype != static_cast<std::uint8_t>(CacheDtype::Float16))
+    return fmt::format("unknown voxel type {}", h.dtype);
+  std::uint64_t numel = 1;
+  for (int d = 0; d < 3; ++d) {
+    if (h.shape[d] <= 0) return fmt::format("shape[{}] = {}", d, h.shape[d]);
+    numel *= static_cast<std::uint64_t>(h.shape[d]);  // < 2^93 cannot happen: each factor < 2^31, checked below
+    if (numel > (std::uint64_t{1} << 40)) return "shape too large";
   }
-  return static_cast<std::uint32_t>(c);
+  if (h.dataBytes != numel * 2) return fmt::format("{} voxel bytes for shape {}x{}x{}", h.dataBytes, h.shape[0], h.shape[1], h.shape[2]);
+  if (h.idBytes == 0 || h.idBytes > kMaxIdBytes) return fmt::format("id of {} bytes", h.idBytes);
+  if (h.dataOffset != alignUp(sizeof(RecordHeader) + h.idBytes)) return fmt::format("voxel offset {}", h.dataOffset);
+  if (!(h.quant > 0) || !std::isfinite(h.quant)) return fmt::format("quantisation factor {}", h.quant);
+  return "";
 }
+
 
 void writeAll(int fd, const void* p, size_t n, const std::string& file) {
   const char* c = static_cast<const char*>(p);
@@ -53,6 +62,18 @@ void writeAll(int fd, const void* p, size_t n, const std::string& file) {
 const char* dtypeName(CacheDtype d) { return d == CacheDtype::Int16 ? "int16" : "float16"; }
 
 }  // namespace
+
+std::uint32_t crc32Of(const void* p, std::uint64_t n) {
+  uLong c = ::crc32(0L, Z_NULL, 0);
+  const auto* b = static_cast<const Bytef*>(p);
+  while (n > 0) {
+    const uInt chunk = static_cast<uInt>(std::min<std::uint64_t>(n, 1u << 30));
+    c = ::crc32(c, b, chunk);
+    b += chunk;
+    n -= chunk;
+  }
+  return static_cast<std::uint32_t>(c);
+}
 
 std::uint16_t floatToHalf(float f) {
   std::uint32_t x;
@@ -175,7 +196,7 @@ CacheEntry CacheWriter::write(const std::string& id, const Volume& v) {
   for (int i = 0; i < 9; ++i) h.direction[i] = v.direction[i];
   h.quant = dtype_ == CacheDtype::Int16 ? quant_ : 1.0f;
   h.dataBytes = n * 2;
-  h.crc32 = crcOf(buf.data(), h.dataBytes);
+  h.crc32 = crc32Of(buf.data(), h.dataBytes);
   std::memcpy(h.hash, hash_.data(), 16);
   h.idBytes = static_cast<std::uint32_t>(id.size());
   h.dataOffset = alignUp(sizeof(RecordHeader) + id.size());
@@ -209,7 +230,7 @@ CacheEntry CacheWriter::write(const std::string& id, const Volume& v) {
 }
 
 std::vector<CacheEntry> scanShard(const std::string& dir, const std::string& shard, const std::string& hash,
-                                  bool repair, std::uint64_t* cutBytes) {
+                                  bool repair, std::uint64_t* cutBytes, bool verify, std::vector<std::string>* damaged) {
   const std::string path = (stdfs::path(dir) / shard).string();
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   BIUD_SYSCHECK(fd, "cache: cannot open shard `{}`", path);
@@ -234,9 +255,34 @@ std::vector<CacheEntry> scanShard(const std::string& dir, const std::string& sha
                  "use another --out folder or delete the cache",
                  path, std::string(h.hash, 16), hash);
     }
-    if (pos + h.dataOffset + h.dataBytes > size) break;  // partial record
+    // A header that is not one the writer could have written (damage, or a foreign file named
+    // like a shard) ends the scan like a partial record: what follows is cut off and redone.
+    if (!recordHeaderProblem(h).empty()) break;
+    if (h.dataOffset > size - pos || h.dataBytes > size - pos - h.dataOffset) break;  // partial record
     std::string id(h.idBytes, '\0');
     if (::pread(fd, id.data(), h.idBytes, static_cast<off_t>(pos + sizeof h)) != static_cast<ssize_t>(h.idBytes)) break;
+    if (verify) {
+      // Chunked: no allocation of the record's size, whatever its header says.
+      std::vector<char> buf(std::min<std::uint64_t>(h.dataBytes, 8u << 20));
+      uLong c = ::crc32(0L, Z_NULL, 0);
+      std::uint64_t at = 0;
+      bool readOk = true;
+      while (at < h.dataBytes) {
+        const size_t n = static_cast<size_t>(std::min<std::uint64_t>(buf.size(), h.dataBytes - at));
+        if (::pread(fd, buf.data(), n, static_cast<off_t>(pos + h.dataOffset + at)) != static_cast<ssize_t>(n)) {
+          readOk = false;
+          break;
+        }
+        c = ::crc32(c, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(n));
+        at += n;
+      }
+      if (!readOk) break;
+      if (static_cast<std::uint32_t>(c) != h.crc32) {
+        if (damaged) damaged->push_back(id);
+        pos += h.dataOffset + h.dataBytes;
+        continue;
+      }
+    }
     CacheEntry e;
     e.id = id;
     e.shard = shard;
@@ -321,18 +367,28 @@ CacheReader::CacheReader(const std::string& dir, const std::string& expectedHash
       e.shape = it.at("shape").get<std::array<int, 3>>();
       e.spacing = it.at("spacing").get<std::array<double, 3>>();
       e.origin = it.at("origin").get<std::array<double, 3>>();
-      e.dtype = it.at("dtype").get<std::string>() == "int16" ? CacheDtype::Int16 : CacheDtype::Float16;
+      const std::string dt = it.at("dtype").get<std::string>();
+      BIUD_CHECK(dt == "int16" || dt == "float16", DataError, "cache index `{}`: item `{}` has unknown dtype `{}`",
+                 p.string(), e.id, dt);
+      e.dtype = dt == "int16" ? CacheDtype::Int16 : CacheDtype::Float16;
       e.quant = it.at("quant").get<float>();
       e.crc = it.at("crc32").get<std::uint32_t>();
+      BIUD_CHECK(e.shape[0] > 0 && e.shape[1] > 0 && e.shape[2] > 0 && e.quant > 0 && std::isfinite(e.quant), DataError,
+                 "cache index `{}`: item `{}` has shape {}x{}x{} and quantisation {} (corrupt index; rerun "
+                 "biud-preprocess)",
+                 p.string(), e.id, e.shape[0], e.shape[1], e.shape[2], e.quant);
       BIUD_CHECK(e.bytes == static_cast<std::uint64_t>(e.numel()) * 2, DataError,
                  "cache index `{}`: item `{}` has {} bytes for shape {}x{}x{}", p.string(), e.id, e.bytes, e.shape[0],
                  e.shape[1], e.shape[2]);
-      byId_[e.id] = entries_.size();
+      BIUD_CHECK(byId_.emplace(e.id, entries_.size()).second, DataError,
+                 "cache index `{}` lists item `{}` twice (corrupt index; rerun biud-preprocess)", p.string(), e.id);
       entries_.push_back(std::move(e));
     }
   } catch (const nlohmann::json::exception& e) {
     BIUD_THROW(DataError, "cache index `{}` is corrupt: {}", p.string(), e.what());
   }
+  verified_ = std::make_unique<std::atomic<std::uint8_t>[]>(entries_.size());
+  for (size_t i = 0; i < entries_.size(); ++i) verified_[i].store(0, std::memory_order_relaxed);
   BIUD_CHECK(expectedHash.empty() || expectedHash == hash_, ConfigError,
              "cache `{}` was built with other preprocessing parameters ({}; hash {}) than the config asks for ({}; "
              "hash {}). Rebuild it: biud-preprocess --manifest ... --out <new folder> with this config, or set "
@@ -374,18 +430,46 @@ const CacheReader::Map& CacheReader::mapShard(const std::string& shard) const {
 
 const void* CacheReader::data(const CacheEntry& e) const {
   const Map& m = mapShard(e.shard);
-  BIUD_CHECK(e.offset + e.bytes <= m.len, DataError,
+  BIUD_CHECK(e.bytes <= m.len && e.offset <= m.len - e.bytes, DataError,
              "cache `{}`: item `{}` ends at byte {} but shard `{}` has {} bytes (truncated cache? rerun biud-preprocess)",
              dir_, e.id, e.offset + e.bytes, e.shard, m.len);
   return static_cast<const char*>(m.addr) + e.offset;
 }
 
-void CacheReader::decode(const CacheEntry& e, float* out, bool verify) const {
+void CacheReader::verify(const CacheEntry& e) const {
   const void* p = data(e);
-  if (verify)
-    BIUD_CHECK(crcOf(p, e.bytes) == e.crc, DataError,
-               "cache `{}`: checksum mismatch for item `{}` in shard `{}` (corrupt file; rerun biud-preprocess)", dir_,
-               e.id, e.shard);
+  BIUD_CHECK(crc32Of(p, e.bytes) == e.crc, DataError,
+             "cache `{}`: item `{}` (shard `{}`) fails its checksum: its voxels changed after biud-preprocess wrote "
+             "them (disk or copy damage?). Rerun biud-preprocess with --out {}: it re-checks every record and redoes "
+             "the damaged ones",
+             dir_, e.id, e.shard, dir_);
+}
+
+size_t CacheReader::verifiedCount() const {
+  size_t n = 0;
+  for (size_t i = 0; i < entries_.size(); ++i) n += verified_[i].load(std::memory_order_relaxed);
+  return n;
+}
+
+void CacheReader::decode(const CacheEntry& e, float* out, Verify v) const {
+  const void* p = data(e);
+  if (v == Verify::Always) {
+    verify(e);
+  } else if (v == Verify::Once) {
+    // The entry's slot: entries handed out by this reader point into entries_.
+    size_t k = entries_.size();
+    if (!entries_.empty() && &e >= entries_.data() && &e < entries_.data() + entries_.size()) {
+      k = static_cast<size_t>(&e - entries_.data());
+    } else if (auto f = byId_.find(e.id); f != byId_.end()) {
+      k = f->second;
+    }
+    if (k == entries_.size()) {
+      verify(e);
+    } else if (verified_[k].load(std::memory_order_acquire) == 0) {
+      verify(e);
+      verified_[k].store(1, std::memory_order_release);
+    }
+  }
   const std::int64_t n = e.numel();
   if (e.dtype == CacheDtype::Int16) {
     const auto* s = static_cast<const std::int16_t*>(p);
@@ -397,7 +481,7 @@ void CacheReader::decode(const CacheEntry& e, float* out, bool verify) const {
   }
 }
 
-Volume CacheReader::read(const std::string& id, bool verify) const {
+Volume CacheReader::read(const std::string& id, Verify verify) const {
   const CacheEntry* e = find(id);
   BIUD_CHECK(e != nullptr, DataError, "cache `{}` has no item `{}` (was it preprocessed? see failures.jsonl)", dir_, id);
   Volume v;

@@ -79,12 +79,25 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
     if (n.rfind("shard-", 0) == 0 && e.path().extension() == ".bin") shards.push_back(n);
   }
   std::sort(shards.begin(), shards.end());
+  // With verifyExisting every record is re-read and checked against its crc32 first: a record
+  // damaged since it was written is redone, not skipped as done.
   std::unordered_map<std::string, CacheEntry> have;
+  std::vector<std::string> damaged;
   for (const auto& s : shards) {
     std::uint64_t cut = 0;
-    for (auto& e : scanShard(opt.out, s, sum.hash, /*repair=*/true, &cut)) have[e.id] = std::move(e);
-    if (cut > 0) log::warn("data", "cache shard `{}`: cut off a partial record ({} bytes); it is redone", s, cut);
+    std::vector<std::string> bad;
+    for (auto& e : scanShard(opt.out, s, sum.hash, /*repair=*/true, &cut, opt.verifyExisting, &bad))
+      have[e.id] = std::move(e);
+    if (cut > 0) log::warn("data", "cache shard `{}`: cut off a partial or damaged record ({} bytes); it is redone", s, cut);
+    damaged.insert(damaged.end(), bad.begin(), bad.end());
   }
+  // A damaged record is redone even when an intact copy exists in another shard (the index is
+  // rebuilt from `have`, which keeps only intact records).
+  for (const auto& id : damaged)
+    if (!have.count(id)) ++sum.damaged;
+  if (sum.damaged > 0)
+    log::warn("data", "{} record(s) in `{}` fail their checksum (first: `{}`): they are redone", sum.damaged, opt.out,
+              damaged.front());
   std::vector<size_t> todo;
   for (size_t i = 0; i < manifest.items.size(); ++i)
     if (!have.count(manifest.items[i].id)) todo.push_back(i);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 
@@ -59,7 +60,7 @@ TEST(Cache, RoundTripInt16AndFloat16) {
   }
   image::CacheReader r(t.str(), hash);
   ASSERT_EQ(r.size(), 2u);
-  Volume x = r.read("x", /*verify=*/true);
+  Volume x = r.read("x", image::Verify::Always);
   const Volume want = ramp();
   EXPECT_EQ(x.size, want.size);
   EXPECT_EQ(x.spacing, want.spacing);
@@ -86,7 +87,7 @@ TEST(Cache, RoundTripInt16AndFloat16) {
     image::writeCacheIndex(t2.str(), hash, "", image::scanShard(t2.str(), "shard-b-000.bin", hash, false));
   }
   image::CacheReader r2(t2.str());
-  Volume x2 = r2.read("x", true);
+  Volume x2 = r2.read("x", image::Verify::Always);
   for (size_t i = 0; i < x2.data.size(); ++i)
     EXPECT_EQ(x2.data[i], image::halfToFloat(image::floatToHalf(want.data[i])));
 }
@@ -116,10 +117,113 @@ TEST(Cache, PartialRecordIsCutAndCorruptionDetected) {
   }
   image::writeCacheIndex(t.str(), hash, "", entries);
   image::CacheReader r(t.str());
-  EXPECT_NO_THROW(r.read("a", /*verify=*/false));
-  EXPECT_THROW(r.read("a", /*verify=*/true), DataError);
+  EXPECT_NO_THROW(r.read("a", image::Verify::Off));
+  EXPECT_THROW(r.read("a", image::Verify::Always), DataError);
   // A shard of another hash is refused when scanning.
   EXPECT_THROW(image::scanShard(t.str(), "shard-c-000.bin", "0123456789abcdef", false), ConfigError);
+}
+
+// Issue 20: a record whose voxels changed after it was written is never used silently. The
+// default read (what the loaders call) checks each record the first time it is read.
+TEST(Cache, DamagedRecordIsRefusedByDefaultAndIntactOnesAreCheckedOnce) {
+  TempDir t("cachedmg");
+  CtPreprocessConfig cfg;
+  const std::string hash = image::preprocessHash(cfg);
+  std::vector<image::CacheEntry> entries;
+  {
+    image::CacheWriter w(t.str(), hash, image::CacheDtype::Int16, image::int16Quant(cfg), 1 << 20, "shard-d");
+    entries.push_back(w.write("a", ramp()));
+    entries.push_back(w.write("b", ramp()));
+  }
+  image::writeCacheIndex(t.str(), hash, "", entries);
+  const auto path = t / "shard-d-000.bin";
+  {
+    std::string bytes = readText(path);
+    bytes[static_cast<size_t>(entries[0].offset) + 7] ^= 0x01;  // one bit of one voxel of "a"
+    writeText(path, bytes);
+  }
+  image::CacheReader r(t.str());
+  try {
+    r.read("a");
+    ADD_FAILURE() << "a damaged record was decoded";
+  } catch (const DataError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("item `a`"), std::string::npos) << m;
+    EXPECT_NE(m.find("fails its checksum"), std::string::npos) << m;
+    EXPECT_NE(m.find("shard-d-000.bin"), std::string::npos) << m;
+    EXPECT_NE(m.find("Rerun biud-preprocess"), std::string::npos) << m;
+  }
+  EXPECT_THROW(r.read("a"), DataError);  // a failure is not memoised as checked
+  float out[60];
+  EXPECT_THROW(r.decode(*r.find("a"), out), DataError);
+  EXPECT_NO_THROW(r.decode(*r.find("a"), out, image::Verify::Off));
+  EXPECT_EQ(r.verifiedCount(), 0u);
+  Volume b = r.read("b");
+  EXPECT_EQ(r.verifiedCount(), 1u);
+  EXPECT_NEAR(b.data[59], 1.0f, 1e-4);
+  // A copy of the entry (not the reader's own) is checked too.
+  image::CacheEntry copy = *r.find("a");
+  EXPECT_THROW(r.decode(copy, out), DataError);
+}
+
+// Issue 20: a header that the writer could not have written ends the scan (the tail is cut off
+// and redone by biud-preprocess) instead of being read with its sizes trusted.
+TEST(Cache, InconsistentRecordHeaderEndsTheScan) {
+  TempDir t("cachehdr");
+  CtPreprocessConfig cfg;
+  const std::string hash = image::preprocessHash(cfg);
+  {
+    image::CacheWriter w(t.str(), hash, image::CacheDtype::Int16, image::int16Quant(cfg), 1 << 20, "shard-h");
+    w.write("a", ramp());
+    w.write("b", ramp());
+  }
+  const auto path = t / "shard-h-000.bin";
+  const std::string orig = readText(path);
+  auto entries = image::scanShard(t.str(), "shard-h-000.bin", hash, false);
+  ASSERT_EQ(entries.size(), 2u);
+  const size_t recB = static_cast<size_t>(entries[0].offset + entries[0].bytes);  // header of "b"
+  auto patch = [&](size_t field, const void* v, size_t n) {
+    std::string bytes = orig;
+    std::memcpy(&bytes[recB + field], v, n);
+    writeText(path, bytes);
+  };
+  const std::int32_t bigShape[3] = {5000, 4, 3};  // voxel bytes no longer match the shape
+  patch(offsetof(image::RecordHeader, shape), bigShape, sizeof bigShape);
+  auto got = image::scanShard(t.str(), "shard-h-000.bin", hash, false);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, "a");
+  const std::uint8_t badType = 7;
+  patch(offsetof(image::RecordHeader, dtype), &badType, 1);
+  EXPECT_EQ(image::scanShard(t.str(), "shard-h-000.bin", hash, false).size(), 1u);
+  const std::uint64_t hugeBytes = ~std::uint64_t{0} - 100;  // pos + size would wrap around
+  patch(offsetof(image::RecordHeader, dataBytes), &hugeBytes, sizeof hugeBytes);
+  std::uint64_t cut = 0;
+  EXPECT_EQ(image::scanShard(t.str(), "shard-h-000.bin", hash, /*repair=*/true, &cut).size(), 1u);
+  EXPECT_EQ(cut, orig.size() - recB);
+  EXPECT_EQ(std::filesystem::file_size(path), recB);
+}
+
+// Issue 20: with verify, scanning reads every record and reports the damaged ones.
+TEST(Cache, ScanWithVerifyLeavesOutDamagedRecords) {
+  TempDir t("cachescan");
+  CtPreprocessConfig cfg;
+  const std::string hash = image::preprocessHash(cfg);
+  std::vector<image::CacheEntry> entries;
+  {
+    image::CacheWriter w(t.str(), hash, image::CacheDtype::Float16, 1.0f, 1 << 20, "shard-v");
+    for (const char* id : {"a", "b", "c"}) entries.push_back(w.write(id, ramp()));
+  }
+  const auto path = t / "shard-v-000.bin";
+  std::string bytes = readText(path);
+  bytes[static_cast<size_t>(entries[1].offset + entries[1].bytes - 1)] ^= 0x40;  // last byte of "b"
+  writeText(path, bytes);
+  std::vector<std::string> damaged;
+  auto got = image::scanShard(t.str(), "shard-v-000.bin", hash, false, nullptr, /*verify=*/true, &damaged);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].id, "a");
+  EXPECT_EQ(got[1].id, "c");
+  EXPECT_EQ(damaged, std::vector<std::string>{"b"});
+  EXPECT_EQ(image::scanShard(t.str(), "shard-v-000.bin", hash, false).size(), 3u);  // without verify: trusted
 }
 
 TEST(Cache, ShardsRollOver) {

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "biud/core/Error.h"
+
 #include "biud/image/CtCache.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/PreprocessJob.h"
@@ -82,7 +84,7 @@ TEST(PreprocessApp, BadInputsAreRecordedAndTheRestProcessed) {
       SCOPED_TRACE(id);
       const std::string src = std::string(id) == "ct" ? (t / "ct.nii.gz").string() : nib + "/anatomical.nii";
       Volume want = image::preprocessCt(image::readVolume(src), cfg);
-      Volume got = cache.read(id, /*verify=*/true);
+      Volume got = cache.read(id, image::Verify::Always);
       expectSameVolume(got, want, 0.5 / image::int16Quant(cfg) + 1e-6, /*geometry=*/false);
       EXPECT_EQ(got.origin, want.origin);
     }
@@ -124,7 +126,7 @@ TEST(PreprocessApp, BadInputsAreRecordedAndTheRestProcessed) {
                             : victim == "anat" ? nib + "/anatomical.nii"
                                                : dcm + "/dicomdirtests/98892001/CT5N";
     Volume want = image::preprocessCt(image::readVolume(src), cfg);
-    expectSameVolume(cache.read(victim, true), want, 0.5 / image::int16Quant(cfg) + 1e-6, false);
+    expectSameVolume(cache.read(victim, image::Verify::Always), want, 0.5 / image::int16Quant(cfg) + 1e-6, false);
   }
 
   // Other parameters into the same folder: refused, exit code 2, nothing touched.
@@ -139,6 +141,54 @@ TEST(PreprocessApp, BadInputsAreRecordedAndTheRestProcessed) {
           quote((t / "c2").string()) + " --quiet");
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.out.find("required column `image` missing"), std::string::npos) << r.out;
+}
+
+// Issue 20: a rerun re-checks every record before it skips the item; a damaged record is redone
+// (the first run's index is not trusted). --trust-existing skips the check, and then the loader's
+// default read still refuses the damaged record.
+TEST(PreprocessApp, RerunRedoesRecordsThatFailTheirChecksum) {
+  TempDir t("ppdamage");
+  Volume ct({30, 28, 12}, {1.0, 1.0, 2.0}, -1000.0f);
+  for (int k = 2; k < 10; ++k)
+    for (int j = 4; j < 24; ++j)
+      for (int i = 4; i < 26; ++i) ct.at(i, j, k) = static_cast<float>((i * 11 + j * 5 + k) % 90);
+  image::writeVolume((t / "a.nii.gz").string(), ct);
+  image::writeVolume((t / "b.nii.gz").string(), ct);
+  writeText(t / "m.csv", "id,image,report,patient\na,a.nii.gz,r,p1\nb,b.nii.gz,r,p2\n");
+  const stdfs::path out = t / "cache";
+  const std::string cmd = quote(app("biud-preprocess")) + " --manifest " + quote((t / "m.csv").string()) + " --out " +
+                          quote(out.string()) + " --threads 1 --quiet --set data.ct.size=[16,16,8]";
+  ASSERT_EQ(run(cmd).rc, 0);
+  CtPreprocessConfig cfg;
+  cfg.size = {16, 16, 8};
+  const Volume want = image::preprocessCt(image::readVolume((t / "a.nii.gz").string()), cfg);
+  auto damage = [&] {
+    image::CacheReader cache(out.string());
+    const auto* e = cache.find("a");
+    std::string bytes = readText(out / e->shard);
+    bytes[static_cast<size_t>(e->offset + e->bytes / 2)] ^= 0x10;
+    writeText(out / e->shard, bytes);
+  };
+  damage();
+  auto r = run(cmd + " --trust-existing");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto summary = nlohmann::json::parse(readText(out / "biud-preprocess.json"));
+  EXPECT_EQ(summary["skipped"], 2);
+  EXPECT_EQ(summary["damaged_redone"], 0);
+  {
+    image::CacheReader cache(out.string());
+    EXPECT_THROW(cache.read("a"), DataError);
+  }
+  r = run(cmd);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  summary = nlohmann::json::parse(readText(out / "biud-preprocess.json"));
+  EXPECT_EQ(summary["damaged_redone"], 1) << r.out;
+  EXPECT_EQ(summary["done"], 1);
+  EXPECT_EQ(summary["skipped"], 1);
+  image::CacheReader cache(out.string(), image::preprocessHash(cfg));
+  EXPECT_EQ(cache.size(), 2u);
+  expectSameVolume(cache.read("a", image::Verify::Always), want, 0.5 / image::int16Quant(cfg) + 1e-6, false);
+  EXPECT_NO_THROW(cache.read("b", image::Verify::Always));
 }
 
 TEST(EvalCache, BuildsOnceSkipsBadItemsAndUsesAMatchingCache) {
@@ -169,7 +219,7 @@ TEST(EvalCache, BuildsOnceSkipsBadItemsAndUsesAMatchingCache) {
   // The cached voxels are the in-process pipeline's.
   {
     image::CacheReader cache(e.cacheDir, image::preprocessHash(cfg));
-    expectSameVolume(cache.read("a", true), image::preprocessCt(image::readVolume((t / "a.nii.gz").string()), cfg),
+    expectSameVolume(cache.read("a", image::Verify::Always), image::preprocessCt(image::readVolume((t / "a.nii.gz").string()), cfg),
                      0.5 / image::int16Quant(cfg) + 1e-6, /*geometry=*/false);
   }
   // A second call reads what the first built.

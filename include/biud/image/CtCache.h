@@ -13,6 +13,7 @@
 /// A record is complete when its voxels are all in the file; a shard may end in a partial
 /// record (a crash), which a rerun cuts off and redoes. The crc32 covers the voxel bytes.
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -91,10 +92,17 @@ class CacheWriter {
   std::string shard_;
 };
 
-/// Complete records of a shard with hash `hash`. A trailing partial record is cut off
-/// (the file truncated) when `repair`; records with another hash are an error.
+/// crc32 (zlib's polynomial) of n bytes.
+std::uint32_t crc32Of(const void* p, std::uint64_t n);
+
+/// Complete records of a shard with hash `hash`. A trailing partial record, or a record whose
+/// header is inconsistent (shape, sizes, dtype), ends the scan: the rest is cut off (the file
+/// truncated) when `repair`, and redone by the caller. Records with another hash are an error.
+/// With `verify`, each record's voxels are read and checked against its crc32; records that
+/// fail are left out of the result and their ids appended to `damaged` (the caller redoes them).
 std::vector<CacheEntry> scanShard(const std::string& dir, const std::string& shard, const std::string& hash,
-                                  bool repair, std::uint64_t* cutBytes = nullptr);
+                                  bool repair, std::uint64_t* cutBytes = nullptr, bool verify = false,
+                                  std::vector<std::string>* damaged = nullptr);
 
 /// Write index.json atomically.
 void writeCacheIndex(const std::string& dir, const std::string& hash, const std::string& description,
@@ -107,7 +115,19 @@ std::pair<std::string, std::string> cacheHashOf(const std::string& dir);
 /// is absent; lines that are not JSON are ignored).
 std::map<std::string, std::string> readCacheFailures(const std::string& dir);
 
+/// When a reader checks a record's crc32 against its voxels.
+enum class Verify : std::uint8_t {
+  Off,     ///< never (tests of the unchecked path, benchmarks)
+  Once,    ///< the first time each record is read in this process (the default: after that the
+           ///< bytes are the mapped pages already checked)
+  Always,  ///< on every read
+};
+
 /// Memory-mapped reader over a cache folder. Thread-safe.
+///
+/// Every record is verified before it is used (Verify::Once by default): a record whose voxels
+/// changed after biud-preprocess wrote them (disk or copy damage, a tool that wrote into the
+/// shard) is a DataError naming the item and the fix, never silently trained on.
 class CacheReader {
  public:
   /// Refuses (ConfigError, naming both parameter sets) a cache built with another
@@ -127,10 +147,14 @@ class CacheReader {
   const CacheEntry* find(const std::string& id) const;
   /// Pointer to the mapped voxel bytes (valid while the reader lives).
   const void* data(const CacheEntry& e) const;
-  /// Decode to float into `out` (numel values); `verify` checks the crc32 first.
-  void decode(const CacheEntry& e, float* out, bool verify = false) const;
+  /// Decode to float into `out` (numel values), after checking the crc32 as `verify` says.
+  void decode(const CacheEntry& e, float* out, Verify verify = Verify::Once) const;
   /// The item as a Volume (float).
-  Volume read(const std::string& id, bool verify = false) const;
+  Volume read(const std::string& id, Verify verify = Verify::Once) const;
+  /// Check one record now (DataError when its crc32 does not match).
+  void verify(const CacheEntry& e) const;
+  /// Records verified so far in this process.
+  size_t verifiedCount() const;
 
  private:
   struct Map {
@@ -141,6 +165,7 @@ class CacheReader {
   std::string dir_, hash_, description_;
   std::vector<CacheEntry> entries_;
   std::map<std::string, size_t> byId_;
+  std::unique_ptr<std::atomic<std::uint8_t>[]> verified_;  ///< per entry: 1 once its crc32 matched
   mutable std::mutex mu_;
   mutable std::map<std::string, Map> maps_;
 };

@@ -14,12 +14,16 @@ struct PreprocessJobOptions {
   std::string out;          ///< cache folder
   int threads = 0;          ///< 0 = hardware threads
   bool progress = true;
+  /// Re-check the crc32 of every record already in the cache before skipping its item
+  /// (damaged records are redone). Off = trust them (biud-preprocess --trust-existing).
+  bool verifyExisting = true;
 };
 
 struct PreprocessSummary {
   size_t total = 0, done = 0, skipped = 0, failed = 0;
   size_t disagreed = 0;    ///< volumes whose header disagreed with the manifest's overrides
   size_t implausible = 0;  ///< volumes that failed data.ct.hu_check (warned, or failed with `error`)
+  size_t damaged = 0;      ///< records of earlier runs that failed their checksum (redone)
   bool interrupted = false;
   double seconds = 0;
   std::string hash;
