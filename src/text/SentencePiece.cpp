@@ -42,9 +42,16 @@ const Api& api() {
   static std::once_flag once;
   std::call_once(once, [] {
     const std::string path = SentencePiece::shimPath();
+#ifdef BIUD_SPM_SHIM_DLMOPEN
+    // Sanitizer builds: ASan aborts on RTLD_DEEPBIND. A link-map namespace of its own isolates
+    // the shim, libsentencepiece and their protobuf (with their own libstdc++ and libc) from
+    // libtorch just as well; the shim is built uninstrumented for it (src/CMakeLists.txt).
+    a.lib = ::dlmopen(LM_ID_NEWLM, path.c_str(), RTLD_NOW | RTLD_LOCAL);
+#else
     // RTLD_DEEPBIND: the shim and libsentencepiece resolve their own protobuf symbols first,
     // never libtorch's. RTLD_LOCAL: nothing of theirs leaks into the global namespace.
     a.lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+#endif
     BIUD_CHECK(a.lib != nullptr, IoError,
                "cannot load the SentencePiece shim `{}`: {} (set BIUD_SPM_SHIM to its path, or rebuild biud)", path,
                ::dlerror());
