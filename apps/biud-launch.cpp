@@ -231,10 +231,18 @@ class Launcher {
         unsigned char s;
         while (::read(g_sigpipe[0], &s, 1) == 1) {
           ++signalled_;
-          if (signalled_ == 1) {
-            std::fprintf(stderr, "biud-launch: got %s, forwarding it to all ranks (again to kill them)\n", ::strsignal(s));
+          // Forwarded as the ranks' own repeats mean (see biud/core/App.h): 1st = stop and save,
+          // 2nd = exit now unless a save is running, 3rd = abandon the save. Only a 4th kills.
+          if (signalled_ <= 3) {
+            if (signalled_ == 1)
+              std::fprintf(stderr, "biud-launch: got %s, forwarding it to all ranks (they save and stop)\n",
+                           ::strsignal(s));
+            else
+              std::fprintf(stderr, "biud-launch: got %s again, forwarding it (#%d; a rank that is saving finishes the "
+                           "save unless this is the 3rd; a 4th kills all ranks)\n", ::strsignal(s), signalled_);
             beginStop(s);
           } else {
+            std::fprintf(stderr, "biud-launch: killing all ranks (SIGKILL)\n");
             signalAll(SIGKILL);
           }
         }

@@ -18,13 +18,33 @@ namespace biud::app {
 namespace {
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_signals{0};
+std::atomic<int> g_saving{0};
 
-void onSignal(int sig) {
-  if (g_signals.fetch_add(1) >= 1) {
-    // Second signal: the user means it.
-    std::_Exit(kExitInterrupted);
+// Async-signal-safe: write(2) of a literal only.
+template <size_t N>
+void say(const char (&msg)[N]) {
+  ssize_t rc = ::write(STDERR_FILENO, msg, N - 1);
+  (void)rc;
+}
+
+void onSignal(int) {
+  const int n = g_signals.fetch_add(1) + 1;
+  if (n == 1) {
+    g_stop = true;
+    say("\nbiud: stop requested: stopping at the next safe point and saving what is done (a second signal exits without saving)\n");
+    return;
   }
-  g_stop = true;
+  if (g_saving.load() > 0) {
+    if (n == 2) {
+      say("\nbiud: state is being saved; this signal does not interrupt it (a third signal abandons the save: nothing "
+          "of it is kept, the previous checkpoint stays)\n");
+      return;
+    }
+    say("\nbiud: save abandoned; nothing was saved since the previous checkpoint, which is intact (exit code 4)\n");
+    std::_Exit(kExitNotSaved);
+  }
+  say("\nbiud: exiting at once; nothing was saved since the last checkpoint (exit code 4)\n");
+  std::_Exit(kExitNotSaved);
 }
 }  // namespace
 
@@ -34,11 +54,17 @@ void clearStop() {
   g_stop = false;
   g_signals = 0;
 }
+int signalsReceived() { return g_signals.load(); }
+
+SaveScope::SaveScope() { g_saving.fetch_add(1); }
+SaveScope::~SaveScope() { g_saving.fetch_sub(1); }
+bool saving() { return g_saving.load() > 0; }
 
 void installStopHandlers() {
   struct sigaction sa {};
   sa.sa_handler = onSignal;
   sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;  // a signal does not turn a write in progress into EINTR
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 }
@@ -140,9 +166,21 @@ int App::run(int argc, char** argv, const std::function<int()>& body) {
     std::fprintf(stderr, "%s: error: %s\n", name_.c_str(), e.what());
     if (log::enabled(log::Level::Debug) && !e.where().empty()) std::fprintf(stderr, "  (raised at %s)\n", e.where().c_str());
     return e.exitCode();
-  } catch (const std::exception& e) {
+  } catch (const std::bad_alloc&) {
     log::flush();
-    std::fprintf(stderr, "%s: error: %s\n", name_.c_str(), e.what());
+    std::fprintf(stderr,
+                 "%s: error: out of memory. Lower what sizes the work (data.batch_size, data.ct.size, model size, "
+                 "--threads) or free memory; --log-level debug shows where\n",
+                 name_.c_str());
+    return kExitError;
+  } catch (const std::exception& e) {
+    // Foreign exceptions (LibTorch's c10::Error, ITK, the standard library): one line; LibTorch
+    // appends a C++ stack trace after the first line, shown with --log-level debug.
+    log::flush();
+    const std::string what = e.what();
+    const auto nl = what.find('\n');
+    std::fprintf(stderr, "%s: error: %s\n", name_.c_str(), what.substr(0, nl).c_str());
+    if (nl != std::string::npos && log::enabled(log::Level::Debug)) std::fprintf(stderr, "%s\n", what.substr(nl + 1).c_str());
     return kExitError;
   }
 }

@@ -186,6 +186,9 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
   if (fatal) std::rethrow_exception(fatal);
 
   // Index in manifest order; items of earlier runs no longer in the manifest are kept too.
+  // A second signal does not interrupt these writes (the records are written; only the index
+  // makes them reachable without a rescan).
+  app::SaveScope saving;
   for (auto& e : fresh) have[e.id] = std::move(e);
   std::vector<CacheEntry> all;
   std::set<std::string> listed;

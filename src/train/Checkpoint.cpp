@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
@@ -20,7 +21,7 @@ std::vector<stdfs::path> CheckpointManager::list() const {
   if (!stdfs::is_directory(dir_, ec)) return out;
   for (const auto& e : stdfs::directory_iterator(dir_)) {
     const auto name = e.path().filename().string();
-    if (e.is_directory() && name.rfind("step_", 0) == 0 && name.find(".tmp") == std::string::npos &&
+    if (e.is_directory() && name.rfind("step_", 0) == 0 && name.find(".tmp") == std::string::npos && name.find(".old-") == std::string::npos &&
         stdfs::exists(e.path() / "state.json"))
       out.push_back(e.path());
   }
@@ -55,23 +56,70 @@ stdfs::path CheckpointManager::resolve(const std::string& resume) const {
   return p;
 }
 
+size_t CheckpointManager::removeTemporaries() const {
+  size_t n = 0;
+  std::error_code ec;
+  if (!stdfs::is_directory(dir_, ec)) return 0;
+  for (const auto& e : stdfs::directory_iterator(dir_, ec)) {
+    const auto name = e.path().filename().string();
+    if (name.rfind("step_", 0) != 0 || (name.find(".tmp-") == std::string::npos && name.find(".old-") == std::string::npos))
+      continue;
+    std::error_code rec;
+    stdfs::remove_all(e.path(), rec);
+    if (rec)
+      log::warn("train", "could not remove the unfinished checkpoint folder `{}`: {}", e.path().string(), rec.message());
+    else
+      ++n;
+  }
+  if (n > 0) log::info("train", "removed {} unfinished checkpoint folder(s) left in `{}` by an interrupted save", n, dir_.string());
+  return n;
+}
+
+namespace {
+std::string firstLine(const std::string& what) {
+  const auto nl = what.find('\n');
+  return nl == std::string::npos ? what : what.substr(0, nl);
+}
+}  // namespace
+
 stdfs::path CheckpointManager::save(std::int64_t step, const std::function<void(const stdfs::path&)>& write) {
-  fs::makeDirs(dir_);
+  // A second SIGINT/SIGTERM does not interrupt a save (biud/core/App.h).
+  app::SaveScope saving;
+  const auto previous = latest();
+  const std::string keep = previous ? fmt::format("; the previous checkpoint `{}` is intact", previous->string())
+                                    : std::string("; there is no earlier checkpoint");
   const std::string name = folderName(step);
   const auto final = dir_ / name;
   const auto tmp = dir_ / fmt::format("{}.tmp-{}", name, ::getpid());
   std::error_code ec;
-  stdfs::remove_all(tmp, ec);
-  fs::makeDirs(tmp);
   try {
-    write(tmp);
-  } catch (...) {
+    fs::makeDirs(dir_);
     stdfs::remove_all(tmp, ec);
-    throw;
+    fs::makeDirs(tmp);
+    write(tmp);
+  } catch (const std::exception& e) {
+    stdfs::remove_all(tmp, ec);
+    // One line naming the folder, whatever threw (LibTorch appends stack traces).
+    if (const auto* be = dynamic_cast<const Error*>(&e))
+      BIUD_THROW(IoError, "cannot save checkpoint `{}`: {}{}", final.string(), be->what(), keep);
+    BIUD_THROW(IoError, "cannot save checkpoint `{}`: {}{}", final.string(), firstLine(e.what()), keep);
   }
-  if (stdfs::exists(final, ec)) stdfs::remove_all(final, ec);  // re-save of the same step
+  // A re-save of the same step: the old folder is moved aside first and removed only once the new
+  // one is in place, so that no moment exists without a complete checkpoint of this step.
+  const auto old = dir_ / fmt::format("{}.old-{}", name, ::getpid());
+  const bool had = stdfs::exists(final, ec);
+  if (had) {
+    stdfs::rename(final, old, ec);
+    BIUD_CHECK(!ec, IoError, "cannot move the earlier checkpoint `{}` aside: {}{}", final.string(), ec.message(), keep);
+  }
   stdfs::rename(tmp, final, ec);
-  BIUD_CHECK(!ec, IoError, "cannot rename checkpoint `{}` to `{}`: {}", tmp.string(), final.string(), ec.message());
+  if (ec) {
+    const std::string why = ec.message();
+    if (had) stdfs::rename(old, final, ec);
+    stdfs::remove_all(tmp, ec);
+    BIUD_THROW(IoError, "cannot rename checkpoint `{}` to `{}`: {}{}", tmp.string(), final.string(), why, keep);
+  }
+  if (had) stdfs::remove_all(old, ec);
   fs::atomicWrite(dir_ / "latest", name + "\n");
   auto all = list();
   for (size_t i = 0; i + static_cast<size_t>(keepLast_) < all.size(); ++i) {

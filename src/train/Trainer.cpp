@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <unistd.h>
 
 #include "biud/core/App.h"
@@ -69,6 +70,38 @@ FaultKill faultKill() {
 /// Key of rank r's CPU generator in rng.pt: rank 0 keeps the single-process name.
 std::string generatorKey(int rank) {
   return rank == 0 ? std::string("cpu_generator") : "cpu_generator_rank" + std::to_string(rank);
+}
+
+/// LibTorch's archive writer cannot report a failed write: its stream writer retries the write
+/// in its destructor during unwinding and the process aborts (a full disk killed runs with
+/// SIGABRT). Archives are therefore serialised into memory, which cannot fail that way, and
+/// written by fs::atomicWrite, whose errors are ordinary exceptions naming the file.
+void saveArchive(torch::serialize::OutputArchive& a, const stdfs::path& path) {
+  std::string bytes;
+  a.save_to([&bytes](const void* p, size_t n) -> size_t {
+    bytes.append(static_cast<const char*>(p), n);
+    return n;
+  });
+  fs::atomicWrite(path, bytes);
+}
+
+/// First line of a foreign exception's message (LibTorch appends a C++ stack trace).
+std::string firstLine(const std::string& what) {
+  const auto nl = what.find('\n');
+  return nl == std::string::npos ? what : what.substr(0, nl);
+}
+
+/// Read a LibTorch archive of a checkpoint; a truncated or corrupt file is one DataError naming
+/// it and the checkpoints to fall back on.
+void loadArchive(torch::serialize::InputArchive& a, const stdfs::path& path, const std::string& others,
+                 std::optional<c10::Device> device = std::nullopt) {
+  const std::string bytes = fs::readFile(path);
+  try {
+    a.load_from(bytes.data(), bytes.size(), device);
+  } catch (const std::exception& e) {
+    BIUD_THROW(DataError, "checkpoint file `{}` ({} bytes) is truncated or corrupt: {}. {}", path.string(),
+               bytes.size(), firstLine(e.what()), others);
+  }
 }
 
 }  // namespace
@@ -136,12 +169,12 @@ stdfs::path Trainer::saveCheckpoint() {
     {
       torch::serialize::OutputArchive a;
       opt_->save(a);
-      a.save_to((d / "optimizer.pt").string());
+      saveArchive(a, d / "optimizer.pt");
     }
     {
       torch::serialize::OutputArchive a;
       for (int r = 0; r < allGens.size(0); ++r) a.write(generatorKey(r), allGens[r].clone());
-      a.save_to((d / "rng.pt").string());
+      saveArchive(a, d / "rng.pt");
     }
     nlohmann::json s;
     s["step"] = step_;
@@ -167,7 +200,19 @@ stdfs::path Trainer::saveCheckpoint() {
 }
 
 void Trainer::loadCheckpoint(const stdfs::path& dir) {
-  const auto s = nlohmann::json::parse(fs::readFile(dir / "state.json"));
+  // Where to go when this checkpoint is damaged: the other complete ones of the run.
+  std::string others;
+  for (const auto& p : ckpt_.list())
+    if (p.filename() != dir.filename()) others += (others.empty() ? "" : ", ") + p.string();
+  others = others.empty() ? "No other checkpoint exists in this run"
+                          : fmt::format("Resume from another checkpoint with --resume <folder>: {}", others);
+  nlohmann::json s;
+  try {
+    s = nlohmann::json::parse(fs::readFile(dir / "state.json"));
+  } catch (const nlohmann::json::exception& e) {
+    BIUD_THROW(DataError, "checkpoint file `{}` is not valid JSON (truncated or edited?): {}. {}",
+               (dir / "state.json").string(), e.what(), others);
+  }
   BIUD_CHECK(s.value("task", std::string()) == cfg_.task, DataError,
              "checkpoint `{}` is from task `{}`, this run is task `{}`", dir.string(), s.value("task", std::string("?")),
              cfg_.task);
@@ -179,17 +224,27 @@ void Trainer::loadCheckpoint(const stdfs::path& dir) {
   tensor::loadModule(task_->module(), (dir / "model.safetensors").string());
   {
     torch::serialize::InputArchive a;
-    a.load_from((dir / "optimizer.pt").string(), ctx_.device);
-    opt_->load(a);
+    loadArchive(a, dir / "optimizer.pt", others, ctx_.device);
+    try {
+      opt_->load(a);
+    } catch (const std::exception& e) {
+      BIUD_THROW(DataError, "checkpoint file `{}` does not fit this run's optimizer ({}): {}. {}",
+                 (dir / "optimizer.pt").string(), cfg_.optimizer.name, firstLine(e.what()), others);
+    }
   }
   {
     torch::serialize::InputArchive a;
-    a.load_from((dir / "rng.pt").string());
+    loadArchive(a, dir / "rng.pt", others);
     torch::Tensor g;
-    // This rank's stream; checkpoints from before per-rank streams hold rank 0's only.
-    if (!a.try_read(generatorKey(ctx_.rank), g)) a.read("cpu_generator", g);
-    auto gen = at::detail::getDefaultCPUGenerator();
-    gen.set_state(g);
+    try {
+      // This rank's stream; checkpoints from before per-rank streams hold rank 0's only.
+      if (!a.try_read(generatorKey(ctx_.rank), g)) a.read("cpu_generator", g);
+      auto gen = at::detail::getDefaultCPUGenerator();
+      gen.set_state(g);
+    } catch (const std::exception& e) {
+      BIUD_THROW(DataError, "checkpoint file `{}` holds no usable random-generator state for rank {}: {}. {}",
+                 (dir / "rng.pt").string(), ctx_.rank, firstLine(e.what()), others);
+    }
   }
   if (ema_) {
     const auto emaPath = dir / "ema.safetensors";
@@ -298,6 +353,8 @@ Metrics Trainer::runValidation() {
 }
 
 int Trainer::train() {
+  // Temporary folders of saves that never finished (a crash, a kill, a full disk) are removed.
+  if (ctx_.rank == 0) ckpt_.removeTemporaries();
   if (!cfg_.trainer.resume.empty()) loadCheckpoint(ckpt_.resolve(cfg_.trainer.resume));
   const std::int64_t total = cfg_.trainer.steps;
   Progress bar("train", static_cast<std::uint64_t>(total), "step");

@@ -58,7 +58,10 @@ class ToyTask : public train::Task {
     return {total, {{"mse", total}}, 8 * accum};
   }
   train::Metrics validate() override { return onValidate ? onValidate() : train::Metrics{}; }
-  nlohmann::json state() const override { return {{"rng", rng_.state()}, {"calls", calls_}}; }
+  nlohmann::json state() const override {
+    if (onState) onState();
+    return {{"rng", rng_.state()}, {"calls", calls_}};
+  }
   void loadState(const nlohmann::json& s) override {
     rng_.setState(s.at("rng").get<std::string>());
     calls_ = s.at("calls").get<int>();
@@ -69,6 +72,7 @@ class ToyTask : public train::Task {
   int nanAt_ = 0, nanCount_ = 0, stopAtCall_ = 0;
   std::function<void(int)> onStep;  ///< called with the call count at the start of every step
   std::function<train::Metrics()> onValidate;  ///< validate()'s metrics (none when empty)
+  std::function<void()> onState;  ///< called whenever a checkpoint asks for the task state (inside the save)
 };
 
 }  // namespace biud::test

@@ -12,7 +12,13 @@
 ///
 /// Errors thrown from the body become one line on stderr and a non-zero exit code:
 /// 1 runtime error, 2 usage or config error, 3 some items failed (partial results written),
-/// 130 interrupted.
+/// 4 stopped by repeated signals without saving (the last checkpoint written before stays),
+/// 130 interrupted (state saved).
+///
+/// Signals (SIGINT, SIGTERM): the first asks the app to stop at the next safe point (training
+/// saves a checkpoint). A second one during a save (a SaveScope) does not interrupt it; a third
+/// then exits at once with code 4. A second one outside a save exits at once with code 4. Each
+/// case prints one line saying what was and was not saved.
 #include <CLI/CLI.hpp>
 
 #include <functional>
@@ -34,7 +40,8 @@ enum CommonFlag : unsigned {
 };
 
 /// Exit codes.
-constexpr int kExitOk = 0, kExitError = 1, kExitUsage = 2, kExitPartial = 3, kExitInterrupted = 130;
+constexpr int kExitOk = 0, kExitError = 1, kExitUsage = 2, kExitPartial = 3, kExitNotSaved = 4,
+              kExitInterrupted = 130;
 
 /// `biud <version> (git <hash>), LibTorch <v>, CUDA on|off`.
 std::string versionString();
@@ -87,7 +94,22 @@ bool stopRequested();
 void requestStop();
 /// Clear a stop request (tests that interrupt and resume in one process).
 void clearStop();
-/// Install SIGINT/SIGTERM handlers that set stopRequested() (a second signal exits at once).
+/// Install SIGINT/SIGTERM handlers that set stopRequested() (see the file comment for repeats).
 void installStopHandlers();
+/// Signals received since the handlers were installed (or clearStop()).
+int signalsReceived();
+
+/// While one lives, state is being written that a user would lose if the process died: a second
+/// SIGINT/SIGTERM is answered with a message instead of an exit (a third exits with
+/// kExitNotSaved). Nestable; thread-safe.
+class SaveScope {
+ public:
+  SaveScope();
+  ~SaveScope();
+  SaveScope(const SaveScope&) = delete;
+  SaveScope& operator=(const SaveScope&) = delete;
+};
+/// True while a SaveScope lives.
+bool saving();
 
 }  // namespace biud::app
