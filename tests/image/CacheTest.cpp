@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <vector>
+#include <zlib.h>
 #include <filesystem>
 
 #include "biud/core/Error.h"
@@ -121,6 +123,17 @@ TEST(Cache, PartialRecordIsCutAndCorruptionDetected) {
   EXPECT_THROW(r.read("a", image::Verify::Always), DataError);
   // A shard of another hash is refused when scanning.
   EXPECT_THROW(image::scanShard(t.str(), "shard-c-000.bin", "0123456789abcdef", false), ConfigError);
+}
+
+// crc32Of (libdeflate when present, zlib otherwise) must give zlib's value: caches written with
+// one are read with the other. The CRC-32 check value of "123456789" is 0xCBF43926.
+TEST(Cache, Crc32MatchesZlib) {
+  EXPECT_EQ(image::crc32Of("123456789", 9), 0xCBF43926u);
+  EXPECT_EQ(image::crc32Of("", 0), 0u);
+  std::vector<unsigned char> buf(3u << 20);
+  for (size_t i = 0; i < buf.size(); ++i) buf[i] = static_cast<unsigned char>((i * 2654435761u) >> 13);
+  EXPECT_EQ(image::crc32Of(buf.data(), buf.size()),
+            static_cast<std::uint32_t>(::crc32(0L, buf.data(), static_cast<uInt>(buf.size()))));
 }
 
 // Issue 20: a record whose voxels changed after it was written is never used silently. The

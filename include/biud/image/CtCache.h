@@ -123,6 +123,12 @@ enum class Verify : std::uint8_t {
   Always,  ///< on every read
 };
 
+/// The verification readers use when the caller does not say: Verify::Once, or what the
+/// environment variable BIUD_CACHE_VERIFY (off, once, always) says; setDefaultVerify overrides
+/// both (benchmarks).
+Verify defaultVerify();
+void setDefaultVerify(Verify v);
+
 /// Memory-mapped reader over a cache folder. Thread-safe.
 ///
 /// Every record is verified before it is used (Verify::Once by default): a record whose voxels
@@ -148,9 +154,9 @@ class CacheReader {
   /// Pointer to the mapped voxel bytes (valid while the reader lives).
   const void* data(const CacheEntry& e) const;
   /// Decode to float into `out` (numel values), after checking the crc32 as `verify` says.
-  void decode(const CacheEntry& e, float* out, Verify verify = Verify::Once) const;
+  void decode(const CacheEntry& e, float* out, Verify verify = defaultVerify()) const;
   /// The item as a Volume (float).
-  Volume read(const std::string& id, Verify verify = Verify::Once) const;
+  Volume read(const std::string& id, Verify verify = defaultVerify()) const;
   /// Check one record now (DataError when its crc32 does not match).
   void verify(const CacheEntry& e) const;
   /// Records verified so far in this process.
