@@ -145,6 +145,40 @@ Document& Document::operator=(Document&&) noexcept = default;
 
 namespace {
 
+// A key written twice in one mapping of one document is an error. YAML 1.2 says mapping keys are
+// unique, but yaml-cpp keeps both entries without a word (and which one a reader sees depends on
+// how it looks: mergeInto() ends with the last, child() finds the first); PyYAML silently takes
+// the last; ruamel.yaml refuses the document (DuplicateKeyError). We refuse it too. A key given in
+// an included file and again in the including file is not a duplicate: each file is checked on
+// its own, before the merge, and the including file's value overrides on purpose.
+// `depth` bounds the walk: an anchor used inside its own node (`a: &x {b: *x}`) makes yaml-cpp
+// build a cycle.
+void checkDuplicateKeys(const YAML::Node& node, const std::string& prefix, const std::string& name, int depth = 0) {
+  BIUD_CHECK(depth < 64, ConfigError,
+             "{}: `{}` is nested more than 64 levels deep (does an alias `*name` refer to the node that defines its "
+             "anchor?)",
+             name, prefix);
+  if (node.IsMap()) {
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& kv : node) {
+      if (!kv.first.IsScalar()) continue;
+      const std::string& key = kv.first.Scalar();
+      const std::string path = joinPath(prefix, key);
+      const auto [it, fresh] = seen.emplace(key, kv.first.Mark());
+      BIUD_CHECK(fresh, ConfigError,
+                 "{}:{}:{}: key `{}` is written twice in the same section (first at line {}, column {}); a YAML "
+                 "reader keeps only one of them, so delete the one you do not mean (to override a value on "
+                 "purpose, put it in a file that includes this one, or use --set)",
+                 name, kv.first.Mark().line + 1, kv.first.Mark().column + 1, path, it->second.line + 1,
+                 it->second.column + 1);
+      checkDuplicateKeys(kv.second, path, name, depth + 1);
+    }
+  } else if (node.IsSequence()) {
+    for (std::size_t i = 0; i < node.size(); ++i)
+      checkDuplicateKeys(node[i], fmt::format("{}[{}]", prefix, i), name, depth + 1);
+  }
+}
+
 YAML::Node parseYaml(const std::string& text, const std::string& name) {
   YAML::Node node;
   try {
@@ -154,6 +188,7 @@ YAML::Node parseYaml(const std::string& text, const std::string& name) {
   }
   if (!node || node.IsNull()) return YAML::Node(YAML::NodeType::Map);
   BIUD_CHECK(node.IsMap(), ConfigError, "{}: a config file must be a mapping of keys to values at the top level", name);
+  checkDuplicateKeys(node, "", name);
   return node;
 }
 
@@ -228,6 +263,7 @@ void Document::applyOverride(const std::string& assignment) {
     value = YAML::Node(text);
   }
   if (!value || value.IsNull()) value = YAML::Node(text);
+  checkDuplicateKeys(value, key, "--set " + assignment);
 
   std::vector<std::string> parts;
   std::stringstream ss(key);

@@ -82,9 +82,27 @@ Records parseRecords(const std::string& text, const std::string& source, const P
   return out;
 }
 
+void checkHeader(const std::vector<std::string>& header, const std::string& source, std::size_t line) {
+  std::map<std::string, std::size_t> first;  // trimmed name -> 0-based position
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    const std::string name = trim(header[c]);
+    if (name.empty()) continue;
+    const auto [it, fresh] = first.emplace(name, c);
+    if (fresh) continue;
+    const std::string& a = header[it->second];
+    const std::string& b = header[c];
+    BIUD_THROW(DataError,
+               "`{}` line {}: column `{}` appears twice in the header (columns {} and {}{}); rename or delete one of "
+               "them (a reader would otherwise use one copy and silently ignore the other)",
+               source, line, name, it->second + 1, c + 1,
+               a == b ? std::string() : fmt::format(", written `{}` and `{}`", a, b));
+  }
+}
+
 Table parse(const std::string& text, const std::string& source, const ParseOptions& opt) {
   auto rec = parseRecords(text, source, opt);
   BIUD_CHECK(!rec.rows.empty(), DataError, "`{}` is empty: expected a header line", source);
+  checkHeader(rec.rows[0], source, rec.lines[0]);
   Table t;
   t.source = source;
   t.header = std::move(rec.rows[0]);

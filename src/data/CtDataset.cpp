@@ -1,6 +1,7 @@
 #include "biud/data/CtDataset.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 
@@ -11,6 +12,7 @@
 #include "biud/image/Preprocess.h"
 #include "biud/image/PreprocessJob.h"
 #include "biud/image/VolumeIO.h"
+#include "OutOfMemory.h"
 
 namespace biud::data {
 
@@ -93,19 +95,38 @@ CtSample CtDataset::get(std::int64_t i, std::uint64_t augmentSeed) const {
   s.text = it.text(cfg_.report_sections);
   s.labels = torch::empty({static_cast<std::int64_t>(it.labels.size())}, torch::kFloat32);
   std::copy(it.labels.begin(), it.labels.end(), s.labels.data_ptr<float>());
-  if (cache_) {
-    const auto* e = entries_[static_cast<size_t>(i)];
-    s.volume = torch::empty({1, e->shape[2], e->shape[1], e->shape[0]}, torch::kFloat32);
-    cache_->decode(*e, s.volume.data_ptr<float>());
-  } else {
-    BIUD_CHECK(!it.images.empty(), DataError, "manifest `{}` line {}: item `{}` has no image", manifest_->path, it.line,
-               it.id);
-    // The manifest's header overrides (spacing, rescale, ...) apply here as in biud-preprocess.
-    image::Volume v = image::preprocessCt(image::readItemVolume(it), cfg_.ct);
-    s.volume = torch::empty({1, v.size[2], v.size[1], v.size[0]}, torch::kFloat32);
-    std::copy(v.data.begin(), v.data.end(), s.volume.data_ptr<float>());
+  std::vector<std::int64_t> shape;  // [1, z, y, x], for the out-of-memory message
+  try {
+    if (cache_) {
+      const auto* e = entries_[static_cast<size_t>(i)];
+      shape = {1, e->shape[2], e->shape[1], e->shape[0]};
+      s.volume = torch::empty(shape, torch::kFloat32);
+      cache_->decode(*e, s.volume.data_ptr<float>());
+    } else {
+      BIUD_CHECK(!it.images.empty(), DataError, "manifest `{}` line {}: item `{}` has no image", manifest_->path,
+                 it.line, it.id);
+      // The manifest's header overrides (spacing, rescale, ...) apply here as in biud-preprocess.
+      // (preprocessCt reports its own out-of-memory with the keys that sized its buffers.)
+      image::Volume v = image::preprocessCt(image::readItemVolume(it), cfg_.ct);
+      shape = {1, v.size[2], v.size[1], v.size[0]};
+      s.volume = torch::empty(shape, torch::kFloat32);
+      std::copy(v.data.begin(), v.data.end(), s.volume.data_ptr<float>());
+    }
+    if (augmentSeed != 0) s.volume = augmentVolume(s.volume, cfg_.augment, augmentSeed);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (!detail::isOutOfMemory(e)) throw;
+    double voxels = shape.empty() ? 0.0 : 1.0;
+    for (auto d : shape) voxels *= static_cast<double>(d);
+    const auto& size = cfg_.ct.size;
+    BIUD_THROW(ConfigError,
+               "out of memory allocating CT `{}`: a {} float32 volume takes {} (data.ct.size [{}]); lower "
+               "data.ct.size, or data.loader.batch_size ({}), data.loader.workers ({}) and data.loader.prefetch "
+               "({}), which keep several volumes in memory at once",
+               it.id, fmt::join(shape, "x"), detail::bytesText(4.0 * voxels), fmt::join(size, ", "),
+               cfg_.loader.batch_size, cfg_.loader.workers, cfg_.loader.prefetch);
   }
-  if (augmentSeed != 0) s.volume = augmentVolume(s.volume, cfg_.augment, augmentSeed);
   return s;
 }
 

@@ -1,9 +1,11 @@
 #include "biud/data/CtLoader.h"
 
+#include <fmt/ranges.h>
 #include <fmt/format.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Rng.h"
+#include "OutOfMemory.h"
 
 namespace biud::data {
 
@@ -58,8 +60,18 @@ CtBatch CtLoader::makeBatch(const std::vector<std::int64_t>& indices) const {
                "batch mixes volume shapes ({} for `{}` vs {} for `{}`); preprocess to one size (data.ct.size) or set "
                "data.augment.random_crop",
                shapeStr(vols[k]), b.ids[k], shapeStr(vols[0]), b.ids[0]);
-  b.volume = torch::stack(vols);
-  b.labels = torch::stack(labels);
+  try {
+    b.volume = torch::stack(vols);
+    b.labels = torch::stack(labels);
+  } catch (const std::exception& e) {
+    if (!detail::isOutOfMemory(e)) throw;
+    const double bytes = 4.0 * static_cast<double>(vols.size()) * static_cast<double>(vols[0].numel());
+    BIUD_THROW(ConfigError,
+               "out of memory stacking a batch of {} CTs of {} float32: it takes {}; lower data.loader.batch_size "
+               "({}) or data.ct.size [{}] (data.loader.prefetch ({}) batches are kept ahead)",
+               vols.size(), shapeStr(vols[0]), detail::bytesText(bytes), cfg_.batch_size,
+               fmt::join(ds_->config().ct.size, ", "), cfg_.prefetch);
+  }
   return b;
 }
 

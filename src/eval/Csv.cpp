@@ -37,14 +37,14 @@ CsvTable parseCsv(const std::string& text, const std::string& source) {
   const auto& recordLine = parsed.lines;
   if (records.empty()) BIUD_THROW(DataError, "{}: empty CSV (expected a header row)", source);
   t.header = std::move(records[0]);
-  std::set<std::string> seen;
+  // A name given twice (` a` and `a` included) names the file, the column and both positions.
+  csv::checkHeader(t.header, source, recordLine[0]);
   for (std::size_t c = 0; c < t.header.size(); ++c) {
     auto& h = t.header[c];
     // Trim spaces around header names only: values keep theirs.
     while (!h.empty() && (h.back() == ' ' || h.back() == '\t')) h.pop_back();
     while (!h.empty() && (h.front() == ' ' || h.front() == '\t')) h.erase(h.begin());
     if (h.empty()) BIUD_THROW(DataError, "{}:{}: header column {} has no name", source, recordLine[0], c + 1);
-    if (!seen.insert(h).second) BIUD_THROW(DataError, "{}:{}: header column `{}` appears twice", source, recordLine[0], h);
   }
   for (std::size_t r = 1; r < records.size(); ++r) {
     if (records[r].size() != t.header.size())

@@ -13,6 +13,7 @@
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Json.h"
 #include "biud/core/Log.h"
 
 namespace biud::image {
@@ -329,12 +330,8 @@ Manifest readManifest(const std::string& path, const ManifestOptions& opt) {
     while (std::getline(in, lineText)) {
       ++line;
       if (trim(lineText).empty()) continue;
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(lineText);
-      } catch (const std::exception& e) {
-        BIUD_THROW(DataError, "manifest `{}` line {}: invalid JSON: {}", path, line, e.what());
-      }
+      // A key given twice in one record is an error (nlohmann::json would keep the last silently).
+      const nlohmann::json j = fs::parseJson(lineText, path, "manifest record", {}, static_cast<std::size_t>(line));
       BIUD_CHECK(j.is_object(), DataError, "manifest `{}` line {}: expected a JSON object per line", path, line);
       std::vector<std::string> keys;
       std::map<std::string, std::string> rec;
@@ -366,11 +363,23 @@ Manifest readManifest(const std::string& path, const ManifestOptions& opt) {
     }
     BIUD_CHECK(!first, DataError, "manifest `{}` is empty", path);
   } else if (endsWith(kind, ".csv") || endsWith(kind, ".tsv")) {
-    std::vector<int> lines;
-    auto rows = parseCsv(text, path, &lines);
+    csv::ParseOptions po;
+    po.separator = endsWith(kind, ".tsv") ? '\t' : ',';  // (a `.tsv` was split at commas before)
+    auto rec = csv::parseRecords(text, path, po);
+    auto& rows = rec.rows;
+    std::vector<int> lines(rec.lines.begin(), rec.lines.end());
     BIUD_CHECK(!rows.empty(), DataError, "manifest `{}` is empty (expected a header line)", path);
+    // Column names are trimmed; a name given twice (`a` and ` a` included) or a column without a
+    // name is an error: `rec` below keeps one value per name, so a second `label` column would
+    // silently replace the first, and a nameless one would become a label called "".
+    csv::checkHeader(rows[0], path, static_cast<std::size_t>(lines[0]));
     std::vector<std::string> cols;
     for (const auto& c : rows[0]) cols.push_back(trim(c));
+    for (size_t c = 0; c < cols.size(); ++c)
+      BIUD_CHECK(!cols[c].empty(), DataError,
+                 "manifest `{}` line {}: column {} of the header has no name; name it (or delete the column: a "
+                 "pandas index has no name, write the table with to_csv(index=False))",
+                 path, lines[0], c + 1);
     b.setColumns(cols);
     for (size_t r = 1; r < rows.size(); ++r) {
       BIUD_CHECK(rows[r].size() == cols.size(), DataError, "manifest `{}` line {}: {} fields, the header has {}",

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
 
 #include "biud/core/Error.h"
 #include "biud/core/Rng.h"
@@ -274,9 +277,35 @@ Image2D preprocessXray(const Image2D& img, const XrayPreprocessConfig& cfg) {
   return resize2D(sq, cfg.size, cfg.size);
 }
 
-Volume preprocessCt(const Volume& hu, const CtPreprocessConfig& cfg) {
-  BIUD_CHECK(cfg.spacing.size() == 3 && cfg.size.size() == 3, ConfigError,
-             "data.ct: spacing and size need 3 values (x, y, z)");
+namespace {
+
+/// "221184000 bytes (211 MiB)".
+std::string bytesText(double bytes) {
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int u = 0;
+  double v = bytes;
+  while (v >= 1024.0 && u < 6) v /= 1024.0, ++u;
+  return u == 0 ? fmt::format("{:.0f} bytes", bytes) : fmt::format("{:.0f} bytes ({:.3g} {})", bytes, v, units[u]);
+}
+
+/// The one-line error for a CT whose buffers do not fit in memory: the bytes of the output volume
+/// (data.ct.size) and of the resampled one (data.ct.spacing; the whole of it is kept with the body
+/// crop, only the window's part with the centre crop), and the keys that lower them.
+[[noreturn]] void throwOutOfMemory(const Volume& hu, const CtPreprocessConfig& cfg) {
+  const std::array<double, 3> sp{cfg.spacing[0], cfg.spacing[1], cfg.spacing[2]};
+  const auto n = resampledSize(hu, sp, cfg.grid == "torch");
+  const double outBytes = 4.0 * cfg.size[0] * cfg.size[1] * cfg.size[2];
+  const double resBytes = 4.0 * n[0] * n[1] * n[2];
+  BIUD_THROW(ConfigError,
+             "out of memory preprocessing a {}x{}x{} CT: its output at data.ct.size [{}, {}, {}] takes {}, and the "
+             "volume resampled to data.ct.spacing [{}, {}, {}] mm ({}x{}x{}) takes {}{}; lower data.ct.size (or raise "
+             "data.ct.spacing); the loader keeps data.loader.batch_size of them per batch",
+             hu.size[0], hu.size[1], hu.size[2], cfg.size[0], cfg.size[1], cfg.size[2], bytesText(outBytes), sp[0],
+             sp[1], sp[2], n[0], n[1], n[2], bytesText(resBytes),
+             cfg.crop == "body" ? " (all of it is kept for the body crop)" : "");
+}
+
+Volume preprocessCtUnchecked(const Volume& hu, const CtPreprocessConfig& cfg) {
   const bool lung = cfg.window == "lung";
   const float lo = lung ? -1350.0f : static_cast<float>(cfg.hu_min);
   const float hi = lung ? 150.0f : static_cast<float>(cfg.hu_max);
@@ -312,6 +341,26 @@ Volume preprocessCt(const Volume& hu, const CtPreprocessConfig& cfg) {
   const float b = lung ? -1.0f - lo * a : 0.0f;
   for (float& x : v.data) x = std::min(hi, std::max(lo, x)) * a + b;
   return cropOrPad(v, size, start, static_cast<float>(cfg.pad_value));
+}
+
+}  // namespace
+
+Volume preprocessCt(const Volume& hu, const CtPreprocessConfig& cfg) {
+  BIUD_CHECK(cfg.spacing.size() == 3 && cfg.size.size() == 3, ConfigError,
+             "data.ct: spacing and size need 3 values (x, y, z)");
+  // An allocation that fails (std::bad_alloc; std::length_error for a vector beyond max_size) is
+  // reported with the sizes and the keys that set them, not as a bare "std::bad_alloc". A size
+  // whose voxel count overflows 64 bits could never be allocated: the same error, before
+  // Volume::numel() overflows.
+  const double voxels = static_cast<double>(cfg.size[0]) * cfg.size[1] * cfg.size[2];
+  if (voxels * 4.0 >= 9.2e18) throwOutOfMemory(hu, cfg);
+  try {
+    return preprocessCtUnchecked(hu, cfg);
+  } catch (const std::bad_alloc&) {
+    throwOutOfMemory(hu, cfg);
+  } catch (const std::length_error&) {
+    throwOutOfMemory(hu, cfg);
+  }
 }
 
 std::string describePreprocess(const CtPreprocessConfig& c) {

@@ -12,6 +12,7 @@
 #include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Json.h"
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
 #include "biud/image/PreprocessJob.h"
@@ -108,13 +109,8 @@ DrrSummary runDrr(const Manifest& manifest, const DrrConfig& cfg, const DrrJobOp
   // An existing output folder must have been made with the same parameters.
   const auto paramsFile = out / "drr.json";
   if (stdfs::exists(paramsFile)) {
-    nlohmann::json old;
-    try {
-      old = nlohmann::json::parse(fs::readFile(paramsFile));
-    } catch (const nlohmann::json::exception& e) {
-      BIUD_THROW(DataError, "`{}` is not valid JSON ({}); delete it (and the images) to start over", paramsFile.string(),
-                 e.what());
-    }
+    const nlohmann::json old =
+        fs::readJsonFile(paramsFile, "DRR parameters of an output folder", "Delete it (and the images) to start over");
     const std::string oldHash = old.value("hash", "");
     BIUD_CHECK(oldHash == sum.hash, ConfigError,
                "output folder `{}` holds X-rays made with other parameters ({}; hash {}) than now ({}; hash {}). Use "

@@ -4,6 +4,7 @@
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Json.h"
 #include "biud/models/Attention.h"
 #include "biud/tensor/Safetensors.h"
 
@@ -31,12 +32,7 @@ torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
 }
 
 BertOptions BertOptions::fromJsonFile(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(fs::readFile(path));
-  } catch (const nlohmann::json::exception& e) {
-    BIUD_THROW(IoError, "{}: not valid JSON ({})", path, e.what());
-  }
+  const nlohmann::json j = fs::readJsonFile(path, "BERT model config");
   const auto type = j.value("model_type", std::string("bert"));
   BIUD_CHECK(type != "roberta" && type != "xlm-roberta", ConfigError,
              "{}: model_type `{}`: RoBERTa position ids start at pad+1 and are not supported yet", path, type);

@@ -11,6 +11,7 @@
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Json.h"
 
 namespace biud::text {
 
@@ -100,6 +101,7 @@ std::vector<std::string> readCorpus(const std::string& path, const CorpusOptions
   if (ext == ".csv" || ext == ".tsv") {
     const auto rows = parseCsv(text, ext == ".tsv" ? '\t' : ',', path);
     BIUD_CHECK(!rows.empty(), DataError, "`{}` is empty: expected a header row", path);
+    csv::checkHeader(rows[0], path);  // a report column given twice would be read from its first copy
     const auto cols = pickColumns(rows[0], opt, path);
     for (std::size_t r = 1; r < rows.size(); ++r) keep(joinColumns(rows[0], rows[r], cols, opt.columns.empty() && cols.size() > 1));
     return out;
@@ -114,12 +116,7 @@ std::vector<std::string> readCorpus(const std::string& path, const CorpusOptions
       pos = nl + 1;
       ++lineNo;
       if (line.empty()) continue;
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const std::exception& e) {
-        BIUD_THROW(DataError, "`{}` line {}: not valid JSON ({})", path, lineNo, e.what());
-      }
+      const nlohmann::json j = fs::parseJson(line, path, "corpus record", {}, static_cast<std::size_t>(lineNo));
       BIUD_CHECK(j.is_object(), DataError, "`{}` line {}: expected a JSON object per line", path, lineNo);
       std::vector<std::string> header, row;
       for (auto it = j.begin(); it != j.end(); ++it) {

@@ -11,6 +11,7 @@
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Json.h"
 #include "biud/text/Utf8.h"
 
 namespace biud::text {
@@ -112,13 +113,7 @@ std::string cleanup(std::string s) {
 }  // namespace
 
 WordPieceOptions WordPieceOptions::fromConfigJson(const std::string& path) {
-  const std::string text = fs::readFile(path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    BIUD_THROW(IoError, "tokenizer config `{}` is not valid JSON: {}", path, e.what());
-  }
+  const nlohmann::json j = fs::readJsonFile(path, "tokenizer config");
   BIUD_CHECK(j.is_object(), DataError, "tokenizer config `{}` must be a JSON object", path);
   WordPieceOptions o;
   auto boolKey = [&](const char* key, bool& out) {

@@ -156,3 +156,63 @@ TEST(ConfigSuggest, EditDistanceByHand) {
   EXPECT_EQ(biud::config::closest("optimiser.lr", {"optimizer.lr", "optimizer.eps"}), "optimizer.lr");
   EXPECT_EQ(biud::config::closest("zzzzzz", {"optimizer.lr"}), "");
 }
+
+// Issue 20: a key written twice in one mapping of one file used to be taken silently (the last one
+// after the merge). PyYAML does the same (yaml.safe_load("lr: 1\nlr: 2") == {"lr": 2}); ruamel.yaml
+// raises DuplicateKeyError; we refuse it with both lines and the key's path. Lines and columns are
+// counted by hand in the texts below.
+TEST(Config, KeyTwiceInOneMappingIsAnErrorWithBothLines) {
+  TempDir d;
+  const std::string tail =
+      "; a YAML reader keeps only one of them, so delete the one you do not mean (to override a value on purpose, put "
+      "it in a file that includes this one, or use --set)";
+  writeText(d / "a.yaml", "optimizer:\n  lr: 0.1\n  weight_decay: 0.0\n  lr: 0.2\ntrainer:\n  steps: 3\n");
+  EXPECT_EQ(errorOf([&] { biud::loadConfig((d / "a.yaml").string(), {}); }),
+            (d / "a.yaml").string() + ":4:3: key `optimizer.lr` is written twice in the same section (first at line 2, "
+                                      "column 3)" + tail);
+  // A whole section twice at the top level.
+  writeText(d / "b.yaml", "trainer:\n  steps: 3\noptimizer:\n  lr: 0.1\ntrainer:\n  steps: 4\n");
+  EXPECT_EQ(errorOf([&] { biud::loadConfig((d / "b.yaml").string(), {}); }),
+            (d / "b.yaml").string() + ":5:1: key `trainer` is written twice in the same section (first at line 1, "
+                                      "column 1)" + tail);
+  // A flow mapping on one line; a quoted spelling is the same key.
+  writeText(d / "c.yaml", "optimizer: {lr: 0.1, \"lr\": 0.2}\n");
+  EXPECT_EQ(errorOf([&] { biud::loadConfig((d / "c.yaml").string(), {}); }),
+            (d / "c.yaml").string() + ":1:22: key `optimizer.lr` is written twice in the same section (first at line "
+                                      "1, column 13)" + tail);
+  // Inside a list, the path says which element.
+  writeText(d / "e.yaml", "data:\n  labels: [{a: 1, a: 2}]\n");
+  EXPECT_NE(errorOf([&] { biud::loadConfig((d / "e.yaml").string(), {}); })
+                .find(":2:19: key `data.labels[0].a` is written twice in the same section (first at line 2, column 13)"),
+            std::string::npos);
+  // fromString (and so the app's --config text) checks too.
+  EXPECT_NE(errorOf([] { biud::config::Document::fromString("a: 1\nb: 2\na: 3\n", "s.yaml"); })
+                .find("s.yaml:3:1: key `a` is written twice"),
+            std::string::npos);
+  // --set with a mapping value.
+  writeText(d / "ok.yaml", "trainer:\n  steps: 3\n");
+  EXPECT_NE(errorOf([&] {
+              biud::loadConfig((d / "ok.yaml").string(), {"optimizer={lr: 0.1, lr: 0.2}"});
+            }).find("key `optimizer.lr` is written twice"),
+            std::string::npos);
+}
+
+TEST(Config, SameKeyInIncludedAndIncludingFileOrInTwoSectionsIsAllowed) {
+  TempDir d;
+  // The including file overrides the included one on purpose: not a duplicate.
+  writeText(d / "base.yaml", "optimizer:\n  lr: 0.5\ntrainer:\n  steps: 7\n");
+  writeText(d / "run.yaml", "include: base.yaml\noptimizer:\n  lr: 0.25\n");
+  // `lr` in two different sections, `steps` once in each file.
+  writeText(d / "two.yaml", "include: base.yaml\noptimizer:\n  lr: 0.3\nschedule:\n  warmup_steps: 2\ntrainer:\n  steps: 9\n");
+  const Config c = biud::loadConfig((d / "run.yaml").string(), {"optimizer.lr=0.125"});
+  EXPECT_DOUBLE_EQ(c.optimizer.lr, 0.125);  // --set wins over both files
+  const Config t = biud::loadConfig((d / "two.yaml").string(), {});
+  EXPECT_DOUBLE_EQ(t.optimizer.lr, 0.3);
+  EXPECT_EQ(t.trainer.steps, 9);
+}
+
+TEST(Config, AliasInsideItsOwnAnchorIsAnErrorNotACrash) {
+  // yaml-cpp registers an anchor when its node starts, so `*x` inside `&x` makes a cycle.
+  EXPECT_NE(errorOf([] { biud::config::Document::fromString("a: &x {b: *x}\n", "cyc.yaml"); }).find("nested more than 64"),
+            std::string::npos);
+}

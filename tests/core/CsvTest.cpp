@@ -51,3 +51,44 @@ TEST(Csv, RoundTripThroughPythonCsvModule) {
   const auto t = csv::read((d / "t.csv").string());
   EXPECT_EQ(t.rows, rows);
 }
+
+// Issue 20: a column name given twice used to be read from one copy silently (csv::Table::find
+// returns the first, a manifest's name -> value map keeps the last). Positions are 1-based.
+TEST(Csv, DuplicatedHeaderNameIsAnErrorNamingBothPositions) {
+  auto errorOf = [](const std::string& text, const std::string& source) {
+    try {
+      csv::parse(text, source);
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(errorOf("id,label,label\n1,0,1\n", "labels.csv"),
+            "`labels.csv` line 1: column `label` appears twice in the header (columns 2 and 3); rename or delete one "
+            "of them (a reader would otherwise use one copy and silently ignore the other)");
+  // Names are compared after trimming: ` a` and `a` are one column for every reader that trims.
+  EXPECT_EQ(errorOf("x, a,b,a \n1,2,3,4\n", "t.csv"),
+            "`t.csv` line 1: column `a` appears twice in the header (columns 2 and 4, written ` a` and `a `); rename "
+            "or delete one of them (a reader would otherwise use one copy and silently ignore the other)");
+  // The header's own line (blank lines and a byte-order mark before it).
+  EXPECT_EQ(errorOf("\xEF\xBB\xBF\n\nid,id\n", "b.csv").substr(0, 72),
+            "`b.csv` line 3: column `id` appears twice in the header (columns 1 and 2");
+  // Empty header cells are not names: a pandas index column (and two of them) is fine.
+  const auto t = csv::parse(",,a\n0,1,2\n", "p.csv");
+  EXPECT_EQ(t.header, (std::vector<std::string>{"", "", "a"}));
+  EXPECT_EQ(t.require("a"), 2u);
+  // Case matters (as in find()): `ID` and `id` are two columns.
+  EXPECT_EQ(csv::parse("id,ID\n1,2\n", "c.csv").header.size(), 2u);
+  // And through csv::read (every importer's table reader).
+  test::TempDir d;
+  test::writeText(d / "meta.csv", "VolumeName,XYSpacing,ZSpacing,XYSpacing\nv,0.7,1.5,0.8\n");
+  EXPECT_THROW(csv::read((d / "meta.csv").string()), DataError);
+  try {
+    csv::read((d / "meta.csv").string());
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("meta.csv` line 1: column `XYSpacing` appears twice in the header (columns 2 "
+                                         "and 4)"),
+              std::string::npos)
+        << e.what();
+  }
+}

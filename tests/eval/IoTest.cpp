@@ -36,7 +36,9 @@ TEST(Csv, Rfc4180Quoting) {
 TEST(Csv, ErrorsNameFileAndLine) {
   EXPECT_EQ(errorOf([] { parseCsv("a,b\n1,2,3\n", "f.csv"); }), "f.csv:2: row has 3 fields but the header has 2 (quote fields that contain commas)");
   EXPECT_EQ(errorOf([] { parseCsv("a,b\n1,\"x\n", "f.csv"); }), "f.csv:2: unterminated quoted field (a `\"` is never closed)");
-  EXPECT_EQ(errorOf([] { parseCsv("a,a\n", "f.csv"); }), "f.csv:1: header column `a` appears twice");
+  EXPECT_EQ(errorOf([] { parseCsv("a,a\n", "f.csv"); }),
+            "`f.csv` line 1: column `a` appears twice in the header (columns 1 and 2); rename or delete one of them (a "
+            "reader would otherwise use one copy and silently ignore the other)");
   EXPECT_EQ(errorOf([] { parseCsv("a,b\n1,x\"y\n", "f.csv"); }),
             "f.csv:2: stray quote inside an unquoted field (quote the whole field and double inner quotes)");
   const auto t = parseCsv("id,b\n1,2\n", "f.csv");

@@ -95,6 +95,67 @@ TEST(Manifest, ErrorsNameFileColumnAndLine) {
   EXPECT_NE(errorOf([&] { image::readManifest((t / "none.csv").string()); }).find("does not exist"), std::string::npos);
 }
 
+// Issue 20: a label column written twice was read from its second copy (the record's name ->
+// value map keeps the last), so `Effusion` below read 1 for `a` although its first column says 0.
+TEST(Manifest, DuplicatedOrNamelessColumnIsAnError) {
+  TempDir t("dupcol");
+  writeText(t / "m.csv", "id,image,Effusion,Nodule,Effusion\na,x.nii.gz,0,1,1\n");
+  EXPECT_EQ(errorOf([&] { image::readManifest((t / "m.csv").string()); }),
+            "`" + (t / "m.csv").string() +
+                "` line 1: column `Effusion` appears twice in the header (columns 3 and 5); rename or delete one of "
+                "them (a reader would otherwise use one copy and silently ignore the other)");
+  // ` id` is `id` once trimmed (the manifest trims its column names).
+  writeText(t / "s.csv", "id,image, id\na,x.nii.gz,b\n");
+  EXPECT_NE(errorOf([&] { image::readManifest((t / "s.csv").string()); })
+                .find("column `id` appears twice in the header (columns 1 and 3, written `id` and ` id`)"),
+            std::string::npos);
+  // A column without a name (a pandas index) would have become a label called "".
+  writeText(t / "p.csv", ",id,image\n0,a,x.nii.gz\n");
+  EXPECT_EQ(errorOf([&] { image::readManifest((t / "p.csv").string()); }),
+            "manifest `" + (t / "p.csv").string() +
+                "` line 1: column 1 of the header has no name; name it (or delete the column: a pandas index has no "
+                "name, write the table with to_csv(index=False))");
+  // Gzip-compressed manifests go through the same check (same text inflated).
+  const auto gz = t / "m.csv.gz";
+  ASSERT_EQ(run("gzip -c " + quote((t / "m.csv").string()) + " > " + quote(gz.string())).rc, 0);
+  EXPECT_NE(errorOf([&] { image::readManifest(gz.string()); }).find("column `Effusion` appears twice"), std::string::npos);
+}
+
+// A `.tsv` manifest is split at tabs (it was split at commas, so its header was one column).
+TEST(Manifest, TsvIsSplitAtTabs) {
+  TempDir t("tsv");
+  writeText(t / "m.tsv", "id\timage\tfindings\tEffusion\na\tx.nii.gz\tSmall effusion, left.\t1\n");
+  const auto m = image::readManifest((t / "m.tsv").string());
+  ASSERT_EQ(m.items.size(), 1u);
+  EXPECT_EQ(m.labelNames, (std::vector<std::string>{"Effusion"}));
+  EXPECT_EQ(m.items[0].findings, "Small effusion, left.");
+  EXPECT_EQ(m.items[0].labels, (std::vector<float>{1}));
+  writeText(t / "d.tsv", "id\timage\tid\na\tx\tb\n");
+  EXPECT_NE(errorOf([&] { image::readManifest((t / "d.tsv").string()); }).find("column `id` appears twice in the header "
+                                                                              "(columns 1 and 3)"),
+            std::string::npos);
+}
+
+// The JSONL counterpart: nlohmann::json keeps the last of two equal keys (as Python's json does),
+// so `{"Effusion": 0, ..., "Effusion": 1}` read 1. Now an error naming the file, line and key; a
+// syntax error names the line and the column within it.
+TEST(Manifest, JsonlKeyTwiceOrBrokenRecordNamesLine) {
+  TempDir t("dupkey");
+  writeText(t / "m.jsonl",
+            "{\"id\": \"a\", \"image\": \"x\", \"Effusion\": 1}\n"
+            "{\"id\": \"b\", \"image\": \"y\", \"Effusion\": 0, \"Effusion\": 1}\n");
+  EXPECT_EQ(errorOf([&] { image::readManifest((t / "m.jsonl").string()); }),
+            "`" + (t / "m.jsonl").string() +
+                "` line 2: not valid JSON (manifest record): key `Effusion` is written twice in the same object (a "
+                "JSON reader keeps only one of them, silently). Fix or delete it");
+  // Line 3 (after a blank line); the record's `}` follows a comma, at column 26.
+  writeText(t / "b.jsonl", "{\"id\": \"a\", \"image\": \"x\"}\n\n{\"id\": \"b\", \"image\": \"y\",}\n");
+  EXPECT_EQ(errorOf([&] { image::readManifest((t / "b.jsonl").string()); }),
+            "`" + (t / "b.jsonl").string() +
+                "` line 3: not valid JSON (manifest record): parse error at column 26: syntax error while parsing "
+                "object key - unexpected '}'; expected string literal. Fix or delete it");
+}
+
 // The release layouts (CT-RATE, MIMIC-CXR-JPG) are read by the importers: tests/image/ImportTest.cpp.
 
 }  // namespace

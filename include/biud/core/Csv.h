@@ -41,8 +41,18 @@ struct Records {
 };
 Records parseRecords(const std::string& text, const std::string& source = "<csv>", const ParseOptions& options = {});
 
-/// Parse CSV text. Every row must have as many fields as the header (DataError naming the
-/// source and line otherwise); blank lines are skipped.
+/// DataError unless every named column of a header row is named once: "`<source>` line <line>:
+/// column `id` appears twice in the header (columns 1 and 4); ...". Names are compared after
+/// trim(), so `a` and ` a` are the same column (every reader that trims its header would
+/// otherwise keep only one of them). Empty header cells are not compared: nothing can ask for
+/// a column without a name (a pandas index written by `to_csv(index=True)` has none), and
+/// readers that give columns a meaning by name reject them themselves (manifests, eval tables).
+/// Every table reader calls it (csv::parse, image::readManifest, eval::parseCsv): a duplicated
+/// column would otherwise be read silently from one of its copies.
+void checkHeader(const std::vector<std::string>& header, const std::string& source, std::size_t line = 1);
+
+/// Parse CSV text. The header's names must be unique (checkHeader); every row must have as many
+/// fields as the header (DataError naming the source and line otherwise); blank lines are skipped.
 Table parse(const std::string& text, const std::string& source = "<csv>", const ParseOptions& options = {});
 /// Read a CSV file (IoError if it cannot be read).
 Table read(const std::string& path);
