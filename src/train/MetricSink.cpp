@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
+#include "biud/core/Log.h"
 #include "biud/core/Fs.h"
 
 namespace biud::train {
@@ -77,7 +78,18 @@ std::uint32_t crc32c(const void* data, std::size_t n) {
 
 // --- JSONL -------------------------------------------------------------------------------------
 
-JsonlSink::JsonlSink(const std::string& path) {
+namespace {
+/// A metrics file that cannot be written (full disk, removed folder) is said once, loudly; the
+/// run goes on so that its next checkpoint save still happens (or fails with its own error).
+void warnIfBad(std::ofstream& out, bool& warned, const std::string& path) {
+  if (out.good() || warned) return;
+  warned = true;
+  log::warn("train", "cannot write `{}` (disk full, or its folder was removed?): metrics are NOT being recorded there "
+            "from now on; free space and resume from the last checkpoint to get them back", path);
+}
+}  // namespace
+
+JsonlSink::JsonlSink(const std::string& path) : path_(path) {
   fs::makeDirs(std::filesystem::path(path).parent_path());
   out_.open(path, std::ios::app);
   BIUD_CHECK(out_.good(), IoError, "cannot open metrics file `{}` for appending", path);
@@ -92,9 +104,13 @@ void JsonlSink::log(std::int64_t step, const Metrics& metrics) {
     else j[k] = nullptr;
   }
   out_ << j.dump() << '\n';
+  warnIfBad(out_, warned_, path_);
 }
 
-void JsonlSink::flush() { out_.flush(); }
+void JsonlSink::flush() {
+  out_.flush();
+  warnIfBad(out_, warned_, path_);
+}
 
 // --- TensorBoard -------------------------------------------------------------------------------
 
@@ -156,9 +172,13 @@ void TensorBoardSink::log(std::int64_t step, const Metrics& metrics) {
     const std::string rec = frameRecord(encodeScalarEvent(t, step, k, static_cast<float>(v)));
     out_.write(rec.data(), static_cast<std::streamsize>(rec.size()));
   }
+  warnIfBad(out_, warned_, path_);
 }
 
-void TensorBoardSink::flush() { out_.flush(); }
+void TensorBoardSink::flush() {
+  out_.flush();
+  warnIfBad(out_, warned_, path_);
+}
 
 // --- Multi -------------------------------------------------------------------------------------
 

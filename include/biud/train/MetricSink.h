@@ -31,6 +31,8 @@ class JsonlSink final : public MetricSink {
 
  private:
   std::ofstream out_;
+  std::string path_;
+  bool warned_ = false;
 };
 
 /// TensorBoard event file (TFRecord of Event protobufs with scalar summaries), written without
@@ -50,6 +52,7 @@ class TensorBoardSink final : public MetricSink {
 
  private:
   std::ofstream out_;
+  bool warned_ = false;
   std::string path_;
 };
 
