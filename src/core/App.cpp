@@ -169,7 +169,7 @@ int App::run(int argc, char** argv, const std::function<int()>& body) {
   } catch (const std::bad_alloc&) {
     log::flush();
     std::fprintf(stderr,
-                 "%s: error: out of memory. Lower what sizes the work (data.batch_size, data.ct.size, model size, "
+                 "%s: error: out of memory. Lower what sizes the work (data.loader.batch_size, data.ct.size, model size, "
                  "--threads) or free memory; --log-level debug shows where\n",
                  name_.c_str());
     return kExitError;

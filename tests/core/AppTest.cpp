@@ -59,7 +59,7 @@ TEST(AppBoundary, OutOfMemoryNamesTheKeysThatSizeTheWork) {
   EXPECT_EQ(rc, app::kExitError);
   EXPECT_NE(err.find("biud-x: error: out of memory"), std::string::npos) << err;
   EXPECT_NE(err.find("data.ct.size"), std::string::npos) << err;
-  EXPECT_NE(err.find("data.batch_size"), std::string::npos) << err;
+  EXPECT_NE(err.find("data.loader.batch_size"), std::string::npos) << err;
   EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
 }
 
