@@ -41,14 +41,17 @@ std::vector<Member> centralDirectory(const std::string& z, const std::string& pa
   std::uint64_t count = le(z, eocd + 10, 2), cdOffset = le(z, eocd + 16, 4);
   if ((count == 0xffff || cdOffset == 0xffffffffu) && eocd >= 20 && le(z, eocd - 20, 4) == 0x07064b50u) {
     const std::uint64_t z64 = le(z, eocd - 20 + 8, 8);
-    BIUD_CHECK(z64 + 56 <= z.size() && le(z, z64, 4) == 0x06064b50u, IoError, "`{}`: bad zip64 directory", path);
+    BIUD_CHECK(z64 <= z.size() && z.size() - z64 >= 56 && le(z, z64, 4) == 0x06064b50u, IoError,
+               "`{}`: bad zip64 directory", path);
     count = le(z, z64 + 32, 8);
     cdOffset = le(z, z64 + 48, 8);
   }
   std::vector<Member> out;
-  size_t p = cdOffset;
+  BIUD_CHECK(cdOffset <= z.size(), IoError, "`{}`: the zip central directory starts at byte {}, past the end ({} bytes)",
+             path, cdOffset, z.size());
+  size_t p = cdOffset;  // from here on p <= z.size(): sums below cannot overflow
   for (std::uint64_t n = 0; n < count; ++n) {
-    BIUD_CHECK(p + 46 <= z.size() && le(z, p, 4) == 0x02014b50u, IoError,
+    BIUD_CHECK(z.size() - p >= 46 && le(z, p, 4) == 0x02014b50u, IoError,
                "`{}`: zip central directory entry {} is damaged or truncated", path, n);
     Member m;
     m.method = static_cast<int>(le(z, p + 10, 2));
@@ -57,7 +60,7 @@ std::vector<Member> centralDirectory(const std::string& z, const std::string& pa
     m.usize = le(z, p + 24, 4);
     const size_t nameLen = le(z, p + 28, 2), extraLen = le(z, p + 30, 2), commentLen = le(z, p + 32, 2);
     m.offset = le(z, p + 42, 4);
-    BIUD_CHECK(p + 46 + nameLen + extraLen + commentLen <= z.size(), IoError, "`{}`: zip directory truncated", path);
+    BIUD_CHECK(46 + nameLen + extraLen + commentLen <= z.size() - p, IoError, "`{}`: zip directory truncated", path);
     m.name = z.substr(p + 46, nameLen);
     for (size_t e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen;) {
       const size_t id = le(z, e, 2), sz = le(z, e + 2, 2);
@@ -76,11 +79,19 @@ std::vector<Member> centralDirectory(const std::string& z, const std::string& pa
 }
 
 std::string extract(const std::string& z, const Member& m, const std::string& path) {
-  BIUD_CHECK(m.offset + 30 <= z.size() && le(z, m.offset, 4) == 0x04034b50u, IoError,
+  // Offsets and sizes come from the file (zip64: 64 bits): compared without overflow.
+  BIUD_CHECK(m.offset <= z.size() && z.size() - m.offset >= 30 && le(z, m.offset, 4) == 0x04034b50u, IoError,
              "`{}`: zip member `{}` has no local header (truncated file?)", path, m.name);
-  const size_t data = m.offset + 30 + le(z, m.offset + 26, 2) + le(z, m.offset + 28, 2);
-  BIUD_CHECK(data + m.csize <= z.size(), IoError, "`{}`: zip member `{}` is truncated ({} of {} bytes)", path, m.name,
-             z.size() > data ? z.size() - data : 0, m.csize);
+  const std::uint64_t data = m.offset + 30 + le(z, m.offset + 26, 2) + le(z, m.offset + 28, 2);
+  BIUD_CHECK(data <= z.size() && m.csize <= z.size() - data, IoError, "`{}`: zip member `{}` is truncated ({} of {} bytes)",
+             path, m.name, z.size() > data ? z.size() - data : 0, m.csize);
+  // deflate shrinks at most 1032:1: a larger size in the directory is damage, not a reason to
+  // allocate it (the buffer below is sized from it).
+  BIUD_CHECK(m.method != 8 || m.usize / 1032 <= m.csize, IoError,
+             "`{}`: zip member `{}` claims {} bytes from {} compressed (more than deflate can give): damaged file",
+             path, m.name, m.usize, m.csize);
+  BIUD_CHECK(m.method != 0 || m.usize == m.csize, IoError,
+             "`{}`: zip member `{}` is stored with {} bytes but the directory says {}", path, m.name, m.csize, m.usize);
   std::string out;
   if (m.method == 0) {
     out = z.substr(data, m.csize);
@@ -171,33 +182,45 @@ NpyArray parseNpy(const std::string& b, const std::string& name) {
   BIUD_CHECK(fo == "True" || fo == "False", DataError, "`{}`: .npy fortran_order `{}`", name, fo);
   a.fortranOrder = fo == "True";
   const std::string shape = headerField(h, "shape", name);
-  std::int64_t n = 1;
-  for (size_t p = 1; p < shape.size();) {
-    while (p < shape.size() && (shape[p] == ' ' || shape[p] == ',' || shape[p] == ')')) ++p;
-    if (p >= shape.size()) break;
+  BIUD_CHECK(shape.size() >= 2 && shape.front() == '(' && shape.back() == ')', DataError,
+             "`{}`: .npy shape `{}` is not a tuple", name, shape);
+  BIUD_CHECK(a.descr.size() == 3 && std::isdigit(static_cast<unsigned char>(a.descr[2])), DataError,
+             "`{}`: .npy dtype `{}` is not supported", name, a.descr);
+  const char order = a.descr[0], kind = a.descr[1];
+  const int size = a.descr[2] - '0';
+  const size_t data = hstart + hlen;
+  // Element count, bounded by the bytes present (so neither it nor the allocation can overflow).
+  const std::uint64_t maxElems = size > 0 ? (b.size() - data) / static_cast<size_t>(size) : 0;
+  std::uint64_t n = 1;
+  bool tooMany = false;
+  for (size_t p = 1; p + 1 < shape.size();) {
+    while (p + 1 < shape.size() && (shape[p] == ' ' || shape[p] == ',')) ++p;
+    if (p + 1 >= shape.size()) break;
     size_t e = p;
-    while (e < shape.size() && std::isdigit(static_cast<unsigned char>(shape[e]))) ++e;
+    std::uint64_t d = 0;
+    while (e + 1 < shape.size() && std::isdigit(static_cast<unsigned char>(shape[e]))) {
+      d = d > (std::uint64_t{1} << 62) / 10 ? (std::uint64_t{1} << 62) : d * 10 + static_cast<unsigned>(shape[e] - '0');
+      ++e;
+    }
     BIUD_CHECK(e > p, DataError, "`{}`: .npy shape `{}` does not parse", name, shape);
-    a.shape.push_back(std::stoll(shape.substr(p, e - p)));
-    n *= a.shape.back();
+    a.shape.push_back(static_cast<std::int64_t>(d));
+    if (d != 0 && n > maxElems / d) tooMany = true;  // keep going: a later 0 makes it empty
+    n *= d;
+    if (n == 0) tooMany = false;
+    if (tooMany) n = maxElems + 1;
     p = e;
   }
-  BIUD_CHECK(a.descr.size() >= 3, DataError, "`{}`: .npy dtype `{}` is not supported", name, a.descr);
-  const char order = a.descr[0], kind = a.descr[1];
-  const int size = std::atoi(a.descr.c_str() + 2);
   const bool swap = order == '>' && size > 1;
   const bool ok = (order == '<' || order == '>' || order == '|' || order == '=') &&
                   ((kind == 'b' && size == 1) || ((kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8)) ||
                    (kind == 'f' && (size == 4 || size == 8)));
   BIUD_CHECK(ok, DataError, "`{}`: .npy dtype `{}` is not supported (bool, int8..64, uint8..64, float32/64)", name,
              a.descr);
-  const size_t data = hstart + hlen;
-  BIUD_CHECK(b.size() - data >= static_cast<size_t>(n) * static_cast<size_t>(size), DataError,
-             "`{}`: .npy data has {} bytes, shape {} of `{}` needs {}", name, b.size() - data, shape, a.descr,
-             static_cast<size_t>(n) * static_cast<size_t>(size));
+  BIUD_CHECK(!tooMany && n <= maxElems, DataError, "`{}`: .npy data has {} bytes, shape {} of `{}` needs more", name,
+             b.size() - data, shape, a.descr);
   a.values.resize(static_cast<size_t>(n));
   unsigned char buf[8];
-  for (std::int64_t i = 0; i < n; ++i) {
+  for (std::uint64_t i = 0; i < n; ++i) {
     const char* src = b.data() + data + static_cast<size_t>(i) * static_cast<size_t>(size);
     for (int k = 0; k < size; ++k) buf[k] = static_cast<unsigned char>(src[swap ? size - 1 - k : k]);
     double v = 0;
