@@ -17,6 +17,8 @@
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Json.h"
+#include "biud/text/Utf8.h"
 
 namespace biud::image {
 
@@ -346,6 +348,11 @@ void writeCacheIndex(const std::string& dir, const std::string& hash, const std:
                      {"quant", e.quant},
                      {"crc32", e.crc}});
   }
+  for (const auto& e : entries)
+    BIUD_CHECK(text::utf8::valid(e.id), DataError,
+               "cache `{}`: item id of {} bytes is not valid UTF-8 and cannot go into index.json; ids come from the "
+               "manifest, which must be UTF-8",
+               dir, e.id.size());
   fs::atomicWrite(stdfs::path(dir) / "index.json", j.dump(1));
 }
 
@@ -354,7 +361,7 @@ std::pair<std::string, std::string> cacheHashOf(const std::string& dir) {
   std::error_code ec;
   if (!stdfs::exists(p, ec)) return {};
   try {
-    auto j = nlohmann::json::parse(fs::readFile(p));
+    auto j = fs::readJsonFile(p, "cache index", "Rebuild the cache with biud-preprocess into a new --out folder");
     return {j.at("hash").get<std::string>(), j.value("preprocess", std::string())};
   } catch (const nlohmann::json::exception& e) {
     BIUD_THROW(DataError, "cache index `{}` is corrupt: {}", p.string(), e.what());
@@ -371,7 +378,7 @@ CacheReader::CacheReader(const std::string& dir, const std::string& expectedHash
              dir);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(fs::readFile(p));
+    j = fs::readJsonFile(p, "cache index", "Rebuild the cache with biud-preprocess into a new --out folder");
     BIUD_CHECK(j.at("format") == "biud-ct-cache", DataError, "cache index `{}`: not a biud CT cache", p.string());
     BIUD_CHECK(j.at("version").get<std::uint32_t>() == kCacheVersion, DataError,
                "cache `{}`: format version {} (this build reads {}); rebuild it with biud-preprocess", dir,

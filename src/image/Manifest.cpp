@@ -12,6 +12,7 @@
 
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
+#include "biud/text/Utf8.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Json.h"
 #include "biud/core/Log.h"
@@ -219,6 +220,11 @@ struct Builder {
     };
     it.id = get("id");
     BIUD_CHECK(!it.id.empty(), DataError, "manifest `{}` line {}: empty `id`", file, line);
+    // Ids go into JSON files (the cache index, failures.jsonl, results), which hold UTF-8 only.
+    BIUD_CHECK(text::utf8::valid(it.id), DataError,
+               "manifest `{}` line {}: `id` is not valid UTF-8 (a file saved as Latin-1 or another code page?); "
+               "convert the manifest to UTF-8, e.g. iconv -f latin1 -t utf-8",
+               file, line);
     auto [pos, fresh] = seen.emplace(it.id, line);
     BIUD_CHECK(fresh, DataError, "manifest `{}` line {}: duplicate id `{}` (first on line {})", file, line, it.id,
                pos->second);

@@ -239,6 +239,18 @@ TEST(Cache, ScanWithVerifyLeavesOutDamagedRecords) {
   EXPECT_EQ(image::scanShard(t.str(), "shard-v-000.bin", hash, false).size(), 3u);  // without verify: trusted
 }
 
+// Fuzzing finding F1, second line of defence: index.json cannot hold a non-UTF-8 id.
+TEST(Cache, IndexRefusesAnIdThatIsNotUtf8) {
+  TempDir t("cacheutf8");
+  image::CacheEntry e;
+  e.id = "caf\xe9";
+  e.shard = "s.bin";
+  e.shape = {1, 1, 1};
+  e.bytes = 2;
+  EXPECT_THROW(image::writeCacheIndex(t.str(), "0123456789abcdef", "", {e}), DataError);
+  EXPECT_FALSE(std::filesystem::exists(t / "index.json"));
+}
+
 TEST(Cache, ShardsRollOver) {
   TempDir t("roll");
   const std::string hash = image::preprocessHash(CtPreprocessConfig{});

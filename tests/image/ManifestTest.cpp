@@ -122,6 +122,23 @@ TEST(Manifest, DuplicatedOrNamelessColumnIsAnError) {
 }
 
 // A `.tsv` manifest is split at tabs (it was split at commas, so its header was one column).
+// Issue 20 (fuzzing finding F1): an id that is not UTF-8 (a Latin-1 manifest) used to pass here
+// and kill biud-preprocess at its very end, when index.json was written. Now the manifest says so.
+TEST(Manifest, IdThatIsNotUtf8IsAnErrorNamingTheLine) {
+  TempDir t("mfutf8");
+  writeText(t / "m.csv", std::string("id,image\nok,a.nii\ncaf\xe9,b.nii\n"));
+  try {
+    image::readManifest((t / "m.csv").string());
+    ADD_FAILURE() << "a Latin-1 id was accepted";
+  } catch (const DataError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("line 3"), std::string::npos) << m;
+    EXPECT_NE(m.find("not valid UTF-8"), std::string::npos) << m;
+  }
+  writeText(t / "u.csv", std::string("id,image\ncaf\xc3\xa9,b.nii\n"));  // the same id in UTF-8
+  EXPECT_EQ(image::readManifest((t / "u.csv").string()).items.at(0).id, "caf\xc3\xa9");
+}
+
 TEST(Manifest, TsvIsSplitAtTabs) {
   TempDir t("tsv");
   writeText(t / "m.tsv", "id\timage\tfindings\tEffusion\na\tx.nii.gz\tSmall effusion, left.\t1\n");
