@@ -21,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <memory>
 
 #include <fmt/ranges.h>
 
@@ -41,6 +42,9 @@ void quietToolkits();
 void checkUniformSlices(const std::string& dir, const itk::ImageSeriesReader<FloatImage3>& reader,
                         const FloatImage3* img);
 using ShortImage3 = itk::Image<std::int16_t, 3>;
+template <class T>
+void toFloat(const char* buf, size_t n, size_t comps, std::vector<float>& out);
+void restoreDicomSpacing(const itk::MetaDataDictionary& dict, Volume& v);
 
 bool endsWith(const std::string& s, const std::string& suffix) {
   if (s.size() < suffix.size()) return false;
@@ -172,54 +176,321 @@ Volume readDicomFolder(const std::string& dir, const VolumeReadOptions& opt) {
   BIUD_CHECK(io->GetNumberOfComponents() == 1, DataError, "DICOM folder `{}`: colour series ({} components), not a CT",
              dir, io->GetNumberOfComponents());
   checkUniformSlices(dir, *reader, reader->GetOutput());
-  return fromItk(reader->GetOutput());
+  Volume v = fromItk(reader->GetOutput());
+  const auto* dicts = reader->GetMetaDataDictionaryArray();
+  if (dicts && !dicts->empty() && (*dicts)[0]) restoreDicomSpacing(*(*dicts)[0], v);
+  return v;
 }
 
 
-/// Expected stored size of a NIfTI file from its header bytes (0 when not NIfTI-1/2).
-std::uint64_t niftiStoredBytes(const unsigned char* h, size_t got, std::uint64_t numel) {
-  auto rd16 = [&](int o, bool sw) {
-    std::uint16_t v;
-    std::memcpy(&v, h + o, 2);
-    return sw ? static_cast<std::uint16_t>((v >> 8) | (v << 8)) : v;
-  };
-  auto rd32 = [&](int o, bool sw) {
-    std::uint32_t v;
-    std::memcpy(&v, h + o, 4);
-    return sw ? __builtin_bswap32(v) : v;
-  };
-  if (got < 348) return 0;
-  for (bool sw : {false, true}) {
-    const std::uint32_t sz = rd32(0, sw);
-    if (sz == 348) {  // NIfTI-1: bitpix at 72 (int16), vox_offset at 108 (float32)
-      float off;
-      const std::uint32_t raw = rd32(108, sw);
-      std::memcpy(&off, &raw, 4);
-      return static_cast<std::uint64_t>(std::max(352.0f, off)) + numel * (rd16(72, sw) / 8u);
+/// Deflate (gzip, zlib) expands data at most 1032:1: the shortest code of a 258-byte match is
+/// 2 bits (a 1-bit length code and a 1-bit distance code; RFC 1951 sends even a lone distance
+/// code with one bit). So C bytes of gzip or zlib data inflate to at most 1032 C bytes (plus a
+/// little for an almost empty stream): a header that needs more describes another file.
+std::uint64_t deflateBound(std::uint64_t compressed) { return compressed * 1032 + 1024; }
+
+std::uint64_t fileSize(const std::string& path) {
+  std::error_code ec;
+  const auto n = stdfs::file_size(path, ec);
+  BIUD_CHECK(!ec, IoError, "volume `{}`: cannot read its size: {}", path, ec.message());
+  return static_cast<std::uint64_t>(n);
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string trim(const std::string& s) {
+  const size_t a = s.find_first_not_of(" \t\r");
+  if (a == std::string::npos) return {};
+  return s.substr(a, s.find_last_not_of(" \t\r") - a + 1);
+}
+
+/// Voxels in a volume of these header dimensions, overflow-safe; DataError for a zero dimension or
+/// more than kMaxVolumeVoxels (a corrupt header: nothing that large is allocated).
+std::uint64_t voxelCount(const std::string& path, const std::vector<size_t>& sz) {
+  std::uint64_t n = 1;
+  bool overflow = false;
+  for (size_t d = 0; d < sz.size(); ++d) {
+    BIUD_CHECK(sz[d] >= 1, DataError, "volume `{}`: corrupt header: dimension {} is {} voxels ({}); each must be at least 1",
+               path, d, sz[d], fmt::join(sz, "x"));
+    overflow = overflow || __builtin_mul_overflow(n, static_cast<std::uint64_t>(sz[d]), &n);
+  }
+  BIUD_CHECK(!overflow && n <= static_cast<std::uint64_t>(kMaxVolumeVoxels), DataError,
+             "volume `{}`: corrupt header: dimensions {} make {} voxels, more than the {} (2^31 - 1) a volume may hold",
+             path, fmt::join(sz, "x"), overflow ? std::string("over 2^64") : std::to_string(n), kMaxVolumeVoxels);
+  return n;
+}
+
+/// The fields of a NIfTI-1/2 header that biud reads itself (ITK parses the rest).
+struct NiftiHeader {
+  int version = 0;  ///< 1 or 2; 0 = not a NIfTI-1/2 header
+  bool swap = false;
+  std::int16_t datatype = 0, bitpix = 0;
+  std::array<std::int64_t, 8> dim{};
+  std::array<double, 8> pixdim{};
+  double voxOffset = 0;  ///< as stored (NIfTI-1: float32, NIfTI-2: int64)
+  double slope = 0, inter = 0;
+};
+
+/// NIfTI-1 (nifti1.h): dim int16[8] at 40, datatype 70, bitpix 72, pixdim float32[8] at 76,
+/// vox_offset float32 at 108, scl_slope/scl_inter float32 at 112/116. NIfTI-2 (nifti2.h): datatype
+/// int16 at 12, bitpix 14, dim int64[8] at 16, pixdim float64[8] at 104, vox_offset int64 at 168, scl_slope/inter float64 at
+/// 176/184. Either byte order (sizeof_hdr, 348 or 540, tells).
+NiftiHeader parseNiftiHeader(const unsigned char* h, size_t got) {
+  NiftiHeader n;
+  if (got < 348) return n;
+  std::uint32_t sz;
+  std::memcpy(&sz, h, 4);
+  n.swap = sz != 348 && sz != 540;
+  if (n.swap) sz = __builtin_bswap32(sz);
+  auto rd = [&](size_t off, auto& out) {
+    std::memcpy(&out, h + off, sizeof out);
+    if (n.swap) {
+      auto* b = reinterpret_cast<unsigned char*>(&out);
+      std::reverse(b, b + sizeof out);
     }
-    if (sz == 540 && got >= 540) {  // NIfTI-2: bitpix at 14 (int16), vox_offset at 168 (int64)
-      std::uint64_t off;
-      std::memcpy(&off, h + 168, 8);
-      if (sw) off = __builtin_bswap64(off);
-      return off + numel * (rd16(14, sw) / 8u);
+  };
+  if (sz == 348) {
+    n.version = 1;
+    std::int16_t d;
+    float f;
+    for (size_t i = 0; i < 8; ++i) {
+      rd(40 + 2 * i, d);
+      n.dim[i] = d;
+      rd(76 + 4 * i, f);
+      n.pixdim[i] = f;
+    }
+    rd(70, n.datatype);
+    rd(72, n.bitpix);
+    rd(108, f);
+    n.voxOffset = f;
+    rd(112, f);
+    n.slope = f;
+    rd(116, f);
+    n.inter = f;
+  } else if (sz == 540 && got >= 540) {
+    n.version = 2;
+    for (size_t i = 0; i < 8; ++i) {
+      rd(16 + 8 * i, n.dim[i]);
+      rd(104 + 8 * i, n.pixdim[i]);
+    }
+    rd(12, n.datatype);
+    rd(14, n.bitpix);
+    std::int64_t o;
+    rd(168, o);
+    n.voxOffset = static_cast<double>(o);
+    rd(176, n.slope);
+    rd(184, n.inter);
+  }
+  return n;
+}
+
+/// The header of a .nii or .nii.gz file (zlib reads an uncompressed file as it is); version 0 when
+/// it is not NIfTI-1/2 or cannot be read.
+NiftiHeader readNiftiHeader(const std::string& path) {
+  if (!endsWith(path, ".nii") && !endsWith(path, ".nii.gz")) return {};
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) return {};
+  unsigned char h[540] = {};
+  const int got = gzread(f, h, sizeof h);
+  gzclose(f);
+  return parseNiftiHeader(h, got > 0 ? static_cast<size_t>(got) : 0);
+}
+
+/// Bytes per voxel of the NIfTI data types read here (0 = left to ITK: complex, RGB, ...).
+size_t niftiBytesPerVoxel(std::int16_t datatype) {
+  switch (datatype) {
+    case 2: case 256: return 1;           // uint8, int8
+    case 4: case 512: return 2;           // int16, uint16
+    case 8: case 768: case 16: return 4;  // int32, uint32, float32
+    case 64: return 8;                    // float64
+    default: return 0;
+  }
+}
+
+/// Byte offset of the voxels: vox_offset, at least the header (+ extension flag) size; IoError for
+/// a vox_offset that is no byte offset (negative, NaN, beyond 2^48).
+std::uint64_t niftiDataOffset(const NiftiHeader& n, const std::string& path) {
+  BIUD_CHECK(std::isfinite(n.voxOffset) && n.voxOffset >= 0 && n.voxOffset < 281474976710656.0, IoError,
+             "volume `{}`: corrupt NIfTI-{} header: vox_offset {} is not a byte offset", path, n.version, n.voxOffset);
+  return std::max<std::uint64_t>(n.version == 2 ? 544 : 352, static_cast<std::uint64_t>(n.voxOffset));
+}
+
+/// Bytes per stored voxel: from the data type (ITK reports float for a file with scl_slope, so
+/// its component size is not what is stored), else bitpix / 8, else `fallback`.
+std::uint64_t niftiStoredBytesPerVoxel(const NiftiHeader& n, std::uint64_t fallback) {
+  if (const size_t b = niftiBytesPerVoxel(n.datatype)) return b;
+  return n.bitpix >= 8 && n.bitpix % 8 == 0 ? static_cast<std::uint64_t>(n.bitpix / 8) : fallback;
+}
+
+/// A NIfTI header checked against the file before any voxel is read: dimensions at least 1, and
+/// the file big enough for vox_offset + voxels x bytes (uncompressed: those bytes are on disk;
+/// .nii.gz: the gzip data can inflate to that many). Returns those bytes (0: not NIfTI-1/2).
+std::uint64_t checkNiftiStored(const std::string& path, const NiftiHeader& n, std::uint64_t numel,
+                               std::uint64_t itkBytesPerVoxel) {
+  if (n.version == 0) return 0;
+  const std::uint64_t bytesPerVoxel = niftiStoredBytesPerVoxel(n, itkBytesPerVoxel);
+  for (std::int64_t d = 1; d <= std::min<std::int64_t>(n.dim[0], 7); ++d)
+    BIUD_CHECK(n.dim[static_cast<size_t>(d)] >= 1, DataError,
+               "volume `{}`: corrupt NIfTI-{} header: dim[{}] = {} (each dimension must be at least 1)", path,
+               n.version, d, n.dim[static_cast<size_t>(d)]);
+  const std::uint64_t off = niftiDataOffset(n, path);
+  const std::uint64_t need = off + numel * bytesPerVoxel;  // numel < 2^31, bytes < 4096: no overflow
+  const std::uint64_t have = fileSize(path);
+  const std::string what = fmt::format("vox_offset {} + {} voxels x {} bytes", off, numel, bytesPerVoxel);
+  if (endsWith(path, ".nii.gz"))
+    BIUD_CHECK(need <= deflateBound(have), IoError,
+               "volume `{}` is truncated or its header is corrupt: the NIfTI header needs {} bytes ({}), more than "
+               "its {} bytes of gzip data can hold (at most {})",
+               path, need, what, have, deflateBound(have));
+  else
+    BIUD_CHECK(have >= need, IoError, "volume `{}` is truncated: the file holds {} bytes, its NIfTI header needs {} ({})",
+               path, have, need, what);
+  return need;
+}
+
+/// The data of a MetaImage (.mha/.mhd) or NRRD (.nrrd/.nhdr) file checked against its header
+/// before ITK allocates the image: raw data must be all there, compressed data must be able to
+/// inflate to it (deflateBound). Layouts read here: MetaImage `ElementDataFile = LOCAL` (data
+/// right after that last header line) or one data file (HeaderSize bytes skipped, -1 = data at its
+/// end); NRRD attached (after the blank line) or `data file: NAME`, with `byte skip`. Anything else
+/// (file lists, patterns, line skips, bzip2) is left to ITK.
+void checkDataAgainstHeader(const std::string& path, const char* format, std::uint64_t avail, const std::string& where,
+                            const std::string& encoding, std::uint64_t numel, std::uint64_t bytesPerVoxel) {
+  const std::uint64_t need = numel * bytesPerVoxel;
+  const std::string what = fmt::format("{} voxels x {} bytes", numel, bytesPerVoxel);
+  if (encoding == "raw") {
+    BIUD_CHECK(avail >= need, IoError, "volume `{}` is truncated: {} {} bytes of voxel data, its {} header needs {} ({})",
+               path, where, avail, format, need, what);
+  } else if (encoding == "gzip") {
+    BIUD_CHECK(need <= deflateBound(avail), IoError,
+               "volume `{}` is truncated or its header is corrupt: its {} header needs {} bytes ({}), more than the "
+               "{} bytes of compressed data can hold (at most {})",
+               path, format, need, what, avail, deflateBound(avail));
+  } else if (encoding == "ascii") {  // at least one character per value
+    BIUD_CHECK(avail >= numel, IoError,
+               "volume `{}` is truncated: {} {} bytes of text, too few for the {} values its {} header needs", path,
+               where, avail, numel, format);
+  } else if (encoding == "hex") {
+    BIUD_CHECK(avail >= 2 * need, IoError, "volume `{}` is truncated: {} {} bytes of hex, its {} header needs {} ({} x 2)",
+               path, where, avail, format, 2 * need, what);
+  }
+}
+
+/// The text header's lines (at most 64 KiB of them) and the byte offset after each one.
+std::vector<std::pair<std::string, std::uint64_t>> headerLines(const std::string& path) {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return out;
+  std::string buf(65536, '\0');
+  buf.resize(std::fread(buf.data(), 1, buf.size(), f));
+  std::fclose(f);
+  size_t pos = 0;
+  while (pos < buf.size()) {
+    size_t nl = buf.find('\n', pos);
+    if (nl == std::string::npos) {
+      if (buf.size() < 65536) out.emplace_back(buf.substr(pos), buf.size());  // a last line without newline
+      break;
+    }
+    out.emplace_back(buf.substr(pos, nl - pos), nl + 1);
+    pos = nl + 1;
+  }
+  return out;
+}
+
+std::string dataFilePath(const std::string& header, const std::string& name) {
+  const stdfs::path p(name);
+  return p.is_absolute() ? name : (stdfs::path(header).parent_path() / p).string();
+}
+
+void checkMetaImageStored(const std::string& path, std::uint64_t numel, std::uint64_t bytesPerVoxel) {
+  bool compressed = false, binary = true;
+  long long headerSize = 0;
+  std::string dataFile;
+  std::uint64_t dataStart = 0;
+  for (const auto& [line, end] : headerLines(path)) {
+    const size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string key = lower(trim(line.substr(0, eq))), val = trim(line.substr(eq + 1));
+    if (key == "compresseddata") compressed = lower(val) == "true";
+    if (key == "binarydata") binary = lower(val) == "true";
+    if (key == "headersize") headerSize = std::atoll(val.c_str());
+    if (key == "elementdatafile") {  // always the last field
+      dataFile = val;
+      dataStart = end;
+      break;
     }
   }
-  return 0;
+  if (dataFile.empty() || lower(dataFile) == "list" || dataFile.find_first_of("% ") != std::string::npos) return;
+  const std::string encoding = compressed ? "gzip" : binary ? "raw" : "ascii";
+  if (lower(dataFile) == "local") {
+    const std::uint64_t size = fileSize(path);
+    checkDataAgainstHeader(path, "MetaImage", size - std::min(size, dataStart),
+                           fmt::format("the file holds, after its {}-byte header,", dataStart), encoding, numel,
+                           bytesPerVoxel);
+    return;
+  }
+  const std::string data = dataFilePath(path, dataFile);
+  std::error_code ec;
+  BIUD_CHECK(stdfs::is_regular_file(data, ec), IoError, "volume `{}`: its data file `{}` (ElementDataFile) does not exist",
+             path, data);
+  const std::uint64_t size = fileSize(data);
+  const std::uint64_t skip = headerSize > 0 ? static_cast<std::uint64_t>(headerSize) : 0;  // -1: data at the end
+  checkDataAgainstHeader(path, "MetaImage", size - std::min(size, skip),
+                         skip ? fmt::format("its data file `{}` holds, after {} skipped bytes,", data, skip)
+                              : fmt::format("its data file `{}` holds", data),
+                         encoding, numel, bytesPerVoxel);
+}
+
+void checkNrrdStored(const std::string& path, std::uint64_t numel, std::uint64_t bytesPerVoxel) {
+  const auto lines = headerLines(path);
+  if (lines.empty() || lines[0].first.rfind("NRRD", 0) != 0) return;
+  std::string encoding = "raw", dataFile;
+  long long byteSkip = 0, lineSkip = 0;
+  std::uint64_t dataStart = 0;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const std::string& line = lines[i].first;
+    if (trim(line).empty()) {  // end of the header; attached data follows
+      dataStart = lines[i].second;
+      break;
+    }
+    if (line[0] == '#' || line.find(":=") != std::string::npos) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const std::string key = lower(trim(line.substr(0, colon))), val = trim(line.substr(colon + 1));
+    if (key == "encoding") encoding = lower(val);
+    if (key == "data file" || key == "datafile") dataFile = val;
+    if (key == "byte skip" || key == "byteskip") byteSkip = std::atoll(val.c_str());
+    if (key == "line skip" || key == "lineskip") lineSkip = std::atoll(val.c_str());
+  }
+  if (encoding == "gz") encoding = "gzip";
+  if (encoding == "txt" || encoding == "text") encoding = "ascii";
+  if (lineSkip > 0 || (encoding != "raw" && encoding != "gzip" && encoding != "ascii" && encoding != "hex")) return;
+  std::string data = path, where;
+  if (!dataFile.empty()) {
+    if (lower(dataFile) == "list" || dataFile.find_first_of("% ") != std::string::npos) return;
+    data = dataFilePath(path, dataFile);
+    std::error_code ec;
+    BIUD_CHECK(stdfs::is_regular_file(data, ec), IoError, "volume `{}`: its data file `{}` does not exist", path, data);
+    dataStart = 0;
+    where = fmt::format("its data file `{}` holds", data);
+  } else {
+    if (dataStart == 0) return;  // no blank line ends the header: let ITK say what is wrong
+    where = fmt::format("the file holds, after its {}-byte header,", dataStart);
+  }
+  const std::uint64_t skip = byteSkip > 0 ? static_cast<std::uint64_t>(byteSkip) : 0;  // -1: data at the end
+  const std::uint64_t size = fileSize(data);
+  checkDataAgainstHeader(path, "NRRD", size - std::min(size, dataStart + skip), where, encoding, numel, bytesPerVoxel);
 }
 
 /// ITK's NIfTI reader accepts a truncated .nii.gz silently (the missing voxels become zeros), so
-/// .nii.gz files are checked here: the stored size (vox_offset + voxels x bitpix / 8, from the
-/// NIfTI-1/2 header) must equal the gzip trailer's ISIZE (uncompressed size mod 2^32); when it
-/// does not (a truncated file, or a multi-member gzip) the stream is inflated to the end and its
-/// bytes counted.
-void checkNiftiGzComplete(const std::string& path, std::uint64_t numel) {
-  gzFile g = gzopen(path.c_str(), "rb");
-  BIUD_CHECK(g != nullptr, IoError, "volume `{}`: cannot open", path);
-  unsigned char h[540] = {};
-  const int got = gzread(g, h, sizeof h);
-  const std::uint64_t expected = niftiStoredBytes(h, got > 0 ? static_cast<size_t>(got) : 0, numel);
-  gzclose(g);
-  if (expected == 0) return;  // not a NIfTI header we know: leave it to ITK
+/// .nii.gz files read by ITK are checked here: `expected` (vox_offset + voxels x bytes, from the
+/// NIfTI header) must equal the gzip trailer's ISIZE (uncompressed size mod 2^32); when it does not
+/// (a truncated file, or a multi-member gzip) the stream is inflated to the end, 1 MiB at a time,
+/// and its bytes counted.
+void checkNiftiGzComplete(const std::string& path, std::uint64_t expected) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   BIUD_CHECK(f != nullptr, IoError, "volume `{}`: cannot open", path);
   unsigned char tail[4] = {0, 0, 0, 0};
@@ -227,17 +498,18 @@ void checkNiftiGzComplete(const std::string& path, std::uint64_t numel) {
   std::fclose(f);
   const std::uint32_t isize = tail[0] | (tail[1] << 8) | (tail[2] << 16) | (static_cast<std::uint32_t>(tail[3]) << 24);
   if (haveTail && isize == static_cast<std::uint32_t>(expected)) return;
-  g = gzopen(path.c_str(), "rb");
+  gzFile g = gzopen(path.c_str(), "rb");
   BIUD_CHECK(g != nullptr, IoError, "volume `{}`: cannot open", path);
   std::vector<char> buf(1 << 20);
   std::uint64_t total = 0;
   int n;
-  while ((n = gzread(g, buf.data(), static_cast<unsigned>(buf.size()))) > 0) total += static_cast<std::uint64_t>(n);
+  while (total < expected && (n = gzread(g, buf.data(), static_cast<unsigned>(buf.size()))) > 0)
+    total += static_cast<std::uint64_t>(n);
   int err = Z_OK;
   const char* msg = gzerror(g, &err);
-  const std::string why = (n < 0 || (err != Z_OK && err != Z_STREAM_END)) ? std::string(msg ? msg : "") : std::string();
+  const std::string why = (err != Z_OK && err != Z_STREAM_END) ? std::string(msg ? msg : "") : std::string();
   gzclose(g);
-  BIUD_CHECK(why.empty() && total >= expected, IoError,
+  BIUD_CHECK(total >= expected, IoError,
              "volume `{}` is truncated or corrupt: the gzip stream holds {} bytes, the NIfTI header needs {}{}", path,
              total, expected, why.empty() ? std::string() : " (" + why + ")");
 }
@@ -266,99 +538,67 @@ const Deflate& libdeflate() {
   return d;
 }
 
-/// Inflate a whole (possibly multi-member) gzip file with libdeflate. Throws IoError naming the
-/// file when it is truncated or corrupt.
-std::string gunzipFile(const std::string& path) {
+/// Bytes inflated from a gzip file (not zero-filled first: every byte is written by the inflater).
+struct Inflated {
+  std::unique_ptr<unsigned char[]> data;
+  size_t size = 0;
+};
+
+/// Inflate a whole (possibly multi-member) gzip file with libdeflate into one buffer of `cap`
+/// bytes, what the NIfTI header needs (the gzip trailer's ISIZE is not trusted: it is the last 4
+/// bytes of whatever a truncated file ends with). False when the stream holds more than `cap`
+/// bytes (data after the voxels: ITK's reader takes what it needs); IoError naming the file when it
+/// is truncated or corrupt.
+bool gunzipFile(const std::string& path, std::uint64_t cap, Inflated& out) {
   const Deflate& d = libdeflate();
-  std::string in;
+  std::vector<unsigned char> in(fileSize(path));
   {
     std::FILE* f = std::fopen(path.c_str(), "rb");
     BIUD_CHECK(f != nullptr, IoError, "volume `{}`: cannot open", path);
-    std::fseek(f, 0, SEEK_END);
-    const long n = std::ftell(f);
-    std::fseek(f, 0, SEEK_SET);
-    in.resize(static_cast<size_t>(std::max(0L, n)));
     const size_t got = in.empty() ? 0 : std::fread(in.data(), 1, in.size(), f);
     std::fclose(f);
     BIUD_CHECK(got == in.size(), IoError, "volume `{}`: read error", path);
   }
   BIUD_CHECK(in.size() >= 18, IoError, "volume `{}` is truncated or corrupt ({} bytes of gzip)", path, in.size());
-  // The trailer's ISIZE (size mod 2^32) is a good first guess; grow when it is too small.
-  std::uint32_t isize;
-  std::memcpy(&isize, in.data() + in.size() - 4, 4);
-  std::string out(std::max<size_t>(isize, in.size() * 2), '\0');
+  out.data.reset(new unsigned char[static_cast<size_t>(cap)]);
   void* dec = d.alloc();
   BIUD_CHECK(dec != nullptr, IoError, "volume `{}`: out of memory for the decompressor", path);
   size_t inPos = 0, outPos = 0;
   int rc = 0;
   while (inPos < in.size()) {
     size_t usedIn = 0, produced = 0;
-    rc = d.gunzip(dec, in.data() + inPos, in.size() - inPos, out.data() + outPos, out.size() - outPos, &usedIn,
-                  &produced);
-    if (rc == 3) {  // LIBDEFLATE_INSUFFICIENT_SPACE
-      out.resize(out.size() * 2);
-      continue;
-    }
+    rc = d.gunzip(dec, in.data() + inPos, in.size() - inPos, out.data.get() + outPos, static_cast<size_t>(cap) - outPos,
+                  &usedIn, &produced);
     if (rc != 0) break;
     inPos += usedIn;
     outPos += produced;
   }
   d.release(dec);
-  BIUD_CHECK(rc == 0, IoError, "volume `{}` is truncated or corrupt (gzip data ends early or is damaged)", path);
-  out.resize(outPos);
-  return out;
+  if (rc == 3) {  // LIBDEFLATE_INSUFFICIENT_SPACE: more data than the header needs
+    out = Inflated{};
+    return false;
+  }
+  BIUD_CHECK(rc == 0, IoError,
+             "volume `{}` is truncated or corrupt: its gzip data ends early or is damaged before the {} bytes its "
+             "NIfTI header needs",
+             path, cap);
+  out.size = outPos;
+  return true;
 }
 
 /// Voxels of an inflated NIfTI-1/2 file as float (scl_slope/scl_inter applied, as nibabel and ITK
 /// do). False for data types handled by ITK only (complex, RGB ...).
-bool niftiVoxelsToFloat(const std::string& raw, std::uint64_t numel, const std::string& path, Volume& v) {
-  const auto* h = reinterpret_cast<const unsigned char*>(raw.data());
-  BIUD_CHECK(raw.size() >= 348, IoError, "volume `{}` is truncated: {} bytes inflated", path, raw.size());
-  std::uint32_t sz;
-  std::memcpy(&sz, h, 4);
-  const bool swap = sz != 348 && sz != 540;
-  if (swap) sz = __builtin_bswap32(sz);
-  if (sz != 348 && (sz != 540 || raw.size() < 540)) return false;
-  auto rd = [&](size_t off, auto& out) {
-    std::memcpy(&out, h + off, sizeof out);
-    if (swap) {
-      auto* b = reinterpret_cast<unsigned char*>(&out);
-      std::reverse(b, b + sizeof out);
-    }
-  };
-  std::int16_t datatype = 0;
-  std::uint64_t off = 0;
-  double slope = 0, inter = 0;
-  if (sz == 348) {
-    float o, sl, in;
-    rd(70, datatype);
-    rd(108, o);
-    rd(112, sl);
-    rd(116, in);
-    off = static_cast<std::uint64_t>(std::max(352.0f, o));
-    slope = sl;
-    inter = in;
-  } else {
-    std::int64_t o;
-    rd(12, datatype);
-    rd(168, o);
-    rd(176, slope);
-    rd(184, inter);
-    off = static_cast<std::uint64_t>(o);
-  }
-  size_t bytes;
-  switch (datatype) {
-    case 2: case 256: bytes = 1; break;      // uint8, int8
-    case 4: case 512: bytes = 2; break;      // int16, uint16
-    case 8: case 768: case 16: bytes = 4; break;  // int32, uint32, float32
-    case 64: bytes = 8; break;               // float64
-    default: return false;
-  }
-  BIUD_CHECK(off + numel * bytes <= raw.size(), IoError,
-             "volume `{}` is truncated or corrupt: {} bytes inflated, the NIfTI header needs {}", path, raw.size(),
+bool niftiVoxelsToFloat(const Inflated& raw, const NiftiHeader& n, std::uint64_t numel, const std::string& path,
+                        Volume& v) {
+  const size_t bytes = niftiBytesPerVoxel(n.datatype);
+  if (n.version == 0 || bytes == 0) return false;
+  const std::uint64_t off = niftiDataOffset(n, path);
+  BIUD_CHECK(off + numel * bytes <= raw.size, IoError,
+             "volume `{}` is truncated or corrupt: {} bytes inflated, the NIfTI header needs {}", path, raw.size,
              off + numel * bytes);
   v.data.resize(static_cast<size_t>(numel));
-  const unsigned char* p = h + off;
+  const unsigned char* p = raw.data.get() + off;
+  const bool swap = n.swap;
   auto convert = [&](auto tag) {
     using T = decltype(tag);
     for (std::uint64_t i = 0; i < numel; ++i) {
@@ -371,7 +611,7 @@ bool niftiVoxelsToFloat(const std::string& raw, std::uint64_t numel, const std::
       v.data[i] = static_cast<float>(x);
     }
   };
-  switch (datatype) {
+  switch (n.datatype) {
     case 2: convert(std::uint8_t{}); break;
     case 256: convert(std::int8_t{}); break;
     case 4: convert(std::int16_t{}); break;
@@ -381,11 +621,85 @@ bool niftiVoxelsToFloat(const std::string& raw, std::uint64_t numel, const std::
     case 16: convert(float{}); break;
     case 64: convert(double{}); break;
   }
+  const double slope = n.slope, inter = n.inter;
   if (std::isfinite(slope) && slope != 0 && (slope != 1 || inter != 0)) {
     // In double like ITK's rescale, then back to float.
     for (float& x : v.data) x = static_cast<float>(static_cast<double>(x) * slope + inter);
   }
   return true;
+}
+
+/// The NIfTI library under ITK replaces a zero or non-finite pixdim with 1 mm without a word; put
+/// the header's own value back so that the spacing check (after the manifest's overrides, which
+/// may supply the spacing) sees what the file says.
+void restoreNiftiSpacing(const NiftiHeader& n, Volume& v) {
+  if (n.version == 0) return;
+  for (int d = 0; d < 3; ++d) {
+    const double raw = n.pixdim[static_cast<size_t>(d) + 1];
+    if (raw == 0 || !std::isfinite(raw)) v.spacing[d] = raw;
+  }
+}
+
+/// GDCM replaces a PixelSpacing (0028,0030) of 0 or NaN with 1 mm without a word; put the file's
+/// value back (row spacing = along j, column spacing = along i) so that the spacing check sees it.
+/// A missing tag is left alone (enhanced multi-frame files keep it in a functional group).
+void restoreDicomSpacing(const itk::MetaDataDictionary& dict, Volume& v) {
+  std::string ps;
+  if (!itk::ExposeMetaData<std::string>(dict, "0028|0030", ps)) return;
+  double row = 0, col = 0;
+  char* end = nullptr;
+  row = std::strtod(ps.c_str(), &end);
+  if (end == ps.c_str() || *end != '\\') return;
+  col = std::strtod(end + 1, nullptr);
+  if (row == 0 || !std::isfinite(row)) v.spacing[1] = row;
+  if (col == 0 || !std::isfinite(col)) v.spacing[0] = col;
+}
+
+/// Voxels straight from the ImageIO, without an itk::Image (which refuses a spacing of 0): used
+/// when the header has a zero spacing, so that a manifest override can still supply it and the
+/// spacing check otherwise names it. Geometry as ImageFileReader sets it (a negative spacing
+/// becomes positive with its direction flipped).
+Volume readWithoutItkImage(itk::ImageIOBase* io, const std::vector<size_t>& sz, std::uint64_t numel,
+                           const std::string& path) {
+  const unsigned dims = io->GetNumberOfDimensions();
+  itk::ImageIORegion region(dims);
+  for (unsigned d = 0; d < dims; ++d) {
+    region.SetIndex(d, 0);
+    region.SetSize(d, sz[d]);
+  }
+  std::vector<char> buf(static_cast<size_t>(numel * io->GetComponentSize()));
+  try {
+    io->SetIORegion(region);
+    io->Read(buf.data());
+  } catch (const itk::ExceptionObject& e) {
+    BIUD_THROW(IoError, "volume `{}`: cannot read voxels (truncated or corrupt file?): {}", path, e.GetDescription());
+  }
+  Volume v;
+  const size_t n = static_cast<size_t>(numel);
+  using C = itk::IOComponentEnum;
+  switch (io->GetComponentType()) {
+    case C::UCHAR: toFloat<std::uint8_t>(buf.data(), n, 1, v.data); break;
+    case C::CHAR: toFloat<std::int8_t>(buf.data(), n, 1, v.data); break;
+    case C::USHORT: toFloat<std::uint16_t>(buf.data(), n, 1, v.data); break;
+    case C::SHORT: toFloat<std::int16_t>(buf.data(), n, 1, v.data); break;
+    case C::UINT: toFloat<std::uint32_t>(buf.data(), n, 1, v.data); break;
+    case C::INT: toFloat<std::int32_t>(buf.data(), n, 1, v.data); break;
+    case C::FLOAT: toFloat<float>(buf.data(), n, 1, v.data); break;
+    case C::DOUBLE: toFloat<double>(buf.data(), n, 1, v.data); break;
+    default:
+      BIUD_THROW(DataError, "volume `{}`: unsupported pixel type {}", path,
+                 itk::ImageIOBase::GetComponentTypeAsString(io->GetComponentType()));
+  }
+  for (int d = 0; d < 3; ++d) {
+    v.size[d] = static_cast<int>(sz[static_cast<size_t>(d)]);
+    const double sp = io->GetSpacing(static_cast<unsigned>(d));
+    v.spacing[d] = std::fabs(sp);
+    v.origin[d] = io->GetOrigin(static_cast<unsigned>(d));
+    const auto col = io->GetDirection(static_cast<unsigned>(d));
+    for (int r = 0; r < 3; ++r)
+      v.direction[r * 3 + d] = (sp < 0 ? -1.0 : 1.0) * (r < static_cast<int>(col.size()) ? col[r] : (r == d));
+  }
+  return v;
 }
 
 Volume readVolumeFile(const std::string& path) {
@@ -408,14 +722,25 @@ Volume readVolumeFile(const std::string& path) {
   BIUD_CHECK(io->GetNumberOfComponents() == 1, DataError,
              "volume `{}` has {} components per voxel (colour/vector image); a CT volume has 1", path,
              io->GetNumberOfComponents());
-  std::uint64_t numel = io->GetNumberOfComponents();
-  for (size_t d : sz) numel *= d;
-  if (endsWith(path, ".nii.gz") && libdeflate().ok()) {
-    // Inflate with libdeflate and convert the voxels here; the geometry (qform/sform logic)
-    // still comes from ITK's header parsing in `io`.
-    const std::string raw = gunzipFile(path);
+  // The header is checked against the file before anything of the header's size is allocated.
+  const std::uint64_t numel = voxelCount(path, sz);
+  const std::uint64_t bytesPerVoxel = io->GetComponentSize();
+  const NiftiHeader nii = readNiftiHeader(path);
+  const std::string ext = formatExtension(path);
+  std::uint64_t niftiBytes = 0;
+  if (nii.version != 0) {
+    niftiBytes = checkNiftiStored(path, nii, numel, bytesPerVoxel);
+  } else if (ext == ".mha" || ext == ".mhd") {
+    checkMetaImageStored(path, numel, bytesPerVoxel);
+  } else if (ext == ".nrrd" || ext == ".nhdr") {
+    checkNrrdStored(path, numel, bytesPerVoxel);
+  }
+  if (ext == ".nii.gz" && niftiBytes > 0 && niftiBytesPerVoxel(nii.datatype) > 0 && libdeflate().ok()) {
+    // Inflate with libdeflate into a buffer of the header's size and convert the voxels here; the
+    // geometry (qform/sform logic) still comes from ITK's header parsing in `io`.
+    Inflated raw;
     Volume v;
-    if (niftiVoxelsToFloat(raw, numel, path, v)) {
+    if (gunzipFile(path, niftiBytes, raw) && niftiVoxelsToFloat(raw, nii, numel, path, v)) {
       for (int d = 0; d < 3; ++d) {
         v.size[d] = static_cast<int>(sz[d]);
         v.spacing[d] = io->GetSpacing(d);
@@ -423,21 +748,27 @@ Volume readVolumeFile(const std::string& path) {
         const auto col = io->GetDirection(d);
         for (int r = 0; r < 3; ++r) v.direction[r * 3 + d] = r < static_cast<int>(col.size()) ? col[r] : (r == d);
       }
+      restoreNiftiSpacing(nii, v);
       return v;
     }
   }
-  if (endsWith(path, ".nii.gz")) checkNiftiGzComplete(path, numel);
-  const std::string readPath = path;
+  if (ext == ".nii.gz" && niftiBytes > 0) checkNiftiGzComplete(path, niftiBytes);
+  bool zeroSpacing = false;
+  for (unsigned d = 0; d < 3; ++d) zeroSpacing = zeroSpacing || io->GetSpacing(d) == 0;
+  if (zeroSpacing) return readWithoutItkImage(io, sz, numel, path);
   using Reader = itk::ImageFileReader<FloatImage3>;
   auto reader = Reader::New();
   reader->SetImageIO(io);
-  reader->SetFileName(readPath);
+  reader->SetFileName(path);
   try {
     reader->Update();
   } catch (const itk::ExceptionObject& e) {
     BIUD_THROW(IoError, "volume `{}`: cannot read voxels (truncated or corrupt file?): {}", path, e.GetDescription());
   }
-  return fromItk(reader->GetOutput());
+  Volume v = fromItk(reader->GetOutput());
+  restoreNiftiSpacing(nii, v);
+  if (dynamic_cast<itk::GDCMImageIO*>(io.GetPointer())) restoreDicomSpacing(io->GetMetaDataDictionary(), v);
+  return v;
 }
 
 template <class T>
@@ -579,35 +910,11 @@ namespace {
 /// scl_slope / scl_inter of a NIfTI-1/2 header (.nii or .nii.gz); false for other formats or
 /// an unreadable header. Only the header is inflated.
 bool niftiScaling(const std::string& path, double& slope, double& inter) {
-  if (!endsWith(path, ".nii") && !endsWith(path, ".nii.gz")) return false;
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) return false;
-  unsigned char h[540];
-  const int got = gzread(f, h, sizeof h);
-  gzclose(f);
-  if (got < 348) return false;
-  std::uint32_t sz;
-  std::memcpy(&sz, h, 4);
-  const bool swap = sz != 348 && sz != 540;
-  if (swap) sz = __builtin_bswap32(sz);
-  auto rd = [&](size_t off, auto& out) {
-    std::memcpy(&out, h + off, sizeof out);
-    if (swap) std::reverse(reinterpret_cast<unsigned char*>(&out), reinterpret_cast<unsigned char*>(&out) + sizeof out);
-  };
-  if (sz == 348) {
-    float sl, in;
-    rd(112, sl);
-    rd(116, in);
-    slope = sl;
-    inter = in;
-    return true;
-  }
-  if (sz == 540 && got >= 540) {
-    rd(176, slope);
-    rd(184, inter);
-    return true;
-  }
-  return false;
+  const NiftiHeader n = readNiftiHeader(path);
+  if (n.version == 0) return false;
+  slope = n.slope;
+  inter = n.inter;
+  return true;
 }
 
 std::string fmtVec(const double* d, size_t n, const char* sep) {
@@ -627,7 +934,7 @@ void applyOverrides(Volume& v, const VolumeOverrides& o, const std::string& path
     for (int d = 0; d < 3; ++d) {
       BIUD_CHECK(std::isfinite(o.spacing[d]) && o.spacing[d] > 0, DataError,
                  "volume `{}`: metadata spacing {} mm along axis {} is not a positive number", path, o.spacing[d], d);
-      differ |= std::fabs(v.spacing[d] - o.spacing[d]) > 1e-3 * o.spacing[d];
+      differ |= !(std::fabs(v.spacing[d] - o.spacing[d]) <= 1e-3 * o.spacing[d]);  // a NaN header differs
     }
     if (differ)
       note(fmt::format("spacing: header {} mm, metadata {} mm", fmtVec(v.spacing.data(), 3, " x "),
@@ -685,6 +992,28 @@ double airFraction(const Volume& hu) {
   return static_cast<double>(n) / static_cast<double>(hu.data.size());
 }
 
+VolumeReadOptions VolumeReadOptions::withSpacingRange(const std::vector<double>& range) {
+  BIUD_CHECK(range.size() == 2, ValueError, "data.ct.spacing_range must be [min, max] in mm, got {} number(s)",
+             range.size());
+  VolumeReadOptions o;
+  o.spacingRange = {range[0], range[1]};
+  return o;
+}
+
+void checkSpacing(const Volume& v, const std::array<double, 2>& range, const std::string& path) {
+  BIUD_CHECK(std::isfinite(range[0]) && std::isfinite(range[1]) && range[0] > 0 && range[0] < range[1], ValueError,
+             "checkSpacing `{}`: range [{}, {}] mm is not [min, max] with 0 < min < max (data.ct.spacing_range)", path,
+             range[0], range[1]);
+  for (int d = 0; d < 3; ++d) {
+    const double s = v.spacing[d];
+    BIUD_CHECK(std::isfinite(s) && s >= range[0] && s <= range[1], DataError,
+               "volume `{}`: voxel spacing {} mm (axis {}: {} mm) is outside data.ct.spacing_range [{}, {}] mm; "
+               "resampling a broken header's (or override's) spacing gives garbage. Fix the file's header, give the "
+               "spacing in the manifest (spacing_x, spacing_y, spacing_z), or widen data.ct.spacing_range",
+               path, fmtVec(v.spacing.data(), 3, " x "), "ijk"[d], s, range[0], range[1]);
+  }
+}
+
 Volume readVolume(const std::string& path) { return readVolume(path, VolumeReadOptions{}); }
 
 Volume readVolume(const std::string& pathIn, const VolumeReadOptions& optIn) {
@@ -705,6 +1034,12 @@ Volume readVolume(const std::string& pathIn, const VolumeReadOptions& optIn) {
   for (float x : v.data)
     if (!std::isfinite(x)) BIUD_THROW(DataError, "volume `{}` contains NaN or Inf voxels", path);
   if (opt.overrides.any()) applyOverrides(v, opt.overrides, path, opt.disagreements);
+  checkSpacing(v, opt.spacingRange, path);
+  for (double c : v.direction)
+    BIUD_CHECK(std::isfinite(c), DataError,
+               "volume `{}`: its orientation ({}) is not finite: a broken header; fix it or give the orientation in "
+               "the manifest (orientation)",
+               path, fmtVec(v.direction.data(), 9, " "));
   if (opt.canonical) reorientToLps(v);
   return v;
 }

@@ -18,6 +18,9 @@ struct CtPreprocessConfig {
   std::string grid = "itk";       ///< resampling grid: itk or torch (CT-CLIP's)
   std::string hu_check = "warn";  ///< chest-CT plausibility of HU values (not part of the hash)
   double min_air_fraction = 0.01; ///< hu_check threshold (not part of the hash)
+  /// mm; every voxel spacing of a volume read (after the manifest's overrides) must lie in it
+  /// (not part of the hash). image::VolumeReadOptions::spacingRange has the same default.
+  std::vector<double> spacing_range = {0.05, 20.0};
 
   void visit(config::Visitor& v) {
     v.field("spacing", spacing, "target voxel spacing in mm (x, y, z)", config::sizeIs(3) & config::positive());
@@ -46,7 +49,13 @@ struct CtPreprocessConfig {
             config::oneOf({"warn", "error", "off"}));
     v.field("min_air_fraction", min_air_fraction, "hu_check: least fraction of voxels in [-1100, -900] HU",
             config::range(0, 1));
+    v.field("spacing_range", spacing_range,
+            "[min, max] voxel spacing in mm a volume may have once the manifest's overrides are applied: a zero, "
+            "NaN, tiny or huge spacing is a broken header and fails the volume (widen for micro-CT or thick slabs)",
+            config::sizeIs(2) & config::positive());
     if (v.reading() && hu_min >= hu_max) v.fail("hu_min", "must be below hu_max");
+    if (v.reading() && spacing_range.size() == 2 && !(spacing_range[0] < spacing_range[1]))
+      v.fail("spacing_range", "must be [min, max] with min < max");
   }
 };
 

@@ -14,6 +14,10 @@
 
 namespace biud::image {
 
+/// Most voxels one volume may hold (2^31 - 1; 8 GiB as float). A header asking for more is corrupt
+/// (a 1024 x 1024 x 512 CT is a quarter of it); readers refuse it before allocating anything.
+inline constexpr std::int64_t kMaxVolumeVoxels = std::numeric_limits<std::int32_t>::max();
+
 struct Volume {
   std::array<int, 3> size{0, 0, 0};            ///< nx, ny, nz
   std::array<double, 3> spacing{1.0, 1.0, 1.0}; ///< mm

@@ -35,7 +35,22 @@ struct VolumeReadOptions {
   /// When given, gets one line per override that disagrees with the file's own header (e.g.
   /// "spacing: header 1 x 1 x 1 mm, metadata 0.66 x 0.66 x 5 mm"); the metadata wins.
   std::vector<std::string>* disagreements = nullptr;
+  /// [min, max] mm every voxel spacing must lie in once the overrides are applied
+  /// (`data.ct.spacing_range`, same default): see checkSpacing().
+  std::array<double, 2> spacingRange{0.05, 20.0};
+
+  /// Default options with `spacingRange` from a config's [min, max] (`data.ct.spacing_range`):
+  /// `readVolume(path, VolumeReadOptions::withSpacingRange(cfg.data.ct.spacing_range))`.
+  /// ValueError unless it holds 2 numbers.
+  static VolumeReadOptions withSpacingRange(const std::vector<double>& range);
 };
+
+/// A zero, NaN, tiny or huge voxel spacing is a broken header that resampling would turn into
+/// garbage: DataError naming the file, the spacing, the range and the key to change
+/// (`data.ct.spacing_range`) unless every spacing of `v` is finite and within `range` (mm).
+/// readVolume() calls it after the overrides, for every format (NIfTI, MetaImage, NRRD, DICOM,
+/// .npz). A NIfTI pixdim of 0 or NaN is reported as such (the NIfTI library would make it 1 mm).
+void checkSpacing(const Volume& v, const std::array<double, 2>& range, const std::string& path);
 
 /// Replace header facts of a volume read in file order (before reorientToLps): spacing, rescale
 /// (HU = slope * v + intercept), orientation and origin. `path` names the volume in messages; an
@@ -52,8 +67,14 @@ double airFraction(const Volume& hu);
 
 /// Read a CT volume (file or DICOM folder), canonical LPS+, HU. `folder#UID` reads the series
 /// with that SeriesInstanceUID (prefix) from a DICOM folder.
+/// The header is checked against the file before anything of its size is allocated: dimensions
+/// at least 1 and at most kMaxVolumeVoxels in all (else DataError); uncompressed data (.nii, raw
+/// .mha/.mhd/.nrrd) must be on disk in full and compressed data (.nii.gz, compressed .mha/.nrrd)
+/// must be able to inflate to what the header needs (else IoError naming the bytes present and
+/// needed). A .nii.gz is inflated into a buffer of the header's size, never the gzip trailer's.
 /// Throws IoError (missing/unreadable/truncated file) or DataError (2D image, 4D volume with
-/// more than one time point, colour volume, empty DICOM folder, unknown series).
+/// more than one time point, colour volume, empty DICOM folder, unknown series, spacing outside
+/// `spacingRange` or an orientation that is not finite, both after the overrides).
 Volume readVolume(const std::string& path);
 Volume readVolume(const std::string& path, const VolumeReadOptions& opt);
 
