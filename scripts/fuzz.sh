@@ -35,16 +35,16 @@ fi
 # checked (ITK and LibTorch keep process-lifetime allocations).
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-# Temp files of the harnesses (TempDir in tests/fuzz/FuzzUtil.h).
-export TMPDIR="${TMPDIR:-/tmp}"
 
 run_one() {
   local t=$1
   local bin="$build/bin/fuzz_$t" corpus="$here/tests/fuzz/corpus/$t" crashes="$here/tests/fuzz/crashes/$t"
   local work="$build/fuzz-work/$t"
   mkdir -p "$corpus" "$crashes" "$work/new"
-  rm -rf "$work/new"/* "$work/merged" "$work/found"
-  mkdir -p "$work/merged" "$work/found"
+  rm -rf "$work/new"/* "$work/merged" "$work/found" "$work/tmp"
+  mkdir -p "$work/merged" "$work/found" "$work/tmp"
+  # The harnesses' temp folders (TempDir in tests/fuzz/FuzzUtil.h): a crashed job leaves its own.
+  export TMPDIR="$work/tmp"
   # shellcheck disable=SC2086
   "$bin" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 -max_total_time="$secs" -timeout=20 \
     -rss_limit_mb=2560 -malloc_limit_mb=2048 -artifact_prefix="$work/found/" ${BIUD_FUZZ_ARGS:-} \
@@ -52,6 +52,8 @@ run_one() {
   # Minimise: keep only the inputs that add coverage (old corpus first, so it is preferred).
   "$bin" -merge=1 -timeout=20 -rss_limit_mb=2560 -malloc_limit_mb=2048 "$work/merged" "$corpus" "$work/new" \
     >"$work/merge.log" 2>&1 || true
+  rm -rf "$work/tmp"
+  mkdir -p "$work/tmp"
   if [ -n "$(ls -A "$work/merged")" ]; then
     rm -f "$corpus"/*
     cp "$work/merged"/* "$corpus"/
@@ -84,6 +86,7 @@ run_one() {
       END {for (k in n) printf "  %4d x %s(e.g. %s)\n", n[k], substr(k, 1, 300), ex[k]}' >>"$work/findings.txt"
   fi
   [ "$slow" -gt 0 ] && echo "  $slow slow input(s) over 10 s (not findings): $work/found/slow-unit-*" >>"$work/findings.txt"
+  rm -rf "$work/tmp"
   local last execs
   last=$(grep -E '^#[0-9]+: cov:' "$work/fuzz.log" | tail -1 || true)
   execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last")
