@@ -156,7 +156,9 @@ TEST(ResNet3D, PoolingMeanMaxGemOverTheLastStage) {
     pooled[pool] = out.pooled.detach();
     if (std::string(pool) == "gem") {
       out.pooled.sum().backward();
-      auto* p = enc->named_parameters().find("gem_p");
+      // Keep the dict: find() points into it (ASan: heap-use-after-free on a temporary's item).
+      const auto params = enc->named_parameters();
+      const auto* p = params.find("gem_p");
       ASSERT_NE(p, nullptr);
       EXPECT_GT(p->grad().abs().item<double>(), 0.0);
     }
