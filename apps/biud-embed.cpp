@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
                "<out>/failures.jsonl, and the exit code is 3; volume_tokens_<i> with "
                "--save-tokens) and "
                "<out>/biud-embed.json. With --bench, times forward+backward of one network instead.");
-  app.addCommon(app::kConfig | app::kOut | app::kThreads | app::kDevice | app::kSeed);
+  app.addCommon(app::kConfig | app::kOut | app::kThreads | app::kDevice | app::kSeed | app::kWeights);
   std::string texts, textModel, tensorKey, benchNet = "ct", runDir;
   std::vector<std::string> volumes, xrays;
   int maxLen = 128, batch = 8, benchBatch = 2, benchIters = 5, benchWarmup = 2, benchSeq = 128;
@@ -220,7 +220,9 @@ int main(int argc, char** argv) {
               v = readTensorFile(volumes[i], tensorKey).to(torch::kFloat32);
               if (v.dim() == 3) v = v.unsqueeze(0);
             } else {
-              auto pre = image::preprocessCt(image::readVolume(volumes[i]), run.cfg.data.ct);
+              auto pre = image::preprocessCt(
+                  image::readVolume(volumes[i], image::VolumeReadOptions::withSpacingRange(run.cfg.data.ct.spacing_range)),
+                  run.cfg.data.ct);
               v = torch::from_blob(pre.data.data(), {1, pre.size[2], pre.size[1], pre.size[0]}, torch::kFloat32).clone();
             }
           });

@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
                "<out>/teacher_features.safetensors (h_star [N, K, d], scores [N, K]) and <out>/retrieve.json.\n"
                "Resumable: work is done in chunks kept in <out>/retrieve-work/; re-running the same command after an\n"
                "interruption (Ctrl-C, SIGTERM, a crash) skips the finished chunks. Changed inputs discard them.");
-  app.addCommon(app::kConfig | app::kOut | app::kThreads | app::kDevice);
+  app.addCommon(app::kConfig | app::kOut | app::kThreads | app::kDevice | app::kWeights);
   std::string teacher;
   int topK = 5;
   std::int64_t block = 8192, chunk = 4096, stopAfter = -1;

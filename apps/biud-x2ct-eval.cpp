@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
                "(x2ct.ct_only_findings) and the others; linear-probe few-shot AUROC (logistic regression on frozen X-ray\n"
                "embeddings of x2ct.fewshot_fractions of the training labels); and zero-shot + retrieval on the external\n"
                "split. Writes <out>/x2ct-eval.json and <out>/x2ct-eval.md (one table, runs side by side).");
-  app.addCommon(app::kConfig | app::kOut | app::kManifest | app::kThreads | app::kDevice | app::kSeed);
+  app.addCommon(app::kConfig | app::kOut | app::kManifest | app::kThreads | app::kDevice | app::kSeed | app::kWeights);
   std::vector<std::string> runs;
   std::string split, external, prompts;
   int seeds = 3;

@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
                "CTs are read from a cache with the run's preprocessing (data.cache_dir, the run's, or one built in\n"
                "<out>/cache-<hash> on the first call); a CT that cannot be read is left out, listed in\n"
                "<out>/failures.jsonl, and the exit code is 3.");
-  app.addCommon(app::kConfig | app::kOut | app::kManifest | app::kThreads | app::kDevice | app::kSeed);
+  app.addCommon(app::kConfig | app::kOut | app::kManifest | app::kThreads | app::kDevice | app::kSeed | app::kWeights);
   std::vector<std::string> runs;
   std::string split, prompts;
   app.cli().add_option("--run", runs, "trained run folder (repeatable: NAME=DIR compares models side by side; DeLong vs the first)")->required();

@@ -19,6 +19,7 @@ namespace {
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_signals{0};
 std::atomic<int> g_saving{0};
+std::atomic<bool> g_allowNonFinite{false};
 
 // Async-signal-safe: write(2) of a literal only.
 template <size_t N>
@@ -55,6 +56,7 @@ void clearStop() {
   g_signals = 0;
 }
 int signalsReceived() { return g_signals.load(); }
+bool allowNonFiniteWeights() { return g_allowNonFinite.load(); }
 
 SaveScope::SaveScope() { g_saving.fetch_add(1); }
 SaveScope::~SaveScope() { g_saving.fetch_sub(1); }
@@ -99,6 +101,10 @@ void App::addCommon(unsigned flags) {
         ->check(CLI::ExistingFile);
   if (flags & kSeed) cli_.add_option("--seed", seed_, "seed of every random stream (same as --set seed=N)");
   if (flags & kThreads) cli_.add_option("--threads", threads_, "CPU threads (0 = all cores; same as --set threads=N)");
+  if (flags & kWeights)
+    cli_.add_flag("--allow-nonfinite-weights", allow_nonfinite_,
+                  "read weight files holding NaN or Inf values (refused by default, naming the file and the tensor: such "
+                  "weights usually come from a run that diverged)");
   if (flags & kDevice)
     cli_.add_option("--device", device_, "auto (CUDA when available), cpu or cuda (same as --set device=...)")
         ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
@@ -156,6 +162,7 @@ int App::run(int argc, char** argv, const std::function<int()>& body) {
                   name_.c_str(), config::describe(defaults).c_str());
       return kExitOk;
     }
+    g_allowNonFinite = allow_nonfinite_;
     installStopHandlers();
     const int rc = body();
     log::flush();

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "biud/core/Config.h"
+#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 
@@ -242,7 +243,7 @@ torch::Tensor makeTensor(const char* src, const Entry& e, const std::string& fil
 }  // namespace
 
 void setAllowNonFiniteDefault(bool allow) { gAllowNonFinite.store(allow); }
-bool allowNonFiniteDefault() { return gAllowNonFinite.load(); }
+bool allowNonFiniteDefault() { return gAllowNonFinite.load() || app::allowNonFiniteWeights(); }
 
 std::string shapeStr(at::IntArrayRef s) {
   std::string r = "[";

@@ -17,7 +17,8 @@ namespace biud::test {
 namespace {
 
 /// Run an app whose body is `body` with `args`, returning (exit code, everything on stderr).
-std::pair<int, std::string> runApp(const std::function<int()>& body, std::vector<std::string> args = {}) {
+std::pair<int, std::string> runApp(const std::function<int()>& body, std::vector<std::string> args = {},
+                                   unsigned flags = 0) {
   TempDir t("app");
   const auto errPath = t / "stderr.txt";
   std::fflush(stderr);
@@ -25,6 +26,7 @@ std::pair<int, std::string> runApp(const std::function<int()>& body, std::vector
   FILE* f = std::fopen(errPath.c_str(), "w");
   ::dup2(::fileno(f), STDERR_FILENO);
   app::App a("biud-x", "test app");
+  a.addCommon(flags);
   std::vector<std::string> argv{"biud-x"};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> ptrs;
@@ -71,6 +73,21 @@ TEST(AppBoundary, BiudErrorsKeepTheirExitCodes) {
   auto [rc3, err3] = runApp([]() -> int { BIUD_THROW(IoError, "cannot write `f`: No space left on device"); });
   EXPECT_EQ(rc3, app::kExitError);
   EXPECT_EQ(std::count(err3.begin(), err3.end(), '\n'), 1) << err3;
+}
+
+// Weights holding NaN/Inf are refused unless the user says --allow-nonfinite-weights (apps that
+// load weights register it with kWeights; tensor/Safetensors.cpp reads app::allowNonFiniteWeights).
+TEST(AppBoundary, AllowNonFiniteWeightsFlagReachesTheProcess) {
+  bool seen = true;
+  auto [rc, err] = runApp([&] { seen = app::allowNonFiniteWeights(); return 0; }, {}, app::kWeights);
+  EXPECT_EQ(rc, 0) << err;
+  EXPECT_FALSE(seen);
+  auto [rc2, err2] = runApp([&] { seen = app::allowNonFiniteWeights(); return 0; }, {"--allow-nonfinite-weights"},
+                            app::kWeights);
+  EXPECT_EQ(rc2, 0) << err2;
+  EXPECT_TRUE(seen);
+  auto [rc3, err3] = runApp([] { return 0; }, {"--allow-nonfinite-weights"}, app::kOut);  // not registered there
+  EXPECT_EQ(rc3, app::kExitUsage);
 }
 
 }  // namespace

@@ -36,6 +36,7 @@ enum CommonFlag : unsigned {
   kSeed = 1u << 3,      ///< --seed N
   kThreads = 1u << 4,   ///< --threads N
   kDevice = 1u << 5,    ///< --device auto|cpu|cuda
+  kWeights = 1u << 6,   ///< --allow-nonfinite-weights (apps that load weights)
   kAll = 0xffffu,
 };
 
@@ -85,9 +86,13 @@ class App {
   std::vector<std::string> sets_;
   long long seed_ = -1;
   int threads_ = -1;
-  bool quiet_ = false, help_config_ = false, loaded_ = false;
+  bool quiet_ = false, help_config_ = false, loaded_ = false, allow_nonfinite_ = false;
   Config config_;
 };
+
+/// --allow-nonfinite-weights was given: weights holding NaN/Inf are read (they are refused by
+/// default, naming the tensor; tensor/Safetensors.h consults this).
+bool allowNonFiniteWeights();
 
 /// Set from SIGINT/SIGTERM once App::run installed its handlers; long loops poll it.
 bool stopRequested();
