@@ -107,7 +107,7 @@ CtSample CtDataset::get(std::int64_t i, std::uint64_t augmentSeed) const {
                  it.line, it.id);
       // The manifest's header overrides (spacing, rescale, ...) apply here as in biud-preprocess.
       // (preprocessCt reports its own out-of-memory with the keys that sized its buffers.)
-      image::Volume v = image::preprocessCt(image::readItemVolume(it), cfg_.ct);
+      image::Volume v = image::preprocessCt(image::readItemVolume(it, nullptr, cfg_.ct.spacing_range), cfg_.ct);
       shape = {1, v.size[2], v.size[1], v.size[0]};
       s.volume = torch::empty(shape, torch::kFloat32);
       std::copy(v.data.begin(), v.data.end(), s.volume.data_ptr<float>());

@@ -27,9 +27,10 @@ namespace biud::image {
 
 namespace stdfs = std::filesystem;
 
-Volume readItemVolume(const ManifestItem& it, std::vector<std::string>* disagreements) {
+Volume readItemVolume(const ManifestItem& it, std::vector<std::string>* disagreements,
+                      const std::vector<double>& spacingRange) {
   BIUD_CHECK(!it.images.empty(), DataError, "item `{}` has no image", it.id);
-  VolumeReadOptions opt;
+  VolumeReadOptions opt = VolumeReadOptions::withSpacingRange(spacingRange);
   opt.overrides = it.overrides;
   opt.disagreements = disagreements;
   return readVolume(it.images[0], opt);
@@ -134,7 +135,7 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
         bool implausible = false;
         try {
           const auto ta = std::chrono::steady_clock::now();
-          Volume raw = readItemVolume(it, &itemNotes);
+          Volume raw = readItemVolume(it, &itemNotes, cfg.spacing_range);
           for (const auto& n : itemNotes) log::info("data", "{}: header and manifest disagree; manifest used: {}", it.id, n);
           const std::string hu = checkHu(raw, cfg, fmt::format("item `{}` (`{}`)", it.id, it.images[0]));
           if (!hu.empty()) {

@@ -191,6 +191,24 @@ TEST(PreprocessApp, RerunRedoesRecordsThatFailTheirChecksum) {
   EXPECT_NO_THROW(cache.read("b", image::Verify::Always));
 }
 
+// data.ct.spacing_range reaches biud-preprocess: a 30 mm slice spacing is a recorded failure by
+// default (0.05-20 mm) and is read once the range is widened.
+TEST(PreprocessApp, SpacingRangeKeyReachesThePreprocessor) {
+  TempDir t("ppspacing");
+  Volume ct({20, 20, 6}, {1.0, 1.0, 30.0}, -1000.0f);
+  for (size_t i = 0; i < ct.data.size(); i += 3) ct.data[i] = 40.0f;
+  image::writeVolume((t / "thick.nii.gz").string(), ct);
+  writeText(t / "m.csv", "id,image,report\nthick,thick.nii.gz,r\n");
+  const std::string base = quote(app("biud-preprocess")) + " --manifest " + quote((t / "m.csv").string()) +
+                           " --threads 1 --quiet --set data.ct.size=[8,8,4] --set data.ct.hu_check=off";
+  auto r = run(base + " --out " + quote((t / "c1").string()));
+  EXPECT_EQ(r.rc, 3) << r.out;
+  auto f = failures(t / "c1");
+  EXPECT_NE(f["thick"].find("data.ct.spacing_range"), std::string::npos) << f["thick"];
+  r = run(base + " --out " + quote((t / "c2").string()) + " --set data.ct.spacing_range=[0.05,40]");
+  EXPECT_EQ(r.rc, 0) << r.out;
+}
+
 TEST(EvalCache, BuildsOnceSkipsBadItemsAndUsesAMatchingCache) {
   TempDir t("evalcache");
   Volume ct({30, 30, 12}, {1.0, 1.0, 2.0}, -1000.0f);

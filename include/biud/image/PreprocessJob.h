@@ -32,7 +32,9 @@ struct PreprocessSummary {
 /// Read the CT of a manifest item: its first image, with the item's header overrides
 /// (spacing, rescale, orientation, origin from the manifest) applied, in LPS+. One line per
 /// override that disagrees with the file's header goes to `disagreements`.
-Volume readItemVolume(const ManifestItem& it, std::vector<std::string>* disagreements = nullptr);
+/// `spacingRange` is data.ct.spacing_range: a spacing outside it (after the overrides) is an error.
+Volume readItemVolume(const ManifestItem& it, std::vector<std::string>* disagreements = nullptr,
+                      const std::vector<double>& spacingRange = {0.05, 20.0});
 
 /// data.ct.hu_check on a HU volume (before resampling): an empty string when the values look
 /// like chest-CT HU (at least data.ct.min_air_fraction of the voxels in [-1100, -900]) or the
