@@ -353,7 +353,13 @@ void writeCacheIndex(const std::string& dir, const std::string& hash, const std:
                "cache `{}`: item id of {} bytes is not valid UTF-8 and cannot go into index.json; ids come from the "
                "manifest, which must be UTF-8",
                dir, e.id.size());
-  fs::atomicWrite(stdfs::path(dir) / "index.json", j.dump(1));
+  std::string text;
+  try {
+    text = j.dump(1);
+  } catch (const nlohmann::json::exception& e) {  // a hash or description that is not UTF-8
+    BIUD_THROW(DataError, "cache `{}`: index.json cannot be written: {}", dir, e.what());
+  }
+  fs::atomicWrite(stdfs::path(dir) / "index.json", text);
 }
 
 std::pair<std::string, std::string> cacheHashOf(const std::string& dir) {

@@ -1014,6 +1014,26 @@ void checkSpacing(const Volume& v, const std::array<double, 2>& range, const std
   }
 }
 
+namespace {
+/// Inside a catch: biud errors pass; ITK's and the standard library's exceptions from a damaged
+/// header (MetaIO's length_error, bad_alloc from a size in the header, ITK exceptions thrown
+/// outside the places that catch them: fuzzing findings F2, F7, F8) become one IoError naming
+/// the file, so that biud-preprocess records the item in failures.jsonl and goes on.
+[[noreturn]] void rethrowUnreadable(const char* kind, const std::string& path) {
+  try {
+    throw;
+  } catch (const Error&) {
+    throw;
+  } catch (const itk::ExceptionObject& e) {
+    BIUD_THROW(IoError, "{} `{}` is unreadable (a damaged or unsupported header?): {}", kind, path, e.GetDescription());
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+    BIUD_THROW(IoError, "{} `{}` is unreadable (a damaged or unsupported header?): {}", kind, path, what);
+  }
+}
+}  // namespace
+
 Volume readVolume(const std::string& path) { return readVolume(path, VolumeReadOptions{}); }
 
 Volume readVolume(const std::string& pathIn, const VolumeReadOptions& optIn) {
@@ -1028,9 +1048,14 @@ Volume readVolume(const std::string& pathIn, const VolumeReadOptions& optIn) {
     path = path.substr(0, hash);
   }
   requireReadable(path, "volume");
-  Volume v = stdfs::is_directory(path, ec) ? readDicomFolder(path, opt)
-              : endsWith(path, ".npz")       ? readNpzVolume(path)  // NumPy archive (Npz.h): RAD-ChestCT
-                                             : readVolumeFile(path);
+  Volume v;
+  try {
+    v = stdfs::is_directory(path, ec) ? readDicomFolder(path, opt)
+        : endsWith(path, ".npz")      ? readNpzVolume(path)  // NumPy archive (Npz.h): RAD-ChestCT
+                                      : readVolumeFile(path);
+  } catch (...) {
+    rethrowUnreadable("volume", path);
+  }
   for (float x : v.data)
     if (!std::isfinite(x)) BIUD_THROW(DataError, "volume `{}` contains NaN or Inf voxels", path);
   if (opt.overrides.any()) applyOverrides(v, opt.overrides, path, opt.disagreements);
@@ -1089,7 +1114,20 @@ void writeVolume(const std::string& path, const Volume& v) {
   }
 }
 
+namespace {
+ImageInfo readImageInfoUnchecked(const std::string& path);
+}  // namespace
+
 ImageInfo readImageInfo(const std::string& path) {
+  try {
+    return readImageInfoUnchecked(path);
+  } catch (...) {
+    rethrowUnreadable("image", path);
+  }
+}
+
+namespace {
+ImageInfo readImageInfoUnchecked(const std::string& path) {
   quietToolkits();
   requireReadable(path, "image");
   auto io = createIO(path, "image");
@@ -1106,6 +1144,7 @@ ImageInfo readImageInfo(const std::string& path) {
   info.componentType = itk::ImageIOBase::GetComponentTypeAsString(io->GetComponentType());
   return info;
 }
+}  // namespace
 
 Image2D readImage2D(const std::string& path) {
   quietToolkits();
