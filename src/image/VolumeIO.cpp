@@ -11,6 +11,9 @@
 #include <itkImageIOFactory.h>
 #include <itkImageSeriesReader.h>
 #include <itkMetaDataObject.h>
+#include <itkMetaImageIO.h>
+#include <itkNiftiImageIO.h>
+#include <itkNrrdImageIO.h>
 #include <dlfcn.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -68,6 +71,20 @@ void requireReadable(const std::string& path, const char* what) {
 }
 
 itk::ImageIOBase::Pointer createIO(const std::string& path, const char* what) {
+  // The volume formats are chosen by extension, not by content: ITK's factory asks every reader
+  // whether it can read the bytes, so a damaged PNG named .nii.gz went to libpng, whose error
+  // handler calls abort() (fuzzing finding F3). A file that is not what its name says is an error.
+  const std::string ext = formatExtension(path);
+  itk::ImageIOBase::Pointer byName;
+  if (ext == ".nii" || ext == ".nii.gz") byName = itk::NiftiImageIO::New();
+  else if (ext == ".mha" || ext == ".mhd") byName = itk::MetaImageIO::New();
+  else if (ext == ".nrrd" || ext == ".nhdr") byName = itk::NrrdImageIO::New();
+  if (byName) {
+    BIUD_CHECK(byName->CanReadFile(path.c_str()), IoError,
+               "{} `{}`: not a readable {} file (truncated, corrupt, or another format under this name)", what, path,
+               ext);
+    return byName;
+  }
   itk::ImageIOBase::Pointer io =
       itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::IOFileModeEnum::ReadMode);
   BIUD_CHECK(io, IoError,
