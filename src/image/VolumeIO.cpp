@@ -20,7 +20,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -32,6 +34,7 @@
 #include "biud/core/Log.h"
 #include "biud/core/Png.h"
 #include "biud/image/Npz.h"
+#include "DicomWorker.h"
 
 namespace biud::image {
 
@@ -70,6 +73,31 @@ void requireReadable(const std::string& path, const char* what) {
     BIUD_CHECK(stdfs::file_size(path, ec) > 0, IoError, "{} `{}` is an empty file (0 bytes)", what, path);
 }
 
+std::vector<std::pair<std::string, std::uint64_t>> headerLines(const std::string& path);
+std::string trim(const std::string& s);
+std::string lower(std::string s);
+
+/// A MetaImage header's `NDims` bounded before MetaIO reads it: MetaIO loops over (and sizes
+/// arrays by) the number as written, so `NDims = 3999999996` kept it busy for minutes (fuzzing
+/// finding F4). The header ends at `ElementDataFile`.
+void checkMetaImageNDims(const std::string& path, const char* what) {
+  for (const auto& [line, end] : headerLines(path)) {
+    const size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    const std::string key = lower(trim(line.substr(0, eq)));
+    const std::string value = trim(line.substr(eq + 1));
+    if (key == "ndims") {
+      char* stop = nullptr;
+      errno = 0;
+      const long long n = std::strtoll(value.c_str(), &stop, 10);
+      const bool ok = errno == 0 && stop != value.c_str() && trim(stop).empty() && n >= 1 && n <= 16;
+      BIUD_CHECK(ok, IoError, "{} `{}`: MetaImage header has `NDims = {}` (expected a whole number from 1 to 16): a "
+                 "damaged header; rewrite the file", what, path, value.substr(0, 40));
+    }
+    if (key == "elementdatafile") break;
+  }
+}
+
 itk::ImageIOBase::Pointer createIO(const std::string& path, const char* what) {
   // The volume formats are chosen by extension, not by content: ITK's factory asks every reader
   // whether it can read the bytes, so a damaged PNG named .nii.gz went to libpng, whose error
@@ -77,7 +105,10 @@ itk::ImageIOBase::Pointer createIO(const std::string& path, const char* what) {
   const std::string ext = formatExtension(path);
   itk::ImageIOBase::Pointer byName;
   if (ext == ".nii" || ext == ".nii.gz") byName = itk::NiftiImageIO::New();
-  else if (ext == ".mha" || ext == ".mhd") byName = itk::MetaImageIO::New();
+  else if (ext == ".mha" || ext == ".mhd") {
+    checkMetaImageNDims(path, what);
+    byName = itk::MetaImageIO::New();
+  }
   else if (ext == ".nrrd" || ext == ".nhdr") byName = itk::NrrdImageIO::New();
   if (byName) {
     BIUD_CHECK(byName->CanReadFile(path.c_str()), IoError,
@@ -911,8 +942,13 @@ void reorientToLps(Volume& v) {
 }
 
 std::vector<std::pair<std::string, int>> listDicomSeries(const std::string& dir) {
-  quietToolkits();
   requireReadable(dir, "DICOM folder");
+  if (detail::dicomIsolation()) return detail::isolatedSeries(dir);
+  return detail::listDicomSeriesInProcess(dir);
+}
+
+std::vector<std::pair<std::string, int>> detail::listDicomSeriesInProcess(const std::string& dir) {
+  quietToolkits();
   auto names = itk::GDCMSeriesFileNames::New();
   names->SetUseSeriesDetails(true);
   names->SetDirectory(dir);
@@ -1051,6 +1087,18 @@ namespace {
 }
 }  // namespace
 
+namespace detail {
+Volume readRawInProcess(const std::string& path, const std::string& series) {
+  quietToolkits();
+  std::error_code ec;
+  VolumeReadOptions opt;
+  opt.series = series;
+  return stdfs::is_directory(path, ec) ? readDicomFolder(path, opt)
+         : endsWith(path, ".npz")      ? readNpzVolume(path)  // NumPy archive (Npz.h): RAD-ChestCT
+                                       : readVolumeFile(path);
+}
+}  // namespace detail
+
 Volume readVolume(const std::string& path) { return readVolume(path, VolumeReadOptions{}); }
 
 Volume readVolume(const std::string& pathIn, const VolumeReadOptions& optIn) {
@@ -1067,9 +1115,10 @@ Volume readVolume(const std::string& pathIn, const VolumeReadOptions& optIn) {
   requireReadable(path, "volume");
   Volume v;
   try {
-    v = stdfs::is_directory(path, ec) ? readDicomFolder(path, opt)
-        : endsWith(path, ".npz")      ? readNpzVolume(path)  // NumPy archive (Npz.h): RAD-ChestCT
-                                      : readVolumeFile(path);
+    // DICOM (a folder, or a file not named as another format) is read in a child process: GDCM
+    // aborts on some damaged files (DicomWorker.h).
+    v = detail::mayReachGdcm(path) && detail::dicomIsolation() ? detail::isolatedRawVolume(path, opt.series)
+                                                               : detail::readRawInProcess(path, opt.series);
   } catch (...) {
     rethrowUnreadable("volume", path);
   }
@@ -1137,6 +1186,10 @@ ImageInfo readImageInfoUnchecked(const std::string& path);
 
 ImageInfo readImageInfo(const std::string& path) {
   try {
+    if (detail::mayReachGdcm(path) && detail::dicomIsolation()) {
+      requireReadable(path, "image");
+      return detail::isolatedImageInfo(path);
+    }
     return readImageInfoUnchecked(path);
   } catch (...) {
     rethrowUnreadable("image", path);
@@ -1163,11 +1216,18 @@ ImageInfo readImageInfoUnchecked(const std::string& path) {
 }
 }  // namespace
 
+ImageInfo detail::readImageInfoInProcess(const std::string& path) { return readImageInfoUnchecked(path); }
+
 Image2D readImage2D(const std::string& path) {
-  quietToolkits();
   requireReadable(path, "image");
   std::error_code ec;
   BIUD_CHECK(!stdfs::is_directory(path, ec), IoError, "image `{}` is a folder; give one PNG/JPEG/DICOM file", path);
+  if (detail::mayReachGdcm(path) && detail::dicomIsolation()) return detail::isolatedImage2D(path);
+  return detail::readImage2DInProcess(path);
+}
+
+Image2D detail::readImage2DInProcess(const std::string& path) {
+  quietToolkits();
   auto io = createIO(path, "image");
   std::vector<char> buf;
   size_t w = 0, h = 0, comps = 1;
