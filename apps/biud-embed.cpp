@@ -19,6 +19,7 @@
 #include "biud/image/Preprocess.h"
 #include "biud/image/VolumeIO.h"
 #include "biud/tensor/Npy.h"
+#include "biud/train/Precision.h"
 #include "biud/train/Tasks.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/tensor/Safetensors.h"
@@ -60,7 +61,7 @@ int main(int argc, char** argv) {
                "--save-tokens) and "
                "<out>/biud-embed.json. With --bench, times forward+backward of one network instead.");
   app.addCommon(app::kConfig | app::kOut | app::kThreads | app::kDevice | app::kSeed | app::kWeights);
-  std::string texts, textModel, tensorKey, benchNet = "ct", runDir;
+  std::string texts, textModel, tensorKey, benchNet = "ct", benchPrecision = "fp32", runDir;
   std::vector<std::string> volumes, xrays;
   int maxLen = 128, batch = 8, benchBatch = 2, benchIters = 5, benchWarmup = 2, benchSeq = 128;
   std::vector<int> benchInput;
@@ -95,6 +96,10 @@ int main(int argc, char** argv) {
   cli.add_option("--bench-seq", benchSeq, "sequence length for --bench-net text")->check(CLI::Range(1, 4096));
   cli.add_option("--bench-iters", benchIters, "timed iterations")->check(CLI::Range(1, 100000));
   cli.add_option("--bench-warmup", benchWarmup, "untimed warm-up iterations")->check(CLI::Range(0, 1000));
+  cli.add_option("--bench-precision", benchPrecision,
+                 "fp32, or bf16: forward under bf16 autocast as trainer.precision=bf16 trains (weights and "
+                 "gradients stay fp32)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
 
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();
@@ -150,7 +155,16 @@ int main(int argc, char** argv) {
       auto sync = [&] {
         if (device.is_cuda()) torch::cuda::synchronize();
       };
-      const double ms = timeIt([&] { step(), sync(); }, benchWarmup, benchIters);
+      const double ms = timeIt(
+          [&] {
+            {
+              train::AutocastScope autocast(benchPrecision, device);
+              step();
+            }
+            sync();
+          },
+          benchWarmup, benchIters);
+      r["precision"] = benchPrecision;
       std::int64_t params = 0;
       for (auto& p : mod->parameters()) params += p.numel();
       r["input"] = std::vector<std::int64_t>(x.sizes().begin(), x.sizes().end());

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "biud/image/CtCache.h"
@@ -58,8 +59,12 @@ TEST(RealReleasesRecipes, CtRateAndMimicThroughEveryGpuRecipeOnCpu) {
 
   // What a CPU needs instead of GPUs and paper-size networks; the recipes' data choices stay
   // (1.6 x 1.6 x 3 mm, CT-CLIP's grid, HU window, splits, report sections, prompts, lexicon).
+  // BIUD_TEST_DEVICE=cuda (scripts/gpu-check.sh) runs every recipe's steps on the GPU in bf16.
+  const char* dev = std::getenv("BIUD_TEST_DEVICE");
+  const std::string device = dev && *dev ? dev : "cpu";
+  const std::string precision = device == "cpu" ? "fp32" : "bf16";
   const std::string shrink =
-      " --set device=cpu --set threads=1 --set text.vocab=" + D + "/tok/vocab.txt --set text.max_length=64"
+      " --set device=" + device + " --set threads=1 --set text.vocab=" + D + "/tok/vocab.txt --set text.max_length=64"
       " --set model.embed_dim=32"
       " --set \"model.ct_encoder={arch: vit3d, preset: tiny, image_size: [32, 64, 64], patch: [8, 16, 16], pool: cls, checkpointing: false}\""
       " --set \"model.xray_encoder={arch: resnet50, preset: tiny, weights: ''}\""
@@ -68,7 +73,7 @@ TEST(RealReleasesRecipes, CtRateAndMimicThroughEveryGpuRecipeOnCpu) {
       " --set \"model.decoder={arch: report_decoder, preset: tiny, max_len: 128}\""
       " --set data.ct.size=[64,64,32] --set data.xray.size=64"
       " --set data.loader.batch_size=2 --set data.loader.workers=0 --set data.loader.prefetch=1"
-      " --set trainer.steps=2 --set trainer.save_every=2 --set trainer.val_every=0 --set trainer.precision=fp32"
+      " --set trainer.steps=2 --set trainer.save_every=2 --set trainer.val_every=0 --set trainer.precision=" + precision +
       " --set schedule.warmup_steps=0 --set eval.bootstrap=0 --set logging.every_steps=1 --quiet"
       " --set data.manifest=" + D + "/ct_rate/manifest.csv --set data.cache_dir=" + D + "/cache/ct_rate"
       " --set data.xray_manifest=" + D + "/mimic_cxr/manifest.csv --set data.pairing=" + D + "/retrieval/pairing.csv"
