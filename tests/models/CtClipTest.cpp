@@ -1,0 +1,206 @@
+// CT-CLIP in biud (models/CtVit.h, models/CtClip.h) against CT-CLIP's own PyTorch code
+// (tests/reference/ctclip_reference.py runs ibrahimethemhamamci/CT-CLIP's modules unchanged) on
+// the same random weights and inputs: CTViT tokens, codebook choices, image and text latents,
+// CTCLIP.forward's logits; the importer's reading of a torch.save'd checkpoint and of the released
+// model's layout; CT-CLIP's own preprocessing of NIfTI files vs biud's cache.
+//
+// CT-CLIP quantises every CTViT token to its nearest codebook entry (cosine similarity). A token
+// whose two best codes are within float rounding of each other may pick the other code in another
+// implementation; the tests compare codes wherever CT-CLIP's top-2 gap exceeds 1e-5 (all must
+// agree) and the latents at 1e-4 (seeded inputs with no such near-tie).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "biud/config/Config.h"
+#include "biud/core/Error.h"
+#include "biud/image/CtCache.h"
+#include "biud/models/CtClip.h"
+#include "biud/tensor/Safetensors.h"
+#include "biud/text/Tokenizer.h"
+#include "biud/train/TextBatch.h"
+#include "common/TestUtil.h"
+
+using namespace biud;
+using biud::test::TempDir;
+namespace stdfs = std::filesystem;
+
+namespace {
+
+double maxAbs(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+const std::vector<std::string> kWords = {"is", "present", "not", "pleural", "effusion", "lung", "nodule", "##s",
+                                         "the", "heart", ",", "medical", "material"};
+
+/// A small CT-CLIP (CTViT and BERT widths cut down, patch sizes as released).
+nlohmann::json smallConfig(const std::string& vocab, std::int64_t imageSize, std::int64_t frames, int seed) {
+  return {{"seed", seed},
+          {"image",
+           {{"dim", 32}, {"codebook_size", 8}, {"image_size", imageSize}, {"patch_size", 20}, {"temporal_patch_size", 10},
+            {"spatial_depth", 2}, {"temporal_depth", 2}, {"dim_head", 16}, {"heads", 2}}},
+          {"text",
+           {{"vocab_size", static_cast<int>(kWords.size()) + 6}, {"hidden_size", 64}, {"num_hidden_layers", 2},
+            {"num_attention_heads", 4}, {"intermediate_size", 128}}},
+          {"latent", 16},
+          {"vocab", vocab},
+          {"forward", true},
+          {"video", {2, frames}},
+          {"texts", {"Pleural effusion is present.", "Pleural effusion is not present.", "Lung nodules, the HEART."}}};
+}
+
+/// Runs ctclip_reference.py; false (the test skips) without CT-CLIP's source.
+bool reference(const std::string& args, std::string* out = nullptr) {
+  const auto o = test::runPython("ctclip_reference.py", args);
+  if (out) *out = o;
+  return o.rfind("SKIP", 0) != 0 && o.find("\nSKIP ") == std::string::npos;
+}
+
+/// CT-CLIP's ctclip.pt (an OrderedDict state dict) -> ctclip.safetensors with the shipped converter.
+std::string convert(const stdfs::path& dir) {
+  const auto out = (dir / "ctclip.safetensors").string();
+  auto r = test::run(test::quote(test::python()) + " " +
+                     test::quote((test::sourceDir() / "scripts" / "ctclip_to_safetensors.py").string()) + " " +
+                     test::quote((dir / "ctclip.pt").string()) + " " + test::quote(out));
+  EXPECT_EQ(r.rc, 0) << r.out;
+  return out;
+}
+
+models::CtClip importSmall(const stdfs::path& dir, std::vector<std::string>* dropped = nullptr) {
+  const auto file = convert(dir);
+  auto sd = models::readCtClipCheckpoint(file);
+  models::CtClipHints hints;
+  hints.text_heads = 4;
+  auto opts = models::inferCtClipOptions(sd, hints, file);
+  models::CtClip model(opts);
+  auto tensors = models::selectCtClipTensors(sd, model, file, dropped);
+  tensor::loadStateDict(*model, tensors, {}, file);
+  model->eval();
+  return model;
+}
+
+}  // namespace
+
+TEST(CtClip, EqualsCtClipCodeOnRandomWeights) {
+  TempDir t("ctclip");
+  const auto vocab = test::writeTinyVocab(t / "vocab.txt", kWords);
+  test::writeText(t / "small.json", smallConfig(vocab, 80, 20, 3).dump());
+  if (!reference("model " + test::quote((t / "m").string()) + " " + test::quote((t / "small.json").string())))
+    GTEST_SKIP() << "CT-CLIP's source is not installed (tests/reference/ctclip_setup.py)";
+  // The .pt as CT-CLIP saves it: LibTorch cannot rebuild its OrderedDict; the error says how to convert.
+  try {
+    models::readCtClipCheckpoint((t / "m" / "ctclip.pt").string());
+    FAIL() << "read";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("OrderedDict"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ctclip_to_safetensors.py"), std::string::npos) << e.what();
+  }
+  std::vector<std::string> dropped;
+  auto model = importSmall(t / "m", &dropped);
+  // The architecture read from the shapes is the one the reference was built with.
+  const auto& im = model->opt.image;
+  EXPECT_EQ(im.dim, 32);
+  EXPECT_EQ(im.codebook_size, 8);
+  EXPECT_EQ(im.image_size, 80);
+  EXPECT_EQ(im.heads, 2);
+  EXPECT_EQ(im.dim_head, 16);
+  EXPECT_EQ(im.spatial_depth, 2);
+  EXPECT_EQ(im.temporal_depth, 2);
+  EXPECT_EQ(model->opt.latent_dim, 16);
+  EXPECT_EQ(model->opt.text.num_hidden_layers, 2);
+  EXPECT_EQ(model->opt.text.intermediate_size, 128);
+  // What the zero-shot model never reads, and only that, is dropped.
+  for (const char* k : {"visual_transformer.to_pixels.0.weight", "visual_transformer.to_patch_emb_first_frame.2.weight",
+                        "visual_transformer.vq._codebook.cluster_size", "to_visual_latent_extra.weight",
+                        "text_transformer.pooler.dense.weight", "visual_transformer.enc_spatial_transformer.layers.0.1.null_kv"})
+    EXPECT_NE(std::find(dropped.begin(), dropped.end(), k), dropped.end()) << k;
+
+  auto ref = tensor::readSafetensors((t / "m" / "ref.safetensors").string());
+  torch::NoGradGuard ng;
+  const auto video = ref["video"];  // CT-CLIP's [B, 1, k, i, j]
+  // CTViT before the quantiser.
+  auto encoded = model->visual_transformer->encode(video);
+  ASSERT_EQ(encoded.sizes(), ref["encoded"].sizes());
+  EXPECT_LT(maxAbs(encoded, ref["encoded"]), 1e-4);
+  // Codebook choices: equal wherever CT-CLIP's choice is not a near-tie.
+  auto tokens = model->visual_transformer->forward(video);
+  ASSERT_EQ(tokens.sizes(), ref["tokens"].sizes());
+  const auto flatRef = ref["tokens"].reshape({-1, im.dim}), flatGot = tokens.reshape({-1, im.dim});
+  const auto differ = (flatRef - flatGot).abs().amax(-1) > 1e-6;
+  const auto clear = ref["gap"] > 1e-5;
+  EXPECT_EQ((differ & clear).sum().item<std::int64_t>(), 0) << "codes differ on tokens whose top-2 gap exceeds 1e-5";
+  EXPECT_EQ(differ.sum().item<std::int64_t>(), 0) << "near-tie tokens chose another code: pick another seed";
+  EXPECT_LT(maxAbs(tokens, ref["tokens"]), 1e-4);
+  // Image latents from a biud-layout volume ([z, y, x]: the in-plane transpose of CT-CLIP's).
+  auto il = model->encodeImage(video.transpose(3, 4));
+  EXPECT_LT(maxAbs(il, ref["image_latents"]), 1e-4);
+  // Text latents from CT-CLIP's tokenizer output (padded to 512 as zero_shot.py does).
+  auto tl = model->encodeText(ref["ids"], ref["mask"]);
+  EXPECT_LT(maxAbs(tl, ref["text_latents"]), 1e-4);
+  // CTCLIP.forward(texts 0 and 1, image b) = exp(temperature) * <text, image>.
+  auto logits = model->logitScale() * torch::matmul(il, tl.slice(0, 0, 2).t());
+  EXPECT_LT(maxAbs(logits, ref["logits"]), 1e-4 * model->logitScale());
+  EXPECT_NEAR(model->logitScale(), std::exp(2.3), 1e-5);
+  std::cout << "max |biud - CT-CLIP|: tokens before VQ " << maxAbs(encoded, ref["encoded"]) << ", image latents "
+            << maxAbs(il, ref["image_latents"]) << ", text latents " << maxAbs(tl, ref["text_latents"]) << ", logits "
+            << maxAbs(logits, ref["logits"]) << "; smallest top-2 code gap " << ref["gap"].min().item<double>() << "\n";
+
+  // biud's WordPiece gives BertTokenizer(vocab, do_lower_case=True)'s ids.
+  TextConfig tc;
+  tc.vocab = vocab;
+  tc.max_length = 512;
+  auto tok = text::makeTokenizer(tc);
+  auto tb = train::tokenizeBatch(*tok, {"Pleural effusion is present.", "Pleural effusion is not present.", "Lung nodules, the HEART."}, 512);
+  const auto L = tb.ids.size(1);
+  ASSERT_LE(L, 512);
+  EXPECT_TRUE(torch::equal(tb.ids, ref["ids"].slice(1, 0, L))) << tb.ids << ref["ids"].slice(1, 0, L);
+  EXPECT_EQ(ref["mask"].slice(1, L).sum().item<std::int64_t>(), 0);
+  // The text latent does not depend on the padding length.
+  EXPECT_LT(maxAbs(model->encodeText(tb.ids, tb.mask), ref["text_latents"]), 1e-4);
+}
+
+TEST(CtClip, CheckpointErrorsNameTheKey) {
+  TempDir t("ctclip_err");
+  models::CtClipOptions o;
+  o.image.dim = 16, o.image.heads = 2, o.image.dim_head = 8, o.image.codebook_size = 4, o.image.image_size = 40;
+  o.image.spatial_depth = o.image.temporal_depth = 1;
+  o.text = models::BertOptions::preset("tiny");
+  o.text.vocab_size = 20;
+  o.latent_dim = 8;
+  models::CtClip model(o);
+  auto sd = tensor::stateDict(*model);
+  models::CtClipHints h;
+  h.text_heads = 4;
+  // Round trip through the shapes.
+  auto back = models::inferCtClipOptions(sd, h, "x.pt");
+  EXPECT_EQ(back.toJson(), o.toJson());
+  // An unknown tensor, a missing one, a wrong patch split.
+  auto extra = sd;
+  extra["visual_transformer.dec_spatial_transformer.norm_out.gamma"] = torch::ones({16});
+  try {
+    models::selectCtClipTensors(extra, model, "x.pt");
+    FAIL() << "no error";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("dec_spatial_transformer.norm_out.gamma"), std::string::npos) << e.what();
+  }
+  auto missing = sd;
+  missing.erase("to_text_latent.weight");
+  EXPECT_THROW(models::inferCtClipOptions(missing, h, "x.pt"), ValueError);
+  h.temporal_patch_size = 4;
+  try {
+    models::inferCtClipOptions(sd, h, "x.pt");
+    FAIL() << "no error";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("--temporal-patch-size"), std::string::npos) << e.what();
+  }
+  // ctclip.json round trip, and a file that is not a checkpoint.
+  test::writeText(t / "ctclip.json", o.toJson());
+  EXPECT_EQ(models::CtClipOptions::fromJsonFile((t / "ctclip.json").string()).toJson(), o.toJson());
+  test::writeText(t / "bad.pt", "not a pickle");
+  try {
+    models::readCtClipCheckpoint((t / "bad.pt").string());
+    FAIL() << "no error";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("ctclip_to_safetensors.py"), std::string::npos) << e.what();
+  }
+}
