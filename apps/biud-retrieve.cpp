@@ -1,12 +1,19 @@
-// biud-retrieve: language-guided retrieval (METHOD §2). Pairs every CT study with the X-ray of
-// the teacher corpus whose report is closest to its own, embedding both report sets with the
-// frozen teacher's text tower; writes pairing.csv and the cached teacher features. The passes run
-// in resumable chunks (retrieval/Chunked.h).
+// biud-retrieve: language-guided retrieval (METHOD §2). Pairs every CT study with the X-rays of
+// the teacher corpus whose reports are closest to its own and caches the teacher features of the
+// kept X-rays. The report features come either from the frozen teacher's text tower (default) or
+// from precomputed feature files (--ct-report-features / --xray-report-features); the teacher
+// image features either from the teacher's image tower or from --xray-image-features. The passes
+// run in resumable chunks (retrieval/Chunked.h); the search is retrieval/TopK.h.
+//
+// Each source is set up by its own function filling a Sources; a further pairing source (another
+// feature kind, a fixed pairing) is one more such function.
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "biud/core/App.h"
@@ -19,6 +26,7 @@
 #include "biud/image/Preprocess.h"
 #include "biud/image/VolumeIO.h"
 #include "biud/retrieval/Chunked.h"
+#include "biud/retrieval/Features.h"
 #include "biud/retrieval/TopK.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/train/Tasks.h"
@@ -30,19 +38,21 @@ using namespace biud;
 
 namespace {
 
+namespace stdfs = std::filesystem;
+
 /// Identity of the teacher checkpoint: its folder and the name, size and mtime of every file in
 /// it (hashing hundreds of MB of weights on every run would cost more than it protects).
 std::string checkpointIdentity(const std::string& dir) {
-  std::vector<std::filesystem::path> files;
+  std::vector<stdfs::path> files;
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+  for (const auto& e : stdfs::directory_iterator(dir, ec))
     if (e.is_regular_file()) files.push_back(e.path());
   std::sort(files.begin(), files.end());
   retrieval::ContentHash h;
   for (const auto& f : files) {
     h.add(f.filename().string());
-    h.add(static_cast<std::int64_t>(std::filesystem::file_size(f, ec)));
-    h.add(static_cast<std::int64_t>(std::filesystem::last_write_time(f, ec).time_since_epoch().count()));
+    h.add(static_cast<std::int64_t>(stdfs::file_size(f, ec)));
+    h.add(static_cast<std::int64_t>(stdfs::last_write_time(f, ec).time_since_epoch().count()));
   }
   return h.hex();
 }
@@ -57,180 +67,408 @@ std::string manifestIdentity(const image::Manifest& m, const std::vector<std::st
   return h.hex();
 }
 
+struct Flags {
+  std::string teacher;
+  int topK = 5;
+  std::int64_t block = 8192, queryBlock = 4096, chunk = 4096, stopAfter = -1;
+  std::string precision = "fp32";
+  bool keepWork = false, fresh = false, normalize = false;
+  std::string ctFeatures, ctIds, xrayFeatures, xrayIds, imageFeatures, imageIds;
+  bool featureMode() const { return !ctFeatures.empty() || !xrayFeatures.empty(); }
+};
+
+/// What a run pairs: ids of both sides, the job (report features or their embedders, the image
+/// pass) and what the outputs need besides.
+struct Sources {
+  std::string mode;  ///< "teacher" | "features"
+  std::vector<std::string> ctIds, xrayIds;
+  retrieval::ChunkedJob job;
+  /// Teacher image features of database rows when they come from a file (no image pass).
+  std::function<torch::Tensor(const torch::Tensor& rows)> imageRows;
+  std::optional<train::LoadedRun> teacher;
+  std::optional<image::Manifest> ct, cxr;  ///< when read (label diagnostics, image paths)
+  std::unique_ptr<train::FrozenTextFeatures> textCache;
+};
+
+train::LoadedRun loadTeacher(const Flags& f, const Config& cfg, const c10::Device& dev, const std::string& why) {
+  const std::string teacher = f.teacher.empty() ? cfg.model.teacher : f.teacher;
+  BIUD_CHECK(!teacher.empty(), ConfigError, "no teacher {}: pass --teacher RUN or set model.teacher (a clip2d run folder)",
+             why);
+  auto t = train::loadRun(teacher, dev);
+  BIUD_CHECK(t.cfg.task == "clip2d", ConfigError, "--teacher `{}` is a `{}` run; the teacher is a clip2d run", teacher,
+             t.cfg.task);
+  return t;
+}
+
+/// The teacher image tower on database rows, whose X-ray items `itemOf(row)` gives.
+std::function<torch::Tensor(const std::vector<std::int64_t>&)> imagePass(
+    train::LoadedRun& t, const c10::Device& dev, std::function<const image::ManifestItem&(std::int64_t)> itemOf,
+    const std::string& manifestPath) {
+  return [&t, dev, itemOf, manifestPath](const std::vector<std::int64_t>& rows) {
+    torch::NoGradGuard ng;
+    std::vector<torch::Tensor> imgs;
+    for (auto x : rows) {
+      const auto& item = itemOf(x);
+      BIUD_CHECK(!item.images.empty(), DataError, "X-ray `{}` (line {} of `{}`) has no image", item.id, item.line,
+                 manifestPath);
+      auto img = image::preprocessXray(image::readImage2D(item.images.front()), t.cfg.data.xray);
+      imgs.push_back(torch::from_blob(img.data.data(), {1, img.size[1], img.size[0]}, torch::kFloat32).clone());
+    }
+    return t.clip->encodeImage(torch::stack(imgs).to(dev)).cpu();
+  };
+}
+
+std::string joinSections(const std::vector<std::string>& sections) {
+  std::string s;
+  for (const auto& x : sections) s += (s.empty() ? "" : ",") + x;
+  return s;
+}
+
+/// Default mode: both report sets embedded by the teacher's text tower, images by its image tower.
+void teacherSources(Sources& src, const Flags& f, const Config& cfg, const c10::Device& dev) {
+  src.mode = "teacher";
+  BIUD_CHECK(!cfg.data.manifest.empty() && !cfg.data.xray_manifest.empty(), ConfigError,
+             "biud-retrieve needs data.manifest (CT reports) and data.xray_manifest (the X-ray corpus), or "
+             "precomputed features (--ct-report-features and --xray-report-features)");
+  src.teacher.emplace(loadTeacher(f, cfg, dev, "to embed the reports"));
+  auto& t = *src.teacher;
+  src.ct.emplace(image::readManifest(cfg.data.manifest));
+  src.cxr.emplace(image::readManifest(cfg.data.xray_manifest));
+  BIUD_CHECK(!src.cxr->items.empty(), DataError, "X-ray manifest `{}` has no items", cfg.data.xray_manifest);
+  BIUD_CHECK(!src.ct->items.empty(), DataError, "CT manifest `{}` has no items", cfg.data.manifest);
+  auto ctText = std::make_shared<std::vector<std::string>>(), cxrText = std::make_shared<std::vector<std::string>>();
+  for (auto& it : src.ct->items) ctText->push_back(it.text(cfg.data.report_sections)), src.ctIds.push_back(it.id);
+  for (auto& it : src.cxr->items) cxrText->push_back(it.text(cfg.data.report_sections)), src.xrayIds.push_back(it.id);
+
+  auto& job = src.job;
+  job.nQueries = static_cast<std::int64_t>(ctText->size());
+  job.nDatabase = static_cast<std::int64_t>(cxrText->size());
+  // A frozen teacher report encoder (e.g. a pretrained BERT): its features may already be in the
+  // text-feature cache written while the teacher trained (train/TextCache.h).
+  if (t.cfg.model.text_encoder.frozen)
+    src.textCache = train::makeFrozenTextFeatures(t.cfg, t.clip->text_encoder, *t.tokenizer, dev, /*writer=*/true);
+  auto* cache = src.textCache.get();
+  auto embed = [&t, cache, dev](const std::vector<std::string>& texts, std::int64_t b, std::int64_t e) {
+    torch::NoGradGuard ng;
+    std::vector<std::string> part(texts.begin() + b, texts.begin() + e);
+    if (cache) return t.clip->text_proj->forward(cache->get(part)).cpu();
+    auto tb = train::tokenizeBatch(*t.tokenizer, part, t.cfg.text.max_length);
+    return t.clip->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
+  };
+  job.embedQueries = [embed, ctText](std::int64_t b, std::int64_t e) { return embed(*ctText, b, e); };
+  job.embedDatabase = [embed, cxrText](std::int64_t b, std::int64_t e) { return embed(*cxrText, b, e); };
+  const auto* cxr = &*src.cxr;
+  job.embedImages = imagePass(
+      t, dev, [cxr](std::int64_t x) -> const image::ManifestItem& { return cxr->items[static_cast<size_t>(x)]; },
+      cfg.data.xray_manifest);
+  job.fingerprint.set("teacher_checkpoint", stdfs::absolute(t.checkpoint).lexically_normal().string())
+      .set("teacher_files", checkpointIdentity(t.checkpoint))
+      .set("ct_manifest", manifestIdentity(*src.ct, cfg.data.report_sections))
+      .set("xray_manifest", manifestIdentity(*src.cxr, cfg.data.report_sections))
+      .set("report_sections", joinSections(cfg.data.report_sections))
+      .set("max_length", std::to_string(t.cfg.text.max_length))
+      .set("xray_preprocess", fmt::format("size {} pad_square {}", t.cfg.data.xray.size, t.cfg.data.xray.pad_square));
+}
+
+/// Unit rows, or with --normalize made unit; otherwise a ConfigError naming the file and the fix.
+void unitRows(retrieval::FeatureFile& ff, const std::string& what, bool normalize) {
+  if (normalize) {
+    retrieval::normalizeRowsInPlace(ff.features);
+    return;
+  }
+  const double dev = retrieval::maxNormDeviation(ff.features);
+  BIUD_CHECK(dev <= 1e-3, ConfigError,
+             "{} `{}` are not unit vectors (largest | |x| - 1 | = {:.4g}); retrieval ranks by cosine similarity and "
+             "training expects normalised features: pass --normalize, or normalise them before saving",
+             what, ff.path, dev);
+}
+
+/// Feature mode: report features from files; image features from a file or the teacher.
+void featureSources(Sources& src, const Flags& f, const Config& cfg, const c10::Device& dev) {
+  src.mode = "features";
+  BIUD_CHECK(!f.ctFeatures.empty() && !f.xrayFeatures.empty(), ConfigError,
+             "feature mode needs both --ct-report-features (the queries) and --xray-report-features (the database)");
+  auto ct = retrieval::readFeatureFile(f.ctFeatures, f.ctIds, "CT report features", "--ct-ids");
+  auto xr = retrieval::readFeatureFile(f.xrayFeatures, f.xrayIds, "X-ray report features", "--xray-ids");
+  BIUD_CHECK(ct.features.size(1) == xr.features.size(1), DataError,
+             "CT report features `{}` have {} dims but X-ray report features `{}` have {}", ct.path,
+             ct.features.size(1), xr.path, xr.features.size(1));
+  unitRows(ct, "CT report features", f.normalize);
+  unitRows(xr, "X-ray report features", f.normalize);
+  src.ctIds = ct.ids;
+  src.xrayIds = xr.ids;
+  auto& job = src.job;
+  job.nQueries = ct.features.size(0);
+  job.nDatabase = xr.features.size(0);
+  job.queryFeatures = ct.features.to(torch::kFloat32);  // also the report_embedding of the output
+  // Held in the search precision from here on (bf16/fp16 halve the database).
+  job.databaseFeatures = xr.features.to(retrieval::precisionDtype(retrieval::parsePrecision(f.precision)));
+  xr.features = torch::Tensor();
+  job.fingerprint.set("ct_report_features", retrieval::fileIdentity(f.ctFeatures))
+      .set("ct_ids", f.ctIds.empty() ? "metadata" : retrieval::fileIdentity(f.ctIds))
+      .set("xray_report_features", retrieval::fileIdentity(f.xrayFeatures))
+      .set("xray_ids", f.xrayIds.empty() ? "metadata" : retrieval::fileIdentity(f.xrayIds))
+      .set("normalize", f.normalize ? "yes" : "no");
+
+  if (!f.imageFeatures.empty()) {
+    auto img = std::make_shared<retrieval::FeatureFile>(
+        retrieval::readFeatureFile(f.imageFeatures, f.imageIds, "X-ray image features", "--xray-image-ids"));
+    unitRows(*img, "X-ray image features", f.normalize);
+    auto xrayIds = std::make_shared<std::vector<std::string>>(src.xrayIds);
+    src.imageRows = [img, xrayIds](const torch::Tensor& rows) {
+      const auto n = rows.size(0);
+      auto sel = torch::empty({n}, torch::kInt64);
+      const auto* r = rows.data_ptr<std::int64_t>();
+      auto* s = sel.data_ptr<std::int64_t>();
+      for (std::int64_t i = 0; i < n; ++i)
+        s[i] = img->rowOf((*xrayIds)[static_cast<size_t>(r[i])], "X-ray image features");
+      return img->features.index_select(0, sel).to(torch::kFloat32);
+    };
+    job.fingerprint.set("image_source", "file " + retrieval::fileIdentity(f.imageFeatures));
+    return;
+  }
+  // Image features from the teacher: the X-ray ids are looked up in data.xray_manifest.
+  BIUD_CHECK(!cfg.data.xray_manifest.empty(), ConfigError,
+             "feature mode without --xray-image-features embeds the kept X-rays with the teacher: set "
+             "data.xray_manifest (their image paths, by id) and model.teacher / --teacher");
+  src.teacher.emplace(loadTeacher(f, cfg, dev, "to embed the kept X-rays (or pass --xray-image-features)"));
+  src.cxr.emplace(image::readManifest(cfg.data.xray_manifest));
+  auto byId = std::make_shared<std::map<std::string, const image::ManifestItem*>>();
+  for (const auto& it : src.cxr->items) byId->emplace(it.id, &it);
+  auto xrayIds = std::make_shared<std::vector<std::string>>(src.xrayIds);
+  const std::string manifest = cfg.data.xray_manifest;
+  job.embedImages = imagePass(
+      *src.teacher, dev,
+      [byId, xrayIds, manifest](std::int64_t x) -> const image::ManifestItem& {
+        const auto& id = (*xrayIds)[static_cast<size_t>(x)];
+        auto it = byId->find(id);
+        BIUD_CHECK(it != byId->end(), DataError,
+                   "X-ray `{}` of --xray-report-features is not in data.xray_manifest `{}` (its image is needed)", id,
+                   manifest);
+        return *it->second;
+      },
+      manifest);
+  job.fingerprint.set("image_source", "teacher " + stdfs::absolute(src.teacher->checkpoint).lexically_normal().string())
+      .set("teacher_files", checkpointIdentity(src.teacher->checkpoint))
+      .set("xray_manifest", manifestIdentity(*src.cxr, cfg.data.report_sections))
+      .set("xray_preprocess", fmt::format("size {} pad_square {}", src.teacher->cfg.data.xray.size,
+                                          src.teacher->cfg.data.xray.pad_square));
+}
+
+/// Share of top-1 pairs whose finding sets agree on the label columns both manifests have;
+/// nullopt without shared columns. Pairs whose ids a manifest lacks are skipped.
+std::optional<std::pair<double, std::size_t>> labelAgreement(const image::Manifest& ct, const image::Manifest& cxr,
+                                                             const std::vector<std::string>& ctIds,
+                                                             const std::vector<std::string>& xrayIds,
+                                                             const torch::Tensor& indices, int& compared) {
+  std::vector<std::pair<size_t, size_t>> shared;
+  for (size_t a = 0; a < ct.labelNames.size(); ++a)
+    for (size_t b = 0; b < cxr.labelNames.size(); ++b)
+      if (ct.labelNames[a] == cxr.labelNames[b]) shared.push_back({a, b});
+  if (shared.empty()) return std::nullopt;
+  std::map<std::string, const image::ManifestItem*> ctById, xrById;
+  for (const auto& it : ct.items) ctById.emplace(it.id, &it);
+  for (const auto& it : cxr.items) xrById.emplace(it.id, &it);
+  const auto top1 = indices.select(1, 0).contiguous();
+  const auto* p = top1.data_ptr<std::int64_t>();
+  int agree = 0;
+  compared = 0;
+  for (size_t i = 0; i < ctIds.size(); ++i) {
+    auto c = ctById.find(ctIds[i]);
+    auto x = xrById.find(xrayIds[static_cast<size_t>(p[i])]);
+    if (c == ctById.end() || x == xrById.end()) continue;
+    bool same = true;
+    for (auto [a, b] : shared) same = same && (c->second->labels[a] > 0.5f) == (x->second->labels[b] > 0.5f);
+    agree += same;
+    ++compared;
+  }
+  if (compared == 0) return std::nullopt;
+  return std::make_pair(static_cast<double>(agree) / compared, shared.size());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  app::App app("biud-retrieve",
-               "Language-guided retrieval: embed the CT reports (data.manifest) and the X-ray corpus reports\n"
-               "(data.xray_manifest) with the frozen teacher's text encoder (model.teacher, a clip2d run), pair every\n"
-               "CT with its top-K closest X-ray reports (blocked matrix multiply, bounded memory), and cache the\n"
-               "teacher features h* of every kept X-ray. Writes <out>/pairing.csv (ct_id, xray_id, score, rank),\n"
-               "<out>/teacher_features.safetensors (h_star [N, K, d], scores [N, K]) and <out>/retrieve.json.\n"
-               "Resumable: work is done in chunks kept in <out>/retrieve-work/; re-running the same command after an\n"
-               "interruption (Ctrl-C, SIGTERM, a crash) skips the finished chunks. Changed inputs discard them.");
+  app::App app(
+      "biud-retrieve",
+      "Language-guided retrieval: pair every CT with the top-K X-rays of the teacher corpus whose reports are closest\n"
+      "to its own (cosine of report features; exact blocked matrix-multiply search in bounded memory), and cache\n"
+      "the teacher features h* of every kept X-ray.\n"
+      "Report features: by default the frozen teacher's text encoder (model.teacher, a clip2d run) embeds the CT\n"
+      "reports (data.manifest) and the X-ray reports (data.xray_manifest); or give precomputed features with\n"
+      "--ct-report-features and --xray-report-features (no report is re-encoded). Teacher image features: the\n"
+      "teacher's image tower on each kept X-ray (by id in data.xray_manifest), or --xray-image-features.\n"
+      "Writes <out>/pairing.csv (ct_id, xray_id, score, rank), <out>/teacher_features.safetensors (h_star [N, K, d],\n"
+      "scores [N, K], report_embedding [N, d]) and <out>/retrieve.json.\n"
+      "Resumable: work is done in chunks kept in <out>/retrieve-work/; re-running the same command after an\n"
+      "interruption (Ctrl-C, SIGTERM, a crash) skips the finished chunks. Changed inputs discard them.");
   app.addCommon(app::kConfig | app::kOut | app::kThreads | app::kDevice | app::kWeights);
-  std::string teacher;
-  int topK = 5;
-  std::int64_t block = 8192, chunk = 4096, stopAfter = -1;
-  bool keepWork = false, fresh = false;
-  app.cli().add_option("--teacher", teacher, "teacher run folder (default: model.teacher)");
-  app.cli()
-      .add_option("--top-k", topK,
-                  "X-ray reports kept per CT in pairing.csv, with their teacher features h* (data.pairing_top_k "
-                  "may sample among at most this many; 1 = fastest, rank 1 only)")
+  Flags f;
+  auto& cli = app.cli();
+  cli.add_option("--teacher", f.teacher,
+                 "teacher run folder, a clip2d run (default: model.teacher); not needed when both report and image "
+                 "features are given as files");
+  cli.add_option("--top-k", f.topK,
+                 "X-ray reports kept per CT in pairing.csv, with their teacher features h* (data.pairing_top_k may "
+                 "sample among at most this many; 1 = fastest, rank 1 only). Above the number of X-rays: all of "
+                 "them are kept, with a warning")
       ->check(CLI::Range(1, 1000));
-  app.cli()
-      .add_option("--block", block, "database rows scored per matrix multiply (memory bound)")
+  cli.add_option("--block", f.block,
+                 "X-ray reports scored per matrix multiply; with --query-block it sets the memory of the search "
+                 "(query-block x block x 4 bytes: 128 MiB at the defaults)")
       ->check(CLI::Range(1, 1 << 24));
-  app.cli()
-      .add_option("--chunk", chunk,
-                  "reports / X-ray images per work chunk: the most work an interruption can lose (changing it "
-                  "discards the work folder)")
+  cli.add_option("--query-block", f.queryBlock,
+                 "CT reports scored per matrix multiply (at most --chunk are scored at once)")
       ->check(CLI::Range(1, 1 << 24));
-  app.cli().add_flag("--keep-work", keepWork, "keep <out>/retrieve-work/ after success (default: removed)");
-  app.cli().add_flag("--fresh", fresh,
-                     "discard <out>/retrieve-work/ and start from zero (e.g. after replacing X-ray images in place)");
-  app.cli()
-      .add_option("--stop-after-chunks", stopAfter,
-                  "for testing: stop as if interrupted after computing this many chunks (exit code 130)")
+  cli.add_option("--precision", f.precision,
+                 "precision the report features are rounded to before scoring (scores are fp32 either way): fp32, "
+                 "or bf16 / fp16 to halve the memory of the X-ray report features, at the cost of ranking changes "
+                 "between near-equal scores (see docs/retrieval.md)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  cli.add_option("--chunk", f.chunk,
+                 "reports / X-ray images per work chunk: the most work an interruption can lose (changing it "
+                 "discards the work folder)")
+      ->check(CLI::Range(1, 1 << 24));
+  cli.add_option("--ct-report-features", f.ctFeatures,
+                 "feature mode: precomputed CT report features [N, d] (.npy, or .safetensors with tensor "
+                 "`features`), one row per CT; replaces the teacher's text tower and data.manifest")
+      ->check(CLI::ExistingFile);
+  cli.add_option("--ct-ids", f.ctIds,
+                 "CT ids of --ct-report-features, one per line in row order (needed for .npy; for .safetensors "
+                 "the metadata entry `ids`, newline-separated, is used when this is not given)")
+      ->check(CLI::ExistingFile);
+  cli.add_option("--xray-report-features", f.xrayFeatures,
+                 "feature mode: precomputed X-ray report features [M, d], the database (same formats)")
+      ->check(CLI::ExistingFile);
+  cli.add_option("--xray-ids", f.xrayIds, "X-ray ids of --xray-report-features (as --ct-ids)")
+      ->check(CLI::ExistingFile);
+  cli.add_option("--xray-image-features", f.imageFeatures,
+                 "feature mode: precomputed teacher image features of the X-rays [M', d_X] (same formats; any "
+                 "order, looked up by id; every kept X-ray must have a row). Without it the teacher's image tower "
+                 "embeds the kept X-rays, found by id in data.xray_manifest")
+      ->check(CLI::ExistingFile);
+  cli.add_option("--xray-image-ids", f.imageIds, "X-ray ids of --xray-image-features (as --ct-ids)")
+      ->check(CLI::ExistingFile);
+  cli.add_flag("--normalize", f.normalize,
+               "feature mode: L2-normalise every feature row as it is read (without it, rows must already be unit "
+               "vectors, within 1e-3)");
+  cli.add_flag("--keep-work", f.keepWork, "keep <out>/retrieve-work/ after success (default: removed)");
+  cli.add_flag("--fresh", f.fresh,
+               "discard <out>/retrieve-work/ and start from zero (e.g. after replacing X-ray images or feature files "
+               "in place with the same size and time stamp)");
+  cli.add_option("--stop-after-chunks", f.stopAfter,
+                 "for testing: stop as if interrupted after computing this many chunks (exit code 130)")
       ->check(CLI::Range(0, 1 << 30));
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();
     train::absolutizePaths(cfg);
-    if (teacher.empty()) teacher = cfg.model.teacher;
-    BIUD_CHECK(!teacher.empty(), ConfigError,
-               "no teacher: pass --teacher RUN or set model.teacher (a clip2d run folder)");
-    BIUD_CHECK(!cfg.data.manifest.empty() && !cfg.data.xray_manifest.empty(), ConfigError,
-               "biud-retrieve needs data.manifest (CT reports) and data.xray_manifest (the X-ray corpus)");
     runtime::setThreads(cfg.threads);
     const auto dev = runtime::selectDevice(cfg.device);
-    const std::string out = app.prepareOutDir("retrieve");
-    const auto work = std::filesystem::path(out) / "retrieve-work";
-    auto t = train::loadRun(teacher, dev);
-    BIUD_CHECK(t.cfg.task == "clip2d", ConfigError, "--teacher `{}` is a `{}` run; the teacher is a clip2d run",
-               teacher, t.cfg.task);
+    BIUD_CHECK(f.featureMode() || (f.ctIds.empty() && f.xrayIds.empty() && f.imageFeatures.empty() &&
+                                   f.imageIds.empty() && !f.normalize),
+               ConfigError,
+               "--ct-ids, --xray-ids, --xray-image-features, --xray-image-ids and --normalize belong to feature mode: "
+               "add --ct-report-features and --xray-report-features");
     const auto started = std::chrono::steady_clock::now();
-
-    const auto ct = image::readManifest(cfg.data.manifest);
-    const auto cxr = image::readManifest(cfg.data.xray_manifest);
-    std::vector<std::string> ctText, cxrText, ctIds, cxrIds;
-    for (auto& it : ct.items) ctText.push_back(it.text(cfg.data.report_sections)), ctIds.push_back(it.id);
-    for (auto& it : cxr.items) cxrText.push_back(it.text(cfg.data.report_sections)), cxrIds.push_back(it.id);
-    BIUD_CHECK(!cxr.items.empty(), DataError, "X-ray manifest `{}` has no items", cfg.data.xray_manifest);
-    BIUD_CHECK(!ct.items.empty(), DataError, "CT manifest `{}` has no items", cfg.data.manifest);
-
-    retrieval::ChunkedJob job;
-    job.nQueries = static_cast<std::int64_t>(ctText.size());
-    job.nDatabase = static_cast<std::int64_t>(cxrText.size());
-    // A frozen teacher report encoder (e.g. a pretrained BERT): its features may already be in the
-    // text-feature cache written while the teacher trained (train/TextCache.h).
-    std::unique_ptr<train::FrozenTextFeatures> textCache;
-    if (t.cfg.model.text_encoder.frozen)
-      textCache = train::makeFrozenTextFeatures(t.cfg, t.clip->text_encoder, *t.tokenizer, dev, /*writer=*/true);
-    auto embed = [&](const std::vector<std::string>& texts, std::int64_t b, std::int64_t e) {
-      torch::NoGradGuard ng;
-      std::vector<std::string> part(texts.begin() + b, texts.begin() + e);
-      if (textCache) return t.clip->text_proj->forward(textCache->get(part)).cpu();
-      auto tb = train::tokenizeBatch(*t.tokenizer, part, t.cfg.text.max_length);
-      return t.clip->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
-    };
-    job.embedQueries = [&](std::int64_t b, std::int64_t e) { return embed(ctText, b, e); };
-    job.embedDatabase = [&](std::int64_t b, std::int64_t e) { return embed(cxrText, b, e); };
-    job.embedImages = [&](const std::vector<std::int64_t>& rows) {
-      torch::NoGradGuard ng;
-      std::vector<torch::Tensor> imgs;
-      for (auto x : rows) {
-        const auto& item = cxr.items[static_cast<size_t>(x)];
-        BIUD_CHECK(!item.images.empty(), DataError, "X-ray `{}` (line {} of `{}`) has no image", item.id, item.line,
-                   cfg.data.xray_manifest);
-        auto img = image::preprocessXray(image::readImage2D(item.images.front()), t.cfg.data.xray);
-        imgs.push_back(torch::from_blob(img.data.data(), {1, img.size[1], img.size[0]}, torch::kFloat32).clone());
-      }
-      return t.clip->encodeImage(torch::stack(imgs).to(dev)).cpu();
-    };
-    std::string sections;
-    for (const auto& s : cfg.data.report_sections) sections += (sections.empty() ? "" : ",") + s;
-    job.fingerprint.set("teacher_checkpoint", std::filesystem::absolute(t.checkpoint).lexically_normal().string())
-        .set("teacher_files", checkpointIdentity(t.checkpoint))
-        .set("ct_manifest", manifestIdentity(ct, cfg.data.report_sections))
-        .set("xray_manifest", manifestIdentity(cxr, cfg.data.report_sections))
-        .set("report_sections", sections)
-        .set("max_length", std::to_string(t.cfg.text.max_length))
-        .set("xray_preprocess", fmt::format("size {} pad_square {}", t.cfg.data.xray.size, t.cfg.data.xray.pad_square))
-        .set("device", dev.str());  // CPU and GPU kernels round differently: never mix their chunks
-    job.chunk = chunk;
-    job.topk.k = topK;
-    job.topk.dbBlock = block;
-    job.stopAfterChunks = stopAfter;
+    Sources src;
+    if (f.featureMode())
+      featureSources(src, f, cfg, dev);
+    else
+      teacherSources(src, f, cfg, dev);
+    const std::string out = app.prepareOutDir("retrieve");
+    const auto work = stdfs::path(out) / "retrieve-work";
+    auto& job = src.job;
+    job.fingerprint.set("mode", src.mode).set("device", dev.str());  // CPU and GPU kernels round differently
+    job.chunk = f.chunk;
+    job.topk.k = f.topK;
+    job.topk.dbBlock = f.block;
+    job.topk.queryBlock = f.queryBlock;
+    job.topk.precision = retrieval::parsePrecision(f.precision);
+    job.stopAfterChunks = f.stopAfter;
     job.stop = [] { return app::stopRequested(); };
-    if (fresh && std::filesystem::exists(work)) {
+    if (f.topK > job.nDatabase)
+      log::warn("retrieve", "--top-k {} but the X-ray corpus has only {} reports: keeping all {} per CT", f.topK,
+                job.nDatabase, job.nDatabase);
+    if (f.fresh && stdfs::exists(work)) {
       log::info("retrieve", "--fresh: removing `{}`", work.string());
-      std::filesystem::remove_all(work);
+      stdfs::remove_all(work);
     }
     const auto res = retrieval::runChunked(job, work);
-    if (textCache) textCache->save();  // once, not per chunk: the file holds every cached report
+    if (src.textCache) src.textCache->save();  // once, not per chunk: the file holds every cached report
     if (!res.complete) {
       log::warn("retrieve",
                 "stopped{}: {} chunk(s) computed now, {} resumed; they are kept in `{}`; run the same command again to "
                 "resume",
-                stopAfter >= 0 && !app::stopRequested() ? " (--stop-after-chunks)" : "", res.chunksComputed,
+                f.stopAfter >= 0 && !app::stopRequested() ? " (--stop-after-chunks)" : "", res.chunksComputed,
                 res.chunksResumed, work.string());
       return app::kExitInterrupted;
     }
     const auto& r = res.topk;
+    const auto n = r.indices.size(0), k = r.indices.size(1);
 
-    const auto pairing = (std::filesystem::path(out) / "pairing.csv").string();
-    retrieval::writePairing(pairing, ctIds, cxrIds, r);
+    const auto pairing = (stdfs::path(out) / "pairing.csv").string();
+    retrieval::writePairing(pairing, src.ctIds, src.xrayIds, r);
     train::TeacherFeatures tf;
-    tf.ids = ctIds;
-    tf.candidates = res.imageFeatures;
-    tf.h_star = res.imageFeatures.select(1, 0);
+    tf.ids = src.ctIds;
+    if (src.imageRows) {
+      // Features of each distinct kept X-ray once, then placed at every (CT, rank) that keeps it.
+      const auto kept = src.imageRows(res.keptRows);
+      const auto pos = torch::searchsorted(res.keptRows, r.indices.flatten());
+      tf.candidates = kept.index_select(0, pos).view({n, k, kept.size(1)});
+    } else {
+      tf.candidates = res.imageFeatures;
+    }
+    tf.h_star = tf.candidates.select(1, 0);
     tf.scores = r.scores;
     tf.report_embedding = res.queryEmbedding;
     tf.save(train::teacherFeaturesPath(pairing));
-    const auto k = r.indices.size(1);
 
-    // Diagnostics: how often the paired X-ray's labels equal the CT's (shared label columns).
     nlohmann::json j;
-    j["n_ct"] = ct.items.size();
-    j["n_xray"] = cxr.items.size();
+    j["mode"] = src.mode;
+    j["n_ct"] = n;
+    j["n_xray"] = job.nDatabase;
     j["top_k"] = k;
+    j["precision"] = f.precision;
+    j["block"] = f.block;
+    j["query_block"] = std::min(f.queryBlock, f.chunk);
     j["mean_top1_score"] = r.scores.select(1, 0).mean().item<double>();
     // How far below rank 1 ranks 2..K score on average: the scale data.pairing_tau must match.
     std::vector<double> gaps;
-    for (std::int64_t c = 1; c < r.scores.size(1); ++c)
+    for (std::int64_t c = 1; c < k; ++c)
       gaps.push_back((r.scores.select(1, 0) - r.scores.select(1, c)).mean().item<double>());
     j["mean_gap_below_top1"] = gaps;
     j["distinct_xrays_used"] = res.distinctImages;
-    j["chunk"] = chunk;
+    j["chunk"] = f.chunk;
     j["chunks_computed"] = res.chunksComputed;
     j["chunks_resumed"] = res.chunksResumed;
+    // The top-K pass alone (the chunks computed by this process), and its multiply rate when it
+    // computed them all.
+    j["search_seconds"] = res.searchSeconds;
+    if (res.searchSeconds > 0 && res.chunksResumed == 0)
+      j["search_gflops"] = 2.0 * static_cast<double>(n) * static_cast<double>(job.nDatabase) *
+                           static_cast<double>(res.queryEmbedding.size(1)) / res.searchSeconds / 1e9;
     j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    j["teacher"] = t.checkpoint;
-    int agree = 0, compared = 0;
-    std::vector<std::pair<size_t, size_t>> shared;
-    for (size_t a = 0; a < ct.labelNames.size(); ++a)
-      for (size_t b = 0; b < cxr.labelNames.size(); ++b)
-        if (ct.labelNames[a] == cxr.labelNames[b]) shared.push_back({a, b});
-    if (!shared.empty()) {
-      for (std::int64_t i = 0; i < r.indices.size(0); ++i) {
-        const auto& c = ct.items[static_cast<size_t>(i)];
-        const auto& x = cxr.items[static_cast<size_t>(r.indices[i][0].item<std::int64_t>())];
-        bool same = true;
-        for (auto [a, b] : shared) same = same && (c.labels[a] > 0.5f) == (x.labels[b] > 0.5f);
-        agree += same;
-        ++compared;
-      }
-      j["label_set_agreement_top1"] = static_cast<double>(agree) / compared;
-      j["shared_label_columns"] = shared.size();
+    if (src.teacher) j["teacher"] = src.teacher->checkpoint;
+    // Diagnostics: how often the paired X-ray's labels equal the CT's (shared label columns).
+    if (!src.ct && !cfg.data.manifest.empty() && stdfs::exists(cfg.data.manifest))
+      src.ct.emplace(image::readManifest(cfg.data.manifest));
+    if (!src.cxr && !cfg.data.xray_manifest.empty() && stdfs::exists(cfg.data.xray_manifest))
+      src.cxr.emplace(image::readManifest(cfg.data.xray_manifest));
+    int compared = 0;
+    std::optional<std::pair<double, std::size_t>> agreement;
+    if (src.ct && src.cxr) agreement = labelAgreement(*src.ct, *src.cxr, src.ctIds, src.xrayIds, r.indices, compared);
+    if (agreement) {
+      j["label_set_agreement_top1"] = agreement->first;
+      j["shared_label_columns"] = agreement->second;
+      j["label_pairs_compared"] = compared;
     }
-    fs::atomicWrite(std::filesystem::path(out) / "retrieve.json", j.dump(2));
+    fs::atomicWrite(stdfs::path(out) / "retrieve.json", j.dump(2));
     // The final files are whole on disk (atomic writes) before the chunks go.
-    if (!keepWork) std::filesystem::remove_all(work);
-    log::info("retrieve", "paired {} CTs with {} X-ray reports: mean top-1 score {:.3f}{}; wrote {}", ct.items.size(),
-              cxr.items.size(), j["mean_top1_score"].get<double>(),
-              compared ? fmt::format(", identical finding sets for {:.1f}% of pairs", 100.0 * agree / compared) : "",
-              pairing);
+    if (!f.keepWork) stdfs::remove_all(work);
+    log::info("retrieve", "paired {} CTs with {} X-ray reports: mean top-1 score {:.3f}{}; search {:.1f} s; wrote {}", n,
+              job.nDatabase, j["mean_top1_score"].get<double>(),
+              agreement ? fmt::format(", identical finding sets for {:.1f}% of pairs", 100.0 * agreement->first) : "",
+              res.searchSeconds, pairing);
     return app::kExitOk;
   });
 }

@@ -3,9 +3,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <tuple>
 
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
@@ -202,7 +204,12 @@ ChunkedResult runChunked(const ChunkedJob& job, const stdfs::path& workDir) {
   BIUD_CHECK(job.nDatabase > 0, ValueError, "retrieval needs at least one database report, got none");
   BIUD_CHECK(job.chunk >= 1 && job.textBatch >= 1 && job.imageBatch >= 1, ValueError,
              "chunk ({}), text batch ({}) and image batch ({}) must be >= 1", job.chunk, job.textBatch, job.imageBatch);
-  BIUD_CHECK(job.embedQueries && job.embedDatabase && job.embedImages, ValueError, "runChunked: embedder missing");
+  BIUD_CHECK((job.embedQueries || job.queryFeatures.defined()) && (job.embedDatabase || job.databaseFeatures.defined()),
+             ValueError, "runChunked: report embedder or features missing");
+  for (const auto& [f, n, what] : {std::tuple{&job.queryFeatures, job.nQueries, "query"},
+                                   std::tuple{&job.databaseFeatures, job.nDatabase, "database"}})
+    BIUD_CHECK(!f->defined() || (f->dim() == 2 && f->size(0) == n), ValueError,
+               "runChunked: {} features have shape {}, expected [{}, d]", what, c10::str(f->sizes()), n);
 
   // Fingerprint: the caller's inputs plus everything here that shapes the chunk files (batches
   // start at chunk starts and pad to their longest report, so the batch sizes are part of it).
@@ -215,7 +222,8 @@ ChunkedResult runChunked(const ChunkedJob& job, const stdfs::path& workDir) {
       .set("image_batch", std::to_string(job.imageBatch))
       .set("top_k", std::to_string(job.topk.k))
       .set("db_block", std::to_string(job.topk.dbBlock))
-      .set("query_block", std::to_string(job.topk.queryBlock));
+      .set("query_block", std::to_string(job.topk.queryBlock))
+      .set("precision", precisionName(job.topk.precision));
   fs::makeDirs(workDir);
   const auto fpPath = workDir / "fingerprint.json";
   if (stdfs::exists(fpPath)) {
@@ -249,15 +257,26 @@ ChunkedResult runChunked(const ChunkedJob& job, const stdfs::path& workDir) {
     return r;
   };
 
-  auto db = run.embedTexts("embed X-ray reports", "db_text", job.nDatabase, job.embedDatabase);
+  std::optional<torch::Tensor> db, q;
+  if (job.databaseFeatures.defined())
+    db = job.databaseFeatures;
+  else
+    db = run.embedTexts("embed X-ray reports", "db_text", job.nDatabase, job.embedDatabase);
   if (!db) return finish(std::move(res));
-  auto q = run.embedTexts("embed CT reports", "query_text", job.nQueries, job.embedQueries);
+  if (job.queryFeatures.defined())
+    q = job.queryFeatures;
+  else
+    q = run.embedTexts("embed CT reports", "query_text", job.nQueries, job.embedQueries);
   if (!q) return finish(std::move(res));
   BIUD_CHECK(q->size(1) == db->size(1), ValueError, "CT report embeddings have {} dims but X-ray report embeddings {}",
              q->size(1), db->size(1));
+  // The database is held in the search precision (bf16/fp16 halve it); blockedTopK rounds the
+  // queries the same way and scores in fp32.
+  if (const auto dt = precisionDtype(job.topk.precision); db->scalar_type() != dt) db = db->to(dt);
 
   // Top-K, one chunk of queries against the whole database at a time.
   const std::int64_t k = std::min<std::int64_t>(job.topk.k, job.nDatabase);
+  const auto searchStart = std::chrono::steady_clock::now();
   auto topChunks = run.pass(
       "retrieve", "CT", "topk", job.nQueries,
       [&](std::int64_t b, std::int64_t e, Progress* bar) -> std::optional<tensor::TensorMap> {
@@ -274,6 +293,7 @@ ChunkedResult runChunked(const ChunkedJob& job, const stdfs::path& workDir) {
         return s != t.end() && i != t.end() && s->second.sizes() == torch::IntArrayRef{e - b, k} &&
                i->second.sizes() == torch::IntArrayRef{e - b, k} && i->second.scalar_type() == torch::kInt64;
       });
+  res.searchSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - searchStart).count();
   if (!topChunks) return finish(std::move(res));
   std::vector<torch::Tensor> sc, ix;
   for (auto& c : *topChunks) {
@@ -289,6 +309,14 @@ ChunkedResult runChunked(const ChunkedJob& job, const stdfs::path& workDir) {
   // ascending row order so that the chunking depends only on the top-K result.
   auto needed = std::get<0>(torch::unique_consecutive(std::get<0>(top.indices.flatten().sort()))).contiguous();
   const std::int64_t nNeeded = needed.size(0);
+  res.keptRows = needed;
+  res.distinctImages = nNeeded;
+  res.queryEmbedding = *q;
+  res.topk = top;
+  if (!job.embedImages) {
+    res.complete = true;
+    return finish(std::move(res));
+  }
   const auto* nd = needed.data_ptr<std::int64_t>();
   auto imgChunks = run.pass(
       "teacher features", "X-ray", "images", nNeeded,
@@ -317,9 +345,6 @@ ChunkedResult runChunked(const ChunkedJob& job, const stdfs::path& workDir) {
   auto features = torch::cat(feats);  // [nNeeded, d_X], row j = X-ray needed[j]
   auto pos = torch::searchsorted(needed, top.indices.flatten());
   res.imageFeatures = features.index_select(0, pos).view({top.indices.size(0), top.indices.size(1), features.size(1)});
-  res.queryEmbedding = *q;
-  res.topk = top;
-  res.distinctImages = nNeeded;
   res.complete = true;
   return finish(std::move(res));
 }

@@ -3,7 +3,10 @@
 #include <fmt/ranges.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <vector>
@@ -150,9 +153,15 @@ class HeaderParser {
   std::size_t i_ = 0;
 };
 
-}  // namespace
+/// What the header says: dtype, shape, data offset and byte count. `b` holds at least the
+/// header (the whole file, or its first bytes); `fileSize` is the whole file's size.
+struct NpyLayout {
+  torch::Dtype dt = torch::kFloat32;
+  std::vector<std::int64_t> shape;
+  std::uint64_t offset = 0, bytes = 0;
+};
 
-torch::Tensor parseNpy(const std::string& b, const std::string& name) {
+NpyLayout parseNpyLayout(const std::string& b, std::uint64_t fileSize, const std::string& name) {
   BIUD_CHECK(b.size() >= 8 && b.compare(0, 6, "\x93NUMPY") == 0, IoError, "{}: not a .npy file (bad magic)", name);
   const int major = static_cast<unsigned char>(b[6]), minor = static_cast<unsigned char>(b[7]);
   BIUD_CHECK(minor == 0 && major >= 1 && major <= 3, IoError,
@@ -226,7 +235,7 @@ torch::Tensor parseNpy(const std::string& b, const std::string& name) {
   }
   BIUD_CHECK(!__builtin_mul_overflow(numel, static_cast<std::uint64_t>(size), &bytes), IoError,
              "{}: .npy shape {} needs more bytes than 64 bits can count (damaged header)", name, parser.quoted());
-  const std::uint64_t present = b.size() - start - hlen;
+  const std::uint64_t present = fileSize - start - hlen;
   BIUD_CHECK(present >= bytes, IoError,
              "{}: .npy data is truncated ({} bytes expected for shape [{}] of `{}`, {} present)", name, bytes,
              fmt::join(shape, ","), d, present);
@@ -234,20 +243,46 @@ torch::Tensor parseNpy(const std::string& b, const std::string& name) {
              "{}: .npy file has {} bytes after the array ({} expected for shape [{}] of `{}`): not written by "
              "numpy.save, or damaged",
              name, present - bytes, bytes, fmt::join(shape, ","), d);
-  const char* p = b.data() + start + hlen;
-  if (dt == torch::kBool)
-    for (std::uint64_t i = 0; i < bytes; ++i)
-      BIUD_CHECK(static_cast<unsigned char>(p[i]) <= 1, IoError,
-                 "{}: .npy bool array has byte {} at flat index {}; bool bytes must be 0 or 1 (damaged data)", name,
-                 static_cast<unsigned>(static_cast<unsigned char>(p[i])), i);
-  auto t = torch::empty(shape, torch::TensorOptions().dtype(dt));
-  if (bytes) std::memcpy(t.data_ptr(), p, bytes);
+  return {dt, shape, start + hlen, bytes};
+}
+
+void checkBoolBytes(const char* p, std::uint64_t bytes, const std::string& name) {
+  for (std::uint64_t i = 0; i < bytes; ++i)
+    BIUD_CHECK(static_cast<unsigned char>(p[i]) <= 1, IoError,
+               "{}: .npy bool array has byte {} at flat index {}; bool bytes must be 0 or 1 (damaged data)", name,
+               static_cast<unsigned>(static_cast<unsigned char>(p[i])), i);
+}
+
+}  // namespace
+
+torch::Tensor parseNpy(const std::string& b, const std::string& name) {
+  const auto l = parseNpyLayout(b, b.size(), name);
+  const char* p = b.data() + l.offset;
+  if (l.dt == torch::kBool) checkBoolBytes(p, l.bytes, name);
+  auto t = torch::empty(l.shape, torch::TensorOptions().dtype(l.dt));
+  if (l.bytes) std::memcpy(t.data_ptr(), p, l.bytes);
   return t;
 }
 
+// The data is read straight into the tensor: peak memory is the array, not the file plus the array.
 torch::Tensor readNpy(const std::string& path) {
   fs::requireFile(path, ".npy array");
-  return parseNpy(fs::readFile(path), path);
+  std::ifstream f(path, std::ios::binary);
+  std::error_code ec;
+  const auto size = static_cast<std::uint64_t>(std::filesystem::file_size(path, ec));
+  BIUD_CHECK(f && !ec, IoError, "{}: cannot open .npy array: {}", path, ec ? ec.message() : std::strerror(errno));
+  std::string head(static_cast<std::size_t>(std::min<std::uint64_t>(size, 12 + kMaxHeader)), '\0');
+  f.read(head.data(), static_cast<std::streamsize>(head.size()));
+  BIUD_CHECK(f.gcount() == static_cast<std::streamsize>(head.size()), IoError, "{}: cannot read the .npy header", path);
+  const auto l = parseNpyLayout(head, size, path);
+  auto t = torch::empty(l.shape, torch::TensorOptions().dtype(l.dt));
+  f.clear();
+  f.seekg(static_cast<std::streamoff>(l.offset));
+  if (l.bytes) f.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(l.bytes));
+  BIUD_CHECK(f && static_cast<std::uint64_t>(f.gcount()) == l.bytes, IoError,
+             "{}: cannot read the .npy data ({} bytes)", path, l.bytes);
+  if (l.dt == torch::kBool) checkBoolBytes(static_cast<const char*>(t.data_ptr()), l.bytes, path);
+  return t;
 }
 
 }  // namespace biud::tensor

@@ -67,13 +67,18 @@ struct ChunkedJob {
   /// Normalised text embeddings of queries / database rows [begin, end) as [end-begin, d] (end -
   /// begin <= textBatch). Called in batches that start at chunk starts.
   std::function<torch::Tensor(std::int64_t begin, std::int64_t end)> embedQueries, embedDatabase;
-  /// Teacher image features of database rows `rows` (at most imageBatch) as [rows, d_X].
+  /// Precomputed report features ([nQueries, d] / [nDatabase, d], CPU): when defined, used instead
+  /// of embedQueries / embedDatabase and their passes are skipped (biud-retrieve --ct-report-features).
+  /// The fingerprint must then identify them (e.g. file path, size and mtime).
+  torch::Tensor queryFeatures, databaseFeatures;
+  /// Teacher image features of database rows `rows` (at most imageBatch) as [rows, d_X]. Empty:
+  /// no image pass (the caller gathers the features of ChunkedResult::keptRows itself).
   std::function<torch::Tensor(const std::vector<std::int64_t>& rows)> embedImages;
   Fingerprint fingerprint;    ///< the inputs; chunk, k and dbBlock are added by runChunked()
   std::int64_t chunk = 4096;  ///< items per chunk file
   std::int64_t textBatch = 128;
   std::int64_t imageBatch = 32;
-  TopKOptions topk;  ///< k, dbBlock, queryBlock (onBlock is set internally)
+  TopKOptions topk;  ///< k, dbBlock, queryBlock, precision (onBlock is set internally)
   /// For tests: behave as if a stop was requested after this many newly computed chunks (-1 = off).
   std::int64_t stopAfterChunks = -1;
   /// Polled between batches (e.g. app::stopRequested); a partial chunk is discarded.
@@ -86,8 +91,10 @@ struct ChunkedResult {
   bool complete = false;         ///< false: stopped; finished chunks are on disk
   torch::Tensor queryEmbedding;  ///< [N, d] (complete only)
   TopKResult topk;               ///< [N, K] best first
-  torch::Tensor imageFeatures;   ///< [N, K, d_X]: teacher features of each kept X-ray
+  torch::Tensor imageFeatures;   ///< [N, K, d_X]: teacher features of each kept X-ray (undefined without embedImages)
+  torch::Tensor keptRows;        ///< distinct database rows in topk.indices, ascending (int64)
   std::int64_t distinctImages = 0;
+  double searchSeconds = 0;      ///< time in the top-K pass (computed chunks only)
   std::int64_t chunksComputed = 0, chunksResumed = 0;
 };
 
