@@ -14,6 +14,12 @@ torch::Tensor rowKl(const torch::Tensor& logP, const torch::Tensor& logQ) {
   return (logP.exp() * (logP - logQ)).sum(1).mean();
 }
 
+/// mean over rows of the entropy -sum_j P_ij log P_ij (nats) from log-probabilities; a diagnostic.
+torch::Tensor rowEntropy(const torch::Tensor& logP) {
+  torch::NoGradGuard ng;
+  return scalarOf(-(logP.exp() * logP).sum(1).mean());
+}
+
 }  // namespace
 
 LossOutput pairwiseRelationLoss(const RelationInputs& in, double tau, double lambdaFeat) {
@@ -48,6 +54,8 @@ LossOutput pairwiseRelationLoss(const RelationInputs& in, double tau, double lam
   torch::Tensor kl;
   if (n < 2) {
     kl = (s.sum() * 0.0);  // no pair to relate; keep the graph and device
+    out.metrics["entropy_teacher"] = scalarOf(torch::zeros({}, s.options()));
+    out.metrics["entropy_student"] = scalarOf(torch::zeros({}, s.options()));
   } else {
     const auto sT = torch::matmul(t, tgn.t()) / tau;
     const auto sS = torch::matmul(s, sgn.t()) / tau;
@@ -57,7 +65,10 @@ LossOutput pairwiseRelationLoss(const RelationInputs& in, double tau, double lam
         torch::arange(in.offset, in.offset + bl, opts).unsqueeze(1).ne(torch::arange(n, opts).unsqueeze(0));
     const auto offT = sT.masked_select(keep).view({bl, n - 1});
     const auto offS = sS.masked_select(keep).view({bl, n - 1});
-    kl = rowKl(torch::log_softmax(offT, 1), torch::log_softmax(offS, 1));
+    const auto logPT = torch::log_softmax(offT, 1), logPS = torch::log_softmax(offS, 1);
+    kl = rowKl(logPT, logPS);
+    out.metrics["entropy_teacher"] = rowEntropy(logPT);
+    out.metrics["entropy_student"] = rowEntropy(logPS);
   }
   out.total = kl;
   out.terms["kl"] = scalarOf(kl);
@@ -92,6 +103,8 @@ LossOutput semanticRelationLoss(const torch::Tensor& student, const torch::Tenso
   LossOutput out;
   out.total = rowKl(logPT, logPS);
   out.metrics["agree"] = scalarOf(logPT.argmax(1).eq(logPS.argmax(1)).to(torch::kFloat).mean());
+  out.metrics["entropy_teacher"] = rowEntropy(logPT);
+  out.metrics["entropy_student"] = rowEntropy(logPS);
   return out;
 }
 

@@ -168,6 +168,25 @@ LossOutput RocoLoss::operator()(const RocoInputs& in) const {
     if (fn.by_similarity.defined()) out.metrics["fn_rate_similarity"] = offDiagonalRate(fn.by_similarity, bl, n);
     if (fn.by_entities.defined()) out.metrics["fn_rate_entities"] = offDiagonalRate(fn.by_entities, bl, n);
   }
+  if (in.true_findings.defined()) {
+    // The truth: the same identical-sets rule on the true finding sets (diagonal excluded).
+    const auto truth = detectFalseNegatives({}, in.true_findings, bl, in.features.offset, {false, 0.0, true}).mask;
+    const int64_t n = truth.size(1);
+    BIUD_CHECK(!fn.mask.defined() || fn.mask.size(1) == n, ValueError,
+               "RoCo: true_findings {} cover another batch than the false-negative evidence ({} columns)",
+               shapeOf(in.true_findings), fn.mask.size(1));
+    torch::NoGradGuard ng;
+    const auto nTrue = truth.sum().to(torch::kDouble);
+    out.metrics["fn_rate_true"] = offDiagonalRate(truth, bl, n);
+    if (fn.mask.defined()) {
+      const auto flagged = fn.mask.to(truth.device());
+      const auto hit = flagged.logical_and(truth).sum().to(torch::kDouble);
+      const auto nFlagged = flagged.sum().to(torch::kDouble);
+      const double nan = std::numeric_limits<double>::quiet_NaN();
+      out.metrics["fn_precision"] = scalarOf(torch::where(nFlagged > 0, hit / nFlagged.clamp_min(1), nan));
+      out.metrics["fn_recall"] = scalarOf(torch::where(nTrue > 0, hit / nTrue.clamp_min(1), nan));
+    }
+  }
   return out;
 }
 

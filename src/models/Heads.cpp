@@ -25,9 +25,12 @@ torch::Tensor ProjectionHeadImpl::forward(const torch::Tensor& x) {
   return normalize ? F::normalize(y, F::NormalizeFuncOptions().dim(-1)) : y;
 }
 
-DistillAdapterImpl::DistillAdapterImpl(std::int64_t d, std::int64_t dX) {
+DistillAdapterImpl::DistillAdapterImpl(std::int64_t d, std::int64_t dX, bool bias) {
   BIUD_CHECK(d > 0 && dX > 0, ConfigError, "distillation adapter: widths must be positive ({} -> {})", d, dX);
-  proj = register_module("proj", torch::nn::Linear(d, dX));
+  proj = register_module("proj", torch::nn::Linear(torch::nn::LinearOptions(d, dX).bias(bias)));
+  // Linear registers an undefined `bias` parameter when it has none (parameters() skips it); the
+  // buffer of the same name is what a state dict sees.
+  if (!bias) fixed_bias = proj->register_buffer("bias", torch::zeros({dX}));
 }
 
 TemperatureImpl::TemperatureImpl(double init, double minTau_, double maxTau_, bool learnable)

@@ -53,6 +53,15 @@ void checkConfig(const SynthConfig& cfg) {
   BIUD_CHECK(std::abs(sum - 1.0) < 1e-6, ConfigError,
              "synth.split = [{}, {}, {}] sums to {:.4g}; the train/val/test fractions must sum to 1", cfg.split[0],
              cfg.split[1], cfg.split[2], sum);
+  if (!cfg.xray_split.empty()) {
+    BIUD_CHECK(cfg.xray_split.size() == 3, ConfigError,
+               "synth.xray_split needs 3 fractions (train, val, test) or none (= synth.split); got {}",
+               cfg.xray_split.size());
+    const double xs = cfg.xray_split[0] + cfg.xray_split[1] + cfg.xray_split[2];
+    BIUD_CHECK(std::abs(xs - 1.0) < 1e-6, ConfigError,
+               "synth.xray_split = [{}, {}, {}] sums to {:.4g}; the train/val/test fractions must sum to 1",
+               cfg.xray_split[0], cfg.xray_split[1], cfg.xray_split[2], xs);
+  }
   BIUD_CHECK(cfg.xray_size >= 32 && cfg.xray_size <= 4096, ConfigError, "synth.xray_size = {}: use 32..4096",
              cfg.xray_size);
   BIUD_CHECK(cfg.healthy_fraction >= 0 && cfg.healthy_fraction <= 1, ConfigError,
@@ -382,7 +391,7 @@ GenerateSummary generateDataset(const SynthConfig& cfg, const GenerateOptions& o
 
   // X-ray corpus: other patients, its own reports.
   const int nCxr = cfg.n_cxr;
-  const auto xsplits = assignSplits(nCxr, cfg.split, deriveSeed(opt.seed, "cxr"));
+  const auto xsplits = assignSplits(nCxr, cfg.xray_split.empty() ? cfg.split : cfg.xray_split, deriveSeed(opt.seed, "cxr"));
   std::vector<Row> cxr(static_cast<size_t>(nCxr));
   t0 = std::chrono::steady_clock::now();
   if (!(opt.stop && opt.stop())) {

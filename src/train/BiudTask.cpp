@@ -31,6 +31,7 @@ struct Micro {
   data::CtBatch ct;
   TextBatch text;
   torch::Tensor hStar, reportEmb, findings;  ///< teacher h*, teacher report embeddings, finding matrix
+  torch::Tensor trueFindings;  ///< [B, L] the data set's labels (1/0, -1 = row unknown) for RoCo's FN precision/recall
   losses::EfmMasked efm;
 };
 
@@ -57,10 +58,21 @@ class BiudTask final : public Task {
                "task biud needs data.pairing: the pairing.csv written by biud-retrieve (run it after the clip2d teacher)");
     tok_ = text::makeTokenizer(cfg.text);
     extractor_ = std::make_unique<text::EntityExtractor>(text::Lexicon::load(cfg.text.lexicon));
-    teacher_ = TeacherFeatures::load(teacherFeaturesPath(cfg.data.pairing));
-    teacher_.requireTopK(cfg.data.pairing_top_k, teacherFeaturesPath(cfg.data.pairing));
+    const auto tfPath = teacherFeaturesPath(cfg.data.pairing);
+    teacher_ = TeacherFeatures::load(tfPath);
+    teacher_.requireTopK(cfg.data.pairing_top_k, tfPath);
     auto manifest = std::make_shared<image::Manifest>(image::readManifest(cfg.data.manifest));
     manifestLabels_ = manifest->labelNames;
+    checkTeacherFingerprint(cfg, *manifest, tfPath);
+    if (cfg.loss.distill.teacher_shuffle) {
+      const auto perm = teacher_.shuffleRows(deriveSeed(static_cast<std::uint64_t>(cfg.seed), "teacher_shuffle"));
+      std::int64_t fixed = 0;
+      for (size_t i = 0; i < perm.size(); ++i) fixed += perm[i] == static_cast<std::int64_t>(i);
+      log::warn("biud",
+                "loss.distill.teacher_shuffle: control run, every CT gets the teacher features of another CT (a fixed "
+                "random permutation of the {} rows of `{}`; {} kept their own)",
+                perm.size(), tfPath, fixed);
+    }
     auto trainIdx = manifest->indicesOf(cfg.data.train_split);
     BIUD_CHECK(!trainIdx.empty(), DataError, "`{}` has no `{}` split", cfg.data.manifest, cfg.data.train_split);
     train_ = std::make_shared<data::CtDataset>(manifest, trainIdx, cfg.data, cfg.data.cache_dir);
@@ -88,6 +100,17 @@ class BiudTask final : public Task {
       std::vector<std::string> texts;
       for (std::int64_t i = 0; i < train_->size(); ++i) texts.push_back(train_->item(i).text(cfg.data.report_sections));
       textCache_->precompute(texts, "frozen text features");
+    }
+    if (loss_.usesSem() && cfg.loss.sem.anchors == "prompts") {
+      // Fixed anchors (METHOD §3): every finding's prompt ensembles through the expert's text tower, once.
+      const std::string file = cfg.loss.sem.prompts.empty() ? cfg.eval.prompts : cfg.loss.sem.prompts;
+      semAnchors_ = promptAnchors(cfg.model.teacher, file, ctx.device).to(ctx.device);
+      BIUD_CHECK(semAnchors_.size(1) == teacher_.h_star.size(1), DataError,
+                 "loss.sem.anchors = prompts: the expert `{}` embeds prompts in {} dimensions but the teacher features "
+                 "`{}` have {}: re-run biud-retrieve with this expert",
+                 cfg.model.teacher, semAnchors_.size(1), tfPath, teacher_.h_star.size(1));
+      log::info("biud", "semantic anchors: {} prompt ensembles of `{}` embedded by the expert `{}`", semAnchors_.size(0),
+                file, cfg.model.teacher);
     }
     if (!cfg.eval.prompts.empty() && val_) {
       prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
@@ -118,11 +141,17 @@ class BiudTask final : public Task {
     for (int m = 0; m < sc.accum; ++m) {
       Micro& mb = micro[static_cast<size_t>(m)];
       mb.ct = nextBatch();
-      mb.text = tokenizeBatch(*tok_, mb.ct.texts, cfg_.text.max_length, extractor_.get(), /*padToMax=*/true);
+      mb.text = tokenizeBatch(*tok_, mb.ct.texts, cfg_.text.max_length, extractor_.get(), /*padToMax=*/true,
+                              /*findingsOnly=*/cfg_.loss.efm.entities == "findings");
       auto rows = teacher_.rowsOf(mb.ct.ids, cfg_.data.pairing);
       mb.hStar = drawTeacher(mb, rows).to(ctx_.device);
       mb.reportEmb = teacher_.report_embedding.index_select(0, rows).to(ctx_.device);
       mb.findings = findingMatrix(mb.text.labels).to(ctx_.device);
+      if (mb.ct.labels.defined() && mb.ct.labels.dim() == 2 && mb.ct.labels.size(1) > 0) {
+        const auto l = mb.ct.labels.to(torch::kFloat32);
+        const auto unknown = l.isnan().any(1, /*keepdim=*/true).expand_as(l);
+        mb.trueFindings = torch::where(unknown, torch::full_like(l, -1.0f), l.gt(0.5).to(torch::kFloat32)).to(ctx_.device);
+      }
       if (loss_.usesEfm()) mb.efm = maskReports(mb);
     }
     auto forward = [&](int m) {
@@ -153,6 +182,8 @@ class BiudTask final : public Task {
       in.relation.teacher = cat([](const Micro& mb) { return mb.hStar; });
       torch::Tensor reportEmb = cat([](const Micro& mb) { return mb.reportEmb; });
       torch::Tensor findings = cat([](const Micro& mb) { return mb.findings; });
+      torch::Tensor trueFindings;
+      if (micro.front().trueFindings.defined()) trueFindings = cat([](const Micro& mb) { return mb.trueFindings; });
       if (ctx_.world > 1) {
         pair.a_global = dist::allGatherWithGrad(ctx_.comm, pair.a);
         pair.b_global = dist::allGatherWithGrad(ctx_.comm, pair.b);
@@ -162,10 +193,13 @@ class BiudTask final : public Task {
         in.relation.offset = pair.offset;
         reportEmb = ctx_.comm->allGather(reportEmb);
         findings = ctx_.comm->allGather(findings);
+        if (trueFindings.defined()) trueFindings = ctx_.comm->allGather(trueFindings);
       }
       in.roco.tau = model_->temperature->forward();
       in.roco.report_embeddings = reportEmb;
       in.roco.findings = findings;
+      in.roco.true_findings = trueFindings;
+      in.anchors = semAnchors_;  // undefined with loss.sem.anchors = batch_reports (BiudLoss uses the report embeddings)
       if (loss_.usesEfm()) {
         in.efm.logits = concatFeature(all, "efm_logits");
         in.efm.labels = torch::cat([&] {
@@ -242,6 +276,28 @@ class BiudTask final : public Task {
   }
 
  private:
+  /// Refuse teacher features computed from other data or another expert (TeacherFeatures.h).
+  void checkTeacherFingerprint(const Config& cfg, const image::Manifest& ct, const std::string& tfPath) const {
+    const auto& f = teacher_.fingerprint;
+    if (f.expert.empty() && f.ct_manifest.empty() && f.xray_manifest.empty()) {
+      log::warn("biud",
+                "`{}` records no fingerprint of the expert and data it was made from (written before they existed): "
+                "its h* cannot be checked against model.teacher and data.manifest; re-run biud-retrieve to add them",
+                tfPath);
+      return;
+    }
+    TeacherFingerprint now;
+    now.ct_manifest = manifestFingerprint(ct, cfg.data.report_sections);
+    if (!cfg.model.teacher.empty() && !f.expert.empty()) now.expert = expertFingerprint(cfg.model.teacher);
+    if (!cfg.data.xray_manifest.empty() && !f.xray_manifest.empty())
+      now.xray_manifest = manifestFingerprint(image::readManifest(cfg.data.xray_manifest), cfg.data.report_sections);
+    const auto compared = teacher_.checkFingerprint(now, tfPath);
+    if (now.expert.empty())
+      log::warn("biud", "model.teacher is not set: the expert fingerprint of `{}` is not checked", tfPath);
+    std::string parts;
+    for (const auto& c : compared) parts += (parts.empty() ? "" : ", ") + c;
+    log::info("biud", "teacher features `{}` match this run (fingerprints checked: {})", tfPath, parts);
+  }
   static LossConfig withoutEfm(LossConfig c) {
     c.efm.weight = 0;
     return c;
@@ -304,6 +360,7 @@ class BiudTask final : public Task {
   std::unique_ptr<text::Tokenizer> tok_;
   std::unique_ptr<text::EntityExtractor> extractor_;
   TeacherFeatures teacher_;
+  torch::Tensor semAnchors_;  ///< [2F, d_X] loss.sem.anchors = prompts; undefined otherwise
   std::shared_ptr<data::CtDataset> train_, val_;
   std::unique_ptr<data::CtLoader> loader_;
   std::unique_ptr<text::PromptSet> prompts_;

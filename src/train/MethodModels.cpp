@@ -49,7 +49,7 @@ BiudModelImpl::BiudModelImpl(const Config& cfg, std::int64_t vocabSize, std::int
   const std::int64_t d = cfg.model.embed_dim;
   ct_proj = register_module("ct_proj", models::ProjectionHead(ct_encoder->dim(), d, 0, true));
   text_proj = register_module("text_proj", models::ProjectionHead(text_encoder->opt.hidden_size, d, 0, true));
-  adapter = register_module("adapter", models::DistillAdapter(d, teacherDim));
+  adapter = register_module("adapter", models::DistillAdapter(d, teacherDim, cfg.model.adapter_bias));
   if (cfg.loss.efm.weight > 0)
     fusion = register_module("fusion", models::makeFusionEncoder(cfg.model.fusion, text_encoder, ct_encoder->dim()));
   const auto& r = cfg.loss.roco;

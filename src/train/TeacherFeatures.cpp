@@ -5,16 +5,111 @@
 #include <cmath>
 #include <filesystem>
 
+#include <fstream>
+#include <numeric>
+#include <random>
+
 #include "biud/core/Error.h"
+#include "biud/core/Log.h"
 #include "biud/core/Rng.h"
+#include "biud/image/CtCache.h"
+#include "biud/image/Manifest.h"
 #include "biud/tensor/Safetensors.h"
+#include "biud/text/Prompts.h"
+#include "biud/train/Checkpoint.h"
+#include "biud/train/Tasks.h"
+#include "biud/train/TextBatch.h"
+#include "biud/train/ZeroShot.h"
 
 namespace biud::train {
 
 namespace {
 constexpr const char* kFormat = "biud-teacher-features-2";
 constexpr const char* kFormatV1 = "biud-teacher-features-1";
+
+namespace stdfs = std::filesystem;
+
+/// FNV-1a over a sequence of length-prefixed fields (so that "ab","c" and "a","bc" differ).
+class FieldHash {
+ public:
+  FieldHash& add(std::string_view s) {
+    const auto n = static_cast<std::uint64_t>(s.size());
+    mix(&n, sizeof n);
+    mix(s.data(), s.size());
+    return *this;
+  }
+  std::string hex() const { return fmt::format("{:016x}", h_); }
+
+ private:
+  void mix(const void* p, std::size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < n; ++i) h_ = (h_ ^ b[i]) * 0x100000001b3ULL;
+  }
+  std::uint64_t h_ = 0xcbf29ce484222325ULL;
+};
+
+std::string readBytes(const stdfs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  BIUD_CHECK(f.good(), IoError, "cannot read `{}`", p.string());
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+/// Size and content digest of a file, streamed in 4 MiB blocks (a checkpoint may be GBs): the
+/// crc32 (libdeflate/zlib, fast) of each block, chained through FNV-1a.
+std::string fileDigest(const stdfs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  BIUD_CHECK(f.good(), IoError, "cannot read `{}`", p.string());
+  std::vector<char> buf(std::size_t{1} << 22);
+  std::uint64_t n = 0;
+  FieldHash blocks;
+  while (f) {
+    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto got = static_cast<std::uint64_t>(f.gcount());
+    if (got == 0) break;
+    blocks.add(fmt::format("{:08x}", image::crc32Of(buf.data(), got)));
+    n += got;
+  }
+  return fmt::format("{}:{}", n, blocks.hex());
+}
+
 }  // namespace
+
+std::string expertFingerprint(const std::string& teacherRunOrCheckpoint) {
+  const stdfs::path dir(teacherRunOrCheckpoint);
+  stdfs::path ckpt, root;
+  if (stdfs::exists(dir / "model.safetensors")) {
+    ckpt = dir;
+    root = dir.parent_path().parent_path();
+  } else {
+    CheckpointManager m(dir / "checkpoints", 1);
+    auto latest = m.latest();
+    BIUD_CHECK(latest.has_value(), DataError,
+               "expert `{}` holds no checkpoint (expected {}/checkpoints/step_*/model.safetensors): train it first",
+               teacherRunOrCheckpoint, teacherRunOrCheckpoint);
+    ckpt = *latest;
+    root = dir;
+  }
+  FieldHash h;
+  h.add("model").add(fileDigest(ckpt / "model.safetensors"));
+  if (stdfs::exists(ckpt / "ema.safetensors")) h.add("ema").add(fileDigest(ckpt / "ema.safetensors"));
+  if (stdfs::exists(root / "config.resolved.yaml")) h.add("config").add(readBytes(root / "config.resolved.yaml"));
+  return h.hex();
+}
+
+std::string manifestFingerprint(const image::Manifest& m, const std::vector<std::string>& sections) {
+  FieldHash h;
+  for (const auto& it : m.items) {
+    h.add(it.id).add(it.text(sections)).add(std::to_string(it.images.size()));
+    for (const auto& p : it.images) h.add(p);
+  }
+  return h.hex();
+}
+
+TeacherFingerprint teacherFingerprint(const std::string& teacherRunOrCheckpoint, const image::Manifest& ct,
+                                      const image::Manifest& xray, const std::vector<std::string>& sections) {
+  return {expertFingerprint(teacherRunOrCheckpoint), manifestFingerprint(ct, sections),
+          manifestFingerprint(xray, sections)};
+}
 
 void TeacherFeatures::save(const std::string& path) const {
   std::string joined;
@@ -29,7 +124,11 @@ void TeacherFeatures::save(const std::string& path) const {
                            {{"h_star", cand.contiguous().cpu()},
                             {"scores", sc.to(torch::kFloat32).contiguous().cpu()},
                             {"report_embedding", report_embedding.contiguous().cpu()}},
-                           {{"ct_ids", joined}, {"format", kFormat}});
+                           {{"ct_ids", joined},
+                            {"format", kFormat},
+                            {"expert_fingerprint", fingerprint.expert},
+                            {"ct_manifest_fingerprint", fingerprint.ct_manifest},
+                            {"xray_manifest_fingerprint", fingerprint.xray_manifest}});
 }
 
 TeacherFeatures TeacherFeatures::load(const std::string& path) {
@@ -59,6 +158,8 @@ TeacherFeatures TeacherFeatures::load(const std::string& path) {
     f.scores = torch::zeros({n, 1}, torch::kFloat32);
   }
   f.report_embedding = t.at("report_embedding");
+  auto metaOr = [&](const char* k) { return meta.count(k) ? meta.at(k) : std::string(); };
+  f.fingerprint = {metaOr("expert_fingerprint"), metaOr("ct_manifest_fingerprint"), metaOr("xray_manifest_fingerprint")};
   std::string cur;
   for (char c : meta.at("ct_ids") + "\n") {
     if (c == '\n') {
@@ -92,6 +193,51 @@ void TeacherFeatures::requireTopK(int k, const std::string& source) const {
              "data.pairing_top_k = {} but `{}` holds the teacher features of only {} X-ray(s) per CT: "
              "re-run biud-retrieve --top-k {} (or lower data.pairing_top_k)",
              k, source, topK(), k);
+}
+
+std::vector<std::string> TeacherFeatures::checkFingerprint(const TeacherFingerprint& now,
+                                                          const std::string& source) const {
+  struct Part {
+    const char* name;
+    const std::string &file, &now;
+    const char* what;
+  };
+  const Part parts[] = {
+      {"expert", fingerprint.expert, now.expert, "the expert checkpoint (model.teacher)"},
+      {"ct_manifest", fingerprint.ct_manifest, now.ct_manifest, "the CT manifest (data.manifest)"},
+      {"xray_manifest", fingerprint.xray_manifest, now.xray_manifest, "the X-ray corpus (data.xray_manifest)"},
+  };
+  std::vector<std::string> compared, differ;
+  for (const auto& p : parts) {
+    if (p.file.empty() || p.now.empty()) continue;
+    compared.push_back(p.name);
+    if (p.file != p.now)
+      differ.push_back(fmt::format("{}: the file was made from {} with fingerprint {}, this run reads fingerprint {}",
+                                   p.name, p.what, p.file, p.now));
+  }
+  if (!differ.empty()) {
+    std::string msg;
+    for (const auto& d : differ) msg += (msg.empty() ? "" : "; ") + d;
+    BIUD_THROW(DataError,
+               "teacher features `{}` do not belong to this run's data and expert ({}). Its h* would be matched to the "
+               "wrong CTs or come from another expert: re-run biud-retrieve with this config (same model.teacher, "
+               "data.manifest and data.xray_manifest) before training",
+               source, msg);
+  }
+  return compared;
+}
+
+std::vector<std::int64_t> TeacherFeatures::shuffleRows(std::uint64_t seed) {
+  const auto n = static_cast<std::int64_t>(ids.size());
+  std::vector<std::int64_t> perm(static_cast<size_t>(n));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::mt19937_64 eng(seed);
+  std::shuffle(perm.begin(), perm.end(), eng);
+  const auto idx = torch::tensor(perm);
+  candidates = candidates.index_select(0, idx);
+  h_star = candidates.select(1, 0);
+  if (scores.defined()) scores = scores.index_select(0, idx);
+  return perm;
 }
 
 std::uint64_t pairingSeed(std::uint64_t seed, std::int64_t epoch, std::int64_t datasetIndex) {
@@ -147,6 +293,28 @@ TeacherFeatures::Draw TeacherFeatures::draw(const torch::Tensor& rows, const std
 
 std::string teacherFeaturesPath(const std::string& pairingCsv) {
   return (std::filesystem::path(pairingCsv).parent_path() / "teacher_features.safetensors").string();
+}
+
+}  // namespace biud::train
+
+namespace biud::train {
+
+torch::Tensor promptAnchors(const std::string& teacherRun, const std::string& promptsFile, const c10::Device& device) {
+  BIUD_CHECK(!teacherRun.empty(), ConfigError,
+             "loss.sem.anchors = prompts embeds the prompts with the expert's text encoder: set model.teacher (the "
+             "clip2d run biud-retrieve used)");
+  BIUD_CHECK(!promptsFile.empty(), ConfigError,
+             "loss.sem.anchors = prompts needs a prompt file: set loss.sem.prompts or eval.prompts");
+  const auto prompts = text::PromptSet::load(promptsFile);
+  auto t = loadRun(teacherRun, device);
+  BIUD_CHECK(t.clip, ConfigError, "model.teacher `{}` is a `{}` run; the expert is a clip2d run", teacherRun,
+             t.cfg.task);
+  auto pe = embedPrompts(prompts, prompts.ids(), [&](const std::vector<std::string>& texts) {
+    torch::NoGradGuard ng;
+    auto tb = tokenizeBatch(*t.tokenizer, texts, t.cfg.text.max_length);
+    return t.clip->encodeText(tb.ids.to(device), tb.mask.to(device)).cpu();
+  });
+  return torch::cat({pe.positive, pe.negative}).to(torch::kFloat32);
 }
 
 }  // namespace biud::train

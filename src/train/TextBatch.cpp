@@ -8,7 +8,7 @@
 namespace biud::train {
 
 TextBatch tokenizeBatch(const text::Tokenizer& tok, const std::vector<std::string>& texts, int maxLength,
-                        const text::EntityExtractor* entities, bool padToMax) {
+                        const text::EntityExtractor* entities, bool padToMax, bool findingsOnly) {
   BIUD_CHECK(!texts.empty(), ValueError, "tokenizeBatch: no texts");
   text::EncodeOptions o;
   o.maxLength = maxLength;
@@ -38,7 +38,7 @@ TextBatch tokenizeBatch(const text::Tokenizer& tok, const std::vector<std::strin
     out.labels.reserve(static_cast<size_t>(b));
     for (std::int64_t i = 0; i < b; ++i) {
       out.labels.push_back(entities->extract(texts[static_cast<size_t>(i)]));
-      for (int p : text::entityTokenPositions(enc[static_cast<size_t>(i)], out.labels.back().entities))
+      for (int p : text::entityTokenPositions(enc[static_cast<size_t>(i)], out.labels.back().entities, findingsOnly))
         if (p < l) ent[i][p] = true;
     }
   }

@@ -145,6 +145,34 @@ TEST(RocoHand, DiagonalIsNeverAFalseNegativeAndCriteriaAreOred) {
   EXPECT_NEAR(val(withDiag.metrics.at("fn_rate")), 0.0, 0);
 }
 
+// Diagnostics against the true finding sets: nothing flagged -> precision undefined (NaN), a true
+// pair missed -> recall 0; a flagged pair that is not true -> precision 0, no true pair -> recall NaN.
+TEST(RocoHand, FalseNegativePrecisionAndRecallAgainstTrueFindingSets) {
+  biud::RocoConfig cfg;
+  cfg.fn_by_similarity = false;
+  L::RocoInputs in;
+  in.features = {eye3(), eye3()};
+  in.tau = torch::tensor(0.5, kF64);
+  in.findings = torch::tensor({0, 1, 2}, torch::kLong);       // nothing flagged
+  in.true_findings = torch::tensor({0, 0, 1}, torch::kLong);  // (0, 1) and (1, 0) are true
+  auto out = L::RocoLoss(cfg)(in);
+  EXPECT_TRUE(std::isnan(val(out.metrics.at("fn_precision"))));
+  EXPECT_EQ(val(out.metrics.at("fn_recall")), 0.0);
+  EXPECT_NEAR(val(out.metrics.at("fn_rate_true")), 2.0 / 6.0, 1e-12);
+  in.findings = torch::tensor({0, 0, 1}, torch::kLong);       // (0, 1), (1, 0) flagged
+  in.true_findings = torch::tensor({0, 1, 2}, torch::kLong);  // no true pair
+  out = L::RocoLoss(cfg)(in);
+  EXPECT_EQ(val(out.metrics.at("fn_precision")), 0.0);
+  EXPECT_TRUE(std::isnan(val(out.metrics.at("fn_recall"))));
+  EXPECT_EQ(val(out.metrics.at("fn_rate_true")), 0.0);
+  in.true_findings = torch::tensor({5, 5, -1}, torch::kLong);  // the flagged pairs are the true ones; row 2 unknown
+  out = L::RocoLoss(cfg)(in);
+  EXPECT_EQ(val(out.metrics.at("fn_precision")), 1.0);
+  EXPECT_EQ(val(out.metrics.at("fn_recall")), 1.0);
+  in.true_findings = torch::Tensor();
+  EXPECT_FALSE(L::RocoLoss(cfg)(in).metrics.count("fn_precision"));  // no truth given: not logged
+}
+
 TEST(RocoHand, ConfigErrors) {
   auto cfg = rocoCfg("soft");
   auto in = twoIdenticalReports();

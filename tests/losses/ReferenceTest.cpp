@@ -101,6 +101,10 @@ std::map<std::string, Case> buildCases() {
     c.param("tau_min", 0.01), c.param("tau_max", 1.0), c.param("alpha", alpha);
     c.in["mode"] = torch::tensor(mode == "none" ? 0 : mode == "remove" ? 1 : 2);
     fnEvidence(c, n);
+    // True finding sets (diagnostics): rows 0/3 and 1/4/6 share a set, row 7 is unknown. The
+    // evidence above flags (1, 3) wrongly and misses (1, 4): precision and recall below 1.
+    c.in["true"] = torch::tensor({{1, 0, 0}, {0, 1, 0}, {0, 0, 1}, {1, 0, 0}, {0, 1, 0}, {0, 0, 0}, {0, 1, 0}, {-1, 0, 0}},
+                                 kF64);
     biud::RocoConfig cfg;
     cfg.mode = mode;
     cfg.alpha = alpha;
@@ -111,6 +115,7 @@ std::map<std::string, Case> buildCases() {
     in.tau = c.in["x_tau"];
     in.report_embeddings = c.in["emb"];
     in.findings = c.in["findings"];
+    in.true_findings = c.in["true"];
     c.finish(L::RocoLoss(cfg)(in));
   };
   rocoCase("roco_soft", "soft", 0.5, 8, 0);
@@ -143,6 +148,28 @@ std::map<std::string, Case> buildCases() {
     c.leaf("x_anchors", 3.0 * torch::randn({4, 7}));
     c.param("tau", 0.1);
     c.finish(L::semanticRelationLoss(c.in["x_s"], c.in["x_t"], c.in["x_anchors"], 0.1));
+  }
+  {  // the total with loss.sem.anchors = prompts: K = 7 fixed anchors (not the B = 5 report embeddings)
+    auto& c = cases["biudprompts_total"];
+    const int64_t b = 5;
+    c.leaf("x_a", torch::randn({b, 6}));
+    c.leaf("x_b", torch::randn({b, 6}));
+    c.leaf("x_tau", torch::tensor(0.1));
+    c.leaf("x_s", torch::randn({b, 4}));
+    c.leaf("x_t", unitRows(torch::randn({b, 4})));
+    c.leaf("x_anchors", 2.0 * torch::randn({7, 4}));
+    c.param("tau_min", 0.01), c.param("tau_max", 1.0), c.param("tau_s", 0.2), c.param("w_sem", 0.6);
+    biud::LossConfig cfg;
+    cfg.roco.mode = "none";
+    cfg.pair.weight = 0, cfg.efm.weight = 0;
+    cfg.sem.weight = 0.6, cfg.sem.tau = 0.2, cfg.sem.anchors = "prompts";
+    L::BiudLossInputs in;
+    in.roco.features = {c.in["x_a"], c.in["x_b"]};
+    in.roco.tau = c.in["x_tau"];
+    in.roco.report_embeddings = torch::randn({b, 4}, kF64);  // must not be used as anchors
+    in.relation = {c.in["x_s"], c.in["x_t"]};
+    in.anchors = c.in["x_anchors"];
+    c.finish(L::BiudLoss(cfg)(in));
   }
   auto efmTensors = [](Case& c, int64_t b, int64_t l, int64_t v) {
     auto labels = torch::randint(0, v, {b, l}, torch::kLong);
@@ -326,21 +353,46 @@ TEST_F(LossReference, ClipLocalRowsAgainstGatheredColumnsWithClampedTau) {
   EXPECT_EQ(cases_->at("clip_local").in.at("x_tau").grad().item<double>(), 0.0);  // clamped: no gradient
   EXPECT_NEAR(cases_->at("clip_local").values.at("tau"), 0.01, 1e-12);
 }
-TEST_F(LossReference, RocoSoft) { check("roco_soft", {{"i2t", "i2t"}, {"t2i", "t2i"}, {"fn_rate", "fn_rate"}}); }
-TEST_F(LossReference, RocoRemove) { check("roco_remove", {{"i2t", "i2t"}, {"t2i", "t2i"}, {"fn_rate", "fn_rate"}}); }
+// Every RoCo case also checks the false-negative precision / recall against the true finding sets.
+static const std::map<std::string, std::string> kFnTruth = {
+    {"fn_precision", "fn_precision"}, {"fn_recall", "fn_recall"}, {"fn_rate_true", "fn_rate_true"}};
+static std::map<std::string, std::string> with(std::map<std::string, std::string> m,
+                                        const std::map<std::string, std::string>& more) {
+  m.insert(more.begin(), more.end());
+  return m;
+}
+TEST_F(LossReference, RocoSoft) {
+  check("roco_soft", with({{"i2t", "i2t"}, {"t2i", "t2i"}, {"fn_rate", "fn_rate"}}, kFnTruth));
+  const auto& v = cases_->at("roco_soft").values;
+  EXPECT_GT(v.at("fn_precision"), 0.0);  // the case is not trivial
+  EXPECT_LT(v.at("fn_precision"), 1.0);
+  EXPECT_GT(v.at("fn_recall"), 0.0);
+  EXPECT_LT(v.at("fn_recall"), 1.0);
+}
+TEST_F(LossReference, RocoRemove) {
+  check("roco_remove", with({{"i2t", "i2t"}, {"t2i", "t2i"}, {"fn_rate", "fn_rate"}}, kFnTruth));
+}
 TEST_F(LossReference, RocoNoneStillLogsFalseNegativeRate) {
-  check("roco_none", {{"i2t", "i2t"}, {"fn_rate", "fn_rate"}});
+  check("roco_none", with({{"i2t", "i2t"}, {"fn_rate", "fn_rate"}}, kFnTruth));
   EXPECT_GT(cases_->at("roco_none").values.at("fn_rate"), 0.0);
 }
 TEST_F(LossReference, RocoRemoveLocalLayout) {
-  check("roco_removelocal", {{"i2t", "i2t"}, {"t2i", "t2i"}, {"fn_rate", "fn_rate"}});
+  check("roco_removelocal", with({{"i2t", "i2t"}, {"t2i", "t2i"}, {"fn_rate", "fn_rate"}}, kFnTruth));
 }
 TEST_F(LossReference, RocoSoftLocalLayout) {
-  check("roco_softlocal", {{"i2t", "i2t"}, {"t2i", "t2i"}, {"fn_rate", "fn_rate"}});
+  check("roco_softlocal", with({{"i2t", "i2t"}, {"t2i", "t2i"}, {"fn_rate", "fn_rate"}}, kFnTruth));
 }
-TEST_F(LossReference, PairwiseRelationWithFeatureTerm) { check("pair_single", {{"kl", "kl"}, {"feat", "feat"}}); }
-TEST_F(LossReference, PairwiseRelationLocalLayout) { check("pair_local", {{"kl", "kl"}}); }
-TEST_F(LossReference, SemanticRelation) { check("sem_single"); }
+static const std::map<std::string, std::string> kEntropies = {{"entropy_teacher", "entropy_teacher"},
+                                                       {"entropy_student", "entropy_student"}};
+TEST_F(LossReference, PairwiseRelationWithFeatureTerm) {
+  check("pair_single", with({{"kl", "kl"}, {"feat", "feat"}}, kEntropies));
+}
+TEST_F(LossReference, PairwiseRelationLocalLayout) { check("pair_local", with({{"kl", "kl"}}, kEntropies)); }
+TEST_F(LossReference, SemanticRelation) { check("sem_single", kEntropies); }
+TEST_F(LossReference, BiudTotalWithPromptAnchors) {
+  check("biudprompts_total", {{"sem", "sem"}, {"sem/entropy_teacher", "entropy_teacher"},
+                              {"sem/entropy_student", "entropy_student"}});
+}
 TEST_F(LossReference, EfmLossAndAccuracies) {
   check("efm_loss", {{"acc", "acc"},
                      {"acc_entity", "acc_entity"},

@@ -71,25 +71,47 @@ def roco(a, b, ag, bg, offset, tau, fn, mode, alpha):
     return 0.5 * (i2t + t2i), i2t, t2i
 
 
-def pair_loss(s, t, sg, tg, offset, tau, lam):
+def entropy(p):
+    """Mean row entropy in nats, through torch.distributions (not the C++ formula)."""
+    return torch.distributions.Categorical(probs=p.detach()).entropy().mean()
+
+
+def pair_loss(s, t, sg, tg, offset, tau, lam, entropies=None):
     sn, sgn = F.normalize(s, dim=-1), F.normalize(sg, dim=-1)
     bl, n = s.shape[0], sg.shape[0]
-    kls = []
+    kls, pt_rows, ps_rows = [], [], []
     for i in range(bl):
         cols = [j for j in range(n) if j != offset + i]
         st = (t[i] @ tg[cols].T) / tau
         ss = (sn[i] @ sgn[cols].T) / tau
         kls.append(F.kl_div(F.log_softmax(ss, 0), F.log_softmax(st, 0), reduction="sum", log_target=True))
+        pt_rows.append(F.softmax(st, 0))
+        ps_rows.append(F.softmax(ss, 0))
     kl = torch.stack(kls).mean()
     feat = (1 - F.cosine_similarity(s, t, dim=-1)).mean()
+    if entropies is not None:
+        entropies["entropy_teacher"] = entropy(torch.stack(pt_rows))
+        entropies["entropy_student"] = entropy(torch.stack(ps_rows))
     return kl + lam * feat, kl, feat
 
 
-def sem_loss(s, t, anchors, tau):
+def sem_loss(s, t, anchors, tau, entropies=None):
     a = F.normalize(anchors, dim=-1)
     p_t = F.softmax(t @ a.T / tau, dim=1)
     log_p_s = F.log_softmax(F.normalize(s, dim=-1) @ a.T / tau, dim=1)
+    if entropies is not None:
+        entropies["entropy_teacher"] = entropy(p_t)
+        entropies["entropy_student"] = entropy(log_p_s.exp())
     return F.kl_div(log_p_s, p_t, reduction="batchmean")
+
+
+def fn_truth_metrics(fn, truth, bl, n):
+    """Precision/recall of the flagged false negatives against the true ones (NaN when undefined)."""
+    tp = (fn & truth).sum().item()
+    flagged, true = fn.sum().item(), truth.sum().item()
+    nan = float("nan")
+    return {"fn_precision": tp / flagged if flagged else nan, "fn_recall": tp / true if true else nan,
+            "fn_rate_true": true / (bl * (n - 1))}
 
 
 def efm_loss(logits, labels, entity):
@@ -164,12 +186,23 @@ def main():
             loss, i2t, t2i = roco(d["x_a"], d["x_b"], ag, bg, offset, tau, fn, mode, s("alpha"))
             n = ag.shape[0]
             metrics = {"i2t": i2t, "t2i": t2i, "fn_rate": fn.sum() / (bl * (n - 1))}
+            if "true" in d:
+                truth = false_negatives(None, d["true"], bl, offset, False, 0.0, True)
+                metrics.update(fn_truth_metrics(fn, truth, bl, n))
         elif kind == "pair":
+            ent = {}
             loss, kl, feat = pair_loss(d["x_s"], d["x_t"], d.get("x_sg", d["x_s"]), d.get("x_tg", d["x_t"]),
-                                       int(d.get("offset", 0)), s("tau"), s("lambda"))
-            metrics = {"kl": kl, "feat": feat}
+                                       int(d.get("offset", 0)), s("tau"), s("lambda"), ent)
+            metrics = {"kl": kl, "feat": feat, **ent}
         elif kind == "sem":
-            loss = sem_loss(d["x_s"], d["x_t"], d["x_anchors"], s("tau"))
+            loss = sem_loss(d["x_s"], d["x_t"], d["x_anchors"], s("tau"), metrics)
+        elif kind == "biudprompts":
+            # loss.sem.anchors: prompts — the fixed anchors, not the batch's report embeddings
+            tau = tau_of(d["x_tau"], s("tau_min"), s("tau_max"))
+            lr = info_nce(d["x_a"], d["x_b"], d["x_a"], d["x_b"], 0, tau)[0]
+            ls = sem_loss(d["x_s"], d["x_t"], d["x_anchors"], s("tau_s"), metrics)
+            loss = lr + s("w_sem") * ls
+            metrics["sem"] = ls
         elif kind == "efm":
             loss, metrics = efm_loss(d["x_logits"], d["labels"], d["entity"])
         elif kind == "efmmask":

@@ -38,12 +38,31 @@ struct RelationConfig {
   double tau = 0.1;
   double lambda_feat = 0.0;
   std::string anchors = "batch_reports";
+  std::string prompts;  ///< semantic, anchors = prompts: the prompt file (empty = eval.prompts)
 
   void visit(config::Visitor& v) {
     v.field("weight", weight, "weight in the total loss (0 = off)", config::atLeast(0));
     v.field("tau", tau, "temperature", config::positive());
     v.field("lambda_feat", lambda_feat, "pairwise only: weight of the point-wise feature term", config::atLeast(0));
-    v.field("anchors", anchors, "semantic only: batch_reports or prompts", config::oneOf({"batch_reports", "prompts"}));
+    v.field("anchors", anchors,
+            "semantic only: batch_reports (the batch's CT reports embedded by the teacher's text encoder) or prompts "
+            "(every finding's positive and negative prompt ensemble of `prompts`, embedded once by the teacher's text "
+            "encoder model.teacher: 2 x findings fixed anchors)",
+            config::oneOf({"batch_reports", "prompts"}));
+    v.field("prompts", prompts,
+            "semantic only, anchors = prompts: the prompt file (configs/prompts/*.yaml; empty = eval.prompts)");
+  }
+};
+
+/// `loss.distill:` — how the teacher features reach the relation losses.
+struct DistillConfig {
+  bool teacher_shuffle = false;
+
+  void visit(config::Visitor& v) {
+    v.field("teacher_shuffle", teacher_shuffle,
+            "control experiment: give every CT the teacher features h* (and retrieval scores) of another CT, by a "
+            "fixed random permutation of the teacher-features rows drawn from the run seed. What distillation still "
+            "gains with it is regularisation, not the expert's knowledge (docs/regime.md)");
   }
 };
 
@@ -55,6 +74,7 @@ struct EfmConfig {
   double mask_token_frac = 0.8;    ///< BERT 80/10/10: share of selected tokens replaced by [MASK]
   double random_token_frac = 0.1;  ///< share replaced by a random token (the rest kept)
   int reports = 0;                 ///< EFM on the first N reports of each micro-batch (0 = all)
+  std::string entities = "all";    ///< entity tokens (masked with p_entity): all kinds, or findings only
 
   void visit(config::Visitor& v) {
     v.field("weight", weight, "weight in the total loss (0 = off)", config::atLeast(0));
@@ -70,6 +90,10 @@ struct EfmConfig {
             "(0 = every report). On a CPU the report encoder's pass over the masked reports costs more "
             "than the rest of a step; fewer reports make it affordable",
             config::atLeast(0));
+    v.field("entities", entities,
+            "which lexicon mentions count as entity tokens (masked with p_entity): all (findings, anatomy, "
+            "attributes, sizes) or findings (finding mentions only; the rest is masked with p_other)",
+            config::oneOf({"all", "findings"}));
     if (v.reading() && mask_token_frac + random_token_frac > 1.0 + 1e-12)
       v.fail("random_token_frac", "mask_token_frac + random_token_frac must be <= 1");
   }
@@ -99,8 +123,9 @@ struct TrimodalConfig {
 /// `loss:` — total L = L_roco + w_pair L_pair + w_sem L_sem + w_efm L_efm.
 struct LossConfig {
   RocoConfig roco;
-  RelationConfig pair{1.0, 0.1, 0.0, "batch_reports"};
-  RelationConfig sem{1.0, 0.1, 0.0, "batch_reports"};
+  RelationConfig pair{1.0, 0.1, 0.0, "batch_reports", ""};
+  RelationConfig sem{1.0, 0.1, 0.0, "batch_reports", ""};
+  DistillConfig distill;
   EfmConfig efm;
   TrimodalConfig trimodal;
 
@@ -108,6 +133,7 @@ struct LossConfig {
     v.section("roco", roco, "robust contrastive loss");
     v.section("pair", pair, "pairwise relation distillation");
     v.section("sem", sem, "semantic relation distillation");
+    v.section("distill", distill, "teacher features for the relation losses");
     v.section("efm", efm, "entity-focused masking");
     v.section("trimodal", trimodal, "X2CT-CLIP tri-modal loss");
   }

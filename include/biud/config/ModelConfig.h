@@ -64,6 +64,7 @@ struct ModelConfig {
   NetConfig decoder{"report_decoder"};
   std::string teacher;  ///< stage-0 checkpoint folder (clip2d run) or TorchScript file
   std::string text_init = "none";  ///< biud task: `teacher` = start g from the teacher's text encoder
+  bool adapter_bias = false;        ///< biud task: the distillation adapter A has a trained bias
 
   void visit(config::Visitor& v) {
     v.field("embed_dim", embed_dim, "shared embedding size d", config::atLeast(1));
@@ -77,6 +78,10 @@ struct ModelConfig {
             "biud task: `teacher` starts the CT model's text encoder from the X-ray teacher's (a clip2d run with the "
             "same tokenizer and text_encoder size; like starting from a pretrained BERT); `none` = text_encoder.weights or random",
             config::oneOf({"none", "teacher"}));
+    v.field("adapter_bias", adapter_bias,
+            "biud task: give the distillation adapter A (d -> d_X) a trained bias. METHOD §3 says linear: false. "
+            "Without it the checkpoint still holds `adapter.proj.bias` (zeros, not trained), so runs made before this "
+            "key, whose adapter had a bias, load and evaluate as trained; resume such a run with adapter_bias: true");
   }
 };
 

@@ -13,6 +13,7 @@ struct SynthConfig {
   double healthy_fraction = 0.3;
   std::map<std::string, double> finding_rates;  ///< per finding; empty = built-in defaults
   std::vector<double> split = {0.7, 0.1, 0.2};
+  std::vector<double> xray_split;  ///< X-ray corpus train/val/test fractions (empty = `split`)
   int n_external = 0;
 
   void visit(config::Visitor& v) {
@@ -28,6 +29,12 @@ struct SynthConfig {
             "arterial_calcification); findings left out keep their defaults (docs/synth.md)",
             config::range(0, 1));
     v.field("split", split, "train/val/test fractions", config::sizeIs(3) & config::range(0, 1));
+    v.field("xray_split", xray_split,
+            "train/val/test fractions of the X-ray corpus (the expert's data), drawn independently of the CT "
+            "split; empty = the same fractions as `split`",
+            config::range(0, 1));
+    if (v.reading() && !xray_split.empty() && xray_split.size() != 3)
+      v.fail("xray_split", "needs 3 fractions (train, val, test) or none (= split)");
     v.field("n_external", n_external, "extra CT studies with shifted acquisition (split `external`)",
             config::atLeast(0));
   }

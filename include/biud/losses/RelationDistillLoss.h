@@ -34,12 +34,15 @@ struct RelationInputs {
 /// plus `lambdaFeat · mean_i (1 - sim(A h^CT_i, h*_i))` when lambdaFeat > 0.
 /// Rows i are the local rows, columns j the gathered batch (offset as in ClipLoss.h).
 /// Terms "kl" and (lambdaFeat > 0) "feat". A batch of one has no pairs: the KL term is 0.
+/// Metrics "entropy_teacher" / "entropy_student": mean row entropy (nats) of the teacher's P*
+/// and the student's P^CT (log(B_global - 1) = uniform; 0 for a batch of one).
 LossOutput pairwiseRelationLoss(const RelationInputs& in, double tau, double lambdaFeat = 0.0);
 
 /// Semantic relation distillation against K anchors `g_X(a_j)` ([K, d_X], normalised here):
 /// `p*_i = softmax_j(<h*_i, norm(g_X(a_j))>/tau)`, `p^CT_i = softmax_j(sim(A h^CT_i, g_X(a_j))/tau)`,
 /// `L_sem = mean_i KL(p*_i || p^CT_i)`. Metric "agree": fraction of rows whose top anchor
-/// is the same for teacher and student.
+/// is the same for teacher and student; "entropy_teacher" / "entropy_student": mean row entropy
+/// (nats) of p* and p^CT (log K = uniform over the K anchors).
 LossOutput semanticRelationLoss(const torch::Tensor& student, const torch::Tensor& teacher,
                                 const torch::Tensor& anchors, double tau);
 

@@ -61,13 +61,20 @@ struct RocoInputs {
   torch::Tensor tau;                ///< learnable temperature (0-dim); undefined = fixed `temperature_init`
   torch::Tensor report_embeddings;  ///< [B_global, d_X] teacher report embeddings (fn_by_similarity)
   torch::Tensor findings;           ///< [B_global] ids or [B_global, F] labels (fn_by_entities)
+  /// Optional, diagnostics only: the true finding sets ([B_global] ids or [B_global, F] labels,
+  /// as `findings`; e.g. the data set's label columns). A pair with identical true sets is a true
+  /// false negative; metrics "fn_precision" (flagged pairs that are true false negatives / flagged;
+  /// NaN when none is flagged), "fn_recall" (true false negatives flagged / true false negatives;
+  /// NaN when there is none) and "fn_rate_true" (true false negatives / off-diagonal pairs).
+  torch::Tensor true_findings;
 };
 
 /// RoCo configured from `loss.roco`. Stateless: the temperature parameter belongs to the model.
 class RocoLoss {
  public:
   explicit RocoLoss(RocoConfig cfg);
-  /// Computes the loss; metrics add "fn_rate_similarity" / "fn_rate_entities" per criterion.
+  /// Computes the loss; metrics add "fn_rate_similarity" / "fn_rate_entities" per criterion, and
+  /// with `true_findings` "fn_precision", "fn_recall", "fn_rate_true" (also in mode none).
   /// Missing FN inputs are an error for modes remove/soft; with mode none they only skip the
   /// FN-rate diagnostics.
   LossOutput operator()(const RocoInputs& in) const;

@@ -18,11 +18,18 @@ class ProjectionHeadImpl : public torch::nn::Module {
 TORCH_MODULE(ProjectionHead);
 
 /// Linear map from the CT encoder's width d to the X-ray teacher's width d_X (`proj`).
+/// With `bias` false (METHOD §3: A is linear; model.adapter_bias) `proj` has no trained bias and
+/// `proj.bias` is a buffer of zeros added in forward: the checkpoint keeps the key, so weights of
+/// an adapter trained with a bias load into either form and compute what they computed.
 class DistillAdapterImpl : public torch::nn::Module {
  public:
-  DistillAdapterImpl(std::int64_t d, std::int64_t dX);
-  torch::Tensor forward(const torch::Tensor& x) { return proj->forward(x); }
+  DistillAdapterImpl(std::int64_t d, std::int64_t dX, bool bias = false);
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto y = proj->forward(x);
+    return fixed_bias.defined() ? y + fixed_bias : y;
+  }
   torch::nn::Linear proj{nullptr};
+  torch::Tensor fixed_bias;  ///< the buffer `proj.bias` when `bias` is false (zeros unless loaded); else undefined
 };
 TORCH_MODULE(DistillAdapter);
 

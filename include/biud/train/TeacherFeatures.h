@@ -8,13 +8,20 @@
 ///     h_star            [N, K, d_X] float  normalised teacher image features, best X-ray first
 ///     scores            [N, K]      float  retrieval scores <q_i, e_k> of those X-rays
 ///     report_embedding  [N, d_X]    float  normalised teacher text embeddings of the CT reports
-///     metadata: ct_ids (newline-separated, row order), format = biud-teacher-features-2
+///     metadata: ct_ids (newline-separated, row order), format = biud-teacher-features-2,
+///               expert_fingerprint, ct_manifest_fingerprint, xray_manifest_fingerprint
 ///
 /// Files of format 1 (h_star [N, d_X], no scores) still load, as K = 1.
+///
+/// Fingerprints (TeacherFingerprint): h* is matched to CTs by id, so a file made from other data
+/// or another expert would silently misalign. biud-retrieve records what it read; the biud task
+/// recomputes the same from its config and refuses a file that disagrees (checkFingerprint).
+/// Files without fingerprints (written before they existed) load with a warning.
 ///
 /// Per-epoch top-K sampling (METHOD §2 option): draw() picks, for each CT, one of its first k
 /// X-rays with probability softmax(score / tau), from a seed derived from (run seed, epoch, CT
 /// dataset index) only — the same draw on every rank, after a resume, and whatever the batch.
+#include <c10/core/Device.h>
 #include <torch/types.h>
 
 #include <cstdint>
@@ -22,7 +29,31 @@
 #include <string>
 #include <vector>
 
+namespace biud::image {
+struct Manifest;
+}
+
 namespace biud::train {
+
+/// What a teacher-features file was computed from, as 16-hex-digit content hashes (empty = not
+/// recorded / not checked).
+struct TeacherFingerprint {
+  /// The expert's newest checkpoint: crc32 and size of its model.safetensors (and ema.safetensors
+  /// when present: retrieval uses the averaged weights) and the bytes of the run's
+  /// config.resolved.yaml.
+  std::string expert;
+  std::string ct_manifest;    ///< CT manifest: every row's id, report text (report_sections) and image paths, in order
+  std::string xray_manifest;  ///< X-ray corpus manifest, the same way
+};
+
+/// Fingerprint of the expert run (a clip2d run folder: its newest checkpoint; or a checkpoint
+/// folder `run/checkpoints/step_N`). DataError naming the folder when it holds no checkpoint.
+std::string expertFingerprint(const std::string& teacherRunOrCheckpoint);
+/// Fingerprint of what retrieval reads from a manifest (ids, the `sections` of the reports, image paths).
+std::string manifestFingerprint(const image::Manifest& m, const std::vector<std::string>& sections);
+/// All three, as biud-retrieve records them.
+TeacherFingerprint teacherFingerprint(const std::string& teacherRunOrCheckpoint, const image::Manifest& ct,
+                                      const image::Manifest& xray, const std::vector<std::string>& sections);
 
 struct TeacherFeatures {
   std::vector<std::string> ids;  ///< CT ids, row order
@@ -33,6 +64,7 @@ struct TeacherFeatures {
   torch::Tensor candidates;
   torch::Tensor scores;                     ///< [N, K] retrieval scores; undefined = K 1
   std::map<std::string, std::int64_t> row;  ///< id -> row
+  TeacherFingerprint fingerprint;           ///< what the file was computed from (empty fields: unknown)
 
   /// K: how many retrieved X-rays per CT the file holds.
   std::int64_t topK() const { return candidates.defined() ? candidates.size(1) : 1; }
@@ -42,6 +74,14 @@ struct TeacherFeatures {
   torch::Tensor rowsOf(const std::vector<std::string>& ids, const std::string& source) const;
   /// ConfigError naming `source` and the fix unless the file holds at least `k` X-rays per CT.
   void requireTopK(int k, const std::string& source) const;
+  /// DataError unless every fingerprint recorded in the file equals the one in `now` (fields
+  /// empty on either side are not compared). The message names `source`, each differing part
+  /// with both values and the fix: re-run biud-retrieve. Returns the parts compared.
+  std::vector<std::string> checkFingerprint(const TeacherFingerprint& now, const std::string& source) const;
+  /// Control experiment (loss.distill.teacher_shuffle): give row i the h*, candidates and scores
+  /// of row perm[i], perm a uniform random permutation drawn from `seed` (report embeddings, the
+  /// CTs' own, stay). Returns perm.
+  std::vector<std::int64_t> shuffleRows(std::uint64_t seed);
 
   struct Draw {
     torch::Tensor h_star;             ///< [n, d_X] h* of the drawn X-rays
@@ -63,5 +103,10 @@ std::int64_t drawRank(const float* scores, std::int64_t k, double tau, std::uint
 
 /// The file beside a pairing file: <dir>/teacher_features.safetensors.
 std::string teacherFeaturesPath(const std::string& pairingCsv);
+
+/// Semantic anchors of `loss.sem.anchors: prompts` (METHOD §3): the teacher text encoder g_X of
+/// the expert run on every finding's prompt ensembles of `prompts` (ZeroShot.h embedPrompts: each
+/// ensemble's normalised mean), positives of all findings first, then negatives: [2F, d_X].
+torch::Tensor promptAnchors(const std::string& teacherRun, const std::string& promptsFile, const c10::Device& device);
 
 }  // namespace biud::train

@@ -20,9 +20,12 @@ struct TextBatch {
 };
 
 /// Tokenize `texts` (padded to the longest, or to `maxLength` when `padToMax`; truncated at
-/// `maxLength`). With `entities`, every report is also run through the entity extractor.
+/// `maxLength`). With `entities`, every report is also run through the entity extractor;
+/// `findingsOnly` marks only finding mentions in `entity` (loss.efm.entities: findings), not
+/// anatomy, attributes or sizes.
 TextBatch tokenizeBatch(const text::Tokenizer& tok, const std::vector<std::string>& texts, int maxLength,
-                        const text::EntityExtractor* entities = nullptr, bool padToMax = false);
+                        const text::EntityExtractor* entities = nullptr, bool padToMax = false,
+                        bool findingsOnly = false);
 
 /// Finding matrix [B, F] (1 = present or uncertain, 0 = absent or not mentioned) for RoCo's
 /// identical-findings criterion; rows can be gathered across ranks.
