@@ -1,55 +1,19 @@
 // biud-eval: metrics from files — classification (AUROC/AP/F1/... with bootstrap CIs and plots),
 // report generation (BLEU/METEOR/ROUGE-L/CIDEr-D), clinical efficacy, retrieval, DeLong, readers.
-#include <cmath>
-#include <map>
+// Flags only: the work is eval/EvalJob.h, one function per subcommand.
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
-#include "biud/eval/Classification.h"
-#include "biud/eval/Clinical.h"
-#include "biud/eval/DeLong.h"
-#include "biud/eval/EvalIo.h"
-#include "biud/eval/Figures.h"
-#include "biud/eval/Nlg.h"
-#include "biud/eval/Plot.h"
-#include "biud/eval/Protocols.h"
-#include "biud/eval/Retrieval.h"
+#include "biud/core/RunList.h"
+#include "biud/eval/EvalJob.h"
 
 namespace ev = biud::eval;
 namespace stdfs = std::filesystem;
 using nlohmann::json;
-
-namespace {
-
-void writeJson(const std::string& dir, const json& j) {
-  const auto path = stdfs::path(dir) / "eval.json";
-  biud::fs::atomicWrite(path, j.dump(2) + "\n");
-  biud::log::info("eval", "wrote {}", path.string());
-}
-
-/// `name=path` or `path` (name = file stem).
-std::pair<std::string, std::string> namedPath(const std::string& s) {
-  const auto eq = s.find('=');
-  if (eq != std::string::npos && eq > 0 && !biud::fs::stdfs::exists(s)) return {s.substr(0, eq), s.substr(eq + 1)};
-  return {stdfs::path(s).stem().string(), s};
-}
-
-/// Column `l` of the known labels: scores and 0/1 labels.
-void column(const ev::LabeledPredictions& d, const std::vector<std::vector<double>>& probs, std::size_t l, std::vector<double>& s,
-            std::vector<int>& y) {
-  s.clear();
-  y.clear();
-  for (std::size_t i = 0; i < d.ids.size(); ++i)
-    if (!std::isnan(d.labels[i][l])) {
-      s.push_back(probs[i][l]);
-      y.push_back(static_cast<int>(d.labels[i][l]));
-    }
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   biud::app::App app("biud-eval",
@@ -142,221 +106,38 @@ int main(int argc, char** argv) {
     BIUD_CHECK(app.outGiven(), biud::ConfigError, "--out DIR is required (eval.json and plots/ are written there)");
     const std::string out = app.out();
     biud::fs::makeDirs(out);
-    const bool plots = cfg.eval.plots && !noPlots;
-
+    const std::string plotDir = cfg.eval.plots && !noPlots ? (stdfs::path(out) / "plots").string() : "";
+    json j;
     if (cls->parsed()) {
-      ev::ClassificationOptions opt;
-      opt.bootstrap = bootstrap >= 0 ? bootstrap : cfg.eval.bootstrap;
-      opt.ci = ci > 0 ? ci : cfg.eval.ci;
-      opt.seed = static_cast<std::uint64_t>(cfg.seed);
-      opt.progress = !app.quiet();
-      const std::string mode = threshold.empty() ? cfg.eval.threshold : threshold;
-      std::vector<std::pair<std::string, std::string>> models;
-      for (const auto& p : preds) models.push_back(namedPath(p));
-      const auto data = ev::loadLabeledPredictions(models[0].second, labels);
-      if (mode == "youden") {
-        opt.thresholdMode = "youden";
-      } else if (mode == "val") {
-        BIUD_CHECK(!valPred.empty() && !valLabels.empty(), biud::ConfigError,
-                   "--threshold val needs --val-pred and --val-labels (validation predictions and labels)");
-        opt.thresholdMode = "given";
-        const auto val = ev::loadLabeledPredictions(valPred, valLabels);
-        for (const auto& f : data.findings) {
-          const auto it = std::find(val.findings.begin(), val.findings.end(), f);
-          BIUD_CHECK(it != val.findings.end(), biud::DataError, "{}: column `{}` missing (needed for the validation threshold)",
-                     valLabels, f);
-          std::vector<double> s;
-          std::vector<int> y;
-          column(val, val.probs, static_cast<std::size_t>(it - val.findings.begin()), s, y);
-          double t = s.empty() ? NAN : ev::youdenThreshold(s, y);
-          if (std::isnan(t)) {
-            biud::log::warn("eval", "finding `{}`: validation set has one class; threshold 0.5", f);
-            t = 0.5;
-          }
-          opt.thresholds[f] = t;
-        }
-      } else {
-        double t;
-        BIUD_CHECK(ev::parseDouble(mode, t) && std::isfinite(t), biud::ConfigError,
-                   "--threshold `{}`: use youden, val or a number such as 0.5", mode);
-        opt.thresholdMode = "fixed";
-        opt.fixedThreshold = t;
-      }
-      std::vector<ev::ModelPredictions> mps;
-      for (std::size_t m = 0; m < models.size(); ++m)
-        mps.push_back({models[m].first, m == 0 ? data.probs : ev::loadPredictionsLike(models[m].second, data)});
-      biud::log::info("eval", "{} cases, {} findings, {} model(s)", data.ids.size(), data.findings.size(), mps.size());
-      json j = ev::evaluateModels(mps, data.labels, data.findings, opt, plots ? (stdfs::path(out) / "plots").string() : "");
-      j["task"] = "classification";
-      j["n_cases"] = data.ids.size();
-      const std::string protocol = clsProtocol.empty() ? cfg.eval.zeroshot_protocol : clsProtocol;
-      j["protocol"] = protocol;
-      if (protocol == "ct-clip") {
-        const auto cc = ev::evaluateCtClip(data.probs, data.labels, data.findings);
-        for (const auto& w : cc.warnings) biud::log::warn("eval", "{}", w);
-        j["ct_clip"] = cc.toJson();
-        biud::log::info("eval", "CT-CLIP protocol, macro: AUROC {:.4f}  F1 (weighted) {:.4f}  accuracy {:.4f}  precision {:.4f}",
-                        cc.auroc, cc.f1, cc.accuracy, cc.precision);
-      }
-      writeJson(out, j);
-      return 0;
+      ev::ClassificationJob job;
+      job.models = biud::app::parseRunList(preds, "--pred");
+      job.labels = labels;
+      job.threshold = threshold.empty() ? cfg.eval.threshold : threshold;
+      job.valPred = valPred;
+      job.valLabels = valLabels;
+      job.options.bootstrap = bootstrap >= 0 ? bootstrap : cfg.eval.bootstrap;
+      job.options.ci = ci > 0 ? ci : cfg.eval.ci;
+      job.options.seed = static_cast<std::uint64_t>(cfg.seed);
+      job.options.progress = !app.quiet();
+      job.protocol = clsProtocol.empty() ? cfg.eval.zeroshot_protocol : clsProtocol;
+      job.plotDir = plotDir;
+      j = ev::runClassificationEval(job);
+    } else if (nlg->parsed()) {
+      j = ev::runNlgEval(hyp, ref, nlgProtocol.empty() ? cfg.eval.nlg_protocol : nlgProtocol);
+    } else if (clin->parsed()) {
+      j = ev::runClinicalEval(cePred, ceRef);
+    } else if (ret->parsed()) {
+      j = ev::runRetrievalEval({sim, embA, embB, ks});
+    } else if (dl->parsed()) {
+      j = ev::runDeLongEval(dPred1, dPred2, dLabels, cfg.eval.ci);
+    } else if (rd->parsed()) {
+      j = ev::runReaderStudy(rPred, rLabels, rReaders, plotDir);
+    } else {
+      return biud::app::kExitUsage;
     }
-
-    if (nlg->parsed()) {
-      const auto h = ev::readTexts(hyp), r = ev::readTexts(ref);
-      std::map<std::string, std::size_t> refAt;
-      for (std::size_t i = 0; i < r.ids.size(); ++i) refAt[r.ids[i]] = i;
-      std::vector<std::string> hs;
-      std::vector<std::vector<std::string>> rs;
-      for (std::size_t i = 0; i < h.ids.size(); ++i) {
-        auto it = refAt.find(h.ids[i]);
-        BIUD_CHECK(it != refAt.end(), biud::DataError, "id `{}` is in {} but not in {} (every generated report needs a reference)",
-                   h.ids[i], hyp, ref);
-        BIUD_CHECK(h.texts[i].size() == 1, biud::DataError, "{}: id `{}` appears {} times (one generated report per id)", hyp, h.ids[i],
-                   h.texts[i].size());
-        hs.push_back(h.texts[i][0]);
-        rs.push_back(r.texts[it->second]);
-      }
-      if (r.ids.size() != h.ids.size())
-        biud::log::warn("eval", "{} has {} ids, {} has {}: only the generated reports' ids are scored", ref, r.ids.size(), hyp,
-                        h.ids.size());
-      const std::string protocol = nlgProtocol.empty() ? cfg.eval.nlg_protocol : nlgProtocol;
-      const auto s = ev::evaluateNlgProtocol(protocol, hs, rs);
-      json j = s.toJson();
-      j["task"] = "nlg";
-      j["protocol"] = protocol;
-      j["tokenization"] = ev::nlgTokenization(protocol);
-      j["meteor_note"] = "exact + Porter-stem METEOR 1.5 re-implementation (no synonyms/paraphrases); see docs/eval.md";
-      biud::log::info("eval", "BLEU-4 {:.4f}  METEOR {:.4f}  ROUGE-L {:.4f}  CIDEr-D {:.4f}", s.bleu[3], s.meteor, s.rougeL, s.cider);
-      writeJson(out, j);
-      return 0;
-    }
-
-    if (clin->parsed()) {
-      const auto p = ev::readNumericTable(cePred), r = ev::readNumericTable(ceRef);
-      std::vector<std::vector<double>> pv, rv;
-      for (std::size_t i = 0; i < r.ids.size(); ++i) {
-        auto it = p.rowOf.find(r.ids[i]);
-        BIUD_CHECK(it != p.rowOf.end(), biud::DataError, "id `{}` is in {} but not in {}", r.ids[i], ceRef, cePred);
-        std::vector<double> row;
-        for (const auto& f : r.columns) {
-          const auto c = std::find(p.columns.begin(), p.columns.end(), f);
-          BIUD_CHECK(c != p.columns.end(), biud::DataError, "{}: column `{}` missing (the references have it)", cePred, f);
-          const double v = p.values[it->second][c - p.columns.begin()];
-          BIUD_CHECK(v == 0 || v == 1, biud::DataError, "{}: id `{}`, column `{}`: {} must be 0 or 1", cePred, r.ids[i], f, v);
-          row.push_back(v);
-        }
-        pv.push_back(row);
-        rv.push_back(r.values[i]);
-      }
-      json j = ev::clinicalEfficacy(pv, rv, r.columns).toJson();
-      j["task"] = "clinical";
-      writeJson(out, j);
-      return 0;
-    }
-
-    if (ret->parsed()) {
-      ev::Matrix S;
-      std::vector<std::string> qIds, gIds;
-      if (!sim.empty()) {
-        BIUD_CHECK(embA.empty() && embB.empty(), biud::ConfigError, "give either --sim or --emb-a/--emb-b, not both");
-        S = ev::readMatrix(sim, &qIds, &gIds);
-        if (gIds.empty() || gIds.size() != S[0].size()) {
-          gIds.clear();
-          for (std::size_t j = 0; j < S[0].size(); ++j) gIds.push_back(std::to_string(j));
-          qIds.clear();
-          for (std::size_t i = 0; i < S.size(); ++i) qIds.push_back(std::to_string(i));
-        } else if (std::count_if(qIds.begin(), qIds.end(), [&](const std::string& q) {
-                     return std::find(gIds.begin(), gIds.end(), q) != gIds.end();
-                   }) == 0) {
-          // Header names are not ids (e.g. c0, c1, ...): fall back to the diagonal.
-          for (std::size_t i = 0; i < qIds.size(); ++i) qIds[i] = std::to_string(i);
-          for (std::size_t j = 0; j < gIds.size(); ++j) gIds[j] = std::to_string(j);
-        }
-      } else {
-        BIUD_CHECK(!embA.empty() && !embB.empty(), biud::ConfigError, "retrieval needs --sim, or both --emb-a and --emb-b");
-        const auto A = ev::readMatrix(embA, &qIds), B = ev::readMatrix(embB, &gIds);
-        S = ev::cosineSimilarity(A, B);
-      }
-      const auto ab = ev::retrievalScores(S, qIds, gIds, ks), ba = ev::retrievalScores(ev::transpose(S), gIds, qIds, ks);
-      json j;
-      j["task"] = "retrieval";
-      j["a_to_b"] = ab.toJson();
-      j["b_to_a"] = ba.toJson();
-      j["ties"] = "pessimistic (equal scores rank ahead of the relevant item)";
-      biud::log::info("eval", "A->B R@1 {:.4f} R@5 {:.4f} mAP {:.4f};  B->A R@1 {:.4f} mAP {:.4f}", ab.recall[0],
-                      ab.recall.size() > 1 ? ab.recall[1] : NAN, ab.map, ba.recall[0], ba.map);
-      writeJson(out, j);
-      return 0;
-    }
-
-    if (dl->parsed()) {
-      const auto data = ev::loadLabeledPredictions(dPred1, dLabels);
-      const auto p2 = ev::loadPredictionsLike(dPred2, data);
-      json per = json::object();
-      for (std::size_t l = 0; l < data.findings.size(); ++l) {
-        std::vector<double> s1, s2;
-        std::vector<int> y;
-        column(data, data.probs, l, s1, y);
-        column(data, p2, l, s2, y);
-        const bool two = std::count(y.begin(), y.end(), 1) > 0 && std::count(y.begin(), y.end(), 0) > 0;
-        if (!two) {
-          biud::log::warn("eval", "finding `{}`: one class only; DeLong test skipped (null)", data.findings[l]);
-          per[data.findings[l]] = nullptr;
-          continue;
-        }
-        const auto r = ev::delongTest(s1, s2, y, cfg.eval.ci);
-        auto num = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
-        per[data.findings[l]] = {{"auc1", r.auc1}, {"auc2", r.auc2}, {"diff", r.diff}, {"z", num(r.z)}, {"p", r.p},
-                                 {"diff_ci", {r.ciLo, r.ciHi}}, {"n_pos", r.nPos}, {"n_neg", r.nNeg}};
-      }
-      writeJson(out, {{"task", "delong"}, {"model1", dPred1}, {"model2", dPred2}, {"ci", cfg.eval.ci}, {"per_label", per}});
-      return 0;
-    }
-
-    if (rd->parsed()) {
-      const auto data = ev::loadLabeledPredictions(rPred, rLabels);
-      const auto readers = ev::readReaders(rReaders);
-      std::map<std::string, std::vector<ev::plot::ReaderPoint>> byFinding;
-      for (const auto& r : readers) {
-        std::string f = r.finding;
-        if (f.empty()) {
-          BIUD_CHECK(data.findings.size() == 1, biud::DataError,
-                     "{}: reader `{}` has no finding but {} has {} findings (add a `finding` column)", rReaders, r.reader, rLabels,
-                     data.findings.size());
-          f = data.findings[0];
-        }
-        BIUD_CHECK(std::find(data.findings.begin(), data.findings.end(), f) != data.findings.end(), biud::DataError,
-                   "{}: reader `{}`: finding `{}` is not a column of {}", rReaders, r.reader, f, rLabels);
-        byFinding[f].push_back({r.reader, r.sensitivity, r.specificity, NAN});
-      }
-      json per = json::object();
-      for (auto& [f, pts] : byFinding) {
-        const std::size_t l = static_cast<std::size_t>(std::find(data.findings.begin(), data.findings.end(), f) - data.findings.begin());
-        std::vector<double> s;
-        std::vector<int> y;
-        column(data, data.probs, l, s, y);
-        const auto roc = ev::rocCurve(s, y, false);
-        const double auc = ev::rocAuc(s, y);
-        BIUD_CHECK(std::isfinite(auc), biud::DataError, "finding `{}`: the labels have one class only; no ROC curve", f);
-        json rs = json::array();
-        for (auto& p : pts) {
-          p.modelSensitivity = ev::sensitivityAtSpecificity(roc, p.specificity);
-          rs.push_back({{"reader", p.reader}, {"sensitivity", p.sensitivity}, {"specificity", p.specificity},
-                        {"model_sensitivity_at_reader_specificity", p.modelSensitivity},
-                        {"model_minus_reader", p.modelSensitivity - p.sensitivity},
-                        {"model_specificity_at_reader_sensitivity", ev::specificityAtSensitivity(roc, p.sensitivity)}});
-        }
-        per[f] = {{"auroc", auc}, {"readers", rs}};
-        if (plots) {
-          biud::fs::makeDirs(stdfs::path(out) / "plots");
-          ev::plot::readerStudy((stdfs::path(out) / "plots" / ("readers_" + ev::safeFileName(f) + ".png")).string(), "Reader study: " + f,
-                                ev::rocCurve(s, y), auc, pts);
-        }
-      }
-      writeJson(out, {{"task", "readers"}, {"per_label", per}});
-      return 0;
-    }
-    return biud::app::kExitUsage;
+    const auto path = stdfs::path(out) / "eval.json";
+    biud::fs::atomicWrite(path, j.dump(2) + "\n");
+    biud::log::info("eval", "wrote {}", path.string());
+    return 0;
   });
 }

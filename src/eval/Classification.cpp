@@ -180,6 +180,34 @@ double youdenThreshold(const std::vector<double>& scores, const std::vector<int>
   return c.thresholds[best];
 }
 
+std::map<std::string, double> validationThresholds(const std::vector<std::vector<double>>& probs,
+                                                   const std::vector<std::vector<double>>& labels,
+                                                   const std::vector<std::string>& findings, std::vector<std::string>* warnings) {
+  BIUD_CHECK(probs.size() == labels.size(), ValueError, "validation thresholds: {} prediction rows but {} label rows", probs.size(),
+             labels.size());
+  std::map<std::string, double> out;
+  for (std::size_t l = 0; l < findings.size(); ++l) {
+    std::vector<double> s;
+    std::vector<int> y;
+    for (std::size_t i = 0; i < probs.size(); ++i) {
+      BIUD_CHECK(probs[i].size() == findings.size() && labels[i].size() == findings.size(), ValueError,
+                 "validation thresholds: row {} has {} predictions and {} labels for {} findings", i, probs[i].size(),
+                 labels[i].size(), findings.size());
+      if (!std::isnan(labels[i][l])) {
+        s.push_back(probs[i][l]);
+        y.push_back(labels[i][l] > 0.5 ? 1 : 0);
+      }
+    }
+    double t = s.empty() ? kNaN : youdenThreshold(s, y);
+    if (!std::isfinite(t)) {
+      if (warnings) warnings->push_back(fmt::format("finding `{}`: validation set has one class; threshold 0.5", findings[l]));
+      t = 0.5;
+    }
+    out[findings[l]] = t;
+  }
+  return out;
+}
+
 double sensitivityAtSpecificity(const RocCurve& roc, double specificity) {
   double best = kNaN;
   for (std::size_t i = 0; i < roc.fpr.size(); ++i)

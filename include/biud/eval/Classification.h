@@ -50,6 +50,16 @@ ThresholdMetrics thresholdMetrics(const Confusion& c);
 /// (drop_intermediate = false, highest threshold first) maximising tpr - fpr. NaN with one class.
 double youdenThreshold(const std::vector<double>& scores, const std::vector<int>& labels);
 
+/// Operating points chosen on a validation set, one per finding (column l of `probs`/`labels`,
+/// [case][finding]): youdenThreshold() of the cases whose label is known (NaN = unknown, > 0.5 =
+/// positive). A finding with one class there (or no known label) gets 0.5 and a line in
+/// `warnings` when given. The one place biud-eval `--threshold val` and biud-finetune's
+/// `eval.threshold: val` choose their thresholds.
+std::map<std::string, double> validationThresholds(const std::vector<std::vector<double>>& probs,
+                                                   const std::vector<std::vector<double>>& labels,
+                                                   const std::vector<std::string>& findings,
+                                                   std::vector<std::string>* warnings = nullptr);
+
 /// Sensitivity of a classifier at a given specificity: the largest tpr of an ROC point with
 /// 1 - fpr >= specificity (the operating point a reader-study comparison uses).
 double sensitivityAtSpecificity(const RocCurve& roc, double specificity);
