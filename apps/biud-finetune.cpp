@@ -98,16 +98,10 @@ int main(int argc, char** argv) {
     } else if (cfg.eval.threshold == "val") {
       // Operating point chosen where it may be: Youden's J on the validation split.
       auto val = task.predict(cfg.data.val_split);
-      const auto p = train::toRows(val.probs), y = train::toRows(val.labels);
+      std::vector<std::string> warnings;
       co.thresholdMode = "given";
-      for (size_t l = 0; l < names.size(); ++l) {
-        std::vector<double> s;
-        std::vector<int> t;
-        for (size_t i = 0; i < p.size(); ++i)
-          if (!std::isnan(y[i][l])) s.push_back(p[i][l]), t.push_back(y[i][l] > 0.5 ? 1 : 0);
-        const double th = eval::youdenThreshold(s, t);
-        co.thresholds[names[l]] = std::isfinite(th) ? th : 0.5;
-      }
+      co.thresholds = eval::validationThresholds(train::toRows(val.probs), train::toRows(val.labels), names, &warnings);
+      for (const auto& w : warnings) log::warn("finetune", "{}", w);
     }
     eval::ModelPredictions mp;
     mp.name = "finetune";
