@@ -27,7 +27,7 @@ for v in $order; do
   for s in $seeds; do
     run="$out/${v}_seed$s"
     if [ ! -f "$run/zeroshot/zeroshot.json" ]; then
-      resume=""; [ -f "$run/checkpoints/latest" ] && resume="--resume latest"   # an interrupted run goes on
+      resume=""; [ -e "$run/checkpoints/latest" ] && resume="--resume latest"   # an interrupted run goes on
       "$bin/biud-train" --config "configs/ablation/$v.yaml" --seed "$s" --set trainer.steps="$steps" --out "$run" --quiet $resume
       "$bin/biud-zeroshot" --config "configs/ablation/$v.yaml" --run "$run" --out "$run/zeroshot" --set eval.bootstrap=0 --quiet
     fi

@@ -19,7 +19,7 @@ mkdir -p "$run"
 start=$(date +%s)
 stage() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 # Continue a training run that has a checkpoint, else start it.
-resume_flag() { [ -f "$1/checkpoints/latest" ] && echo "--resume latest" || true; }
+resume_flag() { [ -e "$1/checkpoints/latest" ] && echo "--resume latest" || true; }
 
 stage "$("$bin/biud-train" --version)"
 

@@ -125,6 +125,12 @@ std::mutex& registryMutex() {
 std::string resolveWeights(const std::string& w) {
   if (w.empty() || !stdfs::is_directory(w)) return w;
   const stdfs::path p(w);
+  // `latest` is a link to the newest checkpoint folder (train/Checkpoint.h); older runs hold a text file naming it.
+  if (stdfs::is_directory(p / "checkpoints" / "latest")) {
+    const auto file = p / "checkpoints" / "latest" / "model.safetensors";
+    BIUD_CHECK(stdfs::exists(file), IoError, "weights `{}`: checkpoints/latest has no model.safetensors", w);
+    return file.string();
+  }
   if (stdfs::exists(p / "checkpoints" / "latest")) {
     auto name = fs::readFile((p / "checkpoints" / "latest").string());
     while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();

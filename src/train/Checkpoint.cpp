@@ -1,8 +1,12 @@
 #include "biud/train/Checkpoint.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "biud/core/App.h"
 #include "biud/core/Error.h"
@@ -29,18 +33,84 @@ std::vector<stdfs::path> CheckpointManager::list() const {
   return out;
 }
 
-std::optional<stdfs::path> CheckpointManager::latest() const {
-  const auto pointer = dir_ / "latest";
+namespace {
+/// Modification time of `p` itself (a link's own time, not its target's); nullopt when absent.
+std::optional<struct timespec> ownMtime(const stdfs::path& p) {
+  struct stat st {};
+  if (::lstat(p.c_str(), &st) != 0) return std::nullopt;
+  return st.st_mtim;
+}
+bool later(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec != b.tv_sec ? a.tv_sec > b.tv_sec : a.tv_nsec > b.tv_nsec;
+}
+}  // namespace
+
+std::optional<stdfs::path> CheckpointManager::pointer() const {
+  const auto link = dir_ / "latest";
   std::error_code ec;
-  if (stdfs::exists(pointer, ec)) {
-    std::string name = fs::readFile(pointer);
-    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-    const auto p = dir_ / name;
-    if (stdfs::exists(p / "state.json", ec)) return p;
+  const auto st = stdfs::symlink_status(link, ec);
+  if (ec || !stdfs::exists(st)) return std::nullopt;
+  std::string name;
+  if (stdfs::is_symlink(st)) {
+    name = stdfs::read_symlink(link, ec).string();  // relative (`step_000500`); an absolute target is used as is
+    if (ec) return std::nullopt;
+  } else if (stdfs::is_regular_file(st)) {
+    name = fs::readFile(link);  // the text form of runs written before the link
+    while (!name.empty() && (name.back() == '\n' || name.back() == ' ' || name.back() == '\r')) name.pop_back();
+  } else {
+    return std::nullopt;
   }
-  auto all = list();  // `latest` missing or stale: fall back to the newest complete folder
-  if (all.empty()) return std::nullopt;
-  return all.back();
+  if (name.empty()) return std::nullopt;
+  const auto p = stdfs::path(name).is_absolute() ? stdfs::path(name) : dir_ / name;
+  if (!stdfs::exists(p / "state.json", ec)) return std::nullopt;
+  return p;
+}
+
+std::optional<stdfs::path> CheckpointManager::latest() const {
+  auto all = list();
+  const auto named = pointer();
+  if (!named) {  // `latest` missing, dangling or stale: the complete folder of the highest step
+    if (all.empty()) return std::nullopt;
+    return all.back();
+  }
+  // A save renames its folder into place and moves `latest` afterwards: a complete folder of a
+  // later step whose state.json is newer than `latest` itself was saved by a process that died
+  // in between. (A later step written *before* `latest` moved is from an earlier timeline: the
+  // run was resumed from an older checkpoint; `latest` wins then.)
+  const auto linkTime = ownMtime(dir_ / "latest");
+  for (auto it = all.rbegin(); it != all.rend() && it->filename().string() > named->filename().string(); ++it) {
+    const auto t = ownMtime(*it / "state.json");
+    if (linkTime && t && later(*t, *linkTime)) return *it;
+  }
+  return named;
+}
+
+void CheckpointManager::setLatest(const std::string& name) const {
+  const auto link = dir_ / "latest";
+  const auto tmp = dir_ / fmt::format("latest.tmp-{}", ::getpid());
+  std::error_code ec;
+  stdfs::remove(tmp, ec);
+  stdfs::create_symlink(name, tmp, ec);  // relative: the run folder can move
+  if (ec) {
+    // A file system without symbolic links (some network and FUSE mounts): the text form.
+    log::warn("train", "cannot create the symbolic link `{}` ({}): writing `latest` as a text file", tmp.string(),
+              ec.message());
+    fs::atomicWrite(link, name + "\n");
+    return;
+  }
+  if (::rename(tmp.c_str(), link.c_str()) != 0) {
+    const int err = errno;
+    stdfs::remove(tmp, ec);
+    BIUD_THROW(IoError, "cannot move `{}` to `{}`: {}; the checkpoint `{}` is complete (resume from it with --resume {})",
+               tmp.string(), link.string(), std::strerror(err), (dir_ / name).string(), (dir_ / name).string());
+  }
+  if (fs::syncEachFile()) {
+    const int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+  }
 }
 
 stdfs::path CheckpointManager::resolve(const std::string& resume) const {
@@ -62,7 +132,9 @@ size_t CheckpointManager::removeTemporaries() const {
   if (!stdfs::is_directory(dir_, ec)) return 0;
   for (const auto& e : stdfs::directory_iterator(dir_, ec)) {
     const auto name = e.path().filename().string();
-    if (name.rfind("step_", 0) != 0 || (name.find(".tmp-") == std::string::npos && name.find(".old-") == std::string::npos))
+    const bool link = name.rfind("latest.tmp-", 0) == 0;  // a temporary `latest` link never renamed
+    if (!link && (name.rfind("step_", 0) != 0 ||
+                  (name.find(".tmp-") == std::string::npos && name.find(".old-") == std::string::npos)))
       continue;
     std::error_code rec;
     stdfs::remove_all(e.path(), rec);
@@ -120,7 +192,7 @@ stdfs::path CheckpointManager::save(std::int64_t step, const std::function<void(
     BIUD_THROW(IoError, "cannot rename checkpoint `{}` to `{}`: {}{}", tmp.string(), final.string(), why, keep);
   }
   if (had) stdfs::remove_all(old, ec);
-  fs::atomicWrite(dir_ / "latest", name + "\n");
+  setLatest(name);
   auto all = list();
   for (size_t i = 0; i + static_cast<size_t>(keepLast_) < all.size(); ++i) {
     stdfs::remove_all(all[i], ec);

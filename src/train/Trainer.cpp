@@ -27,6 +27,7 @@
 #include "biud/train/Ema.h"
 #include "biud/train/Optim.h"
 #include "biud/train/Precision.h"
+#include "biud/train/RunConfigJson.h"
 
 namespace biud::train {
 
@@ -164,8 +165,9 @@ stdfs::path Trainer::saveCheckpoint() {
     dir = ckpt_.save(step_, [&](const stdfs::path& d) {
     // Weights as safetensors with the modules' names (HF/torchvision-compatible where a
     // public model exists), readable from Python; optimizer and RNG as LibTorch archives.
-    tensor::saveModule(task_->module(), (d / "model.safetensors").string());
-    if (ema_) tensor::writeSafetensors((d / "ema.safetensors").string(), ema_->state());
+    tensor::saveModule(task_->module(), (d / "model.safetensors").string(), checkpointMetadata(cfg_, step_));
+    if (ema_) tensor::writeSafetensors((d / "ema.safetensors").string(), ema_->state(), checkpointMetadata(cfg_, step_));
+    writeCheckpointConfig(d, cfg_, task_->module(), step_);  // config.json + tokenizer files (RunConfigJson.h)
     {
       torch::serialize::OutputArchive a;
       opt_->save(a);

@@ -34,16 +34,14 @@ Config toyConfig(int steps, int saveEvery) {
 }
 
 std::string latestName(const stdfs::path& run) {
-  std::string s = readText(run / "checkpoints" / "latest");
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
+  return stdfs::read_symlink(run / "checkpoints" / "latest").string();  // a relative link (Checkpoint.h)
 }
 
 std::vector<std::string> folders(const stdfs::path& dir) {
   std::vector<std::string> out;
   std::error_code ec;
   for (const auto& e : stdfs::directory_iterator(dir, ec))
-    if (e.is_directory()) out.push_back(e.path().filename().string());
+    if (e.is_directory() && !e.is_symlink()) out.push_back(e.path().filename().string());  // not `latest`
   std::sort(out.begin(), out.end());
   return out;
 }
