@@ -3,8 +3,9 @@
 network in PyTorch Python on the same input, threads and device. Prints a table and writes
 JSON lines to --out (default: stdout only).
 
-The Python twins: vit3d = the same architecture written here in plain PyTorch (timm layout),
-bert = HF transformers BertModel, resnet50 / vit_b16 = torchvision.
+The Python twins: vit3d = biud's Python package (python/biud, the one Python definition of biud's
+networks, equal to the C++ one: tests/integration/PythonEqualityTest.cpp), bert = HF transformers
+BertModel, resnet50 / vit_b16 = torchvision.
 
 usage: scripts/bench/bench_models.py [--threads 2] [--device cpu] [--cases vit3d:tiny,bert:tiny]
 """
@@ -17,61 +18,20 @@ import time
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
-VIT3D = {"tiny": dict(dim=64, depth=2, heads=4, image=(32, 64, 64), patch=(8, 16, 16)),
-         "base": dict(dim=768, depth=12, heads=12, image=(96, 224, 224), patch=(16, 16, 16))}
 BERT = {"tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256),
         "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)}
 
 
-class Block(nn.Module):
-    def __init__(self, d, h):
-        super().__init__()
-        self.h = h
-        self.norm1 = nn.LayerNorm(d, eps=1e-6)
-        self.qkv = nn.Linear(d, 3 * d)
-        self.proj = nn.Linear(d, d)
-        self.norm2 = nn.LayerNorm(d, eps=1e-6)
-        self.fc1 = nn.Linear(d, 4 * d)
-        self.fc2 = nn.Linear(4 * d, d)
-
-    def forward(self, x):
-        B, L, D = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(B, L, 3, self.h, D // self.h).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, L, D)
-        x = x + self.proj(a)
-        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
-
-
-class ViT3D(nn.Module):
-    def __init__(self, dim, depth, heads, image, patch):
-        super().__init__()
-        grid = [i // p for i, p in zip(image, patch)]
-        self.proj = nn.Conv3d(1, dim, patch, patch)
-        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos = nn.Parameter(torch.zeros(1, grid[0] * grid[1] * grid[2], dim))
-        self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-
-    def forward(self, x):
-        t = self.proj(x).flatten(2).transpose(1, 2) + self.pos
-        t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], 1)
-        for b in self.blocks:
-            t = b(t)
-        return self.norm(t)[:, 0]
-
-
 def python_case(arch, preset, batch, inp, seq, device):
     if arch == "vit3d":
-        cfg = dict(VIT3D[preset])
-        if inp:
-            cfg["image"] = tuple(inp)
-        m = ViT3D(**cfg)
-        x = torch.randn(batch, 1, *cfg["image"])
+        sys.path.insert(0, os.path.join(ROOT, "python"))
+        from biud.models import vit3d
+        m = vit3d(preset, image_size=tuple(inp) if inp else None)
+        x = torch.randn(batch, 1, *(inp or ((32, 64, 64) if preset == "tiny" else (96, 224, 224))))
         f = lambda: m(x)
     elif arch == "bert":
         from transformers import BertConfig, BertModel
