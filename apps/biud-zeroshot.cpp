@@ -46,6 +46,7 @@ Scored scoreRun(train::LoadedRun& run, const image::Manifest& manifest, const st
   torch::Tensor img;
   auto encodeText = [&](const std::vector<std::string>& t) {
     auto tb = train::tokenizeBatch(*run.tokenizer, t, run.cfg.text.max_length);
+    if (run.ctclip) return run.ctclip->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
     return run.clip ? run.clip->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu()
                     : run.biud->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
   };
@@ -61,7 +62,8 @@ Scored scoreRun(train::LoadedRun& run, const image::Manifest& manifest, const st
     auto ds = train::splitDataset(std::make_shared<image::Manifest>(manifest), split, run.cfg.data, cacheDir);
     std::vector<torch::Tensor> parts, labels;
     train::forEachEvalBatch(ds, run.cfg.data.loader, [&](data::CtBatch& b) {
-      parts.push_back(run.biud->encodeCt(b.volume.to(dev)).ct.cpu());
+      parts.push_back(run.ctclip ? run.ctclip->encodeImage(b.volume.to(dev)).cpu()
+                                 : run.biud->encodeCt(b.volume.to(dev)).ct.cpu());
       labels.push_back(b.labels);
       s.ids.insert(s.ids.end(), b.ids.begin(), b.ids.end());
     }, "encode " + split);
@@ -69,7 +71,10 @@ Scored scoreRun(train::LoadedRun& run, const image::Manifest& manifest, const st
     s.labels = torch::cat(labels);
   }
   auto pe = train::embedPrompts(prompts, findings, encodeText);
-  const double tau = run.clip ? run.clip->temperature->forward().item<double>() : run.biud->temperature->forward().item<double>();
+  // CT-CLIP multiplies the similarities by exp(temperature): tau = 1 / exp(temperature).
+  const double tau = run.ctclip ? 1.0 / run.ctclip->logitScale()
+                     : run.clip ? run.clip->temperature->forward().item<double>()
+                                : run.biud->temperature->forward().item<double>();
   s.probs = train::zeroShotProbabilities(img, pe, tau);
   return s;
 }
@@ -88,7 +93,11 @@ int main(int argc, char** argv) {
   app.addCommon(app::kConfig | app::kOut | app::kManifest | app::kThreads | app::kDevice | app::kSeed | app::kWeights);
   std::vector<std::string> runs;
   std::string split, prompts;
-  app.cli().add_option("--run", runs, "trained run folder (repeatable: NAME=DIR compares models side by side; DeLong vs the first)")->required();
+  app.cli()
+      .add_option("--run", runs,
+                  "trained run folder, or one made by biud-import-weights (CT-CLIP: docs/baselines.md); repeatable: NAME=DIR "
+                  "compares models side by side, each with its own preprocessing and tokenizer; DeLong vs the first")
+      ->required();
   app.cli().add_option("--split", split, "split to evaluate (default: data.test_split of the first run, `test`)");
   app.cli().add_option("--prompts", prompts, "prompt sets YAML (default: eval.prompts of the first run)");
   std::string protocol;
@@ -108,8 +117,9 @@ int main(int argc, char** argv) {
       const auto eq = r.find('=');
       const std::string name = eq == std::string::npos ? stdfs::path(r).filename().string() : r.substr(0, eq);
       loaded.emplace_back(name, train::loadRun(eq == std::string::npos ? r : r.substr(eq + 1), dev, cfg.eval.ema));
-      BIUD_CHECK(loaded.back().second.clip || loaded.back().second.biud, ConfigError,
-                 "--run `{}` is a {} run; zero-shot classification needs a biud or clip2d run (image and text encoders)",
+      BIUD_CHECK(loaded.back().second.clip || loaded.back().second.biud || loaded.back().second.ctclip, ConfigError,
+                 "--run `{}` is a {} run; zero-shot classification needs a biud, clip2d or imported CT-CLIP run (image and "
+                 "text encoders)",
                  r, loaded.back().second.cfg.task);
     }
     auto& first = loaded.front().second;

@@ -111,6 +111,14 @@ LoadedRun loadRun(const std::string& runDir, const c10::Device& device, bool ema
   if (r.cfg.task == "finetune" || r.cfg.task == "report") adoptPretrainedConfig(r, runRoot.string());
   r.tokenizer = text::makeTokenizer(r.cfg.text);
   const auto weights = (ckpt / "model.safetensors").string();
+  if (stdfs::exists(ckpt / "ctclip.json")) {  // biud-import-weights ct-clip
+    r.ctclip = models::CtClip(models::CtClipOptions::fromJsonFile((ckpt / "ctclip.json").string()));
+    tensor::loadModule(*r.ctclip, weights);
+    r.ctclip->to(device);
+    models::freeze(*r.ctclip);
+    log::info("run", "loaded {} (CT-CLIP, imported)", ckpt.string());
+    return r;
+  }
   // The raw weights, then (eval.ema) the moving average over the trained ones.
   auto average = [&](torch::nn::Module& m) {
     if (ema) r.ema = applyEma(m, (ckpt / "ema.safetensors").string());

@@ -204,3 +204,103 @@ TEST(CtClip, CheckpointErrorsNameTheKey) {
     EXPECT_NE(std::string(e.what()).find("ctclip_to_safetensors.py"), std::string::npos) << e.what();
   }
 }
+
+namespace {
+
+/// The released zero-shot model's hyper-parameters (scripts/run_zero_shot.py; CXR-BERT = BERT-base).
+nlohmann::json releasedConfig(const std::string& vocab, bool forward) {
+  return {{"seed", 5},
+          {"image",
+           {{"dim", 512}, {"codebook_size", 8192}, {"image_size", 480}, {"patch_size", 20}, {"temporal_patch_size", 10},
+            {"spatial_depth", 4}, {"temporal_depth", 4}, {"dim_head", 32}, {"heads", 8}}},
+          {"text", nlohmann::json::object()},
+          {"latent", 512},
+          {"vocab", vocab},
+          {"forward", forward},
+          {"video", {1, 240}},
+          {"texts", {"Pleural effusion is present.", "Pleural effusion is not present."}}};
+}
+
+}  // namespace
+
+// The released layout (1.8 GB of random weights): every key and shape the importer expects, the
+// architecture read back from the shapes, the unused tensors named. No forward pass (see below).
+TEST(CtClip, ReleasedLayoutImports) {
+  TempDir t("ctclip_rel");
+  const auto vocab = test::writeTinyVocab(t / "vocab.txt", kWords);
+  test::writeText(t / "released.json", releasedConfig(vocab, false).dump());
+  if (!reference("model " + test::quote((t / "m").string()) + " " + test::quote((t / "released.json").string())))
+    GTEST_SKIP() << "CT-CLIP's source is not installed (tests/reference/ctclip_setup.py)";
+  const auto file = convert(t / "m");
+  stdfs::remove(t / "m" / "ctclip.pt");
+  auto sd = models::readCtClipCheckpoint(file);
+  EXPECT_EQ(sd.size(), 361u);
+  auto opts = models::inferCtClipOptions(sd, {}, file);
+  EXPECT_EQ(nlohmann::json::parse(opts.toJson())["image"],
+            nlohmann::json::parse([] {
+              models::CtClipOptions o;
+              o.image = models::CtVitOptions::released();
+              return o.toJson();
+            }())["image"]);
+  EXPECT_EQ(opts.latent_dim, 512);
+  EXPECT_EQ(opts.text.hidden_size, 768);
+  EXPECT_EQ(opts.text.num_hidden_layers, 12);
+  EXPECT_EQ(opts.text.vocab_size, 30522);
+  EXPECT_EQ(opts.text.intermediate_size, 3072);
+  models::CtClip model(opts);
+  std::vector<std::string> dropped;
+  auto tensors = models::selectCtClipTensors(sd, model, file, &dropped);
+  EXPECT_EQ(tensor::loadStateDict(*model, tensors, {}, file).loaded.size(), tensors.size());
+  EXPECT_EQ(model->to_visual_latent->weight.size(1), 294912);  // 24 x 24 x 512, CT-CLIP's dim_image
+  // Dropped: decoder heads, first-frame embedding, codebook statistics, CLOOB copies, pooler,
+  // 8 layers x (null_kv + context_norm gamma/beta).
+  std::map<std::string, int> groups;
+  for (const auto& k : dropped) groups[k.substr(0, k.find('.', k.find('.') + 1))]++;
+  EXPECT_TRUE(groups.count("visual_transformer.to_pixels"));
+  EXPECT_TRUE(groups.count("visual_transformer.to_patch_emb_first_frame"));
+  EXPECT_TRUE(groups.count("to_visual_latent_extra.weight") || groups.count("to_visual_latent_extra"));
+  EXPECT_TRUE(groups.count("text_transformer.pooler"));
+  EXPECT_EQ(tensors.size() + dropped.size(), sd.size());
+}
+
+// The released size end to end (one 480 x 480 x 240 volume through the released architecture):
+// ~6 minutes on 2 CPU cores, so it runs only with BIUD_TEST_CTCLIP_FULL set (docs/baselines.md
+// records its numbers): `1` builds the reference here; a folder reuses one written before by
+// `ctclip_reference.py model DIR released.json` (ctclip.pt, ref.safetensors).
+TEST(CtClip, ReleasedSizeForwardEqualsCtClipCode) {
+  const char* full = std::getenv("BIUD_TEST_CTCLIP_FULL");
+  if (!full) GTEST_SKIP() << "set BIUD_TEST_CTCLIP_FULL=1 (~6 min on 2 cores)";
+  TempDir t("ctclip_full");
+  stdfs::path m = t / "m";
+  if (std::string(full) != "1") {
+    m = full;
+  } else {
+    const auto vocab = test::writeTinyVocab(t / "vocab.txt", kWords);
+    test::writeText(t / "released.json", releasedConfig(vocab, true).dump());
+    if (!reference("model " + test::quote(m.string()) + " " + test::quote((t / "released.json").string())))
+      GTEST_SKIP() << "CT-CLIP's source is not installed (tests/reference/ctclip_setup.py)";
+  }
+  const auto file = stdfs::exists(m / "ctclip.safetensors") ? (m / "ctclip.safetensors").string() : convert(m);
+  auto sd = models::readCtClipCheckpoint(file);
+  models::CtClip model(models::inferCtClipOptions(sd, {}, file));
+  tensor::loadStateDict(*model, models::selectCtClipTensors(sd, model, file), {}, file);
+  sd.clear();
+  model->eval();
+  auto ref = tensor::readSafetensors((m / "ref.safetensors").string());
+  torch::NoGradGuard ng;
+  auto encoded = model->visual_transformer->encode(ref["video"]);
+  auto tokens = model->visual_transformer->quantize(encoded);
+  const auto differ = (tokens.reshape({-1, 512}) - ref["tokens"].reshape({-1, 512})).abs().amax(-1) > 1e-6;
+  EXPECT_EQ((differ & (ref["gap"] > 1e-5)).sum().item<std::int64_t>(), 0);
+  auto il = torch::nn::functional::normalize(model->to_visual_latent->forward(tokens.mean(1).reshape({1, -1})),
+                                             torch::nn::functional::NormalizeFuncOptions().dim(-1));
+  auto tl = model->encodeText(ref["ids"], ref["mask"]);
+  std::cout << "released size: max |biud - CT-CLIP| tokens before VQ " << maxAbs(encoded, ref["encoded"])
+            << ", codes differing " << differ.sum().item<std::int64_t>() << " of " << differ.numel()
+            << " (smallest gap " << ref["gap"].min().item<double>() << "), image latent " << maxAbs(il, ref["image_latents"])
+            << ", text latents " << maxAbs(tl, ref["text_latents"]) << "\n";
+  EXPECT_LT(maxAbs(encoded, ref["encoded"]), 1e-3);
+  EXPECT_LT(maxAbs(il, ref["image_latents"]), 1e-4);
+  EXPECT_LT(maxAbs(tl, ref["text_latents"]), 1e-4);
+  EXPECT_LT(maxAbs(model->logitScale() * torch::matmul(il, tl.t()), ref["logits"]), 1e-4 * model->logitScale());
+}

@@ -25,11 +25,14 @@ zero_shot.py configures it).
       top-2 cosine of each token), tokens (quantised), image_latents, text_latents and, for
       texts 0 and 1 against each image, CTCLIP.forward's output (logits).
   ctclip_reference.py nii ROOT OUTDIR CACHE NAME...
-      CT-CLIP's data_inference_nii.CTReportDatasetinfer.nii_img_to_tensor on the CT-RATE-layout
-      files ROOT/dataset/... (metadata CSVs from ROOT) vs biud's cache CACHE: JSON
-      {name: max |cache - CT-CLIP|} on stdout; the tensors stay in memory and, if OUTDIR has a
-      model (ctclip.pt + config.json), its image latents of CT-CLIP's tensors go to
-      OUTDIR/nii.safetensors.
+      CT-CLIP's two volume loaders on the CT-RATE-layout files ROOT/dataset/... (metadata CSVs
+      from ROOT): `train` = scripts/data.py CTReportDataset.nii_img_to_tensor (rescale, resample,
+      clip, / 1000, crop/pad), `zeroshot` = scripts/data_inference_nii.py
+      CTReportDatasetinfer.nii_img_to_tensor (the same, but clipped to [-1000, 1000] BEFORE the
+      resampling) vs biud's cache CACHE. JSON {"max_abs": {"name:loader": max |cache - CT-CLIP|},
+      "differing": {... voxels differing by > 1e-4}, "min_code_gap": {... smallest top-2 cosine
+      gap of the codebook choices}} on stdout; if OUTDIR has a model (ctclip.pt + config.json), its
+      image latents of each loader's tensor go to OUTDIR/nii.safetensors ("name:loader").
   ctclip_reference.py zeroshot OUTDIR CACHE IDS_CSV FINDING...
       CT-CLIP's zero-shot rule (scripts/zero_shot.py) with the model of OUTDIR on the cached
       volumes of the ids in IDS_CSV (first column): per finding, CTCLIP.forward on the tokenized
@@ -42,6 +45,7 @@ zero_shot.py configures it).
       null. JSON {finding: {auc1, auc2, z, p} | null} on stdout.
 """
 import contextlib
+import io
 import importlib.util
 import json
 import os
@@ -162,10 +166,12 @@ def load(up, outdir):
     return cfg, model.eval()
 
 
-def image_latents(model, video):
-    """CTCLIP.forward's image path (enc_image -> mean over t -> flatten -> to_visual_latent -> l2norm)."""
+def image_latents(model, video, enc=None):
+    """CTCLIP.forward's image path (enc_image -> mean over t -> flatten -> to_visual_latent -> l2norm);
+    `enc`: CTViT's output for `video` when already computed."""
     import torch.nn.functional as F
-    enc = model.visual_transformer(video, return_encoded_tokens=True)
+    if enc is None:
+        enc = model.visual_transformer(video, return_encoded_tokens=True)
     enc = enc.mean(dim=1)
     enc = enc.view(enc.shape[0], -1)
     return F.normalize(model.to_visual_latent(enc), dim=-1)
@@ -196,13 +202,13 @@ def cmd_model(outdir, cfg_path):
     video = torch.rand((b, 1, frames, s, s), generator=g) * 2 - 1
     tok = tokenizer(cfg)(cfg["texts"], return_tensors="pt", padding="max_length", truncation=True, max_length=512)
     vt = model.visual_transformer
-    with torch.no_grad(), contextlib.redirect_stdout(sys.stderr):
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         encoded = vt.encode(vt.to_patch_emb(video))
         flat = torch.nn.functional.normalize(encoded.reshape(-1, encoded.shape[-1]), dim=-1)
         sims = flat @ torch.nn.functional.normalize(vt.vq.codebook, dim=-1).t()
         top = sims.topk(2, dim=-1)
         tokens = vt(video, return_encoded_tokens=True)
-        il = image_latents(model, video)
+        il = image_latents(model, video, tokens)
         tl = text_latents(model, tok)
         pair = {k: v[:2] for k, v in tok.items()}
         logits = torch.stack([model(types.SimpleNamespace(**pair), video[i:i + 1], device=torch.device("cpu"))
@@ -233,27 +239,43 @@ def cmd_nii(root, outdir, cache, *names):
     import numpy as np
     import pandas as pd
     from safetensors.torch import save_file
+    spec = importlib.util.spec_from_file_location("ctclip_data", os.path.join(source_root(), "scripts", "data.py"))
+    train_data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_data)
+    loaders = {"train": train_data.CTReportDataset.nii_img_to_tensor,          # scripts/data.py (training)
+               "zeroshot": up.data.CTReportDatasetinfer.nii_img_to_tensor}     # data_inference_nii.py (zero-shot)
     meta = pd.concat([pd.read_csv(os.path.join(root, "dataset", "metadata", f))
                       for f in ("train_metadata.csv", "validation_metadata.csv")])
     cached = read_cache(cache)
     have_model = os.path.exists(os.path.join(outdir, "ctclip.pt"))
     model = load(up, outdir)[1] if have_model else None
-    diffs, lat = {}, {}
+    out = {"max_abs": {}, "differing": {}, "min_code_gap": {}}
+    lat = {}
     for name in names:
         split, p, scan, _ = name.split("_")
         path = os.path.join(root, "dataset", split, f"{split}_{p}", f"{split}_{p}_{scan}", name + ".nii.gz")
-        # CT-CLIP's loader (self is not used by the method).
-        t = up.data.CTReportDatasetinfer.nii_img_to_tensor(None, path, meta)  # [1, k, i, j]
         got = cached[name]  # [z, y, x] = [k, j, i]
-        want = t[0].numpy().transpose(0, 2, 1)
-        assert got.shape == want.shape, (name, got.shape, want.shape)
-        diffs[name] = float(np.abs(got - want).max())
-        if model is not None:
-            with torch.no_grad(), contextlib.redirect_stdout(sys.stderr):
-                lat[name] = image_latents(model, t.unsqueeze(0).float())[0].contiguous()
+        for kind, fn in loaders.items():
+            t = fn(None, path, meta)  # CT-CLIP's loader (self is not used); [1, k, i, j]
+            want = t[0].numpy().transpose(0, 2, 1)
+            assert got.shape == want.shape, (name, got.shape, want.shape)
+            d = np.abs(got - want)
+            key = f"{name}:{kind}"
+            out["max_abs"][key] = float(d.max())
+            out["differing"][key] = int((d > 1e-4).sum())
+            if model is not None:
+                with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+                    video = t.unsqueeze(0).float()
+                    vt = model.visual_transformer
+                    tokens = vt(video, return_encoded_tokens=True)
+                    lat[key] = image_latents(model, video, tokens)[0].contiguous()
+                    enc = vt.encode(vt.to_patch_emb(video))
+                    flat = torch.nn.functional.normalize(enc.reshape(-1, enc.shape[-1]), dim=-1)
+                    top = (flat @ torch.nn.functional.normalize(vt.vq.codebook, dim=-1).t()).topk(2, dim=-1).values
+                    out["min_code_gap"][key] = float((top[:, 0] - top[:, 1]).min())
     if lat:
         save_file(lat, os.path.join(outdir, "nii.safetensors"))
-    print(json.dumps(diffs))
+    print(json.dumps(out))
 
 
 def cmd_zeroshot(outdir, cache, ids_csv, *findings):
@@ -268,7 +290,7 @@ def cmd_zeroshot(outdir, cache, ids_csv, *findings):
     pairs = [tok([f"{x} is present.", f"{x} is not present."], return_tensors="pt", padding="max_length",
                  truncation=True, max_length=512) for x in findings]
     out = {}
-    with torch.no_grad(), contextlib.redirect_stdout(sys.stderr):
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         for i in ids:
             vol = torch.from_numpy(cached[i].transpose(0, 2, 1).copy())[None, None]  # CT-CLIP's [k, i, j]
             probs = []

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "biud/config/Config.h"
+#include "biud/models/CtClip.h"
 #include "biud/text/Tokenizer.h"
 #include "biud/train/FinetuneTask.h"
 #include "biud/train/MethodModels.h"
@@ -32,6 +33,9 @@ struct LoadedRun {
   BiudModel biud{nullptr};                    ///< task biud
   FinetuneModel finetune{nullptr};            ///< task finetune (fine-tuned CT encoder + label head)
   ReportModel report{nullptr};                ///< task report (CT encoder + report decoder)
+  /// CT-CLIP's released weights, imported by biud-import-weights ct-clip (its checkpoint holds
+  /// ctclip.json; cfg.data.ct and cfg.text are CT-CLIP's preprocessing and tokenizer).
+  models::CtClip ctclip{nullptr};
   /// finetune/report: the pretrained BIUD run the model started from (its finetune.run /
   /// report.run), whose config gave the encoder's architecture, `data.ct` and tokenizer (copied
   /// into `cfg.model.ct_encoder`, `cfg.data.ct` and `cfg.text`).
@@ -48,6 +52,7 @@ struct LoadedRun {
 /// A finetune/report run also needs the config.resolved.yaml of the BIUD run it started from
 /// (finetune.run / report.run): DataError naming both folders when it is gone.
 /// `ema`: use the checkpoint's averaged weights (ema.safetensors, Ema.h) when it has them.
+/// A checkpoint holding ctclip.json is an imported CT-CLIP model (LoadedRun::ctclip).
 LoadedRun loadRun(const std::string& runDir, const c10::Device& device, bool ema = true);
 
 /// Rewrite the file paths of a config (vocab, lexicon, prompts, manifests, teacher, ...) as
