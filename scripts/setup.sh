@@ -55,6 +55,7 @@ fi
 if ! BIUD_PY="$here/python/" "$venv/bin/python" -c 'import importlib.util as u, os, sys
 s = u.find_spec("biud"); sys.exit(0 if s and (s.origin or "").startswith(os.environ["BIUD_PY"]) else 1)' 2>/dev/null; then
   say "installing the biud Python package into $venv (pip install -e python/)"
-  "$venv/bin/python" -m pip install -q --no-deps -e "$here/python"
+  "$venv/bin/python" -m pip install -q --no-deps -e "$here/python" ||
+    say "warning: pip install -e python/ failed (offline?); the tests import python/ directly"
 fi
 say "done"
