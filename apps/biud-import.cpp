@@ -1,21 +1,11 @@
 // biud-import: a public data set's release layout -> the standard manifest (docs/data.md, docs/your-data.md).
-#include <filesystem>
+// Flags only: the importers are image/Import.h, the record and report image/ImportReport.h.
 #include <map>
 
 #include "biud/core/App.h"
 #include "biud/core/Error.h"
-#include "biud/core/Log.h"
 #include "biud/image/Import.h"
-
-namespace {
-
-std::string joined(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
-  return s;
-}
-
-}  // namespace
+#include "biud/image/ImportReport.h"
 
 int main(int argc, char** argv) {
   biud::app::App app(
@@ -129,65 +119,31 @@ int main(int argc, char** argv) {
   foCmd->add_option("--test-fraction", fo.testFraction, "hashed test fraction (default 0.2)")->check(CLI::Range(0.0, 1.0));
 
   return app.run(argc, argv, [&] {
-    BIUD_CHECK(app.outGiven(), biud::ConfigError, "biud-import: --out DIR is required (manifest.csv and import.json go there)");
-    biud::image::ImportResult r;
+    BIUD_CHECK(app.outGiven(), biud::ConfigError, "--out DIR is required (manifest.csv and import.json go there)");
+    namespace im = biud::image;
+    im::ImportResult r;
     std::map<std::string, std::string> options;
     if (ctCmd->parsed()) {
       if (!trainDir.empty()) ct.volumeDirs["train"] = trainDir;
       if (!validDir.empty()) ct.volumeDirs["valid"] = validDir;
-      r = biud::image::importCtRate(ct);
-      options = {{"root", ct.root},
-                 {"splits", joined(ct.splits)},
-                 {"one_reconstruction", ct.oneReconstruction ? "true" : "false"},
-                 {"rescale", ct.rescale},
-                 {"geometry", ct.geometry ? "true" : "false"},
-                 {"val_fraction", fmt::format("{}", ct.valFraction)},
-                 {"volumes", ct.volumeRoot},
-                 {"check_files", ct.checkFiles ? "true" : "false"}};
+      r = im::importCtRate(ct);
+      options = im::importOptionsRecord(ct);
     }
     if (mxCmd->parsed()) {
       if (mx.views.size() == 1 && mx.views[0] == "all") mx.views.clear();
       if (mx.labels == "none") mx.labels.clear();
-      r = biud::image::importMimicCxr(mx);
-      options = {{"root", mx.root},           {"reports", mx.reports},     {"views", joined(mx.views)},
-                 {"labels", mx.labels},       {"uncertain", mx.uncertain}, {"blank", mx.blank},
-                 {"require_report", mx.requireReport ? "true" : "false"}, {"check_files", mx.checkFiles ? "true" : "false"}};
+      r = im::importMimicCxr(mx);
+      options = im::importOptionsRecord(mx);
     }
     if (rcCmd->parsed()) {
-      r = biud::image::importRadChestCt(rc);
-      options = {{"root", rc.root},
-                 {"volumes", rc.volumeRoot},
-                 {"splits", joined(rc.splits)},
-                 {"labels", rc.labels},
-                 {"all_test", rc.allTest ? "true" : "false"},
-                 {"spacing", fmt::format("{}", rc.spacing)},
-                 {"check_files", rc.checkFiles ? "true" : "false"}};
+      r = im::importRadChestCt(rc);
+      options = im::importOptionsRecord(rc);
     }
     if (foCmd->parsed()) {
-      r = biud::image::importFolder(fo);
-      options = {{"root", fo.root},
-                 {"labels", fo.labels},
-                 {"id_column", fo.idColumn},
-                 {"patient_column", fo.patientColumn},
-                 {"split_column", fo.splitColumn},
-                 {"report_column", fo.reportColumn},
-                 {"val_fraction", fmt::format("{}", fo.valFraction)},
-                 {"test_fraction", fmt::format("{}", fo.testFraction)}};
+      r = im::importFolder(fo);
+      options = im::importOptionsRecord(fo);
     }
-    BIUD_CHECK(!r.manifest.items.empty(), biud::DataError,
-               "biud-import {}: no item could be imported ({} rows skipped; the first: {}). Check --root", r.dataset,
-               r.skipped.size(), r.skipped.empty() ? std::string("none") : r.skipped.front().id + ": " + r.skipped.front().reason);
-    biud::image::writeImport(app.out(), r, options);
-    std::map<std::string, size_t> splits;
-    for (const auto& it : r.manifest.items) ++splits[it.split];
-    std::string s;
-    for (const auto& [k, v] : splits) s += fmt::format("{}{} {}", s.empty() ? "" : ", ", v, k);
-    for (const auto& n : r.notes) biud::log::info("import", "{}", n);
-    biud::log::info("import", "{}: {} items ({}), {} labels, {} rows skipped -> {}/manifest.csv, {}/import.json",
-                    r.dataset, r.manifest.items.size(), s, r.manifest.labelNames.size(), r.skipped.size(), app.out(),
-                    app.out());
-    if (!r.skipped.empty())
-      biud::log::warn("import", "{} rows skipped; counted by reason in {}/import.json", r.skipped.size(), app.out());
+    im::finishImport(app.out(), r, options);
     return biud::app::kExitOk;
   });
 }
