@@ -1,7 +1,5 @@
 // biud-import: a public data set's release layout -> the standard manifest (docs/data.md, docs/your-data.md).
 // Flags only: the importers are image/Import.h, the record and report image/ImportReport.h.
-#include <map>
-
 #include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/image/Import.h"
@@ -37,17 +35,20 @@ int main(int argc, char** argv) {
   ctCmd->add_option("--splits", ct.splits, "release splits to import: train, valid (default both)");
   ctCmd->add_flag("--one-reconstruction", ct.oneReconstruction,
                   "keep one reconstruction per scan (the lowest reconstruction number with a volume file)");
-  ctCmd->add_option("--rescale", ct.rescale,
-                    "metadata (default): HU = RescaleSlope * stored value + RescaleIntercept from the metadata CSV, "
-                    "CT-CLIP's convention for the released files; file: the files already hold HU (a copy re-exported "
-                    "with fixed headers), no rescale is written")
+  ctCmd
+      ->add_option("--rescale", ct.rescale,
+                   "metadata (default): HU = RescaleSlope * stored value + RescaleIntercept from the metadata CSV, "
+                   "CT-CLIP's convention for the released files; file: the files already hold HU (a copy re-exported "
+                   "with fixed headers), no rescale is written")
       ->check(CLI::IsMember({"metadata", "file"}));
   ctCmd->add_flag("!--no-geometry", ct.geometry,
                   "do not write the metadata's spacing/orientation/origin (only for a copy whose headers are fixed)");
-  ctCmd->add_option("--val-fraction", ct.valFraction,
-                    "fraction of training patients that form split `val` (by a hash of the patient id; default 0.02)")
+  ctCmd
+      ->add_option("--val-fraction", ct.valFraction,
+                   "fraction of training patients that form split `val` (by a hash of the patient id; default 0.02)")
       ->check(CLI::Range(0.0, 1.0));
-  ctCmd->add_option("--volumes", ct.volumeRoot, "folder holding the split folders of volumes (default: <root>/dataset)");
+  ctCmd->add_option("--volumes", ct.volumeRoot,
+                    "folder holding the split folders of volumes (default: <root>/dataset)");
   ctCmd->add_option("--train-dir", trainDir, "name of the training volumes' folder under --volumes (default train)");
   ctCmd->add_option("--valid-dir", validDir, "name of the validation volumes' folder under --volumes (default valid)");
   ctCmd->add_flag("!--no-check-files", ct.checkFiles,
@@ -90,10 +91,11 @@ int main(int argc, char** argv) {
   rcCmd->add_option("--root", rc.root, "the RAD-ChestCT download folder (holding the label CSVs)")->required();
   rcCmd->add_option("--volumes", rc.volumeRoot, "folder holding the <NoteAcc_DEID>.npz files (default: --root)");
   rcCmd->add_option("--splits", rc.splits, "release splits to import: train, valid, test (default all)");
-  rcCmd->add_option("--labels", rc.labels,
-                    "own (default): one column per RAD-ChestCT abnormality (the OR over its locations); ct-rate: "
-                    "mapped onto the CT-RATE finding names (biud's table, docs/data.md; unmappable names left out "
-                    "and listed in import.json notes)")
+  rcCmd
+      ->add_option("--labels", rc.labels,
+                   "own (default): one column per RAD-ChestCT abnormality (the OR over its locations); ct-rate: "
+                   "mapped onto the CT-RATE finding names (biud's table, docs/data.md; unmappable names left out "
+                   "and listed in import.json notes)")
       ->check(CLI::IsMember({"own", "ct-rate"}));
   rcCmd->add_flag("--all-test", rc.allTest, "put every item in split test (external validation, as CT-CLIP uses it)");
   rcCmd->add_option("--spacing", rc.spacing, "isotropic voxel spacing in mm written for every volume (default 0.8)");
@@ -115,35 +117,31 @@ int main(int argc, char** argv) {
   foCmd->add_option("--split-column", fo.splitColumn, "split column (train/val/test); default: hashed splits");
   foCmd->add_option("--report-column", fo.reportColumn, "report text column");
   foCmd->add_option("--ignore-columns", fo.ignoreColumns, "columns that are neither labels nor the ones above");
-  foCmd->add_option("--val-fraction", fo.valFraction, "hashed validation fraction (default 0.1)")->check(CLI::Range(0.0, 1.0));
-  foCmd->add_option("--test-fraction", fo.testFraction, "hashed test fraction (default 0.2)")->check(CLI::Range(0.0, 1.0));
+  foCmd->add_option("--val-fraction", fo.valFraction, "hashed validation fraction (default 0.1)")
+      ->check(CLI::Range(0.0, 1.0));
+  foCmd->add_option("--test-fraction", fo.testFraction, "hashed test fraction (default 0.2)")
+      ->check(CLI::Range(0.0, 1.0));
 
   return app.run(argc, argv, [&] {
     BIUD_CHECK(app.outGiven(), biud::ConfigError, "--out DIR is required (manifest.csv and import.json go there)");
     namespace im = biud::image;
-    im::ImportResult r;
-    std::map<std::string, std::string> options;
+    // Import, then check, write manifest.csv + import.json (with the options as applied) and log.
+    auto run = [&](const auto& options, auto importer) {
+      im::finishImport(app.out(), importer(options), im::importOptionsRecord(options));
+      return biud::app::kExitOk;
+    };
     if (ctCmd->parsed()) {
       if (!trainDir.empty()) ct.volumeDirs["train"] = trainDir;
       if (!validDir.empty()) ct.volumeDirs["valid"] = validDir;
-      r = im::importCtRate(ct);
-      options = im::importOptionsRecord(ct);
+      return run(ct, im::importCtRate);
     }
     if (mxCmd->parsed()) {
       if (mx.views.size() == 1 && mx.views[0] == "all") mx.views.clear();
       if (mx.labels == "none") mx.labels.clear();
-      r = im::importMimicCxr(mx);
-      options = im::importOptionsRecord(mx);
+      return run(mx, im::importMimicCxr);
     }
-    if (rcCmd->parsed()) {
-      r = im::importRadChestCt(rc);
-      options = im::importOptionsRecord(rc);
-    }
-    if (foCmd->parsed()) {
-      r = im::importFolder(fo);
-      options = im::importOptionsRecord(fo);
-    }
-    im::finishImport(app.out(), r, options);
-    return biud::app::kExitOk;
+    if (rcCmd->parsed()) return run(rc, im::importRadChestCt);
+    if (foCmd->parsed()) return run(fo, im::importFolder);
+    return biud::app::kExitUsage;
   });
 }

@@ -13,13 +13,17 @@ int main(int argc, char** argv) {
                      "are shown. The exit code is the failed rank's (130 when interrupted).");
   biud::launch::LaunchOptions l;
   auto& cli = app.cli();
-  cli.add_option("-n,--nproc", l.nproc, "processes (ranks) to start on this node")->required()->check(CLI::Range(1, 1024));
+  cli.add_option("-n,--nproc", l.nproc, "processes (ranks) to start on this node")
+      ->required()
+      ->check(CLI::Range(1, 1024));
   cli.add_option("--nnodes", l.nnodes, "nodes in the job (run biud-launch once per node)")->check(CLI::Range(1, 65536));
   cli.add_option("--node-rank", l.nodeRank, "index of this node, 0..nnodes-1 (node 0 hosts the store)");
   cli.add_option("--master-addr", l.addr, "host of rank 0 (the rendezvous store); default 127.0.0.1");
-  cli.add_option("--master-port", l.port, "store port; default: a free port (single node only)")->check(CLI::Range(0, 65535));
+  cli.add_option("--master-port", l.port, "store port; default: a free port (single node only)")
+      ->check(CLI::Range(0, 65535));
   cli.add_flag("--prefix", l.prefix, "prefix every output line with `[rank k] `");
-  cli.add_option("--grace", l.grace, "seconds between SIGTERM and SIGKILL when stopping ranks")->check(CLI::Range(0.0, 3600.0));
+  cli.add_option("--grace", l.grace, "seconds between SIGTERM and SIGKILL when stopping ranks")
+      ->check(CLI::Range(0.0, 3600.0));
   cli.add_option("--tail", l.tailLines, "stderr lines of the failed rank to show")->check(CLI::Range(0, 10000));
   // Everything from the first argument that is not a launcher flag (or after `--`) is the command.
   cli.prefix_command();

@@ -58,8 +58,8 @@ class Job {
     BIUD_CHECK(o_.nproc >= 1, ConfigError, "--nproc {} must be at least 1", o_.nproc);
     BIUD_CHECK(o_.nodeRank >= 0 && o_.nodeRank < o_.nnodes, ConfigError, "--node-rank {} must be in [0, --nnodes={})",
                o_.nodeRank, o_.nnodes);
-    BIUD_CHECK(o_.nnodes == 1 || o_.port > 0, ConfigError, "--nnodes {} needs an explicit --master-port (the same on every node)",
-               o_.nnodes);
+    BIUD_CHECK(o_.nnodes == 1 || o_.port > 0, ConfigError,
+               "--nnodes {} needs an explicit --master-port (the same on every node)", o_.nnodes);
     if (o_.port == 0) o_.port = freeLoopbackPort();
     BIUD_SYSCHECK(::pipe2(g_sigpipe, O_CLOEXEC | O_NONBLOCK), "pipe2()");
     struct sigaction sa {};
@@ -71,8 +71,8 @@ class Job {
     int rc = 1;
     try {
       const int world = o_.nproc * o_.nnodes;
-      std::fprintf(o_.err, "biud-launch: %d rank(s) of %s (world size %d, store %s:%d)\n", o_.nproc, o_.command[0].c_str(), world,
-                   o_.addr.c_str(), o_.port);
+      std::fprintf(o_.err, "biud-launch: %d rank(s) of %s (world size %d, store %s:%d)\n", o_.nproc,
+                   o_.command[0].c_str(), world, o_.addr.c_str(), o_.port);
       std::fflush(o_.err);
       ranks_.resize(static_cast<std::size_t>(o_.nproc));
       for (int l = 0; l < o_.nproc; ++l) spawn(ranks_[static_cast<std::size_t>(l)], l);
@@ -244,7 +244,8 @@ class Job {
         bool any = false;
         for (auto& r : ranks_) any = any || r.running;
         if (any) {
-          std::fprintf(o_.err, "biud-launch: ranks still running %.0f s after the stop request: killing them\n", o_.grace);
+          std::fprintf(o_.err, "biud-launch: ranks still running %.0f s after the stop request: killing them\n",
+                       o_.grace);
           std::fflush(o_.err);
         }
         signalAll(SIGKILL);
@@ -302,7 +303,8 @@ std::vector<std::pair<std::string, std::string>> rankEnvironment(const LaunchOpt
 
 std::string describeExitStatus(int status) {
   if (WIFEXITED(status)) return fmt::format("exit code {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return fmt::format("killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)));
+  if (WIFSIGNALED(status))
+    return fmt::format("killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)));
   return "unknown status";
 }
 

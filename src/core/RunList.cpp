@@ -31,12 +31,13 @@ NamedPath parseNamedPath(const std::string& value, const std::string& flag) {
   const auto eq = value.find('=');
   if (eq == std::string::npos || stdfs::exists(value, ec)) {
     NamedPath np{defaultName(value), value};
-    BIUD_CHECK(!np.name.empty(), ConfigError, "{} `{}`: no name can be taken from this path; give NAME={}", flag, value, value);
+    BIUD_CHECK(!np.name.empty(), ConfigError, "{} `{}`: no name can be taken from this path; give NAME={}", flag, value,
+               value);
     return np;
   }
   NamedPath np{value.substr(0, eq), value.substr(eq + 1)};
-  BIUD_CHECK(!np.name.empty(), ConfigError, "{} `{}`: the NAME before `=` is empty; give NAME=PATH (or the path alone)", flag,
-             value);
+  BIUD_CHECK(!np.name.empty(), ConfigError, "{} `{}`: the NAME before `=` is empty; give NAME=PATH (or the path alone)",
+             flag, value);
   BIUD_CHECK(!np.path.empty(), ConfigError, "{} `{}`: the PATH after `=` is empty; give NAME=PATH", flag, value);
   return np;
 }
@@ -47,8 +48,8 @@ std::vector<NamedPath> parseRunList(const std::vector<std::string>& values, cons
   for (const auto& v : values) {
     out.push_back(parseNamedPath(v, flag));
     const auto [it, fresh] = seen.emplace(out.back().name, v);
-    BIUD_CHECK(fresh, ConfigError, "{}: `{}` and `{}` are both named `{}`; give each a distinct NAME=PATH", flag, it->second, v,
-               out.back().name);
+    BIUD_CHECK(fresh, ConfigError, "{}: `{}` and `{}` are both named `{}`; give each a distinct NAME=PATH", flag,
+               it->second, v, out.back().name);
   }
   return out;
 }

@@ -48,8 +48,8 @@ void applyThresholdRule(const std::string& rule, const std::string& valPred, con
     std::vector<std::vector<double>> p(val.ids.size()), y(val.ids.size());
     for (const auto& f : findings) {
       const auto it = std::find(val.findings.begin(), val.findings.end(), f);
-      BIUD_CHECK(it != val.findings.end(), DataError, "{}: column `{}` missing (needed for the validation threshold)", valLabels,
-                 f);
+      BIUD_CHECK(it != val.findings.end(), DataError, "{}: column `{}` missing (needed for the validation threshold)",
+                 valLabels, f);
       const auto c = static_cast<std::size_t>(it - val.findings.begin());
       for (std::size_t i = 0; i < val.ids.size(); ++i) {
         p[i].push_back(val.probs[i][c]);
@@ -63,7 +63,8 @@ void applyThresholdRule(const std::string& rule, const std::string& valPred, con
     return;
   }
   double t;
-  BIUD_CHECK(parseDouble(rule, t) && std::isfinite(t), ConfigError, "--threshold `{}`: use youden, val or a number such as 0.5", rule);
+  BIUD_CHECK(parseDouble(rule, t) && std::isfinite(t), ConfigError,
+             "--threshold `{}`: use youden, val or a number such as 0.5", rule);
   opt.thresholdMode = "fixed";
   opt.fixedThreshold = t;
 }
@@ -85,8 +86,8 @@ json runClassificationEval(const ClassificationJob& job) {
     const auto cc = evaluateCtClip(data.probs, data.labels, data.findings);
     for (const auto& w : cc.warnings) log::warn("eval", "{}", w);
     j["ct_clip"] = cc.toJson();
-    log::info("eval", "CT-CLIP protocol, macro: AUROC {:.4f}  F1 (weighted) {:.4f}  accuracy {:.4f}  precision {:.4f}", cc.auroc,
-              cc.f1, cc.accuracy, cc.precision);
+    log::info("eval", "CT-CLIP protocol, macro: AUROC {:.4f}  F1 (weighted) {:.4f}  accuracy {:.4f}  precision {:.4f}",
+              cc.auroc, cc.f1, cc.accuracy, cc.precision);
   }
   return j;
 }
@@ -99,16 +100,16 @@ AlignedReports alignReports(const Texts& h, const Texts& r, const std::string& h
   AlignedReports a;
   for (std::size_t i = 0; i < h.ids.size(); ++i) {
     auto it = refAt.find(h.ids[i]);
-    BIUD_CHECK(it != refAt.end(), DataError, "id `{}` is in {} but not in {} (every generated report needs a reference)", h.ids[i],
-               hypPath, refPath);
-    BIUD_CHECK(h.texts[i].size() == 1, DataError, "{}: id `{}` appears {} times (one generated report per id)", hypPath, h.ids[i],
-               h.texts[i].size());
+    BIUD_CHECK(it != refAt.end(), DataError,
+               "id `{}` is in {} but not in {} (every generated report needs a reference)", h.ids[i], hypPath, refPath);
+    BIUD_CHECK(h.texts[i].size() == 1, DataError, "{}: id `{}` appears {} times (one generated report per id)", hypPath,
+               h.ids[i], h.texts[i].size());
     a.hyps.push_back(h.texts[i][0]);
     a.refs.push_back(r.texts[it->second]);
   }
   if (r.ids.size() != h.ids.size())
-    log::warn("eval", "{} has {} ids, {} has {}: only the generated reports' ids are scored", refPath, r.ids.size(), hypPath,
-              h.ids.size());
+    log::warn("eval", "{} has {} ids, {} has {}: only the generated reports' ids are scored", refPath, r.ids.size(),
+              hypPath, h.ids.size());
   return a;
 }
 
@@ -120,7 +121,8 @@ json runNlgEval(const std::string& hypPath, const std::string& refPath, const st
   j["protocol"] = protocol;
   j["tokenization"] = nlgTokenization(protocol);
   j["meteor_note"] = "exact + Porter-stem METEOR 1.5 re-implementation (no synonyms/paraphrases); see docs/eval.md";
-  log::info("eval", "BLEU-4 {:.4f}  METEOR {:.4f}  ROUGE-L {:.4f}  CIDEr-D {:.4f}", s.bleu[3], s.meteor, s.rougeL, s.cider);
+  log::info("eval", "BLEU-4 {:.4f}  METEOR {:.4f}  ROUGE-L {:.4f}  CIDEr-D {:.4f}", s.bleu[3], s.meteor, s.rougeL,
+            s.cider);
   return j;
 }
 
@@ -158,8 +160,9 @@ json runClinicalEval(const std::string& predPath, const std::string& refPath) {
 
 void matchMatrixIds(const Matrix& S, std::vector<std::string>& qIds, std::vector<std::string>& gIds) {
   const std::size_t cols = S.empty() ? 0 : S[0].size();
-  const bool shared = std::any_of(qIds.begin(), qIds.end(),
-                                  [&](const std::string& q) { return std::find(gIds.begin(), gIds.end(), q) != gIds.end(); });
+  const bool shared = std::any_of(qIds.begin(), qIds.end(), [&](const std::string& q) {
+    return std::find(gIds.begin(), gIds.end(), q) != gIds.end();
+  });
   // No header, a header of the wrong width, or header names that are not ids (c0, c1, ...):
   // row i matches column i.
   if (gIds.empty() || gIds.size() != cols || !shared) {
@@ -178,7 +181,8 @@ json runRetrievalEval(const RetrievalJob& job) {
     S = readMatrix(job.sim, &qIds, &gIds);
     matchMatrixIds(S, qIds, gIds);
   } else {
-    BIUD_CHECK(!job.embA.empty() && !job.embB.empty(), ConfigError, "retrieval needs --sim, or both --emb-a and --emb-b");
+    BIUD_CHECK(!job.embA.empty() && !job.embB.empty(), ConfigError,
+               "retrieval needs --sim, or both --emb-a and --emb-b");
     const auto A = readMatrix(job.embA, &qIds), B = readMatrix(job.embB, &gIds);
     S = cosineSimilarity(A, B);
   }
@@ -212,8 +216,9 @@ json runDeLongEval(const std::string& pred1, const std::string& pred2, const std
     }
     const auto r = delongTest(s1, s2, y, ci);
     auto num = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
-    per[data.findings[l]] = {{"auc1", r.auc1}, {"auc2", r.auc2}, {"diff", r.diff}, {"z", num(r.z)}, {"p", r.p},
-                             {"diff_ci", {r.ciLo, r.ciHi}}, {"n_pos", r.nPos}, {"n_neg", r.nNeg}};
+    per[data.findings[l]] = {{"auc1", r.auc1},  {"auc2", r.auc2}, {"diff", r.diff},
+                             {"z", num(r.z)},   {"p", r.p},       {"diff_ci", {r.ciLo, r.ciHi}},
+                             {"n_pos", r.nPos}, {"n_neg", r.nNeg}};
   }
   return {{"task", "delong"}, {"model1", pred1}, {"model2", pred2}, {"ci", ci}, {"per_label", per}};
 }
@@ -226,8 +231,9 @@ json runReaderStudy(const std::string& predPath, const std::string& labelsPath, 
   for (const auto& r : readers) {
     std::string f = r.finding;
     if (f.empty()) {
-      BIUD_CHECK(data.findings.size() == 1, DataError, "{}: reader `{}` has no finding but {} has {} findings (add a `finding` column)",
-                 readersPath, r.reader, labelsPath, data.findings.size());
+      BIUD_CHECK(data.findings.size() == 1, DataError,
+                 "{}: reader `{}` has no finding but {} has {} findings (add a `finding` column)", readersPath,
+                 r.reader, labelsPath, data.findings.size());
       f = data.findings[0];
     }
     BIUD_CHECK(std::find(data.findings.begin(), data.findings.end(), f) != data.findings.end(), DataError,
@@ -236,7 +242,8 @@ json runReaderStudy(const std::string& predPath, const std::string& labelsPath, 
   }
   json per = json::object();
   for (auto& [f, pts] : byFinding) {
-    const auto l = static_cast<std::size_t>(std::find(data.findings.begin(), data.findings.end(), f) - data.findings.begin());
+    const auto l =
+        static_cast<std::size_t>(std::find(data.findings.begin(), data.findings.end(), f) - data.findings.begin());
     std::vector<double> s;
     std::vector<int> y;
     knownColumn(data, data.probs, l, s, y);
@@ -246,7 +253,9 @@ json runReaderStudy(const std::string& predPath, const std::string& labelsPath, 
     json rs = json::array();
     for (auto& p : pts) {
       p.modelSensitivity = sensitivityAtSpecificity(roc, p.specificity);
-      rs.push_back({{"reader", p.reader}, {"sensitivity", p.sensitivity}, {"specificity", p.specificity},
+      rs.push_back({{"reader", p.reader},
+                    {"sensitivity", p.sensitivity},
+                    {"specificity", p.specificity},
                     {"model_sensitivity_at_reader_specificity", p.modelSensitivity},
                     {"model_minus_reader", p.modelSensitivity - p.sensitivity},
                     {"model_specificity_at_reader_sensitivity", specificityAtSensitivity(roc, p.sensitivity)}});
@@ -254,8 +263,8 @@ json runReaderStudy(const std::string& predPath, const std::string& labelsPath, 
     per[f] = {{"auroc", auc}, {"readers", rs}};
     if (!plotDir.empty()) {
       fs::makeDirs(plotDir);
-      plot::readerStudy((stdfs::path(plotDir) / ("readers_" + safeFileName(f) + ".png")).string(), "Reader study: " + f, rocCurve(s, y),
-                        auc, pts);
+      plot::readerStudy((stdfs::path(plotDir) / ("readers_" + safeFileName(f) + ".png")).string(), "Reader study: " + f,
+                        rocCurve(s, y), auc, pts);
     }
   }
   return {{"task", "readers"}, {"per_label", per}};

@@ -20,14 +20,10 @@ const char* flag(bool b) { return b ? "true" : "false"; }
 }  // namespace
 
 std::map<std::string, std::string> importOptionsRecord(const CtRateImportOptions& o) {
-  return {{"root", o.root},
-          {"splits", joined(o.splits)},
-          {"one_reconstruction", flag(o.oneReconstruction)},
-          {"rescale", o.rescale},
-          {"geometry", flag(o.geometry)},
-          {"val_fraction", fmt::format("{}", o.valFraction)},
-          {"volumes", o.volumeRoot},
-          {"check_files", flag(o.checkFiles)}};
+  return {
+      {"root", o.root},          {"splits", joined(o.splits)},       {"one_reconstruction", flag(o.oneReconstruction)},
+      {"rescale", o.rescale},    {"geometry", flag(o.geometry)},     {"val_fraction", fmt::format("{}", o.valFraction)},
+      {"volumes", o.volumeRoot}, {"check_files", flag(o.checkFiles)}};
 }
 
 std::map<std::string, std::string> importOptionsRecord(const MimicCxrImportOptions& o) {
@@ -73,12 +69,14 @@ std::string importSummary(const ImportResult& r) {
 
 void finishImport(const std::string& outDir, const ImportResult& r, const std::map<std::string, std::string>& options) {
   BIUD_CHECK(!r.manifest.items.empty(), DataError,
-             "biud-import {}: no item could be imported ({} rows skipped; the first: {}). Check --root", r.dataset, r.skipped.size(),
+             "biud-import {}: no item could be imported ({} rows skipped; the first: {}). Check --root", r.dataset,
+             r.skipped.size(),
              r.skipped.empty() ? std::string("none") : r.skipped.front().id + ": " + r.skipped.front().reason);
   writeImport(outDir, r, options);
   for (const auto& n : r.notes) log::info("import", "{}", n);
   log::info("import", "{} -> {}/manifest.csv, {}/import.json", importSummary(r), outDir, outDir);
-  if (!r.skipped.empty()) log::warn("import", "{} rows skipped; counted by reason in {}/import.json", r.skipped.size(), outDir);
+  if (!r.skipped.empty())
+    log::warn("import", "{} rows skipped; counted by reason in {}/import.json", r.skipped.size(), outDir);
 }
 
 }  // namespace biud::image

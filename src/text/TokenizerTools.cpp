@@ -27,8 +27,9 @@ std::unique_ptr<Tokenizer> openTokenizer(const TokenizerSource& o, const TextCon
   if (o.vocab.empty() && o.spm.empty() && fallback &&
       !(fallback->tokenizer == "spm" ? fallback->spm_model : fallback->vocab).empty())
     return makeTokenizer(*fallback);
-  BIUD_CHECK(o.vocab.empty() != o.spm.empty(), ConfigError,
-             "give exactly one of --vocab vocab.txt or --spm model (or --config/--set with text.vocab or text.spm_model)");
+  BIUD_CHECK(
+      o.vocab.empty() != o.spm.empty(), ConfigError,
+      "give exactly one of --vocab vocab.txt or --spm model (or --config/--set with text.vocab or text.spm_model)");
   if (!o.spm.empty()) return std::make_unique<SpmTokenizer>(o.spm);
   if (o.cased) {
     WordPieceOptions w;
@@ -66,7 +67,8 @@ std::vector<std::string> splitTextLines(const std::string& text) {
 }
 
 std::vector<std::string> readTextLines(const std::string& path) {
-  if (path == "-") return splitTextLines(std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()));
+  if (path == "-")
+    return splitTextLines(std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()));
   fs::requireFile(path, "input (one text per line)");
   return splitTextLines(fs::readFile(path));
 }
@@ -118,10 +120,11 @@ json trainTokenizer(const std::vector<std::string>& texts, const std::function<s
     for (const auto& v : vocab) data += v + "\n";
     const auto vocabPath = out / "vocab.txt";
     fs::atomicWrite(vocabPath, data);
-    const json cfg = {{"do_lower_case", !o.cased}, {"tokenize_chinese_chars", true}, {"strip_accents", nullptr},
-                      {"unk_token", "[UNK]"},      {"sep_token", "[SEP]"},           {"pad_token", "[PAD]"},
-                      {"cls_token", "[CLS]"},      {"mask_token", "[MASK]"},         {"model_max_length", 512},
-                      {"tokenizer_class", "BertTokenizer"}};
+    const json cfg = {{"do_lower_case", !o.cased}, {"tokenize_chinese_chars", true},
+                      {"strip_accents", nullptr},  {"unk_token", "[UNK]"},
+                      {"sep_token", "[SEP]"},      {"pad_token", "[PAD]"},
+                      {"cls_token", "[CLS]"},      {"mask_token", "[MASK]"},
+                      {"model_max_length", 512},   {"tokenizer_class", "BertTokenizer"}};
     fs::atomicWrite(out / "tokenizer_config.json", cfg.dump(2) + "\n");
     summary["vocab"] = vocabPath.string();
     summary["vocab_size"] = vocab.size();
@@ -169,8 +172,10 @@ std::string encodingJsonLine(const Tokenizer& tok, const std::string& text, cons
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-int encodeLines(const Tokenizer& tok, const std::vector<std::string>& lines, const EncodeLineOptions& o, const std::string& output) {
-  BIUD_CHECK(o.encode.padding != Padding::MaxLength || o.encode.maxLength > 0, ConfigError, "--pad needs --max-length N");
+int encodeLines(const Tokenizer& tok, const std::vector<std::string>& lines, const EncodeLineOptions& o,
+                const std::string& output) {
+  BIUD_CHECK(o.encode.padding != Padding::MaxLength || o.encode.maxLength > 0, ConfigError,
+             "--pad needs --max-length N");
   LineWriter out(output);
   Progress prog("encode", lines.size(), "texts");
   for (const auto& l : lines) {
@@ -186,7 +191,8 @@ int encodeLines(const Tokenizer& tok, const std::vector<std::string>& lines, con
 double lengthPercentile(std::vector<int> v, double q) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(std::min<double>(static_cast<double>(v.size() - 1), q * static_cast<double>(v.size() - 1) + 0.5))];
+  return v[static_cast<std::size_t>(
+      std::min<double>(static_cast<double>(v.size() - 1), q * static_cast<double>(v.size() - 1) + 0.5))];
 }
 
 nlohmann::ordered_json inspectTokenizer(const Tokenizer& tok, const std::vector<std::string>* corpus, int maxLen) {
@@ -293,8 +299,9 @@ int extractLabels(const EntityExtractor& ex, const std::vector<std::string>& tex
   prog.finish();
   out.commit();
   for (std::size_t i = 0; i < counts.size(); ++i)
-    log::info("text", "{:<34} present {:>6}  uncertain {:>6}  absent {:>6}  not mentioned {:>6}", ex.lexicon().findings[i].id,
-              counts[i]["present"], counts[i]["uncertain"], counts[i]["absent"], counts[i]["not_mentioned"]);
+    log::info("text", "{:<34} present {:>6}  uncertain {:>6}  absent {:>6}  not mentioned {:>6}",
+              ex.lexicon().findings[i].id, counts[i]["present"], counts[i]["uncertain"], counts[i]["absent"],
+              counts[i]["not_mentioned"]);
   if (countsOut) *countsOut = std::move(counts);
   return 0;
 }

@@ -59,8 +59,8 @@ TEST(Launcher, RankEnvironmentIsTorchrunsOnEveryNode) {
   // Node 1 of 3, two ranks per node: its local rank 1 is global rank 1 * 2 + 1 = 3 of 6.
   const auto env = bl::rankEnvironment(o, 1, 29500);
   const std::vector<std::pair<std::string, std::string>> expected = {
-      {"RANK", "3"},        {"WORLD_SIZE", "6"},           {"LOCAL_RANK", "1"},     {"LOCAL_WORLD_SIZE", "2"},
-      {"GROUP_RANK", "1"},  {"MASTER_ADDR", "10.0.0.7"},   {"MASTER_PORT", "29500"}};
+      {"RANK", "3"},       {"WORLD_SIZE", "6"},         {"LOCAL_RANK", "1"},     {"LOCAL_WORLD_SIZE", "2"},
+      {"GROUP_RANK", "1"}, {"MASTER_ADDR", "10.0.0.7"}, {"MASTER_PORT", "29500"}};
   EXPECT_EQ(env, expected);
 }
 
@@ -98,8 +98,10 @@ TEST(Launcher, RanksGetTheirEnvironmentAndOutputIsRelayedPerLine) {
   o.port = 12345;
   o.prefix = true;
   // The last stdout line has no newline: it is relayed at end of stream.
-  const auto c = launchSh(o, "echo \"$RANK/$WORLD_SIZE/$LOCAL_RANK/$LOCAL_WORLD_SIZE/$MASTER_ADDR:$MASTER_PORT\"; printf last; "
-                             "echo \"err $RANK\" >&2");
+  const auto c =
+      launchSh(o,
+               "echo \"$RANK/$WORLD_SIZE/$LOCAL_RANK/$LOCAL_WORLD_SIZE/$MASTER_ADDR:$MASTER_PORT\"; printf last; "
+               "echo \"err $RANK\" >&2");
   EXPECT_EQ(c.rc, 0) << c.err;
   EXPECT_TRUE(has(c.out, "[rank 0] 0/2/0/2/127.0.0.1:12345\n")) << c.out;
   EXPECT_TRUE(has(c.out, "[rank 1] 1/2/1/2/127.0.0.1:12345\n")) << c.out;
@@ -122,10 +124,12 @@ TEST(Launcher, FailedRankStopsTheOthersAndIsReportedWithItsTail) {
   o.grace = 1;
   o.tailLines = 2;
   // Rank 1 writes three stderr lines and exits 5; rank 0 would sleep 60 s but is stopped.
-  const auto c = launchSh(o, "if [ \"$RANK\" = 1 ]; then echo one >&2; echo two >&2; echo three >&2; exit 5; fi; sleep 60");
+  const auto c =
+      launchSh(o, "if [ \"$RANK\" = 1 ]; then echo one >&2; echo two >&2; echo three >&2; exit 5; fi; sleep 60");
   EXPECT_EQ(c.rc, 5) << c.err;
   EXPECT_TRUE(has(c.err, "biud-launch: rank 1 failed (exit code 5); stopping the other ranks")) << c.err;
-  EXPECT_TRUE(has(c.err, "ended with exit code 5; its last 2 stderr line(s):\n  [rank 1] two\n  [rank 1] three\n")) << c.err;
+  EXPECT_TRUE(has(c.err, "ended with exit code 5; its last 2 stderr line(s):\n  [rank 1] two\n  [rank 1] three\n"))
+      << c.err;
 }
 
 TEST(Launcher, KilledRankGives128PlusSignalAndSilentRankSaysSo) {

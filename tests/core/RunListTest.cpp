@@ -28,7 +28,8 @@ TEST(RunList, PathAloneIsNamedAfterItsLastComponent) {
   biud::test::writeText(t / "preds" / "model_a.csv", "id,a\n");
   biud::test::writeText(t / "runs" / "biud-0.5" / "config.resolved.yaml", "");
   // An existing regular file loses its extension; a folder keeps its whole name (dots included).
-  expectNamed(parseNamedPath((t / "preds" / "model_a.csv").string()), "model_a", (t / "preds" / "model_a.csv").string());
+  expectNamed(parseNamedPath((t / "preds" / "model_a.csv").string()), "model_a",
+              (t / "preds" / "model_a.csv").string());
   expectNamed(parseNamedPath((t / "runs" / "biud-0.5").string()), "biud-0.5", (t / "runs" / "biud-0.5").string());
   // Trailing slashes are ignored for the name and kept in the path.
   const std::string slash = (t / "runs" / "biud-0.5").string() + "//";

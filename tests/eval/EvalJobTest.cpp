@@ -75,7 +75,8 @@ TEST(EvalJob, ThresholdRules) {
                   "--threshold `best`: use youden, val or a number"));
   EXPECT_TRUE(has(errorOf<biud::ConfigError>([&] { applyThresholdRule("val", "v.csv", "", {"a"}, o); }),
                   "--threshold val needs --val-pred and --val-labels"));
-  EXPECT_TRUE(has(errorOf<biud::ConfigError>([&] { applyThresholdRule("inf", "", "", {"a"}, o); }), "--threshold `inf`"));
+  EXPECT_TRUE(
+      has(errorOf<biud::ConfigError>([&] { applyThresholdRule("inf", "", "", {"a"}, o); }), "--threshold `inf`"));
 }
 
 namespace {
@@ -142,7 +143,8 @@ TEST(EvalJob, ReportsAlignOnTheGeneratedIds) {
   Texts ref{{"1", "2", "3"}, {{"no effusion seen"}, {"cardiomegaly", "heart is enlarged"}, {"unused"}}};
   const auto a = alignReports(hyp, ref, "h.csv", "r.csv");
   EXPECT_EQ(a.hyps, (std::vector<std::string>{"heart enlarged", "no effusion"}));
-  EXPECT_EQ(a.refs, (std::vector<std::vector<std::string>>{{"cardiomegaly", "heart is enlarged"}, {"no effusion seen"}}));
+  EXPECT_EQ(a.refs,
+            (std::vector<std::vector<std::string>>{{"cardiomegaly", "heart is enlarged"}, {"no effusion seen"}}));
   hyp.ids.push_back("9");
   hyp.texts.push_back({"x"});
   EXPECT_EQ(errorOf<biud::DataError>([&] { alignReports(hyp, ref, "h.csv", "r.csv"); }),
@@ -155,7 +157,8 @@ TEST(EvalJob, ReportsAlignOnTheGeneratedIds) {
 TEST(EvalJob, NlgBleu1ByHand) {
   TempDir d("evaljob-nlg");
   writeText(d / "hyp.txt", "No pleural effusion.\nThe heart is enlarged.\n");
-  writeText(d / "ref.csv", "id,text\n1,\"No effusion, no pneumothorax.\"\n2,Heart size is enlarged.\n2,Cardiomegaly.\n");
+  writeText(d / "ref.csv",
+            "id,text\n1,\"No effusion, no pneumothorax.\"\n2,Heart size is enlarged.\n2,Cardiomegaly.\n");
   const json j = runNlgEval((d / "hyp.txt").string(), (d / "ref.csv").string(), "biud");
   EXPECT_EQ(j["task"], "nlg");
   EXPECT_EQ(j["protocol"], "biud");
@@ -262,11 +265,13 @@ void readerStudyMatchesSklearnRoc(const SklearnCase& c) {
   EXPECT_TRUE(std::filesystem::exists(c.dir / "plots" / "readers_cardiomegaly.png"));
   // A reader without a finding while the labels have three, and an unknown finding.
   writeText(c.dir / "r2.csv", "reader,sensitivity,specificity\nR1,0.5,0.5\n");
-  EXPECT_TRUE(has(errorOf<biud::DataError>([&] { runReaderStudy(c.at("pred.csv"), c.at("labels.csv"), c.at("r2.csv"), ""); }),
-                  "reader `R1` has no finding but " + c.at("labels.csv") + " has 3 findings"));
+  EXPECT_TRUE(
+      has(errorOf<biud::DataError>([&] { runReaderStudy(c.at("pred.csv"), c.at("labels.csv"), c.at("r2.csv"), ""); }),
+          "reader `R1` has no finding but " + c.at("labels.csv") + " has 3 findings"));
   writeText(c.dir / "r3.csv", "reader,finding,sensitivity,specificity\nR1,goitre,0.5,0.5\n");
-  EXPECT_TRUE(has(errorOf<biud::DataError>([&] { runReaderStudy(c.at("pred.csv"), c.at("labels.csv"), c.at("r3.csv"), ""); }),
-                  "reader `R1`: finding `goitre` is not a column of " + c.at("labels.csv")));
+  EXPECT_TRUE(
+      has(errorOf<biud::DataError>([&] { runReaderStudy(c.at("pred.csv"), c.at("labels.csv"), c.at("r3.csv"), ""); }),
+          "reader `R1`: finding `goitre` is not a column of " + c.at("labels.csv")));
 }
 
 }  // namespace

@@ -2,9 +2,9 @@
 // options record of each release, the summary line, and the files written or the error raised,
 // against values worked out by hand.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
 #include "biud/image/ImportReport.h"
@@ -19,7 +19,8 @@ im::ImportResult smallResult() {
   im::ImportResult r;
   r.dataset = "folder";
   r.manifest.labelNames = {"a", "b"};
-  for (const auto& [id, split] : std::vector<std::pair<std::string, std::string>>{{"x", "train"}, {"y", "val"}, {"z", "train"}}) {
+  for (const auto& [id, split] :
+       std::vector<std::pair<std::string, std::string>>{{"x", "train"}, {"y", "val"}, {"z", "train"}}) {
     im::ManifestItem it;
     it.id = id;
     it.split = split;
@@ -103,7 +104,8 @@ TEST(ImportReport, FinishWritesTheFilesOrNamesTheFirstSkippedRow) {
     ADD_FAILURE() << "no error for an empty import";
   } catch (const biud::DataError& e) {
     EXPECT_EQ(std::string(e.what()),
-              "biud-import folder: no item could be imported (1 rows skipped; the first: w: volume file not found). Check --root");
+              "biud-import folder: no item could be imported (1 rows skipped; the first: w: volume file not found). "
+              "Check --root");
   }
   EXPECT_FALSE(std::filesystem::exists(d / "none" / "manifest.csv"));
 }

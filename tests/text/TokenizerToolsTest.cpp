@@ -21,7 +21,9 @@ using nlohmann::json;
 namespace {
 
 /// [PAD] [UNK] [CLS] [SEP] [MASK] (0-4), "." (5), no (6), effusion (7), ##s (8), a (9).
-std::string tinyVocab(const TempDir& d) { return biud::test::writeTinyVocab(d / "tiny" / "vocab.txt", {"no", "effusion", "##s", "a"}); }
+std::string tinyVocab(const TempDir& d) {
+  return biud::test::writeTinyVocab(d / "tiny" / "vocab.txt", {"no", "effusion", "##s", "a"});
+}
 
 }  // namespace
 
@@ -36,7 +38,7 @@ TEST(TokenizerTools, OpenTokenizerFromFlagsOrConfig) {
   TempDir d("toktools-open");
   const std::string vocab = tinyVocab(d);
   EXPECT_EQ(bt::openTokenizer({vocab, "", false})->vocabSize(), 10);
-  EXPECT_THROW(bt::openTokenizer({}), biud::ConfigError);                     // neither
+  EXPECT_THROW(bt::openTokenizer({}), biud::ConfigError);                         // neither
   EXPECT_THROW(bt::openTokenizer({vocab, "m.model", false}), biud::ConfigError);  // both
   biud::TextConfig cfg;
   EXPECT_THROW(bt::openTokenizer({}, &cfg), biud::ConfigError);  // the config names no vocab either
@@ -106,28 +108,49 @@ TEST(TokenizerTools, TrainedWordPieceFolderLoadsInTransformers) {
   TempDir d("toktools-train");
   std::vector<std::string> texts;
   for (int i = 0; i < 40; ++i) {
-    texts.push_back("No pleural effusion. Small nodule in the Right upper lobe, stable since " + std::to_string(2000 + i) + ".");
+    texts.push_back("No pleural effusion. Small nodule in the Right upper lobe, stable since " +
+                    std::to_string(2000 + i) + ".");
     texts.push_back("Mild cardiomegaly; the lungs are clear. Emphysema is unchanged.");
   }
   int calls = 0;
   // No texts: an error before the folder is made.
-  EXPECT_THROW(bt::trainTokenizer({}, [&] { ++calls; return d.str(); }, {}), biud::DataError);
+  EXPECT_THROW(bt::trainTokenizer({},
+                                  [&] {
+                                    ++calls;
+                                    return d.str();
+                                  },
+                                  {}),
+               biud::DataError);
   EXPECT_EQ(calls, 0);
   bt::TokenizerTrainOptions o;
   o.kind = "wordpiece";
   o.vocabSize = 120;
-  const json s = bt::trainTokenizer(texts, [&] { ++calls; return (d / "uncased").string(); }, o);
+  const json s = bt::trainTokenizer(
+      texts,
+      [&] {
+        ++calls;
+        return (d / "uncased").string();
+      },
+      o);
   o.cased = true;
-  bt::trainTokenizer(texts, [&] { ++calls; return (d / "cased").string(); }, o);
+  bt::trainTokenizer(
+      texts,
+      [&] {
+        ++calls;
+        return (d / "cased").string();
+      },
+      o);
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(s["texts"], 80);
   EXPECT_EQ(s["kind"], "wordpiece");
-  EXPECT_EQ(s["vocab_size"].get<std::size_t>(), bt::splitTextLines(biud::test::readText(d / "uncased" / "vocab.txt")).size());
+  EXPECT_EQ(s["vocab_size"].get<std::size_t>(),
+            bt::splitTextLines(biud::test::readText(d / "uncased" / "vocab.txt")).size());
   EXPECT_EQ(json::parse(biud::test::readText(d / "uncased" / "biud-tokenizer.json"))["vocab_size"], s["vocab_size"]);
   const std::string lines = "No pleural effusion.\nSMALL Nodule, stable since 2019.\nUnseen wordz!\n";
   biud::test::writeText(d / "in.txt", lines);
-  const std::string out = biud::test::runPython("text_hf_folder.py", quote((d / "in.txt").string()) + " " +
-                                                                         quote((d / "uncased").string()) + " " + quote((d / "cased").string()));
+  const std::string out = biud::test::runPython(
+      "text_hf_folder.py",
+      quote((d / "in.txt").string()) + " " + quote((d / "uncased").string()) + " " + quote((d / "cased").string()));
   std::istringstream hf(out);
   std::string row;
   int folders = 0;
@@ -138,7 +161,8 @@ TEST(TokenizerTools, TrainedWordPieceFolderLoadsInTransformers) {
     const bt::WordPiece ours((std::filesystem::path(h["dir"].get<std::string>()) / "vocab.txt").string());
     const auto in = bt::splitTextLines(lines);
     ASSERT_EQ(h["ids"].size(), in.size());
-    for (std::size_t i = 0; i < in.size(); ++i) EXPECT_EQ(json(ours.encode(in[i]).ids), h["ids"][i]) << h["dir"] << ": " << in[i];
+    for (std::size_t i = 0; i < in.size(); ++i)
+      EXPECT_EQ(json(ours.encode(in[i]).ids), h["ids"][i]) << h["dir"] << ": " << in[i];
     ++folders;
   }
   EXPECT_EQ(folders, 2);
@@ -149,9 +173,10 @@ TEST(TokenizerTools, TrainedWordPieceFolderLoadsInTransformers) {
 
 TEST(TokenizerTools, ExtractWritesOneLinePerReportAndCounts) {
   TempDir d("toktools-extract");
-  const bt::EntityExtractor ex(bt::Lexicon::load((biud::test::sourceDir() / "configs/lexicon/synthetic.yaml").string()));
-  const std::vector<std::string> texts = {"Small left pleural effusion.", "No pleural effusion.", "Possible pleural effusion.",
-                                          "The heart is normal."};
+  const bt::EntityExtractor ex(
+      bt::Lexicon::load((biud::test::sourceDir() / "configs/lexicon/synthetic.yaml").string()));
+  const std::vector<std::string> texts = {"Small left pleural effusion.", "No pleural effusion.",
+                                          "Possible pleural effusion.", "The heart is normal."};
   std::vector<std::map<std::string, int>> counts;
   ASSERT_EQ(bt::extractLabels(ex, texts, (d / "labels.jsonl").string(), &counts), 0);
   const auto lines = bt::splitTextLines(biud::test::readText(d / "labels.jsonl"));

@@ -16,17 +16,17 @@
 namespace biud::launch {
 
 struct LaunchOptions {
-  int nproc = 1;        ///< ranks started on this node
-  int nnodes = 1;       ///< nodes in the job (one launcher per node)
-  int nodeRank = 0;     ///< index of this node, 0..nnodes-1
-  int port = 0;         ///< rendezvous store port; 0 = a free loopback port (single node only)
-  std::string addr = "127.0.0.1";  ///< host of rank 0 (the store)
-  double grace = 10;    ///< seconds between the stop signal and SIGKILL
-  int tailLines = 20;   ///< stderr lines of the failed rank shown in the report
-  bool prefix = false;  ///< prefix relayed lines with `[rank k] `
+  int nproc = 1;                     ///< ranks started on this node
+  int nnodes = 1;                    ///< nodes in the job (one launcher per node)
+  int nodeRank = 0;                  ///< index of this node, 0..nnodes-1
+  int port = 0;                      ///< rendezvous store port; 0 = a free loopback port (single node only)
+  std::string addr = "127.0.0.1";    ///< host of rank 0 (the store)
+  double grace = 10;                 ///< seconds between the stop signal and SIGKILL
+  int tailLines = 20;                ///< stderr lines of the failed rank shown in the report
+  bool prefix = false;               ///< prefix relayed lines with `[rank k] `
   std::vector<std::string> command;  ///< program and arguments each rank runs (PATH is searched)
-  std::FILE* out = stdout;  ///< where the ranks' stdout lines go
-  std::FILE* err = stderr;  ///< where their stderr lines and the launcher's messages go
+  std::FILE* out = stdout;           ///< where the ranks' stdout lines go
+  std::FILE* err = stderr;           ///< where their stderr lines and the launcher's messages go
 };
 
 /// The environment a rank gets: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK,

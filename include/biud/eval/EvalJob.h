@@ -5,7 +5,6 @@
 /// for, are written into `plotDir`). The app parses flags, resolves defaults from the config,
 /// calls one of these and writes the JSON. docs/eval.md describes the file formats.
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 
@@ -92,7 +91,7 @@ nlohmann::json runDeLongEval(const std::string& pred1, const std::string& pred2,
 /// specificity and specificity at the reader's sensitivity; `readers_<finding>.png` into
 /// `plotDir` unless empty. DataError for a reader whose finding is not a label column (or that
 /// names none while there are several) and for a finding with one class.
-nlohmann::json runReaderStudy(const std::string& predPath, const std::string& labelsPath, const std::string& readersPath,
-                              const std::string& plotDir);
+nlohmann::json runReaderStudy(const std::string& predPath, const std::string& labelsPath,
+                              const std::string& readersPath, const std::string& plotDir);
 
 }  // namespace biud::eval

@@ -4,11 +4,10 @@
 /// read corpora and line files, train a WordPiece vocab.txt or a SentencePiece model into a
 /// folder, encode lines to JSON, inspect a vocabulary (and its coverage of a corpus), measure
 /// encoding speed and extract lexicon labels. The app parses flags and calls one of these.
-#include <nlohmann/json.hpp>
-
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -63,10 +62,10 @@ class LineWriter {
 struct TokenizerTrainOptions {
   std::string kind = "unigram";  ///< unigram | bpe (SentencePiece) | wordpiece
   int vocabSize = 8000;
-  int minFrequency = 2;   ///< WordPiece: least pair frequency to merge
-  double coverage = 1.0;  ///< SentencePiece character coverage
-  int seed = 0;           ///< SentencePiece seed
-  bool cased = false;     ///< keep case (default: lower-case)
+  int minFrequency = 2;              ///< WordPiece: least pair frequency to merge
+  double coverage = 1.0;             ///< SentencePiece character coverage
+  int seed = 0;                      ///< SentencePiece seed
+  bool cased = false;                ///< keep case (default: lower-case)
   std::string prefix = "tokenizer";  ///< SentencePiece file name prefix
 };
 /// Train on `texts` and write into the folder `outDir()` returns (called once the texts are
