@@ -278,9 +278,11 @@ torch::Tensor readNpy(const std::string& path) {
   auto t = torch::empty(l.shape, torch::TensorOptions().dtype(l.dt));
   f.clear();
   f.seekg(static_cast<std::streamoff>(l.offset));
-  if (l.bytes) f.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(l.bytes));
-  BIUD_CHECK(f && static_cast<std::uint64_t>(f.gcount()) == l.bytes, IoError,
-             "{}: cannot read the .npy data ({} bytes)", path, l.bytes);
+  if (l.bytes) {
+    f.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(l.bytes));
+    BIUD_CHECK(f && static_cast<std::uint64_t>(f.gcount()) == l.bytes, IoError,
+               "{}: cannot read the .npy data ({} bytes)", path, l.bytes);
+  }
   if (l.dt == torch::kBool) checkBoolBytes(static_cast<const char*>(t.data_ptr()), l.bytes, path);
   return t;
 }

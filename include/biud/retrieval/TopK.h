@@ -13,8 +13,8 @@
 /// Cost: the matrix multiply (torch::mm, i.e. MKL/oneDNN/cuBLAS) plus a few percent. Memory: the
 /// tile (4096 x 8192 x 4 bytes = 128 MiB at the defaults), one database block converted to fp32,
 /// and the [N, K] result — independent of the database size. At paper scale (20k CT reports x
-/// 300k X-ray reports, d = 384) that is ~140 MiB next to the 460 MiB of fp32 database features
-/// the caller holds (230 MiB in bf16/fp16).
+/// 300k X-ray reports, d = 384) that is ~140 MiB next to the 440 MiB (460 MB) of fp32 database
+/// features the caller holds (220 MiB in bf16/fp16).
 ///
 /// Determinism and ties: results are sorted by score, best first; equal scores keep the lower
 /// database index first, and a later row never displaces an earlier one of equal score. A score
