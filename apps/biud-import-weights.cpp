@@ -47,8 +47,8 @@ int main(int argc, char** argv) {
   std::vector<double> spacing{0.75, 0.75, 1.5};
   auto* cc = cli.add_subcommand(
       "ct-clip",
-      "CT-CLIP (Hamamci et al.; github.com/ibrahimethemhamamci/CT-CLIP): its zero-shot checkpoint (CT-CLIP_v2.pt / "
-      "CT_CLIP_zeroshot.pt, a torch.save'd state dict with visual_transformer.*, text_transformer.*, "
+      "CT-CLIP (Hamamci et al.; github.com/ibrahimethemhamamci/CT-CLIP; docs/baselines.md): its zero-shot checkpoint "
+      "(CT-CLIP_v2.pt, a torch.save'd state dict with visual_transformer.*, text_transformer.*, "
       "to_visual_latent.weight, to_text_latent.weight, temperature) -> a run whose model is CTViT + CXR-BERT with "
       "CT-CLIP's latent projections (models/CtClip.h), whose data.ct is CT-CLIP's preprocessing (0.75 x 0.75 x 1.5 mm, "
       "torch resampling grid, clip [-1000, 1000] / 1000, centre crop/pad to S x S x --frames with -1, S from the "
@@ -56,8 +56,9 @@ int main(int argc, char** argv) {
       "the tensor shapes; what shapes cannot tell comes from the flags below (defaults: the released model).");
   cc->fallthrough();
   cc->add_option("--ckpt", ckpt,
-                 "the CT-CLIP checkpoint: .pt/.pth (torch.save'd state dict, read by LibTorch; a training package "
-                 "{\"model\": ...} works too) or .safetensors (scripts/ctclip_to_safetensors.py)")
+                 "the CT-CLIP checkpoint as .safetensors (the released .pt holds the OrderedDict of module.state_dict(), "
+                 "which LibTorch cannot rebuild: convert it once with scripts/ctclip_to_safetensors.py); a .pt/.pth "
+                 "holding a plain dict of tensors is read directly")
       ->required()
       ->check(CLI::ExistingFile);
   cc->add_option("--tokenizer", tokenizer,

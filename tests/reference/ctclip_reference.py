@@ -18,8 +18,9 @@ zero_shot.py configures it).
 
   ctclip_reference.py model OUT CONFIG.json
       CTCLIP(CTViT(...), BertModel(BertConfig(...))) with every parameter and buffer perturbed
-      (seeded), saved as CT-CLIP saves it: torch.save(state_dict) -> OUT/ctclip.pt; the config is
-      copied to OUT/config.json. With "forward": true, a random video batch [B, 1, T, S, S]
+      (seeded), saved as CT-CLIP saves it: torch.save(state_dict) -> OUT/ctclip.pt (or, with
+      "format": "safetensors", OUT/ctclip.safetensors as the shipped converter writes it); the
+      config is copied to OUT/config.json. With "forward": true, a random video batch [B, 1, T, S, S]
       (CT-CLIP's layout) and the texts are run through CT-CLIP: OUT/ref.safetensors holds the
       video, ids, mask, encoded (CTViT tokens before the quantiser), codes, gap (top-1 minus
       top-2 cosine of each token), tokens (quantised), image_latents, text_latents and, for
@@ -191,7 +192,11 @@ def cmd_model(outdir, cfg_path):
     os.makedirs(outdir, exist_ok=True)
     model = build(up, cfg)
     perturb(model, torch, cfg.get("seed", 0) + 1)
-    torch.save(model.state_dict(), os.path.join(outdir, "ctclip.pt"))
+    if cfg.get("format", "pt") == "safetensors":  # what scripts/ctclip_to_safetensors.py makes of the .pt
+        save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
+                  os.path.join(outdir, "ctclip.safetensors"))
+    else:
+        torch.save(model.state_dict(), os.path.join(outdir, "ctclip.pt"))
     json.dump(cfg, open(os.path.join(outdir, "config.json"), "w"), indent=1)
     if not cfg.get("forward", False):
         print(json.dumps({"keys": len(model.state_dict())}))

@@ -58,9 +58,11 @@ class CtClipImpl : public torch::nn::Module {
 };
 TORCH_MODULE(CtClip);
 
-/// A CT-CLIP checkpoint as tensors: a torch.save'd state dict (`.pt`/`.pth`/`.bin`, read with
-/// LibTorch's unpickler; a dict that nests the state dict under `state_dict` or `model` is
-/// accepted too) or a `.safetensors` file. IoError naming the file for anything else.
+/// A CT-CLIP checkpoint as tensors: a `.safetensors` file (scripts/ctclip_to_safetensors.py), or
+/// a torch.save'd plain dict of tensors (`.pt`/`.pth`/`.bin`, read with LibTorch's unpickler,
+/// also nested under `state_dict` or `model`). LibTorch's unpickler turns the
+/// collections.OrderedDict that module.state_dict() returns into None, so the released `.pt` is
+/// an IoError that names the converter. A `module.` prefix on every key is removed.
 tensor::TensorMap readCtClipCheckpoint(const std::string& path);
 
 /// What cannot be read from the tensor shapes: CXR-BERT's head count and how CTViT's patch
