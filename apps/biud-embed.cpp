@@ -2,10 +2,12 @@
 // config, or time a network's forward+backward (--bench) for scripts/bench/bench_models.py.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sys/resource.h>
 
 #include "biud/config/Config.h"
 #include "biud/core/App.h"
@@ -19,6 +21,7 @@
 #include "biud/image/Preprocess.h"
 #include "biud/image/VolumeIO.h"
 #include "biud/tensor/Npy.h"
+#include "biud/train/Optim.h"
 #include "biud/train/Precision.h"
 #include "biud/train/Tasks.h"
 #include "biud/tensor/Runtime.h"
@@ -43,11 +46,23 @@ torch::Tensor readTensorFile(const std::string& path, const std::string& key) {
   return m.begin()->second;
 }
 
-double timeIt(const std::function<void()>& f, int warmup, int iters) {
+/// Milliseconds of each of `iters` calls of `f` after `warmup` untimed ones.
+std::vector<double> timeEach(const std::function<void()>& f, int warmup, int iters) {
   for (int i = 0; i < warmup; ++i) f();
-  auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < iters; ++i) f();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
+  std::vector<double> out;
+  for (int i = 0; i < iters; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    out.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return out;
+}
+
+/// Peak resident memory of this process so far (MiB).
+double peakRssMb() {
+  struct rusage u {};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
 }  // namespace
@@ -61,7 +76,7 @@ int main(int argc, char** argv) {
                "--save-tokens) and "
                "<out>/biud-embed.json. With --bench, times forward+backward of one network instead.");
   app.addCommon(app::kConfig | app::kOut | app::kThreads | app::kDevice | app::kSeed | app::kWeights);
-  std::string texts, textModel, tensorKey, benchNet = "ct", benchPrecision = "fp32", runDir;
+  std::string texts, textModel, tensorKey, benchNet = "ct", benchPrecision = "fp32", benchOptimizer = "none", runDir;
   std::vector<std::string> volumes, xrays;
   int maxLen = 128, batch = 8, benchBatch = 2, benchIters = 5, benchWarmup = 2, benchSeq = 128;
   std::vector<int> benchInput;
@@ -100,6 +115,11 @@ int main(int argc, char** argv) {
                  "fp32, or bf16: forward under bf16 autocast as trainer.precision=bf16 trains (weights and "
                  "gradients stay fp32)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  cli.add_option("--bench-optimizer", benchOptimizer,
+                 "none (forward+backward only), or adamw: a full training step, the optimizer that biud-train "
+                 "builds from the config's optimizer: section (parameter groups, fused AdamW unless "
+                 "BIUD_ADAMW=loop) stepped after each backward")
+      ->check(CLI::IsMember({"none", "adamw"}));
 
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();
@@ -155,15 +175,31 @@ int main(int argc, char** argv) {
       auto sync = [&] {
         if (device.is_cuda()) torch::cuda::synchronize();
       };
-      const double ms = timeIt(
+      std::unique_ptr<torch::optim::Optimizer> opt;
+      if (benchOptimizer == "adamw") {
+        cfg.optimizer.name = "adamw";
+        opt = train::buildOptimizer(*mod, cfg.optimizer);
+      }
+      const auto each = timeEach(
           [&] {
             {
               train::AutocastScope autocast(benchPrecision, device);
               step();
             }
+            if (opt) opt->step();
             sync();
           },
           benchWarmup, benchIters);
+      double ms = 0;
+      for (double v : each) ms += v;
+      ms /= static_cast<double>(each.size());
+      auto sorted = each;
+      std::sort(sorted.begin(), sorted.end());
+      const size_t n = sorted.size();
+      r["ms_each"] = each;
+      r["ms_median"] = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+      r["optimizer"] = opt ? (train::fusedAdamW() ? "adamw-fused" : "adamw-loop") : "none";
+      r["peak_rss_mb"] = peakRssMb();
       r["precision"] = benchPrecision;
       std::int64_t params = 0;
       for (auto& p : mod->parameters()) params += p.numel();
@@ -171,7 +207,7 @@ int main(int argc, char** argv) {
       r["params"] = params;
       r["threads"] = at::get_num_threads();
       r["device"] = device.str();
-      r["ms_fwd_bwd"] = ms;
+      r["ms_fwd_bwd"] = ms;  // mean over the timed iterations (with --bench-optimizer adamw: the whole step)
       std::printf("%s\n", r.dump().c_str());
       return app::kExitOk;
     }

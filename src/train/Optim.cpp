@@ -1,13 +1,14 @@
 #include "biud/train/Optim.h"
 
-#include <set>
-
+#include <ATen/ops/_fused_adamw.h>
 #include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -72,7 +73,81 @@ bool isEncoderName(const std::string& top) {
   return top.size() >= suffix.size() && top.compare(top.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+/// torch::optim::AdamW whose step() updates each parameter group with ATen's fused kernel
+/// (`at::_fused_adamw_`, the kernel of Python's `torch.optim.AdamW(fused=True)`): one pass over
+/// parameter, gradient and both moments instead of LibTorch's seven tensor operations per
+/// parameter and a temporary `denom` the size of the parameter. Same state (AdamWParamState:
+/// step, exp_avg, exp_avg_sq), so save()/load() and checkpoints are unchanged. The arithmetic
+/// is the fused kernel's (the moments and the update in one expression per element), equal to
+/// PyTorch's fused AdamW bit for bit, within float rounding of LibTorch's loop.
+class FusedAdamW : public torch::optim::AdamW {
+ public:
+  using torch::optim::AdamW::AdamW;
+
+  torch::Tensor step(LossClosure closure = nullptr) override {
+    torch::NoGradGuard noGrad;
+    torch::Tensor loss;
+    if (closure) {
+      at::AutoGradMode enable(true);
+      loss = closure();
+    }
+    for (auto& group : param_groups_)
+      for (auto& p : group.params())  // the kernel needs dense memory (parameters always are)
+        if (p.grad().defined() && !p.is_non_overlapping_and_dense()) return torch::optim::AdamW::step(nullptr);
+    for (auto& group : param_groups_) {
+      auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
+      std::vector<torch::Tensor> ps, gs, ms, vs, maxs, steps;
+      for (auto& p : group.params()) {
+        if (!p.grad().defined()) continue;
+        torch::Tensor g = p.grad();
+        BIUD_CHECK(!g.is_sparse(), ValueError, "AdamW does not support sparse gradients");
+        auto& slot = state_[p.unsafeGetTensorImpl()];
+        if (!slot) {
+          auto st = std::make_unique<torch::optim::AdamWParamState>();
+          st->step(0);
+          st->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+          st->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+          if (o.amsgrad()) st->max_exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+          slot = std::move(st);
+        }
+        auto& st = static_cast<torch::optim::AdamWParamState&>(*slot);
+        st.step(st.step() + 1);
+        // The kernel walks raw memory: every tensor of a parameter must have its strides (a
+        // gradient of another layout, or moments loaded from another layout, are brought to it).
+        auto same = [&](torch::Tensor t) {
+          if (t.strides() == p.strides()) return t;
+          auto c = at::empty_like(p);
+          c.copy_(t);
+          return c;
+        };
+        g = same(g);
+        if (st.exp_avg().strides() != p.strides()) st.exp_avg(same(st.exp_avg()));
+        if (st.exp_avg_sq().strides() != p.strides()) st.exp_avg_sq(same(st.exp_avg_sq()));
+        if (o.amsgrad() && st.max_exp_avg_sq().strides() != p.strides()) st.max_exp_avg_sq(same(st.max_exp_avg_sq()));
+        ps.push_back(p);
+        gs.push_back(g);
+        ms.push_back(st.exp_avg());
+        vs.push_back(st.exp_avg_sq());
+        if (o.amsgrad()) maxs.push_back(st.max_exp_avg_sq());
+        // Python keeps `step` as a float32 tensor; the kernel reads it per parameter.
+        steps.push_back(torch::full({}, static_cast<double>(st.step()), p.options().dtype(torch::kFloat32)));
+      }
+      if (ps.empty()) continue;
+      at::_fused_adamw_(ps, gs, ms, vs, maxs, steps, o.lr(), std::get<0>(o.betas()), std::get<1>(o.betas()),
+                        o.weight_decay(), o.eps(), o.amsgrad(), /*maximize=*/false);
+    }
+    return loss;
+  }
+};
+
 }  // namespace
+
+bool fusedAdamW() {
+  const char* v = std::getenv("BIUD_ADAMW");
+  if (!v || !*v || std::strcmp(v, "fused") == 0) return true;
+  BIUD_CHECK(std::strcmp(v, "loop") == 0, ConfigError, "BIUD_ADAMW=`{}`: use fused (the default) or loop", v);
+  return false;
+}
 
 int encoderLayerId(const std::string& name, int numLayers) {
   const auto c = splitDots(name);
@@ -154,6 +229,7 @@ std::unique_ptr<torch::optim::Optimizer> buildOptimizer(torch::nn::Module& modul
     }
     if (groupsOut)
       for (auto& o : order) groupsOut->push_back(o.second);
+    if (fusedAdamW()) return std::make_unique<FusedAdamW>(groups, torch::optim::AdamWOptions(cfg.lr));
     return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(cfg.lr));
   }
   for (size_t g = 0; g < order.size(); ++g) {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <map>
 
 #include "biud/core/Error.h"
@@ -130,6 +131,46 @@ TEST(ResNet3D, ShapesAndGradients) {
     EXPECT_EQ(out.tokens.sizes(), (Shape{2, 1, d})) << arch;  // strides 32: 1 token per side
     out.pooled.pow(2).sum().backward();
     expectAllGrads(*enc);
+  }
+}
+
+TEST(ResNet, ChannelsLastWeightsKeepValuesResultsAndCheckpoints) {
+  // ResNet keeps its convolution weights channels-last (oneDNN's fast layout); BIUD_CHANNELS_LAST=0
+  // keeps PyTorch's default. Same seed: the same values; forward and gradients equal within float
+  // rounding (sums in another order); its safetensors checkpoint reads back with the same values.
+  for (int dims : {2, 3}) {
+    auto o = resnetPreset("resnet18", dims);
+    o.width = 8;
+    o.in_channels = 1;
+    ::setenv("BIUD_CHANNELS_LAST", "0", 1);
+    torch::manual_seed(0);
+    ResNet plain(o);
+    ::unsetenv("BIUD_CHANNELS_LAST");
+    torch::manual_seed(0);
+    ResNet fast(o);
+    const auto fmt = dims == 3 ? torch::MemoryFormat::ChannelsLast3d : torch::MemoryFormat::ChannelsLast;
+    auto w = fast->named_parameters()["layer1.0.conv1.weight"];
+    EXPECT_TRUE(w.is_contiguous(fmt)) << dims;
+    EXPECT_FALSE(w.is_contiguous()) << dims;
+    EXPECT_TRUE(plain->named_parameters()["layer1.0.conv1.weight"].is_contiguous()) << dims;
+    const auto a = tensor::stateDict(*plain), b = tensor::stateDict(*fast);
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [k, t] : a) EXPECT_TRUE(torch::equal(t, b.at(k))) << k;
+    torch::manual_seed(1);
+    auto x = dims == 3 ? torch::randn({2, 1, 24, 40, 40}) : torch::randn({4, 1, 48, 48});
+    auto ya = plain->forward(x), yb = fast->forward(x);
+    EXPECT_TRUE(torch::allclose(ya, yb, 1e-4, 1e-5)) << dims << ": " << (ya - yb).abs().max().item<float>();
+    ya.pow(2).sum().backward();
+    yb.pow(2).sum().backward();
+    for (auto& p : plain->named_parameters()) {  // PyTorch's own layouts differ by ~2e-5 of max |g| here
+      auto g = fast->named_parameters()[p.key()].grad();
+      const float diff = (p.value().grad() - g).abs().max().item<float>(), scale = g.abs().max().item<float>();
+      EXPECT_LE(diff, 1e-4f * scale) << dims << " " << p.key();
+    }
+    TempDir d;
+    tensor::writeSafetensors((d / "fast.safetensors").string(), tensor::stateDict(*fast));
+    const auto back = tensor::readSafetensors((d / "fast.safetensors").string());
+    for (const auto& [k, t] : a) EXPECT_TRUE(torch::equal(back.at(k), b.at(k))) << k;
   }
 }
 

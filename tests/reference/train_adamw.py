@@ -35,7 +35,8 @@ for name, p in net.named_parameters():
     lr = cfg["lr_fc2"] if name.startswith("fc2.") else cfg["lr"]
     wd = 0.0 if p.dim() < 2 else cfg["wd"]
     groups.append({"params": [p], "lr": lr, "weight_decay": wd, "base": lr})
-opt = torch.optim.AdamW(groups, lr=cfg["lr"], betas=(0.9, 0.98), eps=1e-8)
+# "fused": PyTorch's fused CPU kernel (torch.optim.AdamW(fused=True)), else its default loop.
+opt = torch.optim.AdamW(groups, lr=cfg["lr"], betas=(0.9, 0.98), eps=1e-8, fused=bool(cfg.get("fused", False)))
 
 x = torch.tensor(cfg["x"]).view(5, 6)
 y = torch.tensor(cfg["y"]).view(5, 2)

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
+
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/train/Optim.h"
@@ -50,7 +52,11 @@ TEST(Optim, GroupsExcludeNormsAndBiasesAndHonourModuleLr) {
   EXPECT_NO_THROW(train::buildOptimizer(*net, cfg));
 }
 
-TEST(Optim, MatchesPyTorchAdamWWithGroupsAndSchedule) {
+namespace {
+/// Six AdamW steps of ToyNet with groups and a schedule in biud and in PyTorch
+/// (tests/reference/train_adamw.py; `fused`: torch.optim.AdamW(fused=True)); `tol` < 0 asks for
+/// bit-identical weights.
+void compareWithPyTorchAdamW(bool fused, double tol) {
   // Same initial weights, same data, same schedule in PyTorch (tests/reference/train_adamw.py).
   torch::manual_seed(0);
   test::ToyNet net;
@@ -86,15 +92,76 @@ TEST(Optim, MatchesPyTorchAdamWWithGroupsAndSchedule) {
   }
   test::TempDir d;
   nlohmann::json in = {{"init", init}, {"x", flat(x)}, {"y", flat(y)}, {"steps", steps}, {"lr", 0.01},
-                       {"lr_fc2", 0.003}, {"wd", 0.1}, {"warmup", 2}, {"min_ratio", 0.05}};
+                       {"lr_fc2", 0.003}, {"wd", 0.1}, {"warmup", 2}, {"min_ratio", 0.05}, {"fused", fused}};
   fs::atomicWrite(d / "in.json", in.dump());
   const auto out = nlohmann::json::parse(test::runPython("train_adamw.py", (d / "in.json").string()));
   for (auto& np : net->named_parameters()) {
     const auto ref = out.at(np.key()).get<std::vector<float>>();
     const auto got = flat(np.value().detach());
     ASSERT_EQ(ref.size(), got.size());
-    for (size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(got[i], ref[i], 1e-6) << np.key() << "[" << i << "]";
+    for (size_t i = 0; i < ref.size(); ++i) {
+      if (tol < 0)
+        EXPECT_EQ(got[i], ref[i]) << np.key() << "[" << i << "]";
+      else
+        EXPECT_NEAR(got[i], ref[i], tol) << np.key() << "[" << i << "]";
+    }
   }
+}
+
+/// Sets an environment variable for one scope.
+struct EnvVar {
+  std::string name;
+  EnvVar(const char* n, const char* v) : name(n) { ::setenv(n, v, 1); }
+  ~EnvVar() { ::unsetenv(name.c_str()); }
+};
+}  // namespace
+
+TEST(Optim, MatchesPyTorchAdamWWithGroupsAndSchedule) {
+  // biud's default (fused) against PyTorch's default loop: equal within float rounding.
+  ASSERT_TRUE(train::fusedAdamW());
+  compareWithPyTorchAdamW(/*fused=*/false, 1e-6);
+}
+
+TEST(Optim, FusedAdamWIsBitIdenticalToPyTorchFusedAdamW) {
+  compareWithPyTorchAdamW(/*fused=*/true, -1);
+}
+
+TEST(Optim, LoopAdamWOnRequestMatchesPyTorchAdamW) {
+  EnvVar env("BIUD_ADAMW", "loop");
+  ASSERT_FALSE(train::fusedAdamW());
+  compareWithPyTorchAdamW(/*fused=*/false, 1e-6);
+  EnvVar bad("BIUD_ADAMW", "fast");
+  EXPECT_THROW(train::fusedAdamW(), ConfigError);
+}
+
+TEST(Optim, FusedAdamWStepsChannelsLastParametersAsContiguousOnes) {
+  // The fused kernel walks raw memory: a channels-last convolution weight (ResNet's layout) with a
+  // contiguous gradient, and the same weight contiguous, must end bit-identical after 3 steps.
+  struct Two : torch::nn::Module {
+    torch::Tensor a, b;
+    Two() {
+      torch::manual_seed(3);
+      auto w = torch::randn({4, 3, 3, 3, 3});
+      a = register_parameter("a", w.contiguous(torch::MemoryFormat::ChannelsLast3d));
+      b = register_parameter("b", w.clone());
+    }
+  } two;
+  ASSERT_TRUE(two.a.is_contiguous(torch::MemoryFormat::ChannelsLast3d));
+  ASSERT_FALSE(two.a.is_contiguous());
+  OptimizerConfig oc;
+  oc.lr = 0.01;
+  oc.weight_decay = 0.1;
+  auto opt = train::buildOptimizer(two, oc);
+  for (int s = 0; s < 3; ++s) {
+    opt->zero_grad();
+    auto g = torch::randn({4, 3, 3, 3, 3});
+    two.a.mutable_grad() = g.clone();  // contiguous gradient of a channels-last parameter
+    two.b.mutable_grad() = g.clone();
+    opt->step();
+  }
+  EXPECT_TRUE(two.a.is_contiguous(torch::MemoryFormat::ChannelsLast3d));
+  EXPECT_TRUE(torch::equal(two.a.detach().contiguous(), two.b.detach()));
+  EXPECT_FALSE(torch::equal(two.b.detach(), torch::zeros_like(two.b)));
 }
 
 namespace {

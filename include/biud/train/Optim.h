@@ -3,6 +3,12 @@
 /// AdamW with parameter groups (no weight decay on biases, norms and temperatures; per-module
 /// learning rates by parameter-name prefix; layer-wise learning-rate decay of the encoders) and
 /// the warmup + cosine/linear/constant schedule.
+///
+/// AdamW steps each parameter group with ATen's fused kernel (the one behind Python's
+/// `torch.optim.AdamW(fused=True)`, bit-identical to it): one pass per parameter instead of
+/// LibTorch's loop of seven tensor operations and a parameter-sized temporary. The state and
+/// checkpoints are LibTorch's AdamW's. `BIUD_ADAMW=loop` selects LibTorch's own loop (the
+/// arithmetic before; results agree within float rounding, not bit for bit).
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 
@@ -52,6 +58,10 @@ std::map<std::string, double> parameterLrs(torch::nn::Module& module, const Opti
 /// `groups`, when given, receives the grouping in optimizer order.
 std::unique_ptr<torch::optim::Optimizer> buildOptimizer(torch::nn::Module& module, const OptimizerConfig& cfg,
                                                         std::vector<ParamGroupInfo>* groups = nullptr);
+
+/// True unless the environment sets BIUD_ADAMW=loop (fused is the default; any other value is a
+/// ConfigError).
+bool fusedAdamW();
 
 /// Multiplier of the peak learning rate at (0-based) optimizer step `step` of `total`:
 /// linear warmup over `warmup_steps` ((step+1)/warmup), then cosine/linear decay to
