@@ -14,6 +14,8 @@
 #include "biud/losses/EfmLoss.h"
 #include "biud/models/Registry.h"
 #include "biud/text/Prompts.h"
+#include <filesystem>
+
 #include "biud/train/Accumulate.h"
 #include "biud/train/CtEval.h"
 #include "biud/train/Tasks.h"
@@ -289,8 +291,16 @@ class BiudTask final : public Task {
     TeacherFingerprint now;
     now.ct_manifest = manifestFingerprint(ct, cfg.data.report_sections);
     if (!cfg.model.teacher.empty() && !f.expert.empty()) now.expert = expertFingerprint(cfg.model.teacher);
-    if (!cfg.data.xray_manifest.empty() && !f.xray_manifest.empty())
-      now.xray_manifest = manifestFingerprint(image::readManifest(cfg.data.xray_manifest), cfg.data.report_sections);
+    // The X-ray manifest is not otherwise needed by this task (a recipe may name one that only
+    // the retrieval stage had): compared when it is there, said when it is not.
+    std::error_code ec;
+    if (!cfg.data.xray_manifest.empty() && !f.xray_manifest.empty()) {
+      if (std::filesystem::exists(cfg.data.xray_manifest, ec))
+        now.xray_manifest = manifestFingerprint(image::readManifest(cfg.data.xray_manifest), cfg.data.report_sections);
+      else
+        log::warn("biud", "data.xray_manifest `{}` does not exist here: the X-ray fingerprint of `{}` is not checked",
+                  cfg.data.xray_manifest, tfPath);
+    }
     const auto compared = teacher_.checkFingerprint(now, tfPath);
     if (now.expert.empty())
       log::warn("biud", "model.teacher is not set: the expert fingerprint of `{}` is not checked", tfPath);
