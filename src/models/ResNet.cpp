@@ -11,9 +11,11 @@ namespace biud::models {
 namespace {
 
 /// False when the environment sets BIUD_CHANNELS_LAST=0 (for comparisons: docs/performance.md).
+// Off by default: with channels-last weights EvalApps.FinetuneWithAllLabelsBeatsZeroShot fell
+// from 0.58 to 0.46 macro AUROC (session 9, not yet understood). BIUD_CHANNELS_LAST=1 opts in.
 bool channelsLastConvs() {
   const char* v = std::getenv("BIUD_CHANNELS_LAST");
-  return !(v && std::strcmp(v, "0") == 0);
+  return v && std::strcmp(v, "1") == 0;
 }
 
 torch::nn::AnyModule conv(int dims, std::int64_t in, std::int64_t out, std::vector<std::int64_t> k, std::int64_t stride,
@@ -145,8 +147,11 @@ ResNetImpl::ResNetImpl(ResNetOptions o) : opt(std::move(o)) {
   if (channelsLastConvs()) {
     const auto fmt = d == 3 ? torch::MemoryFormat::ChannelsLast3d : torch::MemoryFormat::ChannelsLast;
     torch::NoGradGuard noGrad;
+    // empty_like + copy rather than contiguous(fmt): a 1-channel stem weight counts as
+    // channels-last already in either layout, and only the channels-last strides make oneDNN run
+    // the stem (and the max-pool after it) channels-last instead of as an im2col GEMM.
     for (auto& p : parameters())
-      if (p.dim() == d + 2) p.set_data(p.contiguous(fmt));
+      if (p.dim() == d + 2) p.set_data(at::empty_like(p, p.options(), fmt).copy_(p));
   }
 }
 
