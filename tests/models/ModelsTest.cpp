@@ -153,6 +153,9 @@ TEST(ResNet, ChannelsLastWeightsKeepValuesResultsAndCheckpoints) {
     EXPECT_TRUE(w.is_contiguous(fmt)) << dims;
     EXPECT_FALSE(w.is_contiguous()) << dims;
     EXPECT_TRUE(plain->named_parameters()["layer1.0.conv1.weight"].is_contiguous()) << dims;
+    // The 1-channel stem too: channels-last strides (the input-channel stride is 1), not the default ones.
+    EXPECT_EQ(fast->named_parameters()["conv1.weight"].stride(1), 1) << dims;
+    EXPECT_NE(plain->named_parameters()["conv1.weight"].stride(1), 1) << dims;
     const auto a = tensor::stateDict(*plain), b = tensor::stateDict(*fast);
     ASSERT_EQ(a.size(), b.size());
     for (const auto& [k, t] : a) EXPECT_TRUE(torch::equal(t, b.at(k))) << k;
