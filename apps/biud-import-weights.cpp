@@ -56,9 +56,8 @@ int main(int argc, char** argv) {
       "the tensor shapes; what shapes cannot tell comes from the flags below (defaults: the released model).");
   cc->fallthrough();
   cc->add_option("--ckpt", ckpt,
-                 "the CT-CLIP checkpoint as .safetensors (the released .pt holds the OrderedDict of module.state_dict(), "
-                 "which LibTorch cannot rebuild: convert it once with scripts/ctclip_to_safetensors.py); a .pt/.pth "
-                 "holding a plain dict of tensors is read directly")
+                 "the CT-CLIP checkpoint: the released .pt (a torch.save'd state dict, read without Python; a package "
+                 "nesting it under \"model\" works too) or a .safetensors file with the same keys")
       ->required()
       ->check(CLI::ExistingFile);
   cc->add_option("--tokenizer", tokenizer,

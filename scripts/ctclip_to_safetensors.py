@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Convert a CT-CLIP checkpoint (torch.save'd state dict, e.g. CT-CLIP_v2.pt) to .safetensors for
-`biud-import-weights ct-clip --ckpt FILE.safetensors`. Needed for the released files: they hold the
-collections.OrderedDict that module.state_dict() returns, which LibTorch's unpickler cannot rebuild
-(a .pt holding a plain dict is read directly). Needs torch and safetensors.
+"""Convert a CT-CLIP checkpoint (torch.save'd state dict, e.g. CT-CLIP_v2.pt) to .safetensors with
+Python's torch.load. `biud-import-weights ct-clip` reads the .pt itself; this is for a file saved
+in the legacy (non-zip) format, with custom classes inside, or to share the weights as
+safetensors. Needs torch and safetensors.
 
   python scripts/ctclip_to_safetensors.py CT-CLIP_v2.pt CT-CLIP_v2.safetensors
 """

@@ -1,10 +1,7 @@
 #include "biud/models/CtClip.h"
 
-#include <torch/serialize.h>
-
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -135,68 +132,10 @@ double CtClipImpl::logitScale() const { return std::exp(temperature.item<double>
 // ---------------------------------------------------------------------------------------------
 // Checkpoints
 
-namespace {
-
-void collectStateDict(const c10::IValue& v, const std::string& prefix, tensor::TensorMap& out, const std::string& path) {
-  BIUD_CHECK(v.isGenericDict(), IoError, "{}: `{}` is not a dict of tensors", path, prefix);
-  for (const auto& e : v.toGenericDict()) {
-    BIUD_CHECK(e.key().isString(), IoError, "{}: a state-dict key is not a string", path);
-    const std::string k = prefix + e.key().toStringRef();
-    if (e.value().isTensor())
-      out[k] = e.value().toTensor();
-    else
-      BIUD_THROW(IoError, "{}: entry `{}` is not a tensor (a training package? pass the state dict, or the file the "
-                 "release ships: CT-CLIP_v2.pt)", path, k);
-  }
-}
-
-}  // namespace
-
 tensor::TensorMap readCtClipCheckpoint(const std::string& path) {
   BIUD_CHECK(stdfs::is_regular_file(path), IoError, "CT-CLIP checkpoint `{}` not found", path);
   const auto ext = stdfs::path(path).extension().string();
-  tensor::TensorMap sd;
-  if (ext == ".safetensors") {
-    sd = tensor::readSafetensors(path);
-  } else {
-    std::vector<char> bytes;
-    {
-      std::ifstream in(path, std::ios::binary);
-      BIUD_CHECK(in, IoError, "cannot open `{}`", path);
-      in.seekg(0, std::ios::end);
-      bytes.resize(static_cast<size_t>(in.tellg()));
-      in.seekg(0);
-      in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      BIUD_CHECK(in, IoError, "cannot read `{}`", path);
-    }
-    c10::IValue v;
-    try {
-      v = torch::pickle_load(bytes);
-    } catch (const std::exception& e) {
-      std::string what = e.what();
-      what = what.substr(0, what.find('\n'));
-      // LibTorch's unpickler turns collections.OrderedDict (what module.state_dict() returns) into None.
-      if (what.find("Expected GenericDict but got None") != std::string::npos)
-        what = "it holds a collections.OrderedDict, which LibTorch's unpickler cannot rebuild";
-      BIUD_THROW(IoError,
-                 "`{}` cannot be read by LibTorch ({}): convert it once with `python scripts/ctclip_to_safetensors.py "
-                 "{} CT-CLIP.safetensors` (needs torch and safetensors) and pass the .safetensors file",
-                 path, what, path);
-    }
-    bytes.clear();
-    bytes.shrink_to_fit();
-    BIUD_CHECK(v.isGenericDict(), IoError, "{}: the pickled object is not a dict (a state dict was expected)", path);
-    // A training package nests the weights: {"model": state_dict, "optim": ...}.
-    const auto d = v.toGenericDict();
-    for (const char* k : {"model", "state_dict"}) {
-      auto it = d.find(c10::IValue(std::string(k)));
-      if (it != d.end() && it->value().isGenericDict()) {
-        v = it->value();
-        break;
-      }
-    }
-    collectStateDict(v, "", sd, path);
-  }
+  tensor::TensorMap sd = ext == ".safetensors" ? tensor::readSafetensors(path) : readTorchStateDict(path);
   // DistributedDataParallel's wrapper prefix.
   bool allModule = !sd.empty();
   for (const auto& [k, t] : sd) allModule = allModule && k.rfind("module.", 0) == 0;

@@ -1,6 +1,6 @@
 // CT-CLIP beside a biud run in biud's harness, end to end: a CT-RATE-layout release (built from
 // real CT slices, tests/reference/ctrate_release.py) -> biud-import ct-rate; a CT-CLIP checkpoint
-// with random weights written by CT-CLIP's own code -> biud-import-weights ct-clip; a tiny BIUD
+// with random weights written by CT-CLIP's own code (torch.save) -> biud-import-weights ct-clip; a tiny BIUD
 // run; biud-zeroshot --run ctclip=... --run ours=... --protocol ct-clip on the same manifest.
 // Checked against Python: CT-CLIP's probabilities by CT-CLIP's code on the cached volumes
 // (scripts/zero_shot.py's rule), and the DeLong comparison on the written probabilities.
@@ -61,16 +61,9 @@ TEST(CtClipZeroShot, ImportedCtClipAndABiudRunComparedOnOneManifest) {
   runOk(app("biud-import") + " ct-rate --root " + quote(D + "/release") + " --out " + quote(D + "/ctrate") +
         " --val-fraction 0 --quiet");
 
-  // CT-CLIP's .pt holds an OrderedDict: the app names the converter.
-  auto pt = biud::test::run(app("biud-import-weights") + " ct-clip --ckpt " + quote(D + "/m/ctclip.pt") +
-                            " --tokenizer " + quote(vocab) + " --text-heads 4 --out " + quote(D + "/pt_run") + " --quiet");
-  EXPECT_NE(pt.rc, 0);
-  EXPECT_NE(pt.out.find("scripts/ctclip_to_safetensors.py"), std::string::npos) << pt.out;
-  // The import (CT-CLIP's .pt through the shipped converter): the architecture from the shapes, the
-  // text encoder's head count from the flag.
-  runOk(quote(biud::test::python()) + " " + quote((biud::test::sourceDir() / "scripts" / "ctclip_to_safetensors.py").string()) +
-        " " + quote(D + "/m/ctclip.pt") + " " + quote(D + "/m/ctclip.safetensors"));
-  runOk(app("biud-import-weights") + " ct-clip --ckpt " + quote(D + "/m/ctclip.safetensors") + " --tokenizer " + quote(vocab) +
+  // The import, from the .pt as CT-CLIP saves it: the architecture from the shapes, the text
+  // encoder's head count from the flag.
+  runOk(app("biud-import-weights") + " ct-clip --ckpt " + quote(D + "/m/ctclip.pt") + " --tokenizer " + quote(vocab) +
         " --text-heads 4 --frames 20 --out " + quote(D + "/ctclip_run") + " --quiet");
   const auto imp = readJson(t / "ctclip_run" / "biud-import-weights.json");
   EXPECT_EQ(imp["architecture"]["image"]["image_size"], 80);
@@ -80,7 +73,7 @@ TEST(CtClipZeroShot, ImportedCtClipAndABiudRunComparedOnOneManifest) {
   EXPECT_NE(resolved.find("grid: torch"), std::string::npos) << resolved;
   EXPECT_NE(resolved.find("max_length: 512"), std::string::npos);
   // Importing into the same folder again is refused.
-  auto again = biud::test::run(app("biud-import-weights") + " ct-clip --ckpt " + quote(D + "/m/ctclip.safetensors") +
+  auto again = biud::test::run(app("biud-import-weights") + " ct-clip --ckpt " + quote(D + "/m/ctclip.pt") +
                                " --tokenizer " + quote(vocab) + " --out " + quote(D + "/ctclip_run") + " --quiet");
   EXPECT_NE(again.rc, 0);
   EXPECT_NE(again.out.find("already holds checkpoints"), std::string::npos) << again.out;
@@ -203,9 +196,7 @@ TEST(CtClipZeroShot, CacheEqualsCtClipLoaderAndGivesTheSameLatents) {
         quote((biud::test::sourceDir() / "configs" / "data" / "ct_rate_ctclip.yaml").string()) + " --manifest " +
         quote(D + "/ctrate/manifest.csv") + " --out " + quote(D + "/cache") + " --threads 2 --quiet");
   // The run: its data.ct must be the preset's (same cache hash).
-  runOk(quote(biud::test::python()) + " " + quote((biud::test::sourceDir() / "scripts" / "ctclip_to_safetensors.py").string()) +
-        " " + quote(D + "/m/ctclip.pt") + " " + quote(D + "/m/ctclip.safetensors"));
-  runOk(app("biud-import-weights") + " ct-clip --ckpt " + quote(D + "/m/ctclip.safetensors") + " --tokenizer " +
+  runOk(app("biud-import-weights") + " ct-clip --ckpt " + quote(D + "/m/ctclip.pt") + " --tokenizer " +
         quote(vocab) + " --text-heads 2 --out " + quote(D + "/run2") + " --quiet");
 
   const auto ref = nlohmann::json::parse(runPython("ctclip_reference.py", "nii " + quote(D + "/release") + " " +

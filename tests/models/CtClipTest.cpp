@@ -56,7 +56,7 @@ bool reference(const std::string& args, std::string* out = nullptr) {
   return o.rfind("SKIP", 0) != 0 && o.find("\nSKIP ") == std::string::npos;
 }
 
-/// CT-CLIP's ctclip.pt (an OrderedDict state dict) -> ctclip.safetensors with the shipped converter.
+/// CT-CLIP's ctclip.pt -> ctclip.safetensors with the shipped converter (Python's torch.load).
 std::string convert(const stdfs::path& dir) {
   const auto out = (dir / "ctclip.safetensors").string();
   auto r = test::run(test::quote(test::python()) + " " +
@@ -67,7 +67,7 @@ std::string convert(const stdfs::path& dir) {
 }
 
 models::CtClip importSmall(const stdfs::path& dir, std::vector<std::string>* dropped = nullptr) {
-  const auto file = convert(dir);
+  const auto file = (dir / "ctclip.pt").string();
   auto sd = models::readCtClipCheckpoint(file);
   models::CtClipHints hints;
   hints.text_heads = 4;
@@ -87,13 +87,18 @@ TEST(CtClip, EqualsCtClipCodeOnRandomWeights) {
   test::writeText(t / "small.json", smallConfig(vocab, 80, 20, 3).dump());
   if (!reference("model " + test::quote((t / "m").string()) + " " + test::quote((t / "small.json").string())))
     GTEST_SKIP() << "CT-CLIP's source is not installed (tests/reference/ctclip_setup.py)";
-  // The .pt as CT-CLIP saves it: LibTorch cannot rebuild its OrderedDict; the error says how to convert.
-  try {
-    models::readCtClipCheckpoint((t / "m" / "ctclip.pt").string());
-    FAIL() << "read";
-  } catch (const IoError& e) {
-    EXPECT_NE(std::string(e.what()).find("OrderedDict"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("ctclip_to_safetensors.py"), std::string::npos) << e.what();
+  // The .pt as CT-CLIP saves it (an OrderedDict state dict), read without Python, holds what
+  // torch.load gives (written out by scripts/ctclip_to_safetensors.py), bit for bit.
+  {
+    const auto fromPt = models::readCtClipCheckpoint((t / "m" / "ctclip.pt").string());
+    const auto fromTorch = models::readCtClipCheckpoint(convert(t / "m"));
+    ASSERT_EQ(fromPt.size(), fromTorch.size());
+    for (const auto& [k, v] : fromTorch) {
+      ASSERT_TRUE(fromPt.count(k)) << k;
+      EXPECT_EQ(fromPt.at(k).sizes(), v.sizes()) << k;
+      EXPECT_EQ(fromPt.at(k).scalar_type(), v.scalar_type()) << k;
+      EXPECT_TRUE(v.numel() == 0 || torch::equal(fromPt.at(k).contiguous(), v)) << k;
+    }
   }
   std::vector<std::string> dropped;
   auto model = importSmall(t / "m", &dropped);
@@ -196,12 +201,38 @@ TEST(CtClip, CheckpointErrorsNameTheKey) {
   // ctclip.json round trip, and a file that is not a checkpoint.
   test::writeText(t / "ctclip.json", o.toJson());
   EXPECT_EQ(models::CtClipOptions::fromJsonFile((t / "ctclip.json").string()).toJson(), o.toJson());
+  // torch.save files the reader refuses with one line naming the file: a non-tensor entry, the legacy
+  // (non-zip) format, a custom class.
+  auto r = test::run(test::quote(test::python()) + " -c " +
+                     test::quote("import torch, collections, sys; d = sys.argv[1]\n"
+                                 "torch.save(collections.OrderedDict(w=torch.ones(2), step=3), d + '/int.pt')\n"
+                                 "torch.save({'w': torch.ones(2)}, d + '/legacy.pt', _use_new_zipfile_serialization=False)\n"
+                                 "torch.save({'w': torch.nn.Linear(2, 2)}, d + '/module.pt')\n"
+                                 "torch.save({'model': collections.OrderedDict(w=torch.arange(6.).reshape(2, 3).t())}, d + '/pkg.pt')") +
+                     " " + test::quote(t.str()));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  for (const auto& [file, want] : std::vector<std::pair<std::string, std::string>>{
+           {"int.pt", "entry `step` is not a tensor"},
+           {"legacy.pt", "is not a torch.save zip archive"},
+           {"module.pt", "is not supported"}}) {
+    try {
+      models::readCtClipCheckpoint((t / file).string());
+      ADD_FAILURE() << file << ": no error";
+    } catch (const IoError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << file << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
+    }
+  }
+  // A package nesting the state dict under "model"; a transposed (strided) tensor keeps its values.
+  const auto pkg = models::readCtClipCheckpoint((t / "pkg.pt").string());
+  ASSERT_EQ(pkg.size(), 1u);
+  EXPECT_TRUE(torch::equal(pkg.at("w").contiguous(), torch::arange(6.0, torch::kFloat32).reshape({2, 3}).t().contiguous()));
   test::writeText(t / "bad.pt", "not a pickle");
   try {
     models::readCtClipCheckpoint((t / "bad.pt").string());
     FAIL() << "no error";
   } catch (const IoError& e) {
-    EXPECT_NE(std::string(e.what()).find("ctclip_to_safetensors.py"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bad.pt` is not a torch.save zip archive"), std::string::npos) << e.what();
   }
 }
 
@@ -281,7 +312,7 @@ TEST(CtClip, ReleasedSizeForwardEqualsCtClipCode) {
     if (!reference("model " + test::quote(m.string()) + " " + test::quote((t / "released.json").string())))
       GTEST_SKIP() << "CT-CLIP's source is not installed (tests/reference/ctclip_setup.py)";
   }
-  const auto file = stdfs::exists(m / "ctclip.safetensors") ? (m / "ctclip.safetensors").string() : convert(m);
+  const auto file = (m / (stdfs::exists(m / "ctclip.safetensors") ? "ctclip.safetensors" : "ctclip.pt")).string();
   auto sd = models::readCtClipCheckpoint(file);
   models::CtClip model(models::inferCtClipOptions(sd, {}, file));
   tensor::loadStateDict(*model, models::selectCtClipTensors(sd, model, file), {}, file);

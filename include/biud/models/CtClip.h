@@ -58,12 +58,17 @@ class CtClipImpl : public torch::nn::Module {
 };
 TORCH_MODULE(CtClip);
 
-/// A CT-CLIP checkpoint as tensors: a `.safetensors` file (scripts/ctclip_to_safetensors.py), or
-/// a torch.save'd plain dict of tensors (`.pt`/`.pth`/`.bin`, read with LibTorch's unpickler,
-/// also nested under `state_dict` or `model`). LibTorch's unpickler turns the
-/// collections.OrderedDict that module.state_dict() returns into None, so the released `.pt` is
-/// an IoError that names the converter. A `module.` prefix on every key is removed.
+/// A CT-CLIP checkpoint as tensors: a `.safetensors` file, or a torch.save'd (zip) state dict
+/// (`.pt`/`.pth`/`.bin`: the released CT-CLIP_v2.pt) read by readTorchStateDict(). A `module.`
+/// prefix on every key is removed. IoError naming the file for anything else.
 tensor::TensorMap readCtClipCheckpoint(const std::string& path);
+
+/// The tensors of a torch.save'd zip archive holding a dict of tensors (an OrderedDict state dict,
+/// or a package nesting one under "model" / "state_dict"), without Python: a small pickle
+/// machine (CtClipCheckpoint.cpp) for what torch.save writes, because LibTorch's own unpickler
+/// (torch::pickle_load) turns collections.OrderedDict into None. IoError naming the file and the
+/// unsupported opcode or global for anything else (legacy non-zip files, custom classes).
+tensor::TensorMap readTorchStateDict(const std::string& path);
 
 /// What cannot be read from the tensor shapes: CXR-BERT's head count and how CTViT's patch
 /// volume splits into (temporal_patch x patch x patch). Defaults are the released model's.
