@@ -136,7 +136,7 @@ TEST(ResNet3D, ShapesAndGradients) {
 
 TEST(ResNet, ChannelsLastWeightsKeepValuesResultsAndCheckpoints) {
   // ResNet keeps its convolution weights channels-last (oneDNN's fast layout); BIUD_CHANNELS_LAST=0
-  // keeps PyTorch's default. Same seed: the same values; forward and gradients equal within float
+  // keeps PyTorch's default layout. Same seed: the same values; forward and gradients equal within float
   // rounding (sums in another order); its safetensors checkpoint reads back with the same values.
   for (int dims : {2, 3}) {
     auto o = resnetPreset("resnet18", dims);
@@ -145,9 +145,10 @@ TEST(ResNet, ChannelsLastWeightsKeepValuesResultsAndCheckpoints) {
     ::setenv("BIUD_CHANNELS_LAST", "0", 1);
     torch::manual_seed(0);
     ResNet plain(o);
-    ::unsetenv("BIUD_CHANNELS_LAST");
+    ::setenv("BIUD_CHANNELS_LAST", "1", 1);
     torch::manual_seed(0);
     ResNet fast(o);
+    ::unsetenv("BIUD_CHANNELS_LAST");
     const auto fmt = dims == 3 ? torch::MemoryFormat::ChannelsLast3d : torch::MemoryFormat::ChannelsLast;
     auto w = fast->named_parameters()["layer1.0.conv1.weight"];
     EXPECT_TRUE(w.is_contiguous(fmt)) << dims;
