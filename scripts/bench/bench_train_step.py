@@ -10,8 +10,10 @@ Cases (--cases, comma list of NAME):
 Peers: `torch` = what a PyTorch user writes (default memory format, torch.optim.AdamW() with its
 defaults: on CPU the per-parameter loop); `torch-tuned` = the same with channels_last_3d (ResNet)
 and AdamW(fused=True). biud variants: `biud` = the defaults (fused AdamW, channels-last
-convolutions); with --levers also `biud-loop` (BIUD_ADAMW=loop) and `biud-ncdhw`
-(BIUD_CHANNELS_LAST=0), to show what each lever is worth.
+convolutions); with --levers also `biud-loop` (BIUD_ADAMW=loop), `biud-ncdhw`
+(BIUD_CHANNELS_LAST=0), `biud-before` (both off: the arithmetic before issue 24) and
+`biud-tcmalloc` (LD_PRELOAD of Debian's libtcmalloc-minimal4 when installed), to show what each
+lever is worth.
 
   bench_train_step.py [--threads 2] [--repeats 3] [--iters 3] [--cases quickstart,vit3d-base]
                       [--levers] [--quick] [--json out.json]
@@ -124,6 +126,9 @@ def main():
             runners["biud-loop"] = lambda: biud({"BIUD_ADAMW": "loop"})
             runners["biud-ncdhw"] = lambda: biud({"BIUD_CHANNELS_LAST": "0"})
             runners["biud-before"] = lambda: biud({"BIUD_ADAMW": "loop", "BIUD_CHANNELS_LAST": "0"})
+            tc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+            if os.path.exists(tc):
+                runners["biud-tcmalloc"] = lambda: biud({"LD_PRELOAD": tc})
         runs = common.alternate(runners, a.repeats)
         label = f"{name} ({case['arch']} {case['preset']}, {case['batch']} x 1 x {'x'.join(map(str, case['input']))})"
         extra = {k: runs[k] for k in runs if k not in ("biud", "torch")}

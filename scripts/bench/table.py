@@ -48,10 +48,10 @@ def note_of(r):
     parts = []
     if r.get("ratio_vs_tuned") is not None:
         parts.append(f"vs {r['tuned_name']}: {r['ratio_vs_tuned']:.2f}")
-    for k in ("biud-loop_median", "biud-ncdhw_median", "biud-before_median"):
-        if r.get(k):
+    for k in ("biud-loop_median", "biud-ncdhw_median", "biud-before_median", "biud-tcmalloc_median"):
+        if r.get(k) and r.get("measure") != "peak memory of a training step":
             what = {"biud-loop_median": "with LibTorch's AdamW loop", "biud-ncdhw_median": "without channels-last",
-                    "biud-before_median": "with neither"}[k]
+                    "biud-before_median": "with neither", "biud-tcmalloc_median": "under tcmalloc"}[k]
             parts.append(f"biud {what}: {r[k] / r['peer']:.2f}")
     if r.get("ratio_vs_nibabel_resample") is not None:
         parts.append(f"vs no cache (nibabel + MONAI Spacing, {r['nibabel_resample_ms']:.0f} ms): "
@@ -61,7 +61,7 @@ def note_of(r):
     if r.get("ratio_vs_other_hf") is not None:
         parts.append(f"vs HF {r['other_hf_call']}: {r['ratio_vs_other_hf']:.2f}; ids identical {r.get('ids_identical')}")
     for k, v in r.items():
-        if k.startswith("biud-") and k.endswith("_median") and "malloc" in k or k == "biud-glibc-trim_median":
+        if (r.get("measure") == "peak memory of a training step" and k.startswith("biud-") and k.endswith("_median")):
             parts.append(f"{k[5:-7]}: {v:,.0f} MiB")
     if r.get("note"):
         parts.append(r["note"])
