@@ -20,7 +20,8 @@
 #   TUNE_WEIGHTS, TUNE_TAUS  the grid for the distillation weight and temperature, tried once on the
 #                   validation split with clip_pair_sem, seed 0 ("0.5 1 2", "0.05 0.1 0.2"); TUNE=off
 #                   takes METHOD's defaults (1, 0.1) without tuning
-#   GATE_ZEROSHOT, GATE_AGREEMENT  the expert's quality gate (0.85, 0.7); GATE=off reports it only
+#   GATE_ZEROSHOT, GATE_AGREEMENT  the expert's quality gate (0.85, 0.7); GATE=off reports it only;
+#                   GATE_AGREEMENT_ON=visible compares the X-ray-visible findings only (default all)
 #   REGIME_TEXT     minilm (the pretrained MiniLM, default) or tiny (a WordPiece vocabulary trained on
 #                   the reports and a tiny trainable BERT everywhere: CTest, no pretrained checkpoint)
 #   SYNTH_CT_SETS, SYNTH_CXR_SETS, SYNTH_WEAK_SETS, EXPERT_SETS, WEAK_SETS, STUDENT_SETS, PROBE_SETS
@@ -29,6 +30,9 @@
 #   THREADS         threads per app (0 = all cores)
 #   STOP_AFTER      data | cache | experts | gate: stop after that stage (e.g. check the expert first)
 set -euo pipefail
+# The whole script is one function, parsed before it runs: editing this file while a run is in
+# progress (hours) cannot change what that run executes.
+main() {
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 bin="${BIUD_BIN:-$here/build/bin}"
@@ -125,7 +129,8 @@ expert_numbers() {
   [ -f "$r/teacher_features.safetensors" ] || timed "retrieve $name" "$bin/biud-retrieve" --config "$cfg/base.yaml" \
     "${common[@]}" "$@" --out "$r" --top-k 1 --quiet
   "$py" scripts/regime_report.py gate "$out/$name/zeroshot/zeroshot.json" "$r/pairing.csv" "$ct_manifest" "$xm" \
-    "$cfg/findings.yaml" "$out/$name/gate.json" --min-zeroshot "$mz" --min-agreement "$ma"
+    "$cfg/findings.yaml" "$out/$name/gate.json" --min-zeroshot "$mz" --min-agreement "$ma" \
+    --agreement-group "${GATE_AGREEMENT_ON:-all}"
 }
 gate_rc=0
 expert_numbers expert "$cfg/expert.yaml" "$out/retrieval" "$cxr_manifest" "${GATE_ZEROSHOT:-0.85}" \
@@ -230,3 +235,6 @@ fi
 
 stage "10 table -> $out/regime.md, $out/regime.json"
 "$py" scripts/regime_report.py table "$out" "$cfg/findings.yaml"
+}
+main "$@"
+exit

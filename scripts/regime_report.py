@@ -5,8 +5,8 @@
                         [--min-zeroshot 0.85] [--min-agreement 0.7]
       the expert's quality: zero-shot macro AUROC on the X-ray test split over the X-ray-visible
       findings, over the CT-only ones and over all; top-1 retrieval agreement (share of CTs whose
-      rank-1 X-ray has exactly the CT's finding set; also over the visible findings only). Writes
-      OUT_JSON; exit code 3 when a threshold is missed (the script stops before any student).
+      rank-1 X-ray has exactly the CT's finding set; also over the visible findings only; the gate
+      uses --agreement-group, all by default). Writes OUT_JSON; exit code 3 when a threshold is missed (the script stops before any student).
 
   regime_report.py tune RESULTS_DIR OUT_ENV
       the tuning runs' validation zero-shot macro AUROC (RESULTS_DIR/<w>_<tau>/zeroshot/zeroshot.json);
@@ -84,13 +84,15 @@ def cmd_gate(a):
                                                                     "visible": agree(grp["visible"])},
            "n_ct": len(top1), "min_zeroshot_visible": a.min_zeroshot, "min_agreement": a.min_agreement}
     ok_zs = m["visible"] is not None and m["visible"] >= a.min_zeroshot
-    ok_ag = out["retrieval_agreement_top1"]["all"] >= a.min_agreement
+    out["agreement_group"] = a.agreement_group
+    ok_ag = out["retrieval_agreement_top1"][a.agreement_group] >= a.min_agreement
     out["passed"] = bool(ok_zs and ok_ag)
     atomic_write(a.out, json.dumps(out, indent=2) + "\n")
     print(f"expert gate: zero-shot macro AUROC visible {m['visible']:.3f} (>= {a.min_zeroshot}: "
           f"{'ok' if ok_zs else 'MISSED'}), CT-only {m['ct_only']:.3f}, all {m['all']:.3f}; top-1 retrieval "
-          f"agreement of finding sets {out['retrieval_agreement_top1']['all']:.3f} (>= {a.min_agreement}: "
-          f"{'ok' if ok_ag else 'MISSED'}), visible findings only {out['retrieval_agreement_top1']['visible']:.3f}")
+          f"agreement of finding sets: all findings {out['retrieval_agreement_top1']['all']:.3f}, visible findings "
+          f"{out['retrieval_agreement_top1']['visible']:.3f} (gate on {a.agreement_group} >= {a.min_agreement}: "
+          f"{'ok' if ok_ag else 'MISSED'})")
     return 0 if out["passed"] else 3
 
 
@@ -260,6 +262,8 @@ def main():
         g.add_argument(k)
     g.add_argument("--min-zeroshot", type=float, default=0.85)
     g.add_argument("--min-agreement", type=float, default=0.7)
+    g.add_argument("--agreement-group", choices=["all", "visible"], default="all",
+                   help="finding set the agreement gate compares: all ten findings, or the X-ray-visible ones")
     t = sub.add_parser("tune")
     t.add_argument("results")
     t.add_argument("out")
