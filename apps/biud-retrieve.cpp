@@ -421,6 +421,8 @@ int main(int argc, char** argv) {
     tf.h_star = tf.candidates.select(1, 0);
     tf.scores = r.scores;
     tf.report_embedding = res.queryEmbedding;
+    if (src.mode == "teacher")  // checked by task biud
+      tf.fingerprint = train::teacherFingerprint(src.teacher->checkpoint, *src.ct, *src.cxr, cfg.data.report_sections);
     tf.save(train::teacherFeaturesPath(pairing));
 
     nlohmann::json j;

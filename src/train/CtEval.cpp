@@ -123,7 +123,7 @@ void writeProbabilities(const std::string& path, const std::vector<std::string>&
   std::vector<std::vector<std::string>> rows;
   for (size_t i = 0; i < probs.size(); ++i) {
     std::vector<std::string> row{ids.at(i)};
-    for (double p : probs[i]) row.push_back(fmt::format("{:.6f}", p));
+    for (double p : probs[i]) row.push_back(fmt::format("{:.9g}", p));  // float round trip: AUROCs recomputed from the file equal ours
     rows.push_back(std::move(row));
   }
   std::vector<std::string> header{"id"};

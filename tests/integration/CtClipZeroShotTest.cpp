@@ -141,7 +141,7 @@ TEST(CtClipZeroShot, ImportedCtClipAndABiudRunComparedOnOneManifest) {
       worst = std::max(worst, std::abs(std::stod(row[cols[k]]) - want[k].get<double>()));
   }
   EXPECT_LT(worst, 1e-4) << "biud-zeroshot's CT-CLIP probabilities vs CT-CLIP's code";
-  std::cout << "CT-CLIP probabilities (12 cases x 5 findings, written with 6 decimals): max |biud - CT-CLIP| " << worst
+  std::cout << "CT-CLIP probabilities (12 cases x 5 findings, written with 9 significant digits): max |biud - CT-CLIP| " << worst
             << "\n";
 
   // DeLong (ours vs ctclip) against the placement-value implementation on the same probabilities.
