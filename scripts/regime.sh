@@ -21,7 +21,7 @@
 #                   validation split with clip_pair_sem, seed 0 ("0.5 1 2", "0.05 0.1 0.2"); TUNE=off
 #                   takes METHOD's defaults (1, 0.1) without tuning
 #   GATE_ZEROSHOT, GATE_AGREEMENT  the expert's quality gate (0.85, 0.7); GATE=off reports it only;
-#                   GATE_AGREEMENT_ON=visible compares the X-ray-visible findings only (default all)
+#                   GATE_AGREEMENT_ON=all compares all ten findings (default visible: docs/regime.md)
 #   REGIME_TEXT     minilm (the pretrained MiniLM, default) or tiny (a WordPiece vocabulary trained on
 #                   the reports and a tiny trainable BERT everywhere: CTest, no pretrained checkpoint)
 #   SYNTH_CT_SETS, SYNTH_CXR_SETS, SYNTH_WEAK_SETS, EXPERT_SETS, WEAK_SETS, STUDENT_SETS, PROBE_SETS
@@ -130,7 +130,7 @@ expert_numbers() {
     "${common[@]}" "$@" --out "$r" --top-k 1 --quiet
   "$py" scripts/regime_report.py gate "$out/$name/zeroshot/zeroshot.json" "$r/pairing.csv" "$ct_manifest" "$xm" \
     "$cfg/findings.yaml" "$out/$name/gate.json" --min-zeroshot "$mz" --min-agreement "$ma" \
-    --agreement-group "${GATE_AGREEMENT_ON:-all}"
+    --agreement-group "${GATE_AGREEMENT_ON:-visible}"
 }
 gate_rc=0
 expert_numbers expert "$cfg/expert.yaml" "$out/retrieval" "$cxr_manifest" "${GATE_ZEROSHOT:-0.85}" \
