@@ -58,4 +58,13 @@ s = u.find_spec("biud"); sys.exit(0 if s and (s.origin or "").startswith(os.envi
   "$venv/bin/python" -m pip install -q --no-deps -e "$here/python" ||
     say "warning: pip install -e python/ failed (offline?); the tests import python/ directly"
 fi
+# CT-CLIP's source (CC-BY-NC-SA, fetched into the cache, never into the clone) and the PyPI
+# packages its modules import: the CT-CLIP equality tests run against it and skip without it.
+if ! "$venv/bin/python" -c 'import os, sys; sys.path.insert(0, sys.argv[1]); import ctclip_reference as r
+sys.exit(0 if os.path.exists(os.path.join(r.source_root(), "scripts", "data_inference_nii.py")) else 1)' \
+    "$here/tests/reference" 2>/dev/null; then
+  say "fetching CT-CLIP's source for the reference tests (tests/reference/ctclip_setup.py)"
+  "$venv/bin/python" "$here/tests/reference/ctclip_setup.py" ||
+    say "warning: CT-CLIP's source could not be fetched (offline?); the CT-CLIP tests will be skipped. With a checkout or archive of it: $venv/bin/python tests/reference/ctclip_setup.py --from DIR"
+fi
 say "done"
