@@ -11,21 +11,21 @@
 
 #include "biud/config/Config.h"
 #include "biud/core/App.h"
-#include "biud/text/WordPiece.h"
-#include "biud/train/TextBatch.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
-#include "biud/models/Registry.h"
+#include "biud/evaluate/LoadRun.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/VolumeIO.h"
+#include "biud/models/Registry.h"
 #include "biud/tensor/Npy.h"
-#include "biud/train/Optim.h"
-#include "biud/train/Precision.h"
-#include "biud/train/Tasks.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/tensor/Safetensors.h"
+#include "biud/text/WordPiece.h"
+#include "biud/train/Optim.h"
+#include "biud/train/Precision.h"
+#include "biud/train/TextBatch.h"
 
 namespace {
 
@@ -234,7 +234,7 @@ int main(int argc, char** argv) {
     torch::NoGradGuard ng;
     if (!runDir.empty()) {
       // A trained run: everything in its shared embedding space (L2-normalised).
-      auto run = train::loadRun(runDir, device);
+      auto run = evaluate::loadRun(runDir, device);
       summary["run"] = run.checkpoint;
       if (!texts.empty()) {
         std::vector<std::string> lines;

@@ -14,8 +14,9 @@
 #include "biud/core/Log.h"
 #include "biud/eval/Classification.h"
 #include "biud/eval/Figures.h"
+#include "biud/evaluate/CtEval.h"
+#include "biud/evaluate/LoadRun.h"
 #include "biud/tensor/Runtime.h"
-#include "biud/train/CtEval.h"
 #include "biud/train/FinetuneTask.h"
 #include "biud/train/Tasks.h"
 
@@ -61,9 +62,9 @@ int main(int argc, char** argv) {
     if (!labels.empty()) cfg.finetune.labels = labels;
     if (!app.manifest().empty()) cfg.data.manifest = app.manifest();
     if (!resume.empty()) cfg.trainer.resume = resume;
-    train::checkPretrainedRun(cfg.finetune.run);
+    evaluate::checkPretrainedRun(cfg.finetune.run);
     cfg.finetune.run = stdfs::absolute(cfg.finetune.run).lexically_normal().string();
-    train::absolutizePaths(cfg);
+    evaluate::absolutizePaths(cfg);
     if (split.empty()) split = cfg.data.test_split;
     runtime::setThreads(cfg.threads);
     runtime::seedTorch(static_cast<std::uint64_t>(cfg.seed));
@@ -73,7 +74,7 @@ int main(int argc, char** argv) {
 
     // Read from a cache (data.cache_dir, or one built now in <out>/cache); unreadable CTs are
     // left out and listed in <out>/failures.jsonl (exit code 3).
-    const size_t failed = train::useEvalCache(cfg, out, {cfg.data.train_split, cfg.data.val_split, split});
+    const size_t failed = evaluate::useEvalCache(cfg, out, {cfg.data.train_split, cfg.data.val_split, split});
     auto trainer = train::makeDownstreamTrainer(cfg, out, dev);
     const int rc = trainer->train();
     if (rc != app::kExitOk) return rc;
@@ -100,15 +101,15 @@ int main(int argc, char** argv) {
       auto val = task.predict(cfg.data.val_split);
       std::vector<std::string> warnings;
       co.thresholdMode = "given";
-      co.thresholds = eval::validationThresholds(train::toRows(val.probs), train::toRows(val.labels), names, &warnings);
+      co.thresholds = eval::validationThresholds(evaluate::toRows(val.probs), evaluate::toRows(val.labels), names, &warnings);
       for (const auto& w : warnings) log::warn("finetune", "{}", w);
     }
     eval::ModelPredictions mp;
     mp.name = "finetune";
-    mp.probs = train::toRows(pred.probs);
-    auto j = eval::evaluateModels({mp}, train::toRows(pred.labels), names, co,
+    mp.probs = evaluate::toRows(pred.probs);
+    auto j = eval::evaluateModels({mp}, evaluate::toRows(pred.labels), names, co,
                                   cfg.eval.plots ? (stdfs::path(out) / "plots").string() : "");
-    train::writeProbabilities((stdfs::path(out) / "probabilities.csv").string(), pred.ids, names, mp.probs);
+    evaluate::writeProbabilities((stdfs::path(out) / "probabilities.csv").string(), pred.ids, names, mp.probs);
     j["split"] = split;
     j["manifest"] = cfg.data.manifest;
     j["failed"] = failed;
@@ -125,7 +126,7 @@ int main(int argc, char** argv) {
     fs::atomicWrite(stdfs::path(out) / "finetune.json", j.dump(2));
     log::info("finetune", "{} cases of split `{}` ({} mode, {} training cases, weights of step {}):{}", pred.ids.size(), split,
               cfg.finetune.mode, task.trainIds().size(), bestStep >= 0 ? bestStep : trainer->step(),
-              train::classificationTable(j, names));
+              evaluate::classificationTable(j, names));
     log::info("finetune", "wrote {}/finetune.json", out);
     if (failed > 0) {
       log::warn("finetune", "{} CT(s) could not be read and were left out; see {}/failures.jsonl", failed, out);

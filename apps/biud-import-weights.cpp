@@ -10,10 +10,10 @@
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
+#include "biud/evaluate/LoadRun.h"
 #include "biud/models/CtClip.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/Checkpoint.h"
-#include "biud/train/Tasks.h"
 
 using namespace biud;
 namespace stdfs = std::filesystem;
@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
     cfg.eval.ema = false;
     // CT-CLIP is a CT-RATE model: its prompt names are CT-RATE's label columns.
     if (cfg.eval.prompts == EvalConfig{}.prompts) cfg.eval.prompts = "configs/prompts/ct_rate.yaml";
-    train::absolutizePaths(cfg);
+    evaluate::absolutizePaths(cfg);
     const std::string out = app.prepareOutDir("ctclip", app::App::OutKind::kTrainingRun);
     const auto runVocab = stdfs::path(out) / "vocab.txt";
     fs::atomicWrite(runVocab, fs::readFile(vocab));

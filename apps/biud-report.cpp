@@ -11,8 +11,9 @@
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
+#include "biud/evaluate/CtEval.h"
+#include "biud/evaluate/LoadRun.h"
 #include "biud/tensor/Runtime.h"
-#include "biud/train/CtEval.h"
 #include "biud/train/ReportTask.h"
 #include "biud/train/Tasks.h"
 
@@ -58,9 +59,9 @@ int main(int argc, char** argv) {
     if (!protocol.empty()) cfg.eval.nlg_protocol = protocol;
     if (!app.manifest().empty()) cfg.data.manifest = app.manifest();
     if (!resume.empty()) cfg.trainer.resume = resume;
-    train::checkPretrainedRun(cfg.report.run);
+    evaluate::checkPretrainedRun(cfg.report.run);
     cfg.report.run = stdfs::absolute(cfg.report.run).lexically_normal().string();
-    train::absolutizePaths(cfg);
+    evaluate::absolutizePaths(cfg);
     if (split.empty()) split = cfg.data.test_split;
     runtime::setThreads(cfg.threads);
     runtime::seedTorch(static_cast<std::uint64_t>(cfg.seed));
@@ -70,7 +71,7 @@ int main(int argc, char** argv) {
 
     // Read from a cache (data.cache_dir, or one built in <out>/cache); unreadable CTs are left
     // out and listed in <out>/failures.jsonl (exit code 3).
-    const size_t failed = train::useEvalCache(cfg, out, {cfg.data.train_split, cfg.data.val_split, split});
+    const size_t failed = evaluate::useEvalCache(cfg, out, {cfg.data.train_split, cfg.data.val_split, split});
     auto trainer = train::makeDownstreamTrainer(cfg, out, dev);
     const int rc = trainer->train();
     if (rc != app::kExitOk) return rc;

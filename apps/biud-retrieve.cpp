@@ -22,6 +22,7 @@
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
+#include "biud/evaluate/LoadRun.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/VolumeIO.h"
@@ -29,7 +30,6 @@
 #include "biud/retrieval/Features.h"
 #include "biud/retrieval/TopK.h"
 #include "biud/tensor/Runtime.h"
-#include "biud/train/Tasks.h"
 #include "biud/train/TeacherFeatures.h"
 #include "biud/train/TextBatch.h"
 #include "biud/train/TextCache.h"
@@ -85,16 +85,16 @@ struct Sources {
   retrieval::ChunkedJob job;
   /// Teacher image features of database rows when they come from a file (no image pass).
   std::function<torch::Tensor(const torch::Tensor& rows)> imageRows;
-  std::optional<train::LoadedRun> teacher;
+  std::optional<evaluate::LoadedRun> teacher;
   std::optional<image::Manifest> ct, cxr;  ///< when read (label diagnostics, image paths)
   std::unique_ptr<train::FrozenTextFeatures> textCache;
 };
 
-train::LoadedRun loadTeacher(const Flags& f, const Config& cfg, const c10::Device& dev, const std::string& why) {
+evaluate::LoadedRun loadTeacher(const Flags& f, const Config& cfg, const c10::Device& dev, const std::string& why) {
   const std::string teacher = f.teacher.empty() ? cfg.model.teacher : f.teacher;
   BIUD_CHECK(!teacher.empty(), ConfigError, "no teacher {}: pass --teacher RUN or set model.teacher (a clip2d run folder)",
              why);
-  auto t = train::loadRun(teacher, dev);
+  auto t = evaluate::loadRun(teacher, dev);
   BIUD_CHECK(t.cfg.task == "clip2d", ConfigError, "--teacher `{}` is a `{}` run; the teacher is a clip2d run", teacher,
              t.cfg.task);
   return t;
@@ -102,7 +102,7 @@ train::LoadedRun loadTeacher(const Flags& f, const Config& cfg, const c10::Devic
 
 /// The teacher image tower on database rows, whose X-ray items `itemOf(row)` gives.
 std::function<torch::Tensor(const std::vector<std::int64_t>&)> imagePass(
-    train::LoadedRun& t, const c10::Device& dev, std::function<const image::ManifestItem&(std::int64_t)> itemOf,
+    evaluate::LoadedRun& t, const c10::Device& dev, std::function<const image::ManifestItem&(std::int64_t)> itemOf,
     const std::string& manifestPath) {
   return [&t, dev, itemOf, manifestPath](const std::vector<std::int64_t>& rows) {
     torch::NoGradGuard ng;
@@ -361,7 +361,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 30));
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();
-    train::absolutizePaths(cfg);
+    evaluate::absolutizePaths(cfg);
     runtime::setThreads(cfg.threads);
     const auto dev = runtime::selectDevice(cfg.device);
     BIUD_CHECK(f.featureMode() || (f.ctIds.empty() && f.xrayIds.empty() && f.imageFeatures.empty() &&

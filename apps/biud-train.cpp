@@ -3,9 +3,10 @@
 
 #include "biud/core/App.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Log.h"
 #include "biud/dist/Communicator.h"
 #include "biud/dist/Rendezvous.h"
-#include "biud/core/Log.h"
+#include "biud/evaluate/LoadRun.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/Trainer.h"
@@ -25,7 +26,7 @@ int main(int argc, char** argv) {
     auto& cfg = app.config();
     if (!resume.empty()) cfg.trainer.resume = resume;
     // The run folder must stay usable from any working directory (biud-retrieve, biud-zeroshot).
-    biud::train::absolutizePaths(cfg);
+    biud::evaluate::absolutizePaths(cfg);
     biud::train::registerBuiltinTasks();
     biud::runtime::setThreads(cfg.threads);
     biud::runtime::seedTorch(static_cast<std::uint64_t>(cfg.seed));

@@ -15,13 +15,14 @@
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
 #include "biud/core/Rng.h"
+#include "biud/evaluate/LoadRun.h"
+#include "biud/evaluate/X2ctEval.h"
+#include "biud/evaluate/ZeroShot.h"
 #include "biud/image/Manifest.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/text/Prompts.h"
-#include "biud/train/Tasks.h"
+#include "biud/train/MetricSink.h"
 #include "biud/train/TextBatch.h"
-#include "biud/train/X2ctEval.h"
-#include "biud/train/ZeroShot.h"
 
 using namespace biud;
 namespace stdfs = std::filesystem;
@@ -103,7 +104,7 @@ int main(int argc, char** argv) {
     json result;
     std::vector<std::string> findings;
     for (auto& [name, dir] : named) {
-      auto run = train::loadRun(dir, dev, cfg.eval.ema);
+      auto run = evaluate::loadRun(dir, dev, cfg.eval.ema);
       BIUD_CHECK(run.cfg.task == "x2ct" && run.clip, ConfigError,
                  "--run `{}` is a `{}` run; biud-x2ct-eval takes x2ct runs (use biud-zeroshot for the others)", dir,
                  run.cfg.task);
@@ -120,7 +121,7 @@ int main(int argc, char** argv) {
       auto load = [&](const std::string& s) {
         Split x;
         x.set = train::loadXraySet(manifest, s, rc.data, rc.threads);
-        x.emb = train::embedXrays(run.clip, x.set, dev);
+        x.emb = evaluate::embedXrays(run.clip, x.set, dev);
         return x;
       };
       json j;
@@ -129,13 +130,13 @@ int main(int argc, char** argv) {
       j["split"] = sp;
       j["loss"] = {{"alpha", rc.loss.trimodal.alpha}, {"beta", rc.loss.trimodal.beta}, {"gamma", rc.loss.trimodal.gamma}};
       Split test = load(sp);
-      j["retrieval"] = train::x2ctRetrieval(test.emb, test.set.ids, latents);
+      j["retrieval"] = evaluate::x2ctRetrieval(test.emb, test.set.ids, latents);
 
       // Zero-shot from X-rays with the frozen report tower's prompt embeddings.
       const auto promptSet = text::PromptSet::load(ps);
-      const auto pc = train::promptedColumns(test.set.labelNames, promptSet, fmt::format("`{}`", manifestPath));
+      const auto pc = evaluate::promptedColumns(test.set.labelNames, promptSet, fmt::format("`{}`", manifestPath));
       if (findings.empty()) findings = pc.findings;
-      auto pe = train::embedPrompts(promptSet, pc.findings, [&](const std::vector<std::string>& t) {
+      auto pe = evaluate::embedPrompts(promptSet, pc.findings, [&](const std::vector<std::string>& t) {
         auto tb = train::tokenizeBatch(*run.tokenizer, t, rc.text.max_length);
         return run.clip->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
       });
@@ -143,7 +144,7 @@ int main(int argc, char** argv) {
       const auto cols = torch::tensor(pc.columns);
       auto zeroShot = [&](const Split& s) {
         train::Metrics m;
-        train::addAurocMetrics(train::zeroShotProbabilities(s.emb, pe, tau), s.set.labels.index_select(1, cols),
+        evaluate::addAurocMetrics(evaluate::zeroShotProbabilities(s.emb, pe, tau), s.set.labels.index_select(1, cols),
                                pc.findings, m);
         return aurocJson(m, pc.findings, rc.x2ct.ct_only_findings);
       };
@@ -168,13 +169,13 @@ int main(int argc, char** argv) {
         std::map<std::string, int> cnt;
         std::int64_t used = 0;
         for (int s = 0; s < reps; ++s) {
-          const auto sub = train::fewShotSubset(tr.set.size(), f, deriveSeed(static_cast<std::uint64_t>(cfg.seed),
+          const auto sub = evaluate::fewShotSubset(tr.set.size(), f, deriveSeed(static_cast<std::uint64_t>(cfg.seed),
                                                                               fmt::format("fewshot-{}-{}", f, s)));
           used = static_cast<std::int64_t>(sub.size());
           auto idx = torch::tensor(sub);
-          auto probs = train::linearProbe(tr.emb.index_select(0, idx), yTrain.index_select(0, idx), test.emb, C);
+          auto probs = evaluate::linearProbe(tr.emb.index_select(0, idx), yTrain.index_select(0, idx), test.emb, C);
           train::Metrics m;
-          train::addAurocMetrics(probs, test.set.labels.index_select(1, cols), pc.findings, m);
+          evaluate::addAurocMetrics(probs, test.set.labels.index_select(1, cols), pc.findings, m);
           for (auto& [k, v] : m)
             if (std::isfinite(v)) sum[k] += v, ++cnt[k];
         }
@@ -196,7 +197,7 @@ int main(int argc, char** argv) {
         Split ex = load(ext);
         j["external"]["split"] = ext;
         j["external"]["zeroshot"] = zeroShot(ex);
-        j["external"]["retrieval"] = train::x2ctRetrieval(ex.emb, ex.set.ids, latents);
+        j["external"]["retrieval"] = evaluate::x2ctRetrieval(ex.emb, ex.set.ids, latents);
       } else if (ext != "none") {
         log::warn("x2ct", "`{}` has no `{}` split: external validation skipped", manifestPath, ext);
       }

@@ -16,16 +16,16 @@
 #include "biud/data/CtLoader.h"
 #include "biud/eval/Figures.h"
 #include "biud/eval/Protocols.h"
+#include "biud/evaluate/CtEval.h"
+#include "biud/evaluate/LoadRun.h"
+#include "biud/evaluate/ZeroShot.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/PreprocessJob.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/text/Prompts.h"
-#include "biud/train/CtEval.h"
-#include "biud/train/Tasks.h"
 #include "biud/train/TextBatch.h"
 #include "biud/train/XraySet.h"
-#include "biud/train/ZeroShot.h"
 
 using namespace biud;
 namespace stdfs = std::filesystem;
@@ -38,7 +38,7 @@ struct Scored {
   torch::Tensor labels;  // [N, L] manifest order
 };
 
-Scored scoreRun(train::LoadedRun& run, const image::Manifest& manifest, const std::string& split,
+Scored scoreRun(evaluate::LoadedRun& run, const image::Manifest& manifest, const std::string& split,
                 const text::PromptSet& prompts, const std::vector<std::string>& findings, const c10::Device& dev,
                 const std::string& cacheDir) {
   torch::NoGradGuard ng;
@@ -59,9 +59,9 @@ Scored scoreRun(train::LoadedRun& run, const image::Manifest& manifest, const st
     s.ids = set.ids;
     s.labels = set.labels;
   } else {
-    auto ds = train::splitDataset(std::make_shared<image::Manifest>(manifest), split, run.cfg.data, cacheDir);
+    auto ds = evaluate::splitDataset(std::make_shared<image::Manifest>(manifest), split, run.cfg.data, cacheDir);
     std::vector<torch::Tensor> parts, labels;
-    train::forEachEvalBatch(ds, run.cfg.data.loader, [&](data::CtBatch& b) {
+    evaluate::forEachEvalBatch(ds, run.cfg.data.loader, [&](data::CtBatch& b) {
       parts.push_back(run.ctclip ? run.ctclip->encodeImage(b.volume.to(dev)).cpu()
                                  : run.biud->encodeCt(b.volume.to(dev)).ct.cpu());
       labels.push_back(b.labels);
@@ -70,12 +70,12 @@ Scored scoreRun(train::LoadedRun& run, const image::Manifest& manifest, const st
     img = torch::cat(parts);
     s.labels = torch::cat(labels);
   }
-  auto pe = train::embedPrompts(prompts, findings, encodeText);
+  auto pe = evaluate::embedPrompts(prompts, findings, encodeText);
   // CT-CLIP multiplies the similarities by exp(temperature): tau = 1 / exp(temperature).
   const double tau = run.ctclip ? 1.0 / run.ctclip->logitScale()
                      : run.clip ? run.clip->temperature->forward().item<double>()
                                 : run.biud->temperature->forward().item<double>();
-  s.probs = train::zeroShotProbabilities(img, pe, tau);
+  s.probs = evaluate::zeroShotProbabilities(img, pe, tau);
   return s;
 }
 
@@ -112,11 +112,11 @@ int main(int argc, char** argv) {
     auto& cfg = app.config();
     runtime::setThreads(cfg.threads);
     const auto dev = runtime::selectDevice(cfg.device);
-    std::vector<std::pair<std::string, train::LoadedRun>> loaded;
+    std::vector<std::pair<std::string, evaluate::LoadedRun>> loaded;
     for (const auto& r : runs) {
       const auto eq = r.find('=');
       const std::string name = eq == std::string::npos ? stdfs::path(r).filename().string() : r.substr(0, eq);
-      loaded.emplace_back(name, train::loadRun(eq == std::string::npos ? r : r.substr(eq + 1), dev, cfg.eval.ema));
+      loaded.emplace_back(name, evaluate::loadRun(eq == std::string::npos ? r : r.substr(eq + 1), dev, cfg.eval.ema));
       BIUD_CHECK(loaded.back().second.clip || loaded.back().second.biud || loaded.back().second.ctclip, ConfigError,
                  "--run `{}` is a {} run; zero-shot classification needs a biud, clip2d or imported CT-CLIP run (image and "
                  "text encoders)",
@@ -133,10 +133,10 @@ int main(int argc, char** argv) {
     const bool ctClip = protocol == "ct-clip";
     // CT-CLIP: one prompt pair per label column, named after the finding the prompt set gives it.
     const auto named = text::PromptSet::load(prompts);
-    const auto ps = ctClip ? train::ctClipPromptSet(manifest.labelNames, &named) : named;
+    const auto ps = ctClip ? evaluate::ctClipPromptSet(manifest.labelNames, &named) : named;
     if (ctClip)
       log::info("zeroshot", "protocol ct-clip: prompts \"{}\" / \"{}\", ...", ps.findings[0].positive[0], ps.findings[0].negative[0]);
-    const auto pc = train::promptedColumns(manifest.labelNames, ps, fmt::format("`{}`", manifestPath));  // ConfigError listing both sides
+    const auto pc = evaluate::promptedColumns(manifest.labelNames, ps, fmt::format("`{}`", manifestPath));  // ConfigError listing both sides
     const auto& findings = pc.findings;
     const auto& cols = pc.columns;
     const std::string out = app.prepareOutDir("zeroshot");
@@ -163,13 +163,13 @@ int main(int argc, char** argv) {
       auto s = scoreRun(run, *evaluated, split, ps, findings, dev, ec.cacheDir);
       if (ids.empty()) {
         ids = s.ids;
-        labels = train::toRows(s.labels.index_select(1, torch::tensor(cols)));
+        labels = evaluate::toRows(s.labels.index_select(1, torch::tensor(cols)));
       }
       BIUD_CHECK(s.ids == ids, DataError, "runs see different cases of split `{}`", split);
       eval::ModelPredictions mp;
       mp.name = name;
-      mp.probs = train::toRows(s.probs);
-      train::writeProbabilities(
+      mp.probs = evaluate::toRows(s.probs);
+      evaluate::writeProbabilities(
           (stdfs::path(out) / (loaded.size() == 1 ? "probabilities.csv" : "probabilities_" + eval::safeFileName(name) + ".csv")).string(),
           ids, findings, mp.probs);
       models.push_back(std::move(mp));
@@ -204,7 +204,7 @@ int main(int argc, char** argv) {
     }
 
     log::info("zeroshot", "{} cases of split `{}` ({}):{}", ids.size(), split, loaded.front().first,
-              train::classificationTable(j, findings));
+              evaluate::classificationTable(j, findings));
     log::info("zeroshot", "wrote {}/zeroshot.json", out);
     if (!failures.empty()) {
       log::warn("zeroshot", "{} CT(s) of split `{}` could not be read and were left out; see {}/failures.jsonl",

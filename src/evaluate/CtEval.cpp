@@ -1,4 +1,4 @@
-#include "biud/train/CtEval.h"
+#include "biud/evaluate/CtEval.h"
 
 #include <fmt/ranges.h>
 
@@ -14,11 +14,10 @@
 #include "biud/image/Manifest.h"
 #include "biud/image/PreprocessJob.h"
 #include "biud/core/Log.h"
+#include "biud/evaluate/LoadRun.h"
 #include "biud/train/Checkpoint.h"
-#include "biud/train/FinetuneTask.h"
-#include "biud/train/Tasks.h"
 
-namespace biud::train {
+namespace biud::evaluate {
 
 namespace stdfs = std::filesystem;
 
@@ -43,20 +42,11 @@ void checkPretrainedRun(const std::string& runDir, const std::string& flag) {
   BIUD_CHECK(stdfs::is_directory(dir), DataError, "{} `{}`: no such folder (give a BIUD run folder, e.g. runs/quickstart/biud)",
              flag, runDir);
   if (stdfs::exists(dir / "state.json") && stdfs::exists(dir / "model.safetensors")) return;
-  CheckpointManager m(dir / "checkpoints", 1);
+  train::CheckpointManager m(dir / "checkpoints", 1);
   BIUD_CHECK(m.latest().has_value(), DataError,
              "{} `{}` holds no checkpoint (expected {}/checkpoints/step_*/ with model.safetensors): train it first with "
              "biud-train --set task=biud, or point at a finished run",
              flag, runDir, runDir);
-}
-
-std::unique_ptr<Trainer> makeDownstreamTrainer(Config& cfg, const std::string& runDir, const c10::Device& device) {
-  registerBuiltinTasks();
-  TaskContext ctx;
-  ctx.device = device;
-  ctx.runDir = runDir;
-  auto task = makeTask(cfg.task, cfg, ctx);
-  return std::make_unique<Trainer>(cfg, runDir, std::move(task), ctx);
 }
 
 std::shared_ptr<data::CtDataset> splitDataset(std::shared_ptr<const image::Manifest> manifest, const std::string& split,
@@ -163,4 +153,4 @@ std::vector<std::vector<double>> toRows(const torch::Tensor& t) {
   return out;
 }
 
-}  // namespace biud::train
+}  // namespace biud::evaluate

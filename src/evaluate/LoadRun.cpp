@@ -1,3 +1,5 @@
+#include "biud/evaluate/LoadRun.h"
+
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -8,11 +10,9 @@
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/Checkpoint.h"
 #include "biud/train/Ema.h"
-#include "biud/train/Tasks.h"
 #include "biud/train/TeacherFeatures.h"
-#include "biud/train/X2ctTask.h"
 
-namespace biud::train {
+namespace biud::evaluate {
 
 namespace stdfs = std::filesystem;
 
@@ -45,7 +45,7 @@ RunLocation locateRun(const std::string& runDir) {
     l.checkpoint = dir;
     l.root = dir.parent_path().parent_path();
   } else {
-    CheckpointManager m(dir / "checkpoints", 1);
+    train::CheckpointManager m(dir / "checkpoints", 1);
     auto latest = m.latest();
     BIUD_CHECK(latest.has_value(), DataError, "`{}` holds no checkpoint (expected {}/checkpoints/step_*/): train it first",
                runDir, runDir);
@@ -121,24 +121,24 @@ LoadedRun loadRun(const std::string& runDir, const c10::Device& device, bool ema
   }
   // The raw weights, then (eval.ema) the moving average over the trained ones.
   auto average = [&](torch::nn::Module& m) {
-    if (ema) r.ema = applyEma(m, (ckpt / "ema.safetensors").string());
+    if (ema) r.ema = train::applyEma(m, (ckpt / "ema.safetensors").string());
   };
   if (r.cfg.task == "clip2d") {
-    r.clip = ClipModel(r.cfg, r.cfg.model.xray_encoder, r.tokenizer->vocabSize());
+    r.clip = models::ClipModel(r.cfg, r.cfg.model.xray_encoder, r.tokenizer->vocabSize());
     tensor::loadModule(*r.clip, weights);
     average(*r.clip);
     r.clip->to(device);
     models::freeze(*r.clip);
   } else if (r.cfg.task == "biud") {
-    const auto tf = TeacherFeatures::load(teacherFeaturesPath(r.cfg.data.pairing));
-    r.biud = BiudModel(r.cfg, r.tokenizer->vocabSize(), tf.h_star.size(1));
+    const auto tf = train::TeacherFeatures::load(train::teacherFeaturesPath(r.cfg.data.pairing));
+    r.biud = models::BiudModel(r.cfg, r.tokenizer->vocabSize(), tf.h_star.size(1));
     tensor::loadModule(*r.biud, weights);
     average(*r.biud);
     r.biud->to(device);
     models::freeze(*r.biud);
   } else if (r.cfg.task == "x2ct") {
     // An X-ray CLIP: the trained X-ray tower and the frozen report tower (X2ctTask.h).
-    r.clip = ClipModel(x2ctModelConfig(r.cfg), r.cfg.model.xray_encoder, r.tokenizer->vocabSize());
+    r.clip = models::ClipModel(models::x2ctModelConfig(r.cfg), r.cfg.model.xray_encoder, r.tokenizer->vocabSize());
     tensor::loadModule(*r.clip, weights);
     average(*r.clip);
     r.clip->to(device);
@@ -149,7 +149,7 @@ LoadedRun loadRun(const std::string& runDir, const c10::Device& device, bool ema
     const auto it = tensors.find("head.weight");
     BIUD_CHECK(it != tensors.end() && it->second.dim() == 2, DataError,
                "`{}` has no 2-D `head.weight`: not the checkpoint of a finetune run", weights);
-    r.finetune = FinetuneModel(models::makeVisualEncoder(r.cfg.model.ct_encoder), it->second.size(0), 0.0);
+    r.finetune = models::FinetuneModel(models::makeVisualEncoder(r.cfg.model.ct_encoder), it->second.size(0), 0.0);
     tensor::loadStateDict(*r.finetune, tensors, {}, weights);
     average(*r.finetune);
     r.finetune->to(device);
@@ -159,7 +159,7 @@ LoadedRun loadRun(const std::string& runDir, const c10::Device& device, bool ema
     const auto sp = r.tokenizer->specialIds();
     auto dec = models::makeReportDecoder(r.cfg.model.decoder, enc->dim(), r.tokenizer->vocabSize(),
                                          models::DecoderSpecialIds{sp.cls, sp.sep, sp.pad});
-    r.report = ReportModel(enc, dec);
+    r.report = models::ReportModel(enc, dec);
     tensor::loadModule(*r.report, weights);
     average(*r.report);
     r.report->to(device);
@@ -171,4 +171,4 @@ LoadedRun loadRun(const std::string& runDir, const c10::Device& device, bool ema
   return r;
 }
 
-}  // namespace biud::train
+}  // namespace biud::evaluate

@@ -1,4 +1,4 @@
-#include "biud/train/X2ctEval.h"
+#include "biud/evaluate/X2ctEval.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,9 +10,9 @@
 #include "biud/eval/Retrieval.h"
 #include "biud/tensor/Safetensors.h"
 
-namespace biud::train {
+namespace biud::evaluate {
 
-torch::Tensor embedXrays(ClipModel& model, const XraySet& set, const c10::Device& device) {
+torch::Tensor embedXrays(models::ClipModel& model, const train::XraySet& set, const c10::Device& device) {
   torch::NoGradGuard ng;
   model->eval();
   std::vector<torch::Tensor> parts;
@@ -33,14 +33,14 @@ eval::Matrix toMatrix(const torch::Tensor& t) {
 }  // namespace
 
 nlohmann::json x2ctRetrieval(const torch::Tensor& xray, const std::vector<std::string>& xrayIds,
-                             const X2ctLatents& latents) {
+                             const train::X2ctLatents& latents) {
   BIUD_CHECK(xray.size(0) == static_cast<std::int64_t>(xrayIds.size()) && !xrayIds.empty(), ValueError,
              "x2ctRetrieval: {} X-ray embeddings for {} ids", xray.size(0), xrayIds.size());
   std::vector<std::string> scans, gallery;
   std::vector<std::int64_t> rows;
   std::map<std::string, bool> seen;
   for (const auto& id : xrayIds) {
-    scans.push_back(x2ctScanId(id));
+    scans.push_back(train::x2ctScanId(id));
     if (seen.emplace(scans.back(), true).second) {
       const auto r = latents.row(scans.back());
       BIUD_CHECK(r >= 0, DataError, "X-ray `{}`: its CT `{}` has no cached latents", id, scans.back());
@@ -126,4 +126,4 @@ std::vector<std::int64_t> fewShotSubset(std::int64_t n, double fraction, std::ui
   return all;
 }
 
-}  // namespace biud::train
+}  // namespace biud::evaluate

@@ -1,4 +1,4 @@
-#include "biud/train/ZeroShot.h"
+#include "biud/evaluate/ZeroShot.h"
 
 #include <fmt/ranges.h>
 #include <torch/torch.h>
@@ -11,7 +11,7 @@
 #include "biud/eval/Classification.h"
 #include "biud/eval/Protocols.h"
 
-namespace biud::train {
+namespace biud::evaluate {
 
 namespace {
 torch::Tensor ensemble(const torch::Tensor& emb) {
@@ -98,4 +98,17 @@ void addAurocMetrics(const torch::Tensor& probs, const torch::Tensor& labels, co
   out["auroc_macro"] = n ? sum / n : NAN;
 }
 
-}  // namespace biud::train
+void addZeroShotAuroc(const torch::Tensor& images, const torch::Tensor& labels, const PromptEmbeddings& p, double tau,
+                      std::map<std::string, double>& out) {
+  addAurocMetrics(zeroShotProbabilities(images, p, tau), labels, p.findings, out);
+}
+
+void addZeroShotAuroc(const torch::Tensor& images, const torch::Tensor& labels, const text::PromptSet& prompts,
+                      const PromptedColumns& columns, const TextEncoderFn& encode, double tau,
+                      std::map<std::string, double>& out) {
+  if (columns.findings.empty()) return;
+  const auto pe = embedPrompts(prompts, columns.findings, encode);
+  addZeroShotAuroc(images, labels.index_select(1, torch::tensor(columns.columns)), pe, tau, out);
+}
+
+}  // namespace biud::evaluate

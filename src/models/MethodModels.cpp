@@ -1,9 +1,9 @@
-#include "biud/train/MethodModels.h"
+#include "biud/models/MethodModels.h"
 
 #include "biud/core/Error.h"
 #include "biud/models/Registry.h"
 
-namespace biud::train {
+namespace biud::models {
 
 namespace {
 
@@ -85,4 +85,30 @@ torch::Tensor BiudModelImpl::efmLogits(const torch::Tensor& maskedIds, const tor
   return fusion->mlmLogits(fused.index({selected.index({Slice(), cols})}));
 }
 
-}  // namespace biud::train
+FinetuneModelImpl::FinetuneModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, std::int64_t labels, double dropout)
+    : p_(dropout) {
+  ct_encoder = register_module("ct_encoder", std::move(enc));
+  head = register_module("head", torch::nn::Linear(ct_encoder->dim(), labels));
+  torch::nn::init::normal_(head->weight, 0.0, 0.01);
+  torch::nn::init::zeros_(head->bias);
+}
+
+torch::Tensor FinetuneModelImpl::features(const torch::Tensor& volume) { return ct_encoder->encode(volume).pooled; }
+
+torch::Tensor FinetuneModelImpl::classify(const torch::Tensor& feats) {
+  namespace F = torch::nn::functional;
+  auto x = (p_ > 0 && is_training()) ? F::dropout(feats, F::DropoutFuncOptions().p(p_).training(true)) : feats;
+  return head->forward(x);
+}
+
+Config x2ctModelConfig(const Config& cfg) {
+  Config c = cfg;
+  const auto& t = cfg.loss.trimodal;
+  c.loss.roco.temperature_init = t.temperature_init;
+  c.loss.roco.temperature_min = t.temperature_min;
+  c.loss.roco.temperature_max = t.temperature_max;
+  c.loss.roco.learn_temperature = cfg.x2ct.learn_temperature;
+  return c;
+}
+
+}  // namespace biud::models

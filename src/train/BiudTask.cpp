@@ -12,17 +12,18 @@
 #include "biud/image/Manifest.h"
 #include "biud/losses/BiudLoss.h"
 #include "biud/losses/EfmLoss.h"
+#include "biud/models/MethodModels.h"
 #include "biud/models/Registry.h"
 #include "biud/text/Prompts.h"
 #include <filesystem>
 
+#include "biud/evaluate/CtEval.h"
+#include "biud/evaluate/ZeroShot.h"
 #include "biud/train/Accumulate.h"
-#include "biud/train/CtEval.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/TeacherFeatures.h"
-#include "biud/train/TextCache.h"
 #include "biud/train/TextBatch.h"
-#include "biud/train/ZeroShot.h"
+#include "biud/train/TextCache.h"
 
 namespace biud::train {
 
@@ -89,7 +90,7 @@ class BiudTask final : public Task {
     BIUD_CHECK(loader_->batchesPerEpoch() > 0, ConfigError,
                "data.loader.batch_size {} is larger than the {} training CTs per rank", cfg.data.loader.batch_size,
                train_->size() / ctx.world);
-    model_ = BiudModel(withTextInit(cfg), tok_->vocabSize(), teacher_.h_star.size(1));
+    model_ = models::BiudModel(withTextInit(cfg), tok_->vocabSize(), teacher_.h_star.size(1));
     model_->to(ctx.device);
     const auto sp = tok_->specialIds();
     BIUD_CHECK(!loss_.usesEfm() || sp.mask >= 0, ConfigError,
@@ -116,7 +117,7 @@ class BiudTask final : public Task {
     }
     if (!cfg.eval.prompts.empty() && val_) {
       prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
-      promptCols_ = validationColumns(manifestLabels_, *prompts_, cfg.data.manifest);
+      promptCols_ = evaluate::validationColumns(manifestLabels_, *prompts_, cfg.data.manifest);
     }
     log::info("biud", "{} training CTs, teacher features d_X = {}, losses: roco ({}), pair {}, sem {}, efm {}",
               train_->size(), teacher_.h_star.size(1), cfg.loss.roco.mode, cfg.loss.pair.weight, cfg.loss.sem.weight,
@@ -244,7 +245,7 @@ class BiudTask final : public Task {
     if (!val_ || !prompts_) return m;
     torch::NoGradGuard ng;
     model_->eval();
-    auto loader = sequentialLoader(val_, cfg_.data.loader);  // no stop check: the trainer saves on SIGINT after it
+    auto loader = evaluate::sequentialLoader(val_, cfg_.data.loader);  // no stop check: the trainer saves on SIGINT after it
     std::vector<torch::Tensor> emb, labels;
     data::CtBatch b;
     while (loader->next(b)) {
@@ -253,16 +254,10 @@ class BiudTask final : public Task {
     }
     auto img = torch::cat(emb);
     auto lab = torch::cat(labels);
-    const auto& pc = promptCols_;
-    const auto& use = pc.findings;
-    const auto& cols = pc.columns;
-    if (use.empty()) return m;
-    auto pe = embedPrompts(*prompts_, use, [&](const std::vector<std::string>& t) {
+    evaluate::addZeroShotAuroc(img, lab, *prompts_, promptCols_, [&](const std::vector<std::string>& t) {
       auto tb = tokenizeBatch(*tok_, t, cfg_.text.max_length);
       return model_->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).cpu();
-    });
-    auto probs = zeroShotProbabilities(img, pe, model_->temperature->forward().item<double>());
-    addAurocMetrics(probs, lab.index_select(1, torch::tensor(cols)), use, m);
+    }, model_->temperature->forward().item<double>(), m);
     return m;
   }
 
@@ -375,8 +370,8 @@ class BiudTask final : public Task {
   std::unique_ptr<data::CtLoader> loader_;
   std::unique_ptr<text::PromptSet> prompts_;
   std::vector<std::string> manifestLabels_;
-  PromptedColumns promptCols_;  ///< validation label columns with prompts (checked at construction)
-  BiudModel model_{nullptr};
+  evaluate::PromptedColumns promptCols_;  ///< validation label columns with prompts (checked at construction)
+  models::BiudModel model_{nullptr};
   std::unique_ptr<FrozenTextFeatures> textCache_;  ///< frozen text encoder: features per report (EFM still encodes masked reports)
   std::int64_t drawEpoch_ = -1, drawn_ = 0, nonTop1_ = 0;  ///< per-epoch top-K draw statistics (this rank)
 };

@@ -7,8 +7,10 @@
 #include "biud/data/Sampler.h"
 #include "biud/dist/Communicator.h"
 #include "biud/dist/Contrastive.h"
+#include "biud/evaluate/ZeroShot.h"
 #include "biud/image/Manifest.h"
 #include "biud/losses/ClipLoss.h"
+#include "biud/models/MethodModels.h"
 #include "biud/models/Registry.h"
 #include "biud/text/Prompts.h"
 #include "biud/train/Accumulate.h"
@@ -16,7 +18,6 @@
 #include "biud/train/TextBatch.h"
 #include "biud/train/TextCache.h"
 #include "biud/train/XraySet.h"
-#include "biud/train/ZeroShot.h"
 
 namespace biud::train {
 
@@ -32,7 +33,7 @@ class Clip2dTask final : public Task {
     train_ = loadXraySet(manifest, cfg.data.train_split, cfg.data, cfg.threads);
     if (!manifest.indicesOf(cfg.data.val_split).empty())
       val_ = std::make_unique<XraySet>(loadXraySet(manifest, cfg.data.val_split, cfg.data, cfg.threads));
-    model_ = ClipModel(cfg, cfg.model.xray_encoder, tok_->vocabSize());
+    model_ = models::ClipModel(cfg, cfg.model.xray_encoder, tok_->vocabSize());
     model_->to(ctx.device);
     data::SamplerOptions so;
     so.batchSize = cfg.data.loader.batch_size;
@@ -49,7 +50,7 @@ class Clip2dTask final : public Task {
                so.batchSize, train_.size() / ctx.world);
     if (!cfg.eval.prompts.empty() && val_) {
       prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
-      promptCols_ = validationColumns(val_->labelNames, *prompts_, cfg.data.xray_manifest);
+      promptCols_ = evaluate::validationColumns(val_->labelNames, *prompts_, cfg.data.xray_manifest);
     }
     if (cfg.model.text_encoder.frozen) {
       // A frozen report encoder: encode every training report once (TextCache.h).
@@ -104,13 +105,10 @@ class Clip2dTask final : public Task {
     torch::NoGradGuard ng;
     model_->eval();
     auto img = embedImages(*val_);
-    const auto& pc = promptCols_;
-    const auto& names = pc.findings;
-    const auto& cols = pc.columns;
-    if (names.empty()) return m;
-    auto pe = embedPrompts(*prompts_, names, [&](const std::vector<std::string>& t) { return embedTexts(t); });
-    auto probs = zeroShotProbabilities(img, pe, model_->temperature->forward().item<double>());
-    addAurocMetrics(probs, val_->labels.index_select(1, torch::tensor(cols)), names, m);
+    if (promptCols_.findings.empty()) return m;
+    evaluate::addZeroShotAuroc(img, val_->labels, *prompts_, promptCols_,
+                               [&](const std::vector<std::string>& t) { return embedTexts(t); },
+                               model_->temperature->forward().item<double>(), m);
     // Report -> image retrieval on the validation split: recall@1 and @5.
     auto txt = embedTexts(val_->texts);
     auto sim = torch::matmul(txt, img.t());
@@ -169,9 +167,9 @@ class Clip2dTask final : public Task {
   XraySet train_;
   std::unique_ptr<XraySet> val_;
   std::unique_ptr<text::PromptSet> prompts_;
-  PromptedColumns promptCols_;  ///< validation label columns with prompts (checked at construction)
+  evaluate::PromptedColumns promptCols_;  ///< validation label columns with prompts (checked at construction)
   std::unique_ptr<FrozenTextFeatures> textCache_;  ///< frozen text encoder: features per report
-  ClipModel model_{nullptr};
+  models::ClipModel model_{nullptr};
   std::unique_ptr<data::BatchSampler> sampler_;
   std::vector<std::vector<std::int64_t>> batches_;
   std::int64_t epoch_ = 0;

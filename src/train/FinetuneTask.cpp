@@ -19,13 +19,13 @@
 #include "biud/core/Log.h"
 #include "biud/core/Rng.h"
 #include "biud/data/CtLoader.h"
+#include "biud/evaluate/CtEval.h"
+#include "biud/evaluate/ZeroShot.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/Preprocess.h"
 #include "biud/models/Registry.h"
 #include "biud/tensor/Safetensors.h"
-#include "biud/train/CtEval.h"
 #include "biud/train/Tasks.h"
-#include "biud/train/ZeroShot.h"
 
 namespace biud::train {
 
@@ -99,21 +99,6 @@ torch::Tensor maskedBce(const torch::Tensor& logits, const torch::Tensor& labels
   return (per * k).sum() / k.sum().clamp_min(1.0);
 }
 
-FinetuneModelImpl::FinetuneModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, std::int64_t labels, double dropout)
-    : p_(dropout) {
-  ct_encoder = register_module("ct_encoder", std::move(enc));
-  head = register_module("head", torch::nn::Linear(ct_encoder->dim(), labels));
-  torch::nn::init::normal_(head->weight, 0.0, 0.01);
-  torch::nn::init::zeros_(head->bias);
-}
-
-torch::Tensor FinetuneModelImpl::features(const torch::Tensor& volume) { return ct_encoder->encode(volume).pooled; }
-
-torch::Tensor FinetuneModelImpl::classify(const torch::Tensor& feats) {
-  auto x = (p_ > 0 && is_training()) ? F::dropout(feats, F::DropoutFuncOptions().p(p_).training(true)) : feats;
-  return head->forward(x);
-}
-
 namespace {
 
 /// Whether two CT preprocessing configs give the same volumes.
@@ -127,7 +112,7 @@ class FinetuneTaskImpl final : public FinetuneTask {
     const auto& fc = cfg.finetune;
     BIUD_CHECK(!fc.run.empty(), ConfigError,
                "task finetune needs finetune.run: the pretrained BIUD run folder (biud-finetune --run DIR)");
-    auto pre = loadPretrainedCt(fc.run, ctx.device, cfg.eval.ema);
+    auto pre = evaluate::loadPretrainedCt(fc.run, ctx.device, cfg.eval.ema);
     pretrained_ = pre.checkpoint;
     data_ = cfg.data;
     if (data_.manifest.empty()) {
@@ -224,7 +209,7 @@ class FinetuneTaskImpl final : public FinetuneTask {
     } else {
       for (auto& p : enc->parameters()) p.set_requires_grad(true);
     }
-    model_ = FinetuneModel(enc, static_cast<std::int64_t>(cols_.size()), fc.head_dropout);
+    model_ = models::FinetuneModel(enc, static_cast<std::int64_t>(cols_.size()), fc.head_dropout);
     model_->to(ctx.device);
     if (ctx.rank == 0 && !ctx.runDir.empty()) writeSubset();
     log::info("finetune", "{} ({}): {} labels, {} of {} training cases (label_fraction {}), pos_weight [{:.2f}], encoder {}",
@@ -279,7 +264,7 @@ class FinetuneTaskImpl final : public FinetuneTask {
       auto logit = torch::logit(p.probs.clamp(1e-7, 1 - 1e-7));
       m["loss"] = maskedBce(logit, p.labels, posWeight_).item<double>();
     }
-    addAurocMetrics(p.probs, p.labels, names_, m);
+    evaluate::addAurocMetrics(p.probs, p.labels, names_, m);
     double score = cfg_.finetune.monitor == "loss" ? -m["loss"] : m["auroc_macro"];
     if (!std::isfinite(score)) score = -m["loss"];  // no label with both classes in val: fall back to the loss
     if (bestStep_ < 0 || score > bestScore_ + 1e-12) {
@@ -331,7 +316,7 @@ class FinetuneTaskImpl final : public FinetuneTask {
   bool hasValidation() const override { return val_ != nullptr; }
 
   SplitPredictions predict(const std::string& split) override {
-    return predictOn(splitDataset(manifest_, split, data_, data_.cache_dir), "predict " + split);
+    return predictOn(evaluate::splitDataset(manifest_, split, data_, data_.cache_dir), "predict " + split);
   }
 
   std::int64_t restoreBest() override {
@@ -349,7 +334,7 @@ class FinetuneTaskImpl final : public FinetuneTask {
     model_->eval();
     SplitPredictions out;
     std::vector<torch::Tensor> probs, labels;
-    forEachEvalBatch(ds, cfg_.data.loader, [&](data::CtBatch& b) {
+    evaluate::forEachEvalBatch(ds, cfg_.data.loader, [&](data::CtBatch& b) {
       probs.push_back(torch::sigmoid(model_->classify(model_->features(b.volume.to(ctx_.device)))).to(torch::kFloat32).cpu());
       labels.push_back(b.labels.index_select(1, torch::tensor(cols_)));
       out.ids.insert(out.ids.end(), b.ids.begin(), b.ids.end());
@@ -377,7 +362,7 @@ class FinetuneTaskImpl final : public FinetuneTask {
   torch::Tensor posWeight_;
   std::shared_ptr<data::CtDataset> train_, val_;
   std::unique_ptr<data::CtLoader> loader_;
-  FinetuneModel model_{nullptr};
+  models::FinetuneModel model_{nullptr};
   bool linear_ = true, stopped_ = false;
   std::int64_t steps_ = 0, bestStep_ = -1;
   double bestScore_ = 0, lastLoss_ = 0;

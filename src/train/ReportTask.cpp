@@ -13,10 +13,10 @@
 #include "biud/eval/Clinical.h"
 #include "biud/eval/Nlg.h"
 #include "biud/eval/Protocols.h"
+#include "biud/evaluate/CtEval.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/Preprocess.h"
 #include "biud/models/Registry.h"
-#include "biud/train/CtEval.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/TextBatch.h"
 
@@ -76,7 +76,7 @@ class ReportTaskImpl final : public ReportTask {
     BIUD_CHECK(!rc.run.empty(), ConfigError,
                "task report needs report.run: the pretrained BIUD run folder (biud-report --run DIR)");
     frozen_ = rc.freeze_encoder;
-    auto pre = loadPretrainedCt(rc.run, ctx.device, cfg.eval.ema);
+    auto pre = evaluate::loadPretrainedCt(rc.run, ctx.device, cfg.eval.ema);
     pretrained_ = pre.checkpoint;
     tok_ = std::move(pre.tokenizer);
     extractor_ = std::make_unique<text::EntityExtractor>(text::Lexicon::load(cfg.text.lexicon));
@@ -92,12 +92,12 @@ class ReportTaskImpl final : public ReportTask {
     }
     maxLength_ = std::min(cfg.text.max_length, pre.cfg.text.max_length);
     manifest_ = std::make_shared<image::Manifest>(image::readManifest(data_.manifest));
-    train_ = splitDataset(manifest_, data_.train_split, data_, data_.cache_dir);
+    train_ = evaluate::splitDataset(manifest_, data_.train_split, data_, data_.cache_dir);
     for (std::int64_t i = 0; i < train_->size(); ++i)
       BIUD_CHECK(!train_->item(i).text(data_.report_sections).empty(), DataError,
                  "`{}` line {}: case `{}` has no report text in data.report_sections; report generation trains on reports",
                  data_.manifest, train_->item(i).line, train_->item(i).id);
-    if (!manifest_->indicesOf(data_.val_split).empty()) val_ = splitDataset(manifest_, data_.val_split, data_, data_.cache_dir);
+    if (!manifest_->indicesOf(data_.val_split).empty()) val_ = evaluate::splitDataset(manifest_, data_.val_split, data_, data_.cache_dir);
 
     const auto sp = tok_->specialIds();
     BIUD_CHECK(sp.cls >= 0 && sp.sep >= 0 && sp.pad >= 0, ConfigError,
@@ -112,7 +112,7 @@ class ReportTaskImpl final : public ReportTask {
     BIUD_CHECK(maxLength_ <= maxLen && cfg.eval.max_new_tokens < maxLen, ConfigError,
                "model.decoder.max_len {} is shorter than text.max_length {} or eval.max_new_tokens {} + 1", maxLen,
                maxLength_, cfg.eval.max_new_tokens);
-    model_ = ReportModel(enc, std::move(dec));
+    model_ = models::ReportModel(enc, std::move(dec));
     model_->to(ctx.device);
 
     LoaderConfig lc = cfg.data.loader;
@@ -154,7 +154,7 @@ class ReportTaskImpl final : public ReportTask {
     torch::NoGradGuard ng;
     model_->eval();
     double sum = 0, tokens = 0, correct = 0;
-    forEachEvalBatch(val_, cfg_.data.loader, [&](data::CtBatch& b) {
+    evaluate::forEachEvalBatch(val_, cfg_.data.loader, [&](data::CtBatch& b) {
       auto [loss, n, ok] = tokenLoss(b, false);
       sum += loss.item<double>() * n;
       tokens += n, correct += ok;
@@ -187,7 +187,7 @@ class ReportTaskImpl final : public ReportTask {
   }
 
   GeneratedReports generate(const std::string& split, const GenerateOptions& options) override {
-    return generateOn(splitDataset(manifest_, split, data_, data_.cache_dir), options, "generate " + split);
+    return generateOn(evaluate::splitDataset(manifest_, split, data_, data_.cache_dir), options, "generate " + split);
   }
   const std::string& pretrainedCheckpoint() const override { return pretrained_; }
   const text::EntityExtractor& extractor() const override { return *extractor_; }
@@ -234,7 +234,7 @@ class ReportTaskImpl final : public ReportTask {
       for (std::int64_t i = 0; i < limit; ++i) idx.push_back(static_cast<size_t>(manifest_->find(ds->item(i).id)));
       use = std::make_shared<data::CtDataset>(manifest_, idx, data_, data_.cache_dir);
     }
-    forEachEvalBatch(use, lc, [&](data::CtBatch& b) {
+    evaluate::forEachEvalBatch(use, lc, [&](data::CtBatch& b) {
       auto mem = memory(b.volume);
       auto g = o.beams <= 1 ? model_->decoder->greedy(mem, {}, o.maxNewTokens)
                             : model_->decoder->beamSearch(mem, {}, o.beams, o.lengthPenalty, o.maxNewTokens);
@@ -267,7 +267,7 @@ class ReportTaskImpl final : public ReportTask {
   std::shared_ptr<image::Manifest> manifest_;
   std::shared_ptr<data::CtDataset> train_, val_;
   std::unique_ptr<data::CtLoader> loader_;
-  ReportModel model_{nullptr};
+  models::ReportModel model_{nullptr};
 };
 
 }  // namespace

@@ -62,4 +62,13 @@ void registerBuiltinTasks() {
   registerTask("x2ct", makeX2ctTask);
 }
 
+std::unique_ptr<Trainer> makeDownstreamTrainer(Config& cfg, const std::string& runDir, const c10::Device& device) {
+  registerBuiltinTasks();
+  TaskContext ctx;
+  ctx.device = device;
+  ctx.runDir = runDir;
+  auto task = makeTask(cfg.task, cfg, ctx);
+  return std::make_unique<Trainer>(cfg, runDir, std::move(task), ctx);
+}
+
 }  // namespace biud::train

@@ -12,14 +12,14 @@
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
 #include "biud/core/Rng.h"
+#include "biud/evaluate/LoadRun.h"
+#include "biud/evaluate/ZeroShot.h"
 #include "biud/image/CtCache.h"
 #include "biud/image/Manifest.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/text/Prompts.h"
 #include "biud/train/Checkpoint.h"
-#include "biud/train/Tasks.h"
 #include "biud/train/TextBatch.h"
-#include "biud/train/ZeroShot.h"
 
 namespace biud::train {
 
@@ -306,10 +306,10 @@ torch::Tensor promptAnchors(const std::string& teacherRun, const std::string& pr
   BIUD_CHECK(!promptsFile.empty(), ConfigError,
              "loss.sem.anchors = prompts needs a prompt file: set loss.sem.prompts or eval.prompts");
   const auto prompts = text::PromptSet::load(promptsFile);
-  auto t = loadRun(teacherRun, device);
+  auto t = evaluate::loadRun(teacherRun, device);
   BIUD_CHECK(t.clip, ConfigError, "model.teacher `{}` is a `{}` run; the expert is a clip2d run", teacherRun,
              t.cfg.task);
-  auto pe = embedPrompts(prompts, prompts.ids(), [&](const std::vector<std::string>& texts) {
+  auto pe = evaluate::embedPrompts(prompts, prompts.ids(), [&](const std::vector<std::string>& texts) {
     torch::NoGradGuard ng;
     auto tb = tokenizeBatch(*t.tokenizer, texts, t.cfg.text.max_length);
     return t.clip->encodeText(tb.ids.to(device), tb.mask.to(device)).cpu();

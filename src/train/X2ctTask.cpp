@@ -14,15 +14,16 @@
 #include "biud/data/CtLoader.h"
 #include "biud/dist/Communicator.h"
 #include "biud/dist/Contrastive.h"
+#include "biud/evaluate/CtEval.h"
+#include "biud/evaluate/LoadRun.h"
+#include "biud/evaluate/ZeroShot.h"
 #include "biud/image/Manifest.h"
 #include "biud/models/Registry.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/Accumulate.h"
 #include "biud/train/Checkpoint.h"
-#include "biud/train/CtEval.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/TextBatch.h"
-#include "biud/train/ZeroShot.h"
 
 namespace biud::train {
 
@@ -55,60 +56,6 @@ double recallAt(const torch::Tensor& q, const torch::Tensor& g, int k) {
 }
 
 }  // namespace
-
-std::int64_t X2ctLatents::row(const std::string& id) const {
-  auto it = index.find(id);
-  return it == index.end() ? -1 : it->second;
-}
-
-X2ctLatents readX2ctLatents(const std::string& path) {
-  std::map<std::string, std::string> meta;
-  auto t = tensor::readSafetensors(path, &meta);
-  BIUD_CHECK(t.count("ct") && t.count("report") && meta.count("ids"), DataError,
-             "`{}` is not an x2ct latent cache (needs tensors `ct`, `report` and metadata `ids`); delete it to rebuild",
-             path);
-  X2ctLatents l;
-  l.ct = t.at("ct").to(torch::kFloat32);
-  l.report = t.at("report").to(torch::kFloat32);
-  l.key = meta.count("key") ? meta.at("key") : "";
-  try {
-    l.ids = nlohmann::json::parse(meta.at("ids")).get<std::vector<std::string>>();
-  } catch (const nlohmann::json::exception& e) {
-    BIUD_THROW(DataError, "`{}`: metadata `ids` is not a JSON list of strings ({}); delete the file to rebuild", path,
-               e.what());
-  }
-  BIUD_CHECK(l.ct.dim() == 2 && l.report.dim() == 2 && l.ct.size(0) == static_cast<std::int64_t>(l.ids.size()) &&
-                 l.report.size(0) == l.ct.size(0),
-             DataError, "`{}`: {} ids but `ct` {} and `report` {}; delete the file to rebuild", path, l.ids.size(),
-             tensor::shapeStr(l.ct.sizes()), tensor::shapeStr(l.report.sizes()));
-  for (size_t i = 0; i < l.ids.size(); ++i) l.index[l.ids[i]] = static_cast<std::int64_t>(i);
-  return l;
-}
-
-void writeX2ctLatents(const std::string& path, const X2ctLatents& l) {
-  tensor::writeSafetensors(path, {{"ct", l.ct.contiguous()}, {"report", l.report.contiguous()}},
-                           {{"ids", nlohmann::json(l.ids).dump()}, {"key", l.key}});
-}
-
-std::string x2ctScanId(const std::string& xrayId) { return xrayId.substr(0, xrayId.find('#')); }
-
-std::string x2ctLatentPath(const Config& cfg, const std::string& runDir) {
-  return cfg.x2ct.latent_cache.empty() ? (stdfs::path(runDir) / "latents.safetensors").string() : cfg.x2ct.latent_cache;
-}
-
-std::string x2ctXrayManifest(const Config& cfg) {
-  return cfg.x2ct.xray_manifest.empty() ? cfg.data.xray_manifest : cfg.x2ct.xray_manifest;
-}
-
-Config x2ctModelConfig(const Config& cfg) {
-  Config c = cfg;
-  const auto& t = cfg.loss.trimodal;
-  c.loss.roco.temperature_init = t.temperature_init;
-  c.loss.roco.temperature_min = t.temperature_min;
-  c.loss.roco.temperature_max = t.temperature_max;
-  c.loss.roco.learn_temperature = cfg.x2ct.learn_temperature;
-  return c;
-}
 
 X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(ctx), loss_(cfg.loss.trimodal) {
   BIUD_CHECK(!cfg.x2ct.pretrained.empty(), ConfigError,
@@ -188,8 +135,8 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
   if (val_) valRows_ = rowsOf(*val_);
 
   // The model: trainable X-ray tower, frozen report tower copied from the pretrained run.
-  const Config mc = x2ctModelConfig(cfg);
-  model_ = ClipModel(mc, cfg.model.xray_encoder, tok_->vocabSize());
+  const Config mc = models::x2ctModelConfig(cfg);
+  model_ = models::ClipModel(mc, cfg.model.xray_encoder, tok_->vocabSize());
   BIUD_CHECK(model_->image_encoder->spatialDims() == 2, ConfigError,
              "model.xray_encoder.arch `{}` is not a 2D encoder; use resnet18, resnet50 or vit2d", cfg.model.xray_encoder.arch);
   {
@@ -237,7 +184,7 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
              so.batchSize, train_.size() / ctx.world);
   if (!cfg.eval.prompts.empty() && val_) {
     prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
-    promptCols_ = validationColumns(val_->labelNames, *prompts_, xm);
+    promptCols_ = evaluate::validationColumns(val_->labelNames, *prompts_, xm);
   }
   log::info("x2ct", "{} training X-rays; frozen towers from {}; loss {:g} L(CT,R) + {:g} L(X,R) + {:g} L(X,CT); batching {}",
             train_.size(), ckpt, cfg.loss.trimodal.alpha, cfg.loss.trimodal.beta, cfg.loss.trimodal.gamma,
@@ -246,7 +193,7 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
 
 void X2ctTask::buildLatents(const std::string& path) {
   torch::NoGradGuard ng;
-  LoadedRun pre = loadRun(cfg_.x2ct.pretrained, ctx_.device);
+  evaluate::LoadedRun pre = evaluate::loadRun(cfg_.x2ct.pretrained, ctx_.device);
   BIUD_CHECK(pre.biud, ConfigError, "x2ct.pretrained `{}` is not a biud run", cfg_.x2ct.pretrained);
   auto manifest = std::make_shared<image::Manifest>(image::readManifest(cfg_.data.manifest));
   std::vector<size_t> all(manifest->items.size());
@@ -259,7 +206,7 @@ void X2ctTask::buildLatents(const std::string& path) {
   std::string cacheDir = cfg_.data.cache_dir;
   if (cacheDir.empty() && absPath(pre.cfg.data.manifest) == cfg_.data.manifest) cacheDir = pre.cfg.data.cache_dir;
   auto ds = std::make_shared<data::CtDataset>(manifest, all, d, cacheDir);
-  auto loader = sequentialLoader(ds, d.loader);
+  auto loader = evaluate::sequentialLoader(ds, d.loader);
   Progress bar("x2ct latents", static_cast<std::uint64_t>(ds->size()), "CT");
   std::vector<torch::Tensor> ct, rep;
   data::CtBatch b;
@@ -342,17 +289,11 @@ Metrics X2ctTask::validate() {
     m[fmt::format("x2r_recall@{}", k)] = recallAt(x, rep, k);
     m[fmt::format("x2ct_recall@{}", k)] = recallAt(x, ct, k);
   }
-  if (prompts_) {
-    const auto& pc = promptCols_;
-    if (!pc.findings.empty()) {
-      auto pe = embedPrompts(*prompts_, pc.findings, [&](const std::vector<std::string>& t) {
-        auto tb = tokenizeBatch(*tok_, t, cfg_.text.max_length);
-        return model_->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).cpu();
-      });
-      auto probs = zeroShotProbabilities(x, pe, model_->temperature->forward().item<double>());
-      addAurocMetrics(probs, val_->labels.index_select(1, torch::tensor(pc.columns)), pc.findings, m);
-    }
-  }
+  if (prompts_)
+    evaluate::addZeroShotAuroc(x, val_->labels, *prompts_, promptCols_, [&](const std::vector<std::string>& t) {
+      auto tb = tokenizeBatch(*tok_, t, cfg_.text.max_length);
+      return model_->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).cpu();
+    }, model_->temperature->forward().item<double>(), m);
   return m;
 }
 

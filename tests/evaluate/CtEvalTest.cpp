@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "biud/train/CtEval.h"
+#include "biud/evaluate/CtEval.h"
 
 namespace biud::test {
 namespace {
@@ -19,14 +19,14 @@ TEST(ClassificationTable, FormatsValuesAndToleratesMissingOnes) {
     },
     "macro": {"auroc": 0.8126}
   })");
-  const auto t = train::classificationTable(j, {"a", "b", "c", "not_evaluated"});
+  const auto t = evaluate::classificationTable(j, {"a", "b", "c", "not_evaluated"});
   EXPECT_NE(t.find("  a                         0.813  [0.750, 0.875]   0.500   0.250\n"), std::string::npos) << t;
   EXPECT_NE(t.find("  b                           nan  [  nan,   nan]   0.100     nan\n"), std::string::npos) << t;
   EXPECT_NE(t.find("  c                           nan  [  nan,   nan]     nan     nan\n"), std::string::npos) << t;
   EXPECT_EQ(t.find("not_evaluated"), std::string::npos);
   EXPECT_NE(t.find("  macro                     0.813\n"), std::string::npos) << t;
   // Not even a report: still a table, never undefined behaviour.
-  EXPECT_NE(train::classificationTable(nlohmann::json::array(), {"a"}).find("macro"), std::string::npos);
+  EXPECT_NE(evaluate::classificationTable(nlohmann::json::array(), {"a"}).find("macro"), std::string::npos);
 }
 
 }  // namespace

@@ -10,10 +10,10 @@
 #include <regex>
 
 #include "biud/core/Error.h"
+#include "biud/evaluate/ZeroShot.h"
 #include "biud/image/Manifest.h"
 #include "biud/text/Prompts.h"
 #include "biud/train/Task.h"
-#include "biud/train/ZeroShot.h"
 #include "common/TestUtil.h"
 #include "train/TinyWorld.h"
 
@@ -94,11 +94,11 @@ TEST(PromptColumns, UnmatchedPromptsStopTheTaskNamingBothSides) {
 // CT-CLIP's prompt pair per column, named after the matching finding (or the column).
 TEST(PromptColumns, CtClipPromptsUseTheFindingNames) {
   const auto named = text::PromptSet::load((sourceDir() / "configs/prompts/ct_rate.yaml").string());
-  const auto ps = train::ctClipPromptSet({"lung_nodule", "Age"}, &named);
+  const auto ps = evaluate::ctClipPromptSet({"lung_nodule", "Age"}, &named);
   ASSERT_EQ(ps.findings.size(), 2u);
   // A finding without an explicit name (name = id) leaves the column's own name in the prompt.
   const auto bare = text::PromptSet::fromString("findings: [{id: lung_nodule, positive: [x], negative: [y]}]");
-  EXPECT_EQ(train::ctClipPromptSet({"Lung nodule"}, &bare).at("Lung nodule").positive, std::vector<std::string>{"Lung nodule is present."});
+  EXPECT_EQ(evaluate::ctClipPromptSet({"Lung nodule"}, &bare).at("Lung nodule").positive, std::vector<std::string>{"Lung nodule is present."});
   EXPECT_EQ(ps.at("lung_nodule").positive, std::vector<std::string>{"Lung nodule is present."});
   EXPECT_EQ(ps.at("lung_nodule").negative, std::vector<std::string>{"Lung nodule is not present."});
   EXPECT_EQ(ps.at("Age").positive, std::vector<std::string>{"Age is present."});

@@ -6,8 +6,8 @@
 #include <set>
 
 #include "biud/core/Error.h"
+#include "biud/evaluate/X2ctEval.h"
 #include "biud/tensor/Safetensors.h"
-#include "biud/train/X2ctEval.h"
 #include "common/TestUtil.h"
 
 namespace biud::test {
@@ -30,7 +30,7 @@ TEST(X2ctEval, LinearProbeMatchesScikitLearn) {
     runPython("x2ct_probe.py", quote((tmp / "in.safetensors").string()) + " " + std::to_string(C) + " " +
                                    quote((tmp / "out.safetensors").string()));
     auto want = tensor::readSafetensors((tmp / "out.safetensors").string()).at("probs");
-    auto got = train::linearProbe(x.to(torch::kFloat32), y4.to(torch::kFloat32), xt.to(torch::kFloat32), C);
+    auto got = evaluate::linearProbe(x.to(torch::kFloat32), y4.to(torch::kFloat32), xt.to(torch::kFloat32), C);
     ASSERT_EQ(got.sizes(), want.sizes());
     const double diff = (got.to(torch::kFloat64) - want).abs().max().item<double>();
     EXPECT_LE(diff, 2e-4) << "C = " << C;
@@ -47,7 +47,7 @@ TEST(X2ctEval, RetrievalWithViewsByHand) {
   l.report = torch::tensor({{0.f, 1.f, 0.f}, {0.f, 0.f, 1.f}, {1.f, 0.f, 0.f}});
   for (std::int64_t i = 0; i < 3; ++i) l.index[l.ids[static_cast<size_t>(i)]] = i;
   auto x = torch::tensor({{1.f, 0.f, 0.f}, {0.9f, 0.1f, 0.f}, {0.f, 1.f, 0.f}, {0.f, 0.f, 1.f}});
-  auto j = train::x2ctRetrieval(x, {"s0#a", "s0#b", "s1", "s2"}, l);
+  auto j = evaluate::x2ctRetrieval(x, {"s0#a", "s0#b", "s1", "s2"}, l);
   EXPECT_EQ(j["gallery"], 3);
   EXPECT_DOUBLE_EQ(j["xray_to_ct"]["recall@1"].get<double>(), 1.0);
   // X-ray -> report: s0#a scores reports (r0 = e1, r1 = e2, r2 = e0) as (0, 0, 1): its report r0
@@ -63,21 +63,21 @@ TEST(X2ctEval, RetrievalWithViewsByHand) {
   EXPECT_DOUBLE_EQ(j["ct_to_report"]["recall@1"].get<double>(), 0.0);
   EXPECT_DOUBLE_EQ(j["ct_to_report"]["mean_rank"].get<double>(), 3.0);
   // An X-ray whose scan has no latents is an error naming it.
-  EXPECT_THROW(train::x2ctRetrieval(x.slice(0, 0, 1), {"s9"}, l), DataError);
+  EXPECT_THROW(evaluate::x2ctRetrieval(x.slice(0, 0, 1), {"s9"}, l), DataError);
   EXPECT_EQ(train::x2ctScanId("ct_1#lat"), "ct_1");
   EXPECT_EQ(train::x2ctScanId("ct_1"), "ct_1");
 }
 
 TEST(X2ctEval, FewShotSubsets) {
-  auto a = train::fewShotSubset(210, 0.01, 1);
+  auto a = evaluate::fewShotSubset(210, 0.01, 1);
   EXPECT_EQ(a.size(), 2u);  // at least two
-  auto b = train::fewShotSubset(210, 0.1, 1);
+  auto b = evaluate::fewShotSubset(210, 0.1, 1);
   EXPECT_EQ(b.size(), 21u);
   EXPECT_EQ(std::set<std::int64_t>(b.begin(), b.end()).size(), 21u);
-  EXPECT_EQ(train::fewShotSubset(210, 0.1, 1), b);   // seeded
-  EXPECT_NE(train::fewShotSubset(210, 0.1, 2), b);
-  EXPECT_EQ(train::fewShotSubset(210, 1.0, 3).size(), 210u);
-  EXPECT_THROW(train::fewShotSubset(10, 0.0, 1), ValueError);
+  EXPECT_EQ(evaluate::fewShotSubset(210, 0.1, 1), b);   // seeded
+  EXPECT_NE(evaluate::fewShotSubset(210, 0.1, 2), b);
+  EXPECT_EQ(evaluate::fewShotSubset(210, 1.0, 3).size(), 210u);
+  EXPECT_THROW(evaluate::fewShotSubset(10, 0.0, 1), ValueError);
 }
 
 }  // namespace

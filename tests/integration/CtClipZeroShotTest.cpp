@@ -13,10 +13,10 @@
 
 #include "biud/core/Csv.h"
 #include "biud/core/Fs.h"
+#include "biud/evaluate/LoadRun.h"
 #include "biud/image/CtCache.h"
 #include "biud/image/Preprocess.h"
 #include "biud/tensor/Safetensors.h"
-#include "biud/train/Tasks.h"
 #include "common/TestUtil.h"
 
 using biud::test::app;
@@ -208,7 +208,7 @@ TEST(CtClipZeroShot, CacheEqualsCtClipLoaderAndGivesTheSameLatents) {
     EXPECT_LT(ref["max_abs"][id + ":train"].get<double>(), 2e-5) << id << ": voxels vs CT-CLIP's scripts/data.py";
 
   // biud's CT-CLIP on the cached volumes (loaded as biud-zeroshot loads the run).
-  auto run = biud::train::loadRun(D + "/run2", torch::kCPU, false);
+  auto run = biud::evaluate::loadRun(D + "/run2", torch::kCPU, false);
   ASSERT_TRUE(run.ctclip);
   EXPECT_EQ(run.cfg.data.ct.size, (std::vector<int>{480, 480, 240}));
   EXPECT_EQ(biud::image::preprocessHash(run.cfg.data.ct), biud::image::cacheHashOf(D + "/cache").first)

@@ -11,11 +11,11 @@
 
 #include "biud/core/Csv.h"
 #include "biud/core/Fs.h"
+#include "biud/evaluate/LoadRun.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/VolumeIO.h"
 #include "biud/tensor/Safetensors.h"
-#include "biud/train/Tasks.h"
 #include "biud/train/TeacherFeatures.h"
 #include "common/TestUtil.h"
 
@@ -82,7 +82,7 @@ TEST(RetrieveApp, InterruptedResumedEqualsUninterrupted) {
   ASSERT_EQ(tf.topK(), 3);
   const auto table = biud::csv::read(D + "/full/pairing.csv");
   ASSERT_EQ(table.rows.size(), tf.ids.size() * 3);
-  auto teacher = biud::train::loadRun(D + "/teacher", torch::kCPU);
+  auto teacher = biud::evaluate::loadRun(D + "/teacher", torch::kCPU);
   const auto cxr = biud::image::readManifest(D + "/data/cxr/manifest.csv");
   std::map<std::string, const biud::image::ManifestItem*> items;
   for (const auto& it : cxr.items) items[it.id] = &it;

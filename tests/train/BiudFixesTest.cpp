@@ -11,9 +11,9 @@
 #include "biud/config/Config.h"
 #include "biud/core/Error.h"
 #include "biud/image/Manifest.h"
+#include "biud/models/MethodModels.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/text/Entities.h"
-#include "biud/train/MethodModels.h"
 #include "biud/train/Task.h"
 #include "biud/train/Tasks.h"
 #include "biud/train/TeacherFeatures.h"
@@ -34,7 +34,7 @@ std::string writeExpert(const TinyWorld& w, const std::string& name, int seed) {
   ec.model.teacher = "";
   torch::manual_seed(static_cast<std::uint64_t>(seed));
   auto tok = text::makeTokenizer(ec.text);
-  train::ClipModel m(ec, ec.model.xray_encoder, tok->vocabSize());
+  models::ClipModel m(ec, ec.model.xray_encoder, tok->vocabSize());
   const auto run = w.dir / name;
   const auto ck = run / "checkpoints/step_000001";
   stdfs::create_directories(ck);
@@ -93,7 +93,7 @@ TEST(BiudFixes, SemanticAnchorsFromPromptsAreTheExpertsPromptEmbeddings) {
   Config ec = w.cfg;
   ec.task = "clip2d";
   auto tok = text::makeTokenizer(ec.text);
-  train::ClipModel m(ec, ec.model.xray_encoder, tok->vocabSize());
+  models::ClipModel m(ec, ec.model.xray_encoder, tok->vocabSize());
   tensor::loadModule(*m, (stdfs::path(expert) / "checkpoints/step_000001/model.safetensors").string());
   m->eval();
   auto one = [&](const std::string& p) {
@@ -208,7 +208,7 @@ TEST(BiudFixes, AdapterIsLinearByDefaultAndAffineCheckpointsStillLoad) {
   c.loss.efm.weight = 0;
   auto tok = text::makeTokenizer(c.text);
   torch::manual_seed(5);
-  train::BiudModel linear(c, tok->vocabSize(), 6);
+  models::BiudModel linear(c, tok->vocabSize(), 6);
   std::set<std::string> params, buffers;
   for (const auto& p : linear->named_parameters()) params.insert(p.key());
   for (const auto& b : linear->named_buffers()) buffers.insert(b.key());
@@ -222,7 +222,7 @@ TEST(BiudFixes, AdapterIsLinearByDefaultAndAffineCheckpointsStillLoad) {
 
   Config ca = c;
   ca.model.adapter_bias = true;
-  train::BiudModel affine(ca, tok->vocabSize(), 6);
+  models::BiudModel affine(ca, tok->vocabSize(), 6);
   affine->adapter->proj->bias.copy_(torch::randn({6}));
   params.clear();
   for (const auto& p : affine->named_parameters()) params.insert(p.key());
@@ -233,7 +233,7 @@ TEST(BiudFixes, AdapterIsLinearByDefaultAndAffineCheckpointsStillLoad) {
   const auto Wa = affine->adapter->proj->weight.detach(), ba = affine->adapter->proj->bias.detach();
   EXPECT_LT((linear->adapter->forward(x) - (torch::matmul(x, Wa.t()) + ba)).abs().max().item<double>(), 1e-6);
 
-  train::BiudModel fresh(c, tok->vocabSize(), 6);
+  models::BiudModel fresh(c, tok->vocabSize(), 6);
   const auto linearFile = (w.dir / "linear.safetensors").string();
   tensor::saveModule(*fresh, linearFile);
   tensor::loadModule(*affine, linearFile);  // strict

@@ -6,8 +6,8 @@
 
 #include "biud/config/Config.h"
 #include "biud/core/Error.h"
+#include "biud/models/MethodModels.h"
 #include "biud/text/Tokenizer.h"
-#include "biud/train/MethodModels.h"
 #include "biud/train/TextBatch.h"
 #include "common/TestUtil.h"
 
@@ -27,7 +27,7 @@ TEST(BiudModel, EfmLogitsEqualFullWidthLogitsAtTheSelectedTokens) {
   cfg.loss.efm.weight = 0.5;
   auto tok = text::makeTokenizer(cfg.text);
   torch::manual_seed(5);
-  train::BiudModel m(cfg, tok->vocabSize(), 8);
+  models::BiudModel m(cfg, tok->vocabSize(), 8);
   m->eval();  // no dropout: both paths must see the same network
 
   // Padded to max_length (as the biud task does): every row ends in padding columns.

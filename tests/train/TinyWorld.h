@@ -13,9 +13,9 @@
 
 #include "biud/config/Config.h"
 #include "biud/image/VolumeIO.h"
+#include "biud/models/MethodModels.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/text/Tokenizer.h"
-#include "biud/train/MethodModels.h"
 #include "biud/train/TeacherFeatures.h"
 #include "common/TestUtil.h"
 
@@ -81,7 +81,7 @@ struct TinyWorld {
     pc.task = "biud";
     torch::manual_seed(11);
     auto tok = text::makeTokenizer(pc.text);
-    train::BiudModel m(pc, tok->vocabSize(), 16);
+    models::BiudModel m(pc, tok->vocabSize(), 16);
     pretrained = (D / "pre").string();
     const auto ck = D / "pre/checkpoints/step_000001";
     stdfs::create_directories(ck);

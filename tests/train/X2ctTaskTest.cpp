@@ -12,11 +12,11 @@
 #include "biud/config/Config.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/evaluate/LoadRun.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/VolumeIO.h"
 #include "biud/tensor/Safetensors.h"
-#include "biud/train/Tasks.h"
 #include "biud/train/TeacherFeatures.h"
 #include "biud/train/TextBatch.h"
 #include "biud/train/Trainer.h"
@@ -46,7 +46,7 @@ TEST(X2ct, FrozenTowersBitIdenticalAndLatentsCachedOnce) {
   // The cached latents equal an independent pass of the pretrained model.
   {
     torch::NoGradGuard ng;
-    auto pre = train::loadRun(w.pretrained, torch::kCPU);
+    auto pre = evaluate::loadRun(w.pretrained, torch::kCPU);
     auto m = image::readManifest(w.cfg.data.manifest);
     for (int n : {0, 7, 11}) {
       const auto& it = m.items[static_cast<size_t>(n)];
@@ -86,7 +86,7 @@ TEST(X2ct, FrozenTowersBitIdenticalAndLatentsCachedOnce) {
     EXPECT_GT(frozen, 10);
     EXPECT_GT(moved, 0) << "the X-ray tower did not train";
     // The run loads for inference as an X-ray CLIP with the same outputs.
-    auto run = train::loadRun(runDir.string(), torch::kCPU);
+    auto run = evaluate::loadRun(runDir.string(), torch::kCPU);
     ASSERT_TRUE(run.clip);
     torch::NoGradGuard ng;
     task->model()->eval();
@@ -100,7 +100,7 @@ TEST(X2ct, FrozenTowersBitIdenticalAndLatentsCachedOnce) {
   for (auto& [k, v] : preWeights)
     if (k.rfind("ct_", 0) != 0) noCt[k] = v;
   tensor::writeSafetensors(w.pretrained + "/checkpoints/step_000001/model.safetensors", noCt);
-  EXPECT_THROW(train::loadRun(w.pretrained, torch::kCPU), Error);
+  EXPECT_THROW(evaluate::loadRun(w.pretrained, torch::kCPU), Error);
   train::X2ctTask again(w.cfg, ctx);
   EXPECT_EQ(again.ctEncoderCalls(), 0);
   EXPECT_TRUE(torch::equal(again.latents().ct, cachedCt));

@@ -17,9 +17,8 @@
 #include "biud/data/CtLoader.h"
 #include "biud/models/Encoder.h"
 #include "biud/text/Tokenizer.h"
-#include "biud/train/Trainer.h"
 
-namespace biud::train {
+namespace biud::evaluate {
 
 /// The CT encoder of a pretrained BIUD run, with what is needed to feed it.
 struct PretrainedCt {
@@ -37,11 +36,6 @@ PretrainedCt loadPretrainedCt(const std::string& runDir, const c10::Device& devi
 /// Check, before any output is written, that `runDir` is a folder holding a checkpoint
 /// (`checkpoints/step_*/` or a checkpoint folder itself); DataError naming it otherwise.
 void checkPretrainedRun(const std::string& runDir, const std::string& flag = "--run");
-
-/// The trainer of a downstream task (`cfg.task` = finetune or report) in `runDir`, one process
-/// (`optimizer.layer_decay` < 1 is applied to the trainable `ct_encoder` parameters by
-/// buildOptimizer, as for any task).
-std::unique_ptr<Trainer> makeDownstreamTrainer(Config& cfg, const std::string& runDir, const c10::Device& device);
 
 /// The items of `split` of `manifest` as a dataset (DataError naming the manifest and the
 /// splits it has when `split` is empty).
@@ -75,4 +69,4 @@ std::string classificationTable(const nlohmann::json& report, const std::vector<
 /// Rows of a [N, F] tensor as vectors of doubles (NaN kept).
 std::vector<std::vector<double>> toRows(const torch::Tensor& t);
 
-}  // namespace biud::train
+}  // namespace biud::evaluate

@@ -9,12 +9,14 @@
 #include <string>
 #include <vector>
 
-#include "biud/train/X2ctTask.h"
+#include "biud/models/MethodModels.h"
+#include "biud/train/X2ctLatents.h"
+#include "biud/train/XraySet.h"
 
-namespace biud::train {
+namespace biud::evaluate {
 
 /// Normalised X-ray embeddings [N, d] of a set, in batches of 64, on `device` (returned on the CPU).
-torch::Tensor embedXrays(ClipModel& model, const XraySet& set, const c10::Device& device);
+torch::Tensor embedXrays(models::ClipModel& model, const train::XraySet& set, const c10::Device& device);
 
 /// Retrieval between X-rays and the latents of their scans. Galleries hold each scan once (the
 /// scans of the X-rays, in first-seen order); a query's relevant items are those of its scan.
@@ -22,7 +24,7 @@ torch::Tensor embedXrays(ClipModel& model, const XraySet& set, const c10::Device
 /// eval::RetrievalScores::toJson() (recall@1/5/10, map, ranks); "ct_to_report" for the frozen pair
 /// itself (the reference the X-ray tower is trained towards); "chance_recall@5" = 5 / gallery.
 nlohmann::json x2ctRetrieval(const torch::Tensor& xray, const std::vector<std::string>& xrayIds,
-                             const X2ctLatents& latents);
+                             const train::X2ctLatents& latents);
 
 /// L2-regularised logistic regression per label column, fitted on `xTrain` [N, d] / `yTrain`
 /// [N, F] (NaN = unknown, left out of that column), the scikit-learn objective
@@ -35,4 +37,4 @@ torch::Tensor linearProbe(const torch::Tensor& xTrain, const torch::Tensor& yTra
 /// `max(2, round(fraction * n))` distinct indices of [0, n) drawn with `seed`, sorted.
 std::vector<std::int64_t> fewShotSubset(std::int64_t n, double fraction, std::uint64_t seed);
 
-}  // namespace biud::train
+}  // namespace biud::evaluate

@@ -6,12 +6,13 @@
 #include <torch/types.h>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "biud/text/Prompts.h"
 
-namespace biud::train {
+namespace biud::evaluate {
 
 /// Normalised report embeddings [N, d] of texts.
 using TextEncoderFn = std::function<torch::Tensor(const std::vector<std::string>& texts)>;
@@ -55,4 +56,18 @@ torch::Tensor zeroShotProbabilities(const torch::Tensor& images, const PromptEmb
 void addAurocMetrics(const torch::Tensor& probs, const torch::Tensor& labels, const std::vector<std::string>& names,
                      std::map<std::string, double>& out);
 
-}  // namespace biud::train
+/// Zero-shot AUROCs with embedded prompts: addAurocMetrics of zeroShotProbabilities(images, p, tau)
+/// against `labels` [N, F] (the label columns of p.findings, in that order).
+void addZeroShotAuroc(const torch::Tensor& images, const torch::Tensor& labels, const PromptEmbeddings& p, double tau,
+                      std::map<std::string, double>& out);
+
+/// The whole prompts -> zero-shot -> AUROC sequence (the in-training validations, biud-x2ct-eval):
+/// embed the prompt ensembles of `columns.findings` with `encode`, score the normalised image
+/// embeddings `images` [N, d] at temperature `tau`, and add "auroc/<finding>" and "auroc_macro"
+/// against the matched columns `columns.columns` of `labels` [N, L]. Adds nothing when no column
+/// has prompts.
+void addZeroShotAuroc(const torch::Tensor& images, const torch::Tensor& labels, const text::PromptSet& prompts,
+                      const PromptedColumns& columns, const TextEncoderFn& encode, double tau,
+                      std::map<std::string, double>& out);
+
+}  // namespace biud::evaluate

@@ -3,7 +3,10 @@
 /// The two-tower models of the method, assembled from the model zoo (models/Registry.h):
 ///   ClipModel  image encoder (2D X-ray for clip2d) + BERT, projections, temperature
 ///   BiudModel  3D CT encoder + BERT, projections, distillation adapter, EFM fusion encoder
+///   FinetuneModel  CT encoder + linear label head (task finetune)
+///   ReportModel    CT encoder + report decoder (task report)
 /// Submodule names are the checkpoint keys (`image_encoder.…`, `text_encoder.embeddings.…`).
+/// Training tasks (train/) and run loading (evaluate/LoadRun.h) both build them from here.
 #include <torch/torch.h>
 
 #include "biud/config/Config.h"
@@ -11,8 +14,9 @@
 #include "biud/models/Encoder.h"
 #include "biud/models/Fusion.h"
 #include "biud/models/Heads.h"
+#include "biud/models/ReportDecoder.h"
 
-namespace biud::train {
+namespace biud::models {
 
 /// CLIP: `image_encoder`, `text_encoder`, `image_proj`, `text_proj`, `temperature`.
 class ClipModelImpl : public torch::nn::Module {
@@ -63,4 +67,40 @@ class BiudModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BiudModel);
 
-}  // namespace biud::train
+/// The model of a `finetune` run: `ct_encoder` (the pretrained BIUD CT encoder) and a linear
+/// `head` [labels x encoder width] on its pooled features (checkpoint keys `ct_encoder.*`, `head.*`).
+class FinetuneModelImpl : public torch::nn::Module {
+ public:
+  /// The head starts at N(0, 0.01) weights and zero biases; `dropout` acts on the features in training.
+  FinetuneModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, std::int64_t labels, double dropout = 0.0);
+  /// Pooled encoder features [B, D] of volumes [B, C, D, H, W].
+  torch::Tensor features(const torch::Tensor& volume);
+  /// Logits [B, labels] of pooled features.
+  torch::Tensor classify(const torch::Tensor& feats);
+
+  std::shared_ptr<models::VisualEncoderImpl> ct_encoder;
+  torch::nn::Linear head{nullptr};
+
+ private:
+  double p_;
+};
+TORCH_MODULE(FinetuneModel);
+
+/// The model of a `report` run: `ct_encoder` (the pretrained BIUD CT encoder) whose tokens the
+/// `decoder` cross-attends to (checkpoint keys `ct_encoder.*`, `decoder.*`).
+class ReportModelImpl : public torch::nn::Module {
+ public:
+  ReportModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, models::ReportDecoder dec) {
+    ct_encoder = register_module("ct_encoder", std::move(enc));
+    decoder = register_module("decoder", std::move(dec));
+  }
+  std::shared_ptr<models::VisualEncoderImpl> ct_encoder;
+  models::ReportDecoder decoder{nullptr};
+};
+TORCH_MODULE(ReportModel);
+
+/// The config the ClipModel of an x2ct run is built with: the temperature from loss.trimodal
+/// (init/min/max) and x2ct.learn_temperature.
+Config x2ctModelConfig(const Config& cfg);
+
+}  // namespace biud::models

@@ -13,6 +13,7 @@
 
 #include "biud/config/Config.h"
 #include "biud/models/Encoder.h"
+#include "biud/models/MethodModels.h"
 #include "biud/train/Task.h"
 
 namespace biud::train {
@@ -35,25 +36,6 @@ torch::Tensor positiveWeights(const torch::Tensor& labels, double maxWeight);
 /// the known entries of `labels` [B, L] (NaN = unknown, contributes nothing). 0 when none is known.
 /// Per entry: -(w y log s(x) + (1 - y) log(1 - s(x))), as torch.nn.BCEWithLogitsLoss(pos_weight).
 torch::Tensor maskedBce(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& posWeight = {});
-
-/// The model of a `finetune` run: `ct_encoder` (the pretrained BIUD CT encoder) and a linear
-/// `head` [labels x encoder width] on its pooled features (checkpoint keys `ct_encoder.*`, `head.*`).
-class FinetuneModelImpl : public torch::nn::Module {
- public:
-  /// The head starts at N(0, 0.01) weights and zero biases; `dropout` acts on the features in training.
-  FinetuneModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, std::int64_t labels, double dropout = 0.0);
-  /// Pooled encoder features [B, D] of volumes [B, C, D, H, W].
-  torch::Tensor features(const torch::Tensor& volume);
-  /// Logits [B, labels] of pooled features.
-  torch::Tensor classify(const torch::Tensor& feats);
-
-  std::shared_ptr<models::VisualEncoderImpl> ct_encoder;
-  torch::nn::Linear head{nullptr};
-
- private:
-  double p_;
-};
-TORCH_MODULE(FinetuneModel);
 
 /// Per-case predictions of a split.
 struct SplitPredictions {

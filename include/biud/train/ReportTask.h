@@ -14,6 +14,7 @@
 
 #include "biud/config/Config.h"
 #include "biud/models/Encoder.h"
+#include "biud/models/MethodModels.h"
 #include "biud/models/ReportDecoder.h"
 #include "biud/text/Entities.h"
 #include "biud/train/Task.h"
@@ -51,19 +52,6 @@ constexpr size_t kChanceShifts = 20;
 /// `nlgProtocol` (eval.nlg_protocol): biud or ct2rep (eval/Protocols.h); `nlg.protocol` says which.
 ReportScores scoreReports(const std::vector<std::string>& generated, const std::vector<std::string>& references,
                           const text::EntityExtractor& extractor, const std::string& nlgProtocol = "biud");
-
-/// The model of a `report` run: `ct_encoder` (the pretrained BIUD CT encoder) whose tokens the
-/// `decoder` cross-attends to (checkpoint keys `ct_encoder.*`, `decoder.*`).
-class ReportModelImpl : public torch::nn::Module {
- public:
-  ReportModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, models::ReportDecoder dec) {
-    ct_encoder = register_module("ct_encoder", std::move(enc));
-    decoder = register_module("decoder", std::move(dec));
-  }
-  std::shared_ptr<models::VisualEncoderImpl> ct_encoder;
-  models::ReportDecoder decoder{nullptr};
-};
-TORCH_MODULE(ReportModel);
 
 /// The `report` task; biud-report drives it, biud-train can too.
 class ReportTask : public Task {

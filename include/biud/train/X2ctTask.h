@@ -20,39 +20,14 @@
 
 #include "biud/data/Sampler.h"
 #include "biud/losses/TrimodalLoss.h"
+#include "biud/models/MethodModels.h"
 #include "biud/text/Prompts.h"
 #include "biud/text/Tokenizer.h"
-#include "biud/train/MethodModels.h"
 #include "biud/train/Task.h"
+#include "biud/train/X2ctLatents.h"
 #include "biud/train/XraySet.h"
 
 namespace biud::train {
-
-/// Frozen latents of the CTs and their reports, one row per CT (normalised, [N, d], float32, CPU).
-struct X2ctLatents {
-  std::vector<std::string> ids;
-  torch::Tensor ct, report;
-  std::string key;  ///< what they were computed from (checkpoint, manifest, report sections)
-  /// Row of `id`, or -1.
-  std::int64_t row(const std::string& id) const;
-  std::map<std::string, std::int64_t> index;
-};
-
-/// Read `path` (safetensors: `ct`, `report`; metadata: `ids` as JSON, `key`). IoError/DataError
-/// naming the file when it is unreadable.
-X2ctLatents readX2ctLatents(const std::string& path);
-/// Write atomically.
-void writeX2ctLatents(const std::string& path, const X2ctLatents& l);
-/// The CT an X-ray belongs to: its id up to the first `#` (biud-drr writes one X-ray per CT with
-/// the CT's id; several views of one scan can be listed as `<ct id>#<view>`).
-std::string x2ctScanId(const std::string& xrayId);
-/// Where a run keeps its latents: x2ct.latent_cache, or <runDir>/latents.safetensors.
-std::string x2ctLatentPath(const Config& cfg, const std::string& runDir);
-/// The X-ray manifest of the task: x2ct.xray_manifest, or data.xray_manifest.
-std::string x2ctXrayManifest(const Config& cfg);
-/// The config the ClipModel of an x2ct run is built with: the temperature from loss.trimodal
-/// (init/min/max) and x2ct.learn_temperature.
-Config x2ctModelConfig(const Config& cfg);
 
 class X2ctTask final : public Task {
  public:
@@ -65,7 +40,7 @@ class X2ctTask final : public Task {
   void loadState(const nlohmann::json& s) override;
 
   /// For tests and tools.
-  ClipModel& model() { return model_; }
+  models::ClipModel& model() { return model_; }
   const X2ctLatents& latents() const { return latents_; }
   /// CT encoder forward passes this task made (all of them while filling the cache; 0 when the
   /// cache was already there).
@@ -92,7 +67,7 @@ class X2ctTask final : public Task {
   X2ctLatents latents_;
   std::unique_ptr<text::PromptSet> prompts_;
   text::LabelMatch promptCols_;  ///< validation label columns with prompts (checked at construction)
-  ClipModel model_{nullptr};
+  models::ClipModel model_{nullptr};
   std::unique_ptr<data::BatchSampler> sampler_;
   std::vector<std::vector<std::int64_t>> batches_;
   std::int64_t epoch_ = 0;
