@@ -1,11 +1,15 @@
 // biud-x2ct-eval's pieces: the linear probe against scikit-learn's LogisticRegression on the same
-// data, retrieval with several views per scan worked out by hand, and the few-shot subsets.
+// data, retrieval with several views per scan worked out by hand, the few-shot subsets, the few-shot
+// protocol against the same probes scored pair by pair, and the AUROC JSON and Markdown table by hand.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <map>
 #include <set>
 
 #include "biud/core/Error.h"
+#include "biud/core/Rng.h"
 #include "biud/evaluate/X2ctEval.h"
 #include "biud/tensor/Safetensors.h"
 #include "common/TestUtil.h"
@@ -78,6 +82,84 @@ TEST(X2ctEval, FewShotSubsets) {
   EXPECT_NE(evaluate::fewShotSubset(210, 0.1, 2), b);
   EXPECT_EQ(evaluate::fewShotSubset(210, 1.0, 3).size(), 210u);
   EXPECT_THROW(evaluate::fewShotSubset(10, 0.0, 1), ValueError);
+}
+
+/// AUROC by counting pairs (ties 1/2), NaN labels skipped.
+double pairAuroc(const torch::Tensor& s, const torch::Tensor& y) {
+  double right = 0;
+  int pairs = 0;
+  for (std::int64_t i = 0; i < s.size(0); ++i)
+    for (std::int64_t j = 0; j < s.size(0); ++j) {
+      const double yi = y[i].item<double>(), yj = y[j].item<double>();
+      if (yi != 1.0 || yj != 0.0) continue;
+      const double a = s[i].item<double>(), b = s[j].item<double>();
+      right += a > b ? 1.0 : a == b ? 0.5 : 0.0;
+      ++pairs;
+    }
+  return right / pairs;
+}
+
+TEST(X2ctEval, AurocJsonSplitsCtOnlyAndVisibleFindings) {
+  // a 0.9, b 0.6 (CT-only), c NaN (CT-only), d 0.5: macro over finite values (0.9+0.6+0.5)/3.
+  const std::map<std::string, double> m{{"auroc/a", 0.9}, {"auroc/b", 0.6}, {"auroc/c", NAN}, {"auroc/d", 0.5}};
+  const auto j = evaluate::x2ctAurocJson(m, {"a", "b", "c", "d"}, {"b", "c", "z"});
+  EXPECT_DOUBLE_EQ(j["macro"].get<double>(), (0.9 + 0.6 + 0.5) / 3);
+  EXPECT_DOUBLE_EQ(j["macro_ct_only"].get<double>(), 0.6);
+  EXPECT_DOUBLE_EQ(j["macro_xray_visible"].get<double>(), (0.9 + 0.5) / 2);
+  EXPECT_TRUE(j["per_label"]["c"].is_null());
+  EXPECT_EQ(j["ct_only_findings"], (std::vector<std::string>{"b", "c"}));
+  const auto none = evaluate::x2ctAurocJson({{"auroc/c", NAN}}, {"c"}, {});
+  EXPECT_TRUE(none["macro"].is_null());
+  EXPECT_TRUE(none["macro_ct_only"].is_null());
+}
+
+TEST(X2ctEval, FewShotProbeAveragesTheSubsetsAurocs) {
+  torch::manual_seed(7);
+  const std::int64_t n = 40, m = 30, d = 4;
+  auto x = torch::randn({n, d}), xt = torch::randn({m, d});
+  auto w = torch::randn({d, 2});
+  auto y = (torch::matmul(x, w) + 0.5 * torch::randn({n, 2})).gt(0).to(torch::kFloat32);
+  auto yt = (torch::matmul(xt, w) + 0.5 * torch::randn({m, 2})).gt(0).to(torch::kFloat32);
+  evaluate::FewShotOptions o;
+  o.fractions = {0.25, 1.0};
+  o.subsets = 2;
+  o.C = 0.5;
+  o.seed = 42;
+  o.ctOnly = {"b"};
+  const auto j = evaluate::fewShotProbe(x, y, xt, yt, {"a", "b"}, o);
+  ASSERT_TRUE(j.contains("0.25") && j.contains("1"));
+  EXPECT_EQ(j["1"]["labelled_xrays"], n);
+  EXPECT_EQ(j["1"]["subsets"], 1);
+  EXPECT_EQ(j["0.25"]["labelled_xrays"], 10);
+  EXPECT_EQ(j["0.25"]["subsets"], 2);
+  // The same by hand: the probe on each subset, AUROCs counted pair by pair, averaged.
+  for (const std::string col : {"a", "b"}) {
+    const std::int64_t c = col == "a" ? 0 : 1;
+    const auto all = evaluate::linearProbe(x, y, xt, o.C);
+    EXPECT_NEAR(j["1"]["per_label"][col].get<double>(), pairAuroc(all.select(1, c), yt.select(1, c)), 1e-12);
+    double sum = 0;
+    for (int s = 0; s < 2; ++s) {
+      auto idx = torch::tensor(evaluate::fewShotSubset(n, 0.25, deriveSeed(42, fmt::format("fewshot-{}-{}", 0.25, s))));
+      auto p = evaluate::linearProbe(x.index_select(0, idx), y.index_select(0, idx), xt, o.C);
+      sum += pairAuroc(p.select(1, c), yt.select(1, c));
+    }
+    EXPECT_NEAR(j["0.25"]["per_label"][col].get<double>(), sum / 2, 1e-12) << col;
+  }
+  EXPECT_DOUBLE_EQ(j["1"]["macro_ct_only"].get<double>(), j["1"]["per_label"]["b"].get<double>());
+}
+
+TEST(X2ctEval, MarkdownTableByHand) {
+  nlohmann::json r;
+  r["models"]["A"]["loss"] = {{"alpha", 1.0}, {"beta", 0.5}, {"gamma", 0.25}};
+  r["models"]["A"]["zeroshot"]["per_label"]["f"] = 0.75;
+  r["models"]["A"]["fewshot"]["0.5"]["macro"] = 0.6;
+  r["models"]["B"]["loss"] = {{"alpha", 2.0}, {"beta", 0.0}, {"gamma", 1.0}};
+  const auto md = evaluate::x2ctMarkdown(r, {"A", "B"}, {"f"});
+  EXPECT_EQ(md.substr(0, md.find('\n', md.find('\n') + 1) + 1), "| metric | A | B |\n|---|---|---|\n");
+  EXPECT_NE(md.find("| loss weight alpha (CT-report) | 1.000 | 2.000 |\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("| zero-shot AUROC f | 0.750 | – |\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("| linear probe 50 % labels: AUROC macro | 0.600 | – |\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("| external: xray_to_ct recall@5 | – | – |\n"), std::string::npos) << md;
 }
 
 }  // namespace
