@@ -24,13 +24,14 @@ int main(int argc, char** argv) {
   std::int64_t frames = 240;
   int batch = 1;
   std::vector<double> spacing{0.75, 0.75, 1.5};
+  std::string loader = "zeroshot";
   auto* cc = cli.add_subcommand(
       "ct-clip",
       "CT-CLIP (Hamamci et al.; github.com/ibrahimethemhamamci/CT-CLIP; docs/baselines.md): its zero-shot checkpoint "
       "(CT-CLIP_v2.pt, a torch.save'd state dict with visual_transformer.*, text_transformer.*, "
       "to_visual_latent.weight, to_text_latent.weight, temperature) -> a run whose model is CTViT + CXR-BERT with "
       "CT-CLIP's latent projections (models/CtClip.h), whose data.ct is CT-CLIP's preprocessing (0.75 x 0.75 x 1.5 mm, "
-      "torch resampling grid, clip [-1000, 1000] / 1000, centre crop/pad to S x S x --frames with -1, S from the "
+      "torch resampling grid, clip [-1000, 1000] (before resampling with --loader zeroshot) / 1000, centre crop/pad to S x S x --frames with -1, S from the "
       "checkpoint) and whose tokenizer is CXR-BERT's WordPiece (lower case, 512 tokens). The architecture is read from "
       "the tensor shapes; what shapes cannot tell comes from the flags below (defaults: the released model).");
   cc->fallthrough();
@@ -50,6 +51,11 @@ int main(int argc, char** argv) {
   cc->add_option("--frames", frames, "slices per volume after crop/pad, data.ct.size's z (released: 240)")
       ->check(CLI::PositiveNumber);
   cc->add_option("--spacing", spacing, "target voxel spacing x y z in mm (released: 0.75 0.75 1.5)")->expected(3);
+  cc->add_option("--loader", loader,
+                 "which of CT-CLIP's two preprocessings data.ct reproduces: zeroshot = scripts/data_inference_nii.py "
+                 "(HU clipped before resampling; configs/data/ct_rate_ctclip_zeroshot.yaml, what CT-CLIP's zero-shot "
+                 "numbers used) or train = scripts/data.py (clipped after; configs/data/ct_rate_ctclip.yaml)")
+      ->check(CLI::IsMember({"zeroshot", "train"}));
   cc->add_option("--batch-size", batch, "volumes per forward pass in evaluations (data.loader.batch_size; a 480 x 480 x 240 "
                  "volume needs ~2 GB of activations)")
       ->check(CLI::PositiveNumber);
@@ -62,6 +68,7 @@ int main(int argc, char** argv) {
     o.frames = frames;
     o.batch = batch;
     o.spacing = spacing;
+    o.loader = loader;
     if (app.outGiven()) o.givenOut = app.out();
     o.prepareOut = [&] { return app.prepareOutDir("ctclip", app::App::OutKind::kTrainingRun); };
     evaluate::importCtClip(o, app.config());

@@ -59,6 +59,10 @@ nlohmann::ordered_json importCtClip(const CtClipImportOptions& opt, Config& cfg)
   ct.spacing = opt.spacing;
   ct.size = {static_cast<int>(opts.image.image_size), static_cast<int>(opts.image.image_size), static_cast<int>(opt.frames)};
   ct.grid = "torch";
+  BIUD_CHECK(opt.loader == "zeroshot" || opt.loader == "train", ConfigError,
+             "--loader `{}`: zeroshot (CT-CLIP's scripts/data_inference_nii.py) or train (its scripts/data.py)",
+             opt.loader);
+  ct.clip_before_resample = opt.loader == "zeroshot";
   ct.hu_min = -1000, ct.hu_max = 1000, ct.scale = 1000, ct.pad_value = -1;
   ct.crop = "center";
   ct.window = "default";

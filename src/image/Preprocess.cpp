@@ -314,17 +314,25 @@ Volume preprocessCtUnchecked(const Volume& hu, const CtPreprocessConfig& cfg) {
   const bool torchGrid = cfg.grid == "torch";
   BIUD_CHECK(torchGrid || cfg.grid == "itk", ConfigError, "data.ct.grid: `{}` (itk or torch)", cfg.grid);
   std::array<int, 3> start{};
+  // Clipping first (CT-CLIP's zero-shot loader): the resampled values are convex combinations of
+  // clipped ones, so the clip after resampling below changes nothing more.
+  Volume clipped;
+  if (cfg.clip_before_resample) {
+    clipped = hu;
+    for (float& x : clipped.data) x = std::min(hi, std::max(lo, x));
+  }
+  const Volume& src = cfg.clip_before_resample ? clipped : hu;
   Volume v;
   if (cfg.crop == "body") {
-    v = resampleLinear(hu, sp, lo, torchGrid);
+    v = resampleLinear(src, sp, lo, torchGrid);
     start = bodyCropStart(v, size, static_cast<float>(cfg.body_threshold));
   } else {
     // Centre crop: the window is known before resampling, so only the voxels inside it are
     // computed (same taps, same values as resampling everything and cropping afterwards).
-    BIUD_CHECK(hu.numel() > 0 && static_cast<std::int64_t>(hu.data.size()) == hu.numel(), ValueError,
-               "preprocess: volume of size {}x{}x{} holds {} values", hu.size[0], hu.size[1], hu.size[2],
-               hu.data.size());
-    const auto n = resampledSize(hu, sp, torchGrid);
+    BIUD_CHECK(src.numel() > 0 && static_cast<std::int64_t>(src.data.size()) == src.numel(), ValueError,
+               "preprocess: volume of size {}x{}x{} holds {} values", src.size[0], src.size[1], src.size[2],
+               src.data.size());
+    const auto n = resampledSize(src, sp, torchGrid);
     std::array<int, 3> first{}, count{};
     for (int d = 0; d < 3; ++d) {
       start[d] = centerStart(n[d], size[d]);
@@ -332,7 +340,7 @@ Volume preprocessCtUnchecked(const Volume& hu, const CtPreprocessConfig& cfg) {
       count[d] = std::min(n[d], start[d] + size[d]) - first[d];
       start[d] -= first[d];
     }
-    v = pass(hu, 2, count[2], sp[2], lo, first[2], torchGrid);
+    v = pass(src, 2, count[2], sp[2], lo, first[2], torchGrid);
     v = pass(v, 1, count[1], sp[1], lo, first[1], torchGrid);
     v = pass(v, 0, count[0], sp[0], lo, first[0], torchGrid);
   }
@@ -369,7 +377,8 @@ std::string describePreprocess(const CtPreprocessConfig& c) {
                      c.window, c.hu_min, c.hu_max, c.scale, c.pad_value, c.crop,
                      c.crop == "body" ? fmt::format(" (> {} HU)", c.body_threshold) : std::string(), c.storage) +
          // Only when not the default, so that caches built before the option keep their hash.
-         (c.grid == "itk" ? std::string() : fmt::format(", grid {}", c.grid));
+         (c.grid == "itk" ? std::string() : fmt::format(", grid {}", c.grid)) +
+         (c.clip_before_resample ? ", clip before resampling" : "");
 }
 
 std::string preprocessHash(const CtPreprocessConfig& c) {

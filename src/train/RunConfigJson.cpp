@@ -153,6 +153,7 @@ json describeCt(const CtPreprocessConfig& c) {
           {"scale", c.scale},       {"pad_value", c.pad_value},
           {"crop", c.crop},         {"body_threshold", c.body_threshold},
           {"window", c.window},     {"grid", c.grid},
+          {"clip_before_resample", c.clip_before_resample},
           {"storage", c.storage},   {"hash", image::preprocessHash(c)},
           {"description", image::describePreprocess(c)},
           // What the encoder is fed: one channel, z slowest and x fastest (the cache's layout).

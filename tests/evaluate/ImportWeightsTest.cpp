@@ -58,6 +58,7 @@ TEST(ImportWeights, CtClipStateDictBecomesARunLoadRunReadsBack) {
   EXPECT_EQ(run.cfg.data.ct.size, (std::vector<int>{40, 40, 20}));
   EXPECT_EQ(run.cfg.data.ct.spacing, (std::vector<double>{1.0, 1.0, 2.0}));
   EXPECT_EQ(run.cfg.data.ct.grid, "torch");
+  EXPECT_TRUE(run.cfg.data.ct.clip_before_resample);  // --loader zeroshot by default
   EXPECT_EQ(run.cfg.data.loader.batch_size, 2);
   EXPECT_EQ(run.cfg.eval.zeroshot_protocol, "ct-clip");
   EXPECT_EQ(run.cfg.text.max_length, 512);

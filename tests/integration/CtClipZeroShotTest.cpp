@@ -197,7 +197,32 @@ TEST(CtClipZeroShot, CacheEqualsCtClipLoaderAndGivesTheSameLatents) {
         quote(D + "/ctrate/manifest.csv") + " --out " + quote(D + "/cache") + " --threads 2 --quiet");
   // The run: its data.ct must be the preset's (same cache hash).
   runOk(app("biud-import-weights") + " ct-clip --ckpt " + quote(D + "/m/ctclip.pt") + " --tokenizer " +
-        quote(vocab) + " --text-heads 2 --out " + quote(D + "/run2") + " --quiet");
+        quote(vocab) + " --text-heads 2 --loader train --out " + quote(D + "/run2") + " --quiet");
+
+  // data.ct.clip_before_resample (configs/data/ct_rate_ctclip_zeroshot.yaml) is CT-CLIP's zero-shot loader.
+  runOk(app("biud-preprocess") + " --config " +
+        quote((biud::test::sourceDir() / "configs" / "data" / "ct_rate_ctclip_zeroshot.yaml").string()) +
+        " --manifest " + quote(D + "/ctrate/manifest.csv") + " --out " + quote(D + "/cache_zs") +
+        " --threads 2 --quiet");
+  stdfs::create_directories(t / "no_model");
+  const auto refZs = nlohmann::json::parse(runPython("ctclip_reference.py", "nii " + quote(D + "/release") + " " +
+                                                                               quote(D + "/no_model") + " " +
+                                                                               quote(D + "/cache_zs") +
+                                                                               " train_1_a_1 train_1_a_2 valid_1_a_1"));
+  double loadersDiffer = 0;
+  for (const std::string id : {"train_1_a_1", "train_1_a_2", "valid_1_a_1"}) {
+    EXPECT_LT(refZs["max_abs"][id + ":zeroshot"].get<double>(), 2e-5)
+        << id << ": clip_before_resample voxels vs CT-CLIP's scripts/data_inference_nii.py";
+    loadersDiffer = std::max(loadersDiffer, refZs["max_abs"][id + ":train"].get<double>());
+  }
+  // The two loaders differ on these files (two of the three: ~0.12-0.14 at air and bone edges), so
+  // the comparison above can fail.
+  EXPECT_GT(loadersDiffer, 1e-2);
+  // An import with the default --loader (zeroshot) reads the zero-shot loader's cache.
+  runOk(app("biud-import-weights") + " ct-clip --ckpt " + quote(D + "/m/ctclip.pt") + " --tokenizer " +
+        quote(vocab) + " --text-heads 2 --out " + quote(D + "/run_zs") + " --quiet");
+  EXPECT_EQ(biud::image::preprocessHash(biud::evaluate::loadRun(D + "/run_zs", torch::kCPU, false).cfg.data.ct),
+            biud::image::cacheHashOf(D + "/cache_zs").first);
 
   const auto ref = nlohmann::json::parse(runPython("ctclip_reference.py", "nii " + quote(D + "/release") + " " +
                                                                              quote(D + "/m") + " " + quote(D + "/cache") +

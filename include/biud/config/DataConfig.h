@@ -16,6 +16,7 @@ struct CtPreprocessConfig {
   std::string storage = "int16";
   int shard_mb = 2048;     ///< cache shard size (not part of the preprocessing hash)
   std::string grid = "itk";       ///< resampling grid: itk or torch (CT-CLIP's)
+  bool clip_before_resample = false;  ///< clip HU to the window before resampling (CT-CLIP's zero-shot loader)
   std::string hu_check = "warn";  ///< chest-CT plausibility of HU values (not part of the hash)
   double min_air_fraction = 0.01; ///< hu_check threshold (not part of the hash)
   /// mm; every voxel spacing of a volume read (after the manifest's overrides) must lie in it
@@ -42,6 +43,10 @@ struct CtPreprocessConfig {
             "torch = size floor(n * old / new), samples at (o + 0.5) * n / size - 0.5 "
             "(torch.nn.functional.interpolate(mode='trilinear', align_corners=False), as CT-CLIP's data loaders)",
             config::oneOf({"itk", "torch"}));
+    v.field("clip_before_resample", clip_before_resample,
+            "clip HU to the window before resampling instead of after it: voxels next to values beyond the window "
+            "differ (CT-CLIP's zero-shot loader scripts/data_inference_nii.py clips before, its training loader "
+            "scripts/data.py after; configs/data/ct_rate_ctclip_zeroshot.yaml)");
     v.field("hu_check", hu_check,
             "chest-CT plausibility check before preprocessing: fewer than min_air_fraction of the voxels in "
             "[-1100, -900] HU (air, lung) means the HU values are wrong (rescale intercept missing or applied "

@@ -20,6 +20,9 @@ struct CtClipImportOptions {
   std::int64_t frames = 240;                    ///< slices after crop/pad (data.ct.size's z)
   int batch = 1;                                ///< data.loader.batch_size of evaluations
   std::vector<double> spacing{0.75, 0.75, 1.5};  ///< data.ct.spacing (mm)
+  /// Which of CT-CLIP's loaders data.ct reproduces: "zeroshot" (scripts/data_inference_nii.py, HU
+  /// clipped before resampling) or "train" (scripts/data.py, clipped after).
+  std::string loader = "zeroshot";
   std::string givenOut;  ///< --out as given (refused when it already holds checkpoints); empty when not given
   /// Called once the inputs are checked and the weights read: the run folder to write.
   std::function<std::string()> prepareOut;
