@@ -65,6 +65,13 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+def gate_text(gj):
+    """The table's gate column: an expert scored without thresholds (the weak one) was not gated."""
+    if gj.get("min_zeroshot_visible", 0) <= 0 and gj.get("min_agreement", 0) <= 0:
+        return "not gated"
+    return "passed" if gj["passed"] else "missed"
+
+
 def cmd_gate(a):
     grp = groups(a.findings)
     zs = json.load(open(a.zeroshot))
@@ -240,7 +247,7 @@ def cmd_table(a):
         for name, gj in table["experts"].items():
             z, r = gj["zeroshot_macro_auroc"], gj["retrieval_agreement_top1"]
             md.append(f"| {name} | {fmt(z['all'])} | {fmt(z['visible'])} | {fmt(z['ct_only'])} | {fmt(r['all'])} | "
-                      f"{fmt(r['visible'])} | {'passed' if gj['passed'] else 'missed'} |")
+                      f"{fmt(r['visible'])} | {gate_text(gj)} |")
     if "oracle" in table:
         o = table["oracle"]
         md += ["", f"Oracle pairing: {o['exact_finding_set'] * 100:.1f} % of CTs have an X-ray with the identical "
