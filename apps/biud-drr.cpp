@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
       "<out>/manifest.csv, the paired X-ray manifest: same ids, reports, splits, patients and labels as the CTs. "
       "Resumable: a rerun skips finished X-rays. Unreadable volumes are listed in <out>/failures.jsonl (exit code 3).");
   app.addCommon(biud::app::kConfig | biud::app::kOut | biud::app::kManifest | biud::app::kThreads);
-  std::string input, projector, beam;
+  std::string input, projector, beam, oldBeam;
   std::vector<std::string> ignore;
   double spacing = 0, sourceDistance = 0;
   int bits = 0, size = -1;
@@ -32,9 +32,11 @@ int main(int argc, char** argv) {
                  "of .dcm files, searched recursively; id = relative path without extension)");
   cli.add_option("--projector", projector, "mean or drr (x2ct.drr.projector, default drr)")
       ->check(CLI::IsMember({"mean", "drr"}));
-  cli.add_option("--beam", beam, "drr geometry: parallel or cone (x2ct.drr.beam, default parallel)")
+  cli.add_option("--geometry", beam, "projection geometry: parallel or cone beam (x2ct.drr.beam, default parallel)")
       ->check(CLI::IsMember({"parallel", "cone"}));
-  cli.add_option("--spacing", spacing, "isotropic resampling in mm (x2ct.drr.spacing, default 1)")
+  // Deprecated name of --geometry (--beam is the beam width in biud-report); hidden, warns.
+  cli.add_option("--beam", oldBeam)->check(CLI::IsMember({"parallel", "cone"}))->group("");
+  cli.add_option("--iso-spacing", spacing, "isotropic resampling in mm, one number (x2ct.drr.spacing, default 1)")
       ->check(CLI::PositiveNumber);
   cli.add_option("--source-distance", sourceDistance,
                  "cone beam: source to volume centre in mm (x2ct.drr.source_distance, default 1000)")
@@ -48,7 +50,8 @@ int main(int argc, char** argv) {
     auto& cfg = app.config();
     auto& d = cfg.x2ct.drr;
     if (!projector.empty()) d.projector = projector;
-    if (!beam.empty()) d.beam = beam;
+    if (!oldBeam.empty()) biud::log::warn("drr", "--beam is deprecated here: use --geometry {}", oldBeam);
+    if (!beam.empty() || !oldBeam.empty()) d.beam = beam.empty() ? oldBeam : beam;
     if (spacing > 0) d.spacing = spacing;
     if (sourceDistance > 0) d.source_distance = sourceDistance;
     if (bits > 0) d.bits = bits;
@@ -56,9 +59,9 @@ int main(int argc, char** argv) {
     // The CT manifest: --manifest, else the recipe's data.manifest (unless --input names a folder).
     const std::string manifest = !app.manifest().empty() ? app.manifest() : input.empty() ? app.config().data.manifest : "";
     BIUD_CHECK(manifest.empty() != input.empty(), biud::ConfigError,
-               "biud-drr: give exactly one of --manifest FILE (a CT manifest; default data.manifest) or --input DIR "
+               "give exactly one of --manifest FILE (a CT manifest; default data.manifest) or --input DIR "
                "(a folder of CT volumes)");
-    BIUD_CHECK(app.outGiven(), biud::ConfigError, "biud-drr: --out DIR (the output folder) is required");
+    BIUD_CHECK(app.outGiven(), biud::ConfigError, "--out DIR (the output folder) is required");
     biud::image::Manifest m;
     if (!input.empty()) {
       m = biud::image::scanVolumeFolder(input);

@@ -15,10 +15,11 @@ int main(int argc, char** argv) {
   app::App app("biud-embed",
                "Embed report texts with the text encoder (model.text_encoder) and CT tensors (.npy or .safetensors, "
                "[C,D,H,W] or [D,H,W]) with the CT encoder (model.ct_encoder). Writes <out>/embeddings.safetensors "
-               "(text_pooled [N,D] pooled per model.text_encoder.pool; volume_pooled [M,D]; volume_index [M]: which inputs the rows are — a volume that cannot be read is skipped, listed in "
-               "<out>/failures.jsonl, and the exit code is 3; volume_tokens_<i> with "
-               "--save-tokens) and "
-               "<out>/biud-embed.json. With --bench, times forward+backward of one network instead.");
+               "(without --run: text_pooled [N,D] pooled per model.text_encoder.pool, volume_pooled [M,D]; with --run: "
+               "text_embedding, volume_embedding, volume_adapted (biud runs), xray_embedding; both: volume_index [M], "
+               "which inputs the rows are — a volume that cannot be read is skipped, listed in <out>/failures.jsonl, "
+               "and the exit code is 3; volume_tokens_<i> with --save-tokens) and <out>/biud-embed.json. With --bench, "
+               "times forward+backward of one network instead.");
   app.addCommon(app::kConfig | app::kOut | app::kThreads | app::kDevice | app::kSeed | app::kWeights);
   std::string texts, textModel, tensorKey, benchNet = "ct", benchPrecision = "fp32", benchOptimizer = "none", runDir;
   std::vector<std::string> volumes, xrays;

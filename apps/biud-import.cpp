@@ -84,9 +84,9 @@ int main(int argc, char** argv) {
       "img{train,valid,test}_Abnormality_and_Location_Labels.csv (NoteAcc_DEID + one 0/1 column per "
       "<abnormality>*<location>; .csv.gz also read) and checks that each volume <NoteAcc_DEID>.npz exists under "
       "--volumes (default --root). Volumes are read later by biud-preprocess: array `ct` of the .npz (int16 HU, axes "
-      "[slice, row, column]); every item gets the spacing override --spacing (0.8 mm, the release's resampling). No "
-      "other file of the release (CT_Scan_Metadata_Complete_35747.csv, Summary_3630.csv, Extrema, Indications) is "
-      "read. Splits: imgtrain -> train, imgvalid -> val, imgtest -> test (or all -> test with --all-test).");
+      "[slice, row, column]); every item gets the spacing override --iso-spacing (0.8 mm, the release's resampling). "
+      "No other file of the release (CT_Scan_Metadata_Complete_35747.csv, Summary_3630.csv, Extrema, Indications) "
+      "is read. Splits: imgtrain -> train, imgvalid -> val, imgtest -> test (or all -> test with --all-test).");
   rcCmd->fallthrough();
   rcCmd->add_option("--root", rc.root, "the RAD-ChestCT download folder (holding the label CSVs)")->required();
   rcCmd->add_option("--volumes", rc.volumeRoot, "folder holding the <NoteAcc_DEID>.npz files (default: --root)");
@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
                    "and listed in import.json notes)")
       ->check(CLI::IsMember({"own", "ct-rate"}));
   rcCmd->add_flag("--all-test", rc.allTest, "put every item in split test (external validation, as CT-CLIP uses it)");
-  rcCmd->add_option("--spacing", rc.spacing, "isotropic voxel spacing in mm written for every volume (default 0.8)");
+  rcCmd->add_option("--iso-spacing", rc.spacing,
+                    "isotropic voxel spacing in mm, one number, written for every volume (default 0.8)");
   rcCmd->add_flag("!--no-check-files", rc.checkFiles, "keep rows whose .npz file is missing");
 
   biud::image::FolderImportOptions fo;

@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     const std::string manifest = !app.manifest().empty() ? app.manifest() : cfg.data.manifest;
     BIUD_CHECK(!manifest.empty(), biud::ConfigError,
                "biud-preprocess: --manifest FILE is required (or data.manifest in the --config recipe)");
-    BIUD_CHECK(app.outGiven(), biud::ConfigError, "biud-preprocess: --out DIR (the cache folder) is required");
+    BIUD_CHECK(app.outGiven(), biud::ConfigError, "--out DIR (the cache folder) is required");
     BIUD_CHECK(!ctRate, biud::ConfigError,
                "biud-preprocess --ct-rate was removed: it read CT-RATE's reports without its metadata CSV, so the true "
                "spacing and rescale intercept were lost (wrong sizes and HU). Run `biud-import ct-rate --root "

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
       "scores [N, K], report_embedding [N, d]) and <out>/retrieve.json.\n"
       "Resumable: work is done in chunks kept in <out>/retrieve-work/; re-running the same command after an\n"
       "interruption (Ctrl-C, SIGTERM, a crash) skips the finished chunks. Changed inputs discard them.");
-  app.addCommon(app::kConfig | app::kOut | app::kThreads | app::kDevice | app::kWeights);
+  app.addCommon(app::kConfig | app::kOut | app::kManifest | app::kThreads | app::kDevice | app::kWeights);
   evaluate::RetrieveOptions f;
   auto& cli = app.cli();
   cli.add_option("--teacher", f.teacher,

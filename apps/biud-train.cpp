@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
                      "Writes a run folder (--out, or out_dir/<name>): config.resolved.yaml, log.txt, metrics.jsonl,\n"
                      "tensorboard/, checkpoints/step_*/ and checkpoints/latest. SIGINT/SIGTERM save a checkpoint\n"
                      "and exit with code 130; --resume latest continues exactly where it stopped.");
-  app.addCommon(biud::app::kAll & ~biud::app::kManifest);
+  app.addCommon(biud::app::kAll);
   std::string resume;
   app.cli().add_option("--resume", resume, "continue a run: a checkpoint folder, or `latest` (the newest in --out)");
   return app.run(argc, argv, [&] {

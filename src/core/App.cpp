@@ -97,7 +97,8 @@ void App::addCommon(unsigned flags) {
   }
   if (flags & kOut) cli_.add_option("-o,--out", out_, "output folder (run folder for training); created if missing");
   if (flags & kManifest)
-    cli_.add_option("-m,--manifest", manifest_, "CSV or JSONL list of cases (id, image, report..., labels)")
+    cli_.add_option("-m,--manifest", manifest_,
+                    "CSV or JSONL list of cases (id, image, report..., labels; same as --set data.manifest=FILE)")
         ->check(CLI::ExistingFile);
   if (flags & kSeed) cli_.add_option("--seed", seed_, "seed of every random stream (same as --set seed=N)");
   if (flags & kThreads) cli_.add_option("--threads", threads_, "CPU threads (0 = all cores; same as --set threads=N)");
@@ -117,6 +118,8 @@ Config& App::config() {
     if (threads_ >= 0) sets.push_back(fmt::format("threads={}", threads_));
     if (!device_.empty()) sets.push_back("device=" + device_);
     config_ = loadConfig(config_path_, sets);
+    // Set after loading (not as a --set string): a path is taken as written, never parsed as YAML.
+    if (!manifest_.empty()) config_.data.manifest = manifest_;
     loaded_ = true;
   }
   return config_;

@@ -69,7 +69,7 @@ std::string importSummary(const ImportResult& r) {
 
 void finishImport(const std::string& outDir, const ImportResult& r, const std::map<std::string, std::string>& options) {
   BIUD_CHECK(!r.manifest.items.empty(), DataError,
-             "biud-import {}: no item could be imported ({} rows skipped; the first: {}). Check --root", r.dataset,
+             "{}: no item could be imported ({} rows skipped; the first: {}). Check --root", r.dataset,
              r.skipped.size(),
              r.skipped.empty() ? std::string("none") : r.skipped.front().id + ": " + r.skipped.front().reason);
   writeImport(outDir, r, options);

@@ -59,7 +59,7 @@ std::string checkHu(const Volume& hu, const CtPreprocessConfig& cfg, const std::
 PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConfig& cfg,
                                 const PreprocessJobOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
-  BIUD_CHECK(!opt.out.empty(), ConfigError, "biud-preprocess: --out (the cache folder) is required");
+  BIUD_CHECK(!opt.out.empty(), ConfigError, "--out (the cache folder) is required");
   fs::makeDirs(opt.out);
   PreprocessSummary sum;
   sum.total = manifest.items.size();

@@ -49,7 +49,7 @@ std::string safeId(const std::string& id) {
 std::string drrImagePath(const std::string& id) { return "images/" + safeId(id) + ".png"; }
 
 Manifest scanVolumeFolder(const std::string& dir) {
-  BIUD_CHECK(stdfs::is_directory(dir), IoError, "biud-drr --input `{}`: not a folder", dir);
+  BIUD_CHECK(stdfs::is_directory(dir), IoError, "--input `{}`: not a folder", dir);
   Manifest m;
   m.path = dir;
   std::set<std::string> dicomDirs;
@@ -81,7 +81,7 @@ Manifest scanVolumeFolder(const std::string& dir) {
   std::sort(found.begin(), found.end());
   std::set<std::string> ids;
   for (auto& [id, path] : found) {
-    BIUD_CHECK(ids.insert(id).second, DataError, "biud-drr --input `{}`: two volumes map to the id `{}` ({}); rename one",
+    BIUD_CHECK(ids.insert(id).second, DataError, "--input `{}`: two volumes map to the id `{}` ({}); rename one",
                dir, id, path);
     ManifestItem it;
     it.id = id;
@@ -90,7 +90,7 @@ Manifest scanVolumeFolder(const std::string& dir) {
     m.items.push_back(std::move(it));
   }
   BIUD_CHECK(!m.items.empty(), DataError,
-             "biud-drr --input `{}`: no CT volume found (.nii, .nii.gz, .mha, .mhd, .nrrd, .nhdr files, or folders of "
+             "--input `{}`: no CT volume found (.nii, .nii.gz, .mha, .mhd, .nrrd, .nhdr files, or folders of "
              ".dcm files)",
              dir);
   return m;
@@ -98,7 +98,7 @@ Manifest scanVolumeFolder(const std::string& dir) {
 
 DrrSummary runDrr(const Manifest& manifest, const DrrConfig& cfg, const DrrJobOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
-  BIUD_CHECK(!opt.out.empty(), ConfigError, "biud-drr: --out (the output folder) is required");
+  BIUD_CHECK(!opt.out.empty(), ConfigError, "--out (the output folder) is required");
   const stdfs::path out(opt.out);
   fs::makeDirs(out / "images");
   DrrSummary sum;

@@ -346,7 +346,7 @@ std::string csvField(const std::string& s) { return csv::quote(s); }
 
 GenerateSummary generateDataset(const SynthConfig& cfg, const GenerateOptions& opt) {
   checkConfig(cfg);
-  BIUD_CHECK(!opt.out.empty(), ConfigError, "biud-synth: no output folder (give --out DIR)");
+  BIUD_CHECK(!opt.out.empty(), ConfigError, "no output folder (give --out DIR)");
   const fs::stdfs::path out(opt.out);
   fs::makeDirs(out / "ct" / "volumes");
   fs::makeDirs(out / "cxr" / "images");

@@ -104,7 +104,7 @@ TEST(ImportReport, FinishWritesTheFilesOrNamesTheFirstSkippedRow) {
     ADD_FAILURE() << "no error for an empty import";
   } catch (const biud::DataError& e) {
     EXPECT_EQ(std::string(e.what()),
-              "biud-import folder: no item could be imported (1 rows skipped; the first: w: volume file not found). "
+              "folder: no item could be imported (1 rows skipped; the first: w: volume file not found). "
               "Check --root");
   }
   EXPECT_FALSE(std::filesystem::exists(d / "none" / "manifest.csv"));

@@ -259,7 +259,7 @@ TEST(Projection, AppOnAFolderWith16Bits) {
   image::writeVolume((tmp / "in/sub/x.nii.gz").string(), testVolume());
   image::writeVolume((tmp / "in/y.nrrd").string(), testVolume({8, 8, 8}, {2, 2, 2}));
   const auto r = run(app("biud-drr") + " --input " + quote((tmp / "in").string()) + " --out " +
-                     quote((tmp / "out").string()) + " --bits 16 --beam cone --source-distance 300 --quiet");
+                     quote((tmp / "out").string()) + " --bits 16 --geometry cone --source-distance 300 --quiet");
   ASSERT_EQ(r.rc, 0) << r.out;
   const auto xm = image::readManifest((tmp / "out/manifest.csv").string());
   ASSERT_EQ(xm.items.size(), 2u);

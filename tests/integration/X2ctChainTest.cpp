@@ -49,7 +49,7 @@ TEST(X2ctChain, SynthToX2ctEval) {
   runOk(app("biud-train") + common + " --set task=biud --set trainer.steps=2 --out " + D + "/biud");
 
   // Simulated X-rays of every CT (train/val/test/external), ids = CT ids.
-  runOk(app("biud-drr") + common + " --manifest " + D + "/data/ct/manifest.csv --spacing 4 --out " + D + "/drr");
+  runOk(app("biud-drr") + common + " --manifest " + D + "/data/ct/manifest.csv --iso-spacing 4 --out " + D + "/drr");
   const auto ct = biud::fs::readFile(D + "/data/ct/manifest.csv");
   const auto xr = biud::fs::readFile(D + "/drr/manifest.csv");
   EXPECT_EQ(std::count(ct.begin(), ct.end(), '\n'), std::count(xr.begin(), xr.end(), '\n'));

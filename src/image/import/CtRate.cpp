@@ -100,9 +100,9 @@ bool parseCtRateName(const std::string& volumeName, CtRateName& out) {
 ImportResult importCtRate(const CtRateImportOptions& opt) {
   ImportResult r;
   r.dataset = "ct-rate";
-  BIUD_CHECK(!opt.root.empty(), ConfigError, "biud-import ct-rate: --root (the CT-RATE release folder) is required");
+  BIUD_CHECK(!opt.root.empty(), ConfigError, "ct-rate: --root (the CT-RATE release folder) is required");
   BIUD_CHECK(opt.rescale == "metadata" || opt.rescale == "file", ConfigError,
-             "biud-import ct-rate: --rescale `{}` (metadata or file)", opt.rescale);
+             "ct-rate: --rescale `{}` (metadata or file)", opt.rescale);
   std::error_code ec;
   stdfs::path ds = opt.root;
   if (stdfs::is_directory(ds / "dataset", ec)) ds = ds / "dataset";
@@ -128,7 +128,7 @@ ImportResult importCtRate(const CtRateImportOptions& opt) {
   std::vector<Pending> pending;
   for (const auto& split : opt.splits) {
     auto f = files.find(split);
-    BIUD_CHECK(f != files.end(), ConfigError, "biud-import ct-rate: unknown split `{}` (train, valid)", split);
+    BIUD_CHECK(f != files.end(), ConfigError, "ct-rate: unknown split `{}` (train, valid)", split);
     auto reports = tables.read(ds / "radiology_text_reports" / f->second.reports, true, "reports CSV");
     auto labels = tables.read(ds / "multi_abnormality_labels" / f->second.labels, false, "labels CSV");
     auto meta = tables.read(ds / "metadata" / f->second.metadata, false, "metadata CSV");

@@ -47,20 +47,20 @@ bool volumeId(const stdfs::directory_entry& e, std::string& id) {
 ImportResult importFolder(const FolderImportOptions& opt) {
   ImportResult r;
   r.dataset = "folder";
-  BIUD_CHECK(!opt.root.empty(), ConfigError, "biud-import folder: --root (the folder of volumes) is required");
-  BIUD_CHECK(!opt.labels.empty(), ConfigError, "biud-import folder: --labels (the labels CSV) is required");
+  BIUD_CHECK(!opt.root.empty(), ConfigError, "folder: --root (the folder of volumes) is required");
+  BIUD_CHECK(!opt.labels.empty(), ConfigError, "folder: --labels (the labels CSV) is required");
   BIUD_CHECK(opt.valFraction >= 0 && opt.testFraction >= 0 && opt.valFraction + opt.testFraction < 1, ConfigError,
-             "biud-import folder: --val-fraction {} + --test-fraction {} must be below 1", opt.valFraction,
+             "folder: --val-fraction {} + --test-fraction {} must be below 1", opt.valFraction,
              opt.testFraction);
   std::error_code ec;
-  BIUD_CHECK(stdfs::is_directory(opt.root, ec), IoError, "biud-import folder: `{}` is not a folder", opt.root);
+  BIUD_CHECK(stdfs::is_directory(opt.root, ec), IoError, "folder: `{}` is not a folder", opt.root);
   // Volumes: every volume file and every sub-folder (a DICOM series) directly under root.
   std::map<std::string, std::string> volumes;
   for (const auto& e : stdfs::directory_iterator(opt.root)) {
     std::string id;
     if (!volumeId(e, id)) continue;
     auto [pos, fresh] = volumes.emplace(id, e.path().lexically_normal().string());
-    BIUD_CHECK(fresh, DataError, "biud-import folder: two volumes have the id `{}`: `{}` and `{}`; rename one", id,
+    BIUD_CHECK(fresh, DataError, "folder: two volumes have the id `{}`: `{}` and `{}`; rename one", id,
                pos->second, e.path().string());
   }
   r.filesRead.push_back(opt.labels);
@@ -69,7 +69,7 @@ ImportResult importFolder(const FolderImportOptions& opt) {
   auto optional = [&](const std::string& c) -> std::optional<size_t> {
     if (c.empty()) return std::nullopt;
     auto f = t.find(c);
-    BIUD_CHECK(f.has_value(), DataError, "biud-import folder: column `{}` not in `{}` (columns: {})", c, opt.labels,
+    BIUD_CHECK(f.has_value(), DataError, "folder: column `{}` not in `{}` (columns: {})", c, opt.labels,
                fmt::join(t.header, ", "));
     return f;
   };
@@ -82,7 +82,7 @@ ImportResult importFolder(const FolderImportOptions& opt) {
     labelCols.push_back(c);
     r.manifest.labelNames.push_back(trim(t.header[c]));
   }
-  BIUD_CHECK(!labelCols.empty(), DataError, "biud-import folder: `{}` has no label column besides `{}`", opt.labels,
+  BIUD_CHECK(!labelCols.empty(), DataError, "folder: `{}` has no label column besides `{}`", opt.labels,
              opt.idColumn);
   std::set<std::string> seen;
   for (size_t i = 0; i < t.rows.size(); ++i) {
@@ -91,8 +91,8 @@ ImportResult importFolder(const FolderImportOptions& opt) {
     ManifestItem it;
     it.id = trim(row[cid]);
     it.line = line;
-    BIUD_CHECK(!it.id.empty(), DataError, "biud-import folder: `{}` line {}: empty `{}`", opt.labels, line, opt.idColumn);
-    BIUD_CHECK(seen.insert(it.id).second, DataError, "biud-import folder: `{}` line {}: id `{}` appears twice",
+    BIUD_CHECK(!it.id.empty(), DataError, "folder: `{}` line {}: empty `{}`", opt.labels, line, opt.idColumn);
+    BIUD_CHECK(seen.insert(it.id).second, DataError, "folder: `{}` line {}: id `{}` appears twice",
                opt.labels, line, it.id);
     auto v = volumes.find(it.id);
     if (v == volumes.end()) {
@@ -109,7 +109,7 @@ ImportResult importFolder(const FolderImportOptions& opt) {
       else if (s == "0" || s == "0.0" || s == "false" || s == "False") x = 0;
       else
         BIUD_CHECK(s.empty() || s == "-1" || s == "nan" || s == "NaN", DataError,
-                   "biud-import folder: `{}` line {} (id `{}`): column `{}` has `{}`; labels are 0/1, empty or -1 "
+                   "folder: `{}` line {} (id `{}`): column `{}` has `{}`; labels are 0/1, empty or -1 "
                    "(unknown). Not a label? --ignore-columns {}",
                    opt.labels, line, it.id, r.manifest.labelNames[k], s, r.manifest.labelNames[k]);
       it.labels.push_back(x);

@@ -61,10 +61,10 @@ float chexpertValue(const std::string& raw, const MimicCxrImportOptions& opt, bo
 ImportResult importMimicCxr(const MimicCxrImportOptions& opt) {
   ImportResult r;
   r.dataset = "mimic-cxr";
-  BIUD_CHECK(!opt.root.empty(), ConfigError, "biud-import mimic-cxr: --root (the MIMIC-CXR-JPG folder) is required");
+  BIUD_CHECK(!opt.root.empty(), ConfigError, "mimic-cxr: --root (the MIMIC-CXR-JPG folder) is required");
   for (const auto* p : {&opt.uncertain, &opt.blank})
     BIUD_CHECK(*p == "unknown" || *p == "positive" || *p == "negative", ConfigError,
-               "biud-import mimic-cxr: label policy `{}` (unknown, positive or negative)", *p);
+               "mimic-cxr: label policy `{}` (unknown, positive or negative)", *p);
   const stdfs::path root = opt.root;
   auto need = [&](const char* kind) {
     auto p = findTable(root, kind);

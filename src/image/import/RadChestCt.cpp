@@ -62,10 +62,10 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& radChestCtT
 ImportResult importRadChestCt(const RadChestCtImportOptions& opt) {
   ImportResult r;
   r.dataset = "rad-chestct";
-  BIUD_CHECK(!opt.root.empty(), ConfigError, "biud-import rad-chestct: --root (the RAD-ChestCT download folder) is required");
+  BIUD_CHECK(!opt.root.empty(), ConfigError, "rad-chestct: --root (the RAD-ChestCT download folder) is required");
   BIUD_CHECK(opt.labels == "own" || opt.labels == "ct-rate", ConfigError,
-             "biud-import rad-chestct: --labels `{}` (own or ct-rate)", opt.labels);
-  BIUD_CHECK(std::isfinite(opt.spacing) && opt.spacing > 0, ConfigError, "biud-import rad-chestct: --spacing {} mm",
+             "rad-chestct: --labels `{}` (own or ct-rate)", opt.labels);
+  BIUD_CHECK(std::isfinite(opt.spacing) && opt.spacing > 0, ConfigError, "rad-chestct: --iso-spacing {} mm (must be positive)",
              opt.spacing);
   std::error_code ec;
   const stdfs::path root = opt.root;
@@ -84,7 +84,7 @@ ImportResult importRadChestCt(const RadChestCtImportOptions& opt) {
   std::set<std::string> seenAbn, seenIds;
   size_t tablesRead = 0;
   for (const auto& split : opt.splits) {
-    BIUD_CHECK(splitName.count(split), ConfigError, "biud-import rad-chestct: unknown split `{}` (train, valid, test)",
+    BIUD_CHECK(splitName.count(split), ConfigError, "rad-chestct: unknown split `{}` (train, valid, test)",
                split);
     stdfs::path p = root / ("img" + split + "_Abnormality_and_Location_Labels.csv");
     if (!stdfs::exists(p, ec) && stdfs::exists(p.string() + ".gz", ec)) p = p.string() + ".gz";
