@@ -315,4 +315,21 @@ TEST(FlagVocabularyApps, AnErrorNamesItsAppOnce) {
   EXPECT_EQ(count(r.out, "biud-import"), 1u) << r.out;
 }
 
+TEST(FlagVocabularyApps, ManifestIsDataManifest) {
+  // biud-retrieve stops without data.manifest; --manifest FILE gets it past that check (to the
+  // next missing input, the teacher), as --set data.manifest=FILE does.
+  TempDir t("flags-manifest");
+  writeText(t / "m.csv", "id,image,report\n");
+  const std::string base = quote(app("biud-retrieve")) + " --set data.xray_manifest=" + quote((t / "m.csv").string()) +
+                           " --out " + quote((t / "o").string());
+  auto r = run(base);
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("biud-retrieve needs data.manifest"), std::string::npos) << r.out;
+  for (const std::string flag : {" --manifest ", " --set data.manifest="}) {
+    r = run(base + flag + quote((t / "m.csv").string()));
+    EXPECT_EQ(r.out.find("needs data.manifest"), std::string::npos) << flag << r.out;
+    EXPECT_NE(r.out.find("no teacher to embed the reports"), std::string::npos) << flag << r.out;
+  }
+}
+
 }  // namespace
