@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   std::string input, projector, beam, oldBeam;
   std::vector<std::string> ignore;
   double spacing = 0, sourceDistance = 0;
-  int bits = 0, size = -1;
+  int bits = 0, size = -1, oldSize = -1;
   long long limit = 0;
   auto& cli = app.cli();
   cli.add_option("--input", input,
@@ -42,8 +42,9 @@ int main(int argc, char** argv) {
                  "cone beam: source to volume centre in mm (x2ct.drr.source_distance, default 1000)")
       ->check(CLI::PositiveNumber);
   cli.add_option("--bits", bits, "PNG bit depth, 8 or 16 (x2ct.drr.bits, default 8)")->check(CLI::IsMember({8, 16}));
-  cli.add_option("--size", size, "output side length in pixels, 0 = native grid (x2ct.drr.size, default 0)")
+  cli.add_option("--xray-size", size, "X-ray side length in pixels, 0 = native grid (x2ct.drr.size, default 0)")
       ->check(CLI::NonNegativeNumber);
+  cli.add_option("--size", oldSize)->check(CLI::NonNegativeNumber)->group("");  // deprecated: --xray-size
   cli.add_option("--ignore-columns", ignore, "manifest columns that are neither known nor labels");
   cli.add_option("--limit", limit, "project only the first N items (0 = all)")->check(CLI::NonNegativeNumber);
   return app.run(argc, argv, [&] {
@@ -55,7 +56,8 @@ int main(int argc, char** argv) {
     if (spacing > 0) d.spacing = spacing;
     if (sourceDistance > 0) d.source_distance = sourceDistance;
     if (bits > 0) d.bits = bits;
-    if (size >= 0) d.size = size;
+    if (oldSize >= 0) biud::log::warn("drr", "--size is deprecated here: use --xray-size {}", oldSize);
+    if (size >= 0 || oldSize >= 0) d.size = size >= 0 ? size : oldSize;
     // The CT manifest: --manifest, else the recipe's data.manifest (unless --input names a folder).
     const std::string manifest = !app.manifest().empty() ? app.manifest() : input.empty() ? app.config().data.manifest : "";
     BIUD_CHECK(manifest.empty() != input.empty(), biud::ConfigError,

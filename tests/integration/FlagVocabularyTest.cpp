@@ -241,11 +241,10 @@ TEST_F(FlagVocabulary, AFlagTakesTheSameNumberOfValuesInEveryApp) {
   // the same meaning per value: --run (NAME=DIR where runs are compared), --pred (several models
   // in biud-eval classification), --input (several text files in biud-tokenizer, one folder of
   // CTs in biud-drr: what is read instead of a manifest). Not yet given distinct names (one meaning
-  // per name is still open): --size (synth's CT grid X Y Z, biud-drr's image side), --labels
-  // (label columns, a labels CSV, a label table), --prefix (biud-launch's output prefix flag,
-  // the tokenizer's model file prefix), --volumes (biud-embed's tensor files, the importers'
-  // volume folder).
-  const std::set<std::string> known = {"--run", "--pred", "--input", "--size", "--labels", "--prefix", "--volumes"};
+  // per name is still open): --labels (label columns, a labels CSV, a label table), --prefix
+  // (biud-launch's output prefix flag, the tokenizer's model file prefix), --volumes
+  // (biud-embed's tensor files, the importers' volume folder).
+  const std::set<std::string> known = {"--run", "--pred", "--input", "--labels", "--prefix", "--volumes"};
   for (const auto& name : known)
     EXPECT_GT(arities[name].size(), 1u) << name << " no longer differs: take it off the known list";
   for (const auto& [name, byArity] : arities) {
@@ -259,6 +258,13 @@ TEST_F(FlagVocabulary, AFlagTakesTheSameNumberOfValuesInEveryApp) {
   ASSERT_TRUE(arities.count("--spacing"));
   EXPECT_EQ(arities.at("--spacing").size(), 1u);
   EXPECT_TRUE(arities.at("--spacing").count(3));
+  // --size is synth's CT grid X Y Z; biud-drr's X-ray side is --xray-size, as in biud-synth.
+  EXPECT_EQ(arities.at("--size").size(), 1u);
+  EXPECT_TRUE(arities.at("--size").count(3));
+  EXPECT_FALSE(help_->at("biud-drr").count("--size"));
+  ASSERT_TRUE(help_->at("biud-drr").count("--xray-size"));
+  EXPECT_NE(help_->at("biud-synth").at("--xray-size").help.find("X-ray side length in pixels"), std::string::npos);
+  EXPECT_NE(help_->at("biud-drr").at("--xray-size").help.find("X-ray side length in pixels"), std::string::npos);
   EXPECT_EQ(arities.at("--iso-spacing").size(), 1u);
   EXPECT_TRUE(arities.at("--iso-spacing").count(1));
 }
@@ -282,13 +288,14 @@ std::size_t count(const std::string& s, const std::string& what) {
   return n;
 }
 
-TEST(FlagVocabularyApps, DeprecatedBeamStillWorksWithAWarning) {
+TEST(FlagVocabularyApps, DrrsOldNamesStillWorkWithAWarning) {
   TempDir t("flags-drr");
   // No CT in the folder: the run stops after reading the flags; the warning comes first.
   stdfs::create_directories(t / "in");
-  const auto r = run(quote(app("biud-drr")) + " --input " + quote((t / "in").string()) + " --beam cone --out " +
-                     quote((t / "out").string()));
+  const auto r = run(quote(app("biud-drr")) + " --input " + quote((t / "in").string()) +
+                     " --beam cone --size 8 --out " + quote((t / "out").string()));
   EXPECT_NE(r.out.find("--beam is deprecated here: use --geometry cone"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--size is deprecated here: use --xray-size 8"), std::string::npos) << r.out;
   const auto g = run(quote(app("biud-drr")) + " --input " + quote((t / "in").string()) + " --geometry cone --out " +
                      quote((t / "out2").string()));
   EXPECT_EQ(g.out.find("deprecated"), std::string::npos) << g.out;
