@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"unigram", "bpe", "wordpiece"}));
   train->add_option("--vocab-size", o.train.vocabSize, "vocabulary size (SentencePiece: soft limit on small corpora)")
       ->check(CLI::Range(16, 1000000));
-  train->add_option("--prefix", o.train.prefix,
+  train->add_option("--model-prefix", o.train.prefix,
                     "SentencePiece file name prefix in --out (<prefix>.model, <prefix>.vocab)");
   train->add_option("--min-frequency", o.train.minFrequency, "WordPiece: least pair frequency to merge")
       ->check(CLI::Range(1, 1000000));

@@ -241,10 +241,9 @@ TEST_F(FlagVocabulary, AFlagTakesTheSameNumberOfValuesInEveryApp) {
   // the same meaning per value: --run (NAME=DIR where runs are compared), --pred (several models
   // in biud-eval classification), --input (several text files in biud-tokenizer, one folder of
   // CTs in biud-drr: what is read instead of a manifest). Not yet given distinct names (one meaning
-  // per name is still open): --labels (label columns, a labels CSV, a label table), --prefix
-  // (biud-launch's output prefix flag, the tokenizer's model file prefix), --volumes
+  // per name is still open): --labels (label columns, a labels CSV, a label table), --volumes
   // (biud-embed's tensor files, the importers' volume folder).
-  const std::set<std::string> known = {"--run", "--pred", "--input", "--labels", "--prefix", "--volumes"};
+  const std::set<std::string> known = {"--run", "--pred", "--input", "--labels", "--volumes"};
   for (const auto& name : known)
     EXPECT_GT(arities[name].size(), 1u) << name << " no longer differs: take it off the known list";
   for (const auto& [name, byArity] : arities) {
@@ -258,6 +257,10 @@ TEST_F(FlagVocabulary, AFlagTakesTheSameNumberOfValuesInEveryApp) {
   ASSERT_TRUE(arities.count("--spacing"));
   EXPECT_EQ(arities.at("--spacing").size(), 1u);
   EXPECT_TRUE(arities.at("--spacing").count(3));
+  // --prefix is biud-launch's flag; the tokenizer's SentencePiece file prefix is --model-prefix.
+  EXPECT_EQ(arities.at("--prefix").size(), 1u);
+  EXPECT_TRUE(arities.at("--prefix").count(0));
+  EXPECT_EQ(help_->at("biud-tokenizer train").at("--model-prefix").arity, 1);
   // --size is synth's CT grid X Y Z; biud-drr's X-ray side is --xray-size, as in biud-synth.
   EXPECT_EQ(arities.at("--size").size(), 1u);
   EXPECT_TRUE(arities.at("--size").count(3));
