@@ -47,10 +47,10 @@ int main(int argc, char** argv) {
       ->add_option("--val-fraction", ct.valFraction,
                    "fraction of training patients that form split `val` (by a hash of the patient id; default 0.02)")
       ->check(CLI::Range(0.0, 1.0));
-  ctCmd->add_option("--volumes", ct.volumeRoot,
+  ctCmd->add_option("--volume-dir", ct.volumeRoot,
                     "folder holding the split folders of volumes (default: <root>/dataset)");
-  ctCmd->add_option("--train-dir", trainDir, "name of the training volumes' folder under --volumes (default train)");
-  ctCmd->add_option("--valid-dir", validDir, "name of the validation volumes' folder under --volumes (default valid)");
+  ctCmd->add_option("--train-dir", trainDir, "the training volumes' folder under --volume-dir (default train)");
+  ctCmd->add_option("--valid-dir", validDir, "the validation volumes' folder under --volume-dir (default valid)");
   ctCmd->add_flag("!--no-check-files", ct.checkFiles,
                   "keep rows whose volume file is missing (default: skip them and count them in import.json)");
 
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   mxCmd->add_option("--reports", mx.reports, "folder holding files/pXX/pSUBJECT/sSTUDY.txt (default: --root)");
   mxCmd->add_option("--views", mx.views,
                     "ViewPosition values to keep (default PA AP: frontal only; `all` keeps every image)");
-  mxCmd->add_option("--labels", mx.labels, "label table: chexpert (default), negbio or none")
+  mxCmd->add_option("--label-table", mx.labels, "label table: chexpert (default), negbio or none")
       ->check(CLI::IsMember({"chexpert", "negbio", "none"}));
   mxCmd->add_option("--uncertain", mx.uncertain, "CheXpert -1.0 (uncertain): unknown (default), positive or negative")
       ->check(CLI::IsMember({"unknown", "positive", "negative"}));
@@ -83,16 +83,17 @@ int main(int argc, char** argv) {
       "RAD-ChestCT (Draelos et al. 2021; zenodo.org/records/6406114). Reads, under --root (the download folder): "
       "img{train,valid,test}_Abnormality_and_Location_Labels.csv (NoteAcc_DEID + one 0/1 column per "
       "<abnormality>*<location>; .csv.gz also read) and checks that each volume <NoteAcc_DEID>.npz exists under "
-      "--volumes (default --root). Volumes are read later by biud-preprocess: array `ct` of the .npz (int16 HU, axes "
-      "[slice, row, column]); every item gets the spacing override --iso-spacing (0.8 mm, the release's resampling). "
-      "No other file of the release (CT_Scan_Metadata_Complete_35747.csv, Summary_3630.csv, Extrema, Indications) "
-      "is read. Splits: imgtrain -> train, imgvalid -> val, imgtest -> test (or all -> test with --all-test).");
+      "--volume-dir (default --root). Volumes are read later by biud-preprocess: array `ct` of the .npz (int16 HU, "
+      "axes [slice, row, column]); every item gets the spacing override --iso-spacing (0.8 mm, the release's "
+      "resampling). No other file of the release (CT_Scan_Metadata_Complete_35747.csv, Summary_3630.csv, Extrema, "
+      "Indications) is read. Splits: imgtrain -> train, imgvalid -> val, imgtest -> test (or all -> test with "
+      "--all-test).");
   rcCmd->fallthrough();
   rcCmd->add_option("--root", rc.root, "the RAD-ChestCT download folder (holding the label CSVs)")->required();
-  rcCmd->add_option("--volumes", rc.volumeRoot, "folder holding the <NoteAcc_DEID>.npz files (default: --root)");
+  rcCmd->add_option("--volume-dir", rc.volumeRoot, "folder holding the <NoteAcc_DEID>.npz files (default: --root)");
   rcCmd->add_option("--splits", rc.splits, "release splits to import: train, valid, test (default all)");
   rcCmd
-      ->add_option("--labels", rc.labels,
+      ->add_option("--label-names", rc.labels,
                    "own (default): one column per RAD-ChestCT abnormality (the OR over its locations); ct-rate: "
                    "mapped onto the CT-RATE finding names (biud's table, docs/data.md; unmappable names left out "
                    "and listed in import.json notes)")

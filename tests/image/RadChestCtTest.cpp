@@ -144,7 +144,7 @@ TEST(RadChestImport, CtRateMappingEqualsHandWrittenExpectation) {
   runPython("radchest_release.py", "make " + quote(t.str()));
   const stdfs::path out = t / "imp";
   auto r = run(quote(app("biud-import")) + " rad-chestct --root " + quote(t.str()) + " --out " + quote(out.string()) +
-               " --labels ct-rate --quiet");
+               " --label-names ct-rate --quiet");
   ASSERT_EQ(r.rc, 0) << r.out;
   const auto m = image::readManifest((out / "manifest.csv").string());
   // CT-RATE's order, without Hiatal hernia and Mosaic attenuation pattern.

@@ -241,9 +241,9 @@ TEST_F(FlagVocabulary, AFlagTakesTheSameNumberOfValuesInEveryApp) {
   // the same meaning per value: --run (NAME=DIR where runs are compared), --pred (several models
   // in biud-eval classification), --input (several text files in biud-tokenizer, one folder of
   // CTs in biud-drr: what is read instead of a manifest). Not yet given distinct names (one meaning
-  // per name is still open): --labels (label columns, a labels CSV, a label table), --volumes
-  // (biud-embed's tensor files, the importers' volume folder).
-  const std::set<std::string> known = {"--run", "--pred", "--input", "--labels", "--volumes"};
+  // per name is still open): --labels (biud-finetune's label columns; a labels CSV
+  // elsewhere).
+  const std::set<std::string> known = {"--run", "--pred", "--input", "--labels"};
   for (const auto& name : known)
     EXPECT_GT(arities[name].size(), 1u) << name << " no longer differs: take it off the known list";
   for (const auto& [name, byArity] : arities) {
@@ -261,6 +261,11 @@ TEST_F(FlagVocabulary, AFlagTakesTheSameNumberOfValuesInEveryApp) {
   EXPECT_EQ(arities.at("--prefix").size(), 1u);
   EXPECT_TRUE(arities.at("--prefix").count(0));
   EXPECT_EQ(help_->at("biud-tokenizer train").at("--model-prefix").arity, 1);
+  // --volumes are biud-embed's tensor files; the importers' folder of volumes is --volume-dir.
+  EXPECT_EQ(arities.at("--volumes").size(), 1u);
+  EXPECT_TRUE(arities.at("--volumes").count(-1));
+  EXPECT_EQ(help_->at("biud-import ct-rate").at("--volume-dir").arity, 1);
+  EXPECT_EQ(help_->at("biud-import rad-chestct").at("--volume-dir").arity, 1);
   // --size is synth's CT grid X Y Z; biud-drr's X-ray side is --xray-size, as in biud-synth.
   EXPECT_EQ(arities.at("--size").size(), 1u);
   EXPECT_TRUE(arities.at("--size").count(3));
@@ -270,6 +275,14 @@ TEST_F(FlagVocabulary, AFlagTakesTheSameNumberOfValuesInEveryApp) {
   EXPECT_NE(help_->at("biud-drr").at("--xray-size").help.find("X-ray side length in pixels"), std::string::npos);
   EXPECT_EQ(arities.at("--iso-spacing").size(), 1u);
   EXPECT_TRUE(arities.at("--iso-spacing").count(1));
+}
+
+TEST_F(FlagVocabulary, LabelsIsALabelsCsvInTheImporters) {
+  for (const auto& [app, flags] : *help_)
+    if (app.rfind("biud-import ", 0) == 0 && flags.count("--labels"))
+      EXPECT_NE(flags.at("--labels").help.find("labels CSV"), std::string::npos) << app;
+  EXPECT_TRUE(help_->at("biud-import mimic-cxr").count("--label-table"));
+  EXPECT_TRUE(help_->at("biud-import rad-chestct").count("--label-names"));
 }
 
 TEST_F(FlagVocabulary, BeamIsTheBeamWidthAndDrrGeometryHasItsOwnName) {

@@ -120,7 +120,7 @@ TEST(RealReleasesRecipes, CtRateAndMimicThroughEveryGpuRecipeOnCpu) {
   // label table mapped onto the CT-RATE names): the same run and prompts; the evaluated CTs are
   // preprocessed once with the run's settings into the output folder.
   biud::test::runPython("radchest_release.py", "make " + quote(D + "/rad-chestct"));
-  runOk(app("biud-import") + " rad-chestct --root " + D + "/rad-chestct --labels ct-rate --all-test --out " + D +
+  runOk(app("biud-import") + " rad-chestct --root " + D + "/rad-chestct --label-names ct-rate --all-test --out " + D +
         "/rad_chestct --quiet");
   runOk(app("biud-zeroshot") + " --config " + recipe("biud-ctrate-gpu.yaml") + shrink + " --run " + D +
         "/biud --manifest " + D + "/rad_chestct/manifest.csv --split test --set eval.bootstrap=0 --out " + D + "/zeroshot_rad");

@@ -64,7 +64,7 @@ ImportResult importRadChestCt(const RadChestCtImportOptions& opt) {
   r.dataset = "rad-chestct";
   BIUD_CHECK(!opt.root.empty(), ConfigError, "rad-chestct: --root (the RAD-ChestCT download folder) is required");
   BIUD_CHECK(opt.labels == "own" || opt.labels == "ct-rate", ConfigError,
-             "rad-chestct: --labels `{}` (own or ct-rate)", opt.labels);
+             "rad-chestct: --label-names `{}` (own or ct-rate)", opt.labels);
   BIUD_CHECK(std::isfinite(opt.spacing) && opt.spacing > 0, ConfigError, "rad-chestct: --iso-spacing {} mm (must be positive)",
              opt.spacing);
   std::error_code ec;
