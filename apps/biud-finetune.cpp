@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   app.cli().add_option("--label-fraction", fraction, "fraction of the labelled training cases used, e.g. 0.01, 0.1, 1 "
                                                      "(default: finetune.label_fraction)")
       ->check(CLI::Range(0.0, 1.0));
-  app.cli().add_option("--labels", labels, "label columns to predict (repeatable; default: finetune.labels, else every "
+  app.cli().add_option("--label-columns", labels, "label columns to predict (repeatable; default: finetune.labels, else every "
                                            "label column of the manifest)");
   app.cli().add_option("--split", split, "split evaluated after training (default: data.test_split)");
   app.cli().add_option("--resume", resume, "continue the run in --out: a checkpoint folder, or `latest`");

@@ -381,7 +381,7 @@ TEST_F(EvalApps, EmbedOfAFinetuneRunUsesItsFineTunedEncoder) {
 
 TEST_F(EvalApps, BadInputFailsWithClearErrors) {
   // A label column that is not in the manifest.
-  auto r = biud::test::run(app("biud-finetune") + common_ + " --run " + D() + "/biud --labels pleural_effusion --labels no_such" +
+  auto r = biud::test::run(app("biud-finetune") + common_ + " --run " + D() + "/biud --label-columns pleural_effusion --label-columns no_such" +
                            " --set trainer.steps=1 --out " + D() + "/bad1");
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.out.find("`no_such` is not a label column"), std::string::npos) << r.out;
