@@ -32,7 +32,7 @@ namespace biud::app {
 enum CommonFlag : unsigned {
   kConfig = 1u << 0,    ///< --config FILE, --set k=v, --help-config
   kOut = 1u << 1,       ///< --out DIR
-  kManifest = 1u << 2,  ///< --manifest FILE
+  kManifest = 1u << 2,  ///< --manifest FILE (sets data.manifest)
   kSeed = 1u << 3,      ///< --seed N
   kThreads = 1u << 4,   ///< --threads N
   kDevice = 1u << 5,    ///< --device auto|cpu|cuda
@@ -57,7 +57,7 @@ class App {
   int run(int argc, char** argv, const std::function<int()>& body);
 
   /// The config after --config, --set and the flags that map onto config keys
-  /// (--seed, --threads, --device, --out). Loaded on first use.
+  /// (--seed, --threads, --device, --manifest = data.manifest). Loaded on first use.
   Config& config();
   /// Options as given.
   const std::string& configPath() const { return config_path_; }
