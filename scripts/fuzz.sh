@@ -9,11 +9,7 @@
 # Env: BIUD_FUZZ_JOBS (targets run at once, default 1), BIUD_FUZZ_BUILD (build folder),
 #      BIUD_FUZZ_NO_BUILD=1 (use the binaries as they are), BIUD_FUZZ_ARGS (extra libFuzzer flags).
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cache="${BIUD_CACHE:-$HOME/.cache/biud}"
-export CCACHE_DIR="${CCACHE_DIR:-$cache/ccache}"
-export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$here}"
-export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 build="${BIUD_FUZZ_BUILD:-$here/build-fuzz}"
 secs="${1:-60}"
 shift || true
