@@ -24,6 +24,10 @@ int main(int argc, char** argv) {
   cli.add_flag("--prefix", l.prefix, "prefix every output line with `[rank k] `");
   cli.add_option("--grace", l.grace, "seconds between SIGTERM and SIGKILL when stopping ranks")
       ->check(CLI::Range(0.0, 3600.0));
+  cli.add_option("--save-grace", l.saveGrace,
+                 "extra seconds after --grace for a rank that is still writing its checkpoint (it announces the save); "
+                 "then it is killed too (default 600)")
+      ->check(CLI::Range(0.0, 86400.0));
   cli.add_option("--tail", l.tailLines, "stderr lines of the failed rank to show")->check(CLI::Range(0, 10000));
   // Everything from the first argument that is not a launcher flag (or after `--`) is the command.
   cli.prefix_command();

@@ -1,15 +1,18 @@
 #include "biud/core/App.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <string>
 
 #include "biud/BuildInfo.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Launcher.h"
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
 
@@ -58,8 +61,32 @@ void clearStop() {
 int signalsReceived() { return g_signals.load(); }
 bool allowNonFiniteWeights() { return g_allowNonFinite.load(); }
 
-SaveScope::SaveScope() { g_saving.fetch_add(1); }
-SaveScope::~SaveScope() { g_saving.fetch_sub(1); }
+namespace {
+/// Under biud-launch: `$BIUD_LAUNCH_SAVING_DIR/<RANK>` exists while this rank saves, so that the
+/// launcher's stop grace does not SIGKILL a rank in the middle of its checkpoint (Launcher.h).
+std::string savingMarker() {
+  const char* dir = std::getenv(launch::kSavingDirEnv);
+  const char* rank = std::getenv("RANK");
+  if (!dir || !*dir || !rank || !*rank) return {};
+  return std::string(dir) + "/" + rank;
+}
+}  // namespace
+
+SaveScope::SaveScope() {
+  if (g_saving.fetch_add(1) == 0) {
+    const auto m = savingMarker();
+    if (!m.empty()) {
+      const int fd = ::open(m.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd >= 0) ::close(fd);  // best effort: without it the launcher's plain grace applies
+    }
+  }
+}
+SaveScope::~SaveScope() {
+  if (g_saving.fetch_sub(1) == 1) {
+    const auto m = savingMarker();
+    if (!m.empty()) ::unlink(m.c_str());
+  }
+}
 bool saving() { return g_saving.load() > 0; }
 
 void installStopHandlers() {

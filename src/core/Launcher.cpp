@@ -11,8 +11,12 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <filesystem>
+
+#include <fmt/ranges.h>
 
 #include "biud/core/App.h"
 #include "biud/core/Error.h"
@@ -74,6 +78,7 @@ class Job {
       std::fprintf(o_.err, "biud-launch: %d rank(s) of %s (world size %d, store %s:%d)\n", o_.nproc,
                    o_.command[0].c_str(), world, o_.addr.c_str(), o_.port);
       std::fflush(o_.err);
+      savingDir_ = makeSavingDir();
       ranks_.resize(static_cast<std::size_t>(o_.nproc));
       for (int l = 0; l < o_.nproc; ++l) spawn(ranks_[static_cast<std::size_t>(l)], l);
       loop();
@@ -81,9 +86,11 @@ class Job {
     } catch (...) {
       signalAll(SIGKILL);
       restore(previous);
+      removeSavingDir();
       throw;
     }
     restore(previous);
+    removeSavingDir();
     return rc;
   }
 
@@ -94,6 +101,32 @@ class Job {
   int signalled_ = 0;
   bool stopping_ = false;
   Clock::time_point killAt_{};
+  Clock::time_point saveDeadline_{};
+  std::string savingDir_;   // where ranks announce a checkpoint save in progress (app::SaveScope)
+  bool saveWaitSaid_ = false;
+
+  static std::string makeSavingDir() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/biud-launch-XXXXXX";
+    BIUD_CHECK(::mkdtemp(templ.data()) != nullptr, IoError, "cannot create a folder under `{}` for biud-launch: {}",
+               tmp && *tmp ? tmp : "/tmp", std::strerror(errno));
+    return templ;
+  }
+
+  void removeSavingDir() {
+    if (savingDir_.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(savingDir_, ec);
+    savingDir_.clear();
+  }
+
+  /// Ranks (global numbers) still running that announce a checkpoint save in progress.
+  std::vector<int> ranksSaving() const {
+    std::vector<int> out;
+    for (const auto& r : ranks_)
+      if (r.running && ::access((savingDir_ + "/" + std::to_string(r.rank)).c_str(), F_OK) == 0) out.push_back(r.rank);
+    return out;
+  }
 
   static void restore(const struct sigaction (&previous)[3]) {
     for (int k = 0; k < 3; ++k) sigaction(kForwarded[k], &previous[k], nullptr);
@@ -125,6 +158,7 @@ class Job {
       dfl.sa_handler = SIG_DFL;
       for (int s : kForwarded) sigaction(s, &dfl, nullptr);
       for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+      ::setenv(kSavingDirEnv, savingDir_.c_str(), 1);
       ::execvp(argv[0], argv.data());
       const char* why = std::strerror(errno);
       for (const char* part : {"biud-launch: cannot run `", static_cast<const char*>(argv[0]), "`: ", why, "\n"})
@@ -180,6 +214,26 @@ class Job {
       killAt_ = Clock::now() + std::chrono::milliseconds(static_cast<long long>(o_.grace * 1000));
     }
     signalAll(sig);
+  }
+
+  /// True while the kill is postponed because a rank announces a save (at most `saveGrace`
+  /// seconds after the grace ran out; a 4th signal still kills at once).
+  bool waitForSaves() {
+    if (signalled_ > 3) return false;
+    if (saveDeadline_ == Clock::time_point{})
+      saveDeadline_ = killAt_ + std::chrono::milliseconds(static_cast<long long>(o_.saveGrace * 1000));
+    if (Clock::now() >= saveDeadline_) return false;
+    const auto saving = ranksSaving();
+    if (saving.empty()) return false;
+    if (!saveWaitSaid_) {
+      saveWaitSaid_ = true;
+      std::fprintf(o_.err,
+                   "biud-launch: rank(s) %s still saving a checkpoint %g s after the stop request: waiting for the "
+                   "save (up to %g s more, --save-grace)\n",
+                   fmt::format("{}", fmt::join(saving, ", ")).c_str(), o_.grace, o_.saveGrace);
+      std::fflush(o_.err);
+    }
+    return true;
   }
 
   void reap() {
@@ -240,11 +294,13 @@ class Job {
       for (std::size_t k = 1; k < fds.size(); ++k)
         if (fds[k].revents & (POLLIN | POLLHUP | POLLERR)) drain(*who[k].first, *who[k].second);
       reap();
-      if (stopping_ && Clock::now() >= killAt_) {
+      if (stopping_ && Clock::now() >= killAt_ && waitForSaves()) {
+        // A rank still saving its checkpoint gets up to saveGrace more (waitForSaves).
+      } else if (stopping_ && Clock::now() >= killAt_) {
         bool any = false;
         for (auto& r : ranks_) any = any || r.running;
         if (any) {
-          std::fprintf(o_.err, "biud-launch: ranks still running %.0f s after the stop request: killing them\n",
+          std::fprintf(o_.err, "biud-launch: ranks still running %g s after the stop request: killing them\n",
                        o_.grace);
           std::fflush(o_.err);
         }

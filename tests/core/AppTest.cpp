@@ -5,12 +5,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
+#include <filesystem>
 #include <new>
 #include <stdexcept>
 
 #include "biud/core/App.h"
 #include "biud/core/Error.h"
+#include "biud/core/Launcher.h"
 #include "common/TestUtil.h"
 
 namespace biud::test {
@@ -91,4 +94,31 @@ TEST(AppBoundary, AllowNonFiniteWeightsFlagReachesTheProcess) {
 }
 
 }  // namespace
+
+// Under biud-launch a save is announced by a marker file named after the rank, present exactly
+// while the outermost SaveScope lives (Launcher.h: the launcher does not SIGKILL a saving rank).
+TEST(AppBoundary, SaveScopeAnnouncesTheSaveToTheLauncher) {
+  TempDir t("saving");
+  ::setenv(launch::kSavingDirEnv, t.path().c_str(), 1);
+  ::setenv("RANK", "3", 1);
+  const auto marker = t / "3";
+  {
+    app::SaveScope outer;
+    EXPECT_TRUE(std::filesystem::exists(marker));
+    {
+      app::SaveScope inner;
+      EXPECT_TRUE(app::saving());
+    }
+    EXPECT_TRUE(std::filesystem::exists(marker)) << "the inner scope's end removed the outer save's marker";
+  }
+  EXPECT_FALSE(std::filesystem::exists(marker));
+  EXPECT_FALSE(app::saving());
+  ::unsetenv(launch::kSavingDirEnv);
+  {
+    app::SaveScope s;  // not under the launcher: nothing is written
+    EXPECT_FALSE(std::filesystem::exists(marker));
+  }
+  ::unsetenv("RANK");
+}
+
 }  // namespace biud::test

@@ -161,3 +161,41 @@ TEST(Launcher, UsageErrorsAreConfigErrors) {
   o.nodeRank = 1;
   EXPECT_THROW(bl::launch(o), biud::ConfigError);  // several nodes without a port
 }
+
+// A rank that announces a checkpoint save ($BIUD_LAUNCH_SAVING_DIR/$RANK, what app::SaveScope
+// writes) outlives the grace until the save ends; a rank that does not is killed at the grace.
+// Each rank ignores SIGTERM for 3 s (a slow save); the grace is 0.5 s.
+TEST(Launcher, RankThatIsSavingIsNotKilledAtTheGrace) {
+  bl::LaunchOptions o;
+  o.nproc = 2;
+  o.grace = 0.5;
+  o.saveGrace = 30;
+  // Rank 1 fails at once so that the launcher stops rank 0. Rank 0 is "saving": it created its
+  // marker, traps SIGTERM and takes 3 s to finish, then removes the marker and exits 130.
+  const std::string script =
+      "if [ \"$RANK\" = 1 ]; then sleep 0.3; exit 5; fi; "
+      "touch \"$BIUD_LAUNCH_SAVING_DIR/$RANK\"; trap '' TERM; sleep 3; "
+      "rm \"$BIUD_LAUNCH_SAVING_DIR/$RANK\"; echo saved; exit 130";
+  const auto c = launchSh(o, script);
+  EXPECT_EQ(c.rc, 5) << c.err;
+  EXPECT_TRUE(has(c.out, "saved\n")) << c.out << c.err;
+  EXPECT_TRUE(has(c.err, "biud-launch: rank(s) 0 still saving a checkpoint 0.5 s after the stop request: waiting for the save "
+                         "(up to 30 s more, --save-grace)"))
+      << c.err;
+  EXPECT_FALSE(has(c.err, "killing them")) << c.err;
+
+  // Without the marker the same rank is killed when the grace runs out.
+  const std::string noMarker =
+      "if [ \"$RANK\" = 1 ]; then sleep 0.3; exit 5; fi; trap '' TERM; sleep 3; echo saved; exit 130";
+  const auto d = launchSh(o, noMarker);
+  EXPECT_EQ(d.rc, 5) << d.err;
+  EXPECT_FALSE(has(d.out, "saved")) << d.out;
+  EXPECT_TRUE(has(d.err, "ranks still running 0.5 s after the stop request: killing them")) << d.err;
+
+  // A save that takes longer than saveGrace is killed too.
+  o.saveGrace = 0.5;
+  const auto e = launchSh(o, script);
+  EXPECT_EQ(e.rc, 5) << e.err;
+  EXPECT_FALSE(has(e.out, "saved")) << e.out;
+  EXPECT_TRUE(has(e.err, "killing them")) << e.err;
+}

@@ -15,6 +15,11 @@
 
 namespace biud::launch {
 
+/// The environment variable naming the folder in which a rank announces a checkpoint save in
+/// progress: app::SaveScope creates `<folder>/<RANK>` and removes it when the save ends, and the
+/// launcher does not SIGKILL a rank that is saving until LaunchOptions::saveGrace has passed.
+inline constexpr char kSavingDirEnv[] = "BIUD_LAUNCH_SAVING_DIR";
+
 struct LaunchOptions {
   int nproc = 1;                     ///< ranks started on this node
   int nnodes = 1;                    ///< nodes in the job (one launcher per node)
@@ -22,6 +27,9 @@ struct LaunchOptions {
   int port = 0;                      ///< rendezvous store port; 0 = a free loopback port (single node only)
   std::string addr = "127.0.0.1";    ///< host of rank 0 (the store)
   double grace = 10;                 ///< seconds between the stop signal and SIGKILL
+  /// Extra seconds, beyond `grace`, for a rank that reports a checkpoint save in progress (an
+  /// app::SaveScope; the rank writes `$BIUD_LAUNCH_SAVING_DIR/<RANK>` while it saves).
+  double saveGrace = 600;
   int tailLines = 20;                ///< stderr lines of the failed rank shown in the report
   bool prefix = false;               ///< prefix relayed lines with `[rank k] `
   std::vector<std::string> command;  ///< program and arguments each rank runs (PATH is searched)
@@ -55,7 +63,7 @@ class LineSplitter {
 
 /// Run the job and return its exit code: 0 when every rank exits 0; the first failed rank's
 /// code (128 + signal when killed), after the other ranks were stopped (SIGTERM, SIGKILL after
-/// `grace` seconds) and its last `tailLines` stderr lines shown; 130 (app::kExitInterrupted)
+/// `grace` seconds, or up to `saveGrace` more while a rank is saving a checkpoint) and its last `tailLines` stderr lines shown; 130 (app::kExitInterrupted)
 /// when stopped by a signal; 127 when the program cannot be started. ConfigError for an empty
 /// command, a node rank outside [0, nnodes) or several nodes without a port.
 int launch(LaunchOptions options);
