@@ -10,7 +10,7 @@
 #include "biud/core/Error.h"
 #include "biud/core/Rng.h"
 #include "biud/image/Preprocess.h"
-#include "biud/synth/Drr.h"
+#include "biud/image/Drr.h"
 
 namespace biud::image {
 
@@ -24,10 +24,10 @@ Image2D projectAP(const Volume& hu, const DrrConfig& cfg) {
   BIUD_CHECK(nx > 0 && ny > 0 && nz > 0 && hu.data.size() == static_cast<size_t>(hu.numel()), ValueError,
              "projectAP: volume of size {}x{}x{} holds {} voxels", nx, ny, nz, hu.data.size());
   if (cfg.projector == "drr") {
-    // The synthetic generator's Beer-Lambert projector (synth/Drr.h) is the one implementation.
-    if (cfg.beam == "cone") return synth::lineIntegralAPCone(hu, cfg.source_distance, cfg.mu_water);
+    // One Beer-Lambert projector (image/Drr.h) serves the synthetic generator and real CTs.
+    if (cfg.beam == "cone") return lineIntegralAPCone(hu, cfg.source_distance, cfg.mu_water);
     BIUD_CHECK(cfg.beam == "parallel", ConfigError, "x2ct.drr.beam `{}`: use parallel or cone", cfg.beam);
-    return synth::lineIntegralAP(hu, cfg.mu_water);
+    return lineIntegralAP(hu, cfg.mu_water);
   }
   BIUD_CHECK(cfg.projector == "mean", ConfigError, "x2ct.drr.projector `{}`: use mean or drr", cfg.projector);
   Image2D out({nx, nz, 1}, {hu.spacing[0], hu.spacing[2], 1.0}, 0.0f);

@@ -15,7 +15,7 @@
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
-#include "biud/synth/Drr.h"
+#include "biud/image/Drr.h"
 #include "biud/synth/Nifti.h"
 
 namespace biud::synth {
@@ -319,8 +319,8 @@ SynthCase makeCase(const SynthConfig& cfg, std::uint64_t seed, Cohort cohort, in
   c.report = writeReport(rrng, findings, cohort == Cohort::XRay ? Modality::XRay : Modality::CT);
   if (cohort == Cohort::XRay) {
     Rng xr(deriveSeed(s, "xray"));
-    image::Image2D L = lineIntegralAP(c.phantom.volume);
-    c.xray = displayXray(L, cfg.xray_size, cfg.xray_size, xr.uniform(0.8, 1.25), 0.995);
+    image::Image2D L = image::lineIntegralAP(c.phantom.volume);
+    c.xray = image::displayXray(L, cfg.xray_size, cfg.xray_size, xr.uniform(0.8, 1.25), 0.995);
     // Detector noise, mild.
     for (auto& v : c.xray.data) v = std::clamp(v + static_cast<float>(xr.normal(0, 0.012)), 0.0f, 1.0f);
   }
@@ -413,7 +413,7 @@ GenerateSummary generateDataset(const SynthConfig& cfg, const GenerateOptions& o
       r.split = xsplits[static_cast<size_t>(i)];
       r.report = c.report;
       r.labels = c.labels;
-      writePng8((out / "cxr" / r.image).string(), c.xray);
+      image::writePng8((out / "cxr" / r.image).string(), c.xray);
       r.done = true;
     });
   }

@@ -12,7 +12,7 @@
 #include "biud/image/Projection.h"
 #include "biud/image/ProjectionJob.h"
 #include "biud/image/VolumeIO.h"
-#include "biud/synth/Drr.h"
+#include "biud/image/Drr.h"
 #include "common/TestUtil.h"
 
 namespace biud::test {
@@ -180,7 +180,7 @@ TEST(Projection, UprightRadiologicalOrientation) {
     EXPECT_FLOAT_EQ(x.at(29, 0, 0), 0.0f) << projector;    // top-right: air
   }
   // The synthetic generator's DRR follows the same convention (one implementation).
-  const Image2D s = synth::lineIntegralAP(v);
+  const Image2D s = lineIntegralAP(v);
   EXPECT_GT(s.at(0, 0, 0), s.at(29, 0, 0));
 }
 

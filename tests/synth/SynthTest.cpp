@@ -11,7 +11,7 @@
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/synth/Dataset.h"
-#include "biud/synth/Drr.h"
+#include "biud/image/Drr.h"
 #include "biud/synth/Nifti.h"
 #include "common/TestUtil.h"
 
@@ -156,7 +156,7 @@ TEST(Synth, DrrHandWorked) {
   biud::image::Volume v({2, 3, 2}, {1.0, 2.0, 1.0}, -1000.0f);
   for (int j = 0; j < 3; ++j) v.at(1, j, 0) = v.at(1, j, 1) = 0.0f;
   v.at(0, 1, 1) = 1000.0f;  // bone-ish voxel in the upper slice of the left column
-  const auto L = bs::lineIntegralAP(v, 0.02);
+  const auto L = biud::image::lineIntegralAP(v, 0.02);
   ASSERT_EQ(L.size[0], 2);
   ASSERT_EQ(L.size[1], 2);
   EXPECT_NEAR(L.at(1, 0, 0), 0.02 * 3 * 2.0, 1e-6);  // water column

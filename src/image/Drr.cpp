@@ -1,4 +1,4 @@
-#include "biud/synth/Drr.h"
+#include "biud/image/Drr.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,13 +7,13 @@
 #include "biud/core/Error.h"
 #include "biud/core/Png.h"
 
-namespace biud::synth {
+namespace biud::image {
 
-image::Image2D lineIntegralAP(const image::Volume& hu, double muWaterPerMm) {
+Image2D lineIntegralAP(const Volume& hu, double muWaterPerMm) {
   const int nx = hu.size[0], ny = hu.size[1], nz = hu.size[2];
   BIUD_CHECK(nx > 0 && ny > 0 && nz > 0 && hu.data.size() == static_cast<size_t>(hu.numel()), ValueError,
              "lineIntegralAP: volume of size {}x{}x{} holds {} voxels", nx, ny, nz, hu.data.size());
-  image::Image2D out({nx, nz, 1}, {hu.spacing[0], hu.spacing[2], 1.0}, 0.0f);
+  Image2D out({nx, nz, 1}, {hu.spacing[0], hu.spacing[2], 1.0}, 0.0f);
   std::vector<double> acc(static_cast<size_t>(nx));
   for (int k = 0; k < nz; ++k) {
     std::fill(acc.begin(), acc.end(), 0.0);
@@ -28,7 +28,7 @@ image::Image2D lineIntegralAP(const image::Volume& hu, double muWaterPerMm) {
   return out;
 }
 
-image::Image2D lineIntegralAPCone(const image::Volume& hu, double sourceDistance, double muWaterPerMm) {
+Image2D lineIntegralAPCone(const Volume& hu, double sourceDistance, double muWaterPerMm) {
   const int nx = hu.size[0], ny = hu.size[1], nz = hu.size[2];
   BIUD_CHECK(nx > 0 && ny > 0 && nz > 0 && hu.data.size() == static_cast<size_t>(hu.numel()), ValueError,
              "lineIntegralAPCone: volume of size {}x{}x{} holds {} voxels", nx, ny, nz, hu.data.size());
@@ -41,7 +41,7 @@ image::Image2D lineIntegralAPCone(const image::Volume& hu, double sourceDistance
   // mu per voxel once (the HU -> mu map of lineIntegralAP).
   std::vector<float> mu(hu.data.size());
   for (size_t n = 0; n < mu.size(); ++n) mu[n] = static_cast<float>(std::max(0.0, 1.0 + hu.data[n] / 1000.0));
-  image::Image2D out({nx, nz, 1}, {sx, sz, 1.0}, 0.0f);
+  Image2D out({nx, nz, 1}, {sx, sz, 1.0}, 0.0f);
   for (int k = 0; k < nz; ++k) {
     for (int i = 0; i < nx; ++i) {
       const double dx = i * sx - cx, dz = k * sz - cz;
@@ -67,7 +67,7 @@ image::Image2D lineIntegralAPCone(const image::Volume& hu, double sourceDistance
   return out;
 }
 
-image::Image2D displayXray(const image::Image2D& L, int width, int height, double gamma, double quantile) {
+Image2D displayXray(const Image2D& L, int width, int height, double gamma, double quantile) {
   BIUD_CHECK(width > 0 && height > 0, ValueError, "displayXray: size {}x{} must be positive", width, height);
   BIUD_CHECK(!L.data.empty(), ValueError, "displayXray: empty image");
   std::vector<float> sorted = L.data;
@@ -75,7 +75,7 @@ image::Image2D displayXray(const image::Image2D& L, int width, int height, doubl
   std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(q), sorted.end());
   const double ref = std::max(1e-6f, sorted[q]);
   const int w0 = L.size[0], h0 = L.size[1];
-  image::Image2D out({width, height, 1}, {L.spacing[0] * w0 / width, L.spacing[1] * h0 / height, 1.0}, 0.0f);
+  Image2D out({width, height, 1}, {L.spacing[0] * w0 / width, L.spacing[1] * h0 / height, 1.0}, 0.0f);
   for (int r = 0; r < height; ++r) {
     // Pixel centres mapped onto source pixel centres (align corners off).
     const double sy = std::clamp((r + 0.5) * h0 / height - 0.5, 0.0, h0 - 1.0);
@@ -93,11 +93,11 @@ image::Image2D displayXray(const image::Image2D& L, int width, int height, doubl
   return out;
 }
 
-void writePng8(const std::string& path, const image::Image2D& img) {
+void writePng8(const std::string& path, const Image2D& img) {
   std::vector<std::uint8_t> px(static_cast<size_t>(img.size[0]) * img.size[1]);
   for (size_t i = 0; i < px.size(); ++i)
     px[i] = static_cast<std::uint8_t>(std::lround(std::clamp(img.data[i], 0.0f, 1.0f) * 255.0f));
   png::write8(path, img.size[0], img.size[1], 1, px.data());
 }
 
-}  // namespace biud::synth
+}  // namespace biud::image
