@@ -19,7 +19,7 @@
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
-#include "biud/dist/Checkpoint.h"
+#include "biud/dist/CheckpointSync.h"
 #include "biud/dist/Communicator.h"
 #include "biud/dist/DataParallel.h"
 #include "biud/tensor/Runtime.h"

@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "biud/core/Error.h"
-#include "biud/dist/Checkpoint.h"
+#include "biud/dist/CheckpointSync.h"
 #include "biud/dist/Communicator.h"
 #include "biud/dist/Contrastive.h"
 #include "biud/dist/DataParallel.h"

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "biud/core/Error.h"
-#include "biud/eval/Csv.h"
+#include "biud/eval/CsvTable.h"
 #include "biud/eval/EvalIo.h"
 #include "biud/eval/Plot.h"
 #include "biud/eval/Retrieval.h"

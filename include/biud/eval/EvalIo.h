@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "biud/eval/Csv.h"
+#include "biud/eval/CsvTable.h"
 #include "biud/eval/Retrieval.h"
 
 namespace biud::eval {

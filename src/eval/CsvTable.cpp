@@ -1,4 +1,4 @@
-#include "biud/eval/Csv.h"
+#include "biud/eval/CsvTable.h"
 #include "biud/core/Csv.h"
 
 #include <cerrno>

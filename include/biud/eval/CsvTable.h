@@ -1,5 +1,5 @@
 #pragma once
-/// \file Csv.h
+/// \file CsvTable.h
 /// A small RFC 4180 CSV reader/writer for evaluation inputs (predictions, labels, reader
 /// studies, embeddings). Quoted fields may hold commas, doubled quotes and newlines; CRLF and LF
 /// line ends are accepted; a UTF-8 BOM is skipped. The first row is the header.

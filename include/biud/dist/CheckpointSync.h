@@ -1,5 +1,5 @@
 #pragma once
-/// \file Checkpoint.h
+/// \file CheckpointSync.h
 /// Distributed side of checkpoints: rank 0 writes, everybody learns whether it worked, and a
 /// resume refuses a world size different from the one the checkpoint was trained with (the
 /// per-rank batch, data sharding and learning-rate schedule all depend on it).

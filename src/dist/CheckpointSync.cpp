@@ -1,4 +1,4 @@
-#include "biud/dist/Checkpoint.h"
+#include "biud/dist/CheckpointSync.h"
 
 #include <torch/torch.h>
 
