@@ -5,6 +5,9 @@ usage: python_equality.py modules OUT_JSON
          random statistics) and HF transformers (BERT on the all-MiniLM-L6-v2 checkpoint) and
          biud's WordPiece tokenizer twin against HF's BertTokenizerFast: max |difference| as JSON;
          exits 1 when one exceeds its tolerance.
+         Also biud.models.ViT3D's activation checkpointing (checkpointing_checks).
+       python_equality.py checkpointing OUT_JSON
+         only the checkpointing checks.
        python_equality.py embed JOBS_JSON
          for each job {"run", "out", "config" (auto|json|yaml), "ema", "cache", "ids", "texts",
          "xrays", "volumes"}: biud.load_run(run) and the embeddings of the cached volumes `ids`
@@ -24,6 +27,78 @@ from safetensors.torch import load_file, save_file
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "python"))
 import biud  # noqa: E402
 import biud.models as bm  # noqa: E402
+
+
+def checkpointing_checks():
+    """ViT3D with checkpointing=True against the same module with it off (dropout 0.1, so the
+    recomputation must replay the random masks): the same seed and input give the same output and
+    the same gradients of every parameter and of the input; torch.utils.checkpoint.checkpoint is
+    called once per block in training mode with gradients, never in eval mode or under no_grad;
+    and the forward pass keeps fewer tensors for backward (saved-tensor hooks)."""
+    import importlib
+    vmod = importlib.import_module("biud.models.vit3d")
+    torch.manual_seed(0)
+    m = bm.vit3d("tiny", depth=3, dropout=0.1).train()
+    x0 = torch.randn(2, 1, 32, 64, 64)
+    calls = [0]
+    real = vmod.checkpoint
+
+    def counting(*a, **k):
+        calls[0] += 1
+        return real(*a, **k)
+
+    def step(ckpt):
+        m.checkpointing = ckpt
+        m.zero_grad(set_to_none=True)
+        x = x0.clone().requires_grad_(True)
+        saved = [0]
+
+        def pack(t):
+            saved[0] += t.numel() * t.element_size()
+            return t
+
+        torch.manual_seed(1)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            y = m(x)
+        (y.pow(2).sum() + y.sum()).backward()
+        return y.detach(), {n: p.grad.clone() for n, p in m.named_parameters()}, x.grad.clone(), saved[0]
+
+    vmod.checkpoint = counting
+    try:
+        y0, g0, gx0, s0 = step(False)
+        calls_off = calls[0]
+        y1, g1, gx1, s1 = step(True)
+        calls_train = calls[0] - calls_off
+        m.eval()
+        m(x0)
+        with torch.no_grad():
+            m.train()
+            m(x0)
+        calls_eval_nograd = calls[0] - calls_off - calls_train
+    finally:
+        vmod.checkpoint = real
+        m.checkpointing = False
+    return {"ckpt_output": (y1 - y0).abs().max().item(),
+            "ckpt_grads": max((g1[n] - g0[n]).abs().max().item() for n in g0),
+            "ckpt_grad_input": (gx1 - gx0).abs().max().item(),
+            "ckpt_grads_missing": int(sorted(g0) != sorted(g1)),
+            "ckpt_calls_off": calls_off, "ckpt_calls_wrong": int(calls_train != len(m.blocks)),
+            "ckpt_calls_eval_nograd": calls_eval_nograd,
+            "ckpt_saved_mib_off": s0 / 2**20, "ckpt_saved_mib_on": s1 / 2**20,
+            "ckpt_saves_not_fewer": int(not s1 < 0.5 * s0)}
+
+
+CKPT_LIMITS = {"ckpt_output": 0, "ckpt_grads": 1e-6, "ckpt_grad_input": 1e-6, "ckpt_grads_missing": 0,
+               "ckpt_calls_off": 0, "ckpt_calls_wrong": 0, "ckpt_calls_eval_nograd": 0, "ckpt_saves_not_fewer": 0}
+
+
+def cmd_checkpointing(out):
+    res = checkpointing_checks()
+    res["failed"] = [k for k, lim in CKPT_LIMITS.items() if not res[k] <= lim]
+    with open(out, "w") as f:
+        json.dump(res, f, indent=1)
+    print(json.dumps(res))
+    return 1 if res["failed"] else 0
 
 
 def cmd_modules(out):
@@ -94,7 +169,8 @@ def cmd_modules(out):
     mk = enc["attention_mask"].unsqueeze(-1).float()
     res["bert_mean"] = (o.pooled - (h * mk).sum(1) / mk.sum(1)).abs().max().item()
     limits = {"resnet50": 1e-5, "vit_b_16": 1e-5, "vit_b_16_interpolated": 1e-5,
-              "wordpiece_ids_differ": 0, "bert_hidden": 1e-5, "bert_mean": 1e-5}
+              "wordpiece_ids_differ": 0, "bert_hidden": 1e-5, "bert_mean": 1e-5, **CKPT_LIMITS}
+    res.update(checkpointing_checks())
     res["failed"] = [k for k, lim in limits.items() if not res[k] <= lim]
     with open(out, "w") as f:
         json.dump(res, f, indent=1)
@@ -151,6 +227,8 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "modules":
         sys.exit(cmd_modules(sys.argv[2]))
+    if mode == "checkpointing":
+        sys.exit(cmd_checkpointing(sys.argv[2]))
     if mode == "embed":
         sys.exit(cmd_embed(sys.argv[2]))
     raise SystemExit(f"unknown mode {mode}")

@@ -31,7 +31,8 @@ def build(desc: dict) -> Optional[nn.Module]:
     if t == "vit3d":
         return ViT3D(in_channels=desc["in_channels"], image_size=desc["image_size"], patch=desc["patch"],
                      dim=desc["dim"], depth=desc["depth"], heads=desc["heads"], mlp_ratio=desc.get("mlp_ratio", 4.0),
-                     pos_embedding=desc.get("pos_embedding", "learned"), pool=desc.get("pool", "cls"))
+                     pos_embedding=desc.get("pos_embedding", "learned"), pool=desc.get("pool", "cls"),
+                     checkpointing=desc.get("checkpointing", False))
     if t == "vit2d":
         return ViT2D(image_size=desc["image_size"], patch=desc["patch"], in_channels=desc["in_channels"],
                      dim=desc["dim"], depth=desc["depth"], heads=desc["heads"], mlp_dim=desc["mlp_dim"],

@@ -6,6 +6,13 @@ Input [B, C, D, H, W], each side a multiple of the patch. Another size than `ima
 interpolates the learned position table trilinearly (align_corners=False) to its patch grid.
 pool = cls: the class token after the final LayerNorm (the model has `cls_token`); pool = mean:
 the mean of the patch tokens (no class token at all).
+
+checkpointing (biud's `model.ct_encoder.checkpointing`, ViT3DOptions::checkpointing): in training
+mode with gradients enabled, each transformer block runs under
+torch.utils.checkpoint.checkpoint(use_reentrant=False) - its activations are recomputed in backward
+instead of kept, as biud's C++ ViT3D does per block (src/models/ViT3D.cpp). Patch embedding,
+positions and the final LayerNorm are not checkpointed (nor in biud). Outputs, gradients and
+parameter names are the same either way.
 """
 import math
 from typing import Sequence
@@ -13,6 +20,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from .layers import TransformerBlock
 from .resnet import EncoderOutput
@@ -58,7 +66,7 @@ class ViT3D(nn.Module):
     def __init__(self, in_channels: int = 1, image_size: Sequence[int] = (32, 64, 64),
                  patch: Sequence[int] = (8, 16, 16), dim: int = 64, depth: int = 2, heads: int = 4,
                  mlp_ratio: float = 4.0, dropout: float = 0.0, pos_embedding: str = "learned", pool: str = "cls",
-                 token_dropout: float = 0.0):
+                 token_dropout: float = 0.0, checkpointing: bool = False):
         super().__init__()
         if pool not in ("cls", "mean"):
             raise ValueError(f"vit3d: pool `{pool}` (use cls or mean)")
@@ -69,6 +77,7 @@ class ViT3D(nn.Module):
         self.in_channels, self.dim, self.pool, self.pos = in_channels, dim, pool, pos_embedding
         self.patch = list(patch)
         self.token_dropout = token_dropout
+        self.checkpointing = checkpointing
         self.grid = _grid(image_size, patch, "image_size")
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv3d(in_channels, dim, tuple(patch), stride=tuple(patch))
@@ -107,8 +116,9 @@ class ViT3D(nn.Module):
             t = t.gather(1, idx.unsqueeze(-1).expand(b, keep, self.dim))
         if self.cls_token is not None:
             t = torch.cat([self.cls_token.expand(b, 1, self.dim), t], 1)
+        ckpt = self.checkpointing and self.training and torch.is_grad_enabled()
         for blk in self.blocks:
-            t = blk(t)
+            t = checkpoint(blk, t, use_reentrant=False) if ckpt else blk(t)
         t = self.norm(t)
         if self.cls_token is not None:
             return EncoderOutput(t[:, 0], t[:, 1:])
@@ -119,7 +129,8 @@ class ViT3D(nn.Module):
 
 
 def vit3d(preset: str = "tiny", **kw) -> ViT3D:
-    """A preset (tiny, small, base, large) with overrides, as biud's vit3dPreset()."""
+    """A preset (tiny, small, base, large) with overrides (image_size, checkpointing, ...), as
+    biud's vit3dPreset()."""
     if preset not in PRESETS:
         raise ValueError(f"vit3d: unknown preset `{preset}` ({', '.join(PRESETS)})")
     dim, depth, heads, image, patch = PRESETS[preset]
