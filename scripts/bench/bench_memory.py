@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Peak memory of a training step of ViT3D-base at 96 x 224 x 224 with activation checkpointing:
 biud (`biud-embed --bench --bench-optimizer adamw`, model.ct_encoder.checkpointing=true) vs
-PyTorch eager (the same network, scripts/bench/twins.py, each block under
-torch.utils.checkpoint.checkpoint(use_reentrant=False), torch.optim.AdamW). Each side runs in its
+PyTorch eager (the same network from biud's Python package, python/biud/models/vit3d.py, built
+from the same config keys with common.biud_net; checkpointing=True runs each block under
+torch.utils.checkpoint.checkpoint(use_reentrant=False); torch.optim.AdamW). Each side runs in its
 own process (2 steps: the second has the optimizer state) and the peak resident memory of that
 process (getrusage ru_maxrss of the child) is compared; alternated, >= 3 repeats, medians.
 With --allocators also biud under jemalloc and tcmalloc (LD_PRELOAD; Debian's libjemalloc2 /
@@ -27,10 +28,9 @@ def peer_child(preset, inp, threads, checkpointing):
     """The PyTorch side, in this (child) process: 2 AdamW steps; prints the step times."""
     import time
     import torch
-    import twins
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    m = twins.vit3d(preset, inp, checkpointing=checkpointing).train()
+    m = common.biud_net("vit3d", preset, image_size=inp, checkpointing=checkpointing).train()
     opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
     x = torch.randn(1, 1, *inp)
     ts = []
@@ -40,7 +40,7 @@ def peer_child(preset, inp, threads, checkpointing):
         m(x).pow(2).sum().backward()
         opt.step()
         ts.append((time.perf_counter() - t) * 1e3)
-    print(json.dumps({"ms_each": ts, "params": twins.params(m)}))
+    print(json.dumps({"ms_each": ts, "params": common.params(m)}))
 
 
 def main():

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Full training step (zero_grad, forward, loss, backward, AdamW step): biud (C++,
 `biud-embed --bench --bench-optimizer adamw`) vs PyTorch eager with torch.optim.AdamW, same
-network, input, loss (||pooled||^2), threads; alternated, >= 3 repeats, medians. Not a test.
+network (the PyTorch side is biud's Python package, python/biud/models, built from the same config
+keys), input, loss (||pooled||^2), threads; alternated, >= 3 repeats, medians. Not a test.
 
 Cases (--cases, comma list of NAME):
   quickstart  the quickstart's CT encoder, resnet3d18 tiny (0.52 M parameters), batch 32 of
@@ -27,7 +28,6 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-import twins  # noqa: E402
 
 CASES = {
     "quickstart": dict(arch="resnet3d18", preset="tiny", batch=32, input=(42, 84, 84)),
@@ -53,10 +53,8 @@ def biud_step(case, threads, warmup, iters, env=None, optimizer="adamw", extra=(
 
 
 def torch_model(case, channels_last):
-    if case["arch"] == "vit3d":
-        m = twins.vit3d(case["preset"], case["input"])
-    else:
-        m = twins.ResNet3d(width=8 if case["preset"] == "tiny" else 64)
+    # biud's Python package, from the same config keys biud_step passes to biud-embed
+    m = common.biud_net(case["arch"], case["preset"], image_size=case["input"] if case["arch"] == "vit3d" else None)
     x = torch.randn(case["batch"], 1, *case["input"])
     if channels_last and case["arch"] != "vit3d":
         m = m.to(memory_format=torch.channels_last_3d)
@@ -90,7 +88,7 @@ def torch_runner(case, tuned, warmup, iters):
             ts.append((time.perf_counter() - t) * 1e3)
         return common.median(ts)
 
-    return run, twins.params(m)
+    return run, common.params(m)
 
 
 def main():

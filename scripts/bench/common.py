@@ -25,6 +25,28 @@ BIN = os.path.join(ROOT, "build", "bin")
 PYTHON_PKG = os.path.join(ROOT, "python")
 
 
+def biud_net(arch, preset, image_size=None, checkpointing=False):
+    """The PyTorch side's network: biud's Python package (python/biud/models, this checkout's),
+    built as biud.load_run builds a config's `model.ct_encoder` (describe_netconfig, then build)
+    from the keys the benchmarks pass to biud-embed (`arch`, `preset`, vit3d's `image_size` and
+    `checkpointing`), so both sides run the same architecture."""
+    import sys
+    if PYTHON_PKG not in sys.path:
+        sys.path.insert(0, PYTHON_PKG)
+    from biud.models import build, describe_netconfig
+    net = {"arch": arch, "preset": preset}
+    if image_size:
+        net["image_size"] = list(image_size)
+    desc = describe_netconfig(net)
+    if checkpointing:
+        desc["checkpointing"] = True
+    return build(desc)
+
+
+def params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
 def load_avg():
     try:
         return [round(v, 2) for v in os.getloadavg()]

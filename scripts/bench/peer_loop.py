@@ -5,7 +5,7 @@ torch DataLoader, as a PyTorch user would write it. Not a test.
 
 Per step: a batch of `--batch` training CTs read from the cache (numpy memmap of the int16 record,
 / quant), randomly cropped to the recipe's 84 x 84 x 42 voxels with the recipe's intensity
-shift/scale; the quickstart's CT encoder (resnet3d18 tiny, scripts/bench/twins.py) and a
+shift/scale; the quickstart's CT encoder (resnet3d18 tiny, from biud's Python package) and a
 projection to 128; a CLIP loss against the frozen report features of the cache
 (text_features/*.safetensors, projected 384 -> 128) and a KL loss against the teacher's scores
 over its 5 retrieved X-ray reports (retrieval/teacher_features.safetensors: h_star, scores) -
@@ -31,7 +31,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import twins  # noqa: E402
+import common  # noqa: E402
 
 CROP = (42, 84, 84)  # z, y, x (configs/quickstart.yaml data.augment.random_crop [84, 84, 42] is x, y, z)
 
@@ -82,7 +82,7 @@ def main():
     ds = CacheDataset(os.path.join(a.run, "cache"), [i for _, i in train], [r for r, _ in train])
     dl = torch.utils.data.DataLoader(ds, batch_size=a.batch, shuffle=True, drop_last=True, num_workers=a.workers,
                                      persistent_workers=a.workers > 0)
-    enc = twins.ResNet3d(width=8)
+    enc = common.biud_net("resnet3d18", "tiny")
     ct_proj = nn.Linear(enc.out_dim, 128)
     text_proj = nn.Linear(text.shape[1], 128)
     log_tau = nn.Parameter(torch.tensor(float(np.log(0.07))))
