@@ -100,6 +100,11 @@ class ResNet(nn.Module):
         if pool == "gem":
             self.gem_p = nn.Parameter(torch.full((1,), 3.0))
         self.fc = nn.Linear(cin, num_classes) if num_classes > 0 else None
+        # biud's initialisation (src/models/ResNet.cpp, torchvision's): He (fan_out) for the
+        # convolutions, BatchNorm scale 1 / shift 0 (PyTorch's default).
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def encode(self, x: torch.Tensor) -> EncoderOutput:
         if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
