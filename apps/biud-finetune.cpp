@@ -18,7 +18,6 @@
 #include "biud/evaluate/LoadRun.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/train/FinetuneTask.h"
-#include "biud/train/Tasks.h"
 
 using namespace biud;
 namespace stdfs = std::filesystem;
@@ -75,10 +74,10 @@ int main(int argc, char** argv) {
     // Read from a cache (data.cache_dir, or one built now in <out>/cache); unreadable CTs are
     // left out and listed in <out>/failures.jsonl (exit code 3).
     const size_t failed = evaluate::useEvalCache(cfg, out, {cfg.data.train_split, cfg.data.val_split, split});
-    auto trainer = train::makeDownstreamTrainer(cfg, out, dev);
+    auto [trainer, taskPtr] = train::makeFinetuneTrainer(cfg, out, dev);
     const int rc = trainer->train();
     if (rc != app::kExitOk) return rc;
-    auto& task = dynamic_cast<train::FinetuneTask&>(trainer->task());
+    auto& task = *taskPtr;
     const auto bestStep = task.restoreBest();
     const auto& names = task.labelNames();
     auto pred = task.predict(split);

@@ -15,7 +15,6 @@
 #include "biud/evaluate/LoadRun.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/train/ReportTask.h"
-#include "biud/train/Tasks.h"
 
 using namespace biud;
 namespace stdfs = std::filesystem;
@@ -72,10 +71,10 @@ int main(int argc, char** argv) {
     // Read from a cache (data.cache_dir, or one built in <out>/cache); unreadable CTs are left
     // out and listed in <out>/failures.jsonl (exit code 3).
     const size_t failed = evaluate::useEvalCache(cfg, out, {cfg.data.train_split, cfg.data.val_split, split});
-    auto trainer = train::makeDownstreamTrainer(cfg, out, dev);
+    auto [trainer, taskPtr] = train::makeReportTrainer(cfg, out, dev);
     const int rc = trainer->train();
     if (rc != app::kExitOk) return rc;
-    auto& task = dynamic_cast<train::ReportTask&>(trainer->task());
+    auto& task = *taskPtr;
     train::GenerateOptions go;
     go.beams = cfg.eval.beam;
     go.lengthPenalty = cfg.eval.length_penalty;

@@ -25,13 +25,15 @@ PretrainedCt loadPretrainedCt(const std::string& runDir, const c10::Device& devi
   BIUD_CHECK(!runDir.empty(), ConfigError,
              "no pretrained run given: pass --run <BIUD run folder> (e.g. runs/quickstart/biud)");
   auto r = loadRun(runDir, device, ema);
-  BIUD_CHECK(r.biud, DataError,
+  // A CT backbone trained in the shared space (a biud run; finetune and report runs have only
+  // the backbone, an imported CT-CLIP only the space).
+  BIUD_CHECK(r.model->can(Capability::kCtEncoder) && r.model->can(Capability::kCt), DataError,
              "`{}` is a `{}` run; fine-tuning and report generation start from a BIUD run (task biud) with a CT encoder",
-             runDir, r.cfg.task);
+             runDir, r.model->task());
   PretrainedCt p;
   p.cfg = r.cfg;
   p.checkpoint = r.checkpoint;
-  p.encoder = r.biud->ct_encoder;
+  p.encoder = r.model->ctEncoder();
   p.tokenizer = std::move(r.tokenizer);
   return p;
 }

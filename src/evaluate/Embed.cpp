@@ -183,27 +183,30 @@ EmbedResult embed(const EmbedOptions& opt, const Config& cfg, const c10::Device&
   if (!opt.run.empty()) {
     // A trained run: everything in its shared embedding space (L2-normalised).
     auto run = loadRun(opt.run, device);
+    auto& model = *run.model;
     summary["run"] = run.checkpoint;
     if (!texts.empty()) {
       const auto lines = readTextLines(texts);
-      BIUD_CHECK(run.clip || run.biud, ConfigError,
+      BIUD_CHECK(model.can(Capability::kText), ConfigError,
                  "--texts with --run needs a biud or clip2d run (a text encoder in the shared space); `{}` is a {} run",
-                 opt.run, run.cfg.task);
+                 opt.run, model.task());
       BIUD_CHECK(!lines.empty(), DataError, "{}: no non-blank lines to embed", texts);
       std::vector<torch::Tensor> parts;
       for (std::size_t s = 0; s < lines.size(); s += static_cast<std::size_t>(opt.batch)) {
         const std::vector<std::string> part(lines.begin() + static_cast<long>(s),
                                             lines.begin() + static_cast<long>(std::min(lines.size(), s + opt.batch)));
         auto tb = train::tokenizeBatch(*run.tokenizer, part, run.cfg.text.max_length);
-        parts.push_back((run.clip ? run.clip->encodeText(tb.ids.to(device), tb.mask.to(device))
-                                  : run.biud->encodeText(tb.ids.to(device), tb.mask.to(device))).cpu());
+        parts.push_back(model.encodeText(tb.ids.to(device), tb.mask.to(device)).cpu());
       }
       result["text_embedding"] = torch::cat(parts);
     }
     if (!volumes.empty()) {
-      const auto ctEncoder = run.ctEncoder();
-      BIUD_CHECK(ctEncoder, ConfigError, "--volumes with --run needs a biud, finetune or report run (a CT encoder); `{}` is a {} run",
-                 opt.run, run.cfg.task);
+      // The shared space when the run has one (biud, CT-CLIP), else its CT backbone alone
+      // (finetune/report: their head or decoder is not an embedding).
+      const bool shared = model.can(Capability::kCt);
+      BIUD_CHECK(shared || model.can(Capability::kCtEncoder), ConfigError,
+                 "--volumes with --run needs a biud, finetune or report run (a CT encoder); `{}` is a {} run", opt.run,
+                 model.task());
       std::vector<torch::Tensor> emb, adapted;
       std::vector<std::int64_t> done;
       Progress bar("embed volumes", volumes.size(), "volumes");
@@ -224,14 +227,13 @@ EmbedResult embed(const EmbedOptions& opt, const Config& cfg, const c10::Device&
         bar.advance();
         if (!ok) continue;
         done.push_back(static_cast<std::int64_t>(i));
-        if (run.biud) {
-          auto o = run.biud->encodeCt(v.unsqueeze(0).to(device));
+        if (shared) {
+          auto o = model.encodeCt(v.unsqueeze(0).to(device));
           emb.push_back(o.ct.cpu());
-          adapted.push_back(o.adapted.cpu());
-          if (opt.saveTokens) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
+          if (o.adapted.defined()) adapted.push_back(o.adapted.cpu());
+          if (opt.saveTokens && o.tokens.defined()) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
         } else {
-          // finetune/report: the fine-tuned encoder alone (its head/decoder is not an embedding).
-          auto o = ctEncoder->encode(v.unsqueeze(0).to(device));
+          auto o = model.ctEncoder()->encode(v.unsqueeze(0).to(device));
           emb.push_back(o.pooled.cpu());
           if (opt.saveTokens && o.tokens.defined()) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
         }
@@ -243,12 +245,13 @@ EmbedResult embed(const EmbedOptions& opt, const Config& cfg, const c10::Device&
       result["volume_index"] = torch::tensor(done, torch::kInt64);
     }
     if (!xrays.empty()) {
-      BIUD_CHECK(run.clip, ConfigError, "--xrays needs a clip2d run; `{}` is a {} run", opt.run, run.cfg.task);
+      BIUD_CHECK(model.can(Capability::kXray), ConfigError, "--xrays needs a clip2d run; `{}` is a {} run", opt.run,
+                 model.task());
       std::vector<torch::Tensor> emb;
       for (const auto& x : xrays) {
         auto img = image::preprocessXray(image::readImage2D(x), run.cfg.data.xray);
         auto t = torch::from_blob(img.data.data(), {1, 1, img.size[1], img.size[0]}, torch::kFloat32).clone();
-        emb.push_back(run.clip->encodeImage(t.to(device)).cpu());
+        emb.push_back(model.encodeXray(t.to(device)).cpu());
       }
       result["xray_embedding"] = torch::cat(emb);
     }

@@ -120,4 +120,18 @@ nlohmann::ordered_json importCtClip(const CtClipImportOptions& opt, Config& cfg)
   return j;
 }
 
+TaskSpec ctClipTaskSpec() {
+  TaskSpec s;
+  s.name = "ct-clip";
+  s.cannotTrain = "ct-clip runs are imported by biud-import-weights; they cannot be trained";
+  s.load = [](LoadedRun& r, const c10::Device& device, bool) {
+    const auto ckpt = stdfs::path(r.checkpoint);
+    r.tokenizer = text::makeTokenizer(r.cfg.text);
+    models::CtClip m(models::CtClipOptions::fromJsonFile((ckpt / "ctclip.json").string()));
+    loadRunWeights(*m, r, device, /*ema=*/false);  // an import has no moving average
+    return ctClipRunModel(m, r.root, "ct-clip");
+  };
+  return s;
+}
+
 }  // namespace biud::evaluate

@@ -75,8 +75,9 @@ LoadedRun loadTeacher(const RetrieveOptions& f, const Config& cfg, const c10::De
   BIUD_CHECK(!teacher.empty(), ConfigError, "no teacher {}: pass --teacher RUN or set model.teacher (a clip2d run folder)",
              why);
   auto t = loadRun(teacher, dev);
-  BIUD_CHECK(t.cfg.task == "clip2d", ConfigError, "--teacher `{}` is a `{}` run; the teacher is a clip2d run", teacher,
-             t.cfg.task);
+  // The teacher embeds reports and X-rays in one space (a clip2d run).
+  BIUD_CHECK(t.model->can(Capability::kXray) && t.model->can(Capability::kText), ConfigError,
+             "--teacher `{}` is a `{}` run; the teacher is a clip2d run", teacher, t.model->task());
   return t;
 }
 
@@ -94,7 +95,7 @@ std::function<torch::Tensor(const std::vector<std::int64_t>&)> imagePass(
       auto img = image::preprocessXray(image::readImage2D(item.images.front()), t.cfg.data.xray);
       imgs.push_back(torch::from_blob(img.data.data(), {1, img.size[1], img.size[0]}, torch::kFloat32).clone());
     }
-    return t.clip->encodeImage(torch::stack(imgs).to(dev)).cpu();
+    return t.model->encodeXray(torch::stack(imgs).to(dev)).cpu();
   };
 }
 
@@ -126,14 +127,14 @@ void teacherSources(Sources& src, const RetrieveOptions& f, const Config& cfg, c
   // A frozen teacher report encoder (e.g. a pretrained BERT): its features may already be in the
   // text-feature cache written while the teacher trained (train/TextCache.h).
   if (t.cfg.model.text_encoder.frozen)
-    src.textCache = train::makeFrozenTextFeatures(t.cfg, t.clip->text_encoder, *t.tokenizer, dev, /*writer=*/true);
+    src.textCache = train::makeFrozenTextFeatures(t.cfg, t.model->textTower().encoder, *t.tokenizer, dev, /*writer=*/true);
   auto* cache = src.textCache.get();
   auto embed = [&t, cache, dev](const std::vector<std::string>& texts, std::int64_t b, std::int64_t e) {
     torch::NoGradGuard ng;
     std::vector<std::string> part(texts.begin() + b, texts.begin() + e);
-    if (cache) return t.clip->text_proj->forward(cache->get(part)).cpu();
+    if (cache) return t.model->textTower().proj->forward(cache->get(part)).cpu();
     auto tb = train::tokenizeBatch(*t.tokenizer, part, t.cfg.text.max_length);
-    return t.clip->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
+    return t.model->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
   };
   job.embedQueries = [embed, ctText](std::int64_t b, std::int64_t e) { return embed(*ctText, b, e); };
   job.embedDatabase = [embed, cxrText](std::int64_t b, std::int64_t e) { return embed(*cxrText, b, e); };

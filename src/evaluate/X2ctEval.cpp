@@ -21,12 +21,12 @@
 
 namespace biud::evaluate {
 
-torch::Tensor embedXrays(models::ClipModel& model, const train::XraySet& set, const c10::Device& device) {
+torch::Tensor embedXrays(RunModel& model, const train::XraySet& set, const c10::Device& device) {
   torch::NoGradGuard ng;
-  model->eval();
+  model.module().eval();
   std::vector<torch::Tensor> parts;
   for (std::int64_t b = 0; b < set.size(); b += 64)
-    parts.push_back(model->encodeImage(set.images.slice(0, b, std::min(set.size(), b + 64)).to(device)).cpu());
+    parts.push_back(model.encodeXray(set.images.slice(0, b, std::min(set.size(), b + 64)).to(device)).cpu());
   return torch::cat(parts).to(torch::kFloat32);
 }
 
@@ -218,9 +218,9 @@ X2ctEvalResult runX2ctEval(const X2ctEvalOptions& opt, const Config& cfg, const 
   for (const auto& [name, dir] : opt.runs) {
     names.push_back(name);
     auto run = loadRun(dir, dev, cfg.eval.ema);
-    BIUD_CHECK(run.cfg.task == "x2ct" && run.clip, ConfigError,
+    BIUD_CHECK(run.model->can(Capability::kXray), ConfigError,
                "--run `{}` is a `{}` run; biud-x2ct-eval takes x2ct runs (use biud-zeroshot for the others)", dir,
-               run.cfg.task);
+               run.model->task());
     const auto& rc = run.cfg;
     const std::string sp = opt.split.empty() ? rc.data.test_split : opt.split;
     const std::string ext = opt.external.empty() ? rc.x2ct.external_split : opt.external;
@@ -228,13 +228,15 @@ X2ctEvalResult runX2ctEval(const X2ctEvalOptions& opt, const Config& cfg, const 
     const std::string manifestPath = opt.manifest.empty() ? train::x2ctXrayManifest(rc) : opt.manifest;
     const auto latentPath = train::x2ctLatentPath(rc, dir);
     BIUD_CHECK(stdfs::exists(latentPath), DataError,
-               "run `{}` has no cached latents at `{}` (written by the x2ct task at its start)", dir, latentPath);
+               "run `{}` has no cached latents at `{}` (written by the x2ct task at its start; biud-x2ct-eval takes x2ct "
+               "runs, use biud-zeroshot for the others)",
+               dir, latentPath);
     const auto latents = train::readX2ctLatents(latentPath);
     const auto manifest = image::readManifest(manifestPath);
     auto load = [&](const std::string& s) {
       Split x;
       x.set = train::loadXraySet(manifest, s, rc.data, rc.threads);
-      x.emb = embedXrays(run.clip, x.set, dev);
+      x.emb = embedXrays(*run.model, x.set, dev);
       return x;
     };
     json j;
@@ -251,9 +253,9 @@ X2ctEvalResult runX2ctEval(const X2ctEvalOptions& opt, const Config& cfg, const 
     if (findings.empty()) findings = pc.findings;
     auto pe = embedPrompts(promptSet, pc.findings, [&](const std::vector<std::string>& t) {
       auto tb = train::tokenizeBatch(*run.tokenizer, t, rc.text.max_length);
-      return run.clip->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
+      return run.model->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
     });
-    const double tau = run.clip->temperature->forward().item<double>();
+    const double tau = run.model->temperature();
     const auto cols = torch::tensor(pc.columns);
     auto zeroShot = [&](const Split& s) {
       AurocMap m;

@@ -26,18 +26,17 @@ ZeroShotScores scoreZeroShot(LoadedRun& run, const image::Manifest& manifest, co
                              const c10::Device& dev, const std::string& cacheDir) {
   torch::NoGradGuard ng;
   ZeroShotScores s;
+  auto& model = *run.model;
   torch::Tensor img;
   auto encodeText = [&](const std::vector<std::string>& t) {
     auto tb = train::tokenizeBatch(*run.tokenizer, t, run.cfg.text.max_length);
-    if (run.ctclip) return run.ctclip->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
-    return run.clip ? run.clip->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu()
-                    : run.biud->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
+    return model.encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
   };
-  if (run.clip) {
+  if (model.can(Capability::kXray)) {
     auto set = train::loadXraySet(manifest, split, run.cfg.data, run.cfg.threads);
     std::vector<torch::Tensor> parts;
     for (std::int64_t b = 0; b < set.size(); b += 64)
-      parts.push_back(run.clip->encodeImage(set.images.slice(0, b, std::min(set.size(), b + 64)).to(dev)).cpu());
+      parts.push_back(model.encodeXray(set.images.slice(0, b, std::min(set.size(), b + 64)).to(dev)).cpu());
     img = torch::cat(parts);
     s.ids = set.ids;
     s.labels = set.labels;
@@ -45,8 +44,7 @@ ZeroShotScores scoreZeroShot(LoadedRun& run, const image::Manifest& manifest, co
     auto ds = splitDataset(std::make_shared<image::Manifest>(manifest), split, run.cfg.data, cacheDir);
     std::vector<torch::Tensor> parts, labels;
     forEachEvalBatch(ds, run.cfg.data.loader, [&](data::CtBatch& b) {
-      parts.push_back(run.ctclip ? run.ctclip->encodeImage(b.volume.to(dev)).cpu()
-                                 : run.biud->encodeCt(b.volume.to(dev)).ct.cpu());
+      parts.push_back(model.encodeCt(b.volume.to(dev)).ct.cpu());
       labels.push_back(b.labels);
       s.ids.insert(s.ids.end(), b.ids.begin(), b.ids.end());
     }, "encode " + split);
@@ -54,10 +52,7 @@ ZeroShotScores scoreZeroShot(LoadedRun& run, const image::Manifest& manifest, co
     s.labels = torch::cat(labels);
   }
   auto pe = embedPrompts(prompts, findings, encodeText);
-  // CT-CLIP multiplies the similarities by exp(temperature): tau = 1 / exp(temperature).
-  const double tau = run.ctclip ? 1.0 / run.ctclip->logitScale()
-                     : run.clip ? run.clip->temperature->forward().item<double>()
-                                : run.biud->temperature->forward().item<double>();
+  const double tau = model.temperature();
   s.probs = zeroShotProbabilities(img, pe, tau);
   return s;
 }
@@ -67,17 +62,19 @@ ZeroShotResult runZeroShot(const ZeroShotOptions& opt, const Config& cfg, const 
   std::vector<std::pair<std::string, LoadedRun>> loaded;
   for (const auto& r : opt.runs) {
     loaded.emplace_back(r.name, loadRun(r.path, dev, cfg.eval.ema));
-    BIUD_CHECK(loaded.back().second.clip || loaded.back().second.biud || loaded.back().second.ctclip, ConfigError,
+    const auto& m = *loaded.back().second.model;
+    BIUD_CHECK(m.can(Capability::kText) && (m.can(Capability::kXray) || m.can(Capability::kCt)), ConfigError,
                "--run `{}` is a {} run; zero-shot classification needs a biud, clip2d or imported CT-CLIP run (image and "
                "text encoders)",
-               r.path, loaded.back().second.cfg.task);
+               r.path, m.task());
   }
   auto& first = loaded.front().second;
   ZeroShotResult res;
   const std::string split = opt.split.empty() ? first.cfg.data.test_split : opt.split;
   const std::string prompts = opt.prompts.empty() ? first.cfg.eval.prompts : opt.prompts;
   std::string manifestPath = opt.manifest;
-  if (manifestPath.empty()) manifestPath = first.clip ? first.cfg.data.xray_manifest : first.cfg.data.manifest;
+  if (manifestPath.empty())
+    manifestPath = first.model->can(Capability::kXray) ? first.cfg.data.xray_manifest : first.cfg.data.manifest;
   const auto manifest = image::readManifest(manifestPath);
   const std::string protocol = opt.protocol.empty() ? cfg.eval.zeroshot_protocol : opt.protocol;
   BIUD_CHECK(!manifest.labelNames.empty(), DataError, "`{}` has no label columns: zero-shot classification needs labels", manifestPath);
@@ -101,7 +98,7 @@ ZeroShotResult runZeroShot(const ZeroShotOptions& opt, const Config& cfg, const 
     // else one built now in <out>/cache-<hash>; unreadable CTs are left out and listed.
     const image::Manifest* evaluated = &manifest;
     image::EvalCache ec;
-    if (!run.clip) {
+    if (!run.model->can(Capability::kXray)) {
       const std::string given = !cfg.data.cache_dir.empty() ? cfg.data.cache_dir : run.cfg.data.cache_dir;
       ec = image::prepareEvalCache(manifest, {split}, run.cfg.data.ct, given,
                                    (stdfs::path(out) / ("cache-" + image::preprocessHash(run.cfg.data.ct))).string(),

@@ -18,6 +18,8 @@
 #include <filesystem>
 
 #include "biud/evaluate/CtEval.h"
+#include "biud/evaluate/LoadRun.h"
+#include "biud/evaluate/TaskSpec.h"
 #include "biud/evaluate/ZeroShot.h"
 #include "biud/train/Accumulate.h"
 #include "biud/train/Tasks.h"
@@ -37,6 +39,12 @@ struct Micro {
   torch::Tensor trueFindings;  ///< [B, L] the data set's labels (1/0, -1 = row unknown) for RoCo's FN precision/recall
   losses::EfmMasked efm;
 };
+
+/// The model of a biud task and of its trained run (TaskSpec::make and ::load); `teacherDim`:
+/// the width of the teacher features h* (the distillation adapter's output).
+models::BiudModel buildModel(const Config& cfg, const text::Tokenizer& tok, std::int64_t teacherDim) {
+  return models::BiudModel(cfg, tok.vocabSize(), teacherDim);
+}
 
 /// model.text_init = teacher: the text encoder starts from the teacher run's `text_encoder.` weights.
 Config withTextInit(const Config& cfg) {
@@ -90,7 +98,7 @@ class BiudTask final : public Task {
     BIUD_CHECK(loader_->batchesPerEpoch() > 0, ConfigError,
                "data.loader.batch_size {} is larger than the {} training CTs per rank", cfg.data.loader.batch_size,
                train_->size() / ctx.world);
-    model_ = models::BiudModel(withTextInit(cfg), tok_->vocabSize(), teacher_.h_star.size(1));
+    model_ = buildModel(withTextInit(cfg), *tok_, teacher_.h_star.size(1));
     model_->to(ctx.device);
     const auto sp = tok_->specialIds();
     BIUD_CHECK(!loss_.usesEfm() || sp.mask >= 0, ConfigError,
@@ -378,8 +386,20 @@ class BiudTask final : public Task {
 
 }  // namespace
 
-std::unique_ptr<Task> makeBiudTask(const Config& cfg, const TaskContext& ctx) {
-  return std::make_unique<BiudTask>(cfg, ctx);
+evaluate::TaskSpec biudTaskSpec() {
+  evaluate::TaskSpec s;
+  s.name = "biud";
+  s.make = [](const Config& cfg, const TaskContext& ctx) -> std::unique_ptr<Task> {
+    return std::make_unique<BiudTask>(cfg, ctx);
+  };
+  s.load = [](evaluate::LoadedRun& r, const c10::Device& device, bool ema) {
+    r.tokenizer = text::makeTokenizer(r.cfg.text);
+    const auto tf = TeacherFeatures::load(teacherFeaturesPath(r.cfg.data.pairing));
+    auto m = buildModel(r.cfg, *r.tokenizer, tf.h_star.size(1));
+    evaluate::loadRunWeights(*m, r, device, ema);
+    return evaluate::biudRunModel(m, r.root, "biud");
+  };
+  return s;
 }
 
 }  // namespace biud::train

@@ -7,6 +7,8 @@
 #include "biud/data/Sampler.h"
 #include "biud/dist/Communicator.h"
 #include "biud/dist/Contrastive.h"
+#include "biud/evaluate/LoadRun.h"
+#include "biud/evaluate/TaskSpec.h"
 #include "biud/evaluate/ZeroShot.h"
 #include "biud/image/Manifest.h"
 #include "biud/losses/ClipLoss.h"
@@ -23,6 +25,11 @@ namespace biud::train {
 
 namespace {
 
+/// The model of a clip2d task and of its trained run (TaskSpec::make and ::load).
+models::ClipModel buildModel(const Config& cfg, const text::Tokenizer& tok) {
+  return models::ClipModel(cfg, cfg.model.xray_encoder, tok.vocabSize());
+}
+
 class Clip2dTask final : public Task {
  public:
   Clip2dTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(ctx) {
@@ -33,7 +40,7 @@ class Clip2dTask final : public Task {
     train_ = loadXraySet(manifest, cfg.data.train_split, cfg.data, cfg.threads);
     if (!manifest.indicesOf(cfg.data.val_split).empty())
       val_ = std::make_unique<XraySet>(loadXraySet(manifest, cfg.data.val_split, cfg.data, cfg.threads));
-    model_ = models::ClipModel(cfg, cfg.model.xray_encoder, tok_->vocabSize());
+    model_ = buildModel(cfg, *tok_);
     model_->to(ctx.device);
     data::SamplerOptions so;
     so.batchSize = cfg.data.loader.batch_size;
@@ -178,8 +185,19 @@ class Clip2dTask final : public Task {
 
 }  // namespace
 
-std::unique_ptr<Task> makeClip2dTask(const Config& cfg, const TaskContext& ctx) {
-  return std::make_unique<Clip2dTask>(cfg, ctx);
+evaluate::TaskSpec clip2dTaskSpec() {
+  evaluate::TaskSpec s;
+  s.name = "clip2d";
+  s.make = [](const Config& cfg, const TaskContext& ctx) -> std::unique_ptr<Task> {
+    return std::make_unique<Clip2dTask>(cfg, ctx);
+  };
+  s.load = [](evaluate::LoadedRun& r, const c10::Device& device, bool ema) {
+    r.tokenizer = text::makeTokenizer(r.cfg.text);
+    auto m = buildModel(r.cfg, *r.tokenizer);
+    evaluate::loadRunWeights(*m, r, device, ema);
+    return evaluate::clipRunModel(m, r.root, "clip2d");
+  };
+  return s;
 }
 
 }  // namespace biud::train

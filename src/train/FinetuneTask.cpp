@@ -20,6 +20,8 @@
 #include "biud/core/Rng.h"
 #include "biud/data/CtLoader.h"
 #include "biud/evaluate/CtEval.h"
+#include "biud/evaluate/LoadRun.h"
+#include "biud/evaluate/TaskSpec.h"
 #include "biud/evaluate/ZeroShot.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/Preprocess.h"
@@ -104,6 +106,12 @@ namespace {
 /// Whether two CT preprocessing configs give the same volumes.
 bool samePreprocessing(const CtPreprocessConfig& a, const CtPreprocessConfig& b) {
   return image::preprocessHash(a) == image::preprocessHash(b);
+}
+
+/// The model of a finetune task and of its trained run (TaskSpec::make and ::load): the CT
+/// encoder `enc` under a head of `labels` outputs.
+models::FinetuneModel buildModel(std::shared_ptr<models::VisualEncoderImpl> enc, std::int64_t labels, double dropout) {
+  return models::FinetuneModel(std::move(enc), labels, dropout);
 }
 
 class FinetuneTaskImpl final : public FinetuneTask {
@@ -209,7 +217,7 @@ class FinetuneTaskImpl final : public FinetuneTask {
     } else {
       for (auto& p : enc->parameters()) p.set_requires_grad(true);
     }
-    model_ = models::FinetuneModel(enc, static_cast<std::int64_t>(cols_.size()), fc.head_dropout);
+    model_ = buildModel(enc, static_cast<std::int64_t>(cols_.size()), fc.head_dropout);
     model_->to(ctx.device);
     if (ctx.rank == 0 && !ctx.runDir.empty()) writeSubset();
     log::info("finetune", "{} ({}): {} labels, {} of {} training cases (label_fraction {}), pos_weight [{:.2f}], encoder {}",
@@ -372,8 +380,37 @@ class FinetuneTaskImpl final : public FinetuneTask {
 
 }  // namespace
 
-std::unique_ptr<Task> makeFinetuneTask(const Config& cfg, const TaskContext& ctx) {
-  return std::make_unique<FinetuneTaskImpl>(cfg, ctx);
+evaluate::TaskSpec finetuneTaskSpec() {
+  evaluate::TaskSpec s;
+  s.name = "finetune";
+  s.make = [](const Config& cfg, const TaskContext& ctx) -> std::unique_ptr<Task> {
+    return std::make_unique<FinetuneTaskImpl>(cfg, ctx);
+  };
+  s.load = [](evaluate::LoadedRun& r, const c10::Device& device, bool ema) {
+    evaluate::adoptPretrainedConfig(r, r.cfg.finetune.run, "finetune.run");
+    r.tokenizer = text::makeTokenizer(r.cfg.text);
+    // The number of labels is the head's: the label columns came from a manifest that may have changed.
+    const auto weights = (std::filesystem::path(r.checkpoint) / "model.safetensors").string();
+    const auto tensors = tensor::readSafetensors(weights);
+    const auto it = tensors.find("head.weight");
+    BIUD_CHECK(it != tensors.end() && it->second.dim() == 2, DataError,
+               "`{}` has no 2-D `head.weight`: not the checkpoint of a finetune run", weights);
+    auto m = buildModel(models::makeVisualEncoder(r.cfg.model.ct_encoder), it->second.size(0), 0.0);
+    evaluate::loadRunWeights(*m, r, device, ema, &tensors);
+    return evaluate::finetuneRunModel(m, r.root, "finetune");
+  };
+  return s;
+}
+
+FinetuneTrainer makeFinetuneTrainer(Config& cfg, const std::string& runDir, const c10::Device& device) {
+  TaskContext ctx;
+  ctx.device = device;
+  ctx.runDir = runDir;
+  auto task = std::make_unique<FinetuneTaskImpl>(cfg, ctx);
+  FinetuneTrainer out;
+  out.task = task.get();
+  out.trainer = std::make_unique<Trainer>(cfg, runDir, std::move(task), ctx);
+  return out;
 }
 
 }  // namespace biud::train

@@ -14,6 +14,8 @@
 #include "biud/eval/Nlg.h"
 #include "biud/eval/Protocols.h"
 #include "biud/evaluate/CtEval.h"
+#include "biud/evaluate/LoadRun.h"
+#include "biud/evaluate/TaskSpec.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/Preprocess.h"
 #include "biud/models/Registry.h"
@@ -69,6 +71,16 @@ ReportScores scoreReports(const std::vector<std::string>& generated, const std::
 
 namespace {
 
+/// The model of a report task and of its trained run (TaskSpec::make and ::load): a decoder
+/// (model.decoder) over the CT encoder `enc`, with the tokenizer's vocabulary and special ids.
+models::ReportModel buildModel(const Config& cfg, std::shared_ptr<models::VisualEncoderImpl> enc,
+                               const text::Tokenizer& tok) {
+  const auto sp = tok.specialIds();
+  auto dec = models::makeReportDecoder(cfg.model.decoder, enc->dim(), tok.vocabSize(),
+                                       models::DecoderSpecialIds{sp.cls, sp.sep, sp.pad});
+  return models::ReportModel(std::move(enc), std::move(dec));
+}
+
 class ReportTaskImpl final : public ReportTask {
  public:
   ReportTaskImpl(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(ctx) {
@@ -106,13 +118,11 @@ class ReportTaskImpl final : public ReportTask {
     auto enc = pre.encoder;
     if (!frozen_)
       for (auto& p : enc->parameters()) p.set_requires_grad(true);
-    auto dec = models::makeReportDecoder(cfg.model.decoder, enc->dim(), tok_->vocabSize(),
-                                         models::DecoderSpecialIds{sp.cls, sp.sep, sp.pad});
-    const auto maxLen = dec->opt.max_len;
+    model_ = buildModel(cfg, enc, *tok_);
+    const auto maxLen = model_->decoder->opt.max_len;
     BIUD_CHECK(maxLength_ <= maxLen && cfg.eval.max_new_tokens < maxLen, ConfigError,
                "model.decoder.max_len {} is shorter than text.max_length {} or eval.max_new_tokens {} + 1", maxLen,
                maxLength_, cfg.eval.max_new_tokens);
-    model_ = models::ReportModel(enc, std::move(dec));
     model_->to(ctx.device);
 
     LoaderConfig lc = cfg.data.loader;
@@ -272,8 +282,31 @@ class ReportTaskImpl final : public ReportTask {
 
 }  // namespace
 
-std::unique_ptr<Task> makeReportTask(const Config& cfg, const TaskContext& ctx) {
-  return std::make_unique<ReportTaskImpl>(cfg, ctx);
+evaluate::TaskSpec reportTaskSpec() {
+  evaluate::TaskSpec s;
+  s.name = "report";
+  s.make = [](const Config& cfg, const TaskContext& ctx) -> std::unique_ptr<Task> {
+    return std::make_unique<ReportTaskImpl>(cfg, ctx);
+  };
+  s.load = [](evaluate::LoadedRun& r, const c10::Device& device, bool ema) {
+    evaluate::adoptPretrainedConfig(r, r.cfg.report.run, "report.run");
+    r.tokenizer = text::makeTokenizer(r.cfg.text);
+    auto m = buildModel(r.cfg, models::makeVisualEncoder(r.cfg.model.ct_encoder), *r.tokenizer);
+    evaluate::loadRunWeights(*m, r, device, ema);
+    return evaluate::reportRunModel(m, r.root, "report");
+  };
+  return s;
+}
+
+ReportTrainer makeReportTrainer(Config& cfg, const std::string& runDir, const c10::Device& device) {
+  TaskContext ctx;
+  ctx.device = device;
+  ctx.runDir = runDir;
+  auto task = std::make_unique<ReportTaskImpl>(cfg, ctx);
+  ReportTrainer out;
+  out.task = task.get();
+  out.trainer = std::make_unique<Trainer>(cfg, runDir, std::move(task), ctx);
+  return out;
 }
 
 }  // namespace biud::train

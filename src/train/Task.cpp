@@ -1,10 +1,13 @@
 #include "biud/train/Task.h"
 
-#include <map>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 #include <mutex>
 
 #include "biud/core/Error.h"
 #include "biud/losses/LossOutput.h"
+#include "biud/evaluate/ImportWeights.h"
 #include "biud/train/Tasks.h"
 
 namespace biud::train {
@@ -18,57 +21,46 @@ StepResult stepResult(double loss, const losses::LossOutput& terms, std::int64_t
   return out;
 }
 
-namespace {
-std::map<std::string, TaskFactory>& registry() {
-  static std::map<std::string, TaskFactory> r;
-  return r;
-}
-std::mutex g_mu;
-}  // namespace
-
 void registerTask(const std::string& name, TaskFactory factory) {
-  std::lock_guard<std::mutex> lock(g_mu);
-  registry()[name] = std::move(factory);
+  evaluate::registerBuiltinTaskSpecs();  // first, so that it never replaces this entry later
+  evaluate::TaskSpec s;
+  s.name = name;
+  s.make = std::move(factory);
+  evaluate::registerTaskSpec(std::move(s));
 }
 
-std::vector<std::string> taskNames() {
-  std::lock_guard<std::mutex> lock(g_mu);
-  std::vector<std::string> out;
-  for (auto& [k, v] : registry()) out.push_back(k);
-  return out;
-}
+std::vector<std::string> taskNames() { return evaluate::trainableTaskNames(); }
 
 std::unique_ptr<Task> makeTask(const std::string& name, const Config& cfg, const TaskContext& ctx) {
-  TaskFactory f;
-  {
-    std::lock_guard<std::mutex> lock(g_mu);
-    auto it = registry().find(name);
-    if (it != registry().end()) f = it->second;
-  }
-  if (!f) {
-    std::string known;
-    for (auto& n : taskNames()) known += (known.empty() ? "" : ", ") + n;
+  const auto all = evaluate::taskSpecNames();
+  if (std::find(all.begin(), all.end(), name) == all.end()) {
+    const auto known = taskNames();
     BIUD_THROW(ConfigError, "task `{}` is not available in this build (available: {})", name,
-               known.empty() ? "none yet" : known);
+               known.empty() ? "none yet" : fmt::format("{}", fmt::join(known, ", ")));
   }
-  return f(cfg, ctx);
+  const auto& spec = evaluate::taskSpec(name, "biud-train");
+  BIUD_CHECK(spec.make, ConfigError, "task `{}`: {}", name,
+             spec.cannotTrain.empty() ? "it cannot be trained" : spec.cannotTrain);
+  return spec.make(cfg, ctx);
 }
 
-void registerBuiltinTasks() {
-  registerTask("clip2d", makeClip2dTask);
-  registerTask("biud", makeBiudTask);
-  registerTask("finetune", makeFinetuneTask);
-  registerTask("report", makeReportTask);
-  registerTask("x2ct", makeX2ctTask);
-}
-
-std::unique_ptr<Trainer> makeDownstreamTrainer(Config& cfg, const std::string& runDir, const c10::Device& device) {
-  registerBuiltinTasks();
-  TaskContext ctx;
-  ctx.device = device;
-  ctx.runDir = runDir;
-  auto task = makeTask(cfg.task, cfg, ctx);
-  return std::make_unique<Trainer>(cfg, runDir, std::move(task), ctx);
-}
+void registerBuiltinTasks() { evaluate::registerBuiltinTaskSpecs(); }
 
 }  // namespace biud::train
+
+namespace biud::evaluate {
+
+// The registry entries of the built-in tasks: a new task adds one line here.
+void registerBuiltinTaskSpecs() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    registerTaskSpec(train::clip2dTaskSpec());
+    registerTaskSpec(train::biudTaskSpec());
+    registerTaskSpec(train::finetuneTaskSpec());
+    registerTaskSpec(train::reportTaskSpec());
+    registerTaskSpec(train::x2ctTaskSpec());
+    registerTaskSpec(ctClipTaskSpec());  // load-only: an imported CT-CLIP (ImportWeights.h)
+  });
+}
+
+}  // namespace biud::evaluate

@@ -307,12 +307,12 @@ torch::Tensor promptAnchors(const std::string& teacherRun, const std::string& pr
              "loss.sem.anchors = prompts needs a prompt file: set loss.sem.prompts or eval.prompts");
   const auto prompts = text::PromptSet::load(promptsFile);
   auto t = evaluate::loadRun(teacherRun, device);
-  BIUD_CHECK(t.clip, ConfigError, "model.teacher `{}` is a `{}` run; the expert is a clip2d run", teacherRun,
-             t.cfg.task);
+  BIUD_CHECK(t.model->can(evaluate::Capability::kXray) && t.model->can(evaluate::Capability::kText), ConfigError,
+             "model.teacher `{}` is a `{}` run; the expert is a clip2d run", teacherRun, t.model->task());
   auto pe = evaluate::embedPrompts(prompts, prompts.ids(), [&](const std::vector<std::string>& texts) {
     torch::NoGradGuard ng;
     auto tb = tokenizeBatch(*t.tokenizer, texts, t.cfg.text.max_length);
-    return t.clip->encodeText(tb.ids.to(device), tb.mask.to(device)).cpu();
+    return t.model->encodeText(tb.ids.to(device), tb.mask.to(device)).cpu();
   });
   return torch::cat({pe.positive, pe.negative}).to(torch::kFloat32);
 }

@@ -16,6 +16,7 @@
 #include "biud/dist/Contrastive.h"
 #include "biud/evaluate/CtEval.h"
 #include "biud/evaluate/LoadRun.h"
+#include "biud/evaluate/TaskSpec.h"
 #include "biud/evaluate/ZeroShot.h"
 #include "biud/image/Manifest.h"
 #include "biud/models/Registry.h"
@@ -33,6 +34,15 @@ namespace {
 
 std::string absPath(const std::string& p) {
   return p.empty() ? p : stdfs::absolute(p).lexically_normal().string();
+}
+
+/// The model of an x2ct task and of its trained run (TaskSpec::make and ::load): an X-ray CLIP
+/// (model.xray_encoder, a 2D encoder) with the temperature of loss.trimodal.
+models::ClipModel buildX2ctModel(const Config& cfg, const text::Tokenizer& tok) {
+  models::ClipModel m(models::x2ctModelConfig(cfg), cfg.model.xray_encoder, tok.vocabSize());
+  BIUD_CHECK(m->image_encoder->spatialDims() == 2, ConfigError,
+             "model.xray_encoder.arch `{}` is not a 2D encoder; use resnet18, resnet50 or vit2d", cfg.model.xray_encoder.arch);
+  return m;
 }
 
 /// The checkpoint folder loadRun() would use for `dir`.
@@ -135,10 +145,7 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
   if (val_) valRows_ = rowsOf(*val_);
 
   // The model: trainable X-ray tower, frozen report tower copied from the pretrained run.
-  const Config mc = models::x2ctModelConfig(cfg);
-  model_ = models::ClipModel(mc, cfg.model.xray_encoder, tok_->vocabSize());
-  BIUD_CHECK(model_->image_encoder->spatialDims() == 2, ConfigError,
-             "model.xray_encoder.arch `{}` is not a 2D encoder; use resnet18, resnet50 or vit2d", cfg.model.xray_encoder.arch);
+  model_ = buildX2ctModel(cfg, *tok_);
   {
     auto all = tensor::readSafetensors((stdfs::path(ckpt) / "model.safetensors").string());
     tensor::TensorMap text;
@@ -194,7 +201,8 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
 void X2ctTask::buildLatents(const std::string& path) {
   torch::NoGradGuard ng;
   evaluate::LoadedRun pre = evaluate::loadRun(cfg_.x2ct.pretrained, ctx_.device);
-  BIUD_CHECK(pre.biud, ConfigError, "x2ct.pretrained `{}` is not a biud run", cfg_.x2ct.pretrained);
+  pre.model->require(evaluate::Capability::kCt);
+  pre.model->require(evaluate::Capability::kText);
   auto manifest = std::make_shared<image::Manifest>(image::readManifest(cfg_.data.manifest));
   std::vector<size_t> all(manifest->items.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
@@ -211,10 +219,10 @@ void X2ctTask::buildLatents(const std::string& path) {
   std::vector<torch::Tensor> ct, rep;
   data::CtBatch b;
   while (loader->next(b)) {
-    ct.push_back(pre.biud->encodeCt(b.volume.to(ctx_.device)).ct.to(torch::kFloat32).cpu());
+    ct.push_back(pre.model->encodeCt(b.volume.to(ctx_.device)).ct.to(torch::kFloat32).cpu());
     ++ctCalls_;
     auto tb = tokenizeBatch(*pre.tokenizer, b.texts, pre.cfg.text.max_length);
-    rep.push_back(pre.biud->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).to(torch::kFloat32).cpu());
+    rep.push_back(pre.model->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).to(torch::kFloat32).cpu());
     latents_.ids.insert(latents_.ids.end(), b.ids.begin(), b.ids.end());
     bar.advance(static_cast<std::uint64_t>(b.size()));
   }
@@ -315,8 +323,20 @@ std::vector<std::int64_t> X2ctTask::nextBatch() {
   return batches_[cursor_++];
 }
 
-std::unique_ptr<Task> makeX2ctTask(const Config& cfg, const TaskContext& ctx) {
-  return std::make_unique<X2ctTask>(cfg, ctx);
+evaluate::TaskSpec x2ctTaskSpec() {
+  evaluate::TaskSpec s;
+  s.name = "x2ct";
+  s.make = [](const Config& cfg, const TaskContext& ctx) -> std::unique_ptr<Task> {
+    return std::make_unique<X2ctTask>(cfg, ctx);
+  };
+  s.load = [](evaluate::LoadedRun& r, const c10::Device& device, bool ema) {
+    // An X-ray CLIP: the trained X-ray tower and the frozen report tower.
+    r.tokenizer = text::makeTokenizer(r.cfg.text);
+    auto m = buildX2ctModel(r.cfg, *r.tokenizer);
+    evaluate::loadRunWeights(*m, r, device, ema);
+    return evaluate::clipRunModel(m, r.root, "x2ct");
+  };
+  return s;
 }
 
 }  // namespace biud::train

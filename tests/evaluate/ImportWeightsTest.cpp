@@ -54,7 +54,9 @@ TEST(ImportWeights, CtClipStateDictBecomesARunLoadRunReadsBack) {
   EXPECT_EQ(readText(out / "vocab.txt"), vocab);
 
   auto run = evaluate::loadRun(out.string(), torch::kCPU, false);
-  ASSERT_TRUE(run.ctclip);
+  ASSERT_TRUE(run.model);
+  EXPECT_EQ(run.model->task(), "ct-clip");
+  EXPECT_TRUE(run.model->can(evaluate::Capability::kCt) && run.model->can(evaluate::Capability::kText));
   EXPECT_EQ(run.cfg.data.ct.size, (std::vector<int>{40, 40, 20}));
   EXPECT_EQ(run.cfg.data.ct.spacing, (std::vector<double>{1.0, 1.0, 2.0}));
   EXPECT_EQ(run.cfg.data.ct.grid, "torch");
@@ -62,7 +64,7 @@ TEST(ImportWeights, CtClipStateDictBecomesARunLoadRunReadsBack) {
   EXPECT_EQ(run.cfg.data.loader.batch_size, 2);
   EXPECT_EQ(run.cfg.eval.zeroshot_protocol, "ct-clip");
   EXPECT_EQ(run.cfg.text.max_length, 512);
-  const auto back = tensor::stateDict(*run.ctclip);
+  const auto back = tensor::stateDict(run.model->module());
   ASSERT_EQ(back.size(), sd.size());
   for (const auto& [k, v] : sd) {
     ASSERT_TRUE(back.count(k)) << k;

@@ -234,7 +234,7 @@ TEST(CtClipZeroShot, CacheEqualsCtClipLoaderAndGivesTheSameLatents) {
 
   // biud's CT-CLIP on the cached volumes (loaded as biud-zeroshot loads the run).
   auto run = biud::evaluate::loadRun(D + "/run2", torch::kCPU, false);
-  ASSERT_TRUE(run.ctclip);
+  ASSERT_TRUE(run.model && run.model->can(biud::evaluate::Capability::kCt));
   EXPECT_EQ(run.cfg.data.ct.size, (std::vector<int>{480, 480, 240}));
   EXPECT_EQ(biud::image::preprocessHash(run.cfg.data.ct), biud::image::cacheHashOf(D + "/cache").first)
       << "the run's data.ct is not configs/data/ct_rate_ctclip.yaml's";
@@ -244,7 +244,7 @@ TEST(CtClipZeroShot, CacheEqualsCtClipLoaderAndGivesTheSameLatents) {
   for (const std::string id : {"train_1_a_1", "train_1_a_2", "valid_1_a_1"}) {
     auto v = cache.read(id);
     auto x = torch::from_blob(v.data.data(), {1, 1, v.size[2], v.size[1], v.size[0]}, torch::kFloat32);
-    auto got = run.ctclip->encodeImage(x)[0];
+    auto got = run.model->encodeCt(x).ct[0];
     const double err = (got - want.at(id + ":train")).abs().max().item<double>();
     // CT-CLIP's zero-shot loader clips before resampling: other voxels next to values beyond
     // [-1000, 1000] HU (docs/baselines.md); reported, not asserted.

@@ -96,7 +96,7 @@ TEST(RetrieveApp, InterruptedResumedEqualsUninterrupted) {
                                            teacher.cfg.data.xray);
     torch::NoGradGuard ng;
     auto x = torch::from_blob(img.data.data(), {1, 1, img.size[1], img.size[0]}, torch::kFloat32).clone();
-    auto want = teacher.clip->encodeImage(x).squeeze(0);
+    auto want = teacher.model->encodeXray(x).squeeze(0);
     EXPECT_TRUE(torch::allclose(tf.candidates[i][k], want, 1e-4, 1e-5)) << "CT " << i << " rank " << k + 1;
   }
   EXPECT_TRUE(torch::equal(tf.h_star, tf.candidates.select(1, 0)));

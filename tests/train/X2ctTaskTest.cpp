@@ -52,9 +52,9 @@ TEST(X2ct, FrozenTowersBitIdenticalAndLatentsCachedOnce) {
       const auto& it = m.items[static_cast<size_t>(n)];
       auto v = image::preprocessCt(image::readVolume(it.images[0]), pre.cfg.data.ct);
       auto t = torch::from_blob(v.data.data(), {1, 1, v.size[2], v.size[1], v.size[0]}, torch::kFloat32).clone();
-      auto ct = pre.biud->encodeCt(t).ct[0];
+      auto ct = pre.model->encodeCt(t).ct[0];
       auto tb = train::tokenizeBatch(*pre.tokenizer, {it.text(pre.cfg.data.report_sections)}, pre.cfg.text.max_length);
-      auto rep = pre.biud->encodeText(tb.ids, tb.mask)[0];
+      auto rep = pre.model->encodeText(tb.ids, tb.mask)[0];
       const auto row = task->latents().row(it.id);
       ASSERT_GE(row, 0);
       EXPECT_LE((task->latents().ct[row] - ct).abs().max().item<double>(), 1e-5) << it.id;
@@ -87,11 +87,11 @@ TEST(X2ct, FrozenTowersBitIdenticalAndLatentsCachedOnce) {
     EXPECT_GT(moved, 0) << "the X-ray tower did not train";
     // The run loads for inference as an X-ray CLIP with the same outputs.
     auto run = evaluate::loadRun(runDir.string(), torch::kCPU);
-    ASSERT_TRUE(run.clip);
+    ASSERT_TRUE(run.model->can(evaluate::Capability::kXray));
     torch::NoGradGuard ng;
     task->model()->eval();
     auto img = task->trainSet().images.slice(0, 0, 3);
-    EXPECT_TRUE(torch::allclose(run.clip->encodeImage(img), task->model()->encodeImage(img), 1e-5, 1e-6));
+    EXPECT_TRUE(torch::allclose(run.model->encodeXray(img), task->model()->encodeImage(img), 1e-5, 1e-6));
   }
 
   // A second task on the same cache never builds the CT tower: remove its weights from the

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "biud/config/Config.h"
+#include "biud/evaluate/TaskSpec.h"
 #include "biud/models/CtClip.h"
 
 namespace biud::evaluate {
@@ -33,5 +34,9 @@ struct CtClipImportOptions {
 /// <out>/checkpoints/step_000000/{model.safetensors, ctclip.json, state.json} and
 /// <out>/biud-import-weights.json, whose content is returned.
 nlohmann::ordered_json importCtClip(const CtClipImportOptions& opt, Config& cfg);
+
+/// The registry entry `ct-clip` (load-only): an imported CT-CLIP run folder, read back with
+/// CT-CLIP's preprocessing (its data.ct) and tokenizer; it cannot be trained.
+TaskSpec ctClipTaskSpec();
 
 }  // namespace biud::evaluate

@@ -13,14 +13,14 @@
 
 #include "biud/config/Config.h"
 #include "biud/core/RunList.h"
-#include "biud/models/MethodModels.h"
+#include "biud/evaluate/RunModel.h"
 #include "biud/train/X2ctLatents.h"
 #include "biud/train/XraySet.h"
 
 namespace biud::evaluate {
 
 /// Normalised X-ray embeddings [N, d] of a set, in batches of 64, on `device` (returned on the CPU).
-torch::Tensor embedXrays(models::ClipModel& model, const train::XraySet& set, const c10::Device& device);
+torch::Tensor embedXrays(RunModel& model, const train::XraySet& set, const c10::Device& device);
 
 /// Retrieval between X-rays and the latents of their scans. Galleries hold each scan once (the
 /// scans of the X-rays, in first-seen order); a query's relevant items are those of its scan.

@@ -15,6 +15,7 @@
 #include "biud/models/Encoder.h"
 #include "biud/models/MethodModels.h"
 #include "biud/train/Task.h"
+#include "biud/train/Trainer.h"
 
 namespace biud::train {
 
@@ -65,5 +66,14 @@ class FinetuneTask : public Task {
   /// Whether data.manifest has a validation split (early stopping, `eval.threshold: val`).
   virtual bool hasValidation() const = 0;
 };
+
+/// A finetune run's trainer with its task (owned by the trainer).
+struct FinetuneTrainer {
+  std::unique_ptr<Trainer> trainer;
+  FinetuneTask* task = nullptr;
+};
+/// The trainer of task finetune in `runDir`, one process (`optimizer.layer_decay` < 1 is applied
+/// to the trainable `ct_encoder` parameters by buildOptimizer, as for any task).
+FinetuneTrainer makeFinetuneTrainer(Config& cfg, const std::string& runDir, const c10::Device& device);
 
 }  // namespace biud::train

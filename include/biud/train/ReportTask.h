@@ -18,6 +18,7 @@
 #include "biud/models/ReportDecoder.h"
 #include "biud/text/Entities.h"
 #include "biud/train/Task.h"
+#include "biud/train/Trainer.h"
 
 namespace biud::train {
 
@@ -64,5 +65,13 @@ class ReportTask : public Task {
   /// The entity extractor of text.lexicon (clinical efficacy).
   virtual const text::EntityExtractor& extractor() const = 0;
 };
+
+/// A report run's trainer with its task (owned by the trainer).
+struct ReportTrainer {
+  std::unique_ptr<Trainer> trainer;
+  ReportTask* task = nullptr;
+};
+/// The trainer of task report in `runDir`, one process.
+ReportTrainer makeReportTrainer(Config& cfg, const std::string& runDir, const c10::Device& device);
 
 }  // namespace biud::train

@@ -74,11 +74,16 @@ class Task {
 
 using TaskFactory = std::function<std::unique_ptr<Task>(const Config&, const TaskContext&)>;
 
-/// Name -> factory. Built-in tasks register through registerBuiltinTasks() (explicit, so the
-/// static library's registrations are never dropped by the linker).
+/// Tasks are entries of the task registry (evaluate/TaskSpec.h: `make` for training, `load` for
+/// a trained run). registerTask() adds a training-only entry (e.g. a test's toy task).
 void registerTask(const std::string& name, TaskFactory factory);
+/// The task `name` (ConfigError listing the trainable tasks when there is none, or the entry's
+/// own error when it is load-only, e.g. ct-clip).
 std::unique_ptr<Task> makeTask(const std::string& name, const Config& cfg, const TaskContext& ctx);
+/// The names of the trainable tasks, sorted.
 std::vector<std::string> taskNames();
+/// Registers the built-in tasks (evaluate::registerBuiltinTaskSpecs(); idempotent). makeTask()
+/// and loadRun() call it themselves.
 void registerBuiltinTasks();
 
 }  // namespace biud::train
