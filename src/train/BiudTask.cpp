@@ -8,7 +8,7 @@
 #include "biud/data/CtDataset.h"
 #include "biud/data/CtLoader.h"
 #include "biud/dist/Communicator.h"
-#include "biud/dist/Contrastive.h"
+#include "biud/dist/GlobalBatch.h"
 #include "biud/image/Manifest.h"
 #include "biud/losses/BiudLoss.h"
 #include "biud/losses/EfmLoss.h"
@@ -195,17 +195,16 @@ class BiudTask final : public Task {
       torch::Tensor findings = cat([](const Micro& mb) { return mb.findings; });
       torch::Tensor trueFindings;
       if (micro.front().trueFindings.defined()) trueFindings = cat([](const Micro& mb) { return mb.trueFindings; });
-      if (ctx_.world > 1) {
-        pair.a_global = dist::allGatherWithGrad(ctx_.comm, pair.a);
-        pair.b_global = dist::allGatherWithGrad(ctx_.comm, pair.b);
-        pair.offset = static_cast<std::int64_t>(ctx_.rank) * pair.a.size(0);
-        in.relation.student_global = dist::allGatherWithGrad(ctx_.comm, in.relation.student);
-        in.relation.teacher_global = ctx_.comm->allGather(in.relation.teacher);
-        in.relation.offset = pair.offset;
-        reportEmb = ctx_.comm->allGather(reportEmb);
-        findings = ctx_.comm->allGather(findings);
-        if (trueFindings.defined()) trueFindings = ctx_.comm->allGather(trueFindings);
-      }
+      // The global batch (dist/GlobalBatch.h; in one process the loss sees the local rows only).
+      const dist::GlobalBatch g(ctx_.comm, cfg_.distributed.gather_with_grad);
+      pair.a_global = g.withGrad(pair.a);
+      pair.b_global = g.withGrad(pair.b);
+      pair.offset = in.relation.offset = g.offset(pair.a.size(0));
+      in.relation.student_global = g.withGrad(in.relation.student);
+      in.relation.teacher_global = g.constant(in.relation.teacher);
+      reportEmb = g.allRows(reportEmb);
+      findings = g.allRows(findings);
+      if (trueFindings.defined()) trueFindings = g.allRows(trueFindings);
       in.roco.tau = model_->temperature->forward();
       in.roco.report_embeddings = reportEmb;
       in.roco.findings = findings;
@@ -222,20 +221,14 @@ class BiudTask final : public Task {
           return mb.text.entity.narrow(0, 0, mb.efm.labels.size(0)).to(ctx_.device);
         });
       }
-      if (ctx_.world > 1 && loss_.usesEfm()) {
+      if (g.distributed() && loss_.usesEfm()) {
         // EFM is a mean over the masked tokens of the whole global batch (as in one process),
         // not the mean of per-rank means: ranks mask different numbers of tokens.
         losses::BiudLossInputs core = in;
         core.efm = {};
         last = lossNoEfm_(core);
         auto efm = losses::efmLoss(in.efm.logits, in.efm.labels, in.efm.entity_mask);
-        const double mine = efm.metrics.at("n_masked").item<double>();
-        auto n = torch::full({1}, mine, torch::kFloat64);
-        ctx_.comm->allreduce(n);
-        // efmLoss divided this rank's summed CE by max(mine, 1); rescale it to (world x sum) /
-        // global count, so that DataParallel's average over ranks is sum / global count.
-        const double scale = ctx_.world * std::max(mine, 1.0) / std::max(n.item<double>(), 1.0);
-        efm.total = efm.total * scale;
+        efm.total = g.globalMean(efm.total, efm.metrics.at("n_masked").item<double>());
         last.add("efm", efm, cfg_.loss.efm.weight);
       } else {
         last = loss_(in);

@@ -6,7 +6,7 @@
 #include "biud/core/Rng.h"
 #include "biud/data/Sampler.h"
 #include "biud/dist/Communicator.h"
-#include "biud/dist/Contrastive.h"
+#include "biud/dist/GlobalBatch.h"
 #include "biud/evaluate/LoadRun.h"
 #include "biud/evaluate/TaskSpec.h"
 #include "biud/evaluate/ZeroShot.h"
@@ -92,11 +92,10 @@ class Clip2dTask final : public Task {
       losses::ContrastivePair p;
       p.a = concatFeature(all, "image");
       p.b = concatFeature(all, "text");
-      if (ctx_.world > 1) {
-        p.a_global = dist::allGatherWithGrad(ctx_.comm, p.a);
-        p.b_global = dist::allGatherWithGrad(ctx_.comm, p.b);
-        p.offset = static_cast<std::int64_t>(ctx_.rank) * p.a.size(0);
-      }
+      const dist::GlobalBatch g(ctx_.comm, cfg_.distributed.gather_with_grad);  // dist/GlobalBatch.h
+      p.a_global = g.withGrad(p.a);
+      p.b_global = g.withGrad(p.b);
+      p.offset = g.offset(p.a.size(0));
       last = losses::clipLoss(p, model_->temperature->forward());
       return std::make_pair(last.total, Metrics{});
     };

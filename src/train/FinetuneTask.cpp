@@ -19,6 +19,7 @@
 #include "biud/core/Log.h"
 #include "biud/core/Rng.h"
 #include "biud/data/CtLoader.h"
+#include "biud/dist/GlobalBatch.h"
 #include "biud/evaluate/CtEval.h"
 #include "biud/evaluate/LoadRun.h"
 #include "biud/evaluate/TaskSpec.h"
@@ -253,7 +254,9 @@ class FinetuneTaskImpl final : public FinetuneTask {
       }
       auto logits = model_->classify(feats);
       auto y = b.labels.index_select(1, torch::tensor(cols_));
-      auto loss = maskedBce(logits, y, posWeight_) / sc.accum;
+      // The mean over the known labels of the global batch: ranks know different numbers of them.
+      auto loss = dist::GlobalBatch(ctx_.comm).globalMean(maskedBce(logits, y, posWeight_), (~torch::isnan(y)).sum()) /
+                  sc.accum;
       sc.setSync(m == sc.accum - 1);
       loss.backward();
       total += loss.item<double>();

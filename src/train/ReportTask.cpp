@@ -10,6 +10,7 @@
 #include "biud/core/Log.h"
 #include "biud/core/Rng.h"
 #include "biud/data/CtLoader.h"
+#include "biud/dist/GlobalBatch.h"
 #include "biud/eval/Clinical.h"
 #include "biud/eval/Nlg.h"
 #include "biud/eval/Protocols.h"
@@ -146,7 +147,9 @@ class ReportTaskImpl final : public ReportTask {
     double total = 0, tokens = 0, correct = 0;
     for (int m = 0; m < sc.accum; ++m) {
       auto b = nextBatch();
-      auto [loss, n, ok] = tokenLoss(b, true);
+      auto [mean, n, ok] = tokenLoss(b, true);
+      // The mean over the global batch's tokens: ranks' reports differ in length.
+      auto loss = dist::GlobalBatch(ctx_.comm).globalMean(mean, n);
       sc.setSync(m == sc.accum - 1);
       (loss / sc.accum).backward();
       total += loss.item<double>() / sc.accum;

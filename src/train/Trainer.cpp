@@ -120,6 +120,10 @@ Trainer::Trainer(const Config& cfg, std::string runDir, std::unique_ptr<Task> ta
       task_(std::move(task)),
       ctx_(ctx),
       ckpt_(stdfs::path(runDir_) / "checkpoints", cfg.trainer.keep_last) {
+  // Every loss scores this rank's rows against the global batch (dist/GlobalBatch.h).
+  BIUD_CHECK(cfg_.distributed.local_loss, ConfigError,
+             "distributed.local_loss: false is not supported: each rank computes the loss of its own rows against the "
+             "gathered batch, which gives exactly the single-process gradient; remove the key or set it to true");
   std::vector<ParamGroupInfo> groups;
   opt_ = buildOptimizer(task_->module(), cfg_.optimizer, &groups);
   if (ctx_.comm && ctx_.world > 1) {

@@ -13,7 +13,7 @@
 #include "biud/data/CtDataset.h"
 #include "biud/data/CtLoader.h"
 #include "biud/dist/Communicator.h"
-#include "biud/dist/Contrastive.h"
+#include "biud/dist/GlobalBatch.h"
 #include "biud/evaluate/CtEval.h"
 #include "biud/evaluate/LoadRun.h"
 #include "biud/evaluate/TaskSpec.h"
@@ -266,12 +266,11 @@ StepResult X2ctTask::trainStep(const StepContext& sc) {
     in.xray = concatFeature(all, "xray");
     in.ct = latents_.ct.index_select(0, rows).to(ctx_.device);
     in.report = latents_.report.index_select(0, rows).to(ctx_.device);
-    if (ctx_.world > 1) {
-      in.xray_global = dist::allGatherWithGrad(ctx_.comm, in.xray);
-      in.ct_global = ctx_.comm->allGather(in.ct);
-      in.report_global = ctx_.comm->allGather(in.report);
-      in.offset = static_cast<std::int64_t>(ctx_.rank) * in.xray.size(0);
-    }
+    const dist::GlobalBatch g(ctx_.comm, cfg_.distributed.gather_with_grad);  // dist/GlobalBatch.h
+    in.xray_global = g.withGrad(in.xray);
+    in.ct_global = g.constant(in.ct);
+    in.report_global = g.constant(in.report);
+    in.offset = g.offset(in.xray.size(0));
     in.tau = model_->temperature->forward();
     last = loss_(in);
     return std::make_pair(last.total, Metrics{});

@@ -23,6 +23,7 @@
 #include "biud/dist/Communicator.h"
 #include "biud/dist/Contrastive.h"
 #include "biud/dist/DataParallel.h"
+#include "biud/dist/GlobalBatch.h"
 #include "biud/dist/Rendezvous.h"
 #include "common/TestUtil.h"
 
@@ -287,6 +288,32 @@ void workerCollectives(dist::Communicator& c) {
   (all * wts).sum().backward();
   const torch::Tensor expect = r == 0 ? torch::tensor({11.0f, 22.0f}) : torch::tensor({66.0f, 88.0f});
   EXPECT_TRUE(torch::allclose(x.grad().view({2}), expect)) << x.grad();
+  // GlobalBatch: the same gather with gradient, constants without, this rank's offset, and a
+  // per-rank mean rescaled to the global one. Rank 0 averaged 3.0 over 1 element (sum 3), rank 1
+  // 2.0 over 3 (sum 6): the global mean is 9 / 4; rescaled 3 * 2 * 1 / 4 = 1.5 and 2 * 2 * 3 / 4
+  // = 3, whose average over the ranks (what DataParallel takes) is 2.25.
+  {
+    const dist::GlobalBatch g(comm);
+    EXPECT_TRUE(g.distributed());
+    EXPECT_EQ(g.offset(3), 3 * r);
+    torch::Tensor y = torch::ones({2, 1}, torch::requires_grad());
+    torch::Tensor gy = g.withGrad(y * (r + 1));
+    (gy * wts).sum().backward();
+    EXPECT_TRUE(torch::allclose(y.grad().view({2}), expect)) << y.grad();
+    torch::Tensor k = g.constant(y * (r + 1));
+    EXPECT_FALSE(k.requires_grad());
+    EXPECT_TRUE(torch::equal(k.view({4}), torch::tensor({1.0f, 1.0f, 2.0f, 2.0f}))) << k;
+    EXPECT_TRUE(torch::equal(g.allRows(torch::tensor({int64_t(r) + 5})), torch::tensor({int64_t(5), int64_t(6)})));
+    // gather_with_grad false: this rank's rows get the gradient of this rank's loss only.
+    torch::Tensor z = torch::ones({2, 1}, torch::requires_grad());
+    (dist::GlobalBatch(comm, false).withGrad(z * (r + 1)) * wts).sum().backward();
+    const torch::Tensor own = r == 0 ? torch::tensor({1.0f, 2.0f}) : torch::tensor({60.0f, 80.0f});
+    EXPECT_TRUE(torch::allclose(z.grad().view({2}), own)) << z.grad();
+    torch::Tensor scaled = g.globalMean(torch::tensor({r == 0 ? 3.0 : 2.0}, torch::kDouble), r == 0 ? 1 : 3);
+    EXPECT_NEAR(scaled.item<double>(), r == 0 ? 1.5 : 3.0, 1e-12);
+    c.allreduce(scaled, dist::ReduceOp::Avg);
+    EXPECT_NEAR(scaled.item<double>(), 2.25, 1e-12);
+  }
   // rank 0 writes; a failing write stops everybody with rank 0's message.
   dist::writeOnMain(c, [] {});
   try {
@@ -468,6 +495,18 @@ TEST(DistSingle, IdentityCollectivesAndNoOpDataParallel) {
   dp.finalize();
   EXPECT_TRUE(torch::equal(w.grad(), torch::full({2}, 6.0f)));
   EXPECT_THROW(c->broadcast(t, 1), biud::ValueError);
+  // GlobalBatch in one process: the losses' "undefined global = local" and no rescaling, so a
+  // task runs exactly the single-process arithmetic.
+  for (const auto& comm : {c, std::shared_ptr<dist::Communicator>()}) {
+    const dist::GlobalBatch g(comm);
+    EXPECT_FALSE(g.distributed());
+    EXPECT_FALSE(g.withGrad(x).defined());
+    EXPECT_FALSE(g.constant(x).defined());
+    EXPECT_TRUE(g.allRows(x).is_same(x));
+    EXPECT_EQ(g.offset(3), 0);
+    const torch::Tensor m = torch::tensor({2.5});
+    EXPECT_TRUE(g.globalMean(m, 7).is_same(m));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

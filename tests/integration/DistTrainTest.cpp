@@ -1,10 +1,10 @@
 // Multi-process training through the apps (biud-launch --nproc 2 -- biud-train) on a tiny
-// synthetic set, for the real clip2d and biud tasks:
+// synthetic set, for the real clip2d, biud and report tasks:
 //  - 2 ranks with a per-rank batch of B/2 follow the trajectory of 1 rank with batch B: the same
 //    losses at every step and the same final weights (1e-5). This covers the global-batch
 //    sharding of the samplers, item-keyed augmentation and EFM masking, the gathered
-//    contrastive/relation losses (local_loss + gather_with_grad), the globally normalised EFM
-//    loss and DataParallel's gradient averaging. The reference is the single-process run, which
+//    contrastive/relation losses (local_loss + gather_with_grad), the globally normalised EFM and report token
+//    losses (dist/GlobalBatch.h) and DataParallel's gradient averaging. The reference is the single-process run, which
 //    the other tests check against PyTorch.
 //  - a rank killed mid-run (SIGKILL) ends the job with an error naming it, and `--resume latest`
 //    with the same world size then ends with exactly the weights of an uninterrupted run.
@@ -221,4 +221,14 @@ TEST_F(DistTrain, InterruptStopsAllRanksAtTheSameStep) {
   EXPECT_TRUE(std::filesystem::exists(run + "/checkpoints/" + name + "/model.safetensors")) << tail(log);
   EXPECT_EQ(log.find("DistError"), std::string::npos) << tail(log);
   EXPECT_EQ(log.find("failed on rank"), std::string::npos) << tail(log);
+}
+
+TEST_F(DistTrain, ReportTwoRanksWithHalfTheBatchTrainLikeOneRank) {
+  // The report decoder's loss is a mean over tokens, and the two ranks' reports differ in length:
+  // the mean over the global batch's tokens (dist::GlobalBatch::globalMean), not the mean of the
+  // ranks' means, is what one process computes.
+  const std::string pre = D() + "/biud_for_report";
+  auto r = train(1, "--set task=biud --set trainer.steps=1 --out " + pre);
+  ASSERT_EQ(r.rc, 0) << tail(r.out);
+  expectTwoRanksLikeOne("report", "--set task=report --set report.run=" + pre + " --set trainer.save_every=0", 2, 3);
 }

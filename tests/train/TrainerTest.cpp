@@ -61,6 +61,20 @@ TEST(Trainer, InterruptedAndResumedRunEqualsUninterrupted) {
   for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wc[i])) << "parameter " << i;
 }
 
+// distributed.local_loss is documented as a choice; only `true` is implemented, and `false` is
+// refused before training rather than silently ignored.
+TEST(Trainer, LocalLossFalseIsRefused) {
+  test::TempDir d;
+  Config c = toyConfig(2);
+  c.distributed.local_loss = false;
+  try {
+    train::Trainer t(c, (d / "a").string(), std::make_unique<test::ToyTask>(7), {});
+    FAIL() << "local_loss: false was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("distributed.local_loss: false is not supported"), std::string::npos) << e.what();
+  }
+}
+
 // metrics.jsonl is written as the run goes, not at its end (a user tails it).
 TEST(Trainer, MetricsReachTheirFileWhileTheRunGoes) {
   test::TempDir d;
