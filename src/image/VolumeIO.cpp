@@ -453,16 +453,60 @@ std::string dataFilePath(const std::string& header, const std::string& name) {
   return p.is_absolute() ? name : (stdfs::path(header).parent_path() / p).string();
 }
 
+/// Inflate `length` bytes of `file` from `offset` (zlib or gzip framing, as ITK's MetaIO accepts)
+/// without keeping the output, until `need` bytes came out. ITK's MetaIO prints "Uncompress
+/// failed" and goes on with a buffer it never filled when the stream is corrupt or ends early: a
+/// silent wrong volume. IoError naming the file instead.
+void checkInflates(const std::string& path, const std::string& file, std::uint64_t offset, std::uint64_t length,
+                   std::uint64_t need) {
+  std::FILE* f = std::fopen(file.c_str(), "rb");
+  BIUD_CHECK(f != nullptr, IoError, "volume `{}`: cannot open `{}`: {}", path, file, std::strerror(errno));
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, &std::fclose);
+  BIUD_CHECK(::fseeko(f, static_cast<off_t>(offset), SEEK_SET) == 0, IoError, "volume `{}`: cannot seek in `{}`", path,
+             file);
+  z_stream zs{};
+  BIUD_CHECK(inflateInit2(&zs, 15 + 32) == Z_OK, IoError, "volume `{}`: zlib cannot start", path);
+  std::vector<unsigned char> in(1 << 16), out(1 << 16);
+  std::uint64_t left = length, total = 0;
+  int rc = Z_OK;
+  std::string error;
+  while (total < need) {
+    if (zs.avail_in == 0) {
+      const size_t n = std::fread(in.data(), 1, static_cast<size_t>(std::min<std::uint64_t>(left, in.size())), f);
+      if (n == 0) break;
+      left -= n;
+      zs.next_in = in.data();
+      zs.avail_in = static_cast<uInt>(n);
+    }
+    zs.next_out = out.data();
+    zs.avail_out = static_cast<uInt>(out.size());
+    rc = inflate(&zs, Z_NO_FLUSH);
+    total += out.size() - zs.avail_out;
+    if (rc == Z_STREAM_END) break;
+    if (rc != Z_OK && rc != Z_BUF_ERROR) {
+      error = zs.msg ? zs.msg : fmt::format("zlib error {}", rc);
+      break;
+    }
+  }
+  inflateEnd(&zs);
+  BIUD_CHECK(error.empty(), IoError, "volume `{}`: its compressed MetaImage data is corrupt ({} after {} bytes inflated)",
+             path, error, total);
+  BIUD_CHECK(total >= need, IoError,
+             "volume `{}` is truncated or corrupt: its compressed MetaImage data inflates to {} bytes, its header needs {}",
+             path, total, need);
+}
+
 void checkMetaImageStored(const std::string& path, std::uint64_t numel, std::uint64_t bytesPerVoxel) {
   bool compressed = false, binary = true;
   long long headerSize = 0;
-  std::string dataFile;
+  std::string dataFile, compressedSize;
   std::uint64_t dataStart = 0;
   for (const auto& [line, end] : headerLines(path)) {
     const size_t eq = line.find('=');
     if (eq == std::string::npos) continue;
     const std::string key = lower(trim(line.substr(0, eq))), val = trim(line.substr(eq + 1));
     if (key == "compresseddata") compressed = lower(val) == "true";
+    if (key == "compresseddatasize") compressedSize = val;
     if (key == "binarydata") binary = lower(val) == "true";
     if (key == "headersize") headerSize = std::atoll(val.c_str());
     if (key == "elementdatafile") {  // always the last field
@@ -473,11 +517,23 @@ void checkMetaImageStored(const std::string& path, std::uint64_t numel, std::uin
   }
   if (dataFile.empty() || lower(dataFile) == "list" || dataFile.find_first_of("% ") != std::string::npos) return;
   const std::string encoding = compressed ? "gzip" : binary ? "raw" : "ascii";
+  // ITK's MetaIO allocates CompressedDataSize bytes before it reads them: a huge value (a corrupt
+  // header) is an allocation of up to 2^63 bytes. It cannot exceed the compressed bytes present.
+  auto checkCompressedSize = [&](std::uint64_t avail, const std::string& where) {
+    if (!compressed || compressedSize.empty()) return;
+    const double v = std::strtod(compressedSize.c_str(), nullptr);
+    BIUD_CHECK(std::isfinite(v) && v >= 0 && v <= static_cast<double>(avail), IoError,
+               "volume `{}` is truncated or its header is corrupt: its MetaImage header's CompressedDataSize ({}) is "
+               "more than the {} bytes of compressed data {}",
+               path, compressedSize.substr(0, 40), avail, where);
+  };
   if (lower(dataFile) == "local") {
     const std::uint64_t size = fileSize(path);
+    checkCompressedSize(size - std::min(size, dataStart), "after its header");
     checkDataAgainstHeader(path, "MetaImage", size - std::min(size, dataStart),
                            fmt::format("the file holds, after its {}-byte header,", dataStart), encoding, numel,
                            bytesPerVoxel);
+    if (compressed) checkInflates(path, path, dataStart, size - std::min(size, dataStart), numel * bytesPerVoxel);
     return;
   }
   const std::string data = dataFilePath(path, dataFile);
@@ -486,10 +542,12 @@ void checkMetaImageStored(const std::string& path, std::uint64_t numel, std::uin
              path, data);
   const std::uint64_t size = fileSize(data);
   const std::uint64_t skip = headerSize > 0 ? static_cast<std::uint64_t>(headerSize) : 0;  // -1: data at the end
+  checkCompressedSize(size - std::min(size, skip), fmt::format("in its data file `{}`", data));
   checkDataAgainstHeader(path, "MetaImage", size - std::min(size, skip),
                          skip ? fmt::format("its data file `{}` holds, after {} skipped bytes,", data, skip)
                               : fmt::format("its data file `{}` holds", data),
                          encoding, numel, bytesPerVoxel);
+  if (compressed && headerSize >= 0) checkInflates(path, data, skip, size - std::min(size, skip), numel * bytesPerVoxel);
 }
 
 void checkNrrdStored(const std::string& path, std::uint64_t numel, std::uint64_t bytesPerVoxel) {

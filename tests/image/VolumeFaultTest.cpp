@@ -198,6 +198,28 @@ TEST_F(VolumeFault, HeaderDimensionsAreCheckedAgainstTheFileSize) {
   }
 }
 
+// A compressed MetaImage whose CompressedDataSize is huge (the fuzzer's input
+// tests/fuzz/crashes/volume/crash-84133b29...: 1.1e49): ITK's MetaIO would allocate that many
+// bytes (2^63 after conversion; std::bad_alloc in a normal build, an abort under ASan) before
+// reading. It is refused first, with the value and the 16 compressed bytes the file holds.
+TEST_F(VolumeFault, CompressedDataSizeBeyondTheFileIsRefusedBeforeItIsAllocated) {
+  const std::string header =
+      "ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\nCompressedData = True\n"
+      "CompressedDataSize = 11111111111111111111111111111111111111111111199996\nDimSize = 2 3 4\n"
+      "ElementType = MET_SHORT\nElementDataFile = LOCAL\n";
+  const std::string p = f("huge_compressed_size.mha");
+  writeText(p, header + std::string(16, 'x'));
+  expectChildError(p, "IoError", {"CompressedDataSize (11111111111111111111111111111111111111", "more than the 16 bytes"});
+  // A CompressedDataSize within the file passes that check; the 16 bytes are no zlib stream. ITK's
+  // MetaIO printed "Uncompress failed" and returned a volume it never filled (a silent wrong
+  // result); biud inflates the stream first and refuses it.
+  const std::string q = f("small_compressed_size.mha");
+  std::string h2 = header;
+  h2.replace(h2.find("11111"), 50, "16");
+  writeText(q, h2 + std::string(16, 'x'));
+  expectChildError(q, "IoError", {"compressed MetaImage data is corrupt", "incorrect header check"});
+}
+
 // Voxels missing at the end: an IoError with the bytes present and needed, never zeros.
 TEST_F(VolumeFault, TruncatedDataIsAnError) {
   // anatomical.nii (33 x 41 x 25 int16 at 352: 68002 bytes) cut to 40000 bytes.
