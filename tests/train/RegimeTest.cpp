@@ -19,7 +19,8 @@ namespace {
 std::string env(const TempDir& dir) {
   const std::string grid = "--set data.ct.size=[32,32,16] --set data.ct.spacing=[6.0,6.0,12.0]"
                            " --set data.augment.random_crop=[28,28,14] --set data.loader.workers=1";
-  return "OUT=" + quote(dir.str()) + " THREADS=1 REGIME_TEXT=tiny SEEDS='0 1' COMMON_SETS=" + quote(grid) +
+  // The binaries of this build (build-asan, a sanitizer build, is not ./build).
+  return "BIUD_BIN=" + quote(binDir().string()) + " OUT=" + quote(dir.str()) + " THREADS=1 REGIME_TEXT=tiny SEEDS='0 1' COMMON_SETS=" + quote(grid) +
          " VARIANTS='clip clip_pair_sem ctl_oracle' TEXT_VARIANTS='txt_clip txt_clip_pair_sem'"
          " PROBE_FRACTIONS=1 TUNE_WEIGHTS='1 2' TUNE_TAUS=0.1"
          " SYNTH_CT_SETS=" + quote("--set synth.n_ct=32 --set synth.size=[32,32,16] --set synth.spacing=[6.0,6.0,12.0]"
