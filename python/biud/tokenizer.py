@@ -6,7 +6,7 @@ BertPreTokenizer, WordPiece, the [CLS] $A [SEP] template). SentencePiece (text.t
 the `sentencepiece` package, <s> ... </s> around the pieces as biud's SpmTokenizer.
 
 Both truncate to `max_length` tokens (the closing special token kept) and pad to the longest text
-of the batch, as biud's train::tokenizeBatch.
+of the batch, as biud's data::tokenizeBatch.
 """
 import json
 import os

@@ -1,4 +1,4 @@
-#include "biud/train/TeacherFeatures.h"
+#include "biud/data/TeacherFeatures.h"
 
 #include <torch/torch.h>
 
@@ -12,16 +12,11 @@
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
 #include "biud/core/Rng.h"
-#include "biud/evaluate/LoadRun.h"
-#include "biud/evaluate/ZeroShot.h"
 #include "biud/image/CtCache.h"
 #include "biud/image/Manifest.h"
 #include "biud/tensor/Safetensors.h"
-#include "biud/text/Prompts.h"
-#include "biud/train/Checkpoint.h"
-#include "biud/train/TextBatch.h"
 
-namespace biud::train {
+namespace biud::data {
 
 namespace {
 constexpr const char* kFormat = "biud-teacher-features-2";
@@ -74,21 +69,8 @@ std::string fileDigest(const stdfs::path& p) {
 
 }  // namespace
 
-std::string expertFingerprint(const std::string& teacherRunOrCheckpoint) {
-  const stdfs::path dir(teacherRunOrCheckpoint);
-  stdfs::path ckpt, root;
-  if (stdfs::exists(dir / "model.safetensors")) {
-    ckpt = dir;
-    root = dir.parent_path().parent_path();
-  } else {
-    CheckpointManager m(dir / "checkpoints", 1);
-    auto latest = m.latest();
-    BIUD_CHECK(latest.has_value(), DataError,
-               "expert `{}` holds no checkpoint (expected {}/checkpoints/step_*/model.safetensors): train it first",
-               teacherRunOrCheckpoint, teacherRunOrCheckpoint);
-    ckpt = *latest;
-    root = dir;
-  }
+std::string checkpointFingerprint(const std::string& checkpointDir, const std::string& runDir) {
+  const stdfs::path ckpt(checkpointDir), root(runDir);
   FieldHash h;
   h.add("model").add(fileDigest(ckpt / "model.safetensors"));
   if (stdfs::exists(ckpt / "ema.safetensors")) h.add("ema").add(fileDigest(ckpt / "ema.safetensors"));
@@ -103,12 +85,6 @@ std::string manifestFingerprint(const image::Manifest& m, const std::vector<std:
     for (const auto& p : it.images) h.add(p);
   }
   return h.hex();
-}
-
-TeacherFingerprint teacherFingerprint(const std::string& teacherRunOrCheckpoint, const image::Manifest& ct,
-                                      const image::Manifest& xray, const std::vector<std::string>& sections) {
-  return {expertFingerprint(teacherRunOrCheckpoint), manifestFingerprint(ct, sections),
-          manifestFingerprint(xray, sections)};
 }
 
 void TeacherFeatures::save(const std::string& path) const {
@@ -295,26 +271,4 @@ std::string teacherFeaturesPath(const std::string& pairingCsv) {
   return (std::filesystem::path(pairingCsv).parent_path() / "teacher_features.safetensors").string();
 }
 
-}  // namespace biud::train
-
-namespace biud::train {
-
-torch::Tensor promptAnchors(const std::string& teacherRun, const std::string& promptsFile, const c10::Device& device) {
-  BIUD_CHECK(!teacherRun.empty(), ConfigError,
-             "loss.sem.anchors = prompts embeds the prompts with the expert's text encoder: set model.teacher (the "
-             "clip2d run biud-retrieve used)");
-  BIUD_CHECK(!promptsFile.empty(), ConfigError,
-             "loss.sem.anchors = prompts needs a prompt file: set loss.sem.prompts or eval.prompts");
-  const auto prompts = text::PromptSet::load(promptsFile);
-  auto t = evaluate::loadRun(teacherRun, device);
-  BIUD_CHECK(t.model->can(evaluate::Capability::kXray) && t.model->can(evaluate::Capability::kText), ConfigError,
-             "model.teacher `{}` is a `{}` run; the expert is a clip2d run", teacherRun, t.model->task());
-  auto pe = evaluate::embedPrompts(prompts, prompts.ids(), [&](const std::vector<std::string>& texts) {
-    torch::NoGradGuard ng;
-    auto tb = tokenizeBatch(*t.tokenizer, texts, t.cfg.text.max_length);
-    return t.model->encodeText(tb.ids.to(device), tb.mask.to(device)).cpu();
-  });
-  return torch::cat({pe.positive, pe.negative}).to(torch::kFloat32);
-}
-
-}  // namespace biud::train
+}  // namespace biud::data

@@ -1,11 +1,11 @@
-#include "biud/train/TextBatch.h"
+#include "biud/data/TextBatch.h"
 
 #include <torch/torch.h>
 
 
 #include "biud/core/Error.h"
 
-namespace biud::train {
+namespace biud::data {
 
 TextBatch tokenizeBatch(const text::Tokenizer& tok, const std::vector<std::string>& texts, int maxLength,
                         const text::EntityExtractor* entities, bool padToMax, bool findingsOnly) {
@@ -58,4 +58,4 @@ torch::Tensor findingMatrix(const std::vector<text::ReportLabels>& labels) {
   return out;
 }
 
-}  // namespace biud::train
+}  // namespace biud::data

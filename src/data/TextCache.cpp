@@ -1,4 +1,4 @@
-#include "biud/train/TextCache.h"
+#include "biud/data/TextCache.h"
 
 #include <torch/torch.h>
 
@@ -11,10 +11,10 @@
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
 #include "biud/core/Rng.h"
+#include "biud/data/TextBatch.h"
 #include "biud/tensor/Safetensors.h"
-#include "biud/train/TextBatch.h"
 
-namespace biud::train {
+namespace biud::data {
 
 FrozenTextFeatures::FrozenTextFeatures(models::BertModel encoder, const text::Tokenizer& tok, int maxLength,
                                        c10::Device device, int batch)
@@ -160,4 +160,4 @@ std::unique_ptr<FrozenTextFeatures> makeFrozenTextFeatures(const Config& cfg, mo
   return c;
 }
 
-}  // namespace biud::train
+}  // namespace biud::data

@@ -1,4 +1,4 @@
-#include "biud/train/X2ctLatents.h"
+#include "biud/data/X2ctLatents.h"
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -6,7 +6,7 @@
 #include "biud/core/Error.h"
 #include "biud/tensor/Safetensors.h"
 
-namespace biud::train {
+namespace biud::data {
 
 namespace stdfs = std::filesystem;
 
@@ -54,4 +54,4 @@ std::string x2ctXrayManifest(const Config& cfg) {
   return cfg.x2ct.xray_manifest.empty() ? cfg.data.xray_manifest : cfg.x2ct.xray_manifest;
 }
 
-}  // namespace biud::train
+}  // namespace biud::data

@@ -1,4 +1,4 @@
-#include "biud/train/XraySet.h"
+#include "biud/data/XraySet.h"
 
 #include <torch/torch.h>
 
@@ -12,7 +12,7 @@
 #include "biud/image/Preprocess.h"
 #include "biud/image/VolumeIO.h"
 
-namespace biud::train {
+namespace biud::data {
 
 XraySet loadXraySet(const image::Manifest& manifest, const std::string& split, const DataConfig& cfg, int threads) {
   std::vector<size_t> idx;
@@ -82,4 +82,4 @@ XraySet loadXraySet(const image::Manifest& manifest, const std::string& split, c
   return out;
 }
 
-}  // namespace biud::train
+}  // namespace biud::data

@@ -12,6 +12,7 @@
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
+#include "biud/data/TextBatch.h"
 #include "biud/evaluate/LoadRun.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/VolumeIO.h"
@@ -21,7 +22,6 @@
 #include "biud/text/WordPiece.h"
 #include "biud/train/Optim.h"
 #include "biud/train/Precision.h"
-#include "biud/train/TextBatch.h"
 
 namespace biud::evaluate {
 
@@ -195,7 +195,7 @@ EmbedResult embed(const EmbedOptions& opt, const Config& cfg, const c10::Device&
       for (std::size_t s = 0; s < lines.size(); s += static_cast<std::size_t>(opt.batch)) {
         const std::vector<std::string> part(lines.begin() + static_cast<long>(s),
                                             lines.begin() + static_cast<long>(std::min(lines.size(), s + opt.batch)));
-        auto tb = train::tokenizeBatch(*run.tokenizer, part, run.cfg.text.max_length);
+        auto tb = data::tokenizeBatch(*run.tokenizer, part, run.cfg.text.max_length);
         parts.push_back(model.encodeText(tb.ids.to(device), tb.mask.to(device)).cpu());
       }
       result["text_embedding"] = torch::cat(parts);
@@ -277,7 +277,7 @@ EmbedResult embed(const EmbedOptions& opt, const Config& cfg, const c10::Device&
     for (std::size_t s = 0; s < lines.size() && !app::stopRequested(); s += static_cast<std::size_t>(opt.batch)) {
       const auto e = std::min(lines.size(), s + static_cast<std::size_t>(opt.batch));
       const std::vector<std::string> part(lines.begin() + static_cast<long>(s), lines.begin() + static_cast<long>(e));
-      const auto tb = train::tokenizeBatch(
+      const auto tb = data::tokenizeBatch(
           wp, part, static_cast<int>(std::min<std::int64_t>(opt.maxLen, m->opt.max_position_embeddings)));
       const auto& idT = tb.ids;
       const auto& mk = tb.mask;

@@ -13,16 +13,17 @@
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
+#include "biud/data/TeacherFeatures.h"
+#include "biud/data/TextBatch.h"
+#include "biud/data/TextCache.h"
 #include "biud/evaluate/LoadRun.h"
+#include "biud/evaluate/Teacher.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/VolumeIO.h"
 #include "biud/retrieval/Chunked.h"
 #include "biud/retrieval/Features.h"
 #include "biud/retrieval/TopK.h"
-#include "biud/train/TeacherFeatures.h"
-#include "biud/train/TextBatch.h"
-#include "biud/train/TextCache.h"
 
 namespace biud::evaluate {
 
@@ -67,7 +68,7 @@ struct Sources {
   std::function<torch::Tensor(const torch::Tensor& rows)> imageRows;
   std::optional<LoadedRun> teacher;
   std::optional<image::Manifest> ct, cxr;  ///< when read (label diagnostics, image paths)
-  std::unique_ptr<train::FrozenTextFeatures> textCache;
+  std::unique_ptr<data::FrozenTextFeatures> textCache;
 };
 
 LoadedRun loadTeacher(const RetrieveOptions& f, const Config& cfg, const c10::Device& dev, const std::string& why) {
@@ -127,13 +128,13 @@ void teacherSources(Sources& src, const RetrieveOptions& f, const Config& cfg, c
   // A frozen teacher report encoder (e.g. a pretrained BERT): its features may already be in the
   // text-feature cache written while the teacher trained (train/TextCache.h).
   if (t.cfg.model.text_encoder.frozen)
-    src.textCache = train::makeFrozenTextFeatures(t.cfg, t.model->textTower().encoder, *t.tokenizer, dev, /*writer=*/true);
+    src.textCache = data::makeFrozenTextFeatures(t.cfg, t.model->textTower().encoder, *t.tokenizer, dev, /*writer=*/true);
   auto* cache = src.textCache.get();
   auto embed = [&t, cache, dev](const std::vector<std::string>& texts, std::int64_t b, std::int64_t e) {
     torch::NoGradGuard ng;
     std::vector<std::string> part(texts.begin() + b, texts.begin() + e);
     if (cache) return t.model->textTower().proj->forward(cache->get(part)).cpu();
-    auto tb = train::tokenizeBatch(*t.tokenizer, part, t.cfg.text.max_length);
+    auto tb = data::tokenizeBatch(*t.tokenizer, part, t.cfg.text.max_length);
     return t.model->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
   };
   job.embedQueries = [embed, ctText](std::int64_t b, std::int64_t e) { return embed(*ctText, b, e); };
@@ -316,7 +317,7 @@ RetrieveResult retrieve(const RetrieveOptions& f, const Config& cfg, const c10::
 
   const auto pairing = (stdfs::path(out) / "pairing.csv").string();
   retrieval::writePairing(pairing, src.ctIds, src.xrayIds, r);
-  train::TeacherFeatures tf;
+  data::TeacherFeatures tf;
   tf.ids = src.ctIds;
   if (src.imageRows) {
     // Features of each distinct kept X-ray once, then placed at every (CT, rank) that keeps it.
@@ -330,8 +331,8 @@ RetrieveResult retrieve(const RetrieveOptions& f, const Config& cfg, const c10::
   tf.scores = r.scores;
   tf.report_embedding = run.queryEmbedding;
   if (src.mode == "teacher")  // checked by task biud
-    tf.fingerprint = train::teacherFingerprint(src.teacher->checkpoint, *src.ct, *src.cxr, cfg.data.report_sections);
-  tf.save(train::teacherFeaturesPath(pairing));
+    tf.fingerprint = teacherFingerprint(src.teacher->checkpoint, *src.ct, *src.cxr, cfg.data.report_sections);
+  tf.save(data::teacherFeaturesPath(pairing));
 
   nlohmann::json j;
   j["mode"] = src.mode;

@@ -11,17 +11,17 @@
 #include "biud/core/Log.h"
 #include "biud/core/Progress.h"
 #include "biud/core/Rng.h"
+#include "biud/data/TextBatch.h"
 #include "biud/eval/Retrieval.h"
 #include "biud/evaluate/LoadRun.h"
 #include "biud/evaluate/ZeroShot.h"
 #include "biud/image/Manifest.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/text/Prompts.h"
-#include "biud/train/TextBatch.h"
 
 namespace biud::evaluate {
 
-torch::Tensor embedXrays(RunModel& model, const train::XraySet& set, const c10::Device& device) {
+torch::Tensor embedXrays(RunModel& model, const data::XraySet& set, const c10::Device& device) {
   torch::NoGradGuard ng;
   model.module().eval();
   std::vector<torch::Tensor> parts;
@@ -42,14 +42,14 @@ eval::Matrix toMatrix(const torch::Tensor& t) {
 }  // namespace
 
 nlohmann::json x2ctRetrieval(const torch::Tensor& xray, const std::vector<std::string>& xrayIds,
-                             const train::X2ctLatents& latents) {
+                             const data::X2ctLatents& latents) {
   BIUD_CHECK(xray.size(0) == static_cast<std::int64_t>(xrayIds.size()) && !xrayIds.empty(), ValueError,
              "x2ctRetrieval: {} X-ray embeddings for {} ids", xray.size(0), xrayIds.size());
   std::vector<std::string> scans, gallery;
   std::vector<std::int64_t> rows;
   std::map<std::string, bool> seen;
   for (const auto& id : xrayIds) {
-    scans.push_back(train::x2ctScanId(id));
+    scans.push_back(data::x2ctScanId(id));
     if (seen.emplace(scans.back(), true).second) {
       const auto r = latents.row(scans.back());
       BIUD_CHECK(r >= 0, DataError, "X-ray `{}`: its CT `{}` has no cached latents", id, scans.back());
@@ -152,7 +152,7 @@ double macroOver(const AurocMap& m, const std::vector<std::string>& fs) {
 }
 
 struct Split {
-  train::XraySet set;
+  data::XraySet set;
   torch::Tensor emb;
 };
 
@@ -225,17 +225,17 @@ X2ctEvalResult runX2ctEval(const X2ctEvalOptions& opt, const Config& cfg, const 
     const std::string sp = opt.split.empty() ? rc.data.test_split : opt.split;
     const std::string ext = opt.external.empty() ? rc.x2ct.external_split : opt.external;
     const std::string ps = opt.prompts.empty() ? rc.eval.prompts : opt.prompts;
-    const std::string manifestPath = opt.manifest.empty() ? train::x2ctXrayManifest(rc) : opt.manifest;
-    const auto latentPath = train::x2ctLatentPath(rc, dir);
+    const std::string manifestPath = opt.manifest.empty() ? data::x2ctXrayManifest(rc) : opt.manifest;
+    const auto latentPath = data::x2ctLatentPath(rc, dir);
     BIUD_CHECK(stdfs::exists(latentPath), DataError,
                "run `{}` has no cached latents at `{}` (written by the x2ct task at its start; biud-x2ct-eval takes x2ct "
                "runs, use biud-zeroshot for the others)",
                dir, latentPath);
-    const auto latents = train::readX2ctLatents(latentPath);
+    const auto latents = data::readX2ctLatents(latentPath);
     const auto manifest = image::readManifest(manifestPath);
     auto load = [&](const std::string& s) {
       Split x;
-      x.set = train::loadXraySet(manifest, s, rc.data, rc.threads);
+      x.set = data::loadXraySet(manifest, s, rc.data, rc.threads);
       x.emb = embedXrays(*run.model, x.set, dev);
       return x;
     };
@@ -252,7 +252,7 @@ X2ctEvalResult runX2ctEval(const X2ctEvalOptions& opt, const Config& cfg, const 
     const auto pc = promptedColumns(test.set.labelNames, promptSet, fmt::format("`{}`", manifestPath));
     if (findings.empty()) findings = pc.findings;
     auto pe = embedPrompts(promptSet, pc.findings, [&](const std::vector<std::string>& t) {
-      auto tb = train::tokenizeBatch(*run.tokenizer, t, rc.text.max_length);
+      auto tb = data::tokenizeBatch(*run.tokenizer, t, rc.text.max_length);
       return run.model->encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
     });
     const double tau = run.model->temperature();
@@ -266,7 +266,7 @@ X2ctEvalResult runX2ctEval(const X2ctEvalOptions& opt, const Config& cfg, const 
     {
       // Reference: zero-shot from the frozen CT latents of the same scans (AUROC does not depend on tau).
       std::vector<std::int64_t> rows;
-      for (const auto& id : test.set.ids) rows.push_back(latents.row(train::x2ctScanId(id)));
+      for (const auto& id : test.set.ids) rows.push_back(latents.row(data::x2ctScanId(id)));
       Split ctRef;
       ctRef.set.labels = test.set.labels;
       ctRef.emb = latents.ct.index_select(0, torch::tensor(rows));

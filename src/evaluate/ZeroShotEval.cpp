@@ -8,14 +8,14 @@
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
 #include "biud/data/CtDataset.h"
+#include "biud/data/TextBatch.h"
+#include "biud/data/XraySet.h"
 #include "biud/eval/Figures.h"
 #include "biud/eval/Protocols.h"
 #include "biud/evaluate/CtEval.h"
 #include "biud/evaluate/ZeroShot.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/PreprocessJob.h"
-#include "biud/train/TextBatch.h"
-#include "biud/train/XraySet.h"
 
 namespace biud::evaluate {
 
@@ -29,11 +29,11 @@ ZeroShotScores scoreZeroShot(LoadedRun& run, const image::Manifest& manifest, co
   auto& model = *run.model;
   torch::Tensor img;
   auto encodeText = [&](const std::vector<std::string>& t) {
-    auto tb = train::tokenizeBatch(*run.tokenizer, t, run.cfg.text.max_length);
+    auto tb = data::tokenizeBatch(*run.tokenizer, t, run.cfg.text.max_length);
     return model.encodeText(tb.ids.to(dev), tb.mask.to(dev)).cpu();
   };
   if (model.can(Capability::kXray)) {
-    auto set = train::loadXraySet(manifest, split, run.cfg.data, run.cfg.threads);
+    auto set = data::loadXraySet(manifest, split, run.cfg.data, run.cfg.threads);
     std::vector<torch::Tensor> parts;
     for (std::int64_t b = 0; b < set.size(); b += 64)
       parts.push_back(model.encodeXray(set.images.slice(0, b, std::min(set.size(), b + 64)).to(dev)).cpu());

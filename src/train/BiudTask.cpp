@@ -17,15 +17,16 @@
 #include "biud/text/Prompts.h"
 #include <filesystem>
 
+#include "biud/data/TeacherFeatures.h"
+#include "biud/data/TextBatch.h"
+#include "biud/data/TextCache.h"
 #include "biud/evaluate/CtEval.h"
 #include "biud/evaluate/LoadRun.h"
 #include "biud/evaluate/TaskSpec.h"
+#include "biud/evaluate/Teacher.h"
 #include "biud/evaluate/ZeroShot.h"
 #include "biud/train/Accumulate.h"
 #include "biud/train/Tasks.h"
-#include "biud/train/TeacherFeatures.h"
-#include "biud/train/TextBatch.h"
-#include "biud/train/TextCache.h"
 
 namespace biud::train {
 
@@ -34,7 +35,7 @@ namespace {
 /// One micro-batch with everything its passes need (drawn once, used by both passes).
 struct Micro {
   data::CtBatch ct;
-  TextBatch text;
+  data::TextBatch text;
   torch::Tensor hStar, reportEmb, findings;  ///< teacher h*, teacher report embeddings, finding matrix
   torch::Tensor trueFindings;  ///< [B, L] the data set's labels (1/0, -1 = row unknown) for RoCo's FN precision/recall
   losses::EfmMasked efm;
@@ -69,8 +70,8 @@ class BiudTask final : public Task {
                "task biud needs data.pairing: the pairing.csv written by biud-retrieve (run it after the clip2d teacher)");
     tok_ = text::makeTokenizer(cfg.text);
     extractor_ = std::make_unique<text::EntityExtractor>(text::Lexicon::load(cfg.text.lexicon));
-    const auto tfPath = teacherFeaturesPath(cfg.data.pairing);
-    teacher_ = TeacherFeatures::load(tfPath);
+    const auto tfPath = data::teacherFeaturesPath(cfg.data.pairing);
+    teacher_ = data::TeacherFeatures::load(tfPath);
     teacher_.requireTopK(cfg.data.pairing_top_k, tfPath);
     auto manifest = std::make_shared<image::Manifest>(image::readManifest(cfg.data.manifest));
     manifestLabels_ = manifest->labelNames;
@@ -107,7 +108,7 @@ class BiudTask final : public Task {
     if (cfg.model.text_encoder.frozen) {
       // A frozen report encoder gives every report the same features at every step: encode each
       // training report once. EFM still runs the encoder, on the freshly masked reports only.
-      textCache_ = makeFrozenTextFeatures(cfg, model_->text_encoder, *tok_, ctx.device, ctx.rank == 0);
+      textCache_ = data::makeFrozenTextFeatures(cfg, model_->text_encoder, *tok_, ctx.device, ctx.rank == 0);
       std::vector<std::string> texts;
       for (std::int64_t i = 0; i < train_->size(); ++i) texts.push_back(train_->item(i).text(cfg.data.report_sections));
       textCache_->precompute(texts, "frozen text features");
@@ -115,7 +116,7 @@ class BiudTask final : public Task {
     if (loss_.usesSem() && cfg.loss.sem.anchors == "prompts") {
       // Fixed anchors (METHOD §3): every finding's prompt ensembles through the expert's text tower, once.
       const std::string file = cfg.loss.sem.prompts.empty() ? cfg.eval.prompts : cfg.loss.sem.prompts;
-      semAnchors_ = promptAnchors(cfg.model.teacher, file, ctx.device).to(ctx.device);
+      semAnchors_ = evaluate::promptAnchors(cfg.model.teacher, file, ctx.device).to(ctx.device);
       BIUD_CHECK(semAnchors_.size(1) == teacher_.h_star.size(1), DataError,
                  "loss.sem.anchors = prompts: the expert `{}` embeds prompts in {} dimensions but the teacher features "
                  "`{}` have {}: re-run biud-retrieve with this expert",
@@ -152,12 +153,12 @@ class BiudTask final : public Task {
     for (int m = 0; m < sc.accum; ++m) {
       Micro& mb = micro[static_cast<size_t>(m)];
       mb.ct = nextBatch();
-      mb.text = tokenizeBatch(*tok_, mb.ct.texts, cfg_.text.max_length, extractor_.get(), /*padToMax=*/true,
+      mb.text = data::tokenizeBatch(*tok_, mb.ct.texts, cfg_.text.max_length, extractor_.get(), /*padToMax=*/true,
                               /*findingsOnly=*/cfg_.loss.efm.entities == "findings");
       auto rows = teacher_.rowsOf(mb.ct.ids, cfg_.data.pairing);
       mb.hStar = drawTeacher(mb, rows).to(ctx_.device);
       mb.reportEmb = teacher_.report_embedding.index_select(0, rows).to(ctx_.device);
-      mb.findings = findingMatrix(mb.text.labels).to(ctx_.device);
+      mb.findings = data::findingMatrix(mb.text.labels).to(ctx_.device);
       if (mb.ct.labels.defined() && mb.ct.labels.dim() == 2 && mb.ct.labels.size(1) > 0) {
         const auto l = mb.ct.labels.to(torch::kFloat32);
         const auto unknown = l.isnan().any(1, /*keepdim=*/true).expand_as(l);
@@ -256,7 +257,7 @@ class BiudTask final : public Task {
     auto img = torch::cat(emb);
     auto lab = torch::cat(labels);
     evaluate::addZeroShotAuroc(img, lab, *prompts_, promptCols_, [&](const std::vector<std::string>& t) {
-      auto tb = tokenizeBatch(*tok_, t, cfg_.text.max_length);
+      auto tb = data::tokenizeBatch(*tok_, t, cfg_.text.max_length);
       return model_->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).cpu();
     }, model_->temperature->forward().item<double>(), m);
     return m;
@@ -284,15 +285,16 @@ class BiudTask final : public Task {
                 tfPath);
       return;
     }
-    TeacherFingerprint now;
-    now.ct_manifest = manifestFingerprint(ct, cfg.data.report_sections);
-    if (!cfg.model.teacher.empty() && !f.expert.empty()) now.expert = expertFingerprint(cfg.model.teacher);
+    data::TeacherFingerprint now;
+    now.ct_manifest = data::manifestFingerprint(ct, cfg.data.report_sections);
+    if (!cfg.model.teacher.empty() && !f.expert.empty()) now.expert = evaluate::expertFingerprint(cfg.model.teacher);
     // The X-ray manifest is not otherwise needed by this task (a recipe may name one that only
     // the retrieval stage had): compared when it is there, said when it is not.
     std::error_code ec;
     if (!cfg.data.xray_manifest.empty() && !f.xray_manifest.empty()) {
       if (std::filesystem::exists(cfg.data.xray_manifest, ec))
-        now.xray_manifest = manifestFingerprint(image::readManifest(cfg.data.xray_manifest), cfg.data.report_sections);
+        now.xray_manifest =
+            data::manifestFingerprint(image::readManifest(cfg.data.xray_manifest), cfg.data.report_sections);
       else
         log::warn("biud", "data.xray_manifest `{}` does not exist here: the X-ray fingerprint of `{}` is not checked",
                   cfg.data.xray_manifest, tfPath);
@@ -365,7 +367,7 @@ class BiudTask final : public Task {
   losses::EfmMaskOptions efmOpt_;
   std::unique_ptr<text::Tokenizer> tok_;
   std::unique_ptr<text::EntityExtractor> extractor_;
-  TeacherFeatures teacher_;
+  data::TeacherFeatures teacher_;
   torch::Tensor semAnchors_;  ///< [2F, d_X] loss.sem.anchors = prompts; undefined otherwise
   std::shared_ptr<data::CtDataset> train_, val_;
   std::unique_ptr<data::CtLoader> loader_;
@@ -373,7 +375,7 @@ class BiudTask final : public Task {
   std::vector<std::string> manifestLabels_;
   evaluate::PromptedColumns promptCols_;  ///< validation label columns with prompts (checked at construction)
   models::BiudModel model_{nullptr};
-  std::unique_ptr<FrozenTextFeatures> textCache_;  ///< frozen text encoder: features per report (EFM still encodes masked reports)
+  std::unique_ptr<data::FrozenTextFeatures> textCache_;  ///< frozen text encoder: features per report (EFM still encodes masked reports)
   std::int64_t drawEpoch_ = -1, drawn_ = 0, nonTop1_ = 0;  ///< per-epoch top-K draw statistics (this rank)
 };
 
@@ -387,7 +389,7 @@ evaluate::TaskSpec biudTaskSpec() {
   };
   s.load = [](evaluate::LoadedRun& r, const c10::Device& device, bool ema) {
     r.tokenizer = text::makeTokenizer(r.cfg.text);
-    const auto tf = TeacherFeatures::load(teacherFeaturesPath(r.cfg.data.pairing));
+    const auto tf = data::TeacherFeatures::load(data::teacherFeaturesPath(r.cfg.data.pairing));
     auto m = buildModel(r.cfg, *r.tokenizer, tf.h_star.size(1));
     evaluate::loadRunWeights(*m, r, device, ema);
     return evaluate::biudRunModel(m, r.root, "biud");

@@ -5,6 +5,9 @@
 #include "biud/core/Log.h"
 #include "biud/core/Rng.h"
 #include "biud/data/Sampler.h"
+#include "biud/data/TextBatch.h"
+#include "biud/data/TextCache.h"
+#include "biud/data/XraySet.h"
 #include "biud/dist/Communicator.h"
 #include "biud/dist/GlobalBatch.h"
 #include "biud/evaluate/LoadRun.h"
@@ -17,9 +20,6 @@
 #include "biud/text/Prompts.h"
 #include "biud/train/Accumulate.h"
 #include "biud/train/Tasks.h"
-#include "biud/train/TextBatch.h"
-#include "biud/train/TextCache.h"
-#include "biud/train/XraySet.h"
 
 namespace biud::train {
 
@@ -37,9 +37,9 @@ class Clip2dTask final : public Task {
                "task clip2d needs data.xray_manifest (the X-ray/report corpus), e.g. --set data.xray_manifest=runs/quickstart/data/cxr/manifest.csv");
     tok_ = text::makeTokenizer(cfg.text);
     auto manifest = image::readManifest(cfg.data.xray_manifest);
-    train_ = loadXraySet(manifest, cfg.data.train_split, cfg.data, cfg.threads);
+    train_ = data::loadXraySet(manifest, cfg.data.train_split, cfg.data, cfg.threads);
     if (!manifest.indicesOf(cfg.data.val_split).empty())
-      val_ = std::make_unique<XraySet>(loadXraySet(manifest, cfg.data.val_split, cfg.data, cfg.threads));
+      val_ = std::make_unique<data::XraySet>(data::loadXraySet(manifest, cfg.data.val_split, cfg.data, cfg.threads));
     model_ = buildModel(cfg, *tok_);
     model_->to(ctx.device);
     data::SamplerOptions so;
@@ -61,7 +61,7 @@ class Clip2dTask final : public Task {
     }
     if (cfg.model.text_encoder.frozen) {
       // A frozen report encoder: encode every training report once (TextCache.h).
-      textCache_ = makeFrozenTextFeatures(cfg, model_->text_encoder, *tok_, ctx.device, ctx.rank == 0);
+      textCache_ = data::makeFrozenTextFeatures(cfg, model_->text_encoder, *tok_, ctx.device, ctx.rank == 0);
       textCache_->precompute(train_.texts, "frozen text features");
     }
   }
@@ -72,9 +72,9 @@ class Clip2dTask final : public Task {
     models::trainMode(*model_);  // a frozen report encoder stays in eval mode
     std::vector<std::vector<std::int64_t>> micro;
     for (int m = 0; m < sc.accum; ++m) micro.push_back(nextBatch());
-    std::vector<TextBatch> text;
+    std::vector<data::TextBatch> text;
     if (!textCache_)
-      for (auto& b : micro) text.push_back(tokenizeBatch(*tok_, gather(train_.texts, b), cfg_.text.max_length));
+      for (auto& b : micro) text.push_back(data::tokenizeBatch(*tok_, gather(train_.texts, b), cfg_.text.max_length));
     auto forward = [&](int m) {
       const auto& b = micro[static_cast<size_t>(m)];
       auto img = train_.images.index_select(0, torch::tensor(b)).to(ctx_.device);
@@ -151,7 +151,7 @@ class Clip2dTask final : public Task {
     if (cursor_ >= batches_.size()) startEpoch(epoch_ + 1);
     return batches_[cursor_++];
   }
-  torch::Tensor embedImages(const XraySet& s) {
+  torch::Tensor embedImages(const data::XraySet& s) {
     std::vector<torch::Tensor> out;
     for (std::int64_t b = 0; b < s.size(); b += 64)
       out.push_back(model_->encodeImage(s.images.slice(0, b, std::min(s.size(), b + 64)).to(ctx_.device)).cpu());
@@ -161,7 +161,7 @@ class Clip2dTask final : public Task {
     std::vector<torch::Tensor> out;
     for (size_t b = 0; b < texts.size(); b += 64) {
       std::vector<std::string> part(texts.begin() + static_cast<long>(b), texts.begin() + static_cast<long>(std::min(texts.size(), b + 64)));
-      auto t = tokenizeBatch(*tok_, part, cfg_.text.max_length);
+      auto t = data::tokenizeBatch(*tok_, part, cfg_.text.max_length);
       out.push_back(model_->encodeText(t.ids.to(ctx_.device), t.mask.to(ctx_.device)).cpu());
     }
     return torch::cat(out);
@@ -170,11 +170,11 @@ class Clip2dTask final : public Task {
   Config cfg_;
   TaskContext ctx_;
   std::unique_ptr<text::Tokenizer> tok_;
-  XraySet train_;
-  std::unique_ptr<XraySet> val_;
+  data::XraySet train_;
+  std::unique_ptr<data::XraySet> val_;
   std::unique_ptr<text::PromptSet> prompts_;
   evaluate::PromptedColumns promptCols_;  ///< validation label columns with prompts (checked at construction)
-  std::unique_ptr<FrozenTextFeatures> textCache_;  ///< frozen text encoder: features per report
+  std::unique_ptr<data::FrozenTextFeatures> textCache_;  ///< frozen text encoder: features per report
   models::ClipModel model_{nullptr};
   std::unique_ptr<data::BatchSampler> sampler_;
   std::vector<std::vector<std::int64_t>> batches_;

@@ -10,6 +10,7 @@
 #include "biud/core/Log.h"
 #include "biud/core/Rng.h"
 #include "biud/data/CtLoader.h"
+#include "biud/data/TextBatch.h"
 #include "biud/dist/GlobalBatch.h"
 #include "biud/eval/Clinical.h"
 #include "biud/eval/Nlg.h"
@@ -21,7 +22,6 @@
 #include "biud/image/Preprocess.h"
 #include "biud/models/Registry.h"
 #include "biud/train/Tasks.h"
-#include "biud/train/TextBatch.h"
 
 namespace biud::train {
 
@@ -217,7 +217,7 @@ class ReportTaskImpl final : public ReportTask {
   /// Mean next-token cross-entropy over the real tokens of a batch, their number and how many
   /// were predicted right (argmax).
   std::tuple<torch::Tensor, double, double> tokenLoss(const data::CtBatch& b, bool smoothing) {
-    auto tb = tokenizeBatch(*tok_, b.texts, maxLength_);
+    auto tb = data::tokenizeBatch(*tok_, b.texts, maxLength_);
     auto ids = tb.ids.to(ctx_.device), mask = tb.mask.to(ctx_.device);
     const auto T = ids.size(1);
     auto input = ids.narrow(1, 0, T - 1), target = ids.narrow(1, 1, T - 1);

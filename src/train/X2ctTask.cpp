@@ -12,6 +12,7 @@
 #include "biud/core/Rng.h"
 #include "biud/data/CtDataset.h"
 #include "biud/data/CtLoader.h"
+#include "biud/data/TextBatch.h"
 #include "biud/dist/Communicator.h"
 #include "biud/dist/GlobalBatch.h"
 #include "biud/evaluate/CtEval.h"
@@ -24,7 +25,6 @@
 #include "biud/train/Accumulate.h"
 #include "biud/train/Checkpoint.h"
 #include "biud/train/Tasks.h"
-#include "biud/train/TextBatch.h"
 
 namespace biud::train {
 
@@ -71,7 +71,7 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
   BIUD_CHECK(!cfg.x2ct.pretrained.empty(), ConfigError,
              "task x2ct needs x2ct.pretrained: the run folder of the model whose CT and report towers are frozen (a biud "
              "stage-1 run), e.g. --set x2ct.pretrained=runs/quickstart/biud");
-  const std::string xm = x2ctXrayManifest(cfg);
+  const std::string xm = data::x2ctXrayManifest(cfg);
   BIUD_CHECK(!xm.empty(), ConfigError,
              "task x2ct needs the simulated X-ray manifest written by biud-drr: set x2ct.xray_manifest (or "
              "data.xray_manifest), e.g. --set x2ct.xray_manifest=runs/x2ct/drr/manifest.csv");
@@ -107,10 +107,10 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
   cfg_.data.manifest = ctManifest;
   const std::string key = fmt::format("checkpoint={}|manifest={}|sections={}", ckpt, ctManifest,
                                       fmt::join(pre.data.report_sections, ","));
-  const std::string cachePath = x2ctLatentPath(cfg, ctx.runDir);
+  const std::string cachePath = data::x2ctLatentPath(cfg, ctx.runDir);
   bool cached = false;
   if (stdfs::exists(cachePath)) {
-    latents_ = readX2ctLatents(cachePath);
+    latents_ = data::readX2ctLatents(cachePath);
     cached = latents_.key == key;
     if (cached)
       log::info("x2ct", "using {} cached CT/report latents from `{}`", latents_.ids.size(), cachePath);
@@ -126,14 +126,14 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
 
   // X-rays, each paired with its CT's latent row.
   const auto manifest = image::readManifest(xm);
-  train_ = loadXraySet(manifest, cfg.data.train_split, cfg.data, cfg.threads);
+  train_ = data::loadXraySet(manifest, cfg.data.train_split, cfg.data, cfg.threads);
   if (!manifest.indicesOf(cfg.data.val_split).empty())
-    val_ = std::make_unique<XraySet>(loadXraySet(manifest, cfg.data.val_split, cfg.data, cfg.threads));
-  auto rowsOf = [&](const XraySet& s) {
+    val_ = std::make_unique<data::XraySet>(data::loadXraySet(manifest, cfg.data.val_split, cfg.data, cfg.threads));
+  auto rowsOf = [&](const data::XraySet& s) {
     std::vector<std::int64_t> rows;
     std::vector<std::string> missing;
     for (const auto& id : s.ids) {
-      rows.push_back(latents_.row(x2ctScanId(id)));
+      rows.push_back(latents_.row(data::x2ctScanId(id)));
       if (rows.back() < 0) missing.push_back(id);
     }
     BIUD_CHECK(missing.empty(), DataError,
@@ -184,7 +184,7 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
   // "Experiment" batching: X-rays of one scan (several projections) or one patient never share a
   // batch, so that no negative is a view of the positive's own CT.
   std::vector<std::string> groups;
-  for (const auto& g : train_.groups) groups.push_back(x2ctScanId(g));  // patient, else the scan
+  for (const auto& g : train_.groups) groups.push_back(data::x2ctScanId(g));  // patient, else the scan
   sampler_ = std::make_unique<data::BatchSampler>(train_.size(), data::groupIds(groups), so);
   startEpoch(0);
   BIUD_CHECK(!batches_.empty(), ConfigError, "data.loader.batch_size {} is larger than the {} training X-rays per rank",
@@ -221,7 +221,7 @@ void X2ctTask::buildLatents(const std::string& path) {
   while (loader->next(b)) {
     ct.push_back(pre.model->encodeCt(b.volume.to(ctx_.device)).ct.to(torch::kFloat32).cpu());
     ++ctCalls_;
-    auto tb = tokenizeBatch(*pre.tokenizer, b.texts, pre.cfg.text.max_length);
+    auto tb = data::tokenizeBatch(*pre.tokenizer, b.texts, pre.cfg.text.max_length);
     rep.push_back(pre.model->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).to(torch::kFloat32).cpu());
     latents_.ids.insert(latents_.ids.end(), b.ids.begin(), b.ids.end());
     bar.advance(static_cast<std::uint64_t>(b.size()));
@@ -232,7 +232,7 @@ void X2ctTask::buildLatents(const std::string& path) {
   for (size_t i = 0; i < latents_.ids.size(); ++i) latents_.index[latents_.ids[i]] = static_cast<std::int64_t>(i);
   if (ctx_.rank == 0) {
     fs::makeDirs(stdfs::path(path).parent_path());
-    writeX2ctLatents(path, latents_);
+    data::writeX2ctLatents(path, latents_);
   }
   log::info("x2ct", "cached the latents of {} CTs and reports in `{}` ({} CT encoder passes)", latents_.ids.size(), path,
             ctCalls_);
@@ -240,7 +240,7 @@ void X2ctTask::buildLatents(const std::string& path) {
   ctReleased_ = true;
 }
 
-torch::Tensor X2ctTask::latentRows(const XraySet& s, const std::vector<std::int64_t>& idx) const {
+torch::Tensor X2ctTask::latentRows(const data::XraySet& s, const std::vector<std::int64_t>& idx) const {
   const auto& rows = &s == &train_ ? trainRows_ : valRows_;
   std::vector<std::int64_t> r;
   r.reserve(idx.size());
@@ -298,7 +298,7 @@ Metrics X2ctTask::validate() {
   }
   if (prompts_)
     evaluate::addZeroShotAuroc(x, val_->labels, *prompts_, promptCols_, [&](const std::vector<std::string>& t) {
-      auto tb = tokenizeBatch(*tok_, t, cfg_.text.max_length);
+      auto tb = data::tokenizeBatch(*tok_, t, cfg_.text.max_length);
       return model_->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).cpu();
     }, model_->temperature->forward().item<double>(), m);
   return m;

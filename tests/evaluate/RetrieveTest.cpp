@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
+#include "biud/data/TeacherFeatures.h"
 #include "biud/evaluate/Retrieve.h"
 #include "biud/tensor/Safetensors.h"
-#include "biud/train/TeacherFeatures.h"
 #include "common/TestUtil.h"
 
 namespace biud::test {
@@ -61,7 +61,7 @@ TEST(Retrieve, FeatureModeEqualsBruteForceTopK) {
   EXPECT_EQ(r.json["mode"], "features");
   EXPECT_FALSE(stdfs::exists(t / "out/retrieve-work"));
 
-  const auto tf = train::TeacherFeatures::load(train::teacherFeaturesPath(r.pairing));
+  const auto tf = data::TeacherFeatures::load(data::teacherFeaturesPath(r.pairing));
   ASSERT_EQ(tf.ids.size(), static_cast<size_t>(nCt));
   const auto sim = torch::matmul(ct, xr.t());
   const auto [want, idx] = sim.topk(k, 1);

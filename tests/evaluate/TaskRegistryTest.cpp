@@ -10,13 +10,13 @@
 #include <set>
 
 #include "biud/core/Error.h"
+#include "biud/data/TextBatch.h"
 #include "biud/evaluate/LoadRun.h"
 #include "biud/evaluate/RunModel.h"
 #include "biud/evaluate/TaskSpec.h"
 #include "biud/models/MethodModels.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/Task.h"
-#include "biud/train/TextBatch.h"
 #include "common/TestUtil.h"
 #include "train/TinyWorld.h"
 
@@ -81,7 +81,7 @@ TEST(TaskRegistry, EveryTrainableTaskLoadsBackWithTheInProcessEmbeddings) {
   const auto ct = ctBatch(w.cfg);
   const auto xray = torch::rand({3, 1, 32, 32});
   auto tok = text::makeTokenizer(w.cfg.text);
-  const auto tb = train::tokenizeBatch(*tok, {"small nodule right lung .", "no effusion ."}, w.cfg.text.max_length);
+  const auto tb = data::tokenizeBatch(*tok, {"small nodule right lung .", "no effusion ."}, w.cfg.text.max_length);
   std::set<std::string> tested;
 
   {  // clip2d: X-ray and report towers

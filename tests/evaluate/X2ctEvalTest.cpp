@@ -45,7 +45,7 @@ TEST(X2ctEval, LinearProbeMatchesScikitLearn) {
 TEST(X2ctEval, RetrievalWithViewsByHand) {
   // Scans s0, s1, s2 (latents e0, e1, e2); X-rays s0#a, s0#b, s1, s2. Report latents are the CT
   // latents rotated by one scan, so X-ray -> CT is perfect and X-ray -> report is off by one.
-  train::X2ctLatents l;
+  data::X2ctLatents l;
   l.ids = {"s0", "s1", "s2"};
   l.ct = torch::eye(3);
   l.report = torch::tensor({{0.f, 1.f, 0.f}, {0.f, 0.f, 1.f}, {1.f, 0.f, 0.f}});
@@ -68,8 +68,8 @@ TEST(X2ctEval, RetrievalWithViewsByHand) {
   EXPECT_DOUBLE_EQ(j["ct_to_report"]["mean_rank"].get<double>(), 3.0);
   // An X-ray whose scan has no latents is an error naming it.
   EXPECT_THROW(evaluate::x2ctRetrieval(x.slice(0, 0, 1), {"s9"}, l), DataError);
-  EXPECT_EQ(train::x2ctScanId("ct_1#lat"), "ct_1");
-  EXPECT_EQ(train::x2ctScanId("ct_1"), "ct_1");
+  EXPECT_EQ(data::x2ctScanId("ct_1#lat"), "ct_1");
+  EXPECT_EQ(data::x2ctScanId("ct_1"), "ct_1");
 }
 
 TEST(X2ctEval, FewShotSubsets) {

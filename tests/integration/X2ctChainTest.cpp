@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "biud/core/Fs.h"
+#include "biud/data/X2ctLatents.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/X2ctTask.h"
 #include "common/TestUtil.h"
@@ -62,7 +63,7 @@ TEST(X2ctChain, SynthToX2ctEval) {
   runOk(app("biud-embed") + " --run " + D + "/biud --volumes " + D + "/data/ct/volumes/ct_000000.nii.gz --out " + D +
         "/emb --quiet");
   const auto e = biud::tensor::readSafetensors(D + "/emb/embeddings.safetensors").at("volume_embedding")[0];
-  const auto lat = biud::train::readX2ctLatents(D + "/tri/latents.safetensors");
+  const auto lat = biud::data::readX2ctLatents(D + "/tri/latents.safetensors");
   const auto row = lat.row("ct_000000");
   ASSERT_GE(row, 0);
   EXPECT_GT(torch::dot(lat.ct[row], e.to(torch::kFloat32)).item<double>(), 0.999);

@@ -15,11 +15,11 @@
 
 #include "biud/config/Config.h"
 #include "biud/core/Error.h"
+#include "biud/data/TextBatch.h"
 #include "biud/image/CtCache.h"
 #include "biud/models/CtClip.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/text/Tokenizer.h"
-#include "biud/train/TextBatch.h"
 #include "common/TestUtil.h"
 
 using namespace biud;
@@ -155,7 +155,7 @@ TEST(CtClip, EqualsCtClipCodeOnRandomWeights) {
   tc.vocab = vocab;
   tc.max_length = 512;
   auto tok = text::makeTokenizer(tc);
-  auto tb = train::tokenizeBatch(*tok, {"Pleural effusion is present.", "Pleural effusion is not present.", "Lung nodules, the HEART."}, 512);
+  auto tb = data::tokenizeBatch(*tok, {"Pleural effusion is present.", "Pleural effusion is not present.", "Lung nodules, the HEART."}, 512);
   const auto L = tb.ids.size(1);
   ASSERT_LE(L, 512);
   EXPECT_TRUE(torch::equal(tb.ids, ref["ids"].slice(1, 0, L))) << tb.ids << ref["ids"].slice(1, 0, L);

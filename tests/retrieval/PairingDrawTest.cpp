@@ -12,12 +12,12 @@
 #include <set>
 
 #include "biud/core/Error.h"
+#include "biud/data/TeacherFeatures.h"
 #include "biud/tensor/Safetensors.h"
-#include "biud/train/TeacherFeatures.h"
 #include "common/TestUtil.h"
 
 using namespace biud;
-using train::TeacherFeatures;
+using data::TeacherFeatures;
 
 namespace {
 
@@ -123,11 +123,11 @@ TEST(PairingDraw, DependsOnSeedEpochAndIndexOnlyNotOnTheBatch) {
   EXPECT_EQ(b1.ranks[1], a.ranks[1]);
   EXPECT_EQ(b2.ranks[0], a.ranks[2]);
   EXPECT_EQ(b2.ranks[1], a.ranks[0]);
-  EXPECT_EQ(train::pairingSeed(7, 4, 101), train::pairingSeed(7, 4, 101));
+  EXPECT_EQ(data::pairingSeed(7, 4, 101), data::pairingSeed(7, 4, 101));
   // Other epochs / seeds / indices give other seeds (and, over many epochs, other draws).
-  EXPECT_NE(train::pairingSeed(7, 4, 101), train::pairingSeed(7, 5, 101));
-  EXPECT_NE(train::pairingSeed(7, 4, 101), train::pairingSeed(8, 4, 101));
-  EXPECT_NE(train::pairingSeed(7, 4, 101), train::pairingSeed(7, 4, 102));
+  EXPECT_NE(data::pairingSeed(7, 4, 101), data::pairingSeed(7, 5, 101));
+  EXPECT_NE(data::pairingSeed(7, 4, 101), data::pairingSeed(8, 4, 101));
+  EXPECT_NE(data::pairingSeed(7, 4, 101), data::pairingSeed(7, 4, 102));
   std::set<std::int64_t> seen;
   for (int e = 0; e < 50; ++e) seen.insert(f.draw(torch::tensor({1L}), {101}, 5, 0.02, 7, e).ranks[0]);
   EXPECT_EQ(seen.size(), 5u);  // CT 1's five scores are within 0.004: every rank turns up
@@ -154,5 +154,5 @@ TEST(PairingDraw, TooFewCandidatesIsAClearConfigError) {
     EXPECT_NE(m.find("re-run biud-retrieve --top-k 5"), std::string::npos) << m;
     EXPECT_NE(m.find("data.pairing_top_k"), std::string::npos) << m;
   }
-  EXPECT_THROW(train::drawRank(g.scores.data_ptr<float>(), 1, 0.0, 1), ValueError);
+  EXPECT_THROW(data::drawRank(g.scores.data_ptr<float>(), 1, 0.0, 1), ValueError);
 }

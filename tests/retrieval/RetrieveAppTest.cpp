@@ -11,12 +11,12 @@
 
 #include "biud/core/Csv.h"
 #include "biud/core/Fs.h"
+#include "biud/data/TeacherFeatures.h"
 #include "biud/evaluate/LoadRun.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/VolumeIO.h"
 #include "biud/tensor/Safetensors.h"
-#include "biud/train/TeacherFeatures.h"
 #include "common/TestUtil.h"
 
 namespace {
@@ -78,7 +78,7 @@ TEST(RetrieveApp, InterruptedResumedEqualsUninterrupted) {
 
   // h_star[i, k] is the teacher image tower applied (here, alone, batch 1) to the X-ray that
   // pairing.csv lists at rank k+1 for CT i; the scores are the CSV's.
-  const auto tf = biud::train::TeacherFeatures::load(D + "/full/teacher_features.safetensors");
+  const auto tf = biud::data::TeacherFeatures::load(D + "/full/teacher_features.safetensors");
   ASSERT_EQ(tf.topK(), 3);
   const auto table = biud::csv::read(D + "/full/pairing.csv");
   ASSERT_EQ(table.rows.size(), tf.ids.size() * 3);

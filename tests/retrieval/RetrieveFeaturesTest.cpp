@@ -16,8 +16,8 @@
 
 #include "biud/core/Csv.h"
 #include "biud/core/Fs.h"
+#include "biud/data/TeacherFeatures.h"
 #include "biud/tensor/Safetensors.h"
-#include "biud/train/TeacherFeatures.h"
 #include "common/TestUtil.h"
 
 namespace {
@@ -34,7 +34,7 @@ biud::test::CommandResult runRc(const std::string& cmd, int rc) {
 /// The app's outputs in `out` against the reference prefix `ref`.
 void expectOutputs(const std::string& out, const std::string& ref, std::int64_t k) {
   const auto want = biud::tensor::readSafetensors(ref + ".safetensors");
-  const auto got = biud::train::TeacherFeatures::load(out + "/teacher_features.safetensors");
+  const auto got = biud::data::TeacherFeatures::load(out + "/teacher_features.safetensors");
   ASSERT_EQ(got.topK(), k);
   EXPECT_TRUE(torch::equal(got.scores, want.at("scores")))
       << "max score difference " << (got.scores - want.at("scores")).abs().max().item<float>();

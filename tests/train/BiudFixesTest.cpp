@@ -10,14 +10,15 @@
 
 #include "biud/config/Config.h"
 #include "biud/core/Error.h"
+#include "biud/data/TeacherFeatures.h"
+#include "biud/data/TextBatch.h"
+#include "biud/evaluate/Teacher.h"
 #include "biud/image/Manifest.h"
 #include "biud/models/MethodModels.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/text/Entities.h"
 #include "biud/train/Task.h"
 #include "biud/train/Tasks.h"
-#include "biud/train/TeacherFeatures.h"
-#include "biud/train/TextBatch.h"
 #include "common/TestUtil.h"
 #include "train/TinyWorld.h"
 
@@ -47,7 +48,7 @@ std::string writeExpert(const TinyWorld& w, const std::string& name, int seed) {
 
 /// Teacher features of width d for the TinyWorld CTs in `dir` (rows from `rows`, or random).
 std::string writeFeatures(const TinyWorld& w, const std::string& dir, std::int64_t d, Tensor rows = {}) {
-  train::TeacherFeatures tf;
+  data::TeacherFeatures tf;
   for (int n = 0; n < kCts; ++n) tf.ids.push_back(fmt::format("ct{:02d}", n));
   tf.h_star = rows.defined() ? rows
                              : torch::nn::functional::normalize(torch::randn({kCts, d}),
@@ -55,7 +56,7 @@ std::string writeFeatures(const TinyWorld& w, const std::string& dir, std::int64
   tf.report_embedding = tf.h_star.clone();
   const auto pairing = (w.dir / dir / "pairing.csv").string();
   stdfs::create_directories(w.dir / dir);
-  tf.save(train::teacherFeaturesPath(pairing));
+  tf.save(data::teacherFeaturesPath(pairing));
   return pairing;
 }
 
@@ -87,7 +88,7 @@ TEST(BiudFixes, SemanticAnchorsFromPromptsAreTheExpertsPromptEmbeddings) {
   const auto expert = writeExpert(w, "expert", 3);
   const auto promptsFile = (w.dir / "prompts.yaml").string();
   writeText(promptsFile, kPrompts);
-  const auto anchors = train::promptAnchors(expert, promptsFile, torch::kCPU);
+  const auto anchors = evaluate::promptAnchors(expert, promptsFile, torch::kCPU);
   ASSERT_EQ(anchors.sizes(), (std::vector<std::int64_t>{4, w.cfg.model.embed_dim}));
 
   Config ec = w.cfg;
@@ -98,7 +99,7 @@ TEST(BiudFixes, SemanticAnchorsFromPromptsAreTheExpertsPromptEmbeddings) {
   m->eval();
   auto one = [&](const std::string& p) {
     torch::NoGradGuard ng;
-    auto tb = train::tokenizeBatch(*tok, {p}, ec.text.max_length);
+    auto tb = data::tokenizeBatch(*tok, {p}, ec.text.max_length);
     return m->encodeText(tb.ids, tb.mask)[0];
   };
   auto ensemble = [&](std::vector<std::string> ps) {
@@ -149,13 +150,13 @@ TEST(BiudFixes, TeacherFeaturesCarryFingerprintsAndTrainingRefusesStaleOnes) {
                        quote(out.string()) + " --top-k 1 --threads 1 --quiet 2>&1");
   ASSERT_EQ(res.rc, 0) << res.out;
   cfg.data.pairing = (out / "pairing.csv").string();
-  const auto tfPath = train::teacherFeaturesPath(cfg.data.pairing);
-  const auto tf = train::TeacherFeatures::load(tfPath);
+  const auto tfPath = data::teacherFeaturesPath(cfg.data.pairing);
+  const auto tf = data::TeacherFeatures::load(tfPath);
   const auto ct = image::readManifest(cfg.data.manifest);
   const auto xr = image::readManifest(cfg.data.xray_manifest);
-  EXPECT_EQ(tf.fingerprint.expert, train::expertFingerprint(expert));
-  EXPECT_EQ(tf.fingerprint.ct_manifest, train::manifestFingerprint(ct, cfg.data.report_sections));
-  EXPECT_EQ(tf.fingerprint.xray_manifest, train::manifestFingerprint(xr, cfg.data.report_sections));
+  EXPECT_EQ(tf.fingerprint.expert, evaluate::expertFingerprint(expert));
+  EXPECT_EQ(tf.fingerprint.ct_manifest, data::manifestFingerprint(ct, cfg.data.report_sections));
+  EXPECT_EQ(tf.fingerprint.xray_manifest, data::manifestFingerprint(xr, cfg.data.report_sections));
   EXPECT_EQ(tf.fingerprint.expert.size(), 16u);
   EXPECT_NO_THROW(makeBiud(w, cfg));  // matching data and expert
 
@@ -167,7 +168,7 @@ TEST(BiudFixes, TeacherFeaturesCarryFingerprintsAndTrainingRefusesStaleOnes) {
   Config changed = cfg;
   changed.data.manifest = (w.dir / "ct_regenerated.csv").string();
   writeText(changed.data.manifest, csv);
-  const auto nowCt = train::manifestFingerprint(image::readManifest(changed.data.manifest), cfg.data.report_sections);
+  const auto nowCt = data::manifestFingerprint(image::readManifest(changed.data.manifest), cfg.data.report_sections);
   ASSERT_NE(nowCt, tf.fingerprint.ct_manifest);
   try {
     makeBiud(w, changed);
@@ -183,7 +184,7 @@ TEST(BiudFixes, TeacherFeaturesCarryFingerprintsAndTrainingRefusesStaleOnes) {
 
   // Retrained expert: same run folder, other weights.
   writeExpert(w, "expert", 4);
-  const auto nowExpert = train::expertFingerprint(expert);
+  const auto nowExpert = evaluate::expertFingerprint(expert);
   ASSERT_NE(nowExpert, tf.fingerprint.expert);
   try {
     makeBiud(w, cfg);
@@ -243,7 +244,7 @@ TEST(BiudFixes, AdapterIsLinearByDefaultAndAffineCheckpointsStillLoad) {
 // loss.distill.teacher_shuffle: row i gets the h*, candidates and scores of row perm[i]; the
 // CTs' own report embeddings stay; the permutation depends on the seed only.
 TEST(BiudFixes, TeacherShufflePermutesTheFeatureRows) {
-  train::TeacherFeatures tf;
+  data::TeacherFeatures tf;
   const int n = 10;
   for (int i = 0; i < n; ++i) tf.ids.push_back("ct" + std::to_string(i));
   tf.candidates = torch::randn({n, 2, 3});
@@ -251,7 +252,7 @@ TEST(BiudFixes, TeacherShufflePermutesTheFeatureRows) {
   tf.scores = torch::rand({n, 2});
   tf.report_embedding = torch::randn({n, 3});
   const auto cand = tf.candidates.clone(), sc = tf.scores.clone(), rep = tf.report_embedding.clone();
-  train::TeacherFeatures again = tf;
+  data::TeacherFeatures again = tf;
   const auto perm = tf.shuffleRows(7);
   auto sorted = perm;
   std::sort(sorted.begin(), sorted.end());

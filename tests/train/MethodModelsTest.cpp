@@ -6,9 +6,9 @@
 
 #include "biud/config/Config.h"
 #include "biud/core/Error.h"
+#include "biud/data/TextBatch.h"
 #include "biud/models/MethodModels.h"
 #include "biud/text/Tokenizer.h"
-#include "biud/train/TextBatch.h"
 #include "common/TestUtil.h"
 
 namespace biud::test {
@@ -31,7 +31,7 @@ TEST(BiudModel, EfmLogitsEqualFullWidthLogitsAtTheSelectedTokens) {
   m->eval();  // no dropout: both paths must see the same network
 
   // Padded to max_length (as the biud task does): every row ends in padding columns.
-  auto tb = train::tokenizeBatch(*tok, {"small nodule right lung.", "no effusion.", "large left effusion is seen."},
+  auto tb = data::tokenizeBatch(*tok, {"small nodule right lung.", "no effusion.", "large left effusion is seen."},
                                  24, nullptr, /*padToMax=*/true);
   ASSERT_EQ(tb.ids.size(1), 24);
   auto ids = tb.ids.clone();

@@ -12,11 +12,11 @@
 #include <string>
 
 #include "biud/config/Config.h"
+#include "biud/data/TeacherFeatures.h"
 #include "biud/image/VolumeIO.h"
 #include "biud/models/MethodModels.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/text/Tokenizer.h"
-#include "biud/train/TeacherFeatures.h"
 #include "common/TestUtil.h"
 
 namespace biud::test {
@@ -89,12 +89,12 @@ struct TinyWorld {
     writeText(ck / "state.json", "{}");
     writeText(D / "pre/checkpoints/latest", "step_000001");
     writeText(D / "pre/config.resolved.yaml", config::toYaml(pc));
-    train::TeacherFeatures tf;
+    data::TeacherFeatures tf;
     for (int n = 0; n < kCts; ++n) tf.ids.push_back(fmt::format("ct{:02d}", n));
     tf.h_star = torch::nn::functional::normalize(torch::randn({kCts, 16}),
                                                  torch::nn::functional::NormalizeFuncOptions().dim(1));
     tf.report_embedding = tf.h_star.clone();
-    tf.save(train::teacherFeaturesPath(pc.data.pairing));
+    tf.save(data::teacherFeaturesPath(pc.data.pairing));
     cfg.task = "x2ct";
     cfg.x2ct.pretrained = pretrained;
     cfg.trainer.steps = 3;

@@ -12,13 +12,13 @@
 #include "biud/config/Config.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/data/TeacherFeatures.h"
+#include "biud/data/TextBatch.h"
 #include "biud/evaluate/LoadRun.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/VolumeIO.h"
 #include "biud/tensor/Safetensors.h"
-#include "biud/train/TeacherFeatures.h"
-#include "biud/train/TextBatch.h"
 #include "biud/train/Trainer.h"
 #include "biud/train/X2ctTask.h"
 #include "common/TestUtil.h"
@@ -53,7 +53,7 @@ TEST(X2ct, FrozenTowersBitIdenticalAndLatentsCachedOnce) {
       auto v = image::preprocessCt(image::readVolume(it.images[0]), pre.cfg.data.ct);
       auto t = torch::from_blob(v.data.data(), {1, 1, v.size[2], v.size[1], v.size[0]}, torch::kFloat32).clone();
       auto ct = pre.model->encodeCt(t).ct[0];
-      auto tb = train::tokenizeBatch(*pre.tokenizer, {it.text(pre.cfg.data.report_sections)}, pre.cfg.text.max_length);
+      auto tb = data::tokenizeBatch(*pre.tokenizer, {it.text(pre.cfg.data.report_sections)}, pre.cfg.text.max_length);
       auto rep = pre.model->encodeText(tb.ids, tb.mask)[0];
       const auto row = task->latents().row(it.id);
       ASSERT_GE(row, 0);

@@ -21,7 +21,9 @@
 /// Per-epoch top-K sampling (METHOD §2 option): draw() picks, for each CT, one of its first k
 /// X-rays with probability softmax(score / tau), from a seed derived from (run seed, epoch, CT
 /// dataset index) only — the same draw on every rank, after a resume, and whatever the batch.
-#include <c10/core/Device.h>
+///
+/// The file format and the draw live here (data side); the expert's fingerprint (it resolves the
+/// run's newest checkpoint) and the prompt anchors (they load the run) are in evaluate/Teacher.h.
 #include <torch/types.h>
 
 #include <cstdint>
@@ -33,7 +35,7 @@ namespace biud::image {
 struct Manifest;
 }
 
-namespace biud::train {
+namespace biud::data {
 
 /// What a teacher-features file was computed from, as 16-hex-digit content hashes (empty = not
 /// recorded / not checked).
@@ -46,14 +48,12 @@ struct TeacherFingerprint {
   std::string xray_manifest;  ///< X-ray corpus manifest, the same way
 };
 
-/// Fingerprint of the expert run (a clip2d run folder: its newest checkpoint; or a checkpoint
-/// folder `run/checkpoints/step_N`). DataError naming the folder when it holds no checkpoint.
-std::string expertFingerprint(const std::string& teacherRunOrCheckpoint);
+/// Fingerprint of one checkpoint folder: crc32 and size of its model.safetensors (and
+/// ema.safetensors when present) and the bytes of `runDir`/config.resolved.yaml when present.
+/// Finding the expert's newest checkpoint is evaluate::expertFingerprint's job (evaluate/Teacher.h).
+std::string checkpointFingerprint(const std::string& checkpointDir, const std::string& runDir);
 /// Fingerprint of what retrieval reads from a manifest (ids, the `sections` of the reports, image paths).
 std::string manifestFingerprint(const image::Manifest& m, const std::vector<std::string>& sections);
-/// All three, as biud-retrieve records them.
-TeacherFingerprint teacherFingerprint(const std::string& teacherRunOrCheckpoint, const image::Manifest& ct,
-                                      const image::Manifest& xray, const std::vector<std::string>& sections);
 
 struct TeacherFeatures {
   std::vector<std::string> ids;  ///< CT ids, row order
@@ -104,9 +104,4 @@ std::int64_t drawRank(const float* scores, std::int64_t k, double tau, std::uint
 /// The file beside a pairing file: <dir>/teacher_features.safetensors.
 std::string teacherFeaturesPath(const std::string& pairingCsv);
 
-/// Semantic anchors of `loss.sem.anchors: prompts` (METHOD §3): the teacher text encoder g_X of
-/// the expert run on every finding's prompt ensembles of `prompts` (ZeroShot.h embedPrompts: each
-/// ensemble's normalised mean), positives of all findings first, then negatives: [2F, d_X].
-torch::Tensor promptAnchors(const std::string& teacherRun, const std::string& promptsFile, const c10::Device& device);
-
-}  // namespace biud::train
+}  // namespace biud::data

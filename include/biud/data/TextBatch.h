@@ -9,7 +9,7 @@
 #include "biud/text/Entities.h"
 #include "biud/text/Tokenizer.h"
 
-namespace biud::train {
+namespace biud::data {
 
 struct TextBatch {
   torch::Tensor ids;      ///< [B, L] int64
@@ -31,4 +31,4 @@ TextBatch tokenizeBatch(const text::Tokenizer& tok, const std::vector<std::strin
 /// identical-findings criterion; rows can be gathered across ranks.
 torch::Tensor findingMatrix(const std::vector<text::ReportLabels>& labels);
 
-}  // namespace biud::train
+}  // namespace biud::data

@@ -20,7 +20,7 @@
 #include "biud/models/Bert.h"
 #include "biud/text/Tokenizer.h"
 
-namespace biud::train {
+namespace biud::data {
 
 class FrozenTextFeatures {
  public:
@@ -71,4 +71,4 @@ class FrozenTextFeatures {
 std::unique_ptr<FrozenTextFeatures> makeFrozenTextFeatures(const Config& cfg, models::BertModel encoder,
                                                            const text::Tokenizer& tok, c10::Device device, bool writer);
 
-}  // namespace biud::train
+}  // namespace biud::data

@@ -12,7 +12,7 @@
 
 #include "biud/config/Config.h"
 
-namespace biud::train {
+namespace biud::data {
 
 /// Frozen latents of the CTs and their reports, one row per CT (normalised, [N, d], float32, CPU).
 struct X2ctLatents {
@@ -37,4 +37,4 @@ std::string x2ctLatentPath(const Config& cfg, const std::string& runDir);
 /// The X-ray manifest of the task: x2ct.xray_manifest, or data.xray_manifest.
 std::string x2ctXrayManifest(const Config& cfg);
 
-}  // namespace biud::train
+}  // namespace biud::data

@@ -12,7 +12,7 @@
 #include "biud/config/DataConfig.h"
 #include "biud/image/Manifest.h"
 
-namespace biud::train {
+namespace biud::data {
 
 struct XraySet {
   std::vector<std::string> ids, texts, groups;
@@ -26,4 +26,4 @@ struct XraySet {
 /// warning (and counted); none readable is a DataError naming the manifest.
 XraySet loadXraySet(const image::Manifest& manifest, const std::string& split, const DataConfig& cfg, int threads = 0);
 
-}  // namespace biud::train
+}  // namespace biud::data

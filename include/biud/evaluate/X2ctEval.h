@@ -13,14 +13,14 @@
 
 #include "biud/config/Config.h"
 #include "biud/core/RunList.h"
+#include "biud/data/X2ctLatents.h"
+#include "biud/data/XraySet.h"
 #include "biud/evaluate/RunModel.h"
-#include "biud/train/X2ctLatents.h"
-#include "biud/train/XraySet.h"
 
 namespace biud::evaluate {
 
 /// Normalised X-ray embeddings [N, d] of a set, in batches of 64, on `device` (returned on the CPU).
-torch::Tensor embedXrays(RunModel& model, const train::XraySet& set, const c10::Device& device);
+torch::Tensor embedXrays(RunModel& model, const data::XraySet& set, const c10::Device& device);
 
 /// Retrieval between X-rays and the latents of their scans. Galleries hold each scan once (the
 /// scans of the X-rays, in first-seen order); a query's relevant items are those of its scan.
@@ -28,7 +28,7 @@ torch::Tensor embedXrays(RunModel& model, const train::XraySet& set, const c10::
 /// eval::RetrievalScores::toJson() (recall@1/5/10, map, ranks); "ct_to_report" for the frozen pair
 /// itself (the reference the X-ray tower is trained towards); "chance_recall@5" = 5 / gallery.
 nlohmann::json x2ctRetrieval(const torch::Tensor& xray, const std::vector<std::string>& xrayIds,
-                             const train::X2ctLatents& latents);
+                             const data::X2ctLatents& latents);
 
 /// L2-regularised logistic regression per label column, fitted on `xTrain` [N, d] / `yTrain`
 /// [N, F] (NaN = unknown, left out of that column), the scikit-learn objective
@@ -69,7 +69,7 @@ struct X2ctEvalOptions {
   std::string split;                 ///< empty: data.test_split of each run
   std::string external;              ///< empty: x2ct.external_split of each run; `none` skips it
   std::string prompts;               ///< empty: eval.prompts of each run
-  std::string manifest;              ///< empty: the run's X-ray manifest (train::x2ctXrayManifest)
+  std::string manifest;              ///< empty: the run's X-ray manifest (data::x2ctXrayManifest)
   int seeds = 3;                     ///< FewShotOptions::subsets
   double C = 1.0;                    ///< FewShotOptions::C
   /// Called before any run is loaded: the output folder.

@@ -19,13 +19,13 @@
 #include <vector>
 
 #include "biud/data/Sampler.h"
+#include "biud/data/X2ctLatents.h"
+#include "biud/data/XraySet.h"
 #include "biud/losses/TrimodalLoss.h"
 #include "biud/models/MethodModels.h"
 #include "biud/text/Prompts.h"
 #include "biud/text/Tokenizer.h"
 #include "biud/train/Task.h"
-#include "biud/train/X2ctLatents.h"
-#include "biud/train/XraySet.h"
 
 namespace biud::train {
 
@@ -41,13 +41,13 @@ class X2ctTask final : public Task {
 
   /// For tests and tools.
   models::ClipModel& model() { return model_; }
-  const X2ctLatents& latents() const { return latents_; }
+  const data::X2ctLatents& latents() const { return latents_; }
   /// CT encoder forward passes this task made (all of them while filling the cache; 0 when the
   /// cache was already there).
   std::int64_t ctEncoderCalls() const { return ctCalls_; }
   /// True once the CT tower is released (it is never kept after caching).
   bool ctTowerReleased() const { return ctReleased_; }
-  const XraySet& trainSet() const { return train_; }
+  const data::XraySet& trainSet() const { return train_; }
   /// The training batches (X-ray indices) of epoch `e` on this rank.
   std::vector<std::vector<std::int64_t>> epochBatches(std::int64_t e) const { return sampler_->epoch(e); }
 
@@ -55,16 +55,16 @@ class X2ctTask final : public Task {
   void buildLatents(const std::string& path);
   void startEpoch(std::int64_t e);
   std::vector<std::int64_t> nextBatch();
-  torch::Tensor latentRows(const XraySet& s, const std::vector<std::int64_t>& idx) const;
+  torch::Tensor latentRows(const data::XraySet& s, const std::vector<std::int64_t>& idx) const;
 
   Config cfg_;
   TaskContext ctx_;
   losses::TrimodalLoss loss_;
   std::unique_ptr<text::Tokenizer> tok_;
-  XraySet train_;
-  std::unique_ptr<XraySet> val_;
+  data::XraySet train_;
+  std::unique_ptr<data::XraySet> val_;
   std::vector<std::int64_t> trainRows_, valRows_;  ///< latent row of each X-ray
-  X2ctLatents latents_;
+  data::X2ctLatents latents_;
   std::unique_ptr<text::PromptSet> prompts_;
   text::LabelMatch promptCols_;  ///< validation label columns with prompts (checked at construction)
   models::ClipModel model_{nullptr};
