@@ -2,7 +2,7 @@
 // Torch-free: it needs only biud_image.
 #include <nlohmann/json.hpp>
 
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/evaluate/Embed.h"
 #include "biud/tensor/Runtime.h"
 

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/evaluate/ImportWeights.h"
 #include "biud/models/CtClip.h"
 

@@ -1,6 +1,6 @@
 // biud-import: a public data set's release layout -> the standard manifest (docs/data.md, docs/your-data.md).
 // Flags only: the importers are image/Import.h, the record and report image/ImportReport.h.
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/core/Error.h"
 #include "biud/image/Import.h"
 #include "biud/image/ImportReport.h"

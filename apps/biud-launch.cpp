@@ -1,6 +1,6 @@
 // biud-launch: start N local ranks of a biud program (torchrun-style environment), relay their
 // output, forward Ctrl-C/SIGTERM, and stop the whole job when one rank fails (core/Launcher.h).
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/core/Launcher.h"
 
 int main(int argc, char** argv) {

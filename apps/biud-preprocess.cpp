@@ -1,7 +1,7 @@
 // biud-preprocess: CT manifest -> preprocessed, memory-mappable cache (see docs/data.md).
 #include <nlohmann/json.hpp>
 
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"

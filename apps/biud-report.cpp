@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"

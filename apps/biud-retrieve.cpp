@@ -1,7 +1,7 @@
 // biud-retrieve: language-guided retrieval (METHOD §2): pairs every CT study with the X-rays of
 // the teacher corpus whose reports are closest to its own and caches the teacher features of the
 // kept X-rays (evaluate/Retrieve.h).
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/evaluate/LoadRun.h"
 #include "biud/evaluate/Retrieve.h"
 #include "biud/tensor/Runtime.h"

@@ -1,7 +1,7 @@
 // biud-synth: write the synthetic chest CT / X-ray / report benchmark (docs/synth.md).
 #include <nlohmann/json.hpp>
 
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"

@@ -3,7 +3,7 @@
 // Flags only: the work is text/TokenizerTools.h.
 #include <filesystem>
 
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/text/Entities.h"

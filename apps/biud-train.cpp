@@ -1,7 +1,7 @@
 // biud-train: train a task (clip2d, biud, x2ct, report, finetune) from a YAML recipe.
 #include <torch/torch.h>
 
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
 #include "biud/dist/Communicator.h"

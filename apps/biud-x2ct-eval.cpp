@@ -2,7 +2,7 @@
 // retrieval X-ray <-> report and X-ray <-> CT, zero-shot findings from X-rays, linear-probe
 // few-shot at 1 ... 100 % of the labels, and the same on an external split; several runs side by
 // side in one table (evaluate/X2ctEval.h).
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/core/Log.h"
 #include "biud/core/RunList.h"
 #include "biud/evaluate/X2ctEval.h"

@@ -1,7 +1,7 @@
 // biud-zeroshot: prompt-ensemble zero-shot classification of every finding (METHOD §4) with one
 // or more trained runs, on the labelled split of a manifest; metrics with bootstrap CIs, per-case
 // probabilities, ROC and violin plots (evaluate/ZeroShotEval.h).
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/core/Log.h"
 #include "biud/core/RunList.h"
 #include "biud/evaluate/CtEval.h"

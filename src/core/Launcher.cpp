@@ -18,8 +18,8 @@
 
 #include <fmt/ranges.h>
 
-#include "biud/core/App.h"
 #include "biud/core/Error.h"
+#include "biud/core/Process.h"
 
 namespace biud::launch {
 

@@ -5,16 +5,16 @@
 #include <cmath>
 #include <filesystem>
 
-#include "biud/core/App.h"
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Log.h"
+#include "biud/core/Process.h"
 #include "biud/core/Progress.h"
 #include "biud/data/CtLoader.h"
+#include "biud/evaluate/LoadRun.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/PreprocessJob.h"
-#include "biud/core/Log.h"
-#include "biud/evaluate/LoadRun.h"
 #include "biud/train/Checkpoint.h"
 
 namespace biud::evaluate {

@@ -7,10 +7,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
+#include "biud/core/Process.h"
 #include "biud/core/Progress.h"
 #include "biud/data/TextBatch.h"
 #include "biud/evaluate/LoadRun.h"

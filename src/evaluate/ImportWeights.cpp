@@ -5,10 +5,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
+#include "biud/core/Process.h"
 #include "biud/evaluate/LoadRun.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/Checkpoint.h"

@@ -9,10 +9,10 @@
 #include <memory>
 #include <optional>
 
-#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
+#include "biud/core/Process.h"
 #include "biud/data/TeacherFeatures.h"
 #include "biud/data/TextBatch.h"
 #include "biud/data/TextCache.h"

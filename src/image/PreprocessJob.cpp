@@ -14,10 +14,10 @@
 #include <thread>
 #include <unordered_map>
 
-#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
+#include "biud/core/Process.h"
 #include "biud/core/Progress.h"
 #include "biud/image/CtCache.h"
 #include "biud/image/Preprocess.h"

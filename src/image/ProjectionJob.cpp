@@ -9,11 +9,11 @@
 #include <set>
 #include <thread>
 
-#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Json.h"
 #include "biud/core/Log.h"
+#include "biud/core/Process.h"
 #include "biud/core/Progress.h"
 #include "biud/image/PreprocessJob.h"
 #include "biud/image/Projection.h"

@@ -10,9 +10,9 @@
 #include <set>
 
 #include "biud/core/Config.h"
-#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Process.h"
 
 namespace biud::tensor {
 

@@ -9,10 +9,10 @@
 #include <map>
 
 #include "biud/config/EvalConfig.h"
-#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
+#include "biud/core/Process.h"
 #include "biud/core/Progress.h"
 #include "biud/text/Corpus.h"
 #include "biud/text/SpmTokenizer.h"

@@ -8,10 +8,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
+#include "biud/core/Process.h"
 
 namespace biud::train {
 
@@ -155,7 +155,7 @@ std::string firstLine(const std::string& what) {
 }  // namespace
 
 stdfs::path CheckpointManager::save(std::int64_t step, const std::function<void(const stdfs::path&)>& write) {
-  // A second SIGINT/SIGTERM does not interrupt a save (biud/core/App.h).
+  // A second SIGINT/SIGTERM does not interrupt a save (biud/core/Process.h).
   app::SaveScope saving;
   const auto previous = latest();
   const std::string keep = previous ? fmt::format("; the previous checkpoint `{}` is intact", previous->string())

@@ -2,10 +2,10 @@
 
 #include <filesystem>
 
-#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
+#include "biud/core/Process.h"
 #include "biud/image/Preprocess.h"
 #include "biud/models/Bert.h"
 #include "biud/models/Fusion.h"

@@ -14,10 +14,10 @@
 #include <optional>
 #include <unistd.h>
 
-#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
+#include "biud/core/Process.h"
 #include "biud/core/Progress.h"
 #include "biud/dist/CheckpointSync.h"
 #include "biud/dist/Communicator.h"

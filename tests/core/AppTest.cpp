@@ -11,7 +11,7 @@
 #include <new>
 #include <stdexcept>
 
-#include "biud/core/App.h"
+#include "biud/app/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Launcher.h"
 #include "common/TestUtil.h"

@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "biud/core/App.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Process.h"
 #include "biud/models/Registry.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/Checkpoint.h"

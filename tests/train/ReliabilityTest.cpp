@@ -12,9 +12,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Process.h"
 #include "biud/train/Trainer.h"
 #include "common/TestUtil.h"
 #include "train/ToyTask.h"

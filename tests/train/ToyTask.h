@@ -5,7 +5,7 @@
 
 #include <functional>
 
-#include "biud/core/App.h"
+#include "biud/core/Process.h"
 #include "biud/core/Rng.h"
 #include "biud/train/Task.h"
 

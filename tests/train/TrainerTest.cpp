@@ -6,9 +6,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "biud/core/App.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Process.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/Ema.h"
 #include "biud/train/Trainer.h"

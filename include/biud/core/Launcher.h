@@ -5,7 +5,7 @@
 /// and stop the whole job when one rank fails. Torch-free (POSIX only).
 ///
 /// Signals reaching the launcher while `launch()` runs are forwarded as the ranks' own repeats
-/// mean (biud/core/App.h): 1st = stop and save, 2nd = exit now unless a save is running, 3rd =
+/// mean (biud/core/Process.h): 1st = stop and save, 2nd = exit now unless a save is running, 3rd =
 /// abandon the save; a 4th kills every rank (SIGKILL). Each rank runs in its own process group,
 /// so a terminal's Ctrl-C reaches the launcher only, which forwards it.
 #include <cstdio>

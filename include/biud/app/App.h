@@ -10,15 +10,10 @@
 ///       return app.run(argc, argv, [&] { ...; return 0; });
 ///     }
 ///
-/// Errors thrown from the body become one line on stderr and a non-zero exit code:
-/// 1 runtime error, 2 usage or config error, 3 some items failed (partial results written),
-/// 4 stopped by repeated signals without saving (the last checkpoint written before stays),
-/// 130 interrupted (state saved).
-///
-/// Signals (SIGINT, SIGTERM): the first asks the app to stop at the next safe point (training
-/// saves a checkpoint). A second one during a save (a SaveScope) does not interrupt it; a third
-/// then exits at once with code 4. A second one outside a save exits at once with code 4. Each
-/// case prints one line saying what was and was not saved.
+/// Errors thrown from the body become one line on stderr and a non-zero exit code; run()
+/// installs the SIGINT/SIGTERM handlers. The exit codes, the stop and save API and what the
+/// signals do are in core/Process.h (included here), so that code below the app layer reaches
+/// them without the typed config this header brings in.
 #include <CLI/CLI.hpp>
 
 #include <functional>
@@ -26,6 +21,7 @@
 #include <vector>
 
 #include "biud/config/Config.h"
+#include "biud/core/Process.h"
 
 namespace biud::app {
 
@@ -39,13 +35,6 @@ enum CommonFlag : unsigned {
   kWeights = 1u << 6,   ///< --allow-nonfinite-weights (apps that load weights)
   kAll = 0xffffu,
 };
-
-/// Exit codes.
-constexpr int kExitOk = 0, kExitError = 1, kExitUsage = 2, kExitPartial = 3, kExitNotSaved = 4,
-              kExitInterrupted = 130;
-
-/// `biud <version> (git <hash>), LibTorch <v>, CUDA on|off`.
-std::string versionString();
 
 class App {
  public:
@@ -89,32 +78,5 @@ class App {
   bool quiet_ = false, help_config_ = false, loaded_ = false, allow_nonfinite_ = false;
   Config config_;
 };
-
-/// --allow-nonfinite-weights was given: weights holding NaN/Inf are read (they are refused by
-/// default, naming the tensor; tensor/Safetensors.h consults this).
-bool allowNonFiniteWeights();
-
-/// Set from SIGINT/SIGTERM once App::run installed its handlers; long loops poll it.
-bool stopRequested();
-void requestStop();
-/// Clear a stop request (tests that interrupt and resume in one process).
-void clearStop();
-/// Install SIGINT/SIGTERM handlers that set stopRequested() (see the file comment for repeats).
-void installStopHandlers();
-/// Signals received since the handlers were installed (or clearStop()).
-int signalsReceived();
-
-/// While one lives, state is being written that a user would lose if the process died: a second
-/// SIGINT/SIGTERM is answered with a message instead of an exit (a third exits with
-/// kExitNotSaved). Nestable; thread-safe.
-class SaveScope {
- public:
-  SaveScope();
-  ~SaveScope();
-  SaveScope(const SaveScope&) = delete;
-  SaveScope& operator=(const SaveScope&) = delete;
-};
-/// True while a SaveScope lives.
-bool saving();
 
 }  // namespace biud::app
