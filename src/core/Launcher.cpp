@@ -104,6 +104,7 @@ class Job {
   Clock::time_point saveDeadline_{};
   std::string savingDir_;   // where ranks announce a checkpoint save in progress (app::SaveScope)
   bool saveWaitSaid_ = false;
+  bool afterSave_ = false;  // a rank was saving at the last check
 
   static std::string makeSavingDir() {
     const char* tmp = std::getenv("TMPDIR");
@@ -217,14 +218,23 @@ class Job {
   }
 
   /// True while the kill is postponed because a rank announces a save (at most `saveGrace`
-  /// seconds after the grace ran out; a 4th signal still kills at once).
+  /// seconds after the grace ran out; a 4th signal still kills at once), and once more when the
+  /// save ends: then the rank gets `grace` again to exit.
   bool waitForSaves() {
     if (signalled_ > 3) return false;
     if (saveDeadline_ == Clock::time_point{})
       saveDeadline_ = killAt_ + std::chrono::milliseconds(static_cast<long long>(o_.saveGrace * 1000));
-    if (Clock::now() >= saveDeadline_) return false;
+    const auto now = Clock::now();
+    if (now >= saveDeadline_) return false;
     const auto saving = ranksSaving();
-    if (saving.empty()) return false;
+    if (saving.empty()) {
+      if (!afterSave_) return false;
+      // A save just ended: its rank gets `grace` again to exit on its own (it was about to).
+      afterSave_ = false;
+      killAt_ = now + std::chrono::milliseconds(static_cast<long long>(o_.grace * 1000));
+      return true;
+    }
+    afterSave_ = true;
     if (!saveWaitSaid_) {
       saveWaitSaid_ = true;
       std::fprintf(o_.err,

@@ -175,7 +175,7 @@ TEST(Launcher, RankThatIsSavingIsNotKilledAtTheGrace) {
   const std::string script =
       "if [ \"$RANK\" = 1 ]; then sleep 0.3; exit 5; fi; "
       "touch \"$BIUD_LAUNCH_SAVING_DIR/$RANK\"; trap '' TERM; sleep 3; "
-      "rm \"$BIUD_LAUNCH_SAVING_DIR/$RANK\"; echo saved; exit 130";
+      "echo saved; rm \"$BIUD_LAUNCH_SAVING_DIR/$RANK\"; exit 130";
   const auto c = launchSh(o, script);
   EXPECT_EQ(c.rc, 5) << c.err;
   EXPECT_TRUE(has(c.out, "saved\n")) << c.out << c.err;
