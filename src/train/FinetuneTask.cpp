@@ -406,14 +406,7 @@ evaluate::TaskSpec finetuneTaskSpec() {
 }
 
 FinetuneTrainer makeFinetuneTrainer(Config& cfg, const std::string& runDir, const c10::Device& device) {
-  TaskContext ctx;
-  ctx.device = device;
-  ctx.runDir = runDir;
-  auto task = std::make_unique<FinetuneTaskImpl>(cfg, ctx);
-  FinetuneTrainer out;
-  out.task = task.get();
-  out.trainer = std::make_unique<Trainer>(cfg, runDir, std::move(task), ctx);
-  return out;
+  return makeTrainerWithTask<FinetuneTask, FinetuneTaskImpl>(cfg, runDir, device);
 }
 
 }  // namespace biud::train

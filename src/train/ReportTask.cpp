@@ -302,14 +302,7 @@ evaluate::TaskSpec reportTaskSpec() {
 }
 
 ReportTrainer makeReportTrainer(Config& cfg, const std::string& runDir, const c10::Device& device) {
-  TaskContext ctx;
-  ctx.device = device;
-  ctx.runDir = runDir;
-  auto task = std::make_unique<ReportTaskImpl>(cfg, ctx);
-  ReportTrainer out;
-  out.task = task.get();
-  out.trainer = std::make_unique<Trainer>(cfg, runDir, std::move(task), ctx);
-  return out;
+  return makeTrainerWithTask<ReportTask, ReportTaskImpl>(cfg, runDir, device);
 }
 
 }  // namespace biud::train

@@ -68,10 +68,7 @@ class FinetuneTask : public Task {
 };
 
 /// A finetune run's trainer with its task (owned by the trainer).
-struct FinetuneTrainer {
-  std::unique_ptr<Trainer> trainer;
-  FinetuneTask* task = nullptr;
-};
+using FinetuneTrainer = TrainerWithTask<FinetuneTask>;
 /// The trainer of task finetune in `runDir`, one process (`optimizer.layer_decay` < 1 is applied
 /// to the trainable `ct_encoder` parameters by buildOptimizer, as for any task).
 FinetuneTrainer makeFinetuneTrainer(Config& cfg, const std::string& runDir, const c10::Device& device);

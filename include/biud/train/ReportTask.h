@@ -67,10 +67,7 @@ class ReportTask : public Task {
 };
 
 /// A report run's trainer with its task (owned by the trainer).
-struct ReportTrainer {
-  std::unique_ptr<Trainer> trainer;
-  ReportTask* task = nullptr;
-};
+using ReportTrainer = TrainerWithTask<ReportTask>;
 /// The trainer of task report in `runDir`, one process.
 ReportTrainer makeReportTrainer(Config& cfg, const std::string& runDir, const c10::Device& device);
 

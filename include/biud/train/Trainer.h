@@ -62,4 +62,25 @@ class Trainer {
 /// Resident set size of this process in MiB (for the `memory_mb` metric).
 double residentMemoryMb();
 
+/// A trainer together with typed access to its task (owned by the trainer): what the downstream
+/// apps need to read their task's results after training, without a downcast.
+template <class T>
+struct TrainerWithTask {
+  std::unique_ptr<Trainer> trainer;
+  T* task = nullptr;
+};
+
+/// The one-process trainer of a new `Impl` (a `T`) built from `cfg` in `runDir` on `device`.
+template <class T, class Impl>
+TrainerWithTask<T> makeTrainerWithTask(Config& cfg, const std::string& runDir, const c10::Device& device) {
+  TaskContext ctx;
+  ctx.device = device;
+  ctx.runDir = runDir;
+  auto task = std::make_unique<Impl>(cfg, ctx);
+  TrainerWithTask<T> out;
+  out.task = task.get();
+  out.trainer = std::make_unique<Trainer>(cfg, runDir, std::move(task), ctx);
+  return out;
+}
+
 }  // namespace biud::train
