@@ -9,23 +9,39 @@
 
 namespace biud::image {
 
-Image2D lineIntegralAP(const Volume& hu, double muWaterPerMm) {
+namespace {
+/// The frontal image of `hu` from sums along the anterior-posterior axis (j), in double:
+/// out(i, nz-1-k) = finish(sum_j voxel(hu(i, j, k))) (superior at the top).
+template <class Voxel, class Finish>
+Image2D sumAlongAP(const Volume& hu, const char* caller, Voxel voxel, Finish finish) {
   const int nx = hu.size[0], ny = hu.size[1], nz = hu.size[2];
   BIUD_CHECK(nx > 0 && ny > 0 && nz > 0 && hu.data.size() == static_cast<size_t>(hu.numel()), ValueError,
-             "lineIntegralAP: volume of size {}x{}x{} holds {} voxels", nx, ny, nz, hu.data.size());
+             "{}: volume of size {}x{}x{} holds {} voxels", caller, nx, ny, nz, hu.data.size());
   Image2D out({nx, nz, 1}, {hu.spacing[0], hu.spacing[2], 1.0}, 0.0f);
   std::vector<double> acc(static_cast<size_t>(nx));
   for (int k = 0; k < nz; ++k) {
     std::fill(acc.begin(), acc.end(), 0.0);
     for (int j = 0; j < ny; ++j) {
       const float* row = &hu.data[static_cast<size_t>(hu.index(0, j, k))];
-      for (int i = 0; i < nx; ++i) acc[static_cast<size_t>(i)] += std::max(0.0, 1.0 + row[i] / 1000.0);
+      for (int i = 0; i < nx; ++i) acc[static_cast<size_t>(i)] += voxel(row[i]);
     }
     const int r = nz - 1 - k;  // superior at the top
-    for (int i = 0; i < nx; ++i)
-      out.at(i, r, 0) = static_cast<float>(acc[static_cast<size_t>(i)] * muWaterPerMm * hu.spacing[1]);
+    for (int i = 0; i < nx; ++i) out.at(i, r, 0) = static_cast<float>(finish(acc[static_cast<size_t>(i)]));
   }
   return out;
+}
+}  // namespace
+
+Image2D lineIntegralAP(const Volume& hu, double muWaterPerMm) {
+  return sumAlongAP(
+      hu, "lineIntegralAP", [](float v) { return std::max(0.0, 1.0 + v / 1000.0); },
+      [&](double sum) { return sum * muWaterPerMm * hu.spacing[1]; });
+}
+
+Image2D meanAP(const Volume& hu) {
+  const double ny = hu.size[1];
+  return sumAlongAP(
+      hu, "meanAP", [](float v) { return static_cast<double>(v); }, [ny](double sum) { return sum / ny; });
 }
 
 Image2D lineIntegralAPCone(const Volume& hu, double sourceDistance, double muWaterPerMm) {

@@ -30,18 +30,7 @@ Image2D projectAP(const Volume& hu, const DrrConfig& cfg) {
     return lineIntegralAP(hu, cfg.mu_water);
   }
   BIUD_CHECK(cfg.projector == "mean", ConfigError, "x2ct.drr.projector `{}`: use mean or drr", cfg.projector);
-  Image2D out({nx, nz, 1}, {hu.spacing[0], hu.spacing[2], 1.0}, 0.0f);
-  std::vector<double> acc(static_cast<size_t>(nx));
-  for (int k = 0; k < nz; ++k) {
-    std::fill(acc.begin(), acc.end(), 0.0);
-    for (int j = 0; j < ny; ++j) {
-      const float* row = &hu.data[static_cast<size_t>(hu.index(0, j, k))];
-      for (int i = 0; i < nx; ++i) acc[static_cast<size_t>(i)] += row[i];
-    }
-    const int r = nz - 1 - k;  // superior at the top
-    for (int i = 0; i < nx; ++i) out.at(i, r, 0) = static_cast<float>(acc[static_cast<size_t>(i)] / ny);
-  }
-  return out;
+  return meanAP(hu);
 }
 
 Image2D minMaxNormalize(const Image2D& img) {

@@ -14,6 +14,10 @@ namespace biud::image {
 /// superior slice, column 0 = patient right (radiological display: patient right on the left).
 Image2D lineIntegralAP(const Volume& hu, double muWaterPerMm = 0.02);
 
+/// The mean along the anterior-posterior axis (X2CT-CLIP code's mean-intensity projection): same
+/// image layout as lineIntegralAP, values in the volume's units.
+Image2D meanAP(const Volume& hu);
+
 /// Cone-beam variant of lineIntegralAP: a point source `sourceDistance` mm in front (anterior, -j)
 /// of the volume centre; detector pixel (i, k) is the ray through the centre of voxel column
 /// (i, *, k) in the coronal plane through the volume centre (a virtual detector at the isocentre,
