@@ -292,8 +292,9 @@ RetrieveResult retrieve(const RetrieveOptions& f, const Config& cfg, const c10::
   job.topk.dbBlock = f.block;
   job.topk.queryBlock = f.queryBlock;
   job.topk.precision = retrieval::parsePrecision(f.precision);
-  job.stopAfterChunks = f.stopAfter;
-  job.stop = [] { return app::stopRequested(); };
+  job.stop = [after = f.stopAfter](std::int64_t computed) {
+    return (after >= 0 && computed >= after) || app::stopRequested();
+  };
   if (f.topK > job.nDatabase)
     log::warn("retrieve", "--top-k {} but the X-ray corpus has only {} reports: keeping all {} per CT", f.topK,
               job.nDatabase, job.nDatabase);

@@ -108,8 +108,7 @@ struct Runner {
   std::int64_t computed = 0, resumed = 0;
 
   bool stopNow() const {
-    if (job.stopAfterChunks >= 0 && computed >= job.stopAfterChunks) return true;
-    return job.stop && job.stop();
+    return job.stop && job.stop(computed);
   }
 
   /// One pass over `nItems` items in chunks. `compute(begin, end, bar)` returns the chunk's

@@ -121,7 +121,7 @@ TEST(ChunkedRetrieval, InterruptedAndResumedIsBitIdentical) {
   std::int64_t resumedBefore = 0;
   do {
     auto job = makeJob(c);
-    job.stopAfterChunks = 4;
+    job.stop = [](std::int64_t computed) { return computed >= 4; };
     r = runChunked(job, d / "work");
     ASSERT_LT(++attempts, 50);
     if (!r.complete) {
@@ -147,7 +147,7 @@ TEST(ChunkedRetrieval, StopInsideAChunkDiscardsOnlyThatChunk) {
   // A signal arrives during the 3rd database chunk (after 11 text rows: chunk 2, second batch).
   Counts c;
   auto job = makeJob(c);
-  job.stop = [&c] { return c.db >= 11; };
+  job.stop = [&c](std::int64_t) { return c.db >= 11; };
   auto r = runChunked(job, d / "work");
   EXPECT_FALSE(r.complete);
   EXPECT_EQ(r.chunksComputed, 2);  // chunks 0 and 1 whole; the partial chunk 2 is not on disk
@@ -164,7 +164,7 @@ TEST(ChunkedRetrieval, ChangedInputsDiscardTheWorkFolder) {
   test::TempDir d("chunked");
   Counts c;
   auto job = makeJob(c);
-  job.stopAfterChunks = 14;  // all database text chunks and some query chunks
+  job.stop = [](std::int64_t computed) { return computed >= 14; };  // all database text chunks and some query chunks
   EXPECT_FALSE(runChunked(job, d / "work").complete);
 
   // Another X-ray corpus (other embeddings, other fingerprint): nothing of the old one is reused.

@@ -49,10 +49,8 @@ class CtLoader {
   std::map<std::string, std::int64_t> stateDict() const;
   void loadStateDict(const std::map<std::string, std::int64_t>& s);
 
-  /// Build one batch (used by the workers; public for tests).
-  CtBatch makeBatch(const std::vector<std::int64_t>& indices) const;
-
  private:
+  CtBatch makeBatch(const std::vector<std::int64_t>& indices) const;  ///< one batch (the workers' job)
   void start(std::int64_t epoch, std::int64_t from);
   void stop();
   void work();

@@ -79,10 +79,10 @@ struct ChunkedJob {
   std::int64_t textBatch = 128;
   std::int64_t imageBatch = 32;
   TopKOptions topk;  ///< k, dbBlock, queryBlock, precision (onBlock is set internally)
-  /// For tests: behave as if a stop was requested after this many newly computed chunks (-1 = off).
-  std::int64_t stopAfterChunks = -1;
-  /// Polled between batches (e.g. app::stopRequested); a partial chunk is discarded.
-  std::function<bool()> stop;
+  /// Polled between batches with the number of chunks computed (not resumed) so far in this call;
+  /// true stops the run (e.g. app::stopRequested, or biud-retrieve --stop-after-chunks). A partial
+  /// chunk is discarded.
+  std::function<bool(std::int64_t chunksComputed)> stop;
   /// Progress bars (off in tests that count nothing).
   bool progress = true;
 };
