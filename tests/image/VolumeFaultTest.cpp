@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <new>
@@ -240,6 +241,25 @@ TEST_F(VolumeFault, TruncatedDataIsAnError) {
     EXPECT_EQ(ok.kind, "ok") << name << ": " << ok.what;
     EXPECT_EQ(ok.what, std::to_string(20 * 30 * 40)) << name;
   }
+}
+
+// A damaged gzip NRRD (SimpleITK's gz.nrrd: 20 x 30 x 40 int16): 16 bytes of the deflate stream
+// flipped, or the stream cut at 70 %. ITK's NrrdIO reports both (unlike MetaIO, which filled
+// nothing and went on: CompressedDataSizeBeyondTheFile... above); an IoError naming the file, never
+// a volume of zeros.
+TEST_F(VolumeFault, DamagedGzipNrrdIsAnError) {
+  std::ifstream in(f("gz.nrrd"), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t data = bytes.find("\n\n");
+  ASSERT_NE(data, std::string::npos);
+  const size_t start = data + 2, n = bytes.size() - start;
+  ASSERT_GT(n, 200u);
+  std::string flipped = bytes;
+  for (size_t k = start + n / 2; k < start + n / 2 + 16; ++k) flipped[k] = static_cast<char>(~flipped[k]);
+  writeText(f("flipped_gz.nrrd"), flipped);
+  expectChildError(f("flipped_gz.nrrd"), "IoError", {"_nrrdGzRead"});
+  writeText(f("cut_gz.nrrd"), bytes.substr(0, start + n * 7 / 10));
+  expectChildError(f("cut_gz.nrrd"), "IoError", {"expected 48000 bytes"});
 }
 
 // Zero, negative and absurd dimensions: a DataError naming the dimensions, nothing allocated.
