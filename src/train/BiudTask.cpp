@@ -384,9 +384,7 @@ class BiudTask final : public Task {
 evaluate::TaskSpec biudTaskSpec() {
   evaluate::TaskSpec s;
   s.name = "biud";
-  s.make = [](const Config& cfg, const TaskContext& ctx) -> std::unique_ptr<Task> {
-    return std::make_unique<BiudTask>(cfg, ctx);
-  };
+  s.make = factoryOf<BiudTask>();
   s.load = [](evaluate::LoadedRun& r, const c10::Device& device, bool ema) {
     r.tokenizer = text::makeTokenizer(r.cfg.text);
     const auto tf = data::TeacherFeatures::load(data::teacherFeaturesPath(r.cfg.data.pairing));

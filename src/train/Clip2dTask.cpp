@@ -187,9 +187,7 @@ class Clip2dTask final : public Task {
 evaluate::TaskSpec clip2dTaskSpec() {
   evaluate::TaskSpec s;
   s.name = "clip2d";
-  s.make = [](const Config& cfg, const TaskContext& ctx) -> std::unique_ptr<Task> {
-    return std::make_unique<Clip2dTask>(cfg, ctx);
-  };
+  s.make = factoryOf<Clip2dTask>();
   s.load = [](evaluate::LoadedRun& r, const c10::Device& device, bool ema) {
     r.tokenizer = text::makeTokenizer(r.cfg.text);
     auto m = buildModel(r.cfg, *r.tokenizer);

@@ -386,9 +386,7 @@ class FinetuneTaskImpl final : public FinetuneTask {
 evaluate::TaskSpec finetuneTaskSpec() {
   evaluate::TaskSpec s;
   s.name = "finetune";
-  s.make = [](const Config& cfg, const TaskContext& ctx) -> std::unique_ptr<Task> {
-    return std::make_unique<FinetuneTaskImpl>(cfg, ctx);
-  };
+  s.make = factoryOf<FinetuneTaskImpl>();
   s.load = [](evaluate::LoadedRun& r, const c10::Device& device, bool ema) {
     evaluate::adoptPretrainedConfig(r, r.cfg.finetune.run, "finetune.run");
     r.tokenizer = text::makeTokenizer(r.cfg.text);

@@ -288,9 +288,7 @@ class ReportTaskImpl final : public ReportTask {
 evaluate::TaskSpec reportTaskSpec() {
   evaluate::TaskSpec s;
   s.name = "report";
-  s.make = [](const Config& cfg, const TaskContext& ctx) -> std::unique_ptr<Task> {
-    return std::make_unique<ReportTaskImpl>(cfg, ctx);
-  };
+  s.make = factoryOf<ReportTaskImpl>();
   s.load = [](evaluate::LoadedRun& r, const c10::Device& device, bool ema) {
     evaluate::adoptPretrainedConfig(r, r.cfg.report.run, "report.run");
     r.tokenizer = text::makeTokenizer(r.cfg.text);

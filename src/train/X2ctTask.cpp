@@ -325,9 +325,7 @@ std::vector<std::int64_t> X2ctTask::nextBatch() {
 evaluate::TaskSpec x2ctTaskSpec() {
   evaluate::TaskSpec s;
   s.name = "x2ct";
-  s.make = [](const Config& cfg, const TaskContext& ctx) -> std::unique_ptr<Task> {
-    return std::make_unique<X2ctTask>(cfg, ctx);
-  };
+  s.make = factoryOf<X2ctTask>();
   s.load = [](evaluate::LoadedRun& r, const c10::Device& device, bool ema) {
     // An X-ray CLIP: the trained X-ray tower and the frozen report tower.
     r.tokenizer = text::makeTokenizer(r.cfg.text);

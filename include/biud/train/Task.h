@@ -74,6 +74,14 @@ class Task {
 
 using TaskFactory = std::function<std::unique_ptr<Task>(const Config&, const TaskContext&)>;
 
+/// The factory of a task class constructed from (cfg, ctx): a TaskSpec's `make`.
+template <class T>
+TaskFactory factoryOf() {
+  return [](const Config& cfg, const TaskContext& ctx) -> std::unique_ptr<Task> {
+    return std::make_unique<T>(cfg, ctx);
+  };
+}
+
 /// Tasks are entries of the task registry (evaluate/TaskSpec.h: `make` for training, `load` for
 /// a trained run). registerTask() adds a training-only entry (e.g. a test's toy task).
 void registerTask(const std::string& name, TaskFactory factory);
