@@ -80,6 +80,19 @@ def main():
             for f, pe in e.get("probe", {}).items():
                 vals = [runs[s]["probe"][f]["macro"]["all"] for s in runs if f in runs[s].get("probe", {})]
                 close(pe["macro_all"], float(np.mean(vals)), f"{v} probe {f}")
+                for k in groups:
+                    ps = [s for s in sorted(runs) if f in runs[s].get("probe", {})]
+                    close(pe["macro"][k], float(np.mean([runs[s]["probe"][f]["macro"][k] for s in ps])),
+                          f"{v} probe {f} mean {k}")
+                    seeds = [s for s in ps if f in per_seed[base].get(s, {}).get("probe", {})]
+                    a = np.array([runs[s]["probe"][f]["macro"][k] for s in seeds])
+                    b = np.array([per_seed[base][s]["probe"][f]["macro"][k] for s in seeds])
+                    d = pe["diffs"][k]
+                    close(d["mean"], float(np.mean(a - b)), f"{v} probe {f} paired difference {k}")
+                    if len(seeds) >= 2 and np.std(a - b) > 0:
+                        ci = stats.ttest_rel(a, b).confidence_interval(0.95)
+                        close(d["ci"][0], float(ci.low), f"{v} probe {f} CI low {k}")
+                        close(d["ci"][1], float(ci.high), f"{v} probe {f} CI high {k}")
 
     for name, xm in (("expert", "data/cxr/cxr/manifest.csv"), ("expert-weak", "data/cxr-weak/cxr/manifest.csv")):
         gp = os.path.join(out, name, "gate.json")
