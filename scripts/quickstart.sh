@@ -12,6 +12,10 @@ cd "$here"
 scripts/setup.sh
 scripts/build.sh
 bin="$here/build/bin"
+# OpenMP threads spin between parallel regions instead of sleeping on a futex: the small 3D
+# convolutions of this recipe wake them thousands of times per step (docs/STATUS.md, issue 24:
+# +16 % BIUD steps/s on a 2-core AVX2 CPU). Same arithmetic. Set OMP_WAIT_POLICY=PASSIVE to undo.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-ACTIVE}"
 run="runs/quickstart"
 cfg="configs/quickstart.yaml"
 [ "${BIUD_QUICKSTART_FRESH:-0}" = 1 ] && rm -rf "$run"
