@@ -192,11 +192,8 @@ def cmd_table(a):
                 fr = sorted({f for s in runs for f in runs[s].get("probe", {})}, key=float)
                 e["probe"] = {}
                 for f in fr:
-                    pv = {s: runs[s]["probe"][f]["macro"]["all"] for s in runs if f in runs[s].get("probe", {})}
-                    pb = {s: base[s]["probe"][f]["macro"]["all"] for s in base if f in base[s].get("probe", {})}
-                    e["probe"][f] = {"macro_all": sum(pv.values()) / len(pv) if pv else None,
-                                     "diff_vs_" + baseline: paired(pb, pv), "macro": {}, "diffs": {}}
-                    for g in GROUPS:  # the same per finding group (visible / CT-only: knowledge or not)
+                    e["probe"][f] = {"macro": {}, "diffs": {}}
+                    for g in GROUPS:  # all, and per finding group (visible / CT-only: knowledge or not)
                         gv = {s: runs[s]["probe"][f]["macro"][g] for s in runs if f in runs[s].get("probe", {})}
                         gb = {s: base[s]["probe"][f]["macro"][g] for s in base if f in base[s].get("probe", {})}
                         vals = [x for x in gv.values() if x is not None]
@@ -241,8 +238,8 @@ def cmd_table(a):
             e = table["text_regime"][v]
             cells = []
             for f in fr:
-                p = e["probe"].get(f, {"macro_all": None, "diff_vs_txt_clip": {"mean": None}})
-                cells += [fmt(p["macro_all"]), fmt_diff(p["diff_vs_txt_clip"]) if v != "txt_clip" else ""]
+                p = e["probe"].get(f, {"macro": {"all": None}, "diffs": {"all": {"mean": None}}})
+                cells += [fmt(p["macro"]["all"]), fmt_diff(p["diffs"]["all"]) if v != "txt_clip" else ""]
             md.append(f"| {v} | {len(e['seeds'])} | {fmt(e['macro']['all'])} | "
                       f"{fmt_diff(e['diff_vs_txt_clip']['all']) if v != 'txt_clip' else ''} | " + " | ".join(cells) +
                       " |")
