@@ -8,6 +8,11 @@ namespace biud {
 Error::Error(const std::string& msg, const char* file, int line)
     : std::runtime_error(msg), where_(file && *file ? fmt::format("{}:{}", file, line) : std::string()) {}
 
+std::string firstLine(const std::string& what) {
+  const auto nl = what.find('\n');
+  return nl == std::string::npos ? what : what.substr(0, nl);
+}
+
 namespace detail {
 
 void throwCudaError(int code, const char* what, const char* expr, const char* file, int line) {

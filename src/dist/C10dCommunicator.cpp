@@ -86,7 +86,7 @@ Heartbeat::Heartbeat(c10::intrusive_ptr<c10d::Store> store, int rank, std::chron
     (void)store_->get(hbKey(rank_));
   } catch (const std::exception& e) {
     BIUD_THROW(DistError, "rank {} could not publish its heartbeat to the rendezvous store: {}", rank_,
-               std::string(e.what()).substr(0, std::string(e.what()).find('\n')));
+               firstLine(e.what()));
   }
   thread_ = std::thread([this] { loop(); });
 }
@@ -187,7 +187,7 @@ std::string C10dCommunicator::diagnose(uint64_t seq, const char* what, const std
                                      info_.masterAddr, info_.masterPort));
     else  // this process hosts the store: it is alive, only the probe failed
       culprits.push_back(fmt::format("the peers' heartbeats could not be read from this rank's store ({})",
-                                     std::string(e.what()).substr(0, std::string(e.what()).find('\n'))));
+                                     firstLine(e.what())));
   }
   std::string who = culprits.empty() ? std::string("no peer looks dead or behind") : fmt::format("{}", fmt::join(culprits, "; "));
   std::string msg = fmt::format("{}: {}. Backend said: {}", head, who, cause);
@@ -206,7 +206,7 @@ void C10dCommunicator::waitOrThrow(const c10::intrusive_ptr<c10d::Work>& work, u
     cause = e.what();
   }
   // c10 errors carry a C++ backtrace after the first line; keep the message readable.
-  if (auto nl = cause.find('\n'); nl != std::string::npos) cause = cause.substr(0, nl);
+  cause = firstLine(cause);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   throw DistError(diagnose(seq, what, cause, secs), __FILE__, __LINE__);
 }

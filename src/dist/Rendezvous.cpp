@@ -151,8 +151,7 @@ std::shared_ptr<Communicator> connect(const RankInfo& info, const DistributedCon
     o.timeout = timeout;
     store = c10::make_intrusive<c10d::TCPStore>(info.masterAddr, o);
   } catch (const std::exception& e) {
-    std::string cause = e.what();
-    if (auto nl = cause.find('\n'); nl != std::string::npos) cause = cause.substr(0, nl);
+    const std::string cause = firstLine(e.what());
     if (info.rank == 0)
       BIUD_THROW(DistError, "rank 0 could not open the rendezvous store on port {} ({}): is the port in use? "
                  "Pick another MASTER_PORT", info.masterPort, cause);
@@ -198,8 +197,7 @@ std::shared_ptr<Communicator> connect(const RankInfo& info, const DistributedCon
 #endif
     }
   } catch (const std::exception& e) {
-    std::string cause = e.what();
-    if (auto nl = cause.find('\n'); nl != std::string::npos) cause = cause.substr(0, nl);
+    const std::string cause = firstLine(e.what());
     BIUD_THROW(DistError, "rank {}: creating the {} process group (store {}) failed: {}", info.rank, backend, where, cause);
   }
   log::info("dist", "rank {}/{} (local {}) joined via {} at {}, backend {}", info.rank, info.worldSize, info.localRank,

@@ -1138,9 +1138,8 @@ namespace {
   } catch (const itk::ExceptionObject& e) {
     BIUD_THROW(IoError, "{} `{}` is unreadable (a damaged or unsupported header?): {}", kind, path, e.GetDescription());
   } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    BIUD_THROW(IoError, "{} `{}` is unreadable (a damaged or unsupported header?): {}", kind, path, what);
+    BIUD_THROW(IoError, "{} `{}` is unreadable (a damaged or unsupported header?): {}", kind, path,
+               firstLine(e.what()));
   }
 }
 }  // namespace

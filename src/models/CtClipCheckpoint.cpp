@@ -322,9 +322,8 @@ tensor::TensorMap readTorchStateDict(const std::string& path) {
   try {
     reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const std::exception& e) {
-    std::string what = e.what();
     BIUD_THROW(IoError, "`{}` is not a torch.save zip archive ({}): save with torch >= 1.6 or pass a .safetensors file",
-               path, what.substr(0, what.find('\n')));
+               path, firstLine(e.what()));
   }
   BIUD_CHECK(reader->hasRecord("data.pkl"), IoError, "`{}`: no data.pkl in the archive (a TorchScript file?)", path);
   auto [ptr, size] = reader->getRecord("data.pkl");

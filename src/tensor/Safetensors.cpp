@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "biud/core/Config.h"
+#include "biud/core/Schema.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Process.h"

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "biud/core/Config.h"
+#include "biud/core/Schema.h"
 #include "biud/core/Error.h"
 
 namespace biud::text::yamlutil {

@@ -147,13 +147,6 @@ size_t CheckpointManager::removeTemporaries() const {
   return n;
 }
 
-namespace {
-std::string firstLine(const std::string& what) {
-  const auto nl = what.find('\n');
-  return nl == std::string::npos ? what : what.substr(0, nl);
-}
-}  // namespace
-
 stdfs::path CheckpointManager::save(std::int64_t step, const std::function<void(const stdfs::path&)>& write) {
   // A second SIGINT/SIGTERM does not interrupt a save (biud/core/Process.h).
   app::SaveScope saving;

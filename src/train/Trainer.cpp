@@ -86,12 +86,6 @@ void saveArchive(torch::serialize::OutputArchive& a, const stdfs::path& path) {
   fs::atomicWrite(path, bytes);
 }
 
-/// First line of a foreign exception's message (LibTorch appends a C++ stack trace).
-std::string firstLine(const std::string& what) {
-  const auto nl = what.find('\n');
-  return nl == std::string::npos ? what : what.substr(0, nl);
-}
-
 /// Read a LibTorch archive of a checkpoint; a truncated or corrupt file is one DataError naming
 /// it and the checkpoints to fall back on.
 void loadArchive(torch::serialize::InputArchive& a, const stdfs::path& path, const std::string& others,

@@ -1,4 +1,4 @@
-/// Fuzzes the YAML config reader (src/core/Config.cpp, src/config/Config.cpp): the input is a
+/// Fuzzes the YAML config reader (src/core/Schema.cpp, src/config/Config.cpp): the input is a
 /// config file, optionally followed by `--set` overrides, one per line after a line `%%set`.
 /// When the first line is `#include`, the text after a line `%%file` becomes a second file
 /// `inc.yaml` next to the main one (so `include:`/`base:` are exercised).
@@ -9,7 +9,7 @@
 
 #include "FuzzUtil.h"
 #include "biud/config/Config.h"
-#include "biud/core/Config.h"
+#include "biud/core/Schema.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace biud;

@@ -1,7 +1,7 @@
 #pragma once
 #include <set>
 
-#include "biud/core/Config.h"
+#include "biud/core/Schema.h"
 
 namespace biud {
 

@@ -1,5 +1,5 @@
 #pragma once
-#include "biud/core/Config.h"
+#include "biud/core/Schema.h"
 
 namespace biud {
 

@@ -2,7 +2,7 @@
 /// \file X2ctConfig.h
 /// `x2ct:` — X2CT-CLIP (METHOD §6): simulated X-rays from CT (`x2ct.drr`, used by biud-drr) and
 /// the tri-modal training task `x2ct` (loss weights live in `loss.trimodal`).
-#include "biud/core/Config.h"
+#include "biud/core/Schema.h"
 
 namespace biud {
 

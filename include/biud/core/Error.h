@@ -1,7 +1,7 @@
 #pragma once
 /// \file Error.h
 /// One exception hierarchy for the whole project. Every error carries the source location
-/// where it was raised; apps print `what()` as one line and exit non-zero (see App.h).
+/// where it was raised; apps print `what()` as one line and exit non-zero (see app/App.h).
 #include <fmt/format.h>
 
 #include <stdexcept>
@@ -52,6 +52,10 @@ class CudaError : public Error {
  public:
   using Error::Error;
 };
+
+/// The first line of an exception message. LibTorch's c10::Error appends a C++ stack trace after
+/// it; messages quoted inside a biud error keep only this line.
+std::string firstLine(const std::string& what);
 
 namespace detail {
 [[noreturn]] void throwCudaError(int code, const char* what, const char* expr, const char* file, int line);

@@ -1,4 +1,4 @@
-#include "biud/core/Config.h"
+#include "biud/core/Schema.h"
 
 #include <yaml-cpp/yaml.h>
 

@@ -1,5 +1,5 @@
 #pragma once
-/// \file Config.h
+/// \file Schema.h
 /// Typed configuration read from YAML. Each component has its own struct with a
 /// `void visit(config::Visitor& v)` that names its fields:
 ///
