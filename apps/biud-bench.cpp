@@ -7,14 +7,15 @@
 // int16 -> float, augmentation), at the CT-RATE recipe's size (224 x 224 x 96), with the record's
 // crc32 check off, once per process (the default; steady state: every item already checked) and
 // on every read (= the first epoch's cost of `once`). Items live in the page cache.
-#include <benchmark/benchmark.h>
-#include <torch/torch.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <unistd.h>
+
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
 
 #include "biud/config/DataConfig.h"
 #include "biud/data/CtDataset.h"
@@ -45,7 +46,8 @@ struct LoaderFixture {
     const std::string hash = image::preprocessHash(cfg.ct);
     std::vector<image::CacheEntry> entries;
     {
-      image::CacheWriter w(dir.string(), hash, image::CacheDtype::Int16, image::int16Quant(cfg.ct), 1ull << 30, "shard-b");
+      image::CacheWriter w(dir.string(), hash, image::CacheDtype::Int16, image::int16Quant(cfg.ct), 1ull << 30,
+                           "shard-b");
       image::Volume v({224, 224, 96}, {1.6, 1.6, 3.0}, -1.0f);
       for (int n = 0; n < kItems; ++n) {
         for (size_t i = 0; i < v.data.size(); ++i)

@@ -2,10 +2,10 @@
 // measure gradient-allreduce bandwidth: DataParallel's bucketed reducer against one allreduce per
 // tensor. Run it under a launcher:
 //   biud-launch --nproc 2 -- biud-dist-selftest --bench
-#include <torch/torch.h>
-
 #include <chrono>
+
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/app/App.h"
 #include "biud/core/Error.h"
@@ -28,10 +28,11 @@ void selfTest(dist::Communicator& c, const c10::Device& dev) {
   torch::Tensor t = torch::full({1000}, static_cast<float>(r + 1), opt);
   c.allreduce(t);
   const float want = static_cast<float>(w * (w + 1) / 2);
-  BIUD_CHECK(torch::all(t == want).item<bool>(), biud::DistError, "selftest: allreduce gave {} instead of {} on rank {}",
-             t[0].item<float>(), want, r);
+  BIUD_CHECK(torch::all(t == want).item<bool>(), biud::DistError,
+             "selftest: allreduce gave {} instead of {} on rank {}", t[0].item<float>(), want, r);
   torch::Tensor g = c.allGather(torch::full({2, 3}, static_cast<float>(r), opt));
-  BIUD_CHECK(g.size(0) == 2 * w, biud::DistError, "selftest: allgather returned {} rows, expected {}", g.size(0), 2 * w);
+  BIUD_CHECK(g.size(0) == 2 * w, biud::DistError, "selftest: allgather returned {} rows, expected {}", g.size(0),
+             2 * w);
   for (int q = 0; q < w; ++q)
     BIUD_CHECK(torch::all(g.narrow(0, 2 * q, 2) == q).item<bool>(), biud::DistError,
                "selftest: allgather rows of rank {} are wrong on rank {}", q, r);
@@ -39,7 +40,8 @@ void selfTest(dist::Communicator& c, const c10::Device& dev) {
   c.broadcast(b, 0);
   BIUD_CHECK(torch::all(b == 42.0f).item<bool>(), biud::DistError, "selftest: broadcast failed on rank {}", r);
   c.barrier();
-  biud::log::info("selftest", "allreduce, allgather, broadcast and barrier agree on all {} rank(s) ({})", w, c.backend());
+  biud::log::info("selftest", "allreduce, allgather, broadcast and barrier agree on all {} rank(s) ({})", w,
+                  c.backend());
 }
 
 struct BenchResult {
@@ -73,8 +75,10 @@ int main(int argc, char** argv) {
   std::string backend = "auto", json;
   auto& cli = app.cli();
   cli.add_flag("--bench", bench, "also measure allreduce bandwidth (bucketed vs per tensor)");
-  cli.add_option("--layers", layers, "benchmark model: transformer blocks (12 tensors each)")->check(CLI::Range(1, 1000));
-  cli.add_option("--width", width, "benchmark model: hidden width (block = 12*width^2 + 13*width floats)")->check(CLI::Range(8, 16384));
+  cli.add_option("--layers", layers, "benchmark model: transformer blocks (12 tensors each)")
+      ->check(CLI::Range(1, 1000));
+  cli.add_option("--width", width, "benchmark model: hidden width (block = 12*width^2 + 13*width floats)")
+      ->check(CLI::Range(8, 16384));
   cli.add_option("--iters", iters, "timed iterations per method")->check(CLI::Range(1, 100000));
   cli.add_option("--bucket-mb", bucketMb, "DataParallel bucket size in MiB")->check(CLI::PositiveNumber);
   cli.add_option("--backend", backend, "auto, gloo or nccl")->check(CLI::IsMember({"auto", "gloo", "nccl"}));
@@ -100,8 +104,8 @@ int main(int argc, char** argv) {
     std::vector<torch::Tensor> params;
     const int64_t W = width;
     for (int l = 0; l < layers; ++l) {
-      for (auto shape : std::vector<std::vector<int64_t>>{{3 * W, W}, {3 * W}, {W, W}, {W}, {4 * W, W}, {4 * W}, {W, 4 * W}, {W},
-                                                          {W}, {W}, {W}, {W}}) {
+      for (auto shape : std::vector<std::vector<int64_t>>{
+               {3 * W, W}, {3 * W}, {W, W}, {W}, {4 * W, W}, {4 * W}, {W, 4 * W}, {W}, {W}, {W}, {W}, {W}}) {
         auto p = torch::randn(shape, opt).requires_grad_();
         p.mutable_grad() = torch::randn(shape, opt);
         params.push_back(p);

@@ -27,9 +27,10 @@ int main(int argc, char** argv) {
   int bits = 0, size = -1, oldSize = -1;
   long long limit = 0;
   auto& cli = app.cli();
-  cli.add_option("--input", input,
-                 "folder of CT volumes instead of --manifest (.nii, .nii.gz, .mha, .mhd, .nrrd, .nhdr files and folders "
-                 "of .dcm files, searched recursively; id = relative path without extension)");
+  cli.add_option(
+      "--input", input,
+      "folder of CT volumes instead of --manifest (.nii, .nii.gz, .mha, .mhd, .nrrd, .nhdr files and folders "
+      "of .dcm files, searched recursively; id = relative path without extension)");
   cli.add_option("--projector", projector, "mean or drr (x2ct.drr.projector, default drr)")
       ->check(CLI::IsMember({"mean", "drr"}));
   cli.add_option("--geometry", beam, "projection geometry: parallel or cone beam (x2ct.drr.beam, default parallel)")
@@ -59,7 +60,9 @@ int main(int argc, char** argv) {
     if (oldSize >= 0) biud::log::warn("drr", "--size is deprecated here: use --xray-size {}", oldSize);
     if (size >= 0 || oldSize >= 0) d.size = size >= 0 ? size : oldSize;
     // The CT manifest: --manifest, else the recipe's data.manifest (unless --input names a folder).
-    const std::string manifest = !app.manifest().empty() ? app.manifest() : input.empty() ? app.config().data.manifest : "";
+    const std::string manifest = !app.manifest().empty() ? app.manifest()
+                                 : input.empty()         ? app.config().data.manifest
+                                                         : "";
     BIUD_CHECK(manifest.empty() != input.empty(), biud::ConfigError,
                "give exactly one of --manifest FILE (a CT manifest; default data.manifest) or --input DIR "
                "(a folder of CT volumes)");

@@ -39,12 +39,13 @@ int main(int argc, char** argv) {
   cli.add_option("--volumes", volumes, "CT tensors to embed (.npy or .safetensors), [C,D,H,W] or [D,H,W]")
       ->check(CLI::ExistingFile);
   cli.add_option("--tensor-key", tensorKey, "tensor name inside .safetensors volumes (needed when a file has several)");
-  cli.add_option("--run", runDir,
-                 "a trained biud or clip2d run folder: embed with its networks into the shared space (CT volumes as\n"
-                 "NIfTI/DICOM/MHA/NRRD are preprocessed with the run's data.ct; reports with its tokenizer). A finetune\n"
-                 "or report run embeds CT volumes only, with its fine-tuned CT encoder: volume_embedding = the encoder's\n"
-                 "pooled features (not projected or normalised; no volume_adapted), preprocessed with the data.ct of\n"
-                 "the BIUD run it started from");
+  cli.add_option(
+      "--run", runDir,
+      "a trained biud or clip2d run folder: embed with its networks into the shared space (CT volumes as\n"
+      "NIfTI/DICOM/MHA/NRRD are preprocessed with the run's data.ct; reports with its tokenizer). A finetune\n"
+      "or report run embeds CT volumes only, with its fine-tuned CT encoder: volume_embedding = the encoder's\n"
+      "pooled features (not projected or normalised; no volume_adapted), preprocessed with the data.ct of\n"
+      "the BIUD run it started from");
   cli.add_option("--xrays", xrays, "X-ray images (PNG/JPEG/DICOM) to embed with a clip2d --run");
   cli.add_flag("--save-tokens", saveTokens, "also write the volume token features (volume_tokens_<i>)");
   cli.add_flag("--bench", bench, "time forward+backward of one network on random inputs and print JSON");

@@ -2,6 +2,7 @@
 // report generation (BLEU/METEOR/ROUGE-L/CIDEr-D), clinical efficacy, retrieval, DeLong, readers.
 // Flags only: the work is eval/EvalJob.h, one function per subcommand.
 #include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "biud/app/App.h"

@@ -2,11 +2,11 @@
 // probe or full fine-tuning (layer-wise lr decay) on a fraction of the labelled training cases,
 // early stopping on the validation split, then the test metrics of biud-zeroshot (AUROC, AP,
 // accuracy, F1, sensitivity, specificity with bootstrap CIs, ROC and violin plots).
-#include <fmt/ranges.h>
-#include <torch/torch.h>
-
 #include <cmath>
 #include <filesystem>
+
+#include <fmt/ranges.h>
+#include <torch/torch.h>
 
 #include "biud/app/App.h"
 #include "biud/core/Error.h"
@@ -37,15 +37,20 @@ int main(int argc, char** argv) {
   std::string run, resume, split, mode;
   double fraction = -1;
   std::vector<std::string> labels;
-  app.cli().add_option("--run", run, "pretrained BIUD run folder (or checkpoint folder) whose CT encoder is fine-tuned "
-                                     "(default: finetune.run)");
-  app.cli().add_option("--mode", mode, "linear (probe, encoder frozen) or full (default: finetune.mode)")
+  app.cli().add_option("--run", run,
+                       "pretrained BIUD run folder (or checkpoint folder) whose CT encoder is fine-tuned "
+                       "(default: finetune.run)");
+  app.cli()
+      .add_option("--mode", mode, "linear (probe, encoder frozen) or full (default: finetune.mode)")
       ->check(CLI::IsMember({"linear", "full"}));
-  app.cli().add_option("--label-fraction", fraction, "fraction of the labelled training cases used, e.g. 0.01, 0.1, 1 "
-                                                     "(default: finetune.label_fraction)")
+  app.cli()
+      .add_option("--label-fraction", fraction,
+                  "fraction of the labelled training cases used, e.g. 0.01, 0.1, 1 "
+                  "(default: finetune.label_fraction)")
       ->check(CLI::Range(0.0, 1.0));
-  app.cli().add_option("--label-columns", labels, "label columns to predict (repeatable; default: finetune.labels, else every "
-                                           "label column of the manifest)");
+  app.cli().add_option("--label-columns", labels,
+                       "label columns to predict (repeatable; default: finetune.labels, else every "
+                       "label column of the manifest)");
   app.cli().add_option("--split", split, "split evaluated after training (default: data.test_split)");
   app.cli().add_option("--resume", resume, "continue the run in --out: a checkpoint folder, or `latest`");
   return app.run(argc, argv, [&] {
@@ -54,8 +59,8 @@ int main(int argc, char** argv) {
     if (!run.empty()) cfg.finetune.run = run;
     if (!mode.empty()) cfg.finetune.mode = mode;
     if (fraction >= 0) {
-      BIUD_CHECK(fraction > 0, ConfigError, "--label-fraction must be in (0, 1], got {}: at least one labelled case is needed",
-                 fraction);
+      BIUD_CHECK(fraction > 0, ConfigError,
+                 "--label-fraction must be in (0, 1], got {}: at least one labelled case is needed", fraction);
       cfg.finetune.label_fraction = fraction;
     }
     if (!labels.empty()) cfg.finetune.labels = labels;
@@ -82,7 +87,8 @@ int main(int argc, char** argv) {
     const auto& names = task.labelNames();
     auto pred = task.predict(split);
     BIUD_CHECK(torch::isfinite(pred.probs).all().item<bool>(), ValueError,
-               "the fine-tuned model gave non-finite probabilities on split `{}`; check the run's metrics.jsonl", split);
+               "the fine-tuned model gave non-finite probabilities on split `{}`; check the run's metrics.jsonl",
+               split);
 
     eval::ClassificationOptions co;
     co.bootstrap = cfg.eval.bootstrap;
@@ -100,7 +106,8 @@ int main(int argc, char** argv) {
       auto val = task.predict(cfg.data.val_split);
       std::vector<std::string> warnings;
       co.thresholdMode = "given";
-      co.thresholds = eval::validationThresholds(evaluate::toRows(val.probs), evaluate::toRows(val.labels), names, &warnings);
+      co.thresholds =
+          eval::validationThresholds(evaluate::toRows(val.probs), evaluate::toRows(val.labels), names, &warnings);
       for (const auto& w : warnings) log::warn("finetune", "{}", w);
     }
     eval::ModelPredictions mp;
@@ -121,10 +128,11 @@ int main(int argc, char** argv) {
     j["steps"] = trainer->step();
     j["threshold"] = cfg.eval.threshold;
     auto pw = task.posWeight();
-    for (size_t l = 0; l < names.size(); ++l) j["pos_weight"][names[l]] = pw[static_cast<std::int64_t>(l)].item<double>();
+    for (size_t l = 0; l < names.size(); ++l)
+      j["pos_weight"][names[l]] = pw[static_cast<std::int64_t>(l)].item<double>();
     fs::atomicWrite(stdfs::path(out) / "finetune.json", j.dump(2));
-    log::info("finetune", "{} cases of split `{}` ({} mode, {} training cases, weights of step {}):{}", pred.ids.size(), split,
-              cfg.finetune.mode, task.trainIds().size(), bestStep >= 0 ? bestStep : trainer->step(),
+    log::info("finetune", "{} cases of split `{}` ({} mode, {} training cases, weights of step {}):{}", pred.ids.size(),
+              split, cfg.finetune.mode, task.trainIds().size(), bestStep >= 0 ? bestStep : trainer->step(),
               evaluate::classificationTable(j, names));
     log::info("finetune", "wrote {}/finetune.json", out);
     if (failed > 0) {

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
       "(CT-CLIP_v2.pt, a torch.save'd state dict with visual_transformer.*, text_transformer.*, "
       "to_visual_latent.weight, to_text_latent.weight, temperature) -> a run whose model is CTViT + CXR-BERT with "
       "CT-CLIP's latent projections (models/CtClip.h), whose data.ct is CT-CLIP's preprocessing (0.75 x 0.75 x 1.5 mm, "
-      "torch resampling grid, clip [-1000, 1000] (before resampling with --loader zeroshot) / 1000, centre crop/pad to S x S x --frames with -1, S from the "
+      "torch resampling grid, clip [-1000, 1000] (before resampling with --loader zeroshot) / 1000, centre crop/pad to "
+      "S x S x --frames with -1, S from the "
       "checkpoint) and whose tokenizer is CXR-BERT's WordPiece (lower case, 512 tokens). The architecture is read from "
       "the tensor shapes; what shapes cannot tell comes from the flags below (defaults: the released model).");
   cc->fallthrough();
@@ -40,12 +41,15 @@ int main(int argc, char** argv) {
                  "nesting it under \"model\" works too) or a .safetensors file with the same keys")
       ->required()
       ->check(CLI::ExistingFile);
-  cc->add_option("--tokenizer", tokenizer,
-                 "CXR-BERT's WordPiece vocabulary: vocab.txt of microsoft/BiomedVLP-CXR-BERT-specialized, or the folder "
-                 "holding it (copied into the run)")
+  cc->add_option(
+        "--tokenizer", tokenizer,
+        "CXR-BERT's WordPiece vocabulary: vocab.txt of microsoft/BiomedVLP-CXR-BERT-specialized, or the folder "
+        "holding it (copied into the run)")
       ->required();
-  cc->add_option("--text-heads", hints.text_heads, "attention heads of the text encoder (CXR-BERT: 12)")->check(CLI::PositiveNumber);
-  cc->add_option("--patch-size", hints.patch_size, "CTViT's in-plane patch side (released: 20)")->check(CLI::PositiveNumber);
+  cc->add_option("--text-heads", hints.text_heads, "attention heads of the text encoder (CXR-BERT: 12)")
+      ->check(CLI::PositiveNumber);
+  cc->add_option("--patch-size", hints.patch_size, "CTViT's in-plane patch side (released: 20)")
+      ->check(CLI::PositiveNumber);
   cc->add_option("--temporal-patch-size", hints.temporal_patch_size, "CTViT's patch depth in slices (released: 10)")
       ->check(CLI::PositiveNumber);
   cc->add_option("--frames", frames, "slices per volume after crop/pad, data.ct.size's z (released: 240)")
@@ -56,7 +60,8 @@ int main(int argc, char** argv) {
                  "(HU clipped before resampling; configs/data/ct_rate_ctclip_zeroshot.yaml, what CT-CLIP's zero-shot "
                  "numbers used) or train = scripts/data.py (clipped after; configs/data/ct_rate_ctclip.yaml)")
       ->check(CLI::IsMember({"zeroshot", "train"}));
-  cc->add_option("--batch-size", batch, "volumes per forward pass in evaluations (data.loader.batch_size; a 480 x 480 x 240 "
+  cc->add_option("--batch-size", batch,
+                 "volumes per forward pass in evaluations (data.loader.batch_size; a 480 x 480 x 240 "
                  "volume needs ~2 GB of activations)")
       ->check(CLI::PositiveNumber);
 

@@ -21,14 +21,16 @@ int main(int argc, char** argv) {
   std::vector<std::string> ignore;
   bool ctRate = false;
   long long limit = 0;
-  app.cli().add_flag("--ct-rate", ctRate, "removed: use `biud-import ct-rate` (it reads the metadata CSV)")
+  app.cli()
+      .add_flag("--ct-rate", ctRate, "removed: use `biud-import ct-rate` (it reads the metadata CSV)")
       ->group("");  // hidden; kept to explain the replacement
   app.cli().add_option("--ignore-columns", ignore, "manifest columns that are neither known nor labels");
   app.cli().add_option("--limit", limit, "process only the first N items (0 = all)");
   bool trustExisting = false;
-  app.cli().add_flag("--trust-existing", trustExisting,
-                     "on a rerun, skip items already in the cache without re-reading their records (default: every "
-                     "record is checked against its crc32 first and damaged ones are redone; this reads the whole cache)");
+  app.cli().add_flag(
+      "--trust-existing", trustExisting,
+      "on a rerun, skip items already in the cache without re-reading their records (default: every "
+      "record is checked against its crc32 first and damaged ones are redone; this reads the whole cache)");
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();
     // --manifest, else the recipe's data.manifest (configs/data/ct_rate.yaml names the import's).
@@ -52,17 +54,25 @@ int main(int argc, char** argv) {
     opt.progress = !app.quiet();
     opt.verifyExisting = !trustExisting;
     const auto s = biud::image::runPreprocess(m, cfg.data.ct, opt);
-    nlohmann::json j = {{"manifest", manifest}, {"out", app.out()},        {"total", s.total},
-                        {"done", s.done},             {"skipped", s.skipped},    {"failed", s.failed},
-                        {"seconds", s.seconds},       {"hash", s.hash},          {"interrupted", s.interrupted},
+    nlohmann::json j = {{"manifest", manifest},
+                        {"out", app.out()},
+                        {"total", s.total},
+                        {"done", s.done},
+                        {"skipped", s.skipped},
+                        {"failed", s.failed},
+                        {"seconds", s.seconds},
+                        {"hash", s.hash},
+                        {"interrupted", s.interrupted},
                         {"preprocess", biud::image::describePreprocess(cfg.data.ct)},
-                        {"header_disagreements", s.disagreed}, {"hu_implausible", s.implausible},
+                        {"header_disagreements", s.disagreed},
+                        {"hu_implausible", s.implausible},
                         {"damaged_redone", s.damaged}};
     biud::fs::atomicWrite(std::filesystem::path(app.out()) / "biud-preprocess.json", j.dump(2) + "\n");
     biud::log::info("data", "{} preprocessed, {} already cached, {} failed in {:.1f} s -> {}", s.done, s.skipped,
                     s.failed, s.seconds, app.out());
     if (s.disagreed > 0)
-      biud::log::warn("data", "{} volume(s): the file header disagrees with the manifest's metadata (spacing, rescale, "
+      biud::log::warn("data",
+                      "{} volume(s): the file header disagrees with the manifest's metadata (spacing, rescale, "
                       "orientation or origin); the metadata was used. Details per volume: {}/notes.jsonl",
                       s.disagreed, app.out());
     if (s.implausible > 0)

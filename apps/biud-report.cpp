@@ -1,10 +1,10 @@
 // biud-report: report generation from CT volumes with a pretrained BIUD CT encoder — trains the
 // report decoder (encoder frozen or fine-tuned), generates the reports of the test split with
 // beam search and scores them (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, clinical efficacy).
+#include <filesystem>
+
 #include <fmt/ranges.h>
 #include <torch/torch.h>
-
-#include <filesystem>
 
 #include "biud/app/App.h"
 #include "biud/core/Csv.h"
@@ -37,16 +37,20 @@ int main(int argc, char** argv) {
   std::string run, resume, split;
   int beam = 0;
   bool finetuneEncoder = false;
-  app.cli().add_option("--run", run, "pretrained BIUD run folder (or checkpoint folder) whose CT encoder is used "
-                                     "(default: report.run)");
+  app.cli().add_option("--run", run,
+                       "pretrained BIUD run folder (or checkpoint folder) whose CT encoder is used "
+                       "(default: report.run)");
   app.cli().add_flag("--finetune-encoder", finetuneEncoder, "train the CT encoder too (report.freeze_encoder=false)");
-  app.cli().add_option("--beam", beam, "beam size for generation; 1 = greedy (default: eval.beam)")->check(CLI::PositiveNumber);
+  app.cli()
+      .add_option("--beam", beam, "beam size for generation; 1 = greedy (default: eval.beam)")
+      ->check(CLI::PositiveNumber);
   app.cli().add_option("--split", split, "split whose reports are generated and scored (default: data.test_split)");
   std::string protocol;
   app.cli()
-      .add_option("--protocol", protocol,
-                  "report metrics: biud, or ct2rep = CT2Rep's report cleaning with pycocoevalcap BLEU/ROUGE-L (default: "
-                  "eval.nlg_protocol; docs/eval.md)")
+      .add_option(
+          "--protocol", protocol,
+          "report metrics: biud, or ct2rep = CT2Rep's report cleaning with pycocoevalcap BLEU/ROUGE-L (default: "
+          "eval.nlg_protocol; docs/eval.md)")
       ->check(CLI::IsMember({"biud", "ct2rep"}));
   app.cli().add_option("--resume", resume, "continue the run in --out: a checkpoint folder, or `latest`");
   return app.run(argc, argv, [&] {
@@ -85,9 +89,11 @@ int main(int argc, char** argv) {
     std::vector<std::vector<std::string>> rows;
     std::string side;
     for (size_t i = 0; i < g.ids.size(); ++i) {
-      rows.push_back({g.ids[i], g.references[i], g.generated[i], joinSet(s.referenceFindings[i]), joinSet(s.generatedFindings[i])});
-      side += fmt::format("=== {}\nreference [{}]:\n  {}\ngenerated [{}]:\n  {}\n\n", g.ids[i], joinSet(s.referenceFindings[i]),
-                          g.references[i], joinSet(s.generatedFindings[i]), g.generated[i]);
+      rows.push_back({g.ids[i], g.references[i], g.generated[i], joinSet(s.referenceFindings[i]),
+                      joinSet(s.generatedFindings[i])});
+      side += fmt::format("=== {}\nreference [{}]:\n  {}\ngenerated [{}]:\n  {}\n\n", g.ids[i],
+                          joinSet(s.referenceFindings[i]), g.references[i], joinSet(s.generatedFindings[i]),
+                          g.generated[i]);
     }
     csv::write((stdfs::path(out) / "reports.csv").string(),
                {"id", "reference", "generated", "reference_findings", "generated_findings"}, rows);
@@ -105,12 +111,13 @@ int main(int argc, char** argv) {
     fs::atomicWrite(stdfs::path(out) / "report.json", j.dump(2));
     const auto& n = j["nlg"];
     const auto& c = j["clinical"]["micro"];
-    log::info("report",
-              "{} reports of split `{}`: BLEU-1 {:.3f} BLEU-4 {:.3f} METEOR {:.3f} ROUGE-L {:.3f} CIDEr-D {:.3f} | clinical "
-              "efficacy (micro) P {:.3f} R {:.3f} F1 {:.3f}",
-              g.ids.size(), split, n["bleu1"].get<double>(), n["bleu4"].get<double>(), n["meteor"].get<double>(),
-              n["rouge_l"].get<double>(), n["cider"].get<double>(), c["precision"].get<double>(), c["recall"].get<double>(),
-              c["f1"].get<double>());
+    log::info(
+        "report",
+        "{} reports of split `{}`: BLEU-1 {:.3f} BLEU-4 {:.3f} METEOR {:.3f} ROUGE-L {:.3f} CIDEr-D {:.3f} | clinical "
+        "efficacy (micro) P {:.3f} R {:.3f} F1 {:.3f}",
+        g.ids.size(), split, n["bleu1"].get<double>(), n["bleu4"].get<double>(), n["meteor"].get<double>(),
+        n["rouge_l"].get<double>(), n["cider"].get<double>(), c["precision"].get<double>(), c["recall"].get<double>(),
+        c["f1"].get<double>());
     log::info("report", "wrote {}/report.json, reports.csv, reports.txt", out);
     if (failed > 0) {
       log::warn("report", "{} CT(s) could not be read and were left out; see {}/failures.jsonl", failed, out);

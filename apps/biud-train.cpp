@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
     ctx.world = ctx.comm->worldSize();
     biud::log::setRank(ctx.rank, ctx.world);
     if (ctx.world > 1) {
-      biud::runtime::seedTorch(static_cast<std::uint64_t>(cfg.seed));  // same initial weights (rank 0's are broadcast too)
+      biud::runtime::seedTorch(
+          static_cast<std::uint64_t>(cfg.seed));    // same initial weights (rank 0's are broadcast too)
       if (ctx.rank != 0) cfg.logging.file = false;  // rank 0 writes log.txt
       if (!app.outGiven() && cfg.name.empty()) {
         // Every rank must pick the same run folder: rank 0's timestamp.
@@ -54,7 +55,8 @@ int main(int argc, char** argv) {
     const auto names = biud::train::taskNames();
     if (std::find(names.begin(), names.end(), cfg.task) == names.end()) biud::train::makeTask(cfg.task, cfg, ctx);
     ctx.runDir = app.prepareOutDir(cfg.task, biud::app::App::OutKind::kTrainingRun);
-    biud::log::info("train", "{} | run folder {} | {}", biud::app::versionString(), ctx.runDir, biud::runtime::describe());
+    biud::log::info("train", "{} | run folder {} | {}", biud::app::versionString(), ctx.runDir,
+                    biud::runtime::describe());
     biud::log::info("train", "resolved config:\n{}", biud::config::toYaml(cfg));
     auto task = biud::train::makeTask(cfg.task, cfg, ctx);
     biud::train::Trainer trainer(cfg, ctx.runDir, std::move(task), ctx);

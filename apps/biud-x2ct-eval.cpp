@@ -11,13 +11,14 @@
 using namespace biud;
 
 int main(int argc, char** argv) {
-  app::App app("biud-x2ct-eval",
-               "Evaluate X2CT-CLIP runs (task x2ct) on simulated X-rays: retrieval Recall@1/5/10 for X-ray->report,\n"
-               "report->X-ray, X-ray->CT and CT->X-ray against the run's cached CT/report latents; zero-shot AUROC of\n"
-               "every finding that has prompts (eval.prompts), with macros over all findings, the CT-only findings\n"
-               "(x2ct.ct_only_findings) and the others; linear-probe few-shot AUROC (logistic regression on frozen X-ray\n"
-               "embeddings of x2ct.fewshot_fractions of the training labels); and zero-shot + retrieval on the external\n"
-               "split. Writes <out>/x2ct-eval.json and <out>/x2ct-eval.md (one table, runs side by side).");
+  app::App app(
+      "biud-x2ct-eval",
+      "Evaluate X2CT-CLIP runs (task x2ct) on simulated X-rays: retrieval Recall@1/5/10 for X-ray->report,\n"
+      "report->X-ray, X-ray->CT and CT->X-ray against the run's cached CT/report latents; zero-shot AUROC of\n"
+      "every finding that has prompts (eval.prompts), with macros over all findings, the CT-only findings\n"
+      "(x2ct.ct_only_findings) and the others; linear-probe few-shot AUROC (logistic regression on frozen X-ray\n"
+      "embeddings of x2ct.fewshot_fractions of the training labels); and zero-shot + retrieval on the external\n"
+      "split. Writes <out>/x2ct-eval.json and <out>/x2ct-eval.md (one table, runs side by side).");
   app.addCommon(app::kConfig | app::kOut | app::kManifest | app::kThreads | app::kDevice | app::kSeed | app::kWeights);
   std::vector<std::string> runs;
   std::string split, external, prompts;
@@ -26,9 +27,10 @@ int main(int argc, char** argv) {
   auto& cli = app.cli();
   cli.add_option("--run", runs, "x2ct run folder; repeatable as NAME=DIR to compare runs side by side")->required();
   cli.add_option("--split", split, "split to evaluate (default: data.test_split of the first run)");
-  cli.add_option("--external", external,
-                 "external validation split (default: x2ct.external_split of the first run, `external`; skipped when the "
-                 "manifest has none; `none` skips it)");
+  cli.add_option(
+      "--external", external,
+      "external validation split (default: x2ct.external_split of the first run, `external`; skipped when the "
+      "manifest has none; `none` skips it)");
   cli.add_option("--prompts", prompts, "prompt sets YAML (default: eval.prompts of the first run)");
   cli.add_option("--fewshot-seeds", seeds, "label subsets drawn per few-shot fraction below 100 % (AUROC averaged)")
       ->check(CLI::Range(1, 100));

@@ -11,31 +11,35 @@
 using namespace biud;
 
 int main(int argc, char** argv) {
-  app::App app("biud-zeroshot",
-               "Zero-shot classification with prompt ensembles: for each finding, p = softmax([<x,e+>, <x,e->]/tau)[0]\n"
-               "with e+/e- the averaged embeddings of its positive/negative prompts (eval.prompts). Runs on the\n"
-               "labelled split of a manifest (CT for biud runs, X-ray for clip2d runs) and writes <out>/zeroshot.json\n"
-               "(per_label.<finding>.auroc|ap|f1|..., macro.*, bootstrap CIs), probabilities.csv and plots/*.png.\n"
-               "CTs are read from a cache with the run's preprocessing (data.cache_dir, the run's, or one built in\n"
-               "<out>/cache-<hash> on the first call); a CT that cannot be read is left out, listed in\n"
-               "<out>/failures.jsonl, and the exit code is 3.");
+  app::App app(
+      "biud-zeroshot",
+      "Zero-shot classification with prompt ensembles: for each finding, p = softmax([<x,e+>, <x,e->]/tau)[0]\n"
+      "with e+/e- the averaged embeddings of its positive/negative prompts (eval.prompts). Runs on the\n"
+      "labelled split of a manifest (CT for biud runs, X-ray for clip2d runs) and writes <out>/zeroshot.json\n"
+      "(per_label.<finding>.auroc|ap|f1|..., macro.*, bootstrap CIs), probabilities.csv and plots/*.png.\n"
+      "CTs are read from a cache with the run's preprocessing (data.cache_dir, the run's, or one built in\n"
+      "<out>/cache-<hash> on the first call); a CT that cannot be read is left out, listed in\n"
+      "<out>/failures.jsonl, and the exit code is 3.");
   app.addCommon(app::kConfig | app::kOut | app::kManifest | app::kThreads | app::kDevice | app::kSeed | app::kWeights);
   std::vector<std::string> runs;
   std::string split, prompts;
   app.cli()
-      .add_option("--run", runs,
-                  "trained run folder, or one made by biud-import-weights (CT-CLIP: docs/baselines.md); repeatable: NAME=DIR "
-                  "compares models side by side, each with its own preprocessing and tokenizer; DeLong vs the first")
+      .add_option(
+          "--run", runs,
+          "trained run folder, or one made by biud-import-weights (CT-CLIP: docs/baselines.md); repeatable: NAME=DIR "
+          "compares models side by side, each with its own preprocessing and tokenizer; DeLong vs the first")
       ->required();
   app.cli().add_option("--split", split, "split to evaluate (default: data.test_split of the first run, `test`)");
   app.cli().add_option("--prompts", prompts, "prompt sets YAML (default: eval.prompts of the first run)");
   std::string protocol;
   app.cli()
-      .add_option("--protocol", protocol,
-                  "biud (prompt ensembles of --prompts) or ct-clip: CT-CLIP's evaluation, one prompt pair per label column\n"
-                  "(\"<finding> is present.\" / \"<finding> is not present.\", <finding> = the `name` of the matching prompt\n"
-                  "finding, else the column name), plus its threshold rule, weighted F1, accuracy and precision under `ct_clip` in\n"
-                  "zeroshot.json (docs/eval.md) (default: eval.zeroshot_protocol)")
+      .add_option(
+          "--protocol", protocol,
+          "biud (prompt ensembles of --prompts) or ct-clip: CT-CLIP's evaluation, one prompt pair per label column\n"
+          "(\"<finding> is present.\" / \"<finding> is not present.\", <finding> = the `name` of the matching prompt\n"
+          "finding, else the column name), plus its threshold rule, weighted F1, accuracy and precision under "
+          "`ct_clip` in\n"
+          "zeroshot.json (docs/eval.md) (default: eval.zeroshot_protocol)")
       ->check(CLI::IsMember({"biud", "ct-clip"}));
   return app.run(argc, argv, [&] {
     auto& cfg = app.config();

@@ -13,7 +13,8 @@
 namespace biud::app {
 
 App::App(std::string name, std::string description) : name_(std::move(name)), cli_(std::move(description), name_) {
-  cli_.set_version_flag("--version", versionString(), "print version, git hash, LibTorch version and CUDA support, then exit");
+  cli_.set_version_flag("--version", versionString(),
+                        "print version, git hash, LibTorch version and CUDA support, then exit");
   cli_.add_flag("-q,--quiet", quiet_, "only warnings and errors; no progress bar");
   cli_.add_option("--log-level", log_level_, "console log level: trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -39,9 +40,10 @@ void App::addCommon(unsigned flags) {
   if (flags & kSeed) cli_.add_option("--seed", seed_, "seed of every random stream (same as --set seed=N)");
   if (flags & kThreads) cli_.add_option("--threads", threads_, "CPU threads (0 = all cores; same as --set threads=N)");
   if (flags & kWeights)
-    cli_.add_flag("--allow-nonfinite-weights", allow_nonfinite_,
-                  "read weight files holding NaN or Inf values (refused by default, naming the file and the tensor: such "
-                  "weights usually come from a run that diverged)");
+    cli_.add_flag(
+        "--allow-nonfinite-weights", allow_nonfinite_,
+        "read weight files holding NaN or Inf values (refused by default, naming the file and the tensor: such "
+        "weights usually come from a run that diverged)");
   if (flags & kDevice)
     cli_.add_option("--device", device_, "auto (CUDA when available), cpu or cuda (same as --set device=...)")
         ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
@@ -73,8 +75,8 @@ std::string App::prepareOutDir(const std::string& defaultName, OutKind kind) {
   // A folder with checkpoints is a training run, and its config.resolved.yaml is what loads it:
   // only the apps that train write it; an evaluation sent there keeps its own config beside it.
   auto resolved = fs::stdfs::path(dir) / "config.resolved.yaml";
-  const bool runFolder =
-      kind == OutKind::kResults && fs::stdfs::exists(fs::stdfs::path(dir) / "checkpoints") && fs::stdfs::exists(resolved);
+  const bool runFolder = kind == OutKind::kResults && fs::stdfs::exists(fs::stdfs::path(dir) / "checkpoints") &&
+                         fs::stdfs::exists(resolved);
   if (runFolder) resolved = fs::stdfs::path(dir) / ("config." + name_ + ".yaml");
   fs::atomicWrite(resolved, "# " + versionString() + "\n" + config::toYaml(c, /*comments=*/false));
   if (c.logging.file) log::addFile((fs::stdfs::path(dir) / "log.txt").string());
@@ -110,14 +112,16 @@ int App::run(int argc, char** argv, const std::function<int()>& body) {
   } catch (const Error& e) {
     log::flush();
     std::fprintf(stderr, "%s: error: %s\n", name_.c_str(), e.what());
-    if (log::enabled(log::Level::Debug) && !e.where().empty()) std::fprintf(stderr, "  (raised at %s)\n", e.where().c_str());
+    if (log::enabled(log::Level::Debug) && !e.where().empty())
+      std::fprintf(stderr, "  (raised at %s)\n", e.where().c_str());
     return e.exitCode();
   } catch (const std::bad_alloc&) {
     log::flush();
-    std::fprintf(stderr,
-                 "%s: error: out of memory. Lower what sizes the work (data.loader.batch_size, data.ct.size, model size, "
-                 "--threads) or free memory; --log-level debug shows where\n",
-                 name_.c_str());
+    std::fprintf(
+        stderr,
+        "%s: error: out of memory. Lower what sizes the work (data.loader.batch_size, data.ct.size, model size, "
+        "--threads) or free memory; --log-level debug shows where\n",
+        name_.c_str());
     return kExitError;
   } catch (const std::exception& e) {
     // Foreign exceptions (LibTorch's c10::Error, ITK, the standard library): one line; LibTorch
@@ -126,7 +130,8 @@ int App::run(int argc, char** argv, const std::function<int()>& body) {
     const std::string what = e.what();
     const auto nl = what.find('\n');
     std::fprintf(stderr, "%s: error: %s\n", name_.c_str(), what.substr(0, nl).c_str());
-    if (nl != std::string::npos && log::enabled(log::Level::Debug)) std::fprintf(stderr, "%s\n", what.substr(nl + 1).c_str());
+    if (nl != std::string::npos && log::enabled(log::Level::Debug))
+      std::fprintf(stderr, "%s\n", what.substr(nl + 1).c_str());
     return kExitError;
   }
 }

@@ -65,8 +65,9 @@ Records parseRecords(const std::string& text, const std::string& source, const P
     if (c == '"' && field.empty() && !fieldQuoted) {
       inQuotes = fieldQuoted = true;
     } else if (c == '"' && opt.strictQuotes) {
-      BIUD_THROW(DataError, "{}:{}: stray quote inside an unquoted field (quote the whole field and double inner quotes)",
-                 source, line);
+      BIUD_THROW(DataError,
+                 "{}:{}: stray quote inside an unquoted field (quote the whole field and double inner quotes)", source,
+                 line);
     } else if (c == opt.separator) {
       endField();
     } else if (c == '\n' || c == '\r') {
@@ -125,13 +126,15 @@ std::string trim(const std::string& field) {
 Table read(const std::string& path) { return parse(fs::readTextFile(path), path); }
 
 std::string quote(const std::string& f) {
-  const bool needs = f.find_first_of(",\"\r\n") != std::string::npos ||
-                     (!f.empty() && (f.front() == ' ' || f.back() == ' '));
+  const bool needs =
+      f.find_first_of(",\"\r\n") != std::string::npos || (!f.empty() && (f.front() == ' ' || f.back() == ' '));
   if (!needs) return f;
   std::string q = "\"";
   for (char c : f) {
-    if (c == '"') q += "\"\"";
-    else q.push_back(c);
+    if (c == '"')
+      q += "\"\"";
+    else
+      q.push_back(c);
   }
   return q + "\"";
 }

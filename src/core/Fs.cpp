@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -13,8 +14,6 @@
 #include <sstream>
 
 #include "biud/core/Error.h"
-
-#include <zlib.h>
 
 namespace biud::fs {
 
@@ -78,7 +77,8 @@ void AtomicFile::commit() {
   if (g_sync.load()) BIUD_SYSCHECK(::fsync(fd_), "cannot flush `{}`", temp_.string());
   BIUD_SYSCHECK(::close(fd_), "cannot close `{}`", temp_.string());
   fd_ = -1;
-  BIUD_SYSCHECK(::rename(temp_.c_str(), target_.c_str()), "cannot rename `{}` to `{}`", temp_.string(), target_.string());
+  BIUD_SYSCHECK(::rename(temp_.c_str(), target_.c_str()), "cannot rename `{}` to `{}`", temp_.string(),
+                target_.string());
   committed_ = true;
   if (g_sync.load()) fsyncDir(target_.parent_path());
 }
@@ -158,9 +158,7 @@ bool isGzipName(const stdfs::path& path) {
   return n.size() > 3 && (n.compare(n.size() - 3, 3, ".gz") == 0 || n.compare(n.size() - 3, 3, ".GZ") == 0);
 }
 
-std::string withoutGz(const std::string& name) {
-  return isGzipName(name) ? name.substr(0, name.size() - 3) : name;
-}
+std::string withoutGz(const std::string& name) { return isGzipName(name) ? name.substr(0, name.size() - 3) : name; }
 
 std::vector<std::uint8_t> readBytes(const stdfs::path& path) {
   const std::string s = readFile(path);

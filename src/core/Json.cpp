@@ -44,8 +44,10 @@ std::string keyPath(const std::vector<Frame>& frames, const std::string& last) {
   std::string p;
   for (std::size_t i = 0; i + 1 < frames.size(); ++i) {
     const Frame& f = frames[i];
-    if (f.object) p += (p.empty() ? "" : ".") + f.key;
-    else p += fmt::format("[{}]", f.index);
+    if (f.object)
+      p += (p.empty() ? "" : ".") + f.key;
+    else
+      p += fmt::format("[{}]", f.index);
   }
   return p + (p.empty() ? "" : ".") + last;
 }

@@ -102,7 +102,7 @@ class Job {
   bool stopping_ = false;
   Clock::time_point killAt_{};
   Clock::time_point saveDeadline_{};
-  std::string savingDir_;   // where ranks announce a checkpoint save in progress (app::SaveScope)
+  std::string savingDir_;  // where ranks announce a checkpoint save in progress (app::SaveScope)
   bool saveWaitSaid_ = false;
   bool afterSave_ = false;  // a rank was saving at the last check
 

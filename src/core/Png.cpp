@@ -21,14 +21,16 @@ void chunk(std::string& out, const char* type, const std::string& payload) {
   std::string body(type, 4);
   body += payload;
   out += body;
-  put32(out, static_cast<std::uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
+  put32(out, static_cast<std::uint32_t>(
+                 ::crc32(0L, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
 }
 
 }  // namespace
 
 std::string encode(int width, int height, int channels, int bitDepth, const void* data) {
   BIUD_CHECK(width > 0 && height > 0, ValueError, "PNG of size {}x{}", width, height);
-  BIUD_CHECK(channels == 1 || channels == 2 || channels == 3 || channels == 4, ValueError, "PNG with {} channels", channels);
+  BIUD_CHECK(channels == 1 || channels == 2 || channels == 3 || channels == 4, ValueError, "PNG with {} channels",
+             channels);
   BIUD_CHECK(bitDepth == 8 || bitDepth == 16, ValueError, "PNG bit depth {}", bitDepth);
   const int bps = bitDepth / 8;
   const size_t rowBytes = static_cast<size_t>(width) * channels * bps;

@@ -1,13 +1,14 @@
 #include "biud/core/Process.h"
 
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "biud/BuildInfo.h"
 #include "biud/core/Launcher.h"
@@ -31,7 +32,8 @@ void onSignal(int) {
   const int n = g_signals.fetch_add(1) + 1;
   if (n == 1) {
     g_stop = true;
-    say("\nbiud: stop requested: stopping at the next safe point and saving what is done (a second signal exits without saving)\n");
+    say("\nbiud: stop requested: stopping at the next safe point and saving what is done (a second signal exits "
+        "without saving)\n");
     return;
   }
   if (g_saving.load() > 0) {

@@ -98,7 +98,8 @@ void Progress::render(bool force) {
                  formatRate(rate, unit_).c_str(), eta.c_str(), note_.empty() ? "" : "  ", note_.c_str());
     std::fflush(stderr);
   } else {
-    log::info("progress", "{} {}  {}  {}{}{}", label_, pos, formatRate(rate, unit_), eta, note_.empty() ? "" : "  ", note_);
+    log::info("progress", "{} {}  {}  {}{}{}", label_, pos, formatRate(rate, unit_), eta, note_.empty() ? "" : "  ",
+              note_);
   }
 }
 

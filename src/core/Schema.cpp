@@ -1,13 +1,13 @@
 #include "biud/core/Schema.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <filesystem>
 #include <set>
 #include <sstream>
+
+#include <yaml-cpp/yaml.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -217,7 +217,8 @@ void loadFileInto(Document::Impl& impl, const stdfs::path& path, std::vector<std
         includes.push_back(i.as<std::string>());
       }
     } else {
-      BIUD_THROW(ConfigError, "{}:{}: `{}:` takes a file name or a list of file names", name, inc.Mark().line + 1, incKey);
+      BIUD_THROW(ConfigError, "{}:{}: `{}:` takes a file name or a list of file names", name, inc.Mark().line + 1,
+                 incKey);
     }
     stack.push_back(canon);
     for (const auto& rel : includes) {
@@ -244,7 +245,8 @@ Document Document::fromFile(const std::string& path) {
 Document Document::fromString(const std::string& yaml, const std::string& name) {
   Document d;
   YAML::Node node = parseYaml(yaml, name);
-  BIUD_CHECK(!child(node, "include").IsDefined() && !child(node, "base").IsDefined(), ConfigError, "{}: `include:` works in files only", name);
+  BIUD_CHECK(!child(node, "include").IsDefined() && !child(node, "base").IsDefined(), ConfigError,
+             "{}: `include:` works in files only", name);
   recordOrigins(node, "", name, d.impl_->origins);
   d.impl_->root = node;
   return d;
@@ -418,9 +420,12 @@ class Reader final : public Visitor {
     YAML::Node n = take(key);
     if (!n) return;
     const std::string s = scalar(key, n, "true or false");
-    if (s == "true" || s == "True" || s == "yes" || s == "on") v = true;
-    else if (s == "false" || s == "False" || s == "no" || s == "off") v = false;
-    else typeError(key, "true or false", s);
+    if (s == "true" || s == "True" || s == "yes" || s == "on")
+      v = true;
+    else if (s == "false" || s == "False" || s == "no" || s == "off")
+      v = false;
+    else
+      typeError(key, "true or false", s);
   }
   void field(const char* key, int& v, const char* doc, const Rule& r) override {
     std::int64_t x = v;
@@ -444,9 +449,8 @@ class Reader final : public Visitor {
     checkString(key, v, r);
   }
   void field(const char* key, std::vector<int>& v, const char* doc, const Rule& r) override {
-    readList<int>(key, v, r, "a list of integers", [&](const std::string& s) {
-      return static_cast<int>(toInt(key, s));
-    });
+    readList<int>(key, v, r, "a list of integers",
+                  [&](const std::string& s) { return static_cast<int>(toInt(key, s)); });
   }
   void field(const char* key, std::vector<double>& v, const char* doc, const Rule& r) override {
     readList<double>(key, v, r, "a list of numbers", [&](const std::string& s) { return toDouble(key, s); });
@@ -643,12 +647,16 @@ class Writer final : public Visitor {
 
   void field(const char* key, bool& v, const char* doc, const Rule&) override { kv(key, v ? "true" : "false", doc); }
   void field(const char* key, int& v, const char* doc, const Rule&) override { kv(key, std::to_string(v), doc); }
-  void field(const char* key, std::int64_t& v, const char* doc, const Rule&) override { kv(key, std::to_string(v), doc); }
+  void field(const char* key, std::int64_t& v, const char* doc, const Rule&) override {
+    kv(key, std::to_string(v), doc);
+  }
   void field(const char* key, double& v, const char* doc, const Rule&) override { kv(key, fmtDouble(v), doc); }
   void field(const char* key, std::string& v, const char* doc, const Rule&) override {
     e_ << YAML::Key << key << YAML::Value;
-    if (v.empty()) e_ << YAML::DoubleQuoted << "";
-    else e_ << v;
+    if (v.empty())
+      e_ << YAML::DoubleQuoted << "";
+    else
+      e_ << v;
     comment(doc);
   }
   void field(const char* key, std::vector<int>& v, const char* doc, const Rule&) override { list(key, v, doc); }
@@ -684,8 +692,10 @@ class Writer final : public Visitor {
   void list(const char* key, const std::vector<T>& v, const char* doc) {
     e_ << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginSeq;
     for (const auto& x : v) {
-      if constexpr (std::is_same_v<T, double>) e_ << fmtDouble(x);
-      else e_ << x;
+      if constexpr (std::is_same_v<T, double>)
+        e_ << fmtDouble(x);
+      else
+        e_ << x;
     }
     e_ << YAML::EndSeq;
     comment(doc);
@@ -700,16 +710,36 @@ class Writer final : public Visitor {
 class Describer final : public Visitor {
  public:
   std::vector<std::array<std::string, 4>> rows;
-  void field(const char* key, bool& v, const char* doc, const Rule& r) override { add(key, "bool", v ? "true" : "false", doc, r); }
-  void field(const char* key, int& v, const char* doc, const Rule& r) override { add(key, "int", std::to_string(v), doc, r); }
-  void field(const char* key, std::int64_t& v, const char* doc, const Rule& r) override { add(key, "int", std::to_string(v), doc, r); }
-  void field(const char* key, double& v, const char* doc, const Rule& r) override { add(key, "float", fmtDouble(v), doc, r); }
-  void field(const char* key, std::string& v, const char* doc, const Rule& r) override { add(key, "string", v.empty() ? "\"\"" : v, doc, r); }
-  void field(const char* key, std::vector<int>& v, const char* doc, const Rule& r) override { add(key, "[int]", fmt::format("[{}]", fmt::join(v, ", ")), doc, r); }
-  void field(const char* key, std::vector<double>& v, const char* doc, const Rule& r) override { add(key, "[float]", fmt::format("[{}]", fmt::join(v, ", ")), doc, r); }
-  void field(const char* key, std::vector<std::string>& v, const char* doc, const Rule& r) override { add(key, "[string]", fmt::format("[{}]", fmt::join(v, ", ")), doc, r); }
-  void field(const char* key, std::map<std::string, double>& v, const char* doc, const Rule& r) override { add(key, "{name: float}", v.empty() ? "{}" : "...", doc, r); }
-  void field(const char* key, std::map<std::string, std::string>& v, const char* doc, const Rule& r) override { add(key, "{name: string}", v.empty() ? "{}" : "...", doc, r); }
+  void field(const char* key, bool& v, const char* doc, const Rule& r) override {
+    add(key, "bool", v ? "true" : "false", doc, r);
+  }
+  void field(const char* key, int& v, const char* doc, const Rule& r) override {
+    add(key, "int", std::to_string(v), doc, r);
+  }
+  void field(const char* key, std::int64_t& v, const char* doc, const Rule& r) override {
+    add(key, "int", std::to_string(v), doc, r);
+  }
+  void field(const char* key, double& v, const char* doc, const Rule& r) override {
+    add(key, "float", fmtDouble(v), doc, r);
+  }
+  void field(const char* key, std::string& v, const char* doc, const Rule& r) override {
+    add(key, "string", v.empty() ? "\"\"" : v, doc, r);
+  }
+  void field(const char* key, std::vector<int>& v, const char* doc, const Rule& r) override {
+    add(key, "[int]", fmt::format("[{}]", fmt::join(v, ", ")), doc, r);
+  }
+  void field(const char* key, std::vector<double>& v, const char* doc, const Rule& r) override {
+    add(key, "[float]", fmt::format("[{}]", fmt::join(v, ", ")), doc, r);
+  }
+  void field(const char* key, std::vector<std::string>& v, const char* doc, const Rule& r) override {
+    add(key, "[string]", fmt::format("[{}]", fmt::join(v, ", ")), doc, r);
+  }
+  void field(const char* key, std::map<std::string, double>& v, const char* doc, const Rule& r) override {
+    add(key, "{name: float}", v.empty() ? "{}" : "...", doc, r);
+  }
+  void field(const char* key, std::map<std::string, std::string>& v, const char* doc, const Rule& r) override {
+    add(key, "{name: string}", v.empty() ? "{}" : "...", doc, r);
+  }
 
  protected:
   void enter(const char* key, const char*) override {

@@ -1,10 +1,11 @@
 #include "biud/data/CtDataset.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <algorithm>
-
+#include "OutOfMemory.h"
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
 #include "biud/core/Rng.h"
@@ -12,7 +13,6 @@
 #include "biud/image/Preprocess.h"
 #include "biud/image/PreprocessJob.h"
 #include "biud/image/VolumeIO.h"
-#include "OutOfMemory.h"
 
 namespace biud::data {
 
@@ -30,7 +30,9 @@ torch::Tensor augmentVolume(const torch::Tensor& vol, const AugmentConfig& cfg, 
                  "data.augment.random_crop[{}] = {} does not fit the volume ({} voxels along that axis)", d, c, n);
       start[d] = rng.uniformInt(0, n - c);
     }
-    v = v.narrow(3, start[0], cfg.random_crop[0]).narrow(2, start[1], cfg.random_crop[1]).narrow(1, start[2], cfg.random_crop[2]);
+    v = v.narrow(3, start[0], cfg.random_crop[0])
+            .narrow(2, start[1], cfg.random_crop[1])
+            .narrow(1, start[2], cfg.random_crop[2]);
   }
   if (cfg.flip && rng.bernoulli(0.5)) v = v.flip({3});
   if (cfg.intensity_scale > 0 || cfg.intensity_shift > 0) {
@@ -72,8 +74,10 @@ CtDataset::CtDataset(std::shared_ptr<const image::Manifest> manifest, std::vecto
                "failures.jsonl there",
                cacheDir, missing.size(), manifest_->path, missing.front());
     if (!skipped.empty())
-      log::warn("data", "{} item(s) of `{}` are left out: biud-preprocess could not read them ({}/failures.jsonl; "
-                "first: `{}`)", skipped.size(), manifest_->path, cacheDir, skipped.front());
+      log::warn("data",
+                "{} item(s) of `{}` are left out: biud-preprocess could not read them ({}/failures.jsonl; "
+                "first: `{}`)",
+                skipped.size(), manifest_->path, cacheDir, skipped.front());
     indices_ = std::move(kept);
   }
 }

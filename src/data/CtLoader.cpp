@@ -1,11 +1,11 @@
 #include "biud/data/CtLoader.h"
 
-#include <fmt/ranges.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include "OutOfMemory.h"
 #include "biud/core/Error.h"
 #include "biud/core/Rng.h"
-#include "OutOfMemory.h"
 
 namespace biud::data {
 
@@ -81,7 +81,8 @@ void CtLoader::work() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] {
-        return stopping_ || (claimed_ < static_cast<std::int64_t>(batches_.size()) && claimed_ < consumed_ + cfg_.prefetch);
+        return stopping_ ||
+               (claimed_ < static_cast<std::int64_t>(batches_.size()) && claimed_ < consumed_ + cfg_.prefetch);
       });
       if (stopping_) return;
       k = claimed_++;
@@ -95,8 +96,10 @@ void CtLoader::work() {
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (err.empty()) ready_[k] = std::move(b);
-      else errors_[k] = err;
+      if (err.empty())
+        ready_[k] = std::move(b);
+      else
+        errors_[k] = err;
     }
     cv_.notify_all();
   }
@@ -177,8 +180,8 @@ void CtLoader::loadStateDict(const std::map<std::string, std::int64_t>& s) {
   const auto mine = stateDict();
   for (const char* k : {"seed", "world", "dataset_size", "batch_size"})
     BIUD_CHECK(get(k) == mine.at(k), ConfigError,
-               "loader state: `{}` was {} when saved but is {} now; resuming would not continue the same data order",
-               k, get(k), mine.at(k));
+               "loader state: `{}` was {} when saved but is {} now; resuming would not continue the same data order", k,
+               get(k), mine.at(k));
   start(get("epoch"), get("batch"));
 }
 

@@ -1,14 +1,14 @@
 #pragma once
 // Private to src/data: recognising a failed allocation, so that the loader can say which config
 // keys sized it instead of "std::bad_alloc" or a libtorch "[enforce fail at alloc_cpu.cpp:...]".
-#include <c10/util/Exception.h>
-#include <fmt/format.h>
-
 #include <cstdint>
 #include <exception>
 #include <new>
 #include <stdexcept>
 #include <string>
+
+#include <c10/util/Exception.h>
+#include <fmt/format.h>
 
 namespace biud::data::detail {
 

@@ -1,13 +1,12 @@
 #include "biud/data/TeacherFeatures.h"
 
-#include <torch/torch.h>
-
 #include <cmath>
 #include <filesystem>
-
 #include <fstream>
 #include <numeric>
 #include <random>
+
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
@@ -135,7 +134,8 @@ TeacherFeatures TeacherFeatures::load(const std::string& path) {
   }
   f.report_embedding = t.at("report_embedding");
   auto metaOr = [&](const char* k) { return meta.count(k) ? meta.at(k) : std::string(); };
-  f.fingerprint = {metaOr("expert_fingerprint"), metaOr("ct_manifest_fingerprint"), metaOr("xray_manifest_fingerprint")};
+  f.fingerprint = {metaOr("expert_fingerprint"), metaOr("ct_manifest_fingerprint"),
+                   metaOr("xray_manifest_fingerprint")};
   std::string cur;
   for (char c : meta.at("ct_ids") + "\n") {
     if (c == '\n') {
@@ -172,7 +172,7 @@ void TeacherFeatures::requireTopK(int k, const std::string& source) const {
 }
 
 std::vector<std::string> TeacherFeatures::checkFingerprint(const TeacherFingerprint& now,
-                                                          const std::string& source) const {
+                                                           const std::string& source) const {
   struct Part {
     const char* name;
     const std::string &file, &now;

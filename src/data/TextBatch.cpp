@@ -2,7 +2,6 @@
 
 #include <torch/torch.h>
 
-
 #include "biud/core/Error.h"
 
 namespace biud::data {

@@ -1,11 +1,11 @@
 #include "biud/data/TextCache.h"
 
-#include <torch/torch.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <map>
 #include <optional>
+
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
@@ -47,7 +47,8 @@ void FrozenTextFeatures::encodeMissing(const std::vector<std::string>& texts, co
   if (todo.empty()) return;
   // Similar lengths in a batch: less padding (reports run from ~40 to ~200 word pieces). The
   // features do not depend on the batch (masked attention and pooling; tested).
-  std::stable_sort(todo.begin(), todo.end(), [](const std::string& a, const std::string& b) { return a.size() < b.size(); });
+  std::stable_sort(todo.begin(), todo.end(),
+                   [](const std::string& a, const std::string& b) { return a.size() < b.size(); });
   torch::NoGradGuard ng;
   const bool wasTraining = encoder_->is_training();
   encoder_->eval();
@@ -88,7 +89,8 @@ void FrozenTextFeatures::attachFile(const std::string& file, const std::string& 
     return;
   }
   if (meta["fingerprint"] != fingerprint || !t.count("features") || !t.count("keys")) {
-    log::info("text", "the text-feature cache `{}` belongs to another encoder or tokenizer; it will be rewritten", file);
+    log::info("text", "the text-feature cache `{}` belongs to another encoder or tokenizer; it will be rewritten",
+              file);
     return;
   }
   const bool wasEmpty = rows_.empty();  // rows cached before attaching are not in the file yet
@@ -119,8 +121,8 @@ void FrozenTextFeatures::save() const {
 }
 
 std::pair<std::string, std::string> FrozenTextFeatures::fileFor(const std::string& cacheDir, const std::string& weights,
-                                                               const std::string& vocab, int maxLength,
-                                                               const std::string& pool) {
+                                                                const std::string& vocab, int maxLength,
+                                                                const std::string& pool) {
   if (cacheDir.empty() || weights.empty()) return {};
   namespace sfs = std::filesystem;
   auto stamp = [](const std::string& p) {
@@ -138,7 +140,8 @@ std::pair<std::string, std::string> FrozenTextFeatures::fileFor(const std::strin
     }
     return s;
   };
-  const std::string fp = fmt::format("weights={}|vocab={}|max_length={}|pool={}", stamp(weights), stamp(vocab), maxLength, pool);
+  const std::string fp =
+      fmt::format("weights={}|vocab={}|max_length={}|pool={}", stamp(weights), stamp(vocab), maxLength, pool);
   return {(sfs::path(cacheDir) / "text_features" / fmt::format("{:016x}.safetensors", key(fp))).string(), fp};
 }
 
@@ -151,11 +154,13 @@ torch::Tensor FrozenTextFeatures::get(const std::vector<std::string>& texts) {
 }
 
 std::unique_ptr<FrozenTextFeatures> makeFrozenTextFeatures(const Config& cfg, models::BertModel encoder,
-                                                           const text::Tokenizer& tok, c10::Device device, bool writer) {
+                                                           const text::Tokenizer& tok, c10::Device device,
+                                                           bool writer) {
   auto c = std::make_unique<FrozenTextFeatures>(std::move(encoder), tok, cfg.text.max_length, device);
   const auto& t = cfg.model.text_encoder;
-  auto [file, fingerprint] = FrozenTextFeatures::fileFor(cfg.data.cache_dir, t.weights, cfg.text.vocab, cfg.text.max_length,
-                                                         t.pool + "|" + t.weights_prefix + "|" + cfg.text.tokenizer + (cfg.text.lowercase ? "|lower" : "|cased"));
+  auto [file, fingerprint] = FrozenTextFeatures::fileFor(
+      cfg.data.cache_dir, t.weights, cfg.text.vocab, cfg.text.max_length,
+      t.pool + "|" + t.weights_prefix + "|" + cfg.text.tokenizer + (cfg.text.lowercase ? "|lower" : "|cased"));
   if (!file.empty()) c->attachFile(file, fingerprint, writer);
   return c;
 }

@@ -1,6 +1,7 @@
 #include "biud/data/X2ctLatents.h"
 
 #include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"

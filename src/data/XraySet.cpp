@@ -1,10 +1,10 @@
 #include "biud/data/XraySet.h"
 
-#include <torch/torch.h>
-
 #include <atomic>
 #include <cmath>
 #include <thread>
+
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"

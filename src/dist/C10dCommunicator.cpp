@@ -1,12 +1,12 @@
 #include "C10dCommunicator.h"
 
-#include <fmt/ranges.h>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/csrc/distributed/c10d/Work.hpp>
-
 #include <chrono>
 #include <sstream>
 #include <thread>
+
+#include <fmt/ranges.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
 
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
@@ -146,8 +146,8 @@ c10::Device C10dCommunicator::commDevice(const c10::Device& d) const {
 }
 
 std::string C10dCommunicator::diagnose(uint64_t seq, const char* what, const std::string& cause, double seconds) {
-  std::string head = fmt::format("{} #{} failed on rank {} of {} after {:.1f} s", what, seq, info_.rank,
-                                 info_.worldSize, seconds);
+  std::string head =
+      fmt::format("{} #{} failed on rank {} of {} after {:.1f} s", what, seq, info_.rank, info_.worldSize, seconds);
   std::vector<std::string> culprits;
   try {
     auto probe = shortClient(info_, std::chrono::milliseconds(2000));
@@ -176,9 +176,10 @@ std::string C10dCommunicator::diagnose(uint64_t seq, const char* what, const std
       } else if (first[r].present && second[r].beat == first[r].beat) {
         culprits.push_back(fmt::format("rank {} is dead (its heartbeat stopped at collective #{})", r, second[r].seq));
       } else if (second[r].seq < seq) {
-        culprits.push_back(fmt::format("rank {} is alive but has not reached this collective (it is at #{}): "
-                                       "it hangs or runs a different code path",
-                                       r, second[r].seq));
+        culprits.push_back(
+            fmt::format("rank {} is alive but has not reached this collective (it is at #{}): "
+                        "it hangs or runs a different code path",
+                        r, second[r].seq));
       }
     }
   } catch (const std::exception& e) {
@@ -186,10 +187,11 @@ std::string C10dCommunicator::diagnose(uint64_t seq, const char* what, const std
       culprits.push_back(fmt::format("rank 0 is dead (the rendezvous store it hosts at {}:{} no longer answers)",
                                      info_.masterAddr, info_.masterPort));
     else  // this process hosts the store: it is alive, only the probe failed
-      culprits.push_back(fmt::format("the peers' heartbeats could not be read from this rank's store ({})",
-                                     firstLine(e.what())));
+      culprits.push_back(
+          fmt::format("the peers' heartbeats could not be read from this rank's store ({})", firstLine(e.what())));
   }
-  std::string who = culprits.empty() ? std::string("no peer looks dead or behind") : fmt::format("{}", fmt::join(culprits, "; "));
+  std::string who =
+      culprits.empty() ? std::string("no peer looks dead or behind") : fmt::format("{}", fmt::join(culprits, "; "));
   std::string msg = fmt::format("{}: {}. Backend said: {}", head, who, cause);
   if (seconds * 1000.0 >= 0.95 * static_cast<double>(timeout_.count()))
     msg += fmt::format(" (timeout {:.0f} s: distributed.timeout_s)", timeout_.count() / 1000.0);
@@ -225,7 +227,8 @@ class WorkList : public PendingWork {
 
 void C10dCommunicator::allreduce(torch::Tensor& t, ReduceOp op) {
   BIUD_CHECK(op != ReduceOp::Avg || t.is_floating_point(), ValueError,
-             "allreduce Avg needs a floating-point tensor (got {}): use Sum and divide yourself", c10::toString(t.scalar_type()));
+             "allreduce Avg needs a floating-point tensor (got {}): use Sum and divide yourself",
+             c10::toString(t.scalar_type()));
   const bool stage = commDevice(t.device()) != t.device() || !t.is_contiguous();
   torch::Tensor buf = stage ? t.to(commDevice(t.device())).contiguous() : t;
   std::vector<torch::Tensor> v{buf};
@@ -317,7 +320,9 @@ class SingleProcess : public Communicator {
   std::chrono::milliseconds timeout() const override { return std::chrono::milliseconds::max(); }
   c10::Device commDevice(const c10::Device& d) const override { return d; }
   void allreduce(torch::Tensor&, ReduceOp) override {}
-  std::unique_ptr<PendingWork> allreduceAsync(std::vector<torch::Tensor>) override { return std::make_unique<NoWork>(); }
+  std::unique_ptr<PendingWork> allreduceAsync(std::vector<torch::Tensor>) override {
+    return std::make_unique<NoWork>();
+  }
   torch::Tensor allGather(const torch::Tensor& t) override {
     BIUD_CHECK(t.dim() >= 1, ValueError, "allGather needs a tensor with at least one dimension (got a scalar)");
     return t.detach().clone();

@@ -1,13 +1,13 @@
 #pragma once
 // Internal: the c10d-backed communicator shared by the Gloo and NCCL paths (Rendezvous.cpp
 // builds it; Communicator_cuda.cpp makes the NCCL backend).
-#include <torch/csrc/distributed/c10d/Backend.hpp>
-#include <torch/csrc/distributed/c10d/Store.hpp>
-
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include "biud/dist/Communicator.h"
 #include "biud/dist/Rendezvous.h"

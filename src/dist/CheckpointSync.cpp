@@ -1,8 +1,7 @@
 #include "biud/dist/CheckpointSync.h"
 
-#include <torch/torch.h>
-
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 
@@ -21,7 +20,8 @@ void writeOnMain(Communicator& comm, const std::function<void()>& write) {
   if (!comm.distributed()) return;
   // Rank 0 tells everybody whether the write worked, and why not.
   const auto dev = comm.commDevice(c10::Device(c10::kCPU));
-  torch::Tensor len = torch::full({1}, static_cast<int64_t>(err.size()), torch::TensorOptions().dtype(torch::kLong).device(dev));
+  torch::Tensor len =
+      torch::full({1}, static_cast<int64_t>(err.size()), torch::TensorOptions().dtype(torch::kLong).device(dev));
   comm.broadcast(len, 0);
   const int64_t n = len.item<int64_t>();
   if (n == 0) return;
@@ -53,8 +53,8 @@ void checkResumeWorldSize(const std::string& metaJson, int currentWorld, const s
     checkResumeWorldSize(1, currentWorld, what);
     return;
   }
-  BIUD_CHECK(j["world_size"].is_number_integer(), DataError, "cannot resume `{}`: `world_size` in its metadata is not an integer ({})",
-             what, j["world_size"].dump());
+  BIUD_CHECK(j["world_size"].is_number_integer(), DataError,
+             "cannot resume `{}`: `world_size` in its metadata is not an integer ({})", what, j["world_size"].dump());
   checkResumeWorldSize(j["world_size"].get<int>(), currentWorld, what);
 }
 

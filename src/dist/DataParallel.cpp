@@ -1,9 +1,9 @@
 #include "biud/dist/DataParallel.h"
 
-#include <torch/torch.h>
-
 #include <map>
 #include <tuple>
+
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
@@ -41,7 +41,8 @@ void broadcastPacked(Communicator& comm, const std::vector<torch::Tensor>& tenso
 DataParallel::DataParallel(std::shared_ptr<Communicator> comm, std::vector<torch::Tensor> params,
                            std::vector<torch::Tensor> buffers, double bucketMb)
     : comm_(std::move(comm)), params_(std::move(params)), buffers_(std::move(buffers)), bucketMb_(bucketMb) {
-  BIUD_CHECK(comm_ != nullptr, ValueError, "DataParallel needs a communicator (dist::makeSingleProcess() for one process)");
+  BIUD_CHECK(comm_ != nullptr, ValueError,
+             "DataParallel needs a communicator (dist::makeSingleProcess() for one process)");
   BIUD_CHECK(bucketMb > 0, ConfigError, "distributed.bucket_mb must be > 0 (got {})", bucketMb);
   if (!comm_->distributed()) return;
   broadcastState();

@@ -1,8 +1,8 @@
 #include "biud/dist/GlobalBatch.h"
 
-#include <torch/torch.h>
-
 #include <algorithm>
+
+#include <torch/torch.h>
 
 #include "biud/dist/Contrastive.h"
 

@@ -1,18 +1,17 @@
 #include "biud/dist/Rendezvous.h"
 
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-
-#include <fmt/ranges.h>
-
 #include <cctype>
 #include <cstdlib>
 #include <thread>
 
+#include <fmt/ranges.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "C10dCommunicator.h"
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
-#include "C10dCommunicator.h"
 
 namespace biud::dist {
 
@@ -29,14 +28,13 @@ long long intVar(const std::function<const char*(const char*)>& env, const char*
   char* end = nullptr;
   errno = 0;
   const long long x = std::strtoll(v, &end, 10);
-  BIUD_CHECK(errno == 0 && end != v && *end == '\0', ConfigError, "environment variable {}=`{}` is not an integer", name, v);
+  BIUD_CHECK(errno == 0 && end != v && *end == '\0', ConfigError, "environment variable {}=`{}` is not an integer",
+             name, v);
   BIUD_CHECK(x >= lo && x <= hi, ConfigError, "environment variable {}={} is out of range [{}, {}]", name, x, lo, hi);
   return x;
 }
 
-bool isLoopback(const std::string& host) {
-  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
-}
+bool isLoopback(const std::string& host) { return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1"; }
 
 }  // namespace
 
@@ -52,7 +50,8 @@ std::string firstSlurmHost(const std::string& nodelist) {
     if (c == ',' && depth == 0) break;
     first += c;
   }
-  BIUD_CHECK(depth == 0 || first.size() < nodelist.size(), ConfigError, "SLURM node list `{}` has unbalanced brackets", nodelist);
+  BIUD_CHECK(depth == 0 || first.size() < nodelist.size(), ConfigError, "SLURM node list `{}` has unbalanced brackets",
+             nodelist);
   BIUD_CHECK(depth == 0, ConfigError, "SLURM node list `{}` has unbalanced brackets", nodelist);
   // Replace each bracket group by its first value: `[01-04,07]` -> `01`.
   std::string host;
@@ -85,8 +84,9 @@ RankInfo detectRankInfo(const std::function<const char*(const char*)>& env) {
     info.rank = static_cast<int>(intVar(env, "RANK", 0, info.worldSize - 1));
     info.localRank = has(env, "LOCAL_RANK") ? static_cast<int>(intVar(env, "LOCAL_RANK", 0, info.worldSize - 1)) : 0;
     if (info.worldSize > 1) {
-      BIUD_CHECK(has(env, "MASTER_ADDR"), ConfigError,
-                 "RANK/WORLD_SIZE are set but MASTER_ADDR is not: set it to the host of rank 0 (biud-launch and torchrun do)");
+      BIUD_CHECK(
+          has(env, "MASTER_ADDR"), ConfigError,
+          "RANK/WORLD_SIZE are set but MASTER_ADDR is not: set it to the host of rank 0 (biud-launch and torchrun do)");
       info.masterAddr = env("MASTER_ADDR");
       info.masterPort = static_cast<int>(intVar(env, "MASTER_PORT", 1, 65535));
     }
@@ -96,13 +96,16 @@ RankInfo detectRankInfo(const std::function<const char*(const char*)>& env) {
     info.source = "slurm";
     info.worldSize = static_cast<int>(intVar(env, "SLURM_NTASKS", 1, 1 << 20));
     info.rank = static_cast<int>(intVar(env, "SLURM_PROCID", 0, info.worldSize - 1));
-    info.localRank = has(env, "SLURM_LOCALID") ? static_cast<int>(intVar(env, "SLURM_LOCALID", 0, info.worldSize - 1)) : 0;
+    info.localRank =
+        has(env, "SLURM_LOCALID") ? static_cast<int>(intVar(env, "SLURM_LOCALID", 0, info.worldSize - 1)) : 0;
     if (info.worldSize > 1) {
       if (has(env, "MASTER_ADDR")) {
         info.masterAddr = env("MASTER_ADDR");
       } else {
         const char* list = has(env, "SLURM_JOB_NODELIST") ? env("SLURM_JOB_NODELIST") : env("SLURM_NODELIST");
-        BIUD_CHECK(list && *list, ConfigError, "SLURM job without SLURM_JOB_NODELIST/SLURM_NODELIST or MASTER_ADDR: cannot find the host of rank 0");
+        BIUD_CHECK(
+            list && *list, ConfigError,
+            "SLURM job without SLURM_JOB_NODELIST/SLURM_NODELIST or MASTER_ADDR: cannot find the host of rank 0");
         info.masterAddr = firstSlurmHost(list);
       }
       if (has(env, "MASTER_PORT")) {
@@ -153,10 +156,14 @@ std::shared_ptr<Communicator> connect(const RankInfo& info, const DistributedCon
   } catch (const std::exception& e) {
     const std::string cause = firstLine(e.what());
     if (info.rank == 0)
-      BIUD_THROW(DistError, "rank 0 could not open the rendezvous store on port {} ({}): is the port in use? "
-                 "Pick another MASTER_PORT", info.masterPort, cause);
-    BIUD_THROW(DistError, "rank {} could not reach the rendezvous store at {} within {:.0f} s ({}): is rank 0 running, "
-               "and is MASTER_ADDR reachable from this host?", info.rank, where, cfg.timeout_s, cause);
+      BIUD_THROW(DistError,
+                 "rank 0 could not open the rendezvous store on port {} ({}): is the port in use? "
+                 "Pick another MASTER_PORT",
+                 info.masterPort, cause);
+    BIUD_THROW(DistError,
+               "rank {} could not reach the rendezvous store at {} within {:.0f} s ({}): is rank 0 running, "
+               "and is MASTER_ADDR reachable from this host?",
+               info.rank, where, cfg.timeout_s, cause);
   }
 
   // Everybody checks in, then waits for everybody.
@@ -172,8 +179,10 @@ std::shared_ptr<Communicator> connect(const RankInfo& info, const DistributedCon
         if (!store->check({keys[r]})) missing.push_back(r);
     } catch (const std::exception&) {
     }
-    BIUD_THROW(DistError, "rendezvous at {} timed out after {:.0f} s on rank {}: rank(s) {} did not join (world size {}). "
-               "Did they start, with the same MASTER_ADDR/MASTER_PORT?", where, cfg.timeout_s, info.rank,
+    BIUD_THROW(DistError,
+               "rendezvous at {} timed out after {:.0f} s on rank {}: rank(s) {} did not join (world size {}). "
+               "Did they start, with the same MASTER_ADDR/MASTER_PORT?",
+               where, cfg.timeout_s, info.rank,
                missing.empty() ? std::string("?") : fmt::format("{}", fmt::join(missing, ", ")), info.worldSize);
   }
 
@@ -198,7 +207,8 @@ std::shared_ptr<Communicator> connect(const RankInfo& info, const DistributedCon
     }
   } catch (const std::exception& e) {
     const std::string cause = firstLine(e.what());
-    BIUD_THROW(DistError, "rank {}: creating the {} process group (store {}) failed: {}", info.rank, backend, where, cause);
+    BIUD_THROW(DistError, "rank {}: creating the {} process group (store {}) failed: {}", info.rank, backend, where,
+               cause);
   }
   log::info("dist", "rank {}/{} (local {}) joined via {} at {}, backend {}", info.rank, info.worldSize, info.localRank,
             info.source, where, backend);

@@ -45,8 +45,10 @@ CurveStats curveStats(const double* scores, const int* labels, const std::vector
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t r = order[i];
     const double wi = w ? w[r] : 1.0;
-    if (labels[r]) tp += wi;
-    else fp += wi;
+    if (labels[r])
+      tp += wi;
+    else
+      fp += wi;
     if (i + 1 == n || scores[order[i + 1]] != scores[r]) {
       if (tp + fp > 0) {
         area += (fp - fpPrev) * (tp + tpPrev) * 0.5;
@@ -138,8 +140,10 @@ Confusion confusionAt(const std::vector<double>& scores, const std::vector<int>&
   Confusion c;
   for (std::size_t i = 0; i < scores.size(); ++i) {
     const bool p = scores[i] >= threshold;
-    if (labels[i]) (p ? c.tp : c.fn)++;
-    else (p ? c.fp : c.tn)++;
+    if (labels[i])
+      (p ? c.tp : c.fn)++;
+    else
+      (p ? c.fp : c.tn)++;
   }
   return c;
 }
@@ -182,9 +186,10 @@ double youdenThreshold(const std::vector<double>& scores, const std::vector<int>
 
 std::map<std::string, double> validationThresholds(const std::vector<std::vector<double>>& probs,
                                                    const std::vector<std::vector<double>>& labels,
-                                                   const std::vector<std::string>& findings, std::vector<std::string>* warnings) {
-  BIUD_CHECK(probs.size() == labels.size(), ValueError, "validation thresholds: {} prediction rows but {} label rows", probs.size(),
-             labels.size());
+                                                   const std::vector<std::string>& findings,
+                                                   std::vector<std::string>* warnings) {
+  BIUD_CHECK(probs.size() == labels.size(), ValueError, "validation thresholds: {} prediction rows but {} label rows",
+             probs.size(), labels.size());
   std::map<std::string, double> out;
   for (std::size_t l = 0; l < findings.size(); ++l) {
     std::vector<double> s;
@@ -200,7 +205,8 @@ std::map<std::string, double> validationThresholds(const std::vector<std::vector
     }
     double t = s.empty() ? kNaN : youdenThreshold(s, y);
     if (!std::isfinite(t)) {
-      if (warnings) warnings->push_back(fmt::format("finding `{}`: validation set has one class; threshold 0.5", findings[l]));
+      if (warnings)
+        warnings->push_back(fmt::format("finding `{}`: validation set has one class; threshold 0.5", findings[l]));
       t = 0.5;
     }
     out[findings[l]] = t;
@@ -233,7 +239,8 @@ double percentile(std::vector<double> v, double q) {
 }
 
 const std::vector<std::string>& classificationMetricNames() {
-  static const std::vector<std::string> names = {"auroc", "ap", "f1", "accuracy", "sensitivity", "specificity", "precision"};
+  static const std::vector<std::string> names = {"auroc",       "ap",          "f1",       "accuracy",
+                                                 "sensitivity", "specificity", "precision"};
   return names;
 }
 
@@ -266,8 +273,10 @@ std::vector<double> weightedMetrics(const Prepared& p, const double* w, double* 
     const double wi = w ? w[r] : 1.0;
     if (wi == 0) continue;
     const bool pred = p.score[r] >= p.threshold;
-    if (p.label[r]) (pred ? tp : fn) += wi;
-    else (pred ? fp : tn) += wi;
+    if (p.label[r])
+      (pred ? tp : fn) += wi;
+    else
+      (pred ? fp : tn) += wi;
   }
   const ThresholdMetrics m = metricsFromCounts(tp, fp, tn, fn);
   if (posOut) *posOut = s.pos;
@@ -310,16 +319,16 @@ ClassificationReport evaluateClassification(const std::vector<std::vector<double
     std::vector<double> ks;
     std::vector<int> kl;
     for (std::size_t i = 0; i < n; ++i) {
-      BIUD_CHECK(probs[i].size() == L && labels[i].size() == L, ValueError, "row {} has {} predictions and {} labels, expected {}",
-                 i, probs[i].size(), labels[i].size(), L);
+      BIUD_CHECK(probs[i].size() == L && labels[i].size() == L, ValueError,
+                 "row {} has {} predictions and {} labels, expected {}", i, probs[i].size(), labels[i].size(), L);
       const double y = labels[i][l];
       if (std::isnan(y)) {
         ++r.nUnknown;
         continue;
       }
       BIUD_CHECK(y == 0 || y == 1, ValueError, "finding `{}`, row {}: label {} is not 0, 1 or empty", names[l], i, y);
-      BIUD_CHECK(std::isfinite(probs[i][l]), ValueError, "finding `{}`, row {}: prediction {} is not finite", names[l], i,
-                 probs[i][l]);
+      BIUD_CHECK(std::isfinite(probs[i][l]), ValueError, "finding `{}`, row {}: prediction {} is not finite", names[l],
+                 i, probs[i][l]);
       p.label[i] = static_cast<int>(y);
       p.score[i] = probs[i][l];
       known.push_back(i);
@@ -333,20 +342,22 @@ ClassificationReport evaluateClassification(const std::vector<std::vector<double
       p.threshold = opt.fixedThreshold;
     } else if (opt.thresholdMode == "given") {
       auto it = opt.thresholds.find(names[l]);
-      BIUD_CHECK(it != opt.thresholds.end(), ValueError, "no threshold given for finding `{}` (validation set lacks it?)",
-                 names[l]);
+      BIUD_CHECK(it != opt.thresholds.end(), ValueError,
+                 "no threshold given for finding `{}` (validation set lacks it?)", names[l]);
       p.threshold = it->second;
     } else {
       p.threshold = ks.empty() ? kNaN : youdenThreshold(ks, kl);
     }
     if (std::isnan(p.threshold)) {
-      r.warnings.push_back(fmt::format("finding `{}`: only one class among {} known labels ({} positive); AUROC and the Youden "
-                                       "threshold are undefined, threshold 0.5 used",
-                                       names[l], r.nPos + r.nNeg, r.nPos));
+      r.warnings.push_back(
+          fmt::format("finding `{}`: only one class among {} known labels ({} positive); AUROC and the Youden "
+                      "threshold are undefined, threshold 0.5 used",
+                      names[l], r.nPos + r.nNeg, r.nPos));
       p.threshold = 0.5;
     } else if (r.nPos == 0 || r.nNeg == 0) {
-      r.warnings.push_back(fmt::format("finding `{}`: only one class among {} known labels ({} positive); AUROC is undefined",
-                                       names[l], r.nPos + r.nNeg, r.nPos));
+      r.warnings.push_back(
+          fmt::format("finding `{}`: only one class among {} known labels ({} positive); AUROC is undefined", names[l],
+                      r.nPos + r.nNeg, r.nPos));
     }
     r.threshold = p.threshold;
     const auto m = weightedMetrics(p, nullptr, nullptr, nullptr);
@@ -387,7 +398,8 @@ ClassificationReport evaluateClassification(const std::vector<std::vector<double
     if (opt.progress) bar.emplace("bootstrap", static_cast<std::uint64_t>(opt.bootstrap), "resamples");
     for (int b = 0; b < opt.bootstrap; ++b) {
       std::fill(w.begin(), w.end(), 0.0);
-      for (std::size_t i = 0; i < n; ++i) w[static_cast<std::size_t>(rng.uniformInt(0, static_cast<std::int64_t>(n) - 1))] += 1;
+      for (std::size_t i = 0; i < n; ++i)
+        w[static_cast<std::size_t>(rng.uniformInt(0, static_cast<std::int64_t>(n) - 1))] += 1;
       std::vector<double> macroSum(M, 0.0);
       std::vector<int> macroCnt(M, 0);
       bool macroOk = true;
@@ -431,8 +443,8 @@ ClassificationReport evaluateClassification(const std::vector<std::vector<double
       auto& r = rep.labels[l];
       for (std::size_t k = 0; k < M; ++k) r.ci[metricNames[k]] = interval(samples[l][k]);
       if (r.bootstrapSkipped > 0 && r.bootstrapUsed > 0)
-        log::info("eval", "finding `{}`: {} of {} bootstrap resamples had one class and were skipped", r.name, r.bootstrapSkipped,
-                  opt.bootstrap);
+        log::info("eval", "finding `{}`: {} of {} bootstrap resamples had one class and were skipped", r.name,
+                  r.bootstrapSkipped, opt.bootstrap);
     }
     for (std::size_t k = 0; k < M; ++k) rep.macroCi[metricNames[k]] = interval(macroSamples[k]);
   }
@@ -473,7 +485,10 @@ nlohmann::json ClassificationReport::toJson() const {
     if (it != macroCi.end()) mac[k + "_ci"] = interval(it->second);
   }
   j["macro"] = mac;
-  j["bootstrap"] = {{"resamples", bootstrap}, {"ci", ciLevel}, {"seed", seed}, {"method", "percentile"},
+  j["bootstrap"] = {{"resamples", bootstrap},
+                    {"ci", ciLevel},
+                    {"seed", seed},
+                    {"method", "percentile"},
                     {"macro_skipped", macroBootstrapSkipped}};
   j["threshold_mode"] = thresholdMode;
   return j;

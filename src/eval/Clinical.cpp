@@ -13,34 +13,44 @@ nlohmann::json ClinicalScores::toJson() const {
   nlohmann::json per = nlohmann::json::object();
   for (std::size_t i = 0; i < findings.size(); ++i) {
     const auto& c = perFinding[i];
-    per[findings[i]] = {{"precision", c.precision()}, {"recall", c.recall()}, {"f1", c.f1()}, {"support", c.support},
-                        {"tp", c.tp}, {"fp", c.fp}, {"fn", c.fn}};
+    per[findings[i]] = {{"precision", c.precision()},
+                        {"recall", c.recall()},
+                        {"f1", c.f1()},
+                        {"support", c.support},
+                        {"tp", c.tp},
+                        {"fp", c.fp},
+                        {"fn", c.fn}};
   }
   j["per_finding"] = per;
   return j;
 }
 
-ClinicalScores clinicalEfficacy(const std::vector<std::vector<double>>& pred, const std::vector<std::vector<double>>& ref,
-                                const std::vector<std::string>& findings) {
-  BIUD_CHECK(pred.size() == ref.size(), ValueError, "clinical efficacy: {} predicted reports but {} references", pred.size(),
-             ref.size());
+ClinicalScores clinicalEfficacy(const std::vector<std::vector<double>>& pred,
+                                const std::vector<std::vector<double>>& ref, const std::vector<std::string>& findings) {
+  BIUD_CHECK(pred.size() == ref.size(), ValueError, "clinical efficacy: {} predicted reports but {} references",
+             pred.size(), ref.size());
   ClinicalScores s;
   s.findings = findings;
   s.perFinding.assign(findings.size(), {});
   PrfCounts micro;
   for (std::size_t r = 0; r < pred.size(); ++r) {
     BIUD_CHECK(pred[r].size() == findings.size() && ref[r].size() == findings.size(), ValueError,
-               "clinical efficacy: report {} has {}/{} values, expected {}", r, pred[r].size(), ref[r].size(), findings.size());
+               "clinical efficacy: report {} has {}/{} values, expected {}", r, pred[r].size(), ref[r].size(),
+               findings.size());
     for (std::size_t f = 0; f < findings.size(); ++f) {
       const double y = ref[r][f], p = pred[r][f];
       if (std::isnan(y)) continue;
-      BIUD_CHECK(y == 0 || y == 1, ValueError, "clinical efficacy: reference `{}` of report {} is {}, expected 0/1", findings[f], r, y);
-      BIUD_CHECK(p == 0 || p == 1, ValueError, "clinical efficacy: prediction `{}` of report {} is {}, expected 0/1", findings[f], r,
-                 p);
+      BIUD_CHECK(y == 0 || y == 1, ValueError, "clinical efficacy: reference `{}` of report {} is {}, expected 0/1",
+                 findings[f], r, y);
+      BIUD_CHECK(p == 0 || p == 1, ValueError, "clinical efficacy: prediction `{}` of report {} is {}, expected 0/1",
+                 findings[f], r, p);
       auto& c = s.perFinding[f];
-      if (y == 1 && p == 1) c.tp += 1;
-      else if (y == 0 && p == 1) c.fp += 1;
-      else if (y == 1 && p == 0) c.fn += 1;
+      if (y == 1 && p == 1)
+        c.tp += 1;
+      else if (y == 0 && p == 1)
+        c.fp += 1;
+      else if (y == 1 && p == 0)
+        c.fn += 1;
       c.support += y;
     }
   }
@@ -64,8 +74,8 @@ ClinicalScores clinicalEfficacy(const std::vector<std::vector<double>>& pred, co
   return s;
 }
 
-ClinicalScores clinicalEfficacy(const std::vector<std::set<std::string>>& pred, const std::vector<std::set<std::string>>& ref,
-                                std::vector<std::string> findings) {
+ClinicalScores clinicalEfficacy(const std::vector<std::set<std::string>>& pred,
+                                const std::vector<std::set<std::string>>& ref, std::vector<std::string> findings) {
   if (findings.empty()) {
     std::set<std::string> all;
     for (const auto& s : pred) all.insert(s.begin(), s.end());

@@ -1,11 +1,11 @@
 #include "biud/eval/CsvTable.h"
-#include "biud/core/Csv.h"
 
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <set>
 
+#include "biud/core/Csv.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 
@@ -22,7 +22,8 @@ int CsvTable::require(const std::string& column) const {
   if (i < 0) {
     std::string cols;
     for (const auto& h : header) cols += (cols.empty() ? "" : ", ") + h;
-    BIUD_THROW(DataError, "{}: column `{}` missing (columns: {}); add it or check the header row", source, column, cols);
+    BIUD_THROW(DataError, "{}: column `{}` missing (columns: {}); add it or check the header row", source, column,
+               cols);
   }
   return i;
 }

@@ -80,7 +80,8 @@ void check(const std::vector<double>& s, const std::vector<int>& y, std::int64_t
     BIUD_CHECK(y[i] == 0 || y[i] == 1, ValueError, "DeLong: label {} at index {} is not 0 or 1", y[i], i);
     (y[i] ? nPos : nNeg)++;
   }
-  BIUD_CHECK(nPos > 0 && nNeg > 0, ValueError, "DeLong needs positives and negatives ({} positive, {} negative)", nPos, nNeg);
+  BIUD_CHECK(nPos > 0 && nNeg > 0, ValueError, "DeLong needs positives and negatives ({} positive, {} negative)", nPos,
+             nNeg);
 }
 
 }  // namespace
@@ -92,7 +93,8 @@ double delongVariance(const std::vector<double>& scores, const std::vector<int>&
   return cov(c.v10, c.v10) / static_cast<double>(p) + cov(c.v01, c.v01) / static_cast<double>(q);
 }
 
-DeLongResult delongTest(const std::vector<double>& s1, const std::vector<double>& s2, const std::vector<int>& y, double ci) {
+DeLongResult delongTest(const std::vector<double>& s1, const std::vector<double>& s2, const std::vector<int>& y,
+                        double ci) {
   DeLongResult r;
   check(s1, y, r.nPos, r.nNeg);
   check(s2, y, r.nPos, r.nNeg);

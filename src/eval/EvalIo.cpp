@@ -21,22 +21,22 @@ bool endsWith(const std::string& s, const std::string& suf) {
 /// Same ids in both tables, or a DataError naming the first id missing from one side.
 void checkSameIds(const NumericTable& a, const NumericTable& b) {
   for (const auto& id : a.ids)
-    BIUD_CHECK(b.rowOf.count(id), DataError, "id `{}` is in {} but not in {} (both files must list the same cases)", id, a.source,
-               b.source);
+    BIUD_CHECK(b.rowOf.count(id), DataError, "id `{}` is in {} but not in {} (both files must list the same cases)", id,
+               a.source, b.source);
   for (const auto& id : b.ids)
-    BIUD_CHECK(a.rowOf.count(id), DataError, "id `{}` is in {} but not in {} (both files must list the same cases)", id, b.source,
-               a.source);
+    BIUD_CHECK(a.rowOf.count(id), DataError, "id `{}` is in {} but not in {} (both files must list the same cases)", id,
+               b.source, a.source);
 }
 
 std::vector<std::vector<double>> alignedPredictions(const NumericTable& pred, const std::vector<std::string>& ids,
-                                                     const std::vector<std::string>& findings) {
+                                                    const std::vector<std::string>& findings) {
   std::vector<int> col;
   for (const auto& f : findings) {
     int c = -1;
     for (std::size_t k = 0; k < pred.columns.size(); ++k)
       if (pred.columns[k] == f) c = static_cast<int>(k);
-    BIUD_CHECK(c >= 0, DataError, "{}: column `{}` missing (the labels have it; every finding needs a prediction column)",
-               pred.source, f);
+    BIUD_CHECK(c >= 0, DataError,
+               "{}: column `{}` missing (the labels have it; every finding needs a prediction column)", pred.source, f);
     col.push_back(c);
   }
   std::vector<std::vector<double>> out;
@@ -45,8 +45,9 @@ std::vector<std::vector<double>> alignedPredictions(const NumericTable& pred, co
     std::vector<double> v;
     for (std::size_t k = 0; k < findings.size(); ++k) {
       const double p = row[col[k]];
-      BIUD_CHECK(std::isfinite(p), DataError, "{}: id `{}`, column `{}`: probability is {} (every prediction must be a finite number)",
-                 pred.source, id, findings[k], std::isnan(p) ? "empty or NaN" : "infinite");
+      BIUD_CHECK(std::isfinite(p), DataError,
+                 "{}: id `{}`, column `{}`: probability is {} (every prediction must be a finite number)", pred.source,
+                 id, findings[k], std::isnan(p) ? "empty or NaN" : "infinite");
       v.push_back(p);
     }
     out.push_back(std::move(v));
@@ -70,8 +71,9 @@ LabeledPredictions loadLabeledPredictions(const std::string& predPath, const std
   for (std::size_t r = 0; r < lab.ids.size(); ++r)
     for (std::size_t k = 0; k < lab.columns.size(); ++k) {
       const double y = lab.values[r][k];
-      BIUD_CHECK(std::isnan(y) || y == 0 || y == 1, DataError, "{}: id `{}`, column `{}`: label {} must be 0, 1 or empty (unknown)",
-                 labelsPath, lab.ids[r], lab.columns[k], y);
+      BIUD_CHECK(std::isnan(y) || y == 0 || y == 1, DataError,
+                 "{}: id `{}`, column `{}`: label {} must be 0, 1 or empty (unknown)", labelsPath, lab.ids[r],
+                 lab.columns[k], y);
     }
   out.labels = lab.values;
   out.probs = alignedPredictions(pred, out.ids, out.findings);
@@ -81,8 +83,8 @@ LabeledPredictions loadLabeledPredictions(const std::string& predPath, const std
 std::vector<std::vector<double>> loadPredictionsLike(const std::string& predPath, const LabeledPredictions& like) {
   const NumericTable pred = readNumericTable(predPath);
   for (const auto& id : like.ids)
-    BIUD_CHECK(pred.rowOf.count(id), DataError, "id `{}` is in the labels but not in {} (both files must list the same cases)", id,
-               predPath);
+    BIUD_CHECK(pred.rowOf.count(id), DataError,
+               "id `{}` is in the labels but not in {} (both files must list the same cases)", id, predPath);
   return alignedPredictions(pred, like.ids, like.findings);
 }
 
@@ -125,8 +127,8 @@ namespace {
 
 Matrix readNpy(const std::string& path, std::vector<std::string>* ids) {
   const auto bytes = fs::readBytes(path);
-  BIUD_CHECK(bytes.size() >= 10 && std::memcmp(bytes.data(), "\x93NUMPY", 6) == 0, DataError, "{}: not a .npy file (bad magic)",
-             path);
+  BIUD_CHECK(bytes.size() >= 10 && std::memcmp(bytes.data(), "\x93NUMPY", 6) == 0, DataError,
+             "{}: not a .npy file (bad magic)", path);
   const int major = bytes[6];
   std::size_t hlen, off;
   if (major == 1) {
@@ -147,28 +149,34 @@ Matrix readNpy(const std::string& path, std::vector<std::string>* ids) {
   const std::string descr = field("descr");
   const auto q1 = descr.find('\''), q2 = descr.find('\'', q1 + 1);
   const std::string type = descr.substr(q1 + 1, q2 - q1 - 1);
-  BIUD_CHECK(field("fortran_order").find("False") < 3, DataError, "{}: Fortran-order arrays are not supported (save with np.ascontiguousarray)",
-             path);
+  BIUD_CHECK(field("fortran_order").find("False") < 3, DataError,
+             "{}: Fortran-order arrays are not supported (save with np.ascontiguousarray)", path);
   const std::string shp = field("shape");
   const auto a = shp.find('('), b = shp.find(')');
   std::vector<std::size_t> dims;
   std::string cur;
   for (char ch : shp.substr(a + 1, b - a - 1)) {
-    if (std::isdigit(static_cast<unsigned char>(ch))) cur += ch;
+    if (std::isdigit(static_cast<unsigned char>(ch)))
+      cur += ch;
     else if (!cur.empty()) {
       dims.push_back(std::stoull(cur));
       cur.clear();
     }
   }
   if (!cur.empty()) dims.push_back(std::stoull(cur));
-  BIUD_CHECK(dims.size() == 2, DataError, "{}: expected a 2-D array (rows x dims), got {} dimensions", path, dims.size());
+  BIUD_CHECK(dims.size() == 2, DataError, "{}: expected a 2-D array (rows x dims), got {} dimensions", path,
+             dims.size());
   std::size_t es;
-  if (type == "<f8" || type == "<i8") es = 8;
-  else if (type == "<f4" || type == "<i4") es = 4;
-  else BIUD_THROW(DataError, "{}: dtype `{}` not supported (use float32, float64, int32 or int64, little-endian)", path, type);
+  if (type == "<f8" || type == "<i8")
+    es = 8;
+  else if (type == "<f4" || type == "<i4")
+    es = 4;
+  else
+    BIUD_THROW(DataError, "{}: dtype `{}` not supported (use float32, float64, int32 or int64, little-endian)", path,
+               type);
   const std::size_t data = off + hlen;
-  BIUD_CHECK(bytes.size() >= data + dims[0] * dims[1] * es, DataError, "{}: file shorter than its shape ({} x {})", path, dims[0],
-             dims[1]);
+  BIUD_CHECK(bytes.size() >= data + dims[0] * dims[1] * es, DataError, "{}: file shorter than its shape ({} x {})",
+             path, dims[0], dims[1]);
   Matrix m(dims[0], std::vector<double>(dims[1]));
   for (std::size_t i = 0; i < dims[0]; ++i)
     for (std::size_t j = 0; j < dims[1]; ++j) {
@@ -220,8 +228,9 @@ Matrix readMatrix(const std::string& path, std::vector<std::string>* ids, std::v
     for (std::size_t k = 0; k < c.header.size(); ++k) {
       if (static_cast<int>(k) == idc) continue;
       double x;
-      BIUD_CHECK(parseDouble(c.rows[r][k], x) && std::isfinite(x), DataError, "{}: row {}, column `{}`: `{}` is not a finite number",
-                 path, idc >= 0 ? c.rows[r][idc] : std::to_string(r + 1), c.header[k], c.rows[r][k]);
+      BIUD_CHECK(parseDouble(c.rows[r][k], x) && std::isfinite(x), DataError,
+                 "{}: row {}, column `{}`: `{}` is not a finite number", path,
+                 idc >= 0 ? c.rows[r][idc] : std::to_string(r + 1), c.header[k], c.rows[r][k]);
       v.push_back(x);
     }
     if (ids) ids->push_back(idc >= 0 ? c.rows[r][idc] : std::to_string(r));
@@ -233,7 +242,8 @@ Matrix readMatrix(const std::string& path, std::vector<std::string>* ids, std::v
 
 std::vector<ReaderRow> readReaders(const std::string& path) {
   const CsvTable c = readCsv(path);
-  const int rc = c.require("reader"), sc = c.require("sensitivity"), pc = c.require("specificity"), fc = c.find("finding");
+  const int rc = c.require("reader"), sc = c.require("sensitivity"), pc = c.require("specificity"),
+            fc = c.find("finding");
   std::vector<ReaderRow> out;
   for (const auto& row : c.rows) {
     ReaderRow r;

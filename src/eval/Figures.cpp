@@ -20,8 +20,8 @@ std::string safeFileName(const std::string& s) {
 
 namespace {
 /// Known-label scores and labels of finding `l`.
-void knownColumn(const std::vector<std::vector<double>>& probs, const std::vector<std::vector<double>>& labels, std::size_t l,
-                 std::vector<double>& s, std::vector<int>& y) {
+void knownColumn(const std::vector<std::vector<double>>& probs, const std::vector<std::vector<double>>& labels,
+                 std::size_t l, std::vector<double>& s, std::vector<int>& y) {
   s.clear();
   y.clear();
   for (std::size_t i = 0; i < labels.size(); ++i)
@@ -33,16 +33,17 @@ void knownColumn(const std::vector<std::vector<double>>& probs, const std::vecto
 nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 }  // namespace
 
-nlohmann::json evaluateModels(const std::vector<ModelPredictions>& models, const std::vector<std::vector<double>>& labels,
-                              const std::vector<std::string>& findings, const ClassificationOptions& options,
-                              const std::string& plotDir) {
+nlohmann::json evaluateModels(const std::vector<ModelPredictions>& models,
+                              const std::vector<std::vector<double>>& labels, const std::vector<std::string>& findings,
+                              const ClassificationOptions& options, const std::string& plotDir) {
   BIUD_CHECK(!models.empty(), ValueError, "evaluateModels: no model");
   nlohmann::json top, all = nlohmann::json::object();
   std::vector<plot::ModelRocs> rocs;
   if (!plotDir.empty()) fs::makeDirs(plotDir);
   for (std::size_t m = 0; m < models.size(); ++m) {
     const auto& mp = models[m];
-    BIUD_CHECK(all.find(mp.name) == all.end(), ValueError, "two models are named `{}`; give each --pred a distinct NAME=FILE", mp.name);
+    BIUD_CHECK(all.find(mp.name) == all.end(), ValueError,
+               "two models are named `{}`; give each --pred a distinct NAME=FILE", mp.name);
     const auto rep = evaluateClassification(mp.probs, labels, findings, options);
     nlohmann::json rj = rep.toJson();
     plot::ModelRocs mr;
@@ -66,15 +67,16 @@ nlohmann::json evaluateModels(const std::vector<ModelPredictions>& models, const
         auto& d = rj["delong_vs_" + models[0].name][findings[l]];
         if (two) {
           const auto r = delongTest(s, s0, y, options.ci);
-          d = {{"auc1", r.auc1}, {"auc2", r.auc2}, {"diff", r.diff}, {"z", num(r.z)}, {"p", r.p}, {"diff_ci", {r.ciLo, r.ciHi}}};
+          d = {{"auc1", r.auc1}, {"auc2", r.auc2}, {"diff", r.diff},
+               {"z", num(r.z)},  {"p", r.p},       {"diff_ci", {r.ciLo, r.ciHi}}};
         } else {
           d = nullptr;
         }
       }
     }
     if (!plotDir.empty())
-      plot::violins((std::filesystem::path(plotDir) / ("violin_" + safeFileName(mp.name) + ".png")).string(), findings, pos, neg,
-                    "Predicted probabilities: " + mp.name);
+      plot::violins((std::filesystem::path(plotDir) / ("violin_" + safeFileName(mp.name) + ".png")).string(), findings,
+                    pos, neg, "Predicted probabilities: " + mp.name);
     log::info("eval", "model `{}`: macro AUROC {:.4f}", mp.name, rep.macro.at("auroc"));
     if (m == 0) top = rj;
     all[mp.name] = std::move(rj);

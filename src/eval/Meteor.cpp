@@ -32,9 +32,16 @@ class Porter {
  private:
   bool cons(int i) const {
     switch (b_[i]) {
-      case 'a': case 'e': case 'i': case 'o': case 'u': return false;
-      case 'y': return i == 0 ? true : !cons(i - 1);
-      default: return true;
+      case 'a':
+      case 'e':
+      case 'i':
+      case 'o':
+      case 'u':
+        return false;
+      case 'y':
+        return i == 0 ? true : !cons(i - 1);
+      default:
+        return true;
     }
   }
   /// Number of VC sequences in b[0..j].
@@ -90,9 +97,12 @@ class Porter {
   }
   void step1ab() {
     if (b_[k_] == 's') {
-      if (ends("sses")) k_ -= 2;
-      else if (ends("ies")) setto("i");
-      else if (b_[k_ - 1] != 's') --k_;
+      if (ends("sses"))
+        k_ -= 2;
+      else if (ends("ies"))
+        setto("i");
+      else if (b_[k_ - 1] != 's')
+        --k_;
     }
     b_.resize(k_ + 1);
     if (ends("eed")) {
@@ -100,9 +110,12 @@ class Porter {
     } else if ((ends("ed") || ends("ing")) && vowelInStem()) {
       k_ = j_;
       b_.resize(k_ + 1);
-      if (ends("at")) setto("ate");
-      else if (ends("bl")) setto("ble");
-      else if (ends("iz")) setto("ize");
+      if (ends("at"))
+        setto("ate");
+      else if (ends("bl"))
+        setto("ble");
+      else if (ends("iz"))
+        setto("ize");
       else if (doublec(k_)) {
         --k_;
         const char c = b_[k_];
@@ -119,10 +132,11 @@ class Porter {
   void step2() {
     if (k_ < 1) return;
     static const std::vector<std::pair<std::string, std::string>> rules = {
-        {"ational", "ate"}, {"tional", "tion"}, {"enci", "ence"}, {"anci", "ance"}, {"izer", "ize"},   {"bli", "ble"},
-        {"alli", "al"},     {"entli", "ent"},   {"eli", "e"},     {"ousli", "ous"}, {"ization", "ize"}, {"ation", "ate"},
-        {"ator", "ate"},    {"alism", "al"},    {"iveness", "ive"}, {"fulness", "ful"}, {"ousness", "ous"}, {"aliti", "al"},
-        {"iviti", "ive"},   {"biliti", "ble"},  {"logi", "log"}};
+        {"ational", "ate"}, {"tional", "tion"}, {"enci", "ence"}, {"anci", "ance"}, {"izer", "ize"},
+        {"bli", "ble"},     {"alli", "al"},     {"entli", "ent"}, {"eli", "e"},     {"ousli", "ous"},
+        {"ization", "ize"}, {"ation", "ate"},   {"ator", "ate"},  {"alism", "al"},  {"iveness", "ive"},
+        {"fulness", "ful"}, {"ousness", "ous"}, {"aliti", "al"},  {"iviti", "ive"}, {"biliti", "ble"},
+        {"logi", "log"}};
     for (const auto& [suf, rep] : rules)
       if (ends(suf)) {
         r(rep);
@@ -139,8 +153,9 @@ class Porter {
       }
   }
   void step4() {
-    static const std::vector<std::string> sufs = {"al",  "ance", "ence", "er",  "ic",  "able", "ible", "ant", "ement", "ment",
-                                                  "ent", "ion",  "ou",   "ism", "ate", "iti",  "ous",  "ive", "ize"};
+    static const std::vector<std::string> sufs = {"al",  "ance",  "ence", "er",  "ic",  "able", "ible",
+                                                  "ant", "ement", "ment", "ent", "ion", "ou",   "ism",
+                                                  "ate", "iti",   "ous",  "ive", "ize"};
     for (const auto& s : sufs) {
       if (!ends(s)) continue;
       if (s == "ion" && !(j_ >= 0 && (b_[j_] == 's' || b_[j_] == 't'))) return;
@@ -169,17 +184,16 @@ class Porter {
 /// punctuation tokens of METEOR's list.
 const std::unordered_set<std::string>& functionWords() {
   static const std::unordered_set<std::string> w = {
-      "a",     "an",    "the",   "and",   "or",    "but",   "nor",   "of",    "in",    "on",    "at",    "to",
-      "for",   "from",  "by",    "with",  "without", "as",  "into",  "onto",  "over",  "under", "within", "about",
-      "is",    "are",   "was",   "were",  "be",    "been",  "being", "am",    "has",   "have",  "had",   "do",
-      "does",  "did",   "it",    "its",   "this",  "that",  "these", "those", "there", "here",  "which", "who",
-      "whom",  "whose", "what",  "than",  "then",  "so",    "such",  "if",    "also",  "may",   "can",   "could",
-      "would", "should", "will", "shall", "might", "must",  "he",    "she",   "they",  "we",    "you",   "i",
-      "his",   "her",   "their", "our",   "your",  "my",    "them",  "him",   "us",    "me",    "not",   "no",
-      "all",   "any",   "some",  "each",  "both",  "either", "neither", "other", "s",  "per",   "via",   "upon",
+      "a", "an", "the", "and", "or", "but", "nor", "of", "in", "on", "at", "to", "for", "from", "by", "with", "without",
+      "as", "into", "onto", "over", "under", "within", "about", "is", "are", "was", "were", "be", "been", "being", "am",
+      "has", "have", "had", "do", "does", "did", "it", "its", "this", "that", "these", "those", "there", "here",
+      "which", "who", "whom", "whose", "what", "than", "then", "so", "such", "if", "also", "may", "can", "could",
+      "would", "should", "will", "shall", "might", "must", "he", "she", "they", "we", "you", "i", "his", "her", "their",
+      "our", "your", "my", "them", "him", "us", "me", "not", "no", "all", "any", "some", "each", "both", "either",
+      "neither", "other", "s", "per", "via", "upon",
       // Punctuation tokens, function words in METEOR 1.5's english.words too (biud's own
       // tokenisation never produces them; CT2Rep's cleaning keeps the full stops).
-      ".",     ",",     ":",     ";",     "-",     "--",    "(",     ")",     "\"",    "'",     "?",     "$"};
+      ".", ",", ":", ";", "-", "--", "(", ")", "\"", "'", "?", "$"};
   return w;
 }
 
@@ -291,8 +305,10 @@ Stats align(const Tokens& h, const Tokens& r, const std::vector<std::string>& hs
 
 std::string porterStem(const std::string& word) { return Porter(word).run(); }
 
-double meteor(const std::vector<Tokens>& hyps, const std::vector<std::vector<Tokens>>& refs, std::vector<double>* perItem) {
-  BIUD_CHECK(hyps.size() == refs.size(), ValueError, "METEOR: {} hypotheses but {} reference sets", hyps.size(), refs.size());
+double meteor(const std::vector<Tokens>& hyps, const std::vector<std::vector<Tokens>>& refs,
+              std::vector<double>* perItem) {
+  BIUD_CHECK(hyps.size() == refs.size(), ValueError, "METEOR: {} hypotheses but {} reference sets", hyps.size(),
+             refs.size());
   Stats total;
   if (perItem) perItem->clear();
   auto stems = [](const Tokens& t) {

@@ -82,16 +82,21 @@ double corpusBleu(const std::vector<Tokens>& hyps, const std::vector<std::vector
     long long best = -1;
     for (const auto& r : refs[s]) {
       const long long rl = static_cast<long long>(r.size());
-      if (best < 0 || std::llabs(rl - static_cast<long long>(h.size())) < std::llabs(best - static_cast<long long>(h.size())) ||
-          (std::llabs(rl - static_cast<long long>(h.size())) == std::llabs(best - static_cast<long long>(h.size())) && rl < best))
+      if (best < 0 ||
+          std::llabs(rl - static_cast<long long>(h.size())) < std::llabs(best - static_cast<long long>(h.size())) ||
+          (std::llabs(rl - static_cast<long long>(h.size())) == std::llabs(best - static_cast<long long>(h.size())) &&
+           rl < best))
         best = rl;
     }
     refLen += best;
   }
   double bp;
-  if (hypLen > refLen) bp = 1.0;
-  else if (hypLen == 0) bp = 0.0;
-  else bp = std::exp(1.0 - static_cast<double>(refLen) / static_cast<double>(hypLen));
+  if (hypLen > refLen)
+    bp = 1.0;
+  else if (hypLen == 0)
+    bp = 0.0;
+  else
+    bp = std::exp(1.0 - static_cast<double>(refLen) / static_cast<double>(hypLen));
   if (num[1] == 0) return 0.0;
   double s = 0;
   for (int n = 1; n <= maxN; ++n) {
@@ -115,8 +120,8 @@ double rougeL(const Tokens& hyp, const Tokens& ref) {
   return p + r > 0 ? 2 * p * r / (p + r) : 0.0;
 }
 
-double ciderD(const std::vector<Tokens>& hyps, const std::vector<std::vector<Tokens>>& refs, std::vector<double>* perItem,
-              double sigma) {
+double ciderD(const std::vector<Tokens>& hyps, const std::vector<std::vector<Tokens>>& refs,
+              std::vector<double>* perItem, double sigma) {
   checkCorpus(hyps.size(), refs.size(), "CIDEr-D");
   constexpr int N = 4;
   using Cooked = std::array<NgramCounts, N>;
@@ -194,8 +199,8 @@ double ciderD(const std::vector<Tokens>& hyps, const std::vector<std::vector<Tok
 }
 
 nlohmann::json NlgScores::toJson() const {
-  return {{"bleu1", bleu[0]}, {"bleu2", bleu[1]}, {"bleu3", bleu[2]}, {"bleu4", bleu[3]},
-          {"meteor", meteor}, {"rouge_l", rougeL}, {"cider", cider},  {"n", n}};
+  return {{"bleu1", bleu[0]}, {"bleu2", bleu[1]},  {"bleu3", bleu[2]}, {"bleu4", bleu[3]},
+          {"meteor", meteor}, {"rouge_l", rougeL}, {"cider", cider},   {"n", n}};
 }
 
 NlgScores evaluateNlg(const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& refs) {

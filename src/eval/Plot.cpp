@@ -1,10 +1,10 @@
 #include "biud/eval/Plot.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include <fmt/format.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Png.h"
@@ -16,7 +16,7 @@ std::uint8_t glyphRow(char ch, int row);
 }
 
 Color palette(std::size_t i) {
-  static const Color c[] = {{0, 114, 178}, {213, 94, 0}, {0, 158, 115}, {204, 121, 167},
+  static const Color c[] = {{0, 114, 178}, {213, 94, 0},   {0, 158, 115},   {204, 121, 167},
                             {230, 159, 0}, {86, 180, 233}, {120, 120, 120}, {240, 228, 66}};
   return c[i % 8];
 }
@@ -37,7 +37,12 @@ double segDistance(double px, double py, double x0, double y0, double x1, double
 struct Mask {
   int x0, y0, w, h;
   std::vector<float> a;
-  Mask(int X0, int Y0, int X1, int Y1) : x0(X0), y0(Y0), w(std::max(0, X1 - X0 + 1)), h(std::max(0, Y1 - Y0 + 1)), a(static_cast<std::size_t>(w) * h, 0.f) {}
+  Mask(int X0, int Y0, int X1, int Y1)
+      : x0(X0),
+        y0(Y0),
+        w(std::max(0, X1 - X0 + 1)),
+        h(std::max(0, Y1 - Y0 + 1)),
+        a(static_cast<std::size_t>(w) * h, 0.f) {}
   void segment(double ax, double ay, double bx, double by, double hw) {
     const int lx = std::max(x0, static_cast<int>(std::floor(std::min(ax, bx) - hw - 1)));
     const int hx = std::min(x0 + w - 1, static_cast<int>(std::ceil(std::max(ax, bx) + hw + 1)));
@@ -62,8 +67,8 @@ struct Mask {
 }  // namespace
 
 Canvas::Canvas(int width, int height, Color bg) : w_(width), h_(height) {
-  BIUD_CHECK(width > 0 && height > 0 && width <= 20000 && height <= 20000, ValueError, "plot canvas {}x{} out of range", width,
-             height);
+  BIUD_CHECK(width > 0 && height > 0 && width <= 20000 && height <= 20000, ValueError, "plot canvas {}x{} out of range",
+             width, height);
   px_.resize(static_cast<std::size_t>(w_) * h_ * 3);
   for (std::size_t i = 0; i < px_.size(); i += 3) {
     px_[i] = bg.r;
@@ -86,7 +91,8 @@ Color Canvas::at(int x, int y) const {
   return {p[0], p[1], p[2]};
 }
 
-void Canvas::polyline(const std::vector<double>& xs, const std::vector<double>& ys, Color c, double width, double dash) {
+void Canvas::polyline(const std::vector<double>& xs, const std::vector<double>& ys, Color c, double width,
+                      double dash) {
   if (xs.size() < 2 || xs.size() != ys.size()) return;
   const double hw = width / 2.0;
   double lx = xs[0], hx = xs[0], ly = ys[0], hy = ys[0];
@@ -175,7 +181,8 @@ void Canvas::marker(double cx, double cy, char kind, double s, Color c) {
 void Canvas::fillPolygon(const std::vector<double>& xs, const std::vector<double>& ys, Color c, double alpha) {
   if (xs.size() < 3) return;
   const double lo = *std::min_element(ys.begin(), ys.end()), hi = *std::max_element(ys.begin(), ys.end());
-  for (int y = std::max(0, static_cast<int>(std::floor(lo))); y <= std::min(h_ - 1, static_cast<int>(std::ceil(hi))); ++y) {
+  for (int y = std::max(0, static_cast<int>(std::floor(lo))); y <= std::min(h_ - 1, static_cast<int>(std::ceil(hi)));
+       ++y) {
     const double sy = y + 0.5;
     std::vector<double> cross;
     for (std::size_t i = 0; i < xs.size(); ++i) {
@@ -185,11 +192,14 @@ void Canvas::fillPolygon(const std::vector<double>& xs, const std::vector<double
     }
     std::sort(cross.begin(), cross.end());
     for (std::size_t k = 0; k + 1 < cross.size(); k += 2)
-      for (int x = static_cast<int>(std::lround(cross[k])); x < static_cast<int>(std::lround(cross[k + 1])); ++x) blend(x, y, c, alpha);
+      for (int x = static_cast<int>(std::lround(cross[k])); x < static_cast<int>(std::lround(cross[k + 1])); ++x)
+        blend(x, y, c, alpha);
   }
 }
 
-int Canvas::textWidth(const std::string& s, int scale) { return s.empty() ? 0 : (static_cast<int>(s.size()) * 6 - 1) * scale; }
+int Canvas::textWidth(const std::string& s, int scale) {
+  return s.empty() ? 0 : (static_cast<int>(s.size()) * 6 - 1) * scale;
+}
 int Canvas::textHeight(int scale) { return 8 * scale; }
 
 void Canvas::text(int x, int y, const std::string& s, Color c, int scale) {
@@ -197,7 +207,8 @@ void Canvas::text(int x, int y, const std::string& s, Color c, int scale) {
     for (int r = 0; r < 8; ++r) {
       const std::uint8_t bits = detail::glyphRow(s[k], r);
       for (int col = 0; col < 5; ++col)
-        if (bits & (1u << (4 - col))) fillRect(x + (static_cast<int>(k) * 6 + col) * scale, y + r * scale, scale, scale, c);
+        if (bits & (1u << (4 - col)))
+          fillRect(x + (static_cast<int>(k) * 6 + col) * scale, y + r * scale, scale, scale, c);
     }
 }
 
@@ -227,13 +238,16 @@ std::vector<double> niceTicks(double lo, double hi, int target) {
       break;
     }
   std::vector<double> t;
-  for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) t.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);
+  for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step)
+    t.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);
   return t;
 }
 
 std::string tickLabel(double v, double step) {
   int decimals = 0;
-  while (decimals < 6 && std::fabs(step * std::pow(10.0, decimals) - std::round(step * std::pow(10.0, decimals))) > 1e-6) ++decimals;
+  while (decimals < 6 &&
+         std::fabs(step * std::pow(10.0, decimals) - std::round(step * std::pow(10.0, decimals))) > 1e-6)
+    ++decimals;
   return fmt::format("{:.{}f}", v, decimals);
 }
 
@@ -256,7 +270,9 @@ void Axes::draw(Canvas& c, int x, int y, int w, int h, int s) const {
     for (double v : xt) c.fillRect(static_cast<int>(std::lround(X(v))), top, 1, ph, kLightGrey);
     for (double v : yt) c.fillRect(left, static_cast<int>(std::lround(Y(v))), pw, 1, kLightGrey);
   }
-  if (diagonal) c.line(X(std::max(xmin, ymin)), Y(std::max(xmin, ymin)), X(std::min(xmax, ymax)), Y(std::min(xmax, ymax)), kGrey, 1.2, 6);
+  if (diagonal)
+    c.line(X(std::max(xmin, ymin)), Y(std::max(xmin, ymin)), X(std::min(xmax, ymax)), Y(std::min(xmax, ymax)), kGrey,
+           1.2, 6);
   for (const auto& sr : series) {
     std::vector<double> px, py;
     for (std::size_t i = 0; i < sr.x.size() && i < sr.y.size(); ++i) {
@@ -308,14 +324,18 @@ void Axes::draw(Canvas& c, int x, int y, int w, int h, int s) const {
 }
 
 namespace {
-std::string shortName(const std::string& s, std::size_t max) { return s.size() <= max ? s : s.substr(0, max - 2) + ".."; }
+std::string shortName(const std::string& s, std::size_t max) {
+  return s.size() <= max ? s : s.substr(0, max - 2) + "..";
+}
 }  // namespace
 
-void rocGrid(const std::string& path, const std::vector<std::string>& findings, const std::vector<ModelRocs>& models, int columns) {
+void rocGrid(const std::string& path, const std::vector<std::string>& findings, const std::vector<ModelRocs>& models,
+             int columns) {
   BIUD_CHECK(!findings.empty(), ValueError, "ROC plot `{}`: no findings", path);
   for (const auto& m : models)
     BIUD_CHECK(m.curves.size() == findings.size() && m.aucs.size() == findings.size(), ValueError,
-               "ROC plot `{}`: model `{}` has {} curves for {} findings", path, m.name, m.curves.size(), findings.size());
+               "ROC plot `{}`: model `{}` has {} curves for {} findings", path, m.name, m.curves.size(),
+               findings.size());
   const int cols = std::max(1, std::min(columns, static_cast<int>(findings.size())));
   const int rows = (static_cast<int>(findings.size()) + cols - 1) / cols;
   const int pw = 440, ph = 440;
@@ -366,10 +386,12 @@ std::vector<double> kde(const std::vector<double>& v, const std::vector<double>&
 }
 }  // namespace
 
-void violins(const std::string& path, const std::vector<std::string>& findings, const std::vector<std::vector<double>>& pos,
-             const std::vector<std::vector<double>>& neg, const std::string& title) {
+void violins(const std::string& path, const std::vector<std::string>& findings,
+             const std::vector<std::vector<double>>& pos, const std::vector<std::vector<double>>& neg,
+             const std::string& title) {
   BIUD_CHECK(findings.size() == pos.size() && findings.size() == neg.size() && !findings.empty(), ValueError,
-             "violin plot `{}`: {} findings, {} positive and {} negative groups", path, findings.size(), pos.size(), neg.size());
+             "violin plot `{}`: {} findings, {} positive and {} negative groups", path, findings.size(), pos.size(),
+             neg.size());
   double lo = 0, hi = 1;
   for (const auto* groups : {&pos, &neg})
     for (const auto& g : *groups)

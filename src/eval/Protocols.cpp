@@ -1,11 +1,11 @@
 #include "biud/eval/Protocols.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <map>
+
+#include <fmt/format.h>
 
 #include "biud/core/Error.h"
 #include "biud/eval/Classification.h"
@@ -65,8 +65,22 @@ std::vector<std::string> splitOn(const std::string& s, const std::string& sep) {
 /// 0x3A-0x5B).
 bool ct2repDropped(unsigned char c) {
   switch (c) {
-    case '.': case ',': case '?': case ';': case '*': case '!': case '%': case '^': case '&':
-    case '_': case '+': case '(': case ')': case ']': case '{': case '}':
+    case '.':
+    case ',':
+    case '?':
+    case ';':
+    case '*':
+    case '!':
+    case '%':
+    case '^':
+    case '&':
+    case '_':
+    case '+':
+    case '(':
+    case ')':
+    case ']':
+    case '{':
+    case '}':
       return true;
     default:
       return c >= ':' && c <= '[';
@@ -105,7 +119,8 @@ Counts ngramCounts(const Tokens& t, int maxN) {
   Counts c;
   for (int k = 1; k <= maxN; ++k)
     for (std::size_t i = 0; i + static_cast<std::size_t>(k) <= t.size(); ++i)
-      ++c[std::vector<std::string>(t.begin() + static_cast<std::ptrdiff_t>(i), t.begin() + static_cast<std::ptrdiff_t>(i) + k)];
+      ++c[std::vector<std::string>(t.begin() + static_cast<std::ptrdiff_t>(i),
+                                   t.begin() + static_cast<std::ptrdiff_t>(i) + k)];
   return c;
 }
 
@@ -128,8 +143,8 @@ std::pair<std::string, std::string> ctClipPrompts(const std::string& finding) {
 }
 
 double ctClipThreshold(const std::vector<double>& probs, const std::vector<int>& labels) {
-  BIUD_CHECK(probs.size() == labels.size(), ValueError, "CT-CLIP threshold: {} probabilities but {} labels", probs.size(),
-             labels.size());
+  BIUD_CHECK(probs.size() == labels.size(), ValueError, "CT-CLIP threshold: {} probabilities but {} labels",
+             probs.size(), labels.size());
   std::size_t pos = 0;
   for (const int y : labels) pos += y == 1;
   const std::size_t neg = labels.size() - pos;
@@ -159,19 +174,25 @@ nlohmann::json CtClipReport::toJson() const {
   j["threshold_rule"] = "closest ROC point to (0, 1) over np.linspace(0, 1, 100), predicted positive when p > t";
   nlohmann::json per = nlohmann::json::object();
   for (const auto& f : findings)
-    per[f.name] = {{"auroc", num(f.auroc)},         {"f1_weighted", num(f.f1)}, {"accuracy", num(f.accuracy)},
-                   {"precision", num(f.precision)}, {"threshold", num(f.threshold)}, {"n_pos", f.nPos},
-                   {"n_neg", f.nNeg},               {"n_unknown", f.nUnknown}};
+    per[f.name] = {{"auroc", num(f.auroc)},
+                   {"f1_weighted", num(f.f1)},
+                   {"accuracy", num(f.accuracy)},
+                   {"precision", num(f.precision)},
+                   {"threshold", num(f.threshold)},
+                   {"n_pos", f.nPos},
+                   {"n_neg", f.nNeg},
+                   {"n_unknown", f.nUnknown}};
   j["per_label"] = per;
-  j["macro"] = {{"auroc", num(auroc)}, {"f1_weighted", num(f1)}, {"accuracy", num(accuracy)}, {"precision", num(precision)}};
+  j["macro"] = {
+      {"auroc", num(auroc)}, {"f1_weighted", num(f1)}, {"accuracy", num(accuracy)}, {"precision", num(precision)}};
   j["warnings"] = warnings;
   return j;
 }
 
-CtClipReport evaluateCtClip(const std::vector<std::vector<double>>& probs, const std::vector<std::vector<double>>& labels,
-                            const std::vector<std::string>& names) {
-  BIUD_CHECK(probs.size() == labels.size(), ValueError, "CT-CLIP evaluation: {} rows of probabilities but {} rows of labels",
-             probs.size(), labels.size());
+CtClipReport evaluateCtClip(const std::vector<std::vector<double>>& probs,
+                            const std::vector<std::vector<double>>& labels, const std::vector<std::string>& names) {
+  BIUD_CHECK(probs.size() == labels.size(), ValueError,
+             "CT-CLIP evaluation: {} rows of probabilities but {} rows of labels", probs.size(), labels.size());
   CtClipReport rep;
   double sum[4] = {0, 0, 0, 0};
   int used = 0;
@@ -189,17 +210,18 @@ CtClipReport evaluateCtClip(const std::vector<std::vector<double>>& probs, const
         ++r.nUnknown;
         continue;
       }
-      BIUD_CHECK(std::isfinite(probs[i][f]), ValueError, "CT-CLIP evaluation: finding `{}`, case {}: probability {} is not finite",
-                 names[f], i, probs[i][f]);
+      BIUD_CHECK(std::isfinite(probs[i][f]), ValueError,
+                 "CT-CLIP evaluation: finding `{}`, case {}: probability {} is not finite", names[f], i, probs[i][f]);
       s.push_back(probs[i][f]);
       y.push_back(l > 0.5 ? 1 : 0);
       (y.back() ? r.nPos : r.nNeg) += 1;
     }
     if (r.nPos == 0 || r.nNeg == 0) {
       r.auroc = r.f1 = r.accuracy = r.precision = r.threshold = NAN;
-      rep.warnings.push_back(fmt::format("finding `{}`: only one class among {} known labels ({} positive); CT-CLIP's metrics are "
-                                         "undefined and it is left out of the means",
-                                         r.name, s.size(), r.nPos));
+      rep.warnings.push_back(
+          fmt::format("finding `{}`: only one class among {} known labels ({} positive); CT-CLIP's metrics are "
+                      "undefined and it is left out of the means",
+                      r.name, s.size(), r.nPos));
       rep.findings.push_back(r);
       continue;
     }
@@ -209,8 +231,10 @@ CtClipReport evaluateCtClip(const std::vector<std::vector<double>>& probs, const
     double tp = 0, fp = 0, tn = 0, fn = 0;
     for (std::size_t k = 0; k < s.size(); ++k) {
       const bool p = s[k] > r.threshold;
-      if (y[k]) (p ? tp : fn) += 1;
-      else (p ? fp : tn) += 1;
+      if (y[k])
+        (p ? tp : fn) += 1;
+      else
+        (p ? fp : tn) += 1;
     }
     auto f1of = [](double a, double b, double c) { return 2 * a + b + c > 0 ? 2 * a / (2 * a + b + c) : 0.0; };
     const double n = static_cast<double>(s.size());
@@ -261,7 +285,8 @@ Tokens ct2repTokens(const std::string& report, std::size_t maxTokens) {
 }
 
 std::array<double, 4> cocoBleu(const std::vector<Tokens>& hyps, const std::vector<std::vector<Tokens>>& refs) {
-  BIUD_CHECK(hyps.size() == refs.size(), ValueError, "BLEU: {} hypotheses but {} reference sets", hyps.size(), refs.size());
+  BIUD_CHECK(hyps.size() == refs.size(), ValueError, "BLEU: {} hypotheses but {} reference sets", hyps.size(),
+             refs.size());
   constexpr int n = 4;
   constexpr double small = 1e-9, tiny = 1e-15;
   double correct[n] = {0, 0, 0, 0}, guess[n] = {0, 0, 0, 0};
@@ -317,7 +342,8 @@ double cocoRougeL(const Tokens& hyp, const std::vector<Tokens>& refs) {
 
 NlgScores evaluateNlgCt2Rep(const std::vector<std::string>& hyps, const std::vector<std::vector<std::string>>& refs,
                             const Ct2RepOptions& options) {
-  BIUD_CHECK(hyps.size() == refs.size(), ValueError, "NLG: {} hypotheses but {} reference sets", hyps.size(), refs.size());
+  BIUD_CHECK(hyps.size() == refs.size(), ValueError, "NLG: {} hypotheses but {} reference sets", hyps.size(),
+             refs.size());
   std::vector<Tokens> h;
   std::vector<std::vector<Tokens>> r;
   for (const auto& s : hyps) h.push_back(ct2repTokens(s));
@@ -346,7 +372,8 @@ NlgScores evaluateNlgProtocol(const std::string& protocol, const std::vector<std
 
 std::string nlgTokenization(const std::string& protocol) {
   if (protocol == "ct2rep")
-    return "CT2Rep clean_report_mimic_cxr, whitespace tokens, references cut to 199 tokens; pycocoevalcap BLEU and ROUGE-L";
+    return "CT2Rep clean_report_mimic_cxr, whitespace tokens, references cut to 199 tokens; pycocoevalcap BLEU and "
+           "ROUGE-L";
   return "lower-case; split on every character other than a-z, 0-9 (and non-ASCII bytes)";
 }
 

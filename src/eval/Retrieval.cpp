@@ -18,8 +18,8 @@ nlohmann::json RetrievalScores::toJson() const {
   return j;
 }
 
-RetrievalScores retrievalScores(const Matrix& sim, const std::vector<std::string>& qIds, const std::vector<std::string>& gIds,
-                                const std::vector<int>& ks) {
+RetrievalScores retrievalScores(const Matrix& sim, const std::vector<std::string>& qIds,
+                                const std::vector<std::string>& gIds, const std::vector<int>& ks) {
   RetrievalScores out;
   out.ks = ks;
   out.recall.assign(ks.size(), 0.0);
@@ -27,7 +27,8 @@ RetrievalScores retrievalScores(const Matrix& sim, const std::vector<std::string
   BIUD_CHECK(nq > 0, ValueError, "retrieval: empty similarity matrix");
   const std::size_t ng = sim[0].size();
   BIUD_CHECK(qIds.empty() || qIds.size() == nq, ValueError, "retrieval: {} query ids for {} rows", qIds.size(), nq);
-  BIUD_CHECK(gIds.empty() || gIds.size() == ng, ValueError, "retrieval: {} gallery ids for {} columns", gIds.size(), ng);
+  BIUD_CHECK(gIds.empty() || gIds.size() == ng, ValueError, "retrieval: {} gallery ids for {} columns", gIds.size(),
+             ng);
   auto qid = [&](std::size_t i) { return qIds.empty() ? std::to_string(i) : qIds[i]; };
   auto gid = [&](std::size_t j) { return gIds.empty() ? std::to_string(j) : gIds[j]; };
   std::vector<double> bestRanks;
@@ -54,7 +55,8 @@ RetrievalScores retrievalScores(const Matrix& sim, const std::vector<std::string
     double ap = 0;
     for (std::size_t k = 0; k < ranks.size(); ++k) {
       // Relevant items at or above rank r: those with rank <= r (ties share the worst rank).
-      const double relAtOrAbove = static_cast<double>(std::upper_bound(ranks.begin(), ranks.end(), ranks[k]) - ranks.begin());
+      const double relAtOrAbove =
+          static_cast<double>(std::upper_bound(ranks.begin(), ranks.end(), ranks[k]) - ranks.begin());
       ap += relAtOrAbove / ranks[k];
     }
     apSum += ap / static_cast<double>(ranks.size());
@@ -86,7 +88,8 @@ Matrix cosineSimilarity(const Matrix& a, const Matrix& b) {
   auto normed = [&](const Matrix& m, const char* which) {
     Matrix o = m;
     for (std::size_t i = 0; i < o.size(); ++i) {
-      BIUD_CHECK(o[i].size() == d, ValueError, "{} embeddings: row {} has width {}, expected {}", which, i, o[i].size(), d);
+      BIUD_CHECK(o[i].size() == d, ValueError, "{} embeddings: row {} has width {}, expected {}", which, i, o[i].size(),
+                 d);
       double n = 0;
       for (double v : o[i]) n += v * v;
       n = std::sqrt(n);

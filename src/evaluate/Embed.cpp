@@ -97,8 +97,7 @@ nlohmann::json benchNetwork(const BenchOptions& opt, Config& cfg, const c10::Dev
     auto enc = models::makeVisualEncoder(nc);
     enc->to(device);
     enc->train();
-    std::vector<std::int64_t> shape{opt.batch,
-                                    nc.in_channels ? nc.in_channels : (enc->spatialDims() == 3 ? 1 : 3)};
+    std::vector<std::int64_t> shape{opt.batch, nc.in_channels ? nc.in_channels : (enc->spatialDims() == 3 ? 1 : 3)};
     if (input.empty()) {
       if (enc->spatialDims() == 3)
         input = nc.preset == "tiny" ? std::vector<int>{32, 64, 64} : std::vector<int>{96, 224, 224};
@@ -218,9 +217,9 @@ EmbedResult embed(const EmbedOptions& opt, const Config& cfg, const c10::Device&
             v = readTensorFile(volumes[i], opt.tensorKey).to(torch::kFloat32);
             if (v.dim() == 3) v = v.unsqueeze(0);
           } else {
-            auto pre = image::preprocessCt(
-                image::readVolume(volumes[i], image::VolumeReadOptions::withSpacingRange(run.cfg.data.ct.spacing_range)),
-                run.cfg.data.ct);
+            auto pre = image::preprocessCt(image::readVolume(volumes[i], image::VolumeReadOptions::withSpacingRange(
+                                                                             run.cfg.data.ct.spacing_range)),
+                                           run.cfg.data.ct);
             v = torch::from_blob(pre.data.data(), {1, pre.size[2], pre.size[1], pre.size[0]}, torch::kFloat32).clone();
           }
         });
@@ -231,15 +230,18 @@ EmbedResult embed(const EmbedOptions& opt, const Config& cfg, const c10::Device&
           auto o = model.encodeCt(v.unsqueeze(0).to(device));
           emb.push_back(o.ct.cpu());
           if (o.adapted.defined()) adapted.push_back(o.adapted.cpu());
-          if (opt.saveTokens && o.tokens.defined()) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
+          if (opt.saveTokens && o.tokens.defined())
+            result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
         } else {
           auto o = model.ctEncoder()->encode(v.unsqueeze(0).to(device));
           emb.push_back(o.pooled.cpu());
-          if (opt.saveTokens && o.tokens.defined()) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
+          if (opt.saveTokens && o.tokens.defined())
+            result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
         }
       }
       bar.finish();
-      BIUD_CHECK(!emb.empty(), DataError, "none of the {} volumes could be read; see {}/failures.jsonl", volumes.size(), out);
+      BIUD_CHECK(!emb.empty(), DataError, "none of the {} volumes could be read; see {}/failures.jsonl", volumes.size(),
+                 out);
       result["volume_embedding"] = torch::cat(emb);
       if (!adapted.empty()) result["volume_adapted"] = torch::cat(adapted);
       result["volume_index"] = torch::tensor(done, torch::kInt64);
@@ -315,7 +317,8 @@ EmbedResult embed(const EmbedOptions& opt, const Config& cfg, const c10::Device&
       if (opt.saveTokens) result["volume_tokens_" + std::to_string(i)] = o.tokens.squeeze(0).cpu();
     }
     bar.finish();
-    BIUD_CHECK(!pooled.empty(), DataError, "none of the {} volumes could be read; see {}/failures.jsonl", volumes.size(), out);
+    BIUD_CHECK(!pooled.empty(), DataError, "none of the {} volumes could be read; see {}/failures.jsonl",
+               volumes.size(), out);
     result["volume_pooled"] = torch::cat(pooled);
     result["volume_index"] = torch::tensor(done, torch::kInt64);
     summary["volumes"] = {{"files", volumes},
@@ -336,12 +339,16 @@ EmbedResult embed(const EmbedOptions& opt, const Config& cfg, const c10::Device&
   fs::atomicWrite(stdfs::path(out) / "biud-embed.json", summary.dump(2) + "\n");
   log::info("embed", "wrote {}", emb);
   if (!failures.empty())
-    log::warn("embed", "{} of {} volumes could not be read and were skipped (volume_index lists the embedded ones); "
-              "see {}/failures.jsonl", failures.size(), nVolumes, out);
+    log::warn("embed",
+              "{} of {} volumes could not be read and were skipped (volume_index lists the embedded ones); "
+              "see {}/failures.jsonl",
+              failures.size(), nVolumes, out);
   log::info("embed", "wrote {}", emb);
   if (!failures.empty())
-    log::warn("embed", "{} of {} volumes could not be read and were skipped (volume_index lists the embedded ones); "
-              "see {}/failures.jsonl", failures.size(), nVolumes, out);
+    log::warn("embed",
+              "{} of {} volumes could not be read and were skipped (volume_index lists the embedded ones); "
+              "see {}/failures.jsonl",
+              failures.size(), nVolumes, out);
   EmbedResult res;
   res.out = out;
   res.embeddings = emb;

@@ -1,9 +1,9 @@
 #include "biud/evaluate/ImportWeights.h"
 
-#include <torch/torch.h>
-
 #include <filesystem>
 #include <fstream>
+
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -57,7 +57,8 @@ nlohmann::ordered_json importCtClip(const CtClipImportOptions& opt, Config& cfg)
 
   auto& ct = cfg.data.ct;
   ct.spacing = opt.spacing;
-  ct.size = {static_cast<int>(opts.image.image_size), static_cast<int>(opts.image.image_size), static_cast<int>(opt.frames)};
+  ct.size = {static_cast<int>(opts.image.image_size), static_cast<int>(opts.image.image_size),
+             static_cast<int>(opt.frames)};
   ct.grid = "torch";
   BIUD_CHECK(opt.loader == "zeroshot" || opt.loader == "train", ConfigError,
              "--loader `{}`: zeroshot (CT-CLIP's scripts/data_inference_nii.py) or train (its scripts/data.py)",
@@ -81,7 +82,8 @@ nlohmann::ordered_json importCtClip(const CtClipImportOptions& opt, Config& cfg)
   cfg.text.lowercase = true;
   cfg.text.max_length = 512;
   fs::atomicWrite(stdfs::path(out) / "config.resolved.yaml",
-                  "# " + app::versionString() + "\n# CT-CLIP weights imported by biud-import-weights ct-clip from " + opt.ckpt +
+                  "# " + app::versionString() + "\n# CT-CLIP weights imported by biud-import-weights ct-clip from " +
+                      opt.ckpt +
                       ".\n# The model is described by checkpoints/step_000000/ctclip.json (`task` and `model` are not "
                       "used);\n# data.ct is CT-CLIP's preprocessing and text its CXR-BERT tokenizer.\n" +
                       config::toYaml(cfg, /*comments=*/false));
@@ -111,7 +113,8 @@ nlohmann::ordered_json importCtClip(const CtClipImportOptions& opt, Config& cfg)
   j["vocab_tokens"] = vocabLines;
   fs::atomicWrite(stdfs::path(out) / "biud-import-weights.json", j.dump(2));
   log::info("import",
-            "CT-CLIP: CTViT dim {} ({} + {} layers, {} heads x {}, {} codes, {} px / {} x {} x {} patches), text BERT {} x {} "
+            "CT-CLIP: CTViT dim {} ({} + {} layers, {} heads x {}, {} codes, {} px / {} x {} x {} patches), text BERT "
+            "{} x {} "
             "layers, latent {}; {} tensors ({:.1f} M parameters), {} unused dropped -> {}",
             opts.image.dim, opts.image.spatial_depth, opts.image.temporal_depth, opts.image.heads, opts.image.dim_head,
             opts.image.codebook_size, opts.image.image_size, opts.image.temporal_patch_size, opts.image.patch_size,

@@ -1,8 +1,8 @@
 #include "biud/evaluate/LoadRun.h"
 
-#include <torch/torch.h>
-
 #include <filesystem>
+
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
@@ -18,15 +18,17 @@ namespace stdfs = std::filesystem;
 
 namespace {
 void absolute(std::string& p) {
-  if (!p.empty() && stdfs::path(p).is_relative() && stdfs::exists(p)) p = stdfs::absolute(p).lexically_normal().string();
+  if (!p.empty() && stdfs::path(p).is_relative() && stdfs::exists(p))
+    p = stdfs::absolute(p).lexically_normal().string();
 }
 }  // namespace
 
 void absolutizePaths(Config& c) {
-  for (std::string* p : {&c.data.manifest, &c.data.xray_manifest, &c.data.cache_dir, &c.data.pairing, &c.text.vocab,
-                         &c.text.spm_model, &c.text.lexicon, &c.eval.prompts, &c.model.teacher, &c.model.ct_encoder.weights,
-                         &c.model.xray_encoder.weights, &c.model.text_encoder.weights, &c.x2ct.pretrained,
-                         &c.x2ct.xray_manifest, &c.x2ct.latent_cache, &c.finetune.run, &c.report.run})
+  for (std::string* p :
+       {&c.data.manifest, &c.data.xray_manifest, &c.data.cache_dir, &c.data.pairing, &c.text.vocab, &c.text.spm_model,
+        &c.text.lexicon, &c.eval.prompts, &c.model.teacher, &c.model.ct_encoder.weights, &c.model.xray_encoder.weights,
+        &c.model.text_encoder.weights, &c.x2ct.pretrained, &c.x2ct.xray_manifest, &c.x2ct.latent_cache, &c.finetune.run,
+        &c.report.run})
     absolute(*p);
 }
 
@@ -47,8 +49,8 @@ RunLocation locateRun(const std::string& runDir) {
   } else {
     train::CheckpointManager m(dir / "checkpoints", 1);
     auto latest = m.latest();
-    BIUD_CHECK(latest.has_value(), DataError, "`{}` holds no checkpoint (expected {}/checkpoints/step_*/): train it first",
-               runDir, runDir);
+    BIUD_CHECK(latest.has_value(), DataError,
+               "`{}` holds no checkpoint (expected {}/checkpoints/step_*/): train it first", runDir, runDir);
     l.checkpoint = *latest;
     l.root = dir;
   }
@@ -66,18 +68,22 @@ void dropInitialWeights(NetConfig& n) {
 
 void adoptPretrainedConfig(LoadedRun& r, const std::string& pre, const std::string& key) {
   const std::string& runRoot = r.root;
-  BIUD_CHECK(!pre.empty(), DataError, "`{}` is a {} run without {} in its config.resolved.yaml: the pretrained BIUD run is "
-             "needed for the CT encoder's architecture", runRoot, r.cfg.task, key);
-  BIUD_CHECK(stdfs::is_directory(pre), DataError,
-             "`{}` is a {} run started from `{}` ({}), which no longer exists; its config.resolved.yaml describes the CT "
-             "encoder: restore that folder or set {} in {}/config.resolved.yaml to where it is now",
-             runRoot, r.cfg.task, pre, key, key, runRoot);
+  BIUD_CHECK(!pre.empty(), DataError,
+             "`{}` is a {} run without {} in its config.resolved.yaml: the pretrained BIUD run is "
+             "needed for the CT encoder's architecture",
+             runRoot, r.cfg.task, key);
+  BIUD_CHECK(
+      stdfs::is_directory(pre), DataError,
+      "`{}` is a {} run started from `{}` ({}), which no longer exists; its config.resolved.yaml describes the CT "
+      "encoder: restore that folder or set {} in {}/config.resolved.yaml to where it is now",
+      runRoot, r.cfg.task, pre, key, key, runRoot);
   const auto loc = locateRun(pre);
   const auto cfgPath = loc.root / "config.resolved.yaml";
-  BIUD_CHECK(stdfs::exists(cfgPath), DataError, "`{}` ({} of {}) has no config.resolved.yaml", loc.root.string(), key, runRoot);
+  BIUD_CHECK(stdfs::exists(cfgPath), DataError, "`{}` ({} of {}) has no config.resolved.yaml", loc.root.string(), key,
+             runRoot);
   const auto pc = config::parse<Config>(config::Document::fromFile(cfgPath.string()));
-  BIUD_CHECK(pc.task == "biud", DataError, "`{}` ({} of {}) is a `{}` run, not a BIUD run", loc.root.string(), key, runRoot,
-             pc.task);
+  BIUD_CHECK(pc.task == "biud", DataError, "`{}` ({} of {}) is a `{}` run, not a BIUD run", loc.root.string(), key,
+             runRoot, pc.task);
   r.cfg.model.ct_encoder = pc.model.ct_encoder;
   dropInitialWeights(r.cfg.model.ct_encoder);
   r.cfg.model.ct_encoder.frozen = false;
@@ -103,7 +109,8 @@ void loadRunWeights(torch::nn::Module& m, LoadedRun& r, const c10::Device& devic
 LoadedRun loadRun(const std::string& runDir, const c10::Device& device, bool ema) {
   const auto loc = locateRun(runDir);
   const auto cfgPath = loc.root / "config.resolved.yaml";
-  BIUD_CHECK(stdfs::exists(cfgPath), DataError, "`{}` has no config.resolved.yaml: is it a biud run folder?", loc.root.string());
+  BIUD_CHECK(stdfs::exists(cfgPath), DataError, "`{}` has no config.resolved.yaml: is it a biud run folder?",
+             loc.root.string());
   LoadedRun r;
   r.cfg = config::parse<Config>(config::Document::fromFile(cfgPath.string()));
   r.root = loc.root.string();

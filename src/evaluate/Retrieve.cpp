@@ -1,13 +1,13 @@
 #include "biud/evaluate/Retrieve.h"
 
-#include <torch/torch.h>
-
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
+
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -73,8 +73,8 @@ struct Sources {
 
 LoadedRun loadTeacher(const RetrieveOptions& f, const Config& cfg, const c10::Device& dev, const std::string& why) {
   const std::string teacher = f.teacher.empty() ? cfg.model.teacher : f.teacher;
-  BIUD_CHECK(!teacher.empty(), ConfigError, "no teacher {}: pass --teacher RUN or set model.teacher (a clip2d run folder)",
-             why);
+  BIUD_CHECK(!teacher.empty(), ConfigError,
+             "no teacher {}: pass --teacher RUN or set model.teacher (a clip2d run folder)", why);
   auto t = loadRun(teacher, dev);
   // The teacher embeds reports and X-rays in one space (a clip2d run).
   BIUD_CHECK(t.model->can(Capability::kXray) && t.model->can(Capability::kText), ConfigError,
@@ -128,7 +128,8 @@ void teacherSources(Sources& src, const RetrieveOptions& f, const Config& cfg, c
   // A frozen teacher report encoder (e.g. a pretrained BERT): its features may already be in the
   // text-feature cache written while the teacher trained (train/TextCache.h).
   if (t.cfg.model.text_encoder.frozen)
-    src.textCache = data::makeFrozenTextFeatures(t.cfg, t.model->textTower().encoder, *t.tokenizer, dev, /*writer=*/true);
+    src.textCache =
+        data::makeFrozenTextFeatures(t.cfg, t.model->textTower().encoder, *t.tokenizer, dev, /*writer=*/true);
   auto* cache = src.textCache.get();
   auto embed = [&t, cache, dev](const std::vector<std::string>& texts, std::int64_t b, std::int64_t e) {
     torch::NoGradGuard ng;

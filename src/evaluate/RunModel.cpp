@@ -6,10 +6,14 @@ namespace biud::evaluate {
 
 std::string describe(Capability c) {
   switch (c) {
-    case Capability::kText: return "text encoder";
-    case Capability::kCt: return "CT encoder in the shared embedding space";
-    case Capability::kXray: return "X-ray encoder";
-    case Capability::kCtEncoder: return "CT backbone";
+    case Capability::kText:
+      return "text encoder";
+    case Capability::kCt:
+      return "CT encoder in the shared embedding space";
+    case Capability::kXray:
+      return "X-ray encoder";
+    case Capability::kCtEncoder:
+      return "CT backbone";
   }
   return "?";
 }
@@ -76,7 +80,8 @@ class BiudRunModel final : public RunModel {
 template <class M>
 class BackboneRunModel final : public RunModel {
  public:
-  BackboneRunModel(M m, std::string run, std::string task) : RunModel(std::move(run), std::move(task)), m_(std::move(m)) {}
+  BackboneRunModel(M m, std::string run, std::string task)
+      : RunModel(std::move(run), std::move(task)), m_(std::move(m)) {}
   torch::nn::Module& module() override { return *m_; }
   bool can(Capability c) const override { return c == Capability::kCtEncoder; }
   std::shared_ptr<models::VisualEncoderImpl> ctEncoder() const override { return m_->ct_encoder; }

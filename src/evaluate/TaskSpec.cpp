@@ -1,9 +1,9 @@
 #include "biud/evaluate/TaskSpec.h"
 
-#include <fmt/ranges.h>
-
 #include <map>
 #include <mutex>
+
+#include <fmt/ranges.h>
 
 #include "biud/core/Error.h"
 

@@ -1,8 +1,8 @@
 #include "biud/evaluate/Teacher.h"
 
-#include <torch/torch.h>
-
 #include <filesystem>
+
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/data/TextBatch.h"

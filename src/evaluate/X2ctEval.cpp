@@ -35,8 +35,7 @@ eval::Matrix toMatrix(const torch::Tensor& t) {
   auto c = t.to(torch::kFloat64).contiguous().cpu();
   eval::Matrix m(static_cast<size_t>(c.size(0)), std::vector<double>(static_cast<size_t>(c.size(1))));
   const double* p = c.data_ptr<double>();
-  for (size_t i = 0; i < m.size(); ++i)
-    std::copy(p + i * m[i].size(), p + (i + 1) * m[i].size(), m[i].begin());
+  for (size_t i = 0; i < m.size(); ++i) std::copy(p + i * m[i].size(), p + (i + 1) * m[i].size(), m[i].begin());
   return m;
 }
 }  // namespace
@@ -75,9 +74,10 @@ nlohmann::json x2ctRetrieval(const torch::Tensor& xray, const std::vector<std::s
 torch::Tensor linearProbe(const torch::Tensor& xTrain, const torch::Tensor& yTrain, const torch::Tensor& xTest,
                           double C, int maxIter) {
   BIUD_CHECK(C > 0, ValueError, "linearProbe: C must be > 0, got {}", C);
-  BIUD_CHECK(xTrain.dim() == 2 && yTrain.dim() == 2 && xTrain.size(0) == yTrain.size(0) && xTest.size(1) == xTrain.size(1),
-             ValueError, "linearProbe: shapes x {} y {} test {} do not fit", tensor::shapeStr(xTrain.sizes()),
-             tensor::shapeStr(yTrain.sizes()), tensor::shapeStr(xTest.sizes()));
+  BIUD_CHECK(
+      xTrain.dim() == 2 && yTrain.dim() == 2 && xTrain.size(0) == yTrain.size(0) && xTest.size(1) == xTrain.size(1),
+      ValueError, "linearProbe: shapes x {} y {} test {} do not fit", tensor::shapeStr(xTrain.sizes()),
+      tensor::shapeStr(yTrain.sizes()), tensor::shapeStr(xTest.sizes()));
   torch::NoGradGuard outer;
   auto x = xTrain.to(torch::kFloat64), xt = xTest.to(torch::kFloat64);
   auto y = yTrain.to(torch::kFloat64);
@@ -125,7 +125,8 @@ torch::Tensor linearProbe(const torch::Tensor& xTrain, const torch::Tensor& yTra
 
 std::vector<std::int64_t> fewShotSubset(std::int64_t n, double fraction, std::uint64_t seed) {
   BIUD_CHECK(n > 0 && fraction > 0 && fraction <= 1, ValueError, "fewShotSubset: n {} fraction {}", n, fraction);
-  const std::int64_t k = std::min<std::int64_t>(n, std::max<std::int64_t>(2, std::llround(fraction * static_cast<double>(n))));
+  const std::int64_t k =
+      std::min<std::int64_t>(n, std::max<std::int64_t>(2, std::llround(fraction * static_cast<double>(n))));
   std::vector<std::int64_t> all(static_cast<size_t>(n));
   std::iota(all.begin(), all.end(), 0);
   Rng rng(seed);
@@ -158,7 +159,8 @@ struct Split {
 
 }  // namespace
 
-json x2ctAurocJson(const AurocMap& m, const std::vector<std::string>& findings, const std::vector<std::string>& ctOnly) {
+json x2ctAurocJson(const AurocMap& m, const std::vector<std::string>& findings,
+                   const std::vector<std::string>& ctOnly) {
   json j;
   std::vector<std::string> visible, hidden;
   for (const auto& f : findings) {
@@ -227,10 +229,11 @@ X2ctEvalResult runX2ctEval(const X2ctEvalOptions& opt, const Config& cfg, const 
     const std::string ps = opt.prompts.empty() ? rc.eval.prompts : opt.prompts;
     const std::string manifestPath = opt.manifest.empty() ? data::x2ctXrayManifest(rc) : opt.manifest;
     const auto latentPath = data::x2ctLatentPath(rc, dir);
-    BIUD_CHECK(stdfs::exists(latentPath), DataError,
-               "run `{}` has no cached latents at `{}` (written by the x2ct task at its start; biud-x2ct-eval takes x2ct "
-               "runs, use biud-zeroshot for the others)",
-               dir, latentPath);
+    BIUD_CHECK(
+        stdfs::exists(latentPath), DataError,
+        "run `{}` has no cached latents at `{}` (written by the x2ct task at its start; biud-x2ct-eval takes x2ct "
+        "runs, use biud-zeroshot for the others)",
+        dir, latentPath);
     const auto latents = data::readX2ctLatents(latentPath);
     const auto manifest = image::readManifest(manifestPath);
     auto load = [&](const std::string& s) {
@@ -303,7 +306,8 @@ X2ctEvalResult runX2ctEval(const X2ctEvalOptions& opt, const Config& cfg, const 
   return res;
 }
 
-std::string x2ctMarkdown(const json& result, const std::vector<std::string>& names, const std::vector<std::string>& findings) {
+std::string x2ctMarkdown(const json& result, const std::vector<std::string>& names,
+                         const std::vector<std::string>& findings) {
   auto cell = [](const json& v) { return v.is_number() ? fmt::format("{:.3f}", v.get<double>()) : std::string("–"); };
   json models = result.contains("models") ? result["models"] : json::object();
   std::string md = "| metric |";
@@ -349,7 +353,8 @@ std::string x2ctMarkdown(const json& result, const std::vector<std::string>& nam
     }
   row("external: zero-shot AUROC macro", [](json m) { return m["external"]["zeroshot"]["macro"]; });
   row("external: zero-shot AUROC CT-only", [](json m) { return m["external"]["zeroshot"]["macro_ct_only"]; });
-  row("external: xray_to_report recall@5", [](json m) { return m["external"]["retrieval"]["xray_to_report"]["recall@5"]; });
+  row("external: xray_to_report recall@5",
+      [](json m) { return m["external"]["retrieval"]["xray_to_report"]["recall@5"]; });
   row("external: xray_to_ct recall@5", [](json m) { return m["external"]["retrieval"]["xray_to_ct"]["recall@5"]; });
   return md;
 }

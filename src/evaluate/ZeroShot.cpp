@@ -1,10 +1,10 @@
 #include "biud/evaluate/ZeroShot.h"
 
-#include <fmt/ranges.h>
-#include <torch/torch.h>
-
 #include <algorithm>
 #include <cmath>
+
+#include <fmt/ranges.h>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
@@ -40,8 +40,9 @@ PromptedColumns promptedColumns(const std::vector<std::string>& labelNames, cons
                                 const std::string& labelsFrom) {
   auto out = prompts.matchLabels(labelNames, labelsFrom);
   if (!out.unmatched.empty())
-    log::warn("zeroshot", "label columns of {} without prompts in `{}` are not evaluated: {} (prompt findings: {})", labelsFrom,
-              prompts.file.empty() ? prompts.name : prompts.file, fmt::join(out.unmatched, ", "), prompts.describe());
+    log::warn("zeroshot", "label columns of {} without prompts in `{}` are not evaluated: {} (prompt findings: {})",
+              labelsFrom, prompts.file.empty() ? prompts.name : prompts.file, fmt::join(out.unmatched, ", "),
+              prompts.describe());
   return out;
 }
 
@@ -60,8 +61,8 @@ text::PromptSet ctClipPromptSet(const std::vector<std::string>& labelNames, cons
 PromptedColumns validationColumns(const std::vector<std::string>& labelNames, const text::PromptSet& prompts,
                                   const std::string& manifest) {
   if (labelNames.empty()) {
-    log::warn("zeroshot", "`{}` has no label columns: no zero-shot validation with the prompts of `{}` (eval.prompts)", manifest,
-              prompts.file);
+    log::warn("zeroshot", "`{}` has no label columns: no zero-shot validation with the prompts of `{}` (eval.prompts)",
+              manifest, prompts.file);
     return {};
   }
   return promptedColumns(labelNames, prompts, fmt::format("`{}` (validation)", manifest));

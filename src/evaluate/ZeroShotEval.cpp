@@ -1,8 +1,8 @@
 #include "biud/evaluate/ZeroShotEval.h"
 
-#include <fmt/ranges.h>
-
 #include <filesystem>
+
+#include <fmt/ranges.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -43,11 +43,14 @@ ZeroShotScores scoreZeroShot(LoadedRun& run, const image::Manifest& manifest, co
   } else {
     auto ds = splitDataset(std::make_shared<image::Manifest>(manifest), split, run.cfg.data, cacheDir);
     std::vector<torch::Tensor> parts, labels;
-    forEachEvalBatch(ds, run.cfg.data.loader, [&](data::CtBatch& b) {
-      parts.push_back(model.encodeCt(b.volume.to(dev)).ct.cpu());
-      labels.push_back(b.labels);
-      s.ids.insert(s.ids.end(), b.ids.begin(), b.ids.end());
-    }, "encode " + split);
+    forEachEvalBatch(
+        ds, run.cfg.data.loader,
+        [&](data::CtBatch& b) {
+          parts.push_back(model.encodeCt(b.volume.to(dev)).ct.cpu());
+          labels.push_back(b.labels);
+          s.ids.insert(s.ids.end(), b.ids.begin(), b.ids.end());
+        },
+        "encode " + split);
     img = torch::cat(parts);
     s.labels = torch::cat(labels);
   }
@@ -63,10 +66,11 @@ ZeroShotResult runZeroShot(const ZeroShotOptions& opt, const Config& cfg, const 
   for (const auto& r : opt.runs) {
     loaded.emplace_back(r.name, loadRun(r.path, dev, cfg.eval.ema));
     const auto& m = *loaded.back().second.model;
-    BIUD_CHECK(m.can(Capability::kText) && (m.can(Capability::kXray) || m.can(Capability::kCt)), ConfigError,
-               "--run `{}` is a {} run; zero-shot classification needs a biud, clip2d or imported CT-CLIP run (image and "
-               "text encoders)",
-               r.path, m.task());
+    BIUD_CHECK(
+        m.can(Capability::kText) && (m.can(Capability::kXray) || m.can(Capability::kCt)), ConfigError,
+        "--run `{}` is a {} run; zero-shot classification needs a biud, clip2d or imported CT-CLIP run (image and "
+        "text encoders)",
+        r.path, m.task());
   }
   auto& first = loaded.front().second;
   ZeroShotResult res;
@@ -77,14 +81,17 @@ ZeroShotResult runZeroShot(const ZeroShotOptions& opt, const Config& cfg, const 
     manifestPath = first.model->can(Capability::kXray) ? first.cfg.data.xray_manifest : first.cfg.data.manifest;
   const auto manifest = image::readManifest(manifestPath);
   const std::string protocol = opt.protocol.empty() ? cfg.eval.zeroshot_protocol : opt.protocol;
-  BIUD_CHECK(!manifest.labelNames.empty(), DataError, "`{}` has no label columns: zero-shot classification needs labels", manifestPath);
+  BIUD_CHECK(!manifest.labelNames.empty(), DataError,
+             "`{}` has no label columns: zero-shot classification needs labels", manifestPath);
   const bool ctClip = protocol == "ct-clip";
   // CT-CLIP: one prompt pair per label column, named after the finding the prompt set gives it.
   const auto named = text::PromptSet::load(prompts);
   const auto ps = ctClip ? ctClipPromptSet(manifest.labelNames, &named) : named;
   if (ctClip)
-    log::info("zeroshot", "protocol ct-clip: prompts \"{}\" / \"{}\", ...", ps.findings[0].positive[0], ps.findings[0].negative[0]);
-  const auto pc = promptedColumns(manifest.labelNames, ps, fmt::format("`{}`", manifestPath));  // ConfigError listing both sides
+    log::info("zeroshot", "protocol ct-clip: prompts \"{}\" / \"{}\", ...", ps.findings[0].positive[0],
+              ps.findings[0].negative[0]);
+  const auto pc =
+      promptedColumns(manifest.labelNames, ps, fmt::format("`{}`", manifestPath));  // ConfigError listing both sides
   const auto& findings = pc.findings;
   const auto& cols = pc.columns;
   const std::string out = opt.prepareOut ? opt.prepareOut() : std::string(".");
@@ -117,16 +124,18 @@ ZeroShotResult runZeroShot(const ZeroShotOptions& opt, const Config& cfg, const 
     eval::ModelPredictions mp;
     mp.name = name;
     mp.probs = toRows(s.probs);
-    writeProbabilities(
-        (stdfs::path(out) / (loaded.size() == 1 ? "probabilities.csv" : "probabilities_" + eval::safeFileName(name) + ".csv")).string(),
-        ids, findings, mp.probs);
+    writeProbabilities((stdfs::path(out) / (loaded.size() == 1 ? "probabilities.csv"
+                                                               : "probabilities_" + eval::safeFileName(name) + ".csv"))
+                           .string(),
+                       ids, findings, mp.probs);
     models.push_back(std::move(mp));
   }
   eval::ClassificationOptions co;
   co.bootstrap = cfg.eval.bootstrap;
   co.ci = cfg.eval.ci;
   co.seed = static_cast<std::uint64_t>(cfg.seed);
-  auto j = eval::evaluateModels(models, labels, findings, co, cfg.eval.plots ? (stdfs::path(out) / "plots").string() : "");
+  auto j =
+      eval::evaluateModels(models, labels, findings, co, cfg.eval.plots ? (stdfs::path(out) / "plots").string() : "");
   j["split"] = split;
   j["manifest"] = manifestPath;
   j["prompts"] = prompts;
@@ -137,10 +146,12 @@ ZeroShotResult runZeroShot(const ZeroShotOptions& opt, const Config& cfg, const 
       if (m == 0) {
         for (const auto& w : cc.warnings) log::warn("zeroshot", "{}", w);
         j["ct_clip"] = cc.toJson();
-        log::info("zeroshot", "CT-CLIP protocol, macro: AUROC {:.4f}  F1 (weighted) {:.4f}  accuracy {:.4f}  precision {:.4f}", cc.auroc,
-                  cc.f1, cc.accuracy, cc.precision);
+        log::info("zeroshot",
+                  "CT-CLIP protocol, macro: AUROC {:.4f}  F1 (weighted) {:.4f}  accuracy {:.4f}  precision {:.4f}",
+                  cc.auroc, cc.f1, cc.accuracy, cc.precision);
       }
-      if (j.contains("models") && j["models"].contains(models[m].name)) j["models"][models[m].name]["ct_clip"] = cc.toJson();
+      if (j.contains("models") && j["models"].contains(models[m].name))
+        j["models"][models[m].name]["ct_clip"] = cc.toJson();
     }
   }
   j["failed"] = failures.size();

@@ -12,8 +12,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -36,7 +37,8 @@ constexpr std::uint32_t kMaxIdBytes = 4096;
 /// Why a record header (with the right magic) cannot be a record this writer wrote: "" when it is
 /// consistent. Every size is checked before it is used, without overflow.
 std::string recordHeaderProblem(const RecordHeader& h) {
-  if (h.dtype != static_cast<std::uint8_t>(CacheDtype::Int16) && h.dtype != static_cast<std::uint8_t>(CacheDtype::Float16))
+  if (h.dtype != static_cast<std::uint8_t>(CacheDtype::Int16) &&
+      h.dtype != static_cast<std::uint8_t>(CacheDtype::Float16))
     return fmt::format("unknown voxel type {}", h.dtype);
   std::uint64_t numel = 1;
   for (int d = 0; d < 3; ++d) {
@@ -44,13 +46,13 @@ std::string recordHeaderProblem(const RecordHeader& h) {
     numel *= static_cast<std::uint64_t>(h.shape[d]);  // < 2^93 cannot happen: each factor < 2^31, checked below
     if (numel > (std::uint64_t{1} << 40)) return "shape too large";
   }
-  if (h.dataBytes != numel * 2) return fmt::format("{} voxel bytes for shape {}x{}x{}", h.dataBytes, h.shape[0], h.shape[1], h.shape[2]);
+  if (h.dataBytes != numel * 2)
+    return fmt::format("{} voxel bytes for shape {}x{}x{}", h.dataBytes, h.shape[0], h.shape[1], h.shape[2]);
   if (h.idBytes == 0 || h.idBytes > kMaxIdBytes) return fmt::format("id of {} bytes", h.idBytes);
   if (h.dataOffset != alignUp(sizeof(RecordHeader) + h.idBytes)) return fmt::format("voxel offset {}", h.dataOffset);
   if (!(h.quant > 0) || !std::isfinite(h.quant)) return fmt::format("quantisation factor {}", h.quant);
   return "";
 }
-
 
 void writeAll(int fd, const void* p, size_t n, const std::string& file) {
   const char* c = static_cast<const char*>(p);
@@ -106,7 +108,7 @@ std::uint16_t floatToHalf(float f) {
   if (exp == 0xff) return static_cast<std::uint16_t>(sign | 0x7c00u | (mant ? 0x200u : 0u));  // Inf/NaN
   int e = exp - 127 + 15;
   if (e >= 31) return static_cast<std::uint16_t>(sign | 0x7c00u);  // overflow -> Inf
-  if (e <= 0) {                                                     // subnormal or zero
+  if (e <= 0) {                                                    // subnormal or zero
     if (e < -10) return static_cast<std::uint16_t>(sign);
     mant |= 0x800000u;
     const int shift = 14 - e;
@@ -161,7 +163,11 @@ float int16Quant(const CtPreprocessConfig& c) {
 
 CacheWriter::CacheWriter(std::string dir, std::string hash, CacheDtype dtype, float quant, std::uint64_t shardBytes,
                          std::string shardPrefix)
-    : dir_(std::move(dir)), hash_(std::move(hash)), prefix_(std::move(shardPrefix)), dtype_(dtype), quant_(quant),
+    : dir_(std::move(dir)),
+      hash_(std::move(hash)),
+      prefix_(std::move(shardPrefix)),
+      dtype_(dtype),
+      quant_(quant),
       shardBytes_(shardBytes) {
   BIUD_CHECK(hash_.size() == 16, ValueError, "cache: preprocessing hash must be 16 characters, got `{}`", hash_);
   fs::makeDirs(dir_);
@@ -252,7 +258,8 @@ CacheEntry CacheWriter::write(const std::string& id, const Volume& v) {
 }
 
 std::vector<CacheEntry> scanShard(const std::string& dir, const std::string& shard, const std::string& hash,
-                                  bool repair, std::uint64_t* cutBytes, bool verify, std::vector<std::string>* damaged) {
+                                  bool repair, std::uint64_t* cutBytes, bool verify,
+                                  std::vector<std::string>* damaged) {
   const std::string path = (stdfs::path(dir) / shard).string();
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   BIUD_SYSCHECK(fd, "cache: cannot open shard `{}`", path);
@@ -323,7 +330,8 @@ std::vector<CacheEntry> scanShard(const std::string& dir, const std::string& sha
   }
   ::close(fd);
   if (cutBytes) *cutBytes = size - pos;
-  if (repair && pos < size) BIUD_SYSCHECK(::truncate(path.c_str(), static_cast<off_t>(pos)), "cache: cannot truncate `{}`", path);
+  if (repair && pos < size)
+    BIUD_SYSCHECK(::truncate(path.c_str(), static_cast<off_t>(pos)), "cache: cannot truncate `{}`", path);
   return out;
 }
 
@@ -376,7 +384,8 @@ std::pair<std::string, std::string> cacheHashOf(const std::string& dir) {
 
 // --- reader --------------------------------------------------------------------------------
 
-CacheReader::CacheReader(const std::string& dir, const std::string& expectedHash, const std::string& expectedDescription)
+CacheReader::CacheReader(const std::string& dir, const std::string& expectedHash,
+                         const std::string& expectedDescription)
     : dir_(dir) {
   const stdfs::path p = stdfs::path(dir) / "index.json";
   std::error_code ec;
@@ -463,9 +472,10 @@ const CacheReader::Map& CacheReader::mapShard(const std::string& shard) const {
 
 const void* CacheReader::data(const CacheEntry& e) const {
   const Map& m = mapShard(e.shard);
-  BIUD_CHECK(e.bytes <= m.len && e.offset <= m.len - e.bytes, DataError,
-             "cache `{}`: item `{}` ends at byte {} but shard `{}` has {} bytes (truncated cache? rerun biud-preprocess)",
-             dir_, e.id, e.offset + e.bytes, e.shard, m.len);
+  BIUD_CHECK(
+      e.bytes <= m.len && e.offset <= m.len - e.bytes, DataError,
+      "cache `{}`: item `{}` ends at byte {} but shard `{}` has {} bytes (truncated cache? rerun biud-preprocess)",
+      dir_, e.id, e.offset + e.bytes, e.shard, m.len);
   return static_cast<const char*>(m.addr) + e.offset;
 }
 
@@ -479,8 +489,10 @@ Verify defaultVerify() {
   Verify d = Verify::Once;
   if (const char* env = std::getenv("BIUD_CACHE_VERIFY"); env && *env) {
     const std::string s = env;
-    if (s == "off") d = Verify::Off;
-    else if (s == "always") d = Verify::Always;
+    if (s == "off")
+      d = Verify::Off;
+    else if (s == "always")
+      d = Verify::Always;
     else
       BIUD_CHECK(s == "once", ConfigError, "BIUD_CACHE_VERIFY=`{}`: expected off, once or always", s);
   }
@@ -537,7 +549,8 @@ void CacheReader::decode(const CacheEntry& e, float* out, Verify v) const {
 
 Volume CacheReader::read(const std::string& id, Verify verify) const {
   const CacheEntry* e = find(id);
-  BIUD_CHECK(e != nullptr, DataError, "cache `{}` has no item `{}` (was it preprocessed? see failures.jsonl)", dir_, id);
+  BIUD_CHECK(e != nullptr, DataError, "cache `{}` has no item `{}` (was it preprocessed? see failures.jsonl)", dir_,
+             id);
   Volume v;
   v.size = e->shape;
   v.spacing = e->spacing;

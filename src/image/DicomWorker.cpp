@@ -3,8 +3,8 @@
 // runs the in-process reader of VolumeIO.cpp and writes the result to a file.
 #include "biud/image/DicomWorker.h"
 
-#include <itkMultiThreaderBase.h>
 #include <fcntl.h>
+#include <itkMultiThreaderBase.h>
 #include <malloc.h>
 #include <signal.h>
 #include <spawn.h>
@@ -14,10 +14,10 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <csignal>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -78,12 +78,18 @@ std::uint64_t inputBytes(const std::string& path) {
 
 std::string signalName(int sig) {
   switch (sig) {
-    case SIGABRT: return "SIGABRT: an assertion in the DICOM library";
-    case SIGSEGV: return "SIGSEGV";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGKILL: return "SIGKILL: out of memory or killed";
-    default: return fmt::format("signal {}", sig);
+    case SIGABRT:
+      return "SIGABRT: an assertion in the DICOM library";
+    case SIGSEGV:
+      return "SIGSEGV";
+    case SIGBUS:
+      return "SIGBUS";
+    case SIGFPE:
+      return "SIGFPE";
+    case SIGKILL:
+      return "SIGKILL: out of memory or killed";
+    default:
+      return fmt::format("signal {}", sig);
   }
 }
 
@@ -112,11 +118,11 @@ std::string lastLine(const std::string& s) {
 /// The outcome of one worker run: the output file's bytes, or why there are none.
 struct WorkerRun {
   bool ok = false;
-  std::string out;     ///< OUT's bytes when ok
-  std::string err;     ///< OUT.err ("Type\nmessage") when the worker reported an error
-  int signal = 0;      ///< the signal that ended the worker
+  std::string out;  ///< OUT's bytes when ok
+  std::string err;  ///< OUT.err ("Type\nmessage") when the worker reported an error
+  int signal = 0;   ///< the signal that ended the worker
   bool timedOut = false;
-  std::string logTail; ///< last line of the worker's stderr
+  std::string logTail;  ///< last line of the worker's stderr
 };
 
 WorkerRun runWorker(const char* op, const std::string& path, const std::string& series) {
@@ -149,8 +155,9 @@ WorkerRun runWorker(const char* op, const std::string& path, const std::string& 
   const int rc = posix_spawn(&pid, worker.c_str(), &fa, &attr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
-  BIUD_CHECK(rc == 0, IoError, "cannot start the DICOM reader `{}` for `{}`: {} (set BIUD_DICOM_ISOLATION=0 to read in-process)",
-             worker, path, std::strerror(rc));
+  BIUD_CHECK(rc == 0, IoError,
+             "cannot start the DICOM reader `{}` for `{}`: {} (set BIUD_DICOM_ISOLATION=0 to read in-process)", worker,
+             path, std::strerror(rc));
 
   const double timeout = std::atof(envOr("BIUD_DICOM_TIMEOUT", "900"));
   const auto t0 = std::chrono::steady_clock::now();
@@ -160,7 +167,8 @@ WorkerRun runWorker(const char* op, const std::string& path, const std::string& 
   for (;;) {
     const pid_t w = ::waitpid(pid, &status, WNOHANG);
     if (w == pid) break;
-    if (w < 0 && errno != EINTR) BIUD_THROW(IoError, "DICOM reader for `{}`: waitpid failed: {}", path, std::strerror(errno));
+    if (w < 0 && errno != EINTR)
+      BIUD_THROW(IoError, "DICOM reader for `{}`: waitpid failed: {}", path, std::strerror(errno));
     if (timeout > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > timeout) {
       ::kill(pid, SIGKILL);
       while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -216,10 +224,11 @@ std::string checkedRun(const char* op, const std::string& path, const std::strin
   std::error_code ec;
   const bool folder = stdfs::is_directory(path, ec);
   if (r.timedOut)
-    BIUD_THROW(IoError,
-               "{} `{}`: reading it took longer than {} s (BIUD_DICOM_TIMEOUT) and was stopped: a damaged file makes the "
-               "DICOM reader loop; remove or replace it, or raise BIUD_DICOM_TIMEOUT for a very large series",
-               kind, path, envOr("BIUD_DICOM_TIMEOUT", "900"));
+    BIUD_THROW(
+        IoError,
+        "{} `{}`: reading it took longer than {} s (BIUD_DICOM_TIMEOUT) and was stopped: a damaged file makes the "
+        "DICOM reader loop; remove or replace it, or raise BIUD_DICOM_TIMEOUT for a very large series",
+        kind, path, envOr("BIUD_DICOM_TIMEOUT", "900"));
   std::string which;
   if (folder) {
     const auto bad = crashingFiles(path);
@@ -313,8 +322,10 @@ bool dicomIsolation() {
   static const bool found = [] {
     const bool ok = !workerPath().empty();
     if (!ok)
-      log::debug("image", "biud-dicom-worker not found next to {}: DICOM is read in-process (a damaged file can "
-                          "stop this process)", fs::executableDir().string());
+      log::debug("image",
+                 "biud-dicom-worker not found next to {}: DICOM is read in-process (a damaged file can "
+                 "stop this process)",
+                 fs::executableDir().string());
     return ok;
   }();
   return found;
@@ -370,8 +381,8 @@ int dicomWorkerMain(int argc, char** argv) {
   itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(1);
   if (!kAsan) {
     const double gb = std::atof(envOr("BIUD_DICOM_MAX_GB", "0"));
-    const std::uint64_t limit = gb > 0 ? static_cast<std::uint64_t>(gb * (1ull << 30))
-                                       : (2ull << 30) + 32 * inputBytes(path);
+    const std::uint64_t limit =
+        gb > 0 ? static_cast<std::uint64_t>(gb * (1ull << 30)) : (2ull << 30) + 32 * inputBytes(path);
     rlimit as{limit, limit};
     ::setrlimit(RLIMIT_AS, &as);
   }
@@ -385,7 +396,9 @@ int dicomWorkerMain(int argc, char** argv) {
     } else if (op == "info") {
       const ImageInfo i = detail::readImageInfoInProcess(path);
       writeOut(out,
-               json{{"dimension", i.dimension}, {"size", i.size}, {"components", i.components},
+               json{{"dimension", i.dimension},
+                    {"size", i.size},
+                    {"components", i.components},
                     {"componentType", i.componentType}},
                nullptr);
     } else if (op == "series") {
@@ -400,11 +413,12 @@ int dicomWorkerMain(int argc, char** argv) {
   } catch (const Error& e) {
     fs::atomicWrite(out + ".err", std::string(errorType(e)) + "\n" + e.what());
   } catch (const std::bad_alloc&) {
-    fs::atomicWrite(out + ".err",
-                    fmt::format("IoError\nDICOM `{}` is damaged: reading it needs more memory than its size can justify "
-                                "(a data-element length in a file is larger than the file?); remove or replace the "
-                                "damaged file, or raise BIUD_DICOM_MAX_GB (GiB) for an unusual series",
-                                path));
+    fs::atomicWrite(
+        out + ".err",
+        fmt::format("IoError\nDICOM `{}` is damaged: reading it needs more memory than its size can justify "
+                    "(a data-element length in a file is larger than the file?); remove or replace the "
+                    "damaged file, or raise BIUD_DICOM_MAX_GB (GiB) for an unusual series",
+                    path));
   } catch (const std::exception& e) {
     fs::atomicWrite(out + ".err", fmt::format("IoError\nDICOM `{}` is unreadable: {}", path, e.what()));
   }

@@ -52,7 +52,8 @@ Image2D lineIntegralAPCone(const Volume& hu, double sourceDistance, double muWat
   const double cx = 0.5 * (nx - 1) * sx, cy = 0.5 * (ny - 1) * sy, cz = 0.5 * (nz - 1) * sz;
   BIUD_CHECK(sourceDistance > cy, ValueError,
              "lineIntegralAPCone: the source ({} mm from the centre) lies inside the volume (half depth {} mm); "
-             "use a larger source distance", sourceDistance, cy);
+             "use a larger source distance",
+             sourceDistance, cy);
   const double ys = cy - sourceDistance;  // source position along j (anterior of the volume)
   // mu per voxel once (the HU -> mu map of lineIntegralAP).
   std::vector<float> mu(hu.data.size());
@@ -64,7 +65,7 @@ Image2D lineIntegralAPCone(const Volume& hu, double sourceDistance, double muWat
       const double secant = std::sqrt(sourceDistance * sourceDistance + dx * dx + dz * dz) / sourceDistance;
       double acc = 0;
       for (int j = 0; j < ny; ++j) {
-        const double t = (j * sy - ys) / sourceDistance;  // 1 at the isocentre plane
+        const double t = (j * sy - ys) / sourceDistance;          // 1 at the isocentre plane
         double fx = (cx + t * dx) / sx, fz = (cz + t * dz) / sz;  // continuous indices in slice j
         // Voxel i covers [i - 0.5, i + 0.5): outside that the ray misses the slice; between the
         // last voxel centre and the border the edge value holds.

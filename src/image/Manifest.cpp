@@ -1,21 +1,21 @@
 #include "biud/image/Manifest.h"
 
-#include <fmt/ranges.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <unordered_map>
 
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
-#include "biud/text/Utf8.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Json.h"
 #include "biud/core/Log.h"
+#include "biud/text/Utf8.h"
 
 namespace biud::image {
 
@@ -87,7 +87,7 @@ std::vector<std::string> splitImages(const std::string& s) {
 
 /// Columns that override a volume's header (see VolumeOverrides in Volume.h).
 const std::vector<std::string>& overrideColumns() {
-  static const std::vector<std::string> k = {"spacing_x",   "spacing_y",         "spacing_z", "rescale_slope",
+  static const std::vector<std::string> k = {"spacing_x",         "spacing_y",   "spacing_z", "rescale_slope",
                                              "rescale_intercept", "orientation", "origin"};
   return k;
 }
@@ -151,8 +151,7 @@ struct Builder {
       labelNames = opt.labels;
     } else {
       for (const auto& c : cols)
-        if (!knownColumns().count(c) &&
-            std::find(opt.ignore.begin(), opt.ignore.end(), c) == opt.ignore.end())
+        if (!knownColumns().count(c) && std::find(opt.ignore.begin(), opt.ignore.end(), c) == opt.ignore.end())
           labelNames.push_back(c);
     }
     m.labelNames = labelNames;
@@ -170,8 +169,9 @@ struct Builder {
                  "manifest `{}` line {} (id `{}`): column `{}` has `{}`; expected {} number{}", file, line, it.id, col,
                  raw, want, want > 1 ? "s" : "");
       for (double d : v)
-        BIUD_CHECK(std::isfinite(d), DataError, "manifest `{}` line {} (id `{}`): column `{}` has a non-finite value `{}`",
-                   file, line, it.id, col, raw);
+        BIUD_CHECK(std::isfinite(d), DataError,
+                   "manifest `{}` line {} (id `{}`): column `{}` has a non-finite value `{}`", file, line, it.id, col,
+                   raw);
       return v;
     };
     VolumeOverrides& o = it.overrides;
@@ -187,7 +187,8 @@ struct Builder {
       }
     }
     BIUD_CHECK(given == 0 || given == 3, DataError,
-               "manifest `{}` line {} (id `{}`): give all of spacing_x, spacing_y, spacing_z or none", file, line, it.id);
+               "manifest `{}` line {} (id `{}`): give all of spacing_x, spacing_y, spacing_z or none", file, line,
+               it.id);
     auto slope = numbers("rescale_slope", 1), inter = numbers("rescale_intercept", 1);
     BIUD_CHECK(slope.empty() == inter.empty(), DataError,
                "manifest `{}` line {} (id `{}`): give both rescale_slope and rescale_intercept or neither", file, line,
@@ -234,8 +235,8 @@ struct Builder {
       it.images.push_back(resolvePath(base, p));
       if (opt.checkFiles) {
         std::error_code ec;
-        BIUD_CHECK(stdfs::exists(it.images.back(), ec), IoError, "manifest `{}` line {} (id `{}`): image `{}` not found",
-                   file, line, it.id, it.images.back());
+        BIUD_CHECK(stdfs::exists(it.images.back(), ec), IoError,
+                   "manifest `{}` line {} (id `{}`): image `{}` not found", file, line, it.id, it.images.back());
       }
     }
     {
@@ -290,9 +291,12 @@ std::string ManifestItem::text(const std::vector<std::string>& sections) const {
     out += t;
   };
   for (const auto& s : sections) {
-    if (s == "findings") add(findings);
-    else if (s == "impression") add(impression);
-    else if (s == "report") add(report);
+    if (s == "findings")
+      add(findings);
+    else if (s == "impression")
+      add(impression);
+    else if (s == "report")
+      add(report);
   }
   if (out.empty()) add(report);
   return out;
@@ -388,15 +392,15 @@ Manifest readManifest(const std::string& path, const ManifestOptions& opt) {
                  path, lines[0], c + 1);
     b.setColumns(cols);
     for (size_t r = 1; r < rows.size(); ++r) {
-      BIUD_CHECK(rows[r].size() == cols.size(), DataError, "manifest `{}` line {}: {} fields, the header has {}",
-                 path, lines[r], rows[r].size(), cols.size());
+      BIUD_CHECK(rows[r].size() == cols.size(), DataError, "manifest `{}` line {}: {} fields, the header has {}", path,
+                 lines[r], rows[r].size(), cols.size());
       std::map<std::string, std::string> rec;
       for (size_t c = 0; c < cols.size(); ++c) rec[cols[c]] = rows[r][c];
       b.add(rec, lines[r], nullptr);
     }
   } else {
-    BIUD_THROW(DataError, "manifest `{}`: unknown extension (use .csv or .jsonl, optionally gzip-compressed as .csv.gz)",
-               path);
+    BIUD_THROW(DataError,
+               "manifest `{}`: unknown extension (use .csv or .jsonl, optionally gzip-compressed as .csv.gz)", path);
   }
   return std::move(b.m);
 }

@@ -47,8 +47,8 @@ std::vector<Member> centralDirectory(const std::string& z, const std::string& pa
     cdOffset = le(z, z64 + 48, 8);
   }
   std::vector<Member> out;
-  BIUD_CHECK(cdOffset <= z.size(), IoError, "`{}`: the zip central directory starts at byte {}, past the end ({} bytes)",
-             path, cdOffset, z.size());
+  BIUD_CHECK(cdOffset <= z.size(), IoError,
+             "`{}`: the zip central directory starts at byte {}, past the end ({} bytes)", path, cdOffset, z.size());
   size_t p = cdOffset;  // from here on p <= z.size(): sums below cannot overflow
   for (std::uint64_t n = 0; n < count; ++n) {
     BIUD_CHECK(z.size() - p >= 46 && le(z, p, 4) == 0x02014b50u, IoError,
@@ -83,8 +83,9 @@ std::string extract(const std::string& z, const Member& m, const std::string& pa
   BIUD_CHECK(m.offset <= z.size() && z.size() - m.offset >= 30 && le(z, m.offset, 4) == 0x04034b50u, IoError,
              "`{}`: zip member `{}` has no local header (truncated file?)", path, m.name);
   const std::uint64_t data = m.offset + 30 + le(z, m.offset + 26, 2) + le(z, m.offset + 28, 2);
-  BIUD_CHECK(data <= z.size() && m.csize <= z.size() - data, IoError, "`{}`: zip member `{}` is truncated ({} of {} bytes)",
-             path, m.name, z.size() > data ? z.size() - data : 0, m.csize);
+  BIUD_CHECK(data <= z.size() && m.csize <= z.size() - data, IoError,
+             "`{}`: zip member `{}` is truncated ({} of {} bytes)", path, m.name, z.size() > data ? z.size() - data : 0,
+             m.csize);
   // deflate shrinks at most 1032:1: a larger size in the directory is damage, not a reason to
   // allocate it (the buffer below is sized from it).
   BIUD_CHECK(m.method != 8 || m.usize / 1032 <= m.csize, IoError,
@@ -122,8 +123,10 @@ std::string extract(const std::string& z, const Member& m, const std::string& pa
                "`{}`: zip member `{}` does not inflate (zlib {}; {} of {} bytes): damaged or truncated file", path,
                m.name, rc, produced, m.usize);
   } else {
-    BIUD_THROW(IoError, "`{}`: zip member `{}` uses compression method {} (only stored (0) and deflate (8), as numpy "
-                        "writes them, are read)", path, m.name, m.method);
+    BIUD_THROW(IoError,
+               "`{}`: zip member `{}` uses compression method {} (only stored (0) and deflate (8), as numpy "
+               "writes them, are read)",
+               path, m.name, m.method);
   }
   BIUD_CHECK(out.size() == m.usize, IoError, "`{}`: zip member `{}` has {} bytes, the directory says {}", path, m.name,
              out.size(), m.usize);
@@ -212,7 +215,8 @@ NpyArray parseNpy(const std::string& b, const std::string& name) {
   }
   const bool swap = order == '>' && size > 1;
   const bool ok = (order == '<' || order == '>' || order == '|' || order == '=') &&
-                  ((kind == 'b' && size == 1) || ((kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8)) ||
+                  ((kind == 'b' && size == 1) ||
+                   ((kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8)) ||
                    (kind == 'f' && (size == 4 || size == 8)));
   BIUD_CHECK(ok, DataError, "`{}`: .npy dtype `{}` is not supported (bool, int8..64, uint8..64, float32/64)", name,
              a.descr);
@@ -224,16 +228,43 @@ NpyArray parseNpy(const std::string& b, const std::string& name) {
     const char* src = b.data() + data + static_cast<size_t>(i) * static_cast<size_t>(size);
     for (int k = 0; k < size; ++k) buf[k] = static_cast<unsigned char>(src[swap ? size - 1 - k : k]);
     double v = 0;
-    if (kind == 'f' && size == 4) { float f; std::memcpy(&f, buf, 4); v = f; }
-    else if (kind == 'f') { double d; std::memcpy(&d, buf, 8); v = d; }
-    else if (kind == 'b' || (kind == 'u' && size == 1)) v = buf[0];
-    else if (kind == 'i' && size == 1) v = static_cast<std::int8_t>(buf[0]);
-    else if (kind == 'i' && size == 2) { std::int16_t x; std::memcpy(&x, buf, 2); v = x; }
-    else if (kind == 'u' && size == 2) { std::uint16_t x; std::memcpy(&x, buf, 2); v = x; }
-    else if (kind == 'i' && size == 4) { std::int32_t x; std::memcpy(&x, buf, 4); v = x; }
-    else if (kind == 'u' && size == 4) { std::uint32_t x; std::memcpy(&x, buf, 4); v = x; }
-    else if (kind == 'i') { std::int64_t x; std::memcpy(&x, buf, 8); v = static_cast<double>(x); }
-    else { std::uint64_t x; std::memcpy(&x, buf, 8); v = static_cast<double>(x); }
+    if (kind == 'f' && size == 4) {
+      float f;
+      std::memcpy(&f, buf, 4);
+      v = f;
+    } else if (kind == 'f') {
+      double d;
+      std::memcpy(&d, buf, 8);
+      v = d;
+    } else if (kind == 'b' || (kind == 'u' && size == 1))
+      v = buf[0];
+    else if (kind == 'i' && size == 1)
+      v = static_cast<std::int8_t>(buf[0]);
+    else if (kind == 'i' && size == 2) {
+      std::int16_t x;
+      std::memcpy(&x, buf, 2);
+      v = x;
+    } else if (kind == 'u' && size == 2) {
+      std::uint16_t x;
+      std::memcpy(&x, buf, 2);
+      v = x;
+    } else if (kind == 'i' && size == 4) {
+      std::int32_t x;
+      std::memcpy(&x, buf, 4);
+      v = x;
+    } else if (kind == 'u' && size == 4) {
+      std::uint32_t x;
+      std::memcpy(&x, buf, 4);
+      v = x;
+    } else if (kind == 'i') {
+      std::int64_t x;
+      std::memcpy(&x, buf, 8);
+      v = static_cast<double>(x);
+    } else {
+      std::uint64_t x;
+      std::memcpy(&x, buf, 8);
+      v = static_cast<double>(x);
+    }
     a.values[static_cast<size_t>(i)] = static_cast<float>(v);
   }
   return a;

@@ -127,8 +127,8 @@ Volume resampleLinear(const Volume& in, const std::array<double, 3>& spacing, fl
   BIUD_CHECK(in.numel() > 0 && static_cast<std::int64_t>(in.data.size()) == in.numel(), ValueError,
              "resample: volume of size {}x{}x{} holds {} values", in.size[0], in.size[1], in.size[2], in.data.size());
   for (int d = 0; d < 3; ++d)
-    BIUD_CHECK(spacing[d] > 0 && in.spacing[d] > 0, ValueError, "resample: spacing must be positive (axis {}: {} -> {})",
-               d, in.spacing[d], spacing[d]);
+    BIUD_CHECK(spacing[d] > 0 && in.spacing[d] > 0, ValueError,
+               "resample: spacing must be positive (axis {}: {} -> {})", d, in.spacing[d], spacing[d]);
   const auto n = resampledSize(in, spacing, torchGrid);
   // Shrink the largest reductions first so that later passes touch fewer voxels: z, then y, x.
   Volume v = pass(in, 2, n[2], spacing[2], outside, 0, torchGrid);
@@ -173,7 +173,8 @@ bool bodyBox(const Volume& v, float threshold, std::array<int, 3>& lo, std::arra
   const std::int64_t n = v.numel();
   // Label components with a flood fill over the mask (labels in int32; 0 = background, -1 = unvisited).
   std::vector<std::int32_t> label(static_cast<size_t>(n), 0);
-  for (std::int64_t i = 0; i < n; ++i) label[static_cast<size_t>(i)] = v.data[static_cast<size_t>(i)] > threshold ? -1 : 0;
+  for (std::int64_t i = 0; i < n; ++i)
+    label[static_cast<size_t>(i)] = v.data[static_cast<size_t>(i)] > threshold ? -1 : 0;
   const int nx = v.size[0], ny = v.size[1], nz = v.size[2];
   const std::int64_t sy = nx, sz = static_cast<std::int64_t>(nx) * ny;
   std::vector<std::int64_t> stack;
@@ -372,10 +373,11 @@ Volume preprocessCt(const Volume& hu, const CtPreprocessConfig& cfg) {
 }
 
 std::string describePreprocess(const CtPreprocessConfig& c) {
-  return fmt::format("spacing [{}, {}, {}] mm, size [{}, {}, {}], window {} [{}, {}] / {}, pad {}, crop {}{}, storage {}",
-                     c.spacing.at(0), c.spacing.at(1), c.spacing.at(2), c.size.at(0), c.size.at(1), c.size.at(2),
-                     c.window, c.hu_min, c.hu_max, c.scale, c.pad_value, c.crop,
-                     c.crop == "body" ? fmt::format(" (> {} HU)", c.body_threshold) : std::string(), c.storage) +
+  return fmt::format(
+             "spacing [{}, {}, {}] mm, size [{}, {}, {}], window {} [{}, {}] / {}, pad {}, crop {}{}, storage {}",
+             c.spacing.at(0), c.spacing.at(1), c.spacing.at(2), c.size.at(0), c.size.at(1), c.size.at(2), c.window,
+             c.hu_min, c.hu_max, c.scale, c.pad_value, c.crop,
+             c.crop == "body" ? fmt::format(" (> {} HU)", c.body_threshold) : std::string(), c.storage) +
          // Only when not the default, so that caches built before the option keep their hash.
          (c.grid == "itk" ? std::string() : fmt::format(", grid {}", c.grid)) +
          (c.clip_before_resample ? ", clip before resampling" : "");

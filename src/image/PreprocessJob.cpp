@@ -6,13 +6,14 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
-#include <mutex>
-#include <nlohmann/json.hpp>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
+
+#include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -89,7 +90,8 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
     std::vector<std::string> bad;
     for (auto& e : scanShard(opt.out, s, sum.hash, /*repair=*/true, &cut, opt.verifyExisting, &bad))
       have[e.id] = std::move(e);
-    if (cut > 0) log::warn("data", "cache shard `{}`: cut off a partial or damaged record ({} bytes); it is redone", s, cut);
+    if (cut > 0)
+      log::warn("data", "cache shard `{}`: cut off a partial or damaged record ({} bytes); it is redone", s, cut);
     damaged.insert(damaged.end(), bad.begin(), bad.end());
   }
   // A damaged record is redone even when an intact copy exists in another shard (the index is
@@ -115,7 +117,7 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
   std::vector<CacheEntry> fresh;
   std::vector<nlohmann::json> failures;
   std::map<std::string, nlohmann::json> notes;  // id -> {id, image, notes}
-  std::set<std::string> processed;             // ids read in this run
+  std::set<std::string> processed;              // ids read in this run
   std::atomic<size_t> next{0};
   Progress progress("preprocess", todo.size(), "vol");
   if (!opt.progress) progress.logEverySeconds = 1e9;
@@ -136,7 +138,8 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
         try {
           const auto ta = std::chrono::steady_clock::now();
           Volume raw = readItemVolume(it, &itemNotes, cfg.spacing_range);
-          for (const auto& n : itemNotes) log::info("data", "{}: header and manifest disagree; manifest used: {}", it.id, n);
+          for (const auto& n : itemNotes)
+            log::info("data", "{}: header and manifest disagree; manifest used: {}", it.id, n);
           const std::string hu = checkHu(raw, cfg, fmt::format("item `{}` (`{}`)", it.id, it.images[0]));
           if (!hu.empty()) {
             log::warn("data", "{}", hu);
@@ -153,7 +156,8 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
                      raw.size[0], raw.size[1], raw.size[2], ms(tb, tc), ms(tc, td));
         } catch (const Error& e) {
           error = e.what();
-          implausible = implausible || (cfg.hu_check == "error" && error.find("HU values look wrong") != std::string::npos);
+          implausible =
+              implausible || (cfg.hu_check == "error" && error.find("HU values look wrong") != std::string::npos);
         } catch (const std::bad_alloc&) {
           error = "out of memory while preprocessing";
         }
@@ -168,8 +172,8 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
           fresh.push_back(std::move(entry));
         } else {
           log::warn("data", "item `{}` failed: {}", it.id, error);
-          failures.push_back({{"id", it.id}, {"image", it.images.empty() ? "" : it.images[0]}, {"line", it.line},
-                              {"error", error}});
+          failures.push_back(
+              {{"id", it.id}, {"image", it.images.empty() ? "" : it.images[0]}, {"line", it.line}, {"error", error}});
         }
         progress.advance(1, fmt::format("{} failed", failures.size()));
       }
@@ -246,7 +250,8 @@ EvalCache prepareEvalCache(const Manifest& m, const std::vector<std::string>& sp
   std::string dir;
   if (!cacheDir.empty() && stdfs::exists(stdfs::path(cacheDir) / "index.json", ec)) {
     const auto [have, desc] = cacheHashOf(cacheDir);
-    if (have == hash) dir = cacheDir;
+    if (have == hash)
+      dir = cacheDir;
     else
       log::warn("data",
                 "cache `{}` was built with other preprocessing parameters ({}) than this model's ({}); preprocessing "
@@ -272,7 +277,8 @@ EvalCache prepareEvalCache(const Manifest& m, const std::vector<std::string>& sp
     o.out = fallbackDir;
     o.threads = threads;
     o.progress = progress;
-    log::info("data", "no cache with this model's preprocessing holds the {} evaluated CTs: preprocessing them into `{}`",
+    log::info("data",
+              "no cache with this model's preprocessing holds the {} evaluated CTs: preprocessing them into `{}`",
               want.items.size(), fallbackDir);
     const auto sum = runPreprocess(want, cfg, o);
     BIUD_CHECK(!sum.interrupted, DataError, "interrupted while preprocessing into `{}`", fallbackDir);
@@ -292,9 +298,11 @@ EvalCache prepareEvalCache(const Manifest& m, const std::vector<std::string>& sp
                                 ? e->second
                                 : fmt::format("not in the cache `{}`; run biud-preprocess on this manifest", dir);
     log::warn("data", "item `{}` skipped: {}", it.id, why);
-    out.failures.push_back(
-        nlohmann::json{{"id", it.id}, {"image", it.images.empty() ? "" : it.images[0]}, {"line", it.line}, {"error", why}}
-            .dump());
+    out.failures.push_back(nlohmann::json{
+        {"id", it.id},
+        {"image", it.images.empty() ? "" : it.images[0]},
+        {"line", it.line},
+        {"error", why}}.dump());
   }
   out.cacheDir = dir;
   return out;

@@ -1,16 +1,16 @@
 #include "biud/image/Projection.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "biud/core/Error.h"
 #include "biud/core/Rng.h"
-#include "biud/image/Preprocess.h"
 #include "biud/image/Drr.h"
+#include "biud/image/Preprocess.h"
 
 namespace biud::image {
 

@@ -5,9 +5,10 @@
 #include <chrono>
 #include <filesystem>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -68,7 +69,8 @@ Manifest scanVolumeFolder(const std::string& dir) {
     const std::string stem = volumeStem(name);
     if (stem.empty() || endsWith(lower, ".raw")) continue;
     auto rel = stdfs::relative(p.parent_path(), dir).string();
-    std::string id = (rel == "." || rel.empty()) ? name.substr(0, stem.size()) : rel + "/" + name.substr(0, stem.size());
+    std::string id =
+        (rel == "." || rel.empty()) ? name.substr(0, stem.size()) : rel + "/" + name.substr(0, stem.size());
     std::replace(id.begin(), id.end(), '/', '_');
     found.emplace_back(id, p.string());
   }
@@ -81,8 +83,8 @@ Manifest scanVolumeFolder(const std::string& dir) {
   std::sort(found.begin(), found.end());
   std::set<std::string> ids;
   for (auto& [id, path] : found) {
-    BIUD_CHECK(ids.insert(id).second, DataError, "--input `{}`: two volumes map to the id `{}` ({}); rename one",
-               dir, id, path);
+    BIUD_CHECK(ids.insert(id).second, DataError, "--input `{}`: two volumes map to the id `{}` ({}); rename one", dir,
+               id, path);
     ManifestItem it;
     it.id = id;
     it.images = {path};
@@ -168,8 +170,8 @@ DrrSummary runDrr(const Manifest& manifest, const DrrConfig& cfg, const DrrJobOp
           ++sum.done;
         } else {
           log::warn("drr", "item `{}` failed: {}", it.id, error);
-          failures.push_back({{"id", it.id}, {"image", it.images.empty() ? "" : it.images[0]}, {"line", it.line},
-                              {"error", error}});
+          failures.push_back(
+              {{"id", it.id}, {"image", it.images.empty() ? "" : it.images[0]}, {"line", it.line}, {"error", error}});
         }
         progress.advance(1, fmt::format("{} failed", failures.size()));
       }

@@ -2,6 +2,7 @@
 // the public headers speak biud::image::Volume only.
 #include "biud/image/VolumeIO.h"
 
+#include <dlfcn.h>
 #include <gdcmTrace.h>
 #include <itkGDCMImageIO.h>
 #include <itkGDCMSeriesFileNames.h>
@@ -14,7 +15,6 @@
 #include <itkMetaImageIO.h>
 #include <itkNiftiImageIO.h>
 #include <itkNrrdImageIO.h>
-#include <dlfcn.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -30,11 +30,11 @@
 
 #include <fmt/ranges.h>
 
+#include "DicomWorker.h"
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
 #include "biud/core/Png.h"
 #include "biud/image/Npz.h"
-#include "DicomWorker.h"
 
 namespace biud::image {
 
@@ -91,8 +91,10 @@ void checkMetaImageNDims(const std::string& path, const char* what) {
       errno = 0;
       const long long n = std::strtoll(value.c_str(), &stop, 10);
       const bool ok = errno == 0 && stop != value.c_str() && trim(stop).empty() && n >= 1 && n <= 16;
-      BIUD_CHECK(ok, IoError, "{} `{}`: MetaImage header has `NDims = {}` (expected a whole number from 1 to 16): a "
-                 "damaged header; rewrite the file", what, path, value.substr(0, 40));
+      BIUD_CHECK(ok, IoError,
+                 "{} `{}`: MetaImage header has `NDims = {}` (expected a whole number from 1 to 16): a "
+                 "damaged header; rewrite the file",
+                 what, path, value.substr(0, 40));
     }
     if (key == "elementdatafile") break;
   }
@@ -104,20 +106,20 @@ itk::ImageIOBase::Pointer createIO(const std::string& path, const char* what) {
   // handler calls abort() (fuzzing finding F3). A file that is not what its name says is an error.
   const std::string ext = formatExtension(path);
   itk::ImageIOBase::Pointer byName;
-  if (ext == ".nii" || ext == ".nii.gz") byName = itk::NiftiImageIO::New();
+  if (ext == ".nii" || ext == ".nii.gz")
+    byName = itk::NiftiImageIO::New();
   else if (ext == ".mha" || ext == ".mhd") {
     checkMetaImageNDims(path, what);
     byName = itk::MetaImageIO::New();
-  }
-  else if (ext == ".nrrd" || ext == ".nhdr") byName = itk::NrrdImageIO::New();
+  } else if (ext == ".nrrd" || ext == ".nhdr")
+    byName = itk::NrrdImageIO::New();
   if (byName) {
     BIUD_CHECK(byName->CanReadFile(path.c_str()), IoError,
                "{} `{}`: not a readable {} file (truncated, corrupt, or another format under this name)", what, path,
                ext);
     return byName;
   }
-  itk::ImageIOBase::Pointer io =
-      itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::IOFileModeEnum::ReadMode);
+  itk::ImageIOBase::Pointer io = itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::IOFileModeEnum::ReadMode);
   BIUD_CHECK(io, IoError,
              "{} `{}`: unknown, truncated or corrupt image format (supported: .nii, .nii.gz, .mha, .mhd, .nrrd, "
              "DICOM, .png, .jpg)",
@@ -201,9 +203,8 @@ Volume readDicomFolder(const std::string& dir, const VolumeReadOptions& opt) {
         ++ties;
       }
     }
-    BIUD_CHECK(ties == 1, DataError,
-               "DICOM folder `{}` mixes {} series with {} slices each; name one (series: {})", dir, ties, best,
-               fmt::join(uids, ", "));
+    BIUD_CHECK(ties == 1, DataError, "DICOM folder `{}` mixes {} series with {} slices each; name one (series: {})",
+               dir, ties, best, fmt::join(uids, ", "));
     if (uids.size() > 1)
       log::warn("image", "DICOM folder `{}` holds {} series; reading the largest ({} slices)", dir, uids.size(),
                 files.size());
@@ -229,7 +230,6 @@ Volume readDicomFolder(const std::string& dir, const VolumeReadOptions& opt) {
   if (dicts && !dicts->empty() && (*dicts)[0]) restoreDicomSpacing(*(*dicts)[0], v);
   return v;
 }
-
 
 /// Deflate (gzip, zlib) expands data at most 1032:1: the shortest code of a 258-byte match is
 /// 2 bits (a 1-bit length code and a 1-bit distance code; RFC 1951 sends even a lone distance
@@ -261,8 +261,9 @@ std::uint64_t voxelCount(const std::string& path, const std::vector<size_t>& sz)
   std::uint64_t n = 1;
   bool overflow = false;
   for (size_t d = 0; d < sz.size(); ++d) {
-    BIUD_CHECK(sz[d] >= 1, DataError, "volume `{}`: corrupt header: dimension {} is {} voxels ({}); each must be at least 1",
-               path, d, sz[d], fmt::join(sz, "x"));
+    BIUD_CHECK(sz[d] >= 1, DataError,
+               "volume `{}`: corrupt header: dimension {} is {} voxels ({}); each must be at least 1", path, d, sz[d],
+               fmt::join(sz, "x"));
     overflow = overflow || __builtin_mul_overflow(n, static_cast<std::uint64_t>(sz[d]), &n);
   }
   BIUD_CHECK(!overflow && n <= static_cast<std::uint64_t>(kMaxVolumeVoxels), DataError,
@@ -284,8 +285,8 @@ struct NiftiHeader {
 
 /// NIfTI-1 (nifti1.h): dim int16[8] at 40, datatype 70, bitpix 72, pixdim float32[8] at 76,
 /// vox_offset float32 at 108, scl_slope/scl_inter float32 at 112/116. NIfTI-2 (nifti2.h): datatype
-/// int16 at 12, bitpix 14, dim int64[8] at 16, pixdim float64[8] at 104, vox_offset int64 at 168, scl_slope/inter float64 at
-/// 176/184. Either byte order (sizeof_hdr, 348 or 540, tells).
+/// int16 at 12, bitpix 14, dim int64[8] at 16, pixdim float64[8] at 104, vox_offset int64 at 168, scl_slope/inter
+/// float64 at 176/184. Either byte order (sizeof_hdr, 348 or 540, tells).
 NiftiHeader parseNiftiHeader(const unsigned char* h, size_t got) {
   NiftiHeader n;
   if (got < 348) return n;
@@ -350,11 +351,20 @@ NiftiHeader readNiftiHeader(const std::string& path) {
 /// Bytes per voxel of the NIfTI data types read here (0 = left to ITK: complex, RGB, ...).
 size_t niftiBytesPerVoxel(std::int16_t datatype) {
   switch (datatype) {
-    case 2: case 256: return 1;           // uint8, int8
-    case 4: case 512: return 2;           // int16, uint16
-    case 8: case 768: case 16: return 4;  // int32, uint32, float32
-    case 64: return 8;                    // float64
-    default: return 0;
+    case 2:
+    case 256:
+      return 1;  // uint8, int8
+    case 4:
+    case 512:
+      return 2;  // int16, uint16
+    case 8:
+    case 768:
+    case 16:
+      return 4;  // int32, uint32, float32
+    case 64:
+      return 8;  // float64
+    default:
+      return 0;
   }
 }
 
@@ -394,8 +404,9 @@ std::uint64_t checkNiftiStored(const std::string& path, const NiftiHeader& n, st
                "its {} bytes of gzip data can hold (at most {})",
                path, need, what, have, deflateBound(have));
   else
-    BIUD_CHECK(have >= need, IoError, "volume `{}` is truncated: the file holds {} bytes, its NIfTI header needs {} ({})",
-               path, have, need, what);
+    BIUD_CHECK(have >= need, IoError,
+               "volume `{}` is truncated: the file holds {} bytes, its NIfTI header needs {} ({})", path, have, need,
+               what);
   return need;
 }
 
@@ -410,8 +421,9 @@ void checkDataAgainstHeader(const std::string& path, const char* format, std::ui
   const std::uint64_t need = numel * bytesPerVoxel;
   const std::string what = fmt::format("{} voxels x {} bytes", numel, bytesPerVoxel);
   if (encoding == "raw") {
-    BIUD_CHECK(avail >= need, IoError, "volume `{}` is truncated: {} {} bytes of voxel data, its {} header needs {} ({})",
-               path, where, avail, format, need, what);
+    BIUD_CHECK(avail >= need, IoError,
+               "volume `{}` is truncated: {} {} bytes of voxel data, its {} header needs {} ({})", path, where, avail,
+               format, need, what);
   } else if (encoding == "gzip") {
     BIUD_CHECK(need <= deflateBound(avail), IoError,
                "volume `{}` is truncated or its header is corrupt: its {} header needs {} bytes ({}), more than the "
@@ -422,8 +434,9 @@ void checkDataAgainstHeader(const std::string& path, const char* format, std::ui
                "volume `{}` is truncated: {} {} bytes of text, too few for the {} values its {} header needs", path,
                where, avail, numel, format);
   } else if (encoding == "hex") {
-    BIUD_CHECK(avail >= 2 * need, IoError, "volume `{}` is truncated: {} {} bytes of hex, its {} header needs {} ({} x 2)",
-               path, where, avail, format, 2 * need, what);
+    BIUD_CHECK(avail >= 2 * need, IoError,
+               "volume `{}` is truncated: {} {} bytes of hex, its {} header needs {} ({} x 2)", path, where, avail,
+               format, 2 * need, what);
   }
 }
 
@@ -489,11 +502,12 @@ void checkInflates(const std::string& path, const std::string& file, std::uint64
     }
   }
   inflateEnd(&zs);
-  BIUD_CHECK(error.empty(), IoError, "volume `{}`: its compressed MetaImage data is corrupt ({} after {} bytes inflated)",
-             path, error, total);
-  BIUD_CHECK(total >= need, IoError,
-             "volume `{}` is truncated or corrupt: its compressed MetaImage data inflates to {} bytes, its header needs {}",
-             path, total, need);
+  BIUD_CHECK(error.empty(), IoError,
+             "volume `{}`: its compressed MetaImage data is corrupt ({} after {} bytes inflated)", path, error, total);
+  BIUD_CHECK(
+      total >= need, IoError,
+      "volume `{}` is truncated or corrupt: its compressed MetaImage data inflates to {} bytes, its header needs {}",
+      path, total, need);
 }
 
 void checkMetaImageStored(const std::string& path, std::uint64_t numel, std::uint64_t bytesPerVoxel) {
@@ -538,8 +552,8 @@ void checkMetaImageStored(const std::string& path, std::uint64_t numel, std::uin
   }
   const std::string data = dataFilePath(path, dataFile);
   std::error_code ec;
-  BIUD_CHECK(stdfs::is_regular_file(data, ec), IoError, "volume `{}`: its data file `{}` (ElementDataFile) does not exist",
-             path, data);
+  BIUD_CHECK(stdfs::is_regular_file(data, ec), IoError,
+             "volume `{}`: its data file `{}` (ElementDataFile) does not exist", path, data);
   const std::uint64_t size = fileSize(data);
   const std::uint64_t skip = headerSize > 0 ? static_cast<std::uint64_t>(headerSize) : 0;  // -1: data at the end
   checkCompressedSize(size - std::min(size, skip), fmt::format("in its data file `{}`", data));
@@ -547,7 +561,8 @@ void checkMetaImageStored(const std::string& path, std::uint64_t numel, std::uin
                          skip ? fmt::format("its data file `{}` holds, after {} skipped bytes,", data, skip)
                               : fmt::format("its data file `{}` holds", data),
                          encoding, numel, bytesPerVoxel);
-  if (compressed && headerSize >= 0) checkInflates(path, data, skip, size - std::min(size, skip), numel * bytesPerVoxel);
+  if (compressed && headerSize >= 0)
+    checkInflates(path, data, skip, size - std::min(size, skip), numel * bytesPerVoxel);
 }
 
 void checkNrrdStored(const std::string& path, std::uint64_t numel, std::uint64_t bytesPerVoxel) {
@@ -718,14 +733,30 @@ bool niftiVoxelsToFloat(const Inflated& raw, const NiftiHeader& n, std::uint64_t
     }
   };
   switch (n.datatype) {
-    case 2: convert(std::uint8_t{}); break;
-    case 256: convert(std::int8_t{}); break;
-    case 4: convert(std::int16_t{}); break;
-    case 512: convert(std::uint16_t{}); break;
-    case 8: convert(std::int32_t{}); break;
-    case 768: convert(std::uint32_t{}); break;
-    case 16: convert(float{}); break;
-    case 64: convert(double{}); break;
+    case 2:
+      convert(std::uint8_t{});
+      break;
+    case 256:
+      convert(std::int8_t{});
+      break;
+    case 4:
+      convert(std::int16_t{});
+      break;
+    case 512:
+      convert(std::uint16_t{});
+      break;
+    case 8:
+      convert(std::int32_t{});
+      break;
+    case 768:
+      convert(std::uint32_t{});
+      break;
+    case 16:
+      convert(float{});
+      break;
+    case 64:
+      convert(double{});
+      break;
   }
   const double slope = n.slope, inter = n.inter;
   if (std::isfinite(slope) && slope != 0 && (slope != 1 || inter != 0)) {
@@ -784,14 +815,30 @@ Volume readWithoutItkImage(itk::ImageIOBase* io, const std::vector<size_t>& sz, 
   const size_t n = static_cast<size_t>(numel);
   using C = itk::IOComponentEnum;
   switch (io->GetComponentType()) {
-    case C::UCHAR: toFloat<std::uint8_t>(buf.data(), n, 1, v.data); break;
-    case C::CHAR: toFloat<std::int8_t>(buf.data(), n, 1, v.data); break;
-    case C::USHORT: toFloat<std::uint16_t>(buf.data(), n, 1, v.data); break;
-    case C::SHORT: toFloat<std::int16_t>(buf.data(), n, 1, v.data); break;
-    case C::UINT: toFloat<std::uint32_t>(buf.data(), n, 1, v.data); break;
-    case C::INT: toFloat<std::int32_t>(buf.data(), n, 1, v.data); break;
-    case C::FLOAT: toFloat<float>(buf.data(), n, 1, v.data); break;
-    case C::DOUBLE: toFloat<double>(buf.data(), n, 1, v.data); break;
+    case C::UCHAR:
+      toFloat<std::uint8_t>(buf.data(), n, 1, v.data);
+      break;
+    case C::CHAR:
+      toFloat<std::int8_t>(buf.data(), n, 1, v.data);
+      break;
+    case C::USHORT:
+      toFloat<std::uint16_t>(buf.data(), n, 1, v.data);
+      break;
+    case C::SHORT:
+      toFloat<std::int16_t>(buf.data(), n, 1, v.data);
+      break;
+    case C::UINT:
+      toFloat<std::uint32_t>(buf.data(), n, 1, v.data);
+      break;
+    case C::INT:
+      toFloat<std::int32_t>(buf.data(), n, 1, v.data);
+      break;
+    case C::FLOAT:
+      toFloat<float>(buf.data(), n, 1, v.data);
+      break;
+    case C::DOUBLE:
+      toFloat<double>(buf.data(), n, 1, v.data);
+      break;
     default:
       BIUD_THROW(DataError, "volume `{}`: unsupported pixel type {}", path,
                  itk::ImageIOBase::GetComponentTypeAsString(io->GetComponentType()));
@@ -883,13 +930,13 @@ void toFloat(const char* buf, size_t n, size_t comps, std::vector<float>& out) {
   out.resize(n);
   if (comps >= 3) {
     for (size_t i = 0; i < n; ++i)
-      out[i] = static_cast<float>(0.299 * static_cast<double>(p[i * comps]) + 0.587 * static_cast<double>(p[i * comps + 1]) +
-                                  0.114 * static_cast<double>(p[i * comps + 2]));
+      out[i] =
+          static_cast<float>(0.299 * static_cast<double>(p[i * comps]) + 0.587 * static_cast<double>(p[i * comps + 1]) +
+                             0.114 * static_cast<double>(p[i * comps + 2]));
   } else {
     for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(p[i * comps]);
   }
 }
-
 
 /// ITK and GDCM print warnings straight to stderr (e.g. "position is not unique" while probing
 /// series); the conditions that matter are checked here and reported as errors or log lines.
@@ -935,7 +982,8 @@ std::array<double, 3> indexToPhysical(const Volume& v, double i, double j, doubl
   const double idx[3] = {i * v.spacing[0], j * v.spacing[1], k * v.spacing[2]};
   std::array<double, 3> p{};
   for (int r = 0; r < 3; ++r)
-    p[r] = v.origin[r] + v.direction[r * 3] * idx[0] + v.direction[r * 3 + 1] * idx[1] + v.direction[r * 3 + 2] * idx[2];
+    p[r] =
+        v.origin[r] + v.direction[r * 3] * idx[0] + v.direction[r * 3 + 1] * idx[1] + v.direction[r * 3 + 2] * idx[2];
   return p;
 }
 
@@ -1065,7 +1113,7 @@ void applyOverrides(Volume& v, const VolumeOverrides& o, const std::string& path
                "ImageOrientationPatient: row cosines, column cosines[, slice direction])",
                path, fmtVec(a, 9, ", "));
     std::array<double, 9> dir{};
-    for (int k = 0; k < 3; ++k)    // physical coordinate
+    for (int k = 0; k < 3; ++k)       // physical coordinate
       for (int ax = 0; ax < 3; ++ax)  // columns = directions of voxel axes i, j, k
         dir[k * 3 + ax] = a[ax * 3 + k];
     double worst = 0;
@@ -1089,9 +1137,10 @@ void applyOverrides(Volume& v, const VolumeOverrides& o, const std::string& path
                o.slope, o.intercept);
     double hs = 0, hi = 0;
     if (niftiScaling(path, hs, hi) && std::isfinite(hs) && hs != 0 && (hs != 1 || hi != 0))
-      note(fmt::format("rescale: the header's scl_slope {} / scl_inter {} are applied first, then the metadata's "
-                       "slope {} / intercept {} (CT-CLIP's convention: metadata on top of nibabel's get_fdata())",
-                       hs, hi, o.slope, o.intercept));
+      note(
+          fmt::format("rescale: the header's scl_slope {} / scl_inter {} are applied first, then the metadata's "
+                      "slope {} / intercept {} (CT-CLIP's convention: metadata on top of nibabel's get_fdata())",
+                      hs, hi, o.slope, o.intercept));
     for (float& x : v.data) x = static_cast<float>(static_cast<double>(x) * o.slope + o.intercept);
   }
 }
@@ -1295,7 +1344,8 @@ Image2D detail::readImage2DInProcess(const std::string& path) {
     BIUD_CHECK(dims >= 2, DataError, "image `{}` has {} dimension(s), expected a 2D picture", path, dims);
     for (unsigned d = 2; d < dims; ++d)
       BIUD_CHECK(io->GetDimensions(d) == 1, DataError,
-                 "image `{}` has {} frames/slices along axis {}; expected one 2D picture", path, io->GetDimensions(d), d);
+                 "image `{}` has {} frames/slices along axis {}; expected one 2D picture", path, io->GetDimensions(d),
+                 d);
     w = io->GetDimensions(0);
     h = io->GetDimensions(1);
     comps = io->GetNumberOfComponents();
@@ -1318,16 +1368,33 @@ Image2D detail::readImage2DInProcess(const std::string& path) {
   using C = itk::IOComponentEnum;
   const bool isDicom = dynamic_cast<itk::GDCMImageIO*>(io.GetPointer()) != nullptr;
   switch (ct) {
-    case C::UCHAR: toFloat<std::uint8_t>(buf.data(), n, comps, img.data); break;
-    case C::CHAR: toFloat<std::int8_t>(buf.data(), n, comps, img.data); break;
-    case C::USHORT: toFloat<std::uint16_t>(buf.data(), n, comps, img.data); break;
-    case C::SHORT: toFloat<std::int16_t>(buf.data(), n, comps, img.data); break;
-    case C::UINT: toFloat<std::uint32_t>(buf.data(), n, comps, img.data); break;
-    case C::INT: toFloat<std::int32_t>(buf.data(), n, comps, img.data); break;
-    case C::FLOAT: toFloat<float>(buf.data(), n, comps, img.data); break;
-    case C::DOUBLE: toFloat<double>(buf.data(), n, comps, img.data); break;
+    case C::UCHAR:
+      toFloat<std::uint8_t>(buf.data(), n, comps, img.data);
+      break;
+    case C::CHAR:
+      toFloat<std::int8_t>(buf.data(), n, comps, img.data);
+      break;
+    case C::USHORT:
+      toFloat<std::uint16_t>(buf.data(), n, comps, img.data);
+      break;
+    case C::SHORT:
+      toFloat<std::int16_t>(buf.data(), n, comps, img.data);
+      break;
+    case C::UINT:
+      toFloat<std::uint32_t>(buf.data(), n, comps, img.data);
+      break;
+    case C::INT:
+      toFloat<std::int32_t>(buf.data(), n, comps, img.data);
+      break;
+    case C::FLOAT:
+      toFloat<float>(buf.data(), n, comps, img.data);
+      break;
+    case C::DOUBLE:
+      toFloat<double>(buf.data(), n, comps, img.data);
+      break;
     default:
-      BIUD_THROW(DataError, "image `{}`: unsupported pixel type {}", path, itk::ImageIOBase::GetComponentTypeAsString(ct));
+      BIUD_THROW(DataError, "image `{}`: unsupported pixel type {}", path,
+                 itk::ImageIOBase::GetComponentTypeAsString(ct));
   }
   if (!isDicom && ct == C::UCHAR) {
     for (float& x : img.data) x /= 255.0f;

@@ -1,10 +1,10 @@
 #pragma once
 // Private helpers of the losses area: input checks with messages that name the argument, its
 // shape and what was expected, and the float32-or-better compute type.
+#include <string>
+
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/torch.h>
-
-#include <string>
 
 #include "biud/core/Error.h"
 

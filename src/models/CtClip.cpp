@@ -2,8 +2,9 @@
 
 #include <cmath>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -50,14 +51,15 @@ CtClipOptions CtClipOptions::fromJsonFile(const std::string& path) {
   const nlohmann::json j = fs::readJsonFile(path, "CT-CLIP model description");
   CtClipOptions o;
   auto need = [&](const nlohmann::json& obj, const char* section, const char* key) -> const nlohmann::json& {
-    BIUD_CHECK(obj.is_object() && obj.contains(key), DataError, "{}: `{}{}` missing (re-run biud-import-weights ct-clip)", path,
-               section, key);
+    BIUD_CHECK(obj.is_object() && obj.contains(key), DataError,
+               "{}: `{}{}` missing (re-run biud-import-weights ct-clip)", path, section, key);
     return obj.at(key);
   };
   try {
-    BIUD_CHECK(j.value("format", std::string()) == "biud-ctclip-1", DataError,
-               "{}: format `{}` is not biud-ctclip-1 (written by another biud version? re-run biud-import-weights ct-clip)",
-               path, j.value("format", std::string()));
+    BIUD_CHECK(
+        j.value("format", std::string()) == "biud-ctclip-1", DataError,
+        "{}: format `{}` is not biud-ctclip-1 (written by another biud version? re-run biud-import-weights ct-clip)",
+        path, j.value("format", std::string()));
     const auto& im = need(j, "", "image");
     for (const auto& [k, v] : im.items())
       BIUD_CHECK(std::set<std::string>({"dim", "codebook_size", "image_size", "patch_size", "temporal_patch_size",
@@ -103,8 +105,9 @@ CtClipImpl::CtClipImpl(CtClipOptions o) : opt(std::move(o)) {
   visual_transformer = register_module("visual_transformer", CtVit(opt.image));
   text_transformer = register_module("text_transformer", BertModel(opt.text));
   const auto g = opt.image.patchGrid();
-  to_visual_latent = register_module(
-      "to_visual_latent", torch::nn::Linear(torch::nn::LinearOptions(g * g * opt.image.dim, opt.latent_dim).bias(false)));
+  to_visual_latent =
+      register_module("to_visual_latent",
+                      torch::nn::Linear(torch::nn::LinearOptions(g * g * opt.image.dim, opt.latent_dim).bias(false)));
   to_text_latent = register_module(
       "to_text_latent", torch::nn::Linear(torch::nn::LinearOptions(opt.text.hidden_size, opt.latent_dim).bias(false)));
   temperature = register_parameter("temperature", torch::ones({}));
@@ -149,7 +152,8 @@ tensor::TensorMap readCtClipCheckpoint(const std::string& path) {
 
 namespace {
 
-const torch::Tensor& need(const tensor::TensorMap& sd, const std::string& key, std::int64_t dims, const std::string& source) {
+const torch::Tensor& need(const tensor::TensorMap& sd, const std::string& key, std::int64_t dims,
+                          const std::string& source) {
   auto it = sd.find(key);
   BIUD_CHECK(it != sd.end(), ValueError,
              "{}: tensor `{}` missing: not a CT-CLIP checkpoint with a CTViT image encoder and a BERT text encoder "
@@ -184,8 +188,8 @@ CtClipOptions inferCtClipOptions(const tensor::TensorMap& sd, const CtClipHints&
   const auto& bias = need(sd, v + "spatial_rel_pos_bias.net.2.weight", 2, source);  // [heads, dim]
   im.heads = bias.size(0);
   const auto& q = need(sd, v + "enc_spatial_transformer.layers.0.1.to_q.weight", 2, source);  // [heads * dh, dim]
-  BIUD_CHECK(q.size(0) % im.heads == 0, ValueError, "{}: to_q width {} is not a multiple of {} heads", source, q.size(0),
-             im.heads);
+  BIUD_CHECK(q.size(0) % im.heads == 0, ValueError, "{}: to_q width {} is not a multiple of {} heads", source,
+             q.size(0), im.heads);
   im.dim_head = q.size(0) / im.heads;
   im.spatial_depth = countLayers(sd, v + "enc_spatial_transformer.layers.", ".1.to_q.weight");
   im.temporal_depth = countLayers(sd, v + "enc_temporal_transformer.layers.", ".1.to_q.weight");
@@ -216,7 +220,8 @@ CtClipOptions inferCtClipOptions(const tensor::TensorMap& sd, const CtClipHints&
   tx.num_attention_heads = hints.text_heads;
   tx.layer_norm_eps = hints.text_layer_norm_eps;
   BIUD_CHECK(tx.hidden_size % tx.num_attention_heads == 0, ValueError,
-             "{}: text width {} is not a multiple of {} heads (--text-heads)", source, tx.hidden_size, tx.num_attention_heads);
+             "{}: text width {} is not a multiple of {} heads (--text-heads)", source, tx.hidden_size,
+             tx.num_attention_heads);
   BIUD_CHECK(need(sd, "to_text_latent.weight", 2, source).size(1) == tx.hidden_size, ValueError,
              "{}: to_text_latent does not read the text width {}", source, tx.hidden_size);
   return o;
@@ -233,9 +238,11 @@ tensor::TensorMap selectCtClipTensors(const tensor::TensorMap& sd, CtClip& model
                           "to_text_latent_extra.", "to_visual_latent_extra.", "text_transformer.pooler.",
                           "text_transformer.embeddings.position_ids", "text_transformer.embeddings.token_type_ids"})
       if (k.rfind(p, 0) == 0) return true;
-    auto ends = [&](const std::string& s) { return k.size() >= s.size() && k.compare(k.size() - s.size(), s.size(), s) == 0; };
+    auto ends = [&](const std::string& s) {
+      return k.size() >= s.size() && k.compare(k.size() - s.size(), s.size(), s) == 0;
+    };
     if (ends(".context_norm.gamma") || ends(".context_norm.beta")) return true;  // only used with cross-attention
-    return ends(".null_kv") && t.numel() == 0;                                     // num_null_kv = 0
+    return ends(".null_kv") && t.numel() == 0;                                   // num_null_kv = 0
   };
   tensor::TensorMap out;
   for (const auto& [k, t] : sd) {

@@ -5,9 +5,6 @@
 // tuples, lists, strings, numbers, torch._utils._rebuild_tensor_v2 / _rebuild_parameter over
 // persistent storages read from the archive's data/<key> records. Anything else (custom classes,
 // code objects) is an IoError naming the file and the opcode or global.
-#include <caffe2/serialize/inline_container.h>
-#include <torch/torch.h>
-
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -15,6 +12,9 @@
 #include <string>
 #include <variant>
 #include <vector>
+
+#include <caffe2/serialize/inline_container.h>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/models/CtClip.h"
@@ -33,15 +33,28 @@ struct Mark {};
 
 /// One value of the pickle machine.
 struct Value {
-  enum class Kind { None, Bool, Int, Float, String, Tuple, List, Dict, Global, Tensor, Storage, Mark } kind = Kind::None;
+  enum class Kind {
+    None,
+    Bool,
+    Int,
+    Float,
+    String,
+    Tuple,
+    List,
+    Dict,
+    Global,
+    Tensor,
+    Storage,
+    Mark
+  } kind = Kind::None;
   bool b = false;
   std::int64_t i = 0;
   double f = 0;
   std::string s;
-  std::vector<ValuePtr> items;                            // Tuple, List
-  std::vector<std::pair<ValuePtr, ValuePtr>> dict;        // Dict (insertion order)
-  Global g;                                               // Global
-  torch::Tensor t;                                        // Tensor, Storage (flat)
+  std::vector<ValuePtr> items;                      // Tuple, List
+  std::vector<std::pair<ValuePtr, ValuePtr>> dict;  // Dict (insertion order)
+  Global g;                                         // Global
+  torch::Tensor t;                                  // Tensor, Storage (flat)
 };
 
 ValuePtr make(Value::Kind k) {
@@ -52,9 +65,9 @@ ValuePtr make(Value::Kind k) {
 
 torch::Dtype storageDtype(const std::string& name, const std::string& file) {
   static const std::map<std::string, torch::Dtype> m = {
-      {"FloatStorage", torch::kFloat32}, {"DoubleStorage", torch::kFloat64}, {"HalfStorage", torch::kFloat16},
-      {"BFloat16Storage", torch::kBFloat16}, {"LongStorage", torch::kInt64}, {"IntStorage", torch::kInt32},
-      {"ShortStorage", torch::kInt16}, {"CharStorage", torch::kInt8}, {"ByteStorage", torch::kUInt8},
+      {"FloatStorage", torch::kFloat32},     {"DoubleStorage", torch::kFloat64}, {"HalfStorage", torch::kFloat16},
+      {"BFloat16Storage", torch::kBFloat16}, {"LongStorage", torch::kInt64},     {"IntStorage", torch::kInt32},
+      {"ShortStorage", torch::kInt16},       {"CharStorage", torch::kInt8},      {"ByteStorage", torch::kUInt8},
       {"BoolStorage", torch::kBool}};
   auto it = m.find(name);
   BIUD_CHECK(it != m.end(), IoError, "{}: storage type torch.{} is not supported", file, name);
@@ -70,21 +83,38 @@ class Machine {
     while (true) {
       const auto op = static_cast<unsigned char>(byte());
       switch (op) {
-        case 0x80: byte(); break;                 // PROTO
-        case 0x95: bytes(8); break;               // FRAME
-        case '.': BIUD_CHECK(stack_.size() == 1, IoError, "{}: malformed pickle (stack at STOP)", file_); return pop();
-        case '(': stack_.push_back(make(Value::Kind::Mark)); break;
-        case 'N': stack_.push_back(make(Value::Kind::None)); break;
-        case 0x88: case 0x89: {                   // NEWTRUE, NEWFALSE
+        case 0x80:
+          byte();
+          break;  // PROTO
+        case 0x95:
+          bytes(8);
+          break;  // FRAME
+        case '.':
+          BIUD_CHECK(stack_.size() == 1, IoError, "{}: malformed pickle (stack at STOP)", file_);
+          return pop();
+        case '(':
+          stack_.push_back(make(Value::Kind::Mark));
+          break;
+        case 'N':
+          stack_.push_back(make(Value::Kind::None));
+          break;
+        case 0x88:
+        case 0x89: {  // NEWTRUE, NEWFALSE
           auto v = make(Value::Kind::Bool);
           v->b = op == 0x88;
           stack_.push_back(v);
           break;
         }
-        case 'J': pushInt(static_cast<std::int32_t>(le(4))); break;
-        case 'K': pushInt(static_cast<std::int64_t>(le(1))); break;
-        case 'M': pushInt(static_cast<std::int64_t>(le(2))); break;
-        case 0x8a: {                              // LONG1
+        case 'J':
+          pushInt(static_cast<std::int32_t>(le(4)));
+          break;
+        case 'K':
+          pushInt(static_cast<std::int64_t>(le(1)));
+          break;
+        case 'M':
+          pushInt(static_cast<std::int64_t>(le(2)));
+          break;
+        case 0x8a: {  // LONG1
           const auto n = static_cast<size_t>(le(1));
           BIUD_CHECK(n <= 8, IoError, "{}: integer of {} bytes", file_, n);
           std::uint64_t u = n ? le(n) : 0;
@@ -92,7 +122,7 @@ class Machine {
           pushInt(static_cast<std::int64_t>(u));
           break;
         }
-        case 'G': {                               // BINFLOAT (big-endian)
+        case 'G': {  // BINFLOAT (big-endian)
           const auto b = bytes(8);
           std::uint64_t u = 0;
           for (unsigned char c : b) u = (u << 8) | c;
@@ -101,35 +131,68 @@ class Machine {
           stack_.push_back(v);
           break;
         }
-        case 'X': pushString(bytes(le(4))); break;        // BINUNICODE
-        case 0x8c: pushString(bytes(le(1))); break;       // SHORT_BINUNICODE
-        case 0x8d: pushString(bytes(le(8))); break;       // BINUNICODE8
-        case 'T': pushString(bytes(le(4))); break;        // BINSTRING
-        case 'U': pushString(bytes(le(1))); break;        // SHORT_BINSTRING
-        case 'C': pushString(bytes(le(1))); break;        // SHORT_BINBYTES
-        case 'B': pushString(bytes(le(4))); break;        // BINBYTES
-        case 'c': {                                       // GLOBAL
+        case 'X':
+          pushString(bytes(le(4)));
+          break;  // BINUNICODE
+        case 0x8c:
+          pushString(bytes(le(1)));
+          break;  // SHORT_BINUNICODE
+        case 0x8d:
+          pushString(bytes(le(8)));
+          break;  // BINUNICODE8
+        case 'T':
+          pushString(bytes(le(4)));
+          break;  // BINSTRING
+        case 'U':
+          pushString(bytes(le(1)));
+          break;  // SHORT_BINSTRING
+        case 'C':
+          pushString(bytes(le(1)));
+          break;  // SHORT_BINBYTES
+        case 'B':
+          pushString(bytes(le(4)));
+          break;     // BINBYTES
+        case 'c': {  // GLOBAL
           auto v = make(Value::Kind::Global);
           v->g.module = line();
           v->g.name = line();
           stack_.push_back(v);
           break;
         }
-        case 0x93: {                                      // STACK_GLOBAL
+        case 0x93: {  // STACK_GLOBAL
           auto name = pop(), module = pop();
           auto v = make(Value::Kind::Global);
           v->g = {module->s, name->s};
           stack_.push_back(v);
           break;
         }
-        case 'q': memo_[le(1)] = top(); break;            // BINPUT
-        case 'r': memo_[le(4)] = top(); break;            // LONG_BINPUT
-        case 0x94: memo_[memo_.size()] = top(); break;    // MEMOIZE
-        case 'h': stack_.push_back(memo(le(1))); break;   // BINGET
-        case 'j': stack_.push_back(memo(le(4))); break;   // LONG_BINGET
-        case ')': stack_.push_back(make(Value::Kind::Tuple)); break;
-        case 't': { auto v = make(Value::Kind::Tuple); v->items = popMark(); stack_.push_back(v); break; }
-        case 0x85: case 0x86: case 0x87: {                // TUPLE1..3
+        case 'q':
+          memo_[le(1)] = top();
+          break;  // BINPUT
+        case 'r':
+          memo_[le(4)] = top();
+          break;  // LONG_BINPUT
+        case 0x94:
+          memo_[memo_.size()] = top();
+          break;  // MEMOIZE
+        case 'h':
+          stack_.push_back(memo(le(1)));
+          break;  // BINGET
+        case 'j':
+          stack_.push_back(memo(le(4)));
+          break;  // LONG_BINGET
+        case ')':
+          stack_.push_back(make(Value::Kind::Tuple));
+          break;
+        case 't': {
+          auto v = make(Value::Kind::Tuple);
+          v->items = popMark();
+          stack_.push_back(v);
+          break;
+        }
+        case 0x85:
+        case 0x86:
+        case 0x87: {  // TUPLE1..3
           auto v = make(Value::Kind::Tuple);
           const size_t n = op - 0x84;
           BIUD_CHECK(stack_.size() >= n, IoError, "{}: malformed pickle (TUPLE{})", file_, n);
@@ -138,20 +201,67 @@ class Machine {
           stack_.push_back(v);
           break;
         }
-        case ']': stack_.push_back(make(Value::Kind::List)); break;
-        case 'l': { auto v = make(Value::Kind::List); v->items = popMark(); stack_.push_back(v); break; }
-        case 'a': { auto x = pop(); list(top())->items.push_back(x); break; }
-        case 'e': { auto xs = popMark(); auto& l = list(top())->items; l.insert(l.end(), xs.begin(), xs.end()); break; }
-        case '}': stack_.push_back(make(Value::Kind::Dict)); break;
-        case 'd': { auto v = make(Value::Kind::Dict); setItems(*v, popMark()); stack_.push_back(v); break; }
-        case 's': { auto val = pop(), key = pop(); setItems(*dict(top()), {key, val}); break; }
-        case 'u': { auto xs = popMark(); setItems(*dict(top()), xs); break; }
-        case '0': pop(); break;                                            // POP
-        case '1': popMark(); break;                                        // POP_MARK
-        case '2': stack_.push_back(top()); break;                          // DUP
-        case 'Q': { auto pid = pop(); stack_.push_back(storage(*pid)); break; }  // BINPERSID
-        case 'R': { auto args = pop(), fn = pop(); stack_.push_back(reduce(*fn, *args)); break; }
-        case 'b': pop(); break;  // BUILD: a state dict's `_metadata` attribute (versions); not needed
+        case ']':
+          stack_.push_back(make(Value::Kind::List));
+          break;
+        case 'l': {
+          auto v = make(Value::Kind::List);
+          v->items = popMark();
+          stack_.push_back(v);
+          break;
+        }
+        case 'a': {
+          auto x = pop();
+          list(top())->items.push_back(x);
+          break;
+        }
+        case 'e': {
+          auto xs = popMark();
+          auto& l = list(top())->items;
+          l.insert(l.end(), xs.begin(), xs.end());
+          break;
+        }
+        case '}':
+          stack_.push_back(make(Value::Kind::Dict));
+          break;
+        case 'd': {
+          auto v = make(Value::Kind::Dict);
+          setItems(*v, popMark());
+          stack_.push_back(v);
+          break;
+        }
+        case 's': {
+          auto val = pop(), key = pop();
+          setItems(*dict(top()), {key, val});
+          break;
+        }
+        case 'u': {
+          auto xs = popMark();
+          setItems(*dict(top()), xs);
+          break;
+        }
+        case '0':
+          pop();
+          break;  // POP
+        case '1':
+          popMark();
+          break;  // POP_MARK
+        case '2':
+          stack_.push_back(top());
+          break;  // DUP
+        case 'Q': {
+          auto pid = pop();
+          stack_.push_back(storage(*pid));
+          break;
+        }  // BINPERSID
+        case 'R': {
+          auto args = pop(), fn = pop();
+          stack_.push_back(reduce(*fn, *args));
+          break;
+        }
+        case 'b':
+          pop();
+          break;  // BUILD: a state dict's `_metadata` attribute (versions); not needed
         default:
           BIUD_THROW(IoError, "{}: pickle opcode 0x{:02x} at byte {} is not supported (not a plain state dict?)", file_,
                      static_cast<unsigned>(op), pos_ - 1);
@@ -230,7 +340,8 @@ class Machine {
     for (size_t k = 0; k < kv.size(); k += 2) d.dict.emplace_back(kv[k], kv[k + 1]);
   }
   std::vector<std::int64_t> ints(const Value& v) {
-    BIUD_CHECK(v.kind == Value::Kind::Tuple || v.kind == Value::Kind::List, IoError, "{}: expected a size tuple", file_);
+    BIUD_CHECK(v.kind == Value::Kind::Tuple || v.kind == Value::Kind::List, IoError, "{}: expected a size tuple",
+               file_);
     std::vector<std::int64_t> out;
     for (const auto& x : v.items) {
       BIUD_CHECK(x->kind == Value::Kind::Int, IoError, "{}: expected integers in a size tuple", file_);
@@ -272,15 +383,18 @@ class Machine {
     const auto name = fn.g.module + "." + fn.g.name;
     if (name == "collections.OrderedDict") return make(Value::Kind::Dict);  // filled by SETITEMS
     if (name == "torch._utils._rebuild_tensor_v2" || name == "torch._utils._rebuild_tensor") {
-      BIUD_CHECK(args.items.size() >= 4 && args.items[0]->kind == Value::Kind::Storage && args.items[1]->kind == Value::Kind::Int,
+      BIUD_CHECK(args.items.size() >= 4 && args.items[0]->kind == Value::Kind::Storage &&
+                     args.items[1]->kind == Value::Kind::Int,
                  IoError, "{}: malformed {} arguments", file_, name);
       auto v = make(Value::Kind::Tensor);
       const auto& st = args.items[0]->t;
       const auto size = ints(*args.items[2]), stride = ints(*args.items[3]);
-      BIUD_CHECK(size.size() == stride.size() && args.items[1]->i >= 0, IoError, "{}: malformed tensor geometry", file_);
+      BIUD_CHECK(size.size() == stride.size() && args.items[1]->i >= 0, IoError, "{}: malformed tensor geometry",
+                 file_);
       for (size_t k = 0; k < size.size(); ++k)
-        BIUD_CHECK(size[k] >= 0 && stride[k] >= 0 && size[k] < (std::int64_t(1) << 40) && stride[k] < (std::int64_t(1) << 40),
-                   IoError, "{}: malformed tensor geometry", file_);
+        BIUD_CHECK(
+            size[k] >= 0 && stride[k] >= 0 && size[k] < (std::int64_t(1) << 40) && stride[k] < (std::int64_t(1) << 40),
+            IoError, "{}: malformed tensor geometry", file_);
       long double last = static_cast<long double>(args.items[1]->i);  // no overflow for any geometry
       for (size_t k = 0; k < size.size(); ++k)
         if (size[k] > 0) last += static_cast<long double>(size[k] - 1) * static_cast<long double>(stride[k]);
@@ -290,7 +404,8 @@ class Machine {
       return v;
     }
     if (name == "torch._utils._rebuild_parameter" || name == "torch._utils._rebuild_parameter_with_state") {
-      BIUD_CHECK(!args.items.empty() && args.items[0]->kind == Value::Kind::Tensor, IoError, "{}: malformed {}", file_, name);
+      BIUD_CHECK(!args.items.empty() && args.items[0]->kind == Value::Kind::Tensor, IoError, "{}: malformed {}", file_,
+                 name);
       return args.items[0];
     }
     BIUD_THROW(IoError, "{}: `{}` in the pickle is not supported (a state dict of tensors was expected)", file_, name);
@@ -330,7 +445,8 @@ tensor::TensorMap readTorchStateDict(const std::string& path) {
   std::string pkl(static_cast<const char*>(ptr.get()), size);
   Machine m(*reader, std::move(pkl), path);
   auto root = m.run();
-  BIUD_CHECK(root->kind == Value::Kind::Dict, IoError, "`{}`: the pickled object is not a dict (a state dict was expected)", path);
+  BIUD_CHECK(root->kind == Value::Kind::Dict, IoError,
+             "`{}`: the pickled object is not a dict (a state dict was expected)", path);
   for (const auto& [k, v] : root->dict)
     if (k->kind == Value::Kind::String && (k->s == "model" || k->s == "state_dict") && v->kind == Value::Kind::Dict) {
       root = v;  // a training package {"model": state_dict, "optim": ...}

@@ -60,9 +60,8 @@ torch::Tensor CtVitAttentionImpl::forward(const torch::Tensor& x, const torch::T
   const auto nopt = F::NormalizeFuncOptions().p(2).dim(-1);
   q = F::normalize(q, nopt) * q_scale;
   k = F::normalize(k, nopt) * k_scale;
-  auto out = at::scaled_dot_product_attention(q, k, v, bias.defined() ? std::optional<at::Tensor>(bias.unsqueeze(0))
-                                                                       : std::nullopt,
-                                              0.0, false, scale);
+  auto out = at::scaled_dot_product_attention(
+      q, k, v, bias.defined() ? std::optional<at::Tensor>(bias.unsqueeze(0)) : std::nullopt, 0.0, false, scale);
   return to_out->forward(out.transpose(1, 2).reshape({N, L, -1}));
 }
 
@@ -104,8 +103,8 @@ CtVitPositionBiasImpl::CtVitPositionBiasImpl(std::int64_t dim, std::int64_t head
 torch::Tensor CtVitPositionBiasImpl::forward(std::int64_t h, std::int64_t w) {
   const auto opts = l0->weight.options();
   auto grid = torch::stack(torch::meshgrid({torch::arange(h, opts), torch::arange(w, opts)}, "ij"));  // [2, h, w]
-  grid = grid.reshape({2, -1}).t();                                                                    // [hw, 2]
-  auto rel = grid.unsqueeze(1) - grid.unsqueeze(0);                                                    // [hw, hw, 2]
+  grid = grid.reshape({2, -1}).t();                                                                   // [hw, 2]
+  auto rel = grid.unsqueeze(1) - grid.unsqueeze(0);                                                   // [hw, hw, 2]
   rel = torch::sign(rel) * torch::log(rel.abs() + 1);
   const auto leaky = F::LeakyReLUFuncOptions().negative_slope(0.1);
   auto y = F::leaky_relu(l0->forward(rel), leaky);
@@ -114,8 +113,8 @@ torch::Tensor CtVitPositionBiasImpl::forward(std::int64_t h, std::int64_t w) {
 }
 
 CtVitImpl::CtVitImpl(CtVitOptions o) : opt(o) {
-  BIUD_CHECK(opt.image_size % opt.patch_size == 0, ConfigError, "ctvit: image_size {} is not a multiple of patch_size {}",
-             opt.image_size, opt.patch_size);
+  BIUD_CHECK(opt.image_size % opt.patch_size == 0, ConfigError,
+             "ctvit: image_size {} is not a multiple of patch_size {}", opt.image_size, opt.patch_size);
   BIUD_CHECK(opt.dim > 0 && opt.heads > 0 && opt.dim_head > 0 && opt.temporal_patch_size > 0 && opt.codebook_size > 0,
              ConfigError, "ctvit: dim, heads, dim_head, temporal_patch_size and codebook_size must be positive");
   spatial_rel_pos_bias = register_module("spatial_rel_pos_bias", CtVitPositionBias(opt.dim, opt.heads));
@@ -137,12 +136,12 @@ torch::Tensor CtVitImpl::encode(const torch::Tensor& video) {
              tensor::shapeStr(video.sizes()));
   const auto B = video.size(0), C = video.size(1), T = video.size(2);
   const auto p = opt.patch_size, pt = opt.temporal_patch_size;
-  BIUD_CHECK(C == opt.channels && video.size(3) == opt.image_size && video.size(4) == opt.image_size &&
-                 T % pt == 0 && T > 0,
-             ValueError,
-             "ctvit: input {} does not fit the model: it needs [B, {}, T, {}, {}] with T a multiple of {} (the volume "
-             "size of the run's data.ct.size must be what the CT-CLIP weights were trained on)",
-             tensor::shapeStr(video.sizes()), opt.channels, opt.image_size, opt.image_size, pt);
+  BIUD_CHECK(
+      C == opt.channels && video.size(3) == opt.image_size && video.size(4) == opt.image_size && T % pt == 0 && T > 0,
+      ValueError,
+      "ctvit: input {} does not fit the model: it needs [B, {}, T, {}, {}] with T a multiple of {} (the volume "
+      "size of the run's data.ct.size must be what the CT-CLIP weights were trained on)",
+      tensor::shapeStr(video.sizes()), opt.channels, opt.image_size, opt.image_size, pt);
   const auto t = T / pt, h = opt.image_size / p, w = opt.image_size / p;
   // 'b c (t pt) (h p1) (w p2) -> b t h w (c pt p1 p2)'
   auto x = video.reshape({B, C, t, pt, h, p, w, p}).permute({0, 2, 4, 6, 1, 3, 5, 7}).reshape({B, t, h, w, -1});

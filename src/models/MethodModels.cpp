@@ -26,8 +26,8 @@ ClipModelImpl::ClipModelImpl(const Config& cfg, const NetConfig& imageNet, std::
   image_proj = register_module("image_proj", models::ProjectionHead(image_encoder->dim(), d, 0, /*normalize=*/true));
   text_proj = register_module("text_proj", models::ProjectionHead(text_encoder->opt.hidden_size, d, 0, true));
   const auto& r = cfg.loss.roco;
-  temperature = register_module(
-      "temperature", models::Temperature(r.temperature_init, r.temperature_min, r.temperature_max, r.learn_temperature));
+  temperature = register_module("temperature", models::Temperature(r.temperature_init, r.temperature_min,
+                                                                   r.temperature_max, r.learn_temperature));
 }
 
 torch::Tensor ClipModelImpl::encodeImage(const torch::Tensor& images) {
@@ -53,8 +53,8 @@ BiudModelImpl::BiudModelImpl(const Config& cfg, std::int64_t vocabSize, std::int
   if (cfg.loss.efm.weight > 0)
     fusion = register_module("fusion", models::makeFusionEncoder(cfg.model.fusion, text_encoder, ct_encoder->dim()));
   const auto& r = cfg.loss.roco;
-  temperature = register_module(
-      "temperature", models::Temperature(r.temperature_init, r.temperature_min, r.temperature_max, r.learn_temperature));
+  temperature = register_module("temperature", models::Temperature(r.temperature_init, r.temperature_min,
+                                                                   r.temperature_max, r.learn_temperature));
 }
 
 BiudModelImpl::Output BiudModelImpl::encodeCt(const torch::Tensor& volume) {
@@ -85,7 +85,8 @@ torch::Tensor BiudModelImpl::efmLogits(const torch::Tensor& maskedIds, const tor
   return fusion->mlmLogits(fused.index({selected.index({Slice(), cols})}));
 }
 
-FinetuneModelImpl::FinetuneModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, std::int64_t labels, double dropout)
+FinetuneModelImpl::FinetuneModelImpl(std::shared_ptr<models::VisualEncoderImpl> enc, std::int64_t labels,
+                                     double dropout)
     : p_(dropout) {
   ct_encoder = register_module("ct_encoder", std::move(enc));
   head = register_module("head", torch::nn::Linear(ct_encoder->dim(), labels));

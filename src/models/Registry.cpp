@@ -1,18 +1,18 @@
 #include "biud/models/Registry.h"
 
-#include <fmt/ranges.h>
-#include <torch/script.h>
-
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <map>
 #include <mutex>
 
-#include "biud/core/Schema.h"
+#include <fmt/ranges.h>
+#include <torch/script.h>
+
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
+#include "biud/core/Schema.h"
 #include "biud/models/ResNet.h"
 #include "biud/models/ViT2D.h"
 #include "biud/models/ViT3D.h"
@@ -135,11 +135,12 @@ std::string resolveWeights(const std::string& w) {
     auto name = fs::readFile((p / "checkpoints" / "latest").string());
     while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
     const auto file = p / "checkpoints" / name / "model.safetensors";
-    BIUD_CHECK(stdfs::exists(file), IoError, "weights `{}`: checkpoints/latest names `{}`, which has no model.safetensors",
-               w, name);
+    BIUD_CHECK(stdfs::exists(file), IoError,
+               "weights `{}`: checkpoints/latest names `{}`, which has no model.safetensors", w, name);
     return file.string();
   }
-  if (stdfs::exists(p / "state.json") && stdfs::exists(p / "model.safetensors")) return (p / "model.safetensors").string();
+  if (stdfs::exists(p / "state.json") && stdfs::exists(p / "model.safetensors"))
+    return (p / "model.safetensors").string();
   return w;
 }
 
@@ -181,7 +182,8 @@ void evalFrozenParts(torch::nn::Module& m) {
   for (auto& child : m.children()) {
     const auto params = child->parameters(/*recurse=*/true);
     if (params.empty()) continue;  // dropout, activations: follow the parent
-    const bool frozen = std::none_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
+    const bool frozen =
+        std::none_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
     if (frozen)
       child->eval();
     else

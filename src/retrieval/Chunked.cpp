@@ -1,13 +1,13 @@
 #include "biud/retrieval/Chunked.h"
 
-#include <torch/torch.h>
-
 #include <algorithm>
 #include <chrono>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <tuple>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
@@ -107,9 +107,7 @@ struct Runner {
   stdfs::path dir;
   std::int64_t computed = 0, resumed = 0;
 
-  bool stopNow() const {
-    return job.stop && job.stop(computed);
-  }
+  bool stopNow() const { return job.stop && job.stop(computed); }
 
   /// One pass over `nItems` items in chunks. `compute(begin, end, bar)` returns the chunk's
   /// tensors, or nullopt when a stop interrupted it; `valid(tensors, begin, end)` says whether a

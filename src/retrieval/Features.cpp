@@ -1,10 +1,10 @@
 #include "biud/retrieval/Features.h"
 
-#include <torch/torch.h>
-
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
+
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -70,8 +70,10 @@ FeatureFile readFeatureFile(const std::string& path, const std::string& idsPath,
     auto m = tensor::readSafetensors(path, &meta);
     auto it = m.find("features");
     if (it == m.end()) {
-      BIUD_CHECK(m.size() == 1, DataError, "{} `{}`: no tensor `features` and {} tensors in the file; name the one "
-                 "to use `features`", what, path, m.size());
+      BIUD_CHECK(m.size() == 1, DataError,
+                 "{} `{}`: no tensor `features` and {} tensors in the file; name the one "
+                 "to use `features`",
+                 what, path, m.size());
       it = m.begin();
     }
     f.features = it->second;
@@ -93,8 +95,8 @@ FeatureFile readFeatureFile(const std::string& path, const std::string& idsPath,
     f.ids = readIdList(idsPath);
   } else {
     auto it = meta.find("ids");
-    BIUD_CHECK(it != meta.end(), ConfigError,
-               "{} `{}`: no `ids` metadata in the file; pass {} FILE (one id per line)", what, path, idsFlag);
+    BIUD_CHECK(it != meta.end(), ConfigError, "{} `{}`: no `ids` metadata in the file; pass {} FILE (one id per line)",
+               what, path, idsFlag);
     f.ids = splitIds(it->second, path + " (metadata `ids`)");
   }
   BIUD_CHECK(static_cast<std::int64_t>(f.ids.size()) == f.features.size(0), DataError,
@@ -105,8 +107,8 @@ FeatureFile readFeatureFile(const std::string& path, const std::string& idsPath,
     const auto part = f.features.narrow(0, r, std::min(kSlice, f.features.size(0) - r));
     if (torch::isfinite(part).all().item<bool>()) continue;
     const auto bad = r + torch::nonzero(~torch::isfinite(part).all(1)).flatten()[0].item<std::int64_t>();
-    BIUD_THROW(DataError, "{} `{}`: row {} (id `{}`) has a NaN or infinite value; features must be finite", what,
-               path, bad, f.ids[static_cast<size_t>(bad)]);
+    BIUD_THROW(DataError, "{} `{}`: row {} (id `{}`) has a NaN or infinite value; features must be finite", what, path,
+               bad, f.ids[static_cast<size_t>(bad)]);
   }
   for (size_t i = 0; i < f.ids.size(); ++i) f.index.emplace(f.ids[i], static_cast<std::int64_t>(i));
   return f;

@@ -1,12 +1,12 @@
 #include "biud/retrieval/TopK.h"
 
-#include <ATen/Parallel.h>
-#include <torch/torch.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <limits>
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 
@@ -149,7 +149,8 @@ void sortMerge(const torch::Tensor& s, std::int64_t base, torch::Tensor bestS, t
 
 }  // namespace
 
-TopKResult blockedTopK(const torch::Tensor& queries, std::int64_t dbRows, const BlockFn& block, const TopKOptions& opt) {
+TopKResult blockedTopK(const torch::Tensor& queries, std::int64_t dbRows, const BlockFn& block,
+                       const TopKOptions& opt) {
   BIUD_CHECK(queries.dim() == 2, ValueError, "queries must be [N, d], got {} dims", queries.dim());
   BIUD_CHECK(queries.size(0) > 0, ValueError, "no queries");
   BIUD_CHECK(dbRows > 0, ValueError, "empty retrieval database");
@@ -199,7 +200,8 @@ TopKResult blockedTopK(const torch::Tensor& queries, std::int64_t dbRows, const 
 
 TopKResult blockedTopK(const torch::Tensor& queries, const torch::Tensor& database, const TopKOptions& opt) {
   BIUD_CHECK(database.dim() == 2, ValueError, "database must be [M, d], got {} dims", database.dim());
-  return blockedTopK(queries, database.size(0), [&](std::int64_t b, std::int64_t e) { return database.slice(0, b, e); }, opt);
+  return blockedTopK(
+      queries, database.size(0), [&](std::int64_t b, std::int64_t e) { return database.slice(0, b, e); }, opt);
 }
 
 torch::Tensor sampleFromTopK(const TopKResult& r, double tau, torch::Generator gen) {

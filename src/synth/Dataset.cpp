@@ -1,5 +1,4 @@
 #include "biud/synth/Dataset.h"
-#include "biud/core/Csv.h"
 
 #include <algorithm>
 #include <atomic>
@@ -7,10 +6,12 @@
 #include <cmath>
 #include <condition_variable>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <numeric>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include "biud/core/Csv.h"
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Log.h"
@@ -391,7 +392,8 @@ GenerateSummary generateDataset(const SynthConfig& cfg, const GenerateOptions& o
 
   // X-ray corpus: other patients, its own reports.
   const int nCxr = cfg.n_cxr;
-  const auto xsplits = assignSplits(nCxr, cfg.xray_split.empty() ? cfg.split : cfg.xray_split, deriveSeed(opt.seed, "cxr"));
+  const auto xsplits =
+      assignSplits(nCxr, cfg.xray_split.empty() ? cfg.split : cfg.xray_split, deriveSeed(opt.seed, "cxr"));
   std::vector<Row> cxr(static_cast<size_t>(nCxr));
   t0 = std::chrono::steady_clock::now();
   if (!(opt.stop && opt.stop())) {

@@ -2,11 +2,11 @@
 // which absent findings are negated; content always comes from the placed findings.
 #include "biud/synth/Report.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+
+#include <fmt/format.h>
 
 namespace biud::synth {
 

@@ -1,7 +1,5 @@
 #include "biud/tensor/Npy.h"
 
-#include <fmt/ranges.h>
-
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -10,6 +8,8 @@
 #include <limits>
 #include <map>
 #include <vector>
+
+#include <fmt/ranges.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"

@@ -13,7 +13,8 @@ namespace biud::runtime {
 c10::Device selectDevice(const std::string& choice, int localRank) {
   const bool cuda = torch::cuda::is_available();
   if (choice == "cpu" || (choice == "auto" && !cuda)) return c10::Device(c10::kCPU);
-  BIUD_CHECK(cuda, ConfigError, "device `cuda` was asked for, but no CUDA device is visible (use --device cpu or auto)");
+  BIUD_CHECK(cuda, ConfigError,
+             "device `cuda` was asked for, but no CUDA device is visible (use --device cpu or auto)");
   const int n = static_cast<int>(torch::cuda::device_count());
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(localRank % std::max(1, n)));
 }

@@ -1,18 +1,18 @@
 #include "biud/tensor/Safetensors.h"
 
-#include <fmt/ranges.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <set>
 
-#include "biud/core/Schema.h"
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
 #include "biud/core/Process.h"
+#include "biud/core/Schema.h"
 
 namespace biud::tensor {
 

@@ -1,12 +1,12 @@
 #include "biud/text/Corpus.h"
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
@@ -30,7 +30,8 @@ std::string trim(const std::string& s) {
 }
 
 /// Which columns make the text, given the header (lower-cased). Empty when none fits.
-std::vector<std::size_t> pickColumns(const std::vector<std::string>& header, const CorpusOptions& opt, const std::string& file) {
+std::vector<std::size_t> pickColumns(const std::vector<std::string>& header, const CorpusOptions& opt,
+                                     const std::string& file) {
   std::vector<std::size_t> cols;
   auto find = [&](const std::string& name) -> long {
     for (std::size_t i = 0; i < header.size(); ++i)
@@ -40,7 +41,8 @@ std::vector<std::size_t> pickColumns(const std::vector<std::string>& header, con
   if (!opt.columns.empty()) {
     for (const auto& c : opt.columns) {
       const long i = find(c);
-      BIUD_CHECK(i >= 0, DataError, "`{}`: column `{}` not found (columns: {})", file, c, fmt::format("{}", fmt::join(header, ", ")));
+      BIUD_CHECK(i >= 0, DataError, "`{}`: column `{}` not found (columns: {})", file, c,
+                 fmt::format("{}", fmt::join(header, ", ")));
       cols.push_back(static_cast<std::size_t>(i));
     }
     return cols;
@@ -58,13 +60,14 @@ std::vector<std::size_t> pickColumns(const std::vector<std::string>& header, con
       break;
     }
   BIUD_CHECK(!cols.empty(), DataError,
-             "`{}` has no report column: expected `report`/`text` or `findings`/`impression` (columns: {}); pick columns with --column",
+             "`{}` has no report column: expected `report`/`text` or `findings`/`impression` (columns: {}); pick "
+             "columns with --column",
              file, fmt::format("{}", fmt::join(header, ", ")));
   return cols;
 }
 
-std::string joinColumns(const std::vector<std::string>& header, const std::vector<std::string>& row, const std::vector<std::size_t>& cols,
-                        bool labelled) {
+std::string joinColumns(const std::vector<std::string>& header, const std::vector<std::string>& row,
+                        const std::vector<std::size_t>& cols, bool labelled) {
   std::string out;
   for (std::size_t c : cols) {
     if (c >= row.size()) continue;
@@ -103,7 +106,8 @@ std::vector<std::string> readCorpus(const std::string& path, const CorpusOptions
     BIUD_CHECK(!rows.empty(), DataError, "`{}` is empty: expected a header row", path);
     csv::checkHeader(rows[0], path);  // a report column given twice would be read from its first copy
     const auto cols = pickColumns(rows[0], opt, path);
-    for (std::size_t r = 1; r < rows.size(); ++r) keep(joinColumns(rows[0], rows[r], cols, opt.columns.empty() && cols.size() > 1));
+    for (std::size_t r = 1; r < rows.size(); ++r)
+      keep(joinColumns(rows[0], rows[r], cols, opt.columns.empty() && cols.size() > 1));
     return out;
   }
   if (ext == ".jsonl" || ext == ".ndjson") {

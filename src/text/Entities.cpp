@@ -1,11 +1,11 @@
 #include "biud/text/Entities.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "YamlUtil.h"
 #include "biud/core/Error.h"
@@ -17,20 +17,28 @@ namespace yu = yamlutil;
 
 const char* toString(EntityKind k) {
   switch (k) {
-    case EntityKind::Finding: return "finding";
-    case EntityKind::Anatomy: return "anatomy";
-    case EntityKind::Attribute: return "attribute";
-    case EntityKind::Size: return "size";
+    case EntityKind::Finding:
+      return "finding";
+    case EntityKind::Anatomy:
+      return "anatomy";
+    case EntityKind::Attribute:
+      return "attribute";
+    case EntityKind::Size:
+      return "size";
   }
   return "?";
 }
 
 const char* toString(FindingStatus s) {
   switch (s) {
-    case FindingStatus::NotMentioned: return "not_mentioned";
-    case FindingStatus::Present: return "present";
-    case FindingStatus::Absent: return "absent";
-    case FindingStatus::Uncertain: return "uncertain";
+    case FindingStatus::NotMentioned:
+      return "not_mentioned";
+    case FindingStatus::Present:
+      return "present";
+    case FindingStatus::Absent:
+      return "absent";
+    case FindingStatus::Uncertain:
+      return "uncertain";
   }
   return "?";
 }
@@ -50,7 +58,8 @@ Lexicon Lexicon::fromString(const std::string& yaml, const std::string& file) {
   if (root["name"]) lex.name = yu::str(root["name"], file, "`name`");
   lex.sections = yu::strList(root["sections"], file, "`sections`");
   const YAML::Node fs = root["findings"];
-  BIUD_CHECK(fs && fs.IsSequence() && fs.size() > 0, ConfigError, "lexicon `{}`: `findings` must be a non-empty list of {{id, synonyms}}", file);
+  BIUD_CHECK(fs && fs.IsSequence() && fs.size() > 0, ConfigError,
+             "lexicon `{}`: `findings` must be a non-empty list of {{id, synonyms}}", file);
   std::set<std::string> ids;
   for (const auto& f : fs) {
     BIUD_CHECK(f.IsMap(), ConfigError, "{}: each finding must be a mapping with id and synonyms", yu::where(file, f));
@@ -61,12 +70,14 @@ Lexicon Lexicon::fromString(const std::string& yaml, const std::string& file) {
     BIUD_CHECK(ids.insert(x.id).second, ConfigError, "{}: duplicate finding id `{}`", yu::where(file, f["id"]), x.id);
     x.name = f["name"] ? yu::str(f["name"], file, "finding `name`") : x.id;
     x.synonyms = yu::strList(f["synonyms"], file, "finding `synonyms`");
-    BIUD_CHECK(!x.synonyms.empty(), ConfigError, "{}: finding `{}` has no synonyms: add at least one phrase", yu::where(file, f), x.id);
+    BIUD_CHECK(!x.synonyms.empty(), ConfigError, "{}: finding `{}` has no synonyms: add at least one phrase",
+               yu::where(file, f), x.id);
     x.absentPhrases = yu::strList(f["absent_phrases"], file, "finding `absent_phrases`");
     lex.findings.push_back(std::move(x));
   }
   if (const YAML::Node an = root["anatomy"]) {
-    BIUD_CHECK(an.IsSequence(), ConfigError, "{}: `anatomy` must be a list of {{id, synonyms, laterality}}", yu::where(file, an));
+    BIUD_CHECK(an.IsSequence(), ConfigError, "{}: `anatomy` must be a list of {{id, synonyms, laterality}}",
+               yu::where(file, an));
     for (const auto& a : an) {
       BIUD_CHECK(a.IsMap(), ConfigError, "{}: each anatomy entry must be a mapping", yu::where(file, a));
       yu::checkKeys(a, {"id", "synonyms", "laterality"}, file, "an anatomy entry");
@@ -83,13 +94,16 @@ Lexicon Lexicon::fromString(const std::string& yaml, const std::string& file) {
     BIUD_CHECK(at.IsMap(), ConfigError, "{}: `attributes` must map attribute -> value -> phrases", yu::where(file, at));
     for (const auto& kv : at) {
       const std::string attr = kv.first.as<std::string>();
-      BIUD_CHECK(kv.second.IsMap(), ConfigError, "{}: attribute `{}` must map values to phrase lists", yu::where(file, kv.second), attr);
-      for (const auto& v : kv.second) lex.attributes[attr][v.first.as<std::string>()] = yu::strList(v.second, file, "attribute phrases");
+      BIUD_CHECK(kv.second.IsMap(), ConfigError, "{}: attribute `{}` must map values to phrase lists",
+                 yu::where(file, kv.second), attr);
+      for (const auto& v : kv.second)
+        lex.attributes[attr][v.first.as<std::string>()] = yu::strList(v.second, file, "attribute phrases");
     }
   }
   if (const YAML::Node c = root["cues"]) {
     BIUD_CHECK(c.IsMap(), ConfigError, "{}: `cues` must be a mapping of cue lists", yu::where(file, c));
-    yu::checkKeys(c, {"negation_pre", "negation_post", "uncertainty_pre", "uncertainty_post", "pseudo", "terminators"}, file, "`cues`");
+    yu::checkKeys(c, {"negation_pre", "negation_post", "uncertainty_pre", "uncertainty_post", "pseudo", "terminators"},
+                  file, "`cues`");
     lex.hasCues = true;
     auto take = [&](const char* key, std::vector<std::string>& dst) {
       if (c[key]) dst = yu::strList(c[key], file, std::string("cues.") + key);
@@ -161,7 +175,8 @@ ReportLabels EntityExtractor::extract(std::string_view report) const {
   for (std::size_t si = 0; si < r.sentences.size(); ++si) {
     const ReportSentence& s = r.sentences[si];
     const std::string& section = r.sections[static_cast<std::size_t>(s.section)].name;
-    if (!lex_.sections.empty() && std::find(lex_.sections.begin(), lex_.sections.end(), section) == lex_.sections.end()) continue;
+    if (!lex_.sections.empty() && std::find(lex_.sections.begin(), lex_.sections.end(), section) == lex_.sections.end())
+      continue;
     const std::size_t first = out.entities.size();
     auto make = [&](EntityKind k, int wb, int we) {
       Entity e;
@@ -226,12 +241,14 @@ ReportLabels EntityExtractor::extract(std::string_view report) const {
     for (int w = s.wordBegin; w < s.wordEnd; ++w) {
       double v = 0;
       std::string unit;
-      if (r.words[static_cast<std::size_t>(w)].punct || !number(r.words[static_cast<std::size_t>(w)].norm, v, unit)) continue;
+      if (r.words[static_cast<std::size_t>(w)].punct || !number(r.words[static_cast<std::size_t>(w)].norm, v, unit))
+        continue;
       double best = v;
       int k = w;
       std::string u = unit;
-      while (u.empty() && k + 2 < s.wordEnd && (r.words[static_cast<std::size_t>(k + 1)].norm == "x" ||
-                                                 r.words[static_cast<std::size_t>(k + 1)].norm == "by")) {
+      while (u.empty() && k + 2 < s.wordEnd &&
+             (r.words[static_cast<std::size_t>(k + 1)].norm == "x" ||
+              r.words[static_cast<std::size_t>(k + 1)].norm == "by")) {
         double v2 = 0;
         std::string u2;
         if (!number(r.words[static_cast<std::size_t>(k + 2)].norm, v2, u2)) break;
@@ -240,7 +257,8 @@ ReportLabels EntityExtractor::extract(std::string_view report) const {
         u = u2;
       }
       if (u.empty() && k + 1 < s.wordEnd) {
-        if (unitScale(r.words[static_cast<std::size_t>(k + 1)].norm) > 0) u = r.words[static_cast<std::size_t>(++k)].norm;
+        if (unitScale(r.words[static_cast<std::size_t>(k + 1)].norm) > 0)
+          u = r.words[static_cast<std::size_t>(++k)].norm;
       }
       if (unitScale(u) <= 0) continue;
       Entity e = make(EntityKind::Size, w, k + 1);
@@ -286,9 +304,12 @@ ReportLabels EntityExtractor::extract(std::string_view report) const {
     }
   }
   for (std::size_t i = 0; i < rank.size(); ++i)
-    out.status[i] = rank[i] == 3 ? FindingStatus::Present : rank[i] == 2 ? FindingStatus::Uncertain : rank[i] == 1 ? FindingStatus::Absent
-                                                                                                                   : FindingStatus::NotMentioned;
-  std::stable_sort(out.entities.begin(), out.entities.end(), [](const Entity& a, const Entity& b) { return a.begin < b.begin; });
+    out.status[i] = rank[i] == 3   ? FindingStatus::Present
+                    : rank[i] == 2 ? FindingStatus::Uncertain
+                    : rank[i] == 1 ? FindingStatus::Absent
+                                   : FindingStatus::NotMentioned;
+  std::stable_sort(out.entities.begin(), out.entities.end(),
+                   [](const Entity& a, const Entity& b) { return a.begin < b.begin; });
   return out;
 }
 

@@ -28,13 +28,15 @@ void addUnique(std::vector<std::string>& dst, const std::string& s) {
 /// The non-empty `findings:` list of a prompt set.
 YAML::Node findingList(const YAML::Node& root, const std::string& file) {
   const YAML::Node fs = root["findings"];
-  BIUD_CHECK(fs && fs.IsSequence() && fs.size() > 0, ConfigError, "prompt set `{}`: `findings` must be a non-empty list", file);
+  BIUD_CHECK(fs && fs.IsSequence() && fs.size() > 0, ConfigError,
+             "prompt set `{}`: `findings` must be a non-empty list", file);
   return fs;
 }
 
 /// Id and display name of one `findings:` entry, after checking its keys and that the id is new.
-std::pair<std::string, std::string> findingIdName(const YAML::Node& f, const std::string& file, std::set<std::string>& seen,
-                                                  const std::vector<std::string>& keys, const std::string& what) {
+std::pair<std::string, std::string> findingIdName(const YAML::Node& f, const std::string& file,
+                                                  std::set<std::string>& seen, const std::vector<std::string>& keys,
+                                                  const std::string& what) {
   BIUD_CHECK(f.IsMap() && f["id"], ConfigError, "{}: each finding needs an `id`", yu::where(file, f));
   yu::checkKeys(f, keys, file, what);
   auto id = yu::str(f["id"], file, "finding `id`");
@@ -49,11 +51,12 @@ std::pair<std::string, std::string> findingIdName(const YAML::Node& f, const std
 /// each `positive` sentence, with each of its `impression` sentences. The text encoder saw whole
 /// reports in training, so a prompt pair that differs in one finding only isolates that finding.
 PromptSet reportForm(const YAML::Node& root, const std::string& file) {
-  BIUD_CHECK(!root["templates"], ConfigError, "{}: `templates` and `report` exclude each other (report prompts are whole reports)",
+  BIUD_CHECK(!root["templates"], ConfigError,
+             "{}: `templates` and `report` exclude each other (report prompts are whole reports)",
              yu::where(file, root["templates"]));
   const YAML::Node r = root["report"];
-  BIUD_CHECK(r.IsMap(), ConfigError, "{}: `report` must be a mapping with `impression` (and optional `prefix`, `suffix`)",
-             yu::where(file, r));
+  BIUD_CHECK(r.IsMap(), ConfigError,
+             "{}: `report` must be a mapping with `impression` (and optional `prefix`, `suffix`)", yu::where(file, r));
   yu::checkKeys(r, {"prefix", "suffix", "impression"}, file, "`report`");
   const std::string prefix = r["prefix"] ? yu::str(r["prefix"], file, "report.prefix") : "";
   const std::string suffix = r["suffix"] ? yu::str(r["suffix"], file, "report.suffix") : "";
@@ -69,12 +72,14 @@ PromptSet reportForm(const YAML::Node& root, const std::string& file) {
   std::set<std::string> seen;
   for (const auto& f : fs) {
     Raw x;
-    std::tie(x.id, x.name) =
-        findingIdName(f, file, seen, {"id", "name", "normal", "positive", "impression"}, "a finding of a report-form prompt set");
-    BIUD_CHECK(f["normal"], ConfigError, "{}: finding `{}` needs `normal`: its sentence in a normal report", yu::where(file, f), x.id);
+    std::tie(x.id, x.name) = findingIdName(f, file, seen, {"id", "name", "normal", "positive", "impression"},
+                                           "a finding of a report-form prompt set");
+    BIUD_CHECK(f["normal"], ConfigError, "{}: finding `{}` needs `normal`: its sentence in a normal report",
+               yu::where(file, f), x.id);
     x.normal = yu::str(f["normal"], file, "finding `normal`");
     x.positive = yu::strList(f["positive"], file, "finding `positive`");
-    BIUD_CHECK(!x.positive.empty(), ConfigError, "{}: finding `{}` needs at least one `positive` sentence", yu::where(file, f), x.id);
+    BIUD_CHECK(!x.positive.empty(), ConfigError, "{}: finding `{}` needs at least one `positive` sentence",
+               yu::where(file, f), x.id);
     x.impression = f["impression"] ? yu::strList(f["impression"], file, "finding `impression`") : x.positive;
     raw.push_back(std::move(x));
   }
@@ -147,13 +152,14 @@ PromptSet PromptSet::fromString(const std::string& yaml, const std::string& file
     tplNeg = yu::strList(t["negative"], file, "templates.negative");
     for (const auto* list : {&tplPos, &tplNeg})
       for (const auto& s : *list)
-        BIUD_CHECK(s.find("{}") != std::string::npos, ConfigError, "{}: template `{}` has no `{{}}` where the finding term goes",
-                   yu::where(file, t), s);
+        BIUD_CHECK(s.find("{}") != std::string::npos, ConfigError,
+                   "{}: template `{}` has no `{{}}` where the finding term goes", yu::where(file, t), s);
   }
   std::set<std::string> seen;
   for (const auto& f : findingList(root, file)) {
     FindingPrompts fp;
-    std::tie(fp.id, fp.name) = findingIdName(f, file, seen, {"id", "name", "terms", "positive", "negative"}, "a finding");
+    std::tie(fp.id, fp.name) =
+        findingIdName(f, file, seen, {"id", "name", "terms", "positive", "negative"}, "a finding");
     const auto terms = yu::strList(f["terms"], file, "finding `terms`");
     for (const auto& s : yu::strList(f["positive"], file, "finding `positive`")) addUnique(fp.positive, s);
     for (const auto& s : yu::strList(f["negative"], file, "finding `negative`")) addUnique(fp.negative, s);
@@ -161,9 +167,10 @@ PromptSet PromptSet::fromString(const std::string& yaml, const std::string& file
       for (const auto& t : tplPos) addUnique(fp.positive, expand(t, term));
       for (const auto& t : tplNeg) addUnique(fp.negative, expand(t, term));
     }
-    BIUD_CHECK(!fp.positive.empty() && !fp.negative.empty(), ConfigError,
-               "{}: finding `{}` needs at least one positive and one negative prompt (give `terms` with templates, or lists)",
-               yu::where(file, f), fp.id);
+    BIUD_CHECK(
+        !fp.positive.empty() && !fp.negative.empty(), ConfigError,
+        "{}: finding `{}` needs at least one positive and one negative prompt (give `terms` with templates, or lists)",
+        yu::where(file, f), fp.id);
     ps.findings.push_back(std::move(fp));
   }
   return ps;
@@ -212,8 +219,10 @@ LabelMatch PromptSet::matchLabels(const std::vector<std::string>& labelNames, co
     std::string cols;
     for (const auto& l : labelNames) cols += (cols.empty() ? "`" : ", `") + l + "`";
     BIUD_THROW(ConfigError,
-               "no label column of {} has prompts in prompt set `{}`: label columns [{}]; prompt findings, id (name): [{}]. A column "
-               "matches a finding whose `id` or `name` equals it (case, spaces and punctuation ignored); rename the columns or give "
+               "no label column of {} has prompts in prompt set `{}`: label columns [{}]; prompt findings, id (name): "
+               "[{}]. A column "
+               "matches a finding whose `id` or `name` equals it (case, spaces and punctuation ignored); rename the "
+               "columns or give "
                "the findings those names",
                labelsFrom, file.empty() ? name : file, labelNames.empty() ? "none" : cols, describe());
   }

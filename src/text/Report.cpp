@@ -69,7 +69,8 @@ void PhraseMatcher::add(std::string_view phrase, int payload) {
   phrases_.push_back({ws, {payload}});
   auto& list = byFirst_[ws[0]];
   list.push_back(idx);
-  std::stable_sort(list.begin(), list.end(), [&](int a, int b) { return phrases_[a].words.size() > phrases_[b].words.size(); });
+  std::stable_sort(list.begin(), list.end(),
+                   [&](int a, int b) { return phrases_[a].words.size() > phrases_[b].words.size(); });
 }
 
 void PhraseMatcher::addWithPlural(std::string_view phrase, int payload) {
@@ -126,7 +127,8 @@ namespace {
 std::size_t listMarker(std::string_view t, std::size_t i) {
   std::size_t k = i;
   while (k < t.size() && std::isdigit(static_cast<unsigned char>(t[k])) && k - i < 3) ++k;
-  if (k > i && k < t.size() && (t[k] == '.' || t[k] == ')') && k + 1 < t.size() && isSpaceByte(static_cast<unsigned char>(t[k + 1])))
+  if (k > i && k < t.size() && (t[k] == '.' || t[k] == ')') && k + 1 < t.size() &&
+      isSpaceByte(static_cast<unsigned char>(t[k + 1])))
     return k + 1 - i;
   if (i < t.size() && (t[i] == '-' || t[i] == '*') && i + 1 < t.size() && t[i + 1] == ' ') return 1;
   if (t.substr(i, 3) == "\xE2\x80\xA2") return 3;  // bullet
@@ -138,8 +140,9 @@ bool isAbbreviation(std::string_view t, std::size_t dot) {
   while (b > 0 && !isSpaceByte(static_cast<unsigned char>(t[b - 1])) && t[b - 1] != '(') --b;
   std::string w;
   for (std::size_t k = b; k < dot; ++k) w += lower(t[k]);
-  static const std::set<std::string> kAbbrev = {"e.g", "i.e", "approx", "vs", "dr", "mr", "mrs", "ms", "cf", "fig", "incl", "resp",
-                                                "ca", "st", "no", "nos", "max", "min", "apprx", "sp", "s.p", "etc.", "a.k.a"};
+  static const std::set<std::string> kAbbrev = {"e.g", "i.e", "approx", "vs",   "dr",  "mr",   "mrs",  "ms",
+                                                "cf",  "fig", "incl",   "resp", "ca",  "st",   "no",   "nos",
+                                                "max", "min", "apprx",  "sp",   "s.p", "etc.", "a.k.a"};
   // "No." ends a sentence far more often than it abbreviates "number" in reports, unless a digit follows.
   if (w == "no") return dot + 2 < t.size() && std::isdigit(static_cast<unsigned char>(t[dot + 2]));
   return kAbbrev.count(w) > 0;
@@ -191,9 +194,12 @@ std::vector<std::pair<int, int>> splitSentences(std::string_view t, int base) {
 
 const char* toString(Assertion a) {
   switch (a) {
-    case Assertion::Present: return "present";
-    case Assertion::Absent: return "absent";
-    case Assertion::Uncertain: return "uncertain";
+    case Assertion::Present:
+      return "present";
+    case Assertion::Absent:
+      return "absent";
+    case Assertion::Uncertain:
+      return "uncertain";
   }
   return "?";
 }
@@ -206,7 +212,8 @@ int ParsedReport::sentenceOfWord(int word) const {
 
 std::string ParsedReport::section(const std::string& name) const {
   for (const auto& s : sections)
-    if (s.name == name) return text.substr(static_cast<std::size_t>(s.begin), static_cast<std::size_t>(s.end - s.begin));
+    if (s.name == name)
+      return text.substr(static_cast<std::size_t>(s.begin), static_cast<std::size_t>(s.end - s.begin));
   return "";
 }
 
@@ -271,14 +278,17 @@ ParsedReport ReportParser::parse(std::string_view text) const {
     r.sections.push_back({name, static_cast<int>(b), static_cast<int>(e)});
   };
   addSection("text", 0, found.empty() ? t.size() : found[0].at);
-  for (std::size_t h = 0; h < found.size(); ++h) addSection(found[h].name, found[h].body, h + 1 < found.size() ? found[h + 1].at : t.size());
+  for (std::size_t h = 0; h < found.size(); ++h)
+    addSection(found[h].name, found[h].body, h + 1 < found.size() ? found[h + 1].at : t.size());
   for (std::size_t s = 0; s < r.sections.size(); ++s) {
     const auto& sec = r.sections[s];
-    for (const auto& [b, e] : splitSentences(t.substr(static_cast<std::size_t>(sec.begin), static_cast<std::size_t>(sec.end - sec.begin)), sec.begin)) {
+    for (const auto& [b, e] : splitSentences(
+             t.substr(static_cast<std::size_t>(sec.begin), static_cast<std::size_t>(sec.end - sec.begin)), sec.begin)) {
       ReportSentence sent;
       sent.begin = b, sent.end = e, sent.section = static_cast<int>(s);
       sent.wordBegin = static_cast<int>(r.words.size());
-      for (auto& w : splitWords(t.substr(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)), b)) r.words.push_back(std::move(w));
+      for (auto& w : splitWords(t.substr(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)), b))
+        r.words.push_back(std::move(w));
       sent.wordEnd = static_cast<int>(r.words.size());
       for (const auto& m : cues_.match(r.words, sent.wordBegin, sent.wordEnd)) {
         unsigned kinds = 0;
@@ -294,7 +304,8 @@ ParsedReport ReportParser::parse(std::string_view text) const {
 Assertion ReportParser::assertion(const ParsedReport& r, int wordBegin, int wordEnd) const {
   const int s = r.sentenceOfWord(wordBegin);
   if (s < 0) return Assertion::Present;
-  const int sb = r.sentences[static_cast<std::size_t>(s)].wordBegin, se = r.sentences[static_cast<std::size_t>(s)].wordEnd;
+  const int sb = r.sentences[static_cast<std::size_t>(s)].wordBegin,
+            se = r.sentences[static_cast<std::size_t>(s)].wordEnd;
   auto blocked = [&](int from, int to) {  // a terminator or ';' in words [from, to)
     for (int w = from; w < to; ++w)
       if (r.words[static_cast<std::size_t>(w)].punct && r.words[static_cast<std::size_t>(w)].norm == ";") return true;
@@ -306,8 +317,9 @@ Assertion ReportParser::assertion(const ParsedReport& r, int wordBegin, int word
   const ReportCue* post = nullptr;
   for (const auto& c : r.cues) {
     if (c.wordBegin < sb || c.wordEnd > se) continue;
-    if ((c.kinds & (kNegPre | kUncPre)) && c.wordEnd <= wordBegin && (opt_.preWindow <= 0 || wordBegin - c.wordEnd <= opt_.preWindow) &&
-        !blocked(c.wordEnd, wordBegin) && (!pre || c.wordEnd > pre->wordEnd))
+    if ((c.kinds & (kNegPre | kUncPre)) && c.wordEnd <= wordBegin &&
+        (opt_.preWindow <= 0 || wordBegin - c.wordEnd <= opt_.preWindow) && !blocked(c.wordEnd, wordBegin) &&
+        (!pre || c.wordEnd > pre->wordEnd))
       pre = &c;
     if ((c.kinds & (kNegPost | kUncPost)) && c.wordBegin >= wordEnd && c.wordBegin - wordEnd <= opt_.postWindow &&
         !blocked(wordEnd, c.wordBegin) && (!post || c.wordBegin < post->wordBegin))

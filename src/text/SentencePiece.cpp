@@ -3,8 +3,8 @@
 #include <dlfcn.h>
 
 #include <cstdlib>
-#include <functional>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 
 #include "biud/core/Error.h"
@@ -136,7 +136,8 @@ std::vector<int> SentencePiece::encode(const std::string& text, std::vector<std:
 }
 
 std::vector<std::string> SentencePiece::encodePieces(const std::string& text) const {
-  const std::string joined = readString([&](char* out, int cap) { return api().encodePieces(h_->p, text.c_str(), out, cap); });
+  const std::string joined =
+      readString([&](char* out, int cap) { return api().encodePieces(h_->p, text.c_str(), out, cap); });
   std::vector<std::string> pieces;
   if (joined.empty()) return pieces;
   size_t start = 0;
@@ -150,7 +151,8 @@ std::vector<std::string> SentencePiece::encodePieces(const std::string& text) co
 }
 
 std::string SentencePiece::decode(const std::vector<int>& ids) const {
-  return readString([&](char* out, int cap) { return api().decode(h_->p, ids.data(), static_cast<int>(ids.size()), out, cap); });
+  return readString(
+      [&](char* out, int cap) { return api().decode(h_->p, ids.data(), static_cast<int>(ids.size()), out, cap); });
 }
 
 int SentencePiece::vocabSize() const { return api().vocabSize(h_->p); }

@@ -13,8 +13,8 @@ void trainSpm(const std::string& corpusFile, const std::string& prefix, const Sp
   for (const std::string* p : {&corpusFile, &prefix})
     BIUD_CHECK(p->find_first_of(" \t\n") == std::string::npos, ConfigError,
                "SentencePiece cannot take a path with spaces (`{}`): use a path without spaces", *p);
-  BIUD_CHECK(opt.modelType == "unigram" || opt.modelType == "bpe" || opt.modelType == "char" || opt.modelType == "word", ConfigError,
-             "SentencePiece model type `{}` is not one of unigram, bpe, char, word", opt.modelType);
+  BIUD_CHECK(opt.modelType == "unigram" || opt.modelType == "bpe" || opt.modelType == "char" || opt.modelType == "word",
+             ConfigError, "SentencePiece model type `{}` is not one of unigram, bpe, char, word", opt.modelType);
   BIUD_CHECK(opt.vocabSize > 5, ConfigError, "SentencePiece vocab size must be > 5, got {}", opt.vocabSize);
   const auto parent = std::filesystem::path(prefix).parent_path();
   if (!parent.empty()) fs::makeDirs(parent);
@@ -24,7 +24,8 @@ void trainSpm(const std::string& corpusFile, const std::string& prefix, const Sp
       "--num_threads={} --random_seed={} --hard_vocab_limit=false --minloglevel=3 --normalization_rule_name={}",
       corpusFile, prefix, opt.vocabSize, opt.modelType, opt.characterCoverage, opt.numThreads, opt.seed,
       opt.lowercase ? "nmt_nfkc_cf" : "nmt_nfkc");
-  if (opt.inputSentenceSize > 0) args += fmt::format(" --input_sentence_size={} --shuffle_input_sentence=true", opt.inputSentenceSize);
+  if (opt.inputSentenceSize > 0)
+    args += fmt::format(" --input_sentence_size={} --shuffle_input_sentence=true", opt.inputSentenceSize);
   SentencePiece::train(args);
 }
 
@@ -61,11 +62,14 @@ Encoding SpmTokenizer::encode(std::string_view text, const EncodeOptions& opt) c
     const int id = e.ids[i];
     e.specialMask[i] = (id == special_.cls || id == special_.sep || id == special_.pad) ? 1 : 0;
   }
-  if (opt.padding == Padding::MaxLength && opt.maxLength > 0) padEncoding(e, opt.maxLength, special_.pad < 0 ? 0 : special_.pad);
+  if (opt.padding == Padding::MaxLength && opt.maxLength > 0)
+    padEncoding(e, opt.maxLength, special_.pad < 0 ? 0 : special_.pad);
   return e;
 }
 
-std::vector<std::string> SpmTokenizer::tokenize(std::string_view text) const { return spm_.encodePieces(std::string(text)); }
+std::vector<std::string> SpmTokenizer::tokenize(std::string_view text) const {
+  return spm_.encodePieces(std::string(text));
+}
 
 std::string SpmTokenizer::decode(const std::vector<int>& ids, bool skipSpecial) const {
   std::vector<int> keep;

@@ -54,12 +54,15 @@ std::vector<int> tokensForSpan(const Encoding& e, int begin, int end) {
 std::unique_ptr<Tokenizer> makeTokenizer(const TextConfig& cfg) {
   if (cfg.tokenizer == "spm") {
     BIUD_CHECK(!cfg.spm_model.empty(), ConfigError,
-               "text.tokenizer is `spm` but text.spm_model is empty: set it to a .model file (train one with `biud-tokenizer train`)");
+               "text.tokenizer is `spm` but text.spm_model is empty: set it to a .model file (train one with "
+               "`biud-tokenizer train`)");
     return std::make_unique<SpmTokenizer>(cfg.spm_model);
   }
-  BIUD_CHECK(cfg.tokenizer == "wordpiece", ConfigError, "text.tokenizer `{}` is not one of wordpiece, spm", cfg.tokenizer);
+  BIUD_CHECK(cfg.tokenizer == "wordpiece", ConfigError, "text.tokenizer `{}` is not one of wordpiece, spm",
+             cfg.tokenizer);
   BIUD_CHECK(!cfg.vocab.empty(), ConfigError,
-             "text.tokenizer is `wordpiece` but text.vocab is empty: set it to a BERT vocab.txt (or train one with `biud-tokenizer train --kind wordpiece`)");
+             "text.tokenizer is `wordpiece` but text.vocab is empty: set it to a BERT vocab.txt (or train one with "
+             "`biud-tokenizer train --kind wordpiece`)");
   // tokenizer_config.json next to the vocab wins; otherwise text.lowercase decides.
   const auto cfgJson = std::filesystem::path(cfg.vocab).parent_path() / "tokenizer_config.json";
   std::error_code ec;

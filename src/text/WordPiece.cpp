@@ -1,13 +1,13 @@
 #include "biud/text/WordPiece.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <queue>
 #include <set>
-#include <filesystem>
+
+#include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -42,10 +42,16 @@ const char* lookup(const CpMap (&m)[N], char32_t cp) {
   return (it != end && it->cp == cp) ? it->to : nullptr;
 }
 
-bool isRemoved(char32_t cp) { return cp < 0x80 ? (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0x7F : inRanges(kRemoved, cp); }
-bool isSpace(char32_t cp) { return cp == ' ' || (cp < 0x80 ? (cp == '\t' || cp == '\n' || cp == '\r') : inRanges(kSpace, cp)); }
+bool isRemoved(char32_t cp) {
+  return cp < 0x80 ? (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0x7F : inRanges(kRemoved, cp);
+}
+bool isSpace(char32_t cp) {
+  return cp == ' ' || (cp < 0x80 ? (cp == '\t' || cp == '\n' || cp == '\r') : inRanges(kSpace, cp));
+}
 bool isPunct(char32_t cp) {
-  if (cp < 0x80) return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) || (cp >= 0x5B && cp <= 0x60) || (cp >= 0x7B && cp <= 0x7E);
+  if (cp < 0x80)
+    return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) || (cp >= 0x5B && cp <= 0x60) ||
+           (cp >= 0x7B && cp <= 0x7E);
   return inRanges(kPunct, cp);
 }
 bool isCjk(char32_t cp) { return cp >= 0x3400 && inRanges(kCjk, cp); }
@@ -91,19 +97,21 @@ std::string readToken(const nlohmann::json& j, const char* key, const std::strin
   const auto& v = j[key];
   if (v.is_string()) return v.get<std::string>();
   if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
-  BIUD_THROW(DataError, "tokenizer config `{}`: key `{}` must be a string or {{\"content\": ...}}, got {}", file, key, v.dump());
+  BIUD_THROW(DataError, "tokenizer config `{}`: key `{}` must be a string or {{\"content\": ...}}, got {}", file, key,
+             v.dump());
 }
 
 /// The WordPiece decoder's per-token clean-up (HF tokenizers decoders.WordPiece(cleanup=True)).
 std::string cleanup(std::string s) {
   static const std::pair<const char*, const char*> kRules[] = {
-      {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
+      {" .", "."},   {" ?", "?"},           {" !", "!"},   {" ,", ","},     {" ' ", "'"},   {" n't", "n't"},
       {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
   for (const auto& [from, to] : kRules) {
     const std::string f(from), t(to);
     std::string out;
     std::size_t pos = 0;
-    for (std::size_t hit; (hit = s.find(f, pos)) != std::string::npos; pos = hit + f.size()) out.append(s, pos, hit - pos).append(t);
+    for (std::size_t hit; (hit = s.find(f, pos)) != std::string::npos; pos = hit + f.size())
+      out.append(s, pos, hit - pos).append(t);
     out.append(s, pos, std::string::npos);
     s.swap(out);
   }
@@ -118,14 +126,16 @@ WordPieceOptions WordPieceOptions::fromConfigJson(const std::string& path) {
   WordPieceOptions o;
   auto boolKey = [&](const char* key, bool& out) {
     if (!j.contains(key) || j[key].is_null()) return;
-    BIUD_CHECK(j[key].is_boolean(), DataError, "tokenizer config `{}`: key `{}` must be true or false, got {}", path, key, j[key].dump());
+    BIUD_CHECK(j[key].is_boolean(), DataError, "tokenizer config `{}`: key `{}` must be true or false, got {}", path,
+               key, j[key].dump());
     out = j[key].get<bool>();
   };
   boolKey("do_lower_case", o.lowercase);
   boolKey("tokenize_chinese_chars", o.tokenizeChineseChars);
   if (j.contains("strip_accents") && !j["strip_accents"].is_null()) {
-    BIUD_CHECK(j["strip_accents"].is_boolean(), DataError, "tokenizer config `{}`: key `strip_accents` must be true, false or null, got {}",
-               path, j["strip_accents"].dump());
+    BIUD_CHECK(j["strip_accents"].is_boolean(), DataError,
+               "tokenizer config `{}`: key `strip_accents` must be true, false or null, got {}", path,
+               j["strip_accents"].dump());
     o.stripAccents = j["strip_accents"].get<bool>() ? 1 : 0;
   }
   if (j.contains("max_input_chars_per_word") && j["max_input_chars_per_word"].is_number_integer())
@@ -170,12 +180,17 @@ WordPieceOptions optionsNextTo(const std::string& vocabPath) {
 
 WordPiece::WordPiece(const std::string& vocabPath) : WordPiece(readVocab(vocabPath), optionsNextTo(vocabPath)) {}
 
-WordPiece::WordPiece(const std::string& vocabPath, const WordPieceOptions& options) : WordPiece(readVocab(vocabPath), options) {}
+WordPiece::WordPiece(const std::string& vocabPath, const WordPieceOptions& options)
+    : WordPiece(readVocab(vocabPath), options) {}
 
-WordPiece::WordPiece(std::vector<std::string> vocab, const WordPieceOptions& options) : vocab_(std::move(vocab)), opt_(options) { init(); }
+WordPiece::WordPiece(std::vector<std::string> vocab, const WordPieceOptions& options)
+    : vocab_(std::move(vocab)), opt_(options) {
+  init();
+}
 
 void WordPiece::init() {
-  BIUD_CHECK(opt_.maxInputCharsPerWord > 0, ConfigError, "max_input_chars_per_word must be > 0, got {}", opt_.maxInputCharsPerWord);
+  BIUD_CHECK(opt_.maxInputCharsPerWord > 0, ConfigError, "max_input_chars_per_word must be > 0, got {}",
+             opt_.maxInputCharsPerWord);
   index_.reserve(vocab_.size() * 2);
   for (std::size_t i = 0; i < vocab_.size(); ++i) {
     // HF keeps the last id of a duplicated line; match it.
@@ -191,7 +206,8 @@ void WordPiece::init() {
   special_.cls = idOf(opt_.clsToken);
   special_.sep = idOf(opt_.sepToken);
   special_.mask = idOf(opt_.maskToken);
-  BIUD_CHECK(special_.unk >= 0, DataError, "WordPiece vocab has no unknown token `{}`: add it or set unk_token in tokenizer_config.json",
+  BIUD_CHECK(special_.unk >= 0, DataError,
+             "WordPiece vocab has no unknown token `{}`: add it or set unk_token in tokenizer_config.json",
              opt_.unkToken);
   isSpecialId_.assign(vocab_.size(), 0);
   for (const std::string* t : {&opt_.padToken, &opt_.unkToken, &opt_.clsToken, &opt_.sepToken, &opt_.maskToken}) {
@@ -201,7 +217,8 @@ void WordPiece::init() {
     isSpecialId_[static_cast<std::size_t>(id)] = 1;
   }
   // Longest first: the leftmost match prefers the longer token when two start at one place.
-  std::sort(specials_.begin(), specials_.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  std::sort(specials_.begin(), specials_.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
 }
 
 std::string WordPiece::normalize(std::string_view text) const {
@@ -312,7 +329,8 @@ void WordPiece::forEachWord(std::string_view text, F&& fn) const {
 }
 
 void WordPiece::visitWords(std::string_view text, const std::function<void(const std::string&, bool)>& fn) const {
-  forEachWord(text, [&](const std::string& w, const std::vector<std::pair<int, int>>&, bool special) { fn(w, special); });
+  forEachWord(text,
+              [&](const std::string& w, const std::vector<std::pair<int, int>>&, bool special) { fn(w, special); });
 }
 
 std::vector<WordPieceWord> WordPiece::preTokenize(std::string_view text) const {
@@ -323,7 +341,8 @@ std::vector<WordPieceWord> WordPiece::preTokenize(std::string_view text) const {
   return words;
 }
 
-void WordPiece::encodeContent(std::string_view text, std::vector<int>& ids, std::vector<std::pair<int, int>>& offsets) const {
+void WordPiece::encodeContent(std::string_view text, std::vector<int>& ids,
+                              std::vector<std::pair<int, int>>& offsets) const {
   std::vector<std::size_t> cuts;  // byte position of each code point of a word, plus the end
   std::string buf;
   std::vector<int> wordIds;
@@ -383,8 +402,8 @@ Encoding WordPiece::encode(std::string_view text, const EncodeOptions& opt) cons
   encodeContent(text, ids, offsets);
   const bool specials = opt.addSpecialTokens;
   if (specials) {
-    BIUD_CHECK(special_.cls >= 0 && special_.sep >= 0, DataError, "WordPiece vocab lacks `{}` or `{}`: cannot add special tokens",
-               opt_.clsToken, opt_.sepToken);
+    BIUD_CHECK(special_.cls >= 0 && special_.sep >= 0, DataError,
+               "WordPiece vocab lacks `{}` or `{}`: cannot add special tokens", opt_.clsToken, opt_.sepToken);
   }
   if (opt.maxLength > 0 && opt.truncation) {
     const int room = opt.maxLength - (specials ? 2 : 0);
@@ -415,7 +434,8 @@ Encoding WordPiece::encode(std::string_view text, const EncodeOptions& opt) cons
     const bool sp = (specials && (i == 0 || i + 1 == e.ids.size())) || isSpecialId_[static_cast<std::size_t>(e.ids[i])];
     e.specialMask[i] = sp ? 1 : 0;
   }
-  if (opt.padding == Padding::MaxLength && opt.maxLength > 0) padEncoding(e, opt.maxLength, special_.pad < 0 ? 0 : special_.pad);
+  if (opt.padding == Padding::MaxLength && opt.maxLength > 0)
+    padEncoding(e, opt.maxLength, special_.pad < 0 ? 0 : special_.pad);
   return e;
 }
 
@@ -502,7 +522,9 @@ std::vector<std::string> trainWordPieceVocab(const std::vector<std::string>& tex
     if (have.insert(s).second) vocab.push_back(s);
 
   // BPE merges with incremental pair counts and a lazy max-heap (stale entries are skipped).
-  auto key = [](int a, int b) { return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b); };
+  auto key = [](int a, int b) {
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
+  };
   std::unordered_map<std::uint64_t, long long> count;
   std::unordered_map<std::uint64_t, std::set<int>> where;
   for (int wi = 0; wi < static_cast<int>(words.size()); ++wi) {

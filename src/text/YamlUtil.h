@@ -1,17 +1,16 @@
 #pragma once
 // Strict YAML reading helpers shared by the lexicon and prompt loaders (src/text only).
-#include <yaml-cpp/yaml.h>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
 #include <algorithm>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "biud/core/Schema.h"
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <yaml-cpp/yaml.h>
+
 #include "biud/core/Error.h"
+#include "biud/core/Schema.h"
 
 namespace biud::text::yamlutil {
 
@@ -30,13 +29,15 @@ inline YAML::Node parse(const std::string& text, const std::string& file) {
 }
 
 /// ConfigError for keys of map `n` not in `allowed`, with a "did you mean".
-inline void checkKeys(const YAML::Node& n, const std::vector<std::string>& allowed, const std::string& file, const std::string& what) {
+inline void checkKeys(const YAML::Node& n, const std::vector<std::string>& allowed, const std::string& file,
+                      const std::string& what) {
   for (const auto& kv : n) {
     const std::string key = kv.first.as<std::string>();
     if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
     const std::string guess = config::closest(key, allowed);
     BIUD_THROW(ConfigError, "{}: unknown key `{}` in {}{}", where(file, kv.first), key, what,
-               guess.empty() ? fmt::format(" (allowed: {})", fmt::join(allowed, ", ")) : fmt::format(" (did you mean `{}`?)", guess));
+               guess.empty() ? fmt::format(" (allowed: {})", fmt::join(allowed, ", "))
+                             : fmt::format(" (did you mean `{}`?)", guess));
   }
 }
 

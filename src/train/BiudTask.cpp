@@ -1,5 +1,7 @@
 // Stage 1: BIUD pretraining of the CT encoder (METHOD §3): RoCo + pairwise and semantic relation
 // distillation from the frozen X-ray expert + entity-focused masked language modelling.
+#include <filesystem>
+
 #include <torch/torch.h>
 
 #include "biud/core/Error.h"
@@ -7,24 +9,22 @@
 #include "biud/core/Rng.h"
 #include "biud/data/CtDataset.h"
 #include "biud/data/CtLoader.h"
+#include "biud/data/TeacherFeatures.h"
+#include "biud/data/TextBatch.h"
+#include "biud/data/TextCache.h"
 #include "biud/dist/Communicator.h"
 #include "biud/dist/GlobalBatch.h"
+#include "biud/evaluate/CtEval.h"
+#include "biud/evaluate/LoadRun.h"
+#include "biud/evaluate/TaskSpec.h"
+#include "biud/evaluate/Teacher.h"
+#include "biud/evaluate/ZeroShot.h"
 #include "biud/image/Manifest.h"
 #include "biud/losses/BiudLoss.h"
 #include "biud/losses/EfmLoss.h"
 #include "biud/models/MethodModels.h"
 #include "biud/models/Registry.h"
 #include "biud/text/Prompts.h"
-#include <filesystem>
-
-#include "biud/data/TeacherFeatures.h"
-#include "biud/data/TextBatch.h"
-#include "biud/data/TextCache.h"
-#include "biud/evaluate/CtEval.h"
-#include "biud/evaluate/LoadRun.h"
-#include "biud/evaluate/TaskSpec.h"
-#include "biud/evaluate/Teacher.h"
-#include "biud/evaluate/ZeroShot.h"
 #include "biud/train/Accumulate.h"
 #include "biud/train/Tasks.h"
 
@@ -52,9 +52,10 @@ Config withTextInit(const Config& cfg) {
   if (cfg.model.text_init != "teacher") return cfg;
   BIUD_CHECK(!cfg.model.teacher.empty(), ConfigError,
              "model.text_init = teacher needs model.teacher (the clip2d run folder of the X-ray expert)");
-  BIUD_CHECK(cfg.model.text_encoder.weights.empty(), ConfigError,
-             "model.text_init = teacher and model.text_encoder.weights = `{}` both initialise the text encoder: keep one",
-             cfg.model.text_encoder.weights);
+  BIUD_CHECK(
+      cfg.model.text_encoder.weights.empty(), ConfigError,
+      "model.text_init = teacher and model.text_encoder.weights = `{}` both initialise the text encoder: keep one",
+      cfg.model.text_encoder.weights);
   Config c = cfg;
   c.model.text_encoder.weights = cfg.model.teacher;
   c.model.text_encoder.weights_prefix = "text_encoder.";
@@ -66,8 +67,9 @@ class BiudTask final : public Task {
   BiudTask(const Config& cfg, const TaskContext& ctx)
       : cfg_(cfg), ctx_(ctx), loss_(cfg.loss), lossNoEfm_(withoutEfm(cfg.loss)) {
     BIUD_CHECK(!cfg.data.manifest.empty(), ConfigError, "task biud needs data.manifest (the CT/report manifest)");
-    BIUD_CHECK(!cfg.data.pairing.empty(), ConfigError,
-               "task biud needs data.pairing: the pairing.csv written by biud-retrieve (run it after the clip2d teacher)");
+    BIUD_CHECK(
+        !cfg.data.pairing.empty(), ConfigError,
+        "task biud needs data.pairing: the pairing.csv written by biud-retrieve (run it after the clip2d teacher)");
     tok_ = text::makeTokenizer(cfg.text);
     extractor_ = std::make_unique<text::EntityExtractor>(text::Lexicon::load(cfg.text.lexicon));
     const auto tfPath = data::teacherFeaturesPath(cfg.data.pairing);
@@ -121,8 +123,8 @@ class BiudTask final : public Task {
                  "loss.sem.anchors = prompts: the expert `{}` embeds prompts in {} dimensions but the teacher features "
                  "`{}` have {}: re-run biud-retrieve with this expert",
                  cfg.model.teacher, semAnchors_.size(1), tfPath, teacher_.h_star.size(1));
-      log::info("biud", "semantic anchors: {} prompt ensembles of `{}` embedded by the expert `{}`", semAnchors_.size(0),
-                file, cfg.model.teacher);
+      log::info("biud", "semantic anchors: {} prompt ensembles of `{}` embedded by the expert `{}`",
+                semAnchors_.size(0), file, cfg.model.teacher);
     }
     if (!cfg.eval.prompts.empty() && val_) {
       prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
@@ -133,8 +135,8 @@ class BiudTask final : public Task {
               cfg.loss.efm.weight);
     if (cfg.data.pairing_top_k > 1) {
       // What tau means on this file: the expected share of rank-1 draws (scores are close together).
-      const auto p = torch::softmax(teacher_.scores.slice(1, 0, cfg.data.pairing_top_k).to(torch::kFloat64) /
-                                        cfg.data.pairing_tau, 1);
+      const auto p = torch::softmax(
+          teacher_.scores.slice(1, 0, cfg.data.pairing_top_k).to(torch::kFloat64) / cfg.data.pairing_tau, 1);
       log::info("biud",
                 "teacher X-ray drawn per epoch from each CT's top {} (of {} in the file), softmax(score / {}): "
                 "rank 1 expected in {:.1f}% of draws",
@@ -154,7 +156,7 @@ class BiudTask final : public Task {
       Micro& mb = micro[static_cast<size_t>(m)];
       mb.ct = nextBatch();
       mb.text = data::tokenizeBatch(*tok_, mb.ct.texts, cfg_.text.max_length, extractor_.get(), /*padToMax=*/true,
-                              /*findingsOnly=*/cfg_.loss.efm.entities == "findings");
+                                    /*findingsOnly=*/cfg_.loss.efm.entities == "findings");
       auto rows = teacher_.rowsOf(mb.ct.ids, cfg_.data.pairing);
       mb.hStar = drawTeacher(mb, rows).to(ctx_.device);
       mb.reportEmb = teacher_.report_embedding.index_select(0, rows).to(ctx_.device);
@@ -162,20 +164,23 @@ class BiudTask final : public Task {
       if (mb.ct.labels.defined() && mb.ct.labels.dim() == 2 && mb.ct.labels.size(1) > 0) {
         const auto l = mb.ct.labels.to(torch::kFloat32);
         const auto unknown = l.isnan().any(1, /*keepdim=*/true).expand_as(l);
-        mb.trueFindings = torch::where(unknown, torch::full_like(l, -1.0f), l.gt(0.5).to(torch::kFloat32)).to(ctx_.device);
+        mb.trueFindings =
+            torch::where(unknown, torch::full_like(l, -1.0f), l.gt(0.5).to(torch::kFloat32)).to(ctx_.device);
       }
       if (loss_.usesEfm()) mb.efm = maskReports(mb);
     }
     auto forward = [&](int m) {
       const Micro& mb = micro[static_cast<size_t>(m)];
       auto out = model_->encodeCt(mb.ct.volume.to(ctx_.device));
-      Features f{{"ct", out.ct}, {"adapted", out.adapted},
+      Features f{{"ct", out.ct},
+                 {"adapted", out.adapted},
                  {"text", textCache_ ? model_->text_proj->forward(textCache_->get(mb.ct.texts))
                                      : model_->encodeText(mb.text.ids.to(ctx_.device), mb.text.mask.to(ctx_.device))}};
       if (loss_.usesEfm()) {
         const auto n = mb.efm.input_ids.size(0);  // the first n reports (loss.efm.reports)
-        f["efm_logits"] = model_->efmLogits(mb.efm.input_ids.to(ctx_.device), mb.text.mask.narrow(0, 0, n).to(ctx_.device),
-                                            out.tokens.narrow(0, 0, n), mb.efm.selected.to(ctx_.device));  // [N_selected, V]
+        f["efm_logits"] =
+            model_->efmLogits(mb.efm.input_ids.to(ctx_.device), mb.text.mask.narrow(0, 0, n).to(ctx_.device),
+                              out.tokens.narrow(0, 0, n), mb.efm.selected.to(ctx_.device));  // [N_selected, V]
       }
       return f;
     };
@@ -210,7 +215,8 @@ class BiudTask final : public Task {
       in.roco.report_embeddings = reportEmb;
       in.roco.findings = findings;
       in.roco.true_findings = trueFindings;
-      in.anchors = semAnchors_;  // undefined with loss.sem.anchors = batch_reports (BiudLoss uses the report embeddings)
+      in.anchors =
+          semAnchors_;  // undefined with loss.sem.anchors = batch_reports (BiudLoss uses the report embeddings)
       if (loss_.usesEfm()) {
         in.efm.logits = concatFeature(all, "efm_logits");
         in.efm.labels = torch::cat([&] {
@@ -218,9 +224,8 @@ class BiudTask final : public Task {
           for (auto& mb : micro) v.push_back(mb.efm.labels.to(ctx_.device));
           return v;
         }());
-        in.efm.entity_mask = cat([&](const Micro& mb) {
-          return mb.text.entity.narrow(0, 0, mb.efm.labels.size(0)).to(ctx_.device);
-        });
+        in.efm.entity_mask =
+            cat([&](const Micro& mb) { return mb.text.entity.narrow(0, 0, mb.efm.labels.size(0)).to(ctx_.device); });
       }
       if (g.distributed() && loss_.usesEfm()) {
         // EFM is a mean over the masked tokens of the whole global batch (as in one process),
@@ -247,7 +252,8 @@ class BiudTask final : public Task {
     if (!val_ || !prompts_) return m;
     torch::NoGradGuard ng;
     model_->eval();
-    auto loader = evaluate::sequentialLoader(val_, cfg_.data.loader);  // no stop check: the trainer saves on SIGINT after it
+    auto loader =
+        evaluate::sequentialLoader(val_, cfg_.data.loader);  // no stop check: the trainer saves on SIGINT after it
     std::vector<torch::Tensor> emb, labels;
     data::CtBatch b;
     while (loader->next(b)) {
@@ -256,10 +262,13 @@ class BiudTask final : public Task {
     }
     auto img = torch::cat(emb);
     auto lab = torch::cat(labels);
-    evaluate::addZeroShotAuroc(img, lab, *prompts_, promptCols_, [&](const std::vector<std::string>& t) {
-      auto tb = data::tokenizeBatch(*tok_, t, cfg_.text.max_length);
-      return model_->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).cpu();
-    }, model_->temperature->forward().item<double>(), m);
+    evaluate::addZeroShotAuroc(
+        img, lab, *prompts_, promptCols_,
+        [&](const std::vector<std::string>& t) {
+          auto tb = data::tokenizeBatch(*tok_, t, cfg_.text.max_length);
+          return model_->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).cpu();
+        },
+        model_->temperature->forward().item<double>(), m);
     return m;
   }
 
@@ -319,8 +328,8 @@ class BiudTask final : public Task {
                                  static_cast<std::uint64_t>(loader_->epoch()));
     std::vector<torch::Tensor> ids, labels, selected;
     auto row = [](const torch::Tensor& t, std::int64_t i) { return t.defined() ? t.narrow(0, i, 1) : t; };
-    const std::int64_t n = cfg_.loss.efm.reports > 0 ? std::min<std::int64_t>(cfg_.loss.efm.reports, mb.ct.size())
-                                                      : mb.ct.size();
+    const std::int64_t n =
+        cfg_.loss.efm.reports > 0 ? std::min<std::int64_t>(cfg_.loss.efm.reports, mb.ct.size()) : mb.ct.size();
     for (std::int64_t i = 0; i < n; ++i) {
       const auto seed = deriveSeed(base, static_cast<std::uint64_t>(mb.ct.indices[static_cast<size_t>(i)]));
       auto r = losses::efmMask(row(mb.text.ids, i), row(mb.text.mask, i), row(mb.text.entity, i),
@@ -355,7 +364,8 @@ class BiudTask final : public Task {
     if (drawn_ > 0) {
       const double pct = 100.0 * static_cast<double>(nonTop1_) / static_cast<double>(drawn_);
       log::info("biud", "epoch {}: {} of {} CT draws{} used a non-rank-1 X-ray ({:.1f}%, top {}, tau {})", drawEpoch_,
-                nonTop1_, drawn_, ctx_.world > 1 ? " on rank 0" : "", pct, cfg_.data.pairing_top_k, cfg_.data.pairing_tau);
+                nonTop1_, drawn_, ctx_.world > 1 ? " on rank 0" : "", pct, cfg_.data.pairing_top_k,
+                cfg_.data.pairing_tau);
     }
     drawn_ = nonTop1_ = 0;
   }
@@ -375,7 +385,8 @@ class BiudTask final : public Task {
   std::vector<std::string> manifestLabels_;
   evaluate::PromptedColumns promptCols_;  ///< validation label columns with prompts (checked at construction)
   models::BiudModel model_{nullptr};
-  std::unique_ptr<data::FrozenTextFeatures> textCache_;  ///< frozen text encoder: features per report (EFM still encodes masked reports)
+  std::unique_ptr<data::FrozenTextFeatures>
+      textCache_;  ///< frozen text encoder: features per report (EFM still encodes masked reports)
   std::int64_t drawEpoch_ = -1, drawn_ = 0, nonTop1_ = 0;  ///< per-epoch top-K draw statistics (this rank)
 };
 

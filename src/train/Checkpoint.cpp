@@ -25,8 +25,8 @@ std::vector<stdfs::path> CheckpointManager::list() const {
   if (!stdfs::is_directory(dir_, ec)) return out;
   for (const auto& e : stdfs::directory_iterator(dir_)) {
     const auto name = e.path().filename().string();
-    if (e.is_directory() && name.rfind("step_", 0) == 0 && name.find(".tmp") == std::string::npos && name.find(".old-") == std::string::npos &&
-        stdfs::exists(e.path() / "state.json"))
+    if (e.is_directory() && name.rfind("step_", 0) == 0 && name.find(".tmp") == std::string::npos &&
+        name.find(".old-") == std::string::npos && stdfs::exists(e.path() / "state.json"))
       out.push_back(e.path());
   }
   std::sort(out.begin(), out.end());
@@ -101,7 +101,8 @@ void CheckpointManager::setLatest(const std::string& name) const {
   if (::rename(tmp.c_str(), link.c_str()) != 0) {
     const int err = errno;
     stdfs::remove(tmp, ec);
-    BIUD_THROW(IoError, "cannot move `{}` to `{}`: {}; the checkpoint `{}` is complete (resume from it with --resume {})",
+    BIUD_THROW(IoError,
+               "cannot move `{}` to `{}`: {}; the checkpoint `{}` is complete (resume from it with --resume {})",
                tmp.string(), link.string(), std::strerror(err), (dir_ / name).string(), (dir_ / name).string());
   }
   if (fs::syncEachFile()) {
@@ -116,12 +117,14 @@ void CheckpointManager::setLatest(const std::string& name) const {
 stdfs::path CheckpointManager::resolve(const std::string& resume) const {
   if (resume == "latest") {
     auto l = latest();
-    BIUD_CHECK(l.has_value(), DataError, "--resume latest: no checkpoint in `{}` (start without --resume)", dir_.string());
+    BIUD_CHECK(l.has_value(), DataError, "--resume latest: no checkpoint in `{}` (start without --resume)",
+               dir_.string());
     return *l;
   }
   const stdfs::path p(resume);
   BIUD_CHECK(stdfs::exists(p / "state.json"), DataError,
-             "--resume `{}` is not a checkpoint folder (expected {}/state.json; use a folder under <run>/checkpoints or `latest`)",
+             "--resume `{}` is not a checkpoint folder (expected {}/state.json; use a folder under <run>/checkpoints "
+             "or `latest`)",
              resume, resume);
   return p;
 }
@@ -139,11 +142,14 @@ size_t CheckpointManager::removeTemporaries() const {
     std::error_code rec;
     stdfs::remove_all(e.path(), rec);
     if (rec)
-      log::warn("train", "could not remove the unfinished checkpoint folder `{}`: {}", e.path().string(), rec.message());
+      log::warn("train", "could not remove the unfinished checkpoint folder `{}`: {}", e.path().string(),
+                rec.message());
     else
       ++n;
   }
-  if (n > 0) log::info("train", "removed {} unfinished checkpoint folder(s) left in `{}` by an interrupted save", n, dir_.string());
+  if (n > 0)
+    log::info("train", "removed {} unfinished checkpoint folder(s) left in `{}` by an interrupted save", n,
+              dir_.string());
   return n;
 }
 

@@ -34,7 +34,8 @@ class Clip2dTask final : public Task {
  public:
   Clip2dTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(ctx) {
     BIUD_CHECK(!cfg.data.xray_manifest.empty(), ConfigError,
-               "task clip2d needs data.xray_manifest (the X-ray/report corpus), e.g. --set data.xray_manifest=runs/quickstart/data/cxr/manifest.csv");
+               "task clip2d needs data.xray_manifest (the X-ray/report corpus), e.g. --set "
+               "data.xray_manifest=runs/quickstart/data/cxr/manifest.csv");
     tok_ = text::makeTokenizer(cfg.text);
     auto manifest = image::readManifest(cfg.data.xray_manifest);
     train_ = data::loadXraySet(manifest, cfg.data.train_split, cfg.data, cfg.threads);
@@ -53,8 +54,9 @@ class Clip2dTask final : public Task {
     std::vector<std::int64_t> groups = groupIds(train_.groups);
     sampler_ = std::make_unique<data::BatchSampler>(train_.size(), groups, so);
     startEpoch(0);
-    BIUD_CHECK(!batches_.empty(), ConfigError, "data.loader.batch_size {} is larger than the {} training X-rays per rank",
-               so.batchSize, train_.size() / ctx.world);
+    BIUD_CHECK(!batches_.empty(), ConfigError,
+               "data.loader.batch_size {} is larger than the {} training X-rays per rank", so.batchSize,
+               train_.size() / ctx.world);
     if (!cfg.eval.prompts.empty() && val_) {
       prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
       promptCols_ = evaluate::validationColumns(val_->labelNames, *prompts_, cfg.data.xray_manifest);
@@ -112,9 +114,9 @@ class Clip2dTask final : public Task {
     model_->eval();
     auto img = embedImages(*val_);
     if (promptCols_.findings.empty()) return m;
-    evaluate::addZeroShotAuroc(img, val_->labels, *prompts_, promptCols_,
-                               [&](const std::vector<std::string>& t) { return embedTexts(t); },
-                               model_->temperature->forward().item<double>(), m);
+    evaluate::addZeroShotAuroc(
+        img, val_->labels, *prompts_, promptCols_, [&](const std::vector<std::string>& t) { return embedTexts(t); },
+        model_->temperature->forward().item<double>(), m);
     // Report -> image retrieval on the validation split: recall@1 and @5.
     auto txt = embedTexts(val_->texts);
     auto sim = torch::matmul(txt, img.t());
@@ -160,7 +162,8 @@ class Clip2dTask final : public Task {
   torch::Tensor embedTexts(const std::vector<std::string>& texts) {
     std::vector<torch::Tensor> out;
     for (size_t b = 0; b < texts.size(); b += 64) {
-      std::vector<std::string> part(texts.begin() + static_cast<long>(b), texts.begin() + static_cast<long>(std::min(texts.size(), b + 64)));
+      std::vector<std::string> part(texts.begin() + static_cast<long>(b),
+                                    texts.begin() + static_cast<long>(std::min(texts.size(), b + 64)));
       auto t = data::tokenizeBatch(*tok_, part, cfg_.text.max_length);
       out.push_back(model_->encodeText(t.ids.to(ctx_.device), t.mask.to(ctx_.device)).cpu());
     }

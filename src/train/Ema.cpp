@@ -1,9 +1,9 @@
 #include "biud/train/Ema.h"
 
-#include <torch/torch.h>
-
 #include <algorithm>
 #include <filesystem>
+
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 

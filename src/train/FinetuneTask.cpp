@@ -4,14 +4,13 @@
 // checkpoint is kept and training stops early when validation stops improving.
 #include "biud/train/FinetuneTask.h"
 
-#include <set>
-
-#include <fmt/ranges.h>
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <set>
+
+#include <fmt/ranges.h>
 
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
@@ -41,12 +40,14 @@ std::vector<std::int64_t> labelFractionSubset(const std::vector<std::vector<doub
   std::vector<std::int64_t> all(static_cast<size_t>(N));
   std::iota(all.begin(), all.end(), 0);
   if (fraction >= 1 || N == 0) return all;
-  const std::int64_t n = std::min<std::int64_t>(N, std::max<std::int64_t>(1, std::llround(fraction * static_cast<double>(N))));
+  const std::int64_t n =
+      std::min<std::int64_t>(N, std::max<std::int64_t>(1, std::llround(fraction * static_cast<double>(N))));
   // Own Fisher-Yates on mt19937_64 words (std::shuffle's distribution is implementation-defined,
   // so its permutation could differ between standard libraries).
   std::mt19937_64 eng(seed);
   std::vector<std::int64_t> perm = all;
-  for (std::int64_t i = N - 1; i > 0; --i) std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(eng() % static_cast<std::uint64_t>(i + 1))]);
+  for (std::int64_t i = N - 1; i > 0; --i)
+    std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(eng() % static_cast<std::uint64_t>(i + 1))]);
   const size_t L = labels.empty() ? 0 : labels[0].size();
   auto positive = [&](std::int64_t i, size_t l) {
     const double v = labels[static_cast<size_t>(i)][l];
@@ -128,26 +129,29 @@ class FinetuneTaskImpl final : public FinetuneTask {
       data_.manifest = pre.cfg.data.manifest;
       if (data_.cache_dir.empty()) data_.cache_dir = pre.cfg.data.cache_dir;
     }
-    BIUD_CHECK(!data_.manifest.empty(), ConfigError, "task finetune needs data.manifest (a CT manifest with label columns)");
+    BIUD_CHECK(!data_.manifest.empty(), ConfigError,
+               "task finetune needs data.manifest (a CT manifest with label columns)");
     if (!samePreprocessing(data_.ct, pre.cfg.data.ct)) {
       // The encoder was trained on volumes of one grid; feeding another changes its input.
       log::info("finetune", "data.ct set to the pretrained run's preprocessing (the encoder's input grid)");
       data_.ct = pre.cfg.data.ct;
     }
     auto manifest = std::make_shared<image::Manifest>(image::readManifest(data_.manifest));
-    BIUD_CHECK(!manifest->labelNames.empty(), DataError,
-               "manifest `{}` has no label columns: fine-tuning needs one 0/1 column per finding (empty = unknown) next to "
-               "id, image, report, split",
-               data_.manifest);
+    BIUD_CHECK(
+        !manifest->labelNames.empty(), DataError,
+        "manifest `{}` has no label columns: fine-tuning needs one 0/1 column per finding (empty = unknown) next to "
+        "id, image, report, split",
+        data_.manifest);
     if (fc.labels.empty()) {
       names_ = manifest->labelNames;
       for (size_t j = 0; j < names_.size(); ++j) cols_.push_back(static_cast<std::int64_t>(j));
     } else {
       for (const auto& l : fc.labels) {
         auto it = std::find(manifest->labelNames.begin(), manifest->labelNames.end(), l);
-        BIUD_CHECK(it != manifest->labelNames.end(), DataError,
-                   "finetune.labels: column `{}` is not a label column of `{}` (it has: {}); fix the name or the manifest",
-                   l, data_.manifest, fmt::join(manifest->labelNames, ", "));
+        BIUD_CHECK(
+            it != manifest->labelNames.end(), DataError,
+            "finetune.labels: column `{}` is not a label column of `{}` (it has: {}); fix the name or the manifest", l,
+            data_.manifest, fmt::join(manifest->labelNames, ", "));
         names_.push_back(l);
         cols_.push_back(it - manifest->labelNames.begin());
       }
@@ -171,22 +175,28 @@ class FinetuneTaskImpl final : public FinetuneTask {
       subsetLabels.push_back(trainLabels[static_cast<size_t>(k)]);
       trainIds_.push_back(manifest->items[subset.back()].id);
     }
-    auto subsetTensor = torch::empty({static_cast<std::int64_t>(subset.size()), static_cast<std::int64_t>(cols_.size())},
-                                     torch::kFloat64);
+    auto subsetTensor = torch::empty(
+        {static_cast<std::int64_t>(subset.size()), static_cast<std::int64_t>(cols_.size())}, torch::kFloat64);
     for (size_t i = 0; i < subsetLabels.size(); ++i)
       for (size_t l = 0; l < cols_.size(); ++l)
         subsetTensor[static_cast<std::int64_t>(i)][static_cast<std::int64_t>(l)] = subsetLabels[i][l];
-    posWeight_ = fc.pos_weight ? positiveWeights(subsetTensor, fc.max_pos_weight) : torch::ones({static_cast<std::int64_t>(cols_.size())});
+    posWeight_ = fc.pos_weight ? positiveWeights(subsetTensor, fc.max_pos_weight)
+                               : torch::ones({static_cast<std::int64_t>(cols_.size())});
     for (size_t l = 0; l < cols_.size(); ++l) {
       const auto p = ((subsetTensor.select(1, static_cast<std::int64_t>(l)) > 0.5)).sum().item<std::int64_t>();
       if (p == 0)
-        log::warn("finetune", "label `{}` has no positive case among the {} training cases (label_fraction {}); its head "
-                  "learns only negatives", names_[l], subset.size(), fc.label_fraction);
+        log::warn("finetune",
+                  "label `{}` has no positive case among the {} training cases (label_fraction {}); its head "
+                  "learns only negatives",
+                  names_[l], subset.size(), fc.label_fraction);
     }
     train_ = std::make_shared<data::CtDataset>(manifest, subset, data_, data_.cache_dir);
     auto valIdx = manifest->indicesOf(data_.val_split);
-    if (!valIdx.empty()) val_ = std::make_shared<data::CtDataset>(manifest, valIdx, data_, data_.cache_dir);
-    else log::warn("finetune", "`{}` has no `{}` split: no early stopping, the last weights are used", data_.manifest, data_.val_split);
+    if (!valIdx.empty())
+      val_ = std::make_shared<data::CtDataset>(manifest, valIdx, data_, data_.cache_dir);
+    else
+      log::warn("finetune", "`{}` has no `{}` split: no early stopping, the last weights are used", data_.manifest,
+                data_.val_split);
 
     LoaderConfig lc = cfg.data.loader;
     // A small label fraction leaves few cases: the batch shrinks to what one batch can hold —
@@ -198,8 +208,8 @@ class FinetuneTaskImpl final : public FinetuneTask {
       fits = static_cast<std::int64_t>(std::set<std::string>(g.begin(), g.end()).size());
     }
     if (lc.batch_size > fits) {
-      log::info("finetune", "batch size {} -> {} (the training subset has {} cases of {} patients)", lc.batch_size, fits,
-                train_->size(), fits);
+      log::info("finetune", "batch size {} -> {} (the training subset has {} cases of {} patients)", lc.batch_size,
+                fits, train_->size(), fits);
       lc.batch_size = static_cast<int>(fits);
     }
     data::CtLoaderOptions lo;
@@ -208,8 +218,8 @@ class FinetuneTaskImpl final : public FinetuneTask {
     lo.world = ctx.world;
     loader_ = std::make_unique<data::CtLoader>(train_, lc, lo);
     loader_->setEpoch(0);
-    BIUD_CHECK(loader_->batchesPerEpoch() > 0, ConfigError, "data.loader.batch_size {} gives no batch of the {} training CTs",
-               lc.batch_size, train_->size());
+    BIUD_CHECK(loader_->batchesPerEpoch() > 0, ConfigError,
+               "data.loader.batch_size {} gives no batch of the {} training CTs", lc.batch_size, train_->size());
 
     linear_ = fc.mode == "linear";
     auto enc = pre.encoder;
@@ -221,10 +231,13 @@ class FinetuneTaskImpl final : public FinetuneTask {
     model_ = buildModel(enc, static_cast<std::int64_t>(cols_.size()), fc.head_dropout);
     model_->to(ctx.device);
     if (ctx.rank == 0 && !ctx.runDir.empty()) writeSubset();
-    log::info("finetune", "{} ({}): {} labels, {} of {} training cases (label_fraction {}), pos_weight [{:.2f}], encoder {}",
-              linear_ ? "linear probe" : "full fine-tuning", pre.checkpoint, names_.size(), subset.size(), trainIdx.size(),
-              fc.label_fraction, fmt::join(std::vector<float>(posWeight_.data_ptr<float>(), posWeight_.data_ptr<float>() + posWeight_.numel()), ", "),
-              linear_ ? "frozen" : "trained");
+    log::info(
+        "finetune", "{} ({}): {} labels, {} of {} training cases (label_fraction {}), pos_weight [{:.2f}], encoder {}",
+        linear_ ? "linear probe" : "full fine-tuning", pre.checkpoint, names_.size(), subset.size(), trainIdx.size(),
+        fc.label_fraction,
+        fmt::join(std::vector<float>(posWeight_.data_ptr<float>(), posWeight_.data_ptr<float>() + posWeight_.numel()),
+                  ", "),
+        linear_ ? "frozen" : "trained");
   }
 
   torch::nn::Module& module() override { return *model_; }
@@ -310,7 +323,8 @@ class FinetuneTaskImpl final : public FinetuneTask {
   }
   void loadState(const nlohmann::json& s) override {
     std::map<std::string, std::int64_t> m;
-    for (auto it = s.at("loader").begin(); it != s.at("loader").end(); ++it) m[it.key()] = it.value().get<std::int64_t>();
+    for (auto it = s.at("loader").begin(); it != s.at("loader").end(); ++it)
+      m[it.key()] = it.value().get<std::int64_t>();
     loader_->loadStateDict(m);
     steps_ = s.value("steps", std::int64_t{0});
     bestStep_ = s.value("best_step", std::int64_t{-1});
@@ -345,11 +359,15 @@ class FinetuneTaskImpl final : public FinetuneTask {
     model_->eval();
     SplitPredictions out;
     std::vector<torch::Tensor> probs, labels;
-    evaluate::forEachEvalBatch(ds, cfg_.data.loader, [&](data::CtBatch& b) {
-      probs.push_back(torch::sigmoid(model_->classify(model_->features(b.volume.to(ctx_.device)))).to(torch::kFloat32).cpu());
-      labels.push_back(b.labels.index_select(1, torch::tensor(cols_)));
-      out.ids.insert(out.ids.end(), b.ids.begin(), b.ids.end());
-    }, label);
+    evaluate::forEachEvalBatch(
+        ds, cfg_.data.loader,
+        [&](data::CtBatch& b) {
+          probs.push_back(
+              torch::sigmoid(model_->classify(model_->features(b.volume.to(ctx_.device)))).to(torch::kFloat32).cpu());
+          labels.push_back(b.labels.index_select(1, torch::tensor(cols_)));
+          out.ids.insert(out.ids.end(), b.ids.begin(), b.ids.end());
+        },
+        label);
     out.probs = torch::cat(probs);
     out.labels = torch::cat(labels);
     return out;

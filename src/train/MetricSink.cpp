@@ -6,19 +6,18 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
-#include "biud/core/Log.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Log.h"
 
 namespace biud::train {
 
 namespace {
 
-double unixTime() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double unixTime() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 // --- minimal protobuf wire encoding ----------------------------------------------------------
 void varint(std::string& s, std::uint64_t v) {
@@ -84,8 +83,10 @@ namespace {
 void warnIfBad(std::ofstream& out, bool& warned, const std::string& path) {
   if (out.good() || warned) return;
   warned = true;
-  log::warn("train", "cannot write `{}` (disk full, or its folder was removed?): metrics are NOT being recorded there "
-            "from now on; free space and resume from the last checkpoint to get them back", path);
+  log::warn("train",
+            "cannot write `{}` (disk full, or its folder was removed?): metrics are NOT being recorded there "
+            "from now on; free space and resume from the last checkpoint to get them back",
+            path);
 }
 }  // namespace
 
@@ -100,8 +101,10 @@ void JsonlSink::log(std::int64_t step, const Metrics& metrics) {
   j["step"] = step;
   j["time"] = unixTime();
   for (const auto& [k, v] : metrics) {
-    if (std::isfinite(v)) j[k] = v;
-    else j[k] = nullptr;
+    if (std::isfinite(v))
+      j[k] = v;
+    else
+      j[k] = nullptr;
   }
   out_ << j.dump() << '\n';
   warnIfBad(out_, warned_, path_);
@@ -130,7 +133,8 @@ std::string TensorBoardSink::frameRecord(const std::string& payload) {
   return rec;
 }
 
-std::string TensorBoardSink::encodeScalarEvent(double wallTime, std::int64_t step, const std::string& name, float value) {
+std::string TensorBoardSink::encodeScalarEvent(double wallTime, std::int64_t step, const std::string& name,
+                                               float value) {
   // Event { double wall_time = 1; int64 step = 2; Summary summary = 5; }
   // Summary { repeated Value value = 1; }  Value { string tag = 1; float simple_value = 2; }
   std::string v;
@@ -158,7 +162,9 @@ TensorBoardSink::TensorBoardSink(const std::string& dir) {
   char host[256] = "localhost";
   ::gethostname(host, sizeof host - 1);
   const double t = unixTime();
-  path_ = (std::filesystem::path(dir) / fmt::format("events.out.tfevents.{}.{}.{}", static_cast<long long>(t), host, ::getpid())).string();
+  path_ = (std::filesystem::path(dir) /
+           fmt::format("events.out.tfevents.{}.{}.{}", static_cast<long long>(t), host, ::getpid()))
+              .string();
   out_.open(path_, std::ios::binary | std::ios::app);
   BIUD_CHECK(out_.good(), IoError, "cannot open TensorBoard event file `{}`", path_);
   const std::string rec = frameRecord(encodeFileVersionEvent(t));

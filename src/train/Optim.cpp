@@ -1,9 +1,5 @@
 #include "biud/train/Optim.h"
 
-#include <ATen/ops/_fused_adamw.h>
-#include <torch/optim/adamw.h>
-#include <torch/optim/sgd.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -11,6 +7,10 @@
 #include <cstring>
 #include <map>
 #include <set>
+
+#include <ATen/ops/_fused_adamw.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Log.h"
@@ -151,8 +151,8 @@ bool fusedAdamW() {
 
 int encoderLayerId(const std::string& name, int numLayers) {
   const auto c = splitDots(name);
-  for (const char* stem : {"patch_embed", "pos_embed", "cls_token", "conv1", "bn1", "stem", "conv_proj", "class_token",
-                           "embeddings"})
+  for (const char* stem :
+       {"patch_embed", "pos_embed", "cls_token", "conv1", "bn1", "stem", "conv_proj", "class_token", "embeddings"})
     if (c[0] == stem) return 0;
   if (c.size() == 2 && c[0] == "encoder" && c[1] == "pos_embedding") return 0;
   if (int d = blockDepth(c); d >= 0) return d;
@@ -211,7 +211,7 @@ std::unique_ptr<torch::optim::Optimizer> buildOptimizer(torch::nn::Module& modul
     if (used) continue;
     // A recipe is shared by the tasks of a chain (quickstart.yaml trains clip2d, biud, finetune,
     // ...): a tower another task has is skipped with a note; anything else is a typo.
-    static const std::set<std::string> towers = {"ct_encoder", "text_encoder", "image_encoder", "fusion", "decoder",
+    static const std::set<std::string> towers = {"ct_encoder", "text_encoder", "image_encoder", "fusion",     "decoder",
                                                  "adapter",    "ct_proj",      "text_proj",     "image_proj", "head"};
     BIUD_CHECK(towers.count(prefix), ConfigError,
                "optimizer.module_lr: prefix `{}` matches no trainable parameter (names look like `{}`)", prefix,
@@ -260,7 +260,8 @@ std::vector<double> groupLrs(const torch::optim::Optimizer& opt) {
 
 void applyLr(torch::optim::Optimizer& opt, const std::vector<double>& baseLrs, double factor) {
   auto& groups = opt.param_groups();
-  BIUD_CHECK(groups.size() == baseLrs.size(), ValueError, "{} param groups but {} base lrs", groups.size(), baseLrs.size());
+  BIUD_CHECK(groups.size() == baseLrs.size(), ValueError, "{} param groups but {} base lrs", groups.size(),
+             baseLrs.size());
   for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(baseLrs[i] * factor);
 }
 

@@ -9,8 +9,8 @@ namespace biud::train {
 
 std::string resolvePrecision(const std::string& requested, const c10::Device& device) {
   if (requested == "auto") return device.is_cuda() ? "bf16" : "fp32";
-  BIUD_CHECK(requested == "bf16" || requested == "fp32", ConfigError,
-             "trainer.precision `{}`: use auto, bf16 or fp32", requested);
+  BIUD_CHECK(requested == "bf16" || requested == "fp32", ConfigError, "trainer.precision `{}`: use auto, bf16 or fp32",
+             requested);
   if (requested == "bf16" && !device.is_cuda()) {
     static bool once = false;
     if (!once)

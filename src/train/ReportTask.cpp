@@ -41,7 +41,8 @@ ReportScores scoreReports(const std::vector<std::string>& generated, const std::
     std::set<std::string> out;
     const auto l = extractor.extract(t);
     for (size_t f = 0; f < l.status.size(); ++f)
-      if (l.status[f] == text::FindingStatus::Present || l.status[f] == text::FindingStatus::Uncertain) out.insert(findings[f]);
+      if (l.status[f] == text::FindingStatus::Present || l.status[f] == text::FindingStatus::Uncertain)
+        out.insert(findings[f]);
     return out;
   };
   for (size_t i = 0; i < generated.size(); ++i) {
@@ -107,15 +108,18 @@ class ReportTaskImpl final : public ReportTask {
     manifest_ = std::make_shared<image::Manifest>(image::readManifest(data_.manifest));
     train_ = evaluate::splitDataset(manifest_, data_.train_split, data_, data_.cache_dir);
     for (std::int64_t i = 0; i < train_->size(); ++i)
-      BIUD_CHECK(!train_->item(i).text(data_.report_sections).empty(), DataError,
-                 "`{}` line {}: case `{}` has no report text in data.report_sections; report generation trains on reports",
-                 data_.manifest, train_->item(i).line, train_->item(i).id);
-    if (!manifest_->indicesOf(data_.val_split).empty()) val_ = evaluate::splitDataset(manifest_, data_.val_split, data_, data_.cache_dir);
+      BIUD_CHECK(
+          !train_->item(i).text(data_.report_sections).empty(), DataError,
+          "`{}` line {}: case `{}` has no report text in data.report_sections; report generation trains on reports",
+          data_.manifest, train_->item(i).line, train_->item(i).id);
+    if (!manifest_->indicesOf(data_.val_split).empty())
+      val_ = evaluate::splitDataset(manifest_, data_.val_split, data_, data_.cache_dir);
 
     const auto sp = tok_->specialIds();
-    BIUD_CHECK(sp.cls >= 0 && sp.sep >= 0 && sp.pad >= 0, ConfigError,
-               "the tokenizer of `{}` has no [CLS]/[SEP]/[PAD] (got {}/{}/{}); the decoder uses them as BOS/EOS/padding",
-               rc.run, sp.cls, sp.sep, sp.pad);
+    BIUD_CHECK(
+        sp.cls >= 0 && sp.sep >= 0 && sp.pad >= 0, ConfigError,
+        "the tokenizer of `{}` has no [CLS]/[SEP]/[PAD] (got {}/{}/{}); the decoder uses them as BOS/EOS/padding",
+        rc.run, sp.cls, sp.sep, sp.pad);
     auto enc = pre.encoder;
     if (!frozen_)
       for (auto& p : enc->parameters()) p.set_requires_grad(true);
@@ -195,7 +199,8 @@ class ReportTaskImpl final : public ReportTask {
   }
   void loadState(const nlohmann::json& s) override {
     std::map<std::string, std::int64_t> m;
-    for (auto it = s.at("loader").begin(); it != s.at("loader").end(); ++it) m[it.key()] = it.value().get<std::int64_t>();
+    for (auto it = s.at("loader").begin(); it != s.at("loader").end(); ++it)
+      m[it.key()] = it.value().get<std::int64_t>();
     loader_->loadStateDict(m);
   }
 
@@ -225,9 +230,9 @@ class ReportTaskImpl final : public ReportTask {
     target = torch::where(keep, target, torch::full_like(target, -100));
     auto logits = model_->decoder->forward(input, memory(b.volume), {}, mask.narrow(1, 0, T - 1));
     const auto V = logits.size(-1);
-    auto loss = F::cross_entropy(logits.reshape({-1, V}).to(torch::kFloat32), target.reshape({-1}),
-                                 F::CrossEntropyFuncOptions().ignore_index(-100).label_smoothing(
-                                     smoothing ? cfg_.report.label_smoothing : 0.0));
+    auto loss = F::cross_entropy(
+        logits.reshape({-1, V}).to(torch::kFloat32), target.reshape({-1}),
+        F::CrossEntropyFuncOptions().ignore_index(-100).label_smoothing(smoothing ? cfg_.report.label_smoothing : 0.0));
     const double n = keep.sum().item<double>();
     const double ok = ((logits.argmax(-1) == target) & keep).sum().item<double>();
     return {loss, n, ok};
@@ -247,23 +252,26 @@ class ReportTaskImpl final : public ReportTask {
       for (std::int64_t i = 0; i < limit; ++i) idx.push_back(static_cast<size_t>(manifest_->find(ds->item(i).id)));
       use = std::make_shared<data::CtDataset>(manifest_, idx, data_, data_.cache_dir);
     }
-    evaluate::forEachEvalBatch(use, lc, [&](data::CtBatch& b) {
-      auto mem = memory(b.volume);
-      auto g = o.beams <= 1 ? model_->decoder->greedy(mem, {}, o.maxNewTokens)
-                            : model_->decoder->beamSearch(mem, {}, o.beams, o.lengthPenalty, o.maxNewTokens);
-      const auto eos = model_->decoder->opt.eos_id;
-      for (std::int64_t i = 0; i < b.size(); ++i) {
-        std::vector<int> toks;
-        for (auto t : g.tokens[static_cast<size_t>(i)]) {
-          if (t == eos) break;
-          toks.push_back(static_cast<int>(t));
-        }
-        out.ids.push_back(b.ids[static_cast<size_t>(i)]);
-        out.references.push_back(b.texts[static_cast<size_t>(i)]);
-        out.generated.push_back(tok_->decode(toks, /*skipSpecial=*/true));
-        ++n;
-      }
-    }, label);
+    evaluate::forEachEvalBatch(
+        use, lc,
+        [&](data::CtBatch& b) {
+          auto mem = memory(b.volume);
+          auto g = o.beams <= 1 ? model_->decoder->greedy(mem, {}, o.maxNewTokens)
+                                : model_->decoder->beamSearch(mem, {}, o.beams, o.lengthPenalty, o.maxNewTokens);
+          const auto eos = model_->decoder->opt.eos_id;
+          for (std::int64_t i = 0; i < b.size(); ++i) {
+            std::vector<int> toks;
+            for (auto t : g.tokens[static_cast<size_t>(i)]) {
+              if (t == eos) break;
+              toks.push_back(static_cast<int>(t));
+            }
+            out.ids.push_back(b.ids[static_cast<size_t>(i)]);
+            out.references.push_back(b.texts[static_cast<size_t>(i)]);
+            out.generated.push_back(tok_->decode(toks, /*skipSpecial=*/true));
+            ++n;
+          }
+        },
+        label);
     return out;
   }
 

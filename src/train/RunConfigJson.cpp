@@ -29,11 +29,16 @@ using nlohmann::json;
 std::string resnetArch(const models::ResNetOptions& o) {
   std::string depth;
   const bool basic = o.block == "basic";
-  if (basic && o.layers == std::vector<std::int64_t>{2, 2, 2, 2}) depth = "18";
-  else if (basic && o.layers == std::vector<std::int64_t>{3, 4, 6, 3}) depth = "34";
-  else if (!basic && o.layers == std::vector<std::int64_t>{3, 4, 6, 3}) depth = "50";
-  else if (!basic && o.layers == std::vector<std::int64_t>{3, 4, 23, 3}) depth = "101";
-  else return "resnet";
+  if (basic && o.layers == std::vector<std::int64_t>{2, 2, 2, 2})
+    depth = "18";
+  else if (basic && o.layers == std::vector<std::int64_t>{3, 4, 6, 3})
+    depth = "34";
+  else if (!basic && o.layers == std::vector<std::int64_t>{3, 4, 6, 3})
+    depth = "50";
+  else if (!basic && o.layers == std::vector<std::int64_t>{3, 4, 23, 3})
+    depth = "101";
+  else
+    return "resnet";
   return (o.spatial_dims == 3 ? "resnet3d" : "resnet") + depth;
 }
 
@@ -135,9 +140,10 @@ json describeModule(const std::string& name, torch::nn::Module& m, const Config&
     j = {{"type", "fusion"}, {"bert", describeBert(f->opt.bert)}, {"ct_dim", f->opt.ct_dim}};
   } else if (auto* d = dynamic_cast<models::ReportDecoderImpl*>(&m)) {
     const auto& o = d->opt;
-    j = {{"type", "report_decoder"}, {"vocab_size", o.vocab_size}, {"dim", o.dim},  {"depth", o.depth},
-         {"heads", o.heads},         {"max_len", o.max_len},       {"memory_dim", o.memory_dim},
-         {"mlp_ratio", o.mlp_ratio}, {"bos_id", o.bos_id},         {"eos_id", o.eos_id}, {"pad_id", o.pad_id}};
+    j = {{"type", "report_decoder"},   {"vocab_size", o.vocab_size}, {"dim", o.dim},
+         {"depth", o.depth},           {"heads", o.heads},           {"max_len", o.max_len},
+         {"memory_dim", o.memory_dim}, {"mlp_ratio", o.mlp_ratio},   {"bos_id", o.bos_id},
+         {"eos_id", o.eos_id},         {"pad_id", o.pad_id}};
   } else if (dynamic_cast<models::TorchScriptEncoderImpl*>(&m)) {
     j = {{"type", "torchscript"}};
   } else {
@@ -148,13 +154,19 @@ json describeModule(const std::string& name, torch::nn::Module& m, const Config&
 }
 
 json describeCt(const CtPreprocessConfig& c) {
-  return {{"spacing", c.spacing},   {"size", c.size},
-          {"hu_min", c.hu_min},     {"hu_max", c.hu_max},
-          {"scale", c.scale},       {"pad_value", c.pad_value},
-          {"crop", c.crop},         {"body_threshold", c.body_threshold},
-          {"window", c.window},     {"grid", c.grid},
+  return {{"spacing", c.spacing},
+          {"size", c.size},
+          {"hu_min", c.hu_min},
+          {"hu_max", c.hu_max},
+          {"scale", c.scale},
+          {"pad_value", c.pad_value},
+          {"crop", c.crop},
+          {"body_threshold", c.body_threshold},
+          {"window", c.window},
+          {"grid", c.grid},
           {"clip_before_resample", c.clip_before_resample},
-          {"storage", c.storage},   {"hash", image::preprocessHash(c)},
+          {"storage", c.storage},
+          {"hash", image::preprocessHash(c)},
           {"description", image::describePreprocess(c)},
           // What the encoder is fed: one channel, z slowest and x fastest (the cache's layout).
           {"layout", "[1, z, y, x] (size is x, y, z)"}};
@@ -239,12 +251,13 @@ json describeCheckpoint(const Config& cfg, torch::nn::Module& module, std::int64
     try {
       const auto tok = text::makeTokenizer(in.text);
       const auto sp = tok->specialIds();
-      json t = {{"kind", tok->kind()},
-                {"vocab_size", tok->vocabSize()},
-                {"max_length", in.text.max_length},
-                {"padding", "longest"},
-                {"truncation", "end, before the closing special token"},
-                {"special_ids", {{"pad", sp.pad}, {"unk", sp.unk}, {"cls", sp.cls}, {"sep", sp.sep}, {"mask", sp.mask}}}};
+      json t = {
+          {"kind", tok->kind()},
+          {"vocab_size", tok->vocabSize()},
+          {"max_length", in.text.max_length},
+          {"padding", "longest"},
+          {"truncation", "end, before the closing special token"},
+          {"special_ids", {{"pad", sp.pad}, {"unk", sp.unk}, {"cls", sp.cls}, {"sep", sp.sep}, {"mask", sp.mask}}}};
       if (const auto* wp = dynamic_cast<const text::WordPiece*>(tok.get())) {
         const auto& o = wp->options();
         t["vocab"] = "vocab.txt";
@@ -253,8 +266,8 @@ json describeCheckpoint(const Config& cfg, torch::nn::Module& module, std::int64
         t["strip_accents"] = o.stripAccents < 0 ? json() : json(o.stripAccents != 0);
         t["tokenize_chinese_chars"] = o.tokenizeChineseChars;
         t["max_input_chars_per_word"] = o.maxInputCharsPerWord;
-        t["tokens"] = {{"unk", o.unkToken}, {"cls", o.clsToken}, {"sep", o.sepToken}, {"pad", o.padToken},
-                       {"mask", o.maskToken}};
+        t["tokens"] = {
+            {"unk", o.unkToken}, {"cls", o.clsToken}, {"sep", o.sepToken}, {"pad", o.padToken}, {"mask", o.maskToken}};
         if (tokenizerFiles) (*tokenizerFiles)["vocab.txt"] = in.text.vocab;
       } else {
         t["model"] = "spm.model";
@@ -262,8 +275,10 @@ json describeCheckpoint(const Config& cfg, torch::nn::Module& module, std::int64
       }
       j["tokenizer"] = t;
     } catch (const Error& e) {
-      log::warn("train", "config.json: the tokenizer of text.* cannot be described ({}); a reader needs the run's "
-                "config.resolved.yaml for it", e.what());
+      log::warn("train",
+                "config.json: the tokenizer of text.* cannot be described ({}); a reader needs the run's "
+                "config.resolved.yaml for it",
+                e.what());
     }
   }
   return j;

@@ -1,13 +1,13 @@
 #include "biud/train/Task.h"
 
-#include <fmt/ranges.h>
-
 #include <algorithm>
 #include <mutex>
 
+#include <fmt/ranges.h>
+
 #include "biud/core/Error.h"
-#include "biud/losses/LossOutput.h"
 #include "biud/evaluate/ImportWeights.h"
+#include "biud/losses/LossOutput.h"
 #include "biud/train/Tasks.h"
 
 namespace biud::train {

@@ -1,10 +1,6 @@
 #include "biud/train/Trainer.h"
 
-#include <ATen/core/Generator.h>
-#include <ATen/CPUGeneratorImpl.h>
-#include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/optimizer.h>
-#include <torch/serialize.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -12,7 +8,12 @@
 #include <cstdlib>
 #include <fstream>
 #include <optional>
-#include <unistd.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/Generator.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/optimizer.h>
+#include <torch/serialize.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -124,7 +125,8 @@ Trainer::Trainer(const Config& cfg, std::string runDir, std::unique_ptr<Task> ta
     std::vector<torch::Tensor> trainable;
     for (auto& p : task_->module().parameters())
       if (p.requires_grad()) trainable.push_back(p);
-    dp_ = std::make_unique<dist::DataParallel>(ctx_.comm, trainable, task_->module().buffers(), cfg_.distributed.bucket_mb);
+    dp_ = std::make_unique<dist::DataParallel>(ctx_.comm, trainable, task_->module().buffers(),
+                                               cfg_.distributed.bucket_mb);
     // Every rank built its model from the same seed (and rank 0's weights were just broadcast).
     // From here on, torch's generators drive per-rank randomness (dropout, token dropout): ranks
     // other than 0 get their own streams, or they would draw the same masks as rank 0. Rank 0
@@ -133,7 +135,8 @@ Trainer::Trainer(const Config& cfg, std::string runDir, std::unique_ptr<Task> ta
     if (ctx_.rank > 0) runtime::seedTorch(static_cast<std::uint64_t>(cfg_.seed), ctx_.rank);
   }
   baseLrs_ = groupLrs(*opt_);
-  if (cfg_.trainer.ema > 0) ema_ = std::make_unique<WeightEma>(task_->module(), cfg_.trainer.ema, cfg_.trainer.ema_warmup);
+  if (cfg_.trainer.ema > 0)
+    ema_ = std::make_unique<WeightEma>(task_->module(), cfg_.trainer.ema, cfg_.trainer.ema_warmup);
   precision_ = resolvePrecision(cfg_.trainer.precision, ctx_.device);
   std::int64_t nParams = 0, nTrain = 0;
   for (const auto& p : task_->module().parameters()) {
@@ -144,7 +147,8 @@ Trainer::Trainer(const Config& cfg, std::string runDir, std::unique_ptr<Task> ta
             nParams / 1e6, nTrain / 1e6, groups.size(), ctx_.device.str(), precision_);
   if (ctx_.rank == 0) {
     if (cfg_.logging.jsonl) sinks_.add(std::make_unique<JsonlSink>((stdfs::path(runDir_) / "metrics.jsonl").string()));
-    if (cfg_.logging.tensorboard) sinks_.add(std::make_unique<TensorBoardSink>((stdfs::path(runDir_) / "tensorboard").string()));
+    if (cfg_.logging.tensorboard)
+      sinks_.add(std::make_unique<TensorBoardSink>((stdfs::path(runDir_) / "tensorboard").string()));
   }
 }
 
@@ -161,31 +165,32 @@ stdfs::path Trainer::saveCheckpoint() {
   stdfs::path dir;
   auto write = [&] {
     dir = ckpt_.save(step_, [&](const stdfs::path& d) {
-    // Weights as safetensors with the modules' names (HF/torchvision-compatible where a
-    // public model exists), readable from Python; optimizer and RNG as LibTorch archives.
-    tensor::saveModule(task_->module(), (d / "model.safetensors").string(), checkpointMetadata(cfg_, step_));
-    if (ema_) tensor::writeSafetensors((d / "ema.safetensors").string(), ema_->state(), checkpointMetadata(cfg_, step_));
-    writeCheckpointConfig(d, cfg_, task_->module(), step_);  // config.json + tokenizer files (RunConfigJson.h)
-    {
-      torch::serialize::OutputArchive a;
-      opt_->save(a);
-      saveArchive(a, d / "optimizer.pt");
-    }
-    {
-      torch::serialize::OutputArchive a;
-      for (int r = 0; r < allGens.size(0); ++r) a.write(generatorKey(r), allGens[r].clone());
-      saveArchive(a, d / "rng.pt");
-    }
-    nlohmann::json s;
-    s["step"] = step_;
-    s["bad_streak"] = badStreak_;
-    s["skipped"] = skipped_;
-    if (ema_) s["ema_updates"] = ema_->updates();
-    s["world_size"] = ctx_.world;
-    s["task"] = cfg_.task;
-    s["task_state"] = task_->state();
-    s["config"] = config::toYaml(cfg_);
-    fs::atomicWrite(d / "state.json", s.dump(2));
+      // Weights as safetensors with the modules' names (HF/torchvision-compatible where a
+      // public model exists), readable from Python; optimizer and RNG as LibTorch archives.
+      tensor::saveModule(task_->module(), (d / "model.safetensors").string(), checkpointMetadata(cfg_, step_));
+      if (ema_)
+        tensor::writeSafetensors((d / "ema.safetensors").string(), ema_->state(), checkpointMetadata(cfg_, step_));
+      writeCheckpointConfig(d, cfg_, task_->module(), step_);  // config.json + tokenizer files (RunConfigJson.h)
+      {
+        torch::serialize::OutputArchive a;
+        opt_->save(a);
+        saveArchive(a, d / "optimizer.pt");
+      }
+      {
+        torch::serialize::OutputArchive a;
+        for (int r = 0; r < allGens.size(0); ++r) a.write(generatorKey(r), allGens[r].clone());
+        saveArchive(a, d / "rng.pt");
+      }
+      nlohmann::json s;
+      s["step"] = step_;
+      s["bad_streak"] = badStreak_;
+      s["skipped"] = skipped_;
+      if (ema_) s["ema_updates"] = ema_->updates();
+      s["world_size"] = ctx_.world;
+      s["task"] = cfg_.task;
+      s["task_state"] = task_->state();
+      s["config"] = config::toYaml(cfg_);
+      fs::atomicWrite(d / "state.json", s.dump(2));
     });
   };
   if (multi) {
@@ -214,8 +219,8 @@ void Trainer::loadCheckpoint(const stdfs::path& dir) {
                (dir / "state.json").string(), e.what(), others);
   }
   BIUD_CHECK(s.value("task", std::string()) == cfg_.task, DataError,
-             "checkpoint `{}` is from task `{}`, this run is task `{}`", dir.string(), s.value("task", std::string("?")),
-             cfg_.task);
+             "checkpoint `{}` is from task `{}`, this run is task `{}`", dir.string(),
+             s.value("task", std::string("?")), cfg_.task);
   const int world = s.value("world_size", 1);
   BIUD_CHECK(world == ctx_.world, DistError,
              "checkpoint `{}` was written with {} process(es); resuming with {} would change the data order and the "

@@ -1,9 +1,9 @@
 // X2CT-CLIP (METHOD §6): an X-ray encoder trained against frozen, cached CT and report latents.
 #include "biud/train/X2ctTask.h"
 
-#include <fmt/ranges.h>
-
 #include <filesystem>
+
+#include <fmt/ranges.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -32,16 +32,15 @@ namespace stdfs = std::filesystem;
 
 namespace {
 
-std::string absPath(const std::string& p) {
-  return p.empty() ? p : stdfs::absolute(p).lexically_normal().string();
-}
+std::string absPath(const std::string& p) { return p.empty() ? p : stdfs::absolute(p).lexically_normal().string(); }
 
 /// The model of an x2ct task and of its trained run (TaskSpec::make and ::load): an X-ray CLIP
 /// (model.xray_encoder, a 2D encoder) with the temperature of loss.trimodal.
 models::ClipModel buildX2ctModel(const Config& cfg, const text::Tokenizer& tok) {
   models::ClipModel m(models::x2ctModelConfig(cfg), cfg.model.xray_encoder, tok.vocabSize());
   BIUD_CHECK(m->image_encoder->spatialDims() == 2, ConfigError,
-             "model.xray_encoder.arch `{}` is not a 2D encoder; use resnet18, resnet50 or vit2d", cfg.model.xray_encoder.arch);
+             "model.xray_encoder.arch `{}` is not a 2D encoder; use resnet18, resnet50 or vit2d",
+             cfg.model.xray_encoder.arch);
   return m;
 }
 
@@ -68,9 +67,10 @@ double recallAt(const torch::Tensor& q, const torch::Tensor& g, int k) {
 }  // namespace
 
 X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(ctx), loss_(cfg.loss.trimodal) {
-  BIUD_CHECK(!cfg.x2ct.pretrained.empty(), ConfigError,
-             "task x2ct needs x2ct.pretrained: the run folder of the model whose CT and report towers are frozen (a biud "
-             "stage-1 run), e.g. --set x2ct.pretrained=runs/quickstart/biud");
+  BIUD_CHECK(
+      !cfg.x2ct.pretrained.empty(), ConfigError,
+      "task x2ct needs x2ct.pretrained: the run folder of the model whose CT and report towers are frozen (a biud "
+      "stage-1 run), e.g. --set x2ct.pretrained=runs/quickstart/biud");
   const std::string xm = data::x2ctXrayManifest(cfg);
   BIUD_CHECK(!xm.empty(), ConfigError,
              "task x2ct needs the simulated X-ray manifest written by biud-drr: set x2ct.xray_manifest (or "
@@ -81,8 +81,8 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
                                   ? stdfs::path(cfg_.x2ct.pretrained).parent_path().parent_path()
                                   : stdfs::path(cfg_.x2ct.pretrained);
   const auto preCfgPath = pretrainedRoot / "config.resolved.yaml";
-  BIUD_CHECK(stdfs::exists(preCfgPath), DataError, "x2ct.pretrained `{}` has no config.resolved.yaml: is it a biud run?",
-             pretrainedRoot.string());
+  BIUD_CHECK(stdfs::exists(preCfgPath), DataError,
+             "x2ct.pretrained `{}` has no config.resolved.yaml: is it a biud run?", pretrainedRoot.string());
   const Config pre = config::parse<Config>(config::Document::fromFile(preCfgPath.string()));
   BIUD_CHECK(pre.task == "biud", ConfigError,
              "x2ct.pretrained `{}` is a `{}` run; the frozen CT and report towers come from a biud stage-1 run",
@@ -94,19 +94,21 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
   tok_ = text::makeTokenizer(cfg.text);
   {
     auto preTok = text::makeTokenizer(pre.text);
-    BIUD_CHECK(preTok->vocabSize() == tok_->vocabSize(), ConfigError,
-               "the tokenizer (text.vocab `{}`, {} tokens) differs from the pretrained run's (`{}`, {} tokens); use the "
-               "pretrained run's text settings",
-               cfg.text.vocab, tok_->vocabSize(), pre.text.vocab, preTok->vocabSize());
+    BIUD_CHECK(
+        preTok->vocabSize() == tok_->vocabSize(), ConfigError,
+        "the tokenizer (text.vocab `{}`, {} tokens) differs from the pretrained run's (`{}`, {} tokens); use the "
+        "pretrained run's text settings",
+        cfg.text.vocab, tok_->vocabSize(), pre.text.vocab, preTok->vocabSize());
   }
 
   // Frozen latents: from the cache, or computed once now.
   std::string ctManifest = cfg.data.manifest.empty() ? pre.data.manifest : cfg.data.manifest;
-  BIUD_CHECK(!ctManifest.empty(), ConfigError, "task x2ct needs data.manifest (the CT manifest paired with the X-rays)");
+  BIUD_CHECK(!ctManifest.empty(), ConfigError,
+             "task x2ct needs data.manifest (the CT manifest paired with the X-rays)");
   ctManifest = absPath(ctManifest);
   cfg_.data.manifest = ctManifest;
-  const std::string key = fmt::format("checkpoint={}|manifest={}|sections={}", ckpt, ctManifest,
-                                      fmt::join(pre.data.report_sections, ","));
+  const std::string key =
+      fmt::format("checkpoint={}|manifest={}|sections={}", ckpt, ctManifest, fmt::join(pre.data.report_sections, ","));
   const std::string cachePath = data::x2ctLatentPath(cfg, ctx.runDir);
   bool cached = false;
   if (stdfs::exists(cachePath)) {
@@ -115,8 +117,8 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
     if (cached)
       log::info("x2ct", "using {} cached CT/report latents from `{}`", latents_.ids.size(), cachePath);
     else
-      log::warn("x2ct", "latent cache `{}` was made from other inputs ({}); recomputing for {}", cachePath, latents_.key,
-                key);
+      log::warn("x2ct", "latent cache `{}` was made from other inputs ({}); recomputing for {}", cachePath,
+                latents_.key, key);
   }
   if (!cached) {
     latents_ = {};
@@ -136,9 +138,11 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
       rows.push_back(latents_.row(data::x2ctScanId(id)));
       if (rows.back() < 0) missing.push_back(id);
     }
-    BIUD_CHECK(missing.empty(), DataError,
-               "{} X-ray(s) of `{}` have no CT in `{}` (ids must match the CT manifest's; biud-drr keeps them), e.g. {}",
-               missing.size(), xm, ctManifest, fmt::join(missing.begin(), missing.begin() + std::min<size_t>(5, missing.size()), ", "));
+    BIUD_CHECK(
+        missing.empty(), DataError,
+        "{} X-ray(s) of `{}` have no CT in `{}` (ids must match the CT manifest's; biud-drr keeps them), e.g. {}",
+        missing.size(), xm, ctManifest,
+        fmt::join(missing.begin(), missing.begin() + std::min<size_t>(5, missing.size()), ", "));
     return rows;
   };
   trainRows_ = rowsOf(train_);
@@ -157,17 +161,18 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
     try {
       rep = tensor::loadStateDict(*model_, text, lo, ckpt + "/model.safetensors");
     } catch (const ValueError& e) {
-      BIUD_THROW(ConfigError,
-                 "the report tower of `{}` does not fit model.text_encoder of this config ({}); use the pretrained run's "
-                 "model.text_encoder settings",
-                 ckpt, e.what());
+      BIUD_THROW(
+          ConfigError,
+          "the report tower of `{}` does not fit model.text_encoder of this config ({}); use the pretrained run's "
+          "model.text_encoder settings",
+          ckpt, e.what());
     }
     std::int64_t textParams = 0;
     for (auto& np : model_->named_parameters())
       if (np.key().rfind("text_", 0) == 0) ++textParams;
     BIUD_CHECK(static_cast<std::int64_t>(rep.loaded.size()) >= textParams, ConfigError,
-               "the pretrained checkpoint `{}` holds {} report-tower tensors, this model needs {} parameters",
-               ckpt, rep.loaded.size(), textParams);
+               "the pretrained checkpoint `{}` holds {} report-tower tensors, this model needs {} parameters", ckpt,
+               rep.loaded.size(), textParams);
     models::freeze(*model_->text_encoder);
     models::freeze(*model_->text_proj);
   }
@@ -193,9 +198,9 @@ X2ctTask::X2ctTask(const Config& cfg, const TaskContext& ctx) : cfg_(cfg), ctx_(
     prompts_ = std::make_unique<text::PromptSet>(text::PromptSet::load(cfg.eval.prompts));
     promptCols_ = evaluate::validationColumns(val_->labelNames, *prompts_, xm);
   }
-  log::info("x2ct", "{} training X-rays; frozen towers from {}; loss {:g} L(CT,R) + {:g} L(X,R) + {:g} L(X,CT); batching {}",
-            train_.size(), ckpt, cfg.loss.trimodal.alpha, cfg.loss.trimodal.beta, cfg.loss.trimodal.gamma,
-            cfg.x2ct.batching);
+  log::info(
+      "x2ct", "{} training X-rays; frozen towers from {}; loss {:g} L(CT,R) + {:g} L(X,R) + {:g} L(X,CT); batching {}",
+      train_.size(), ckpt, cfg.loss.trimodal.alpha, cfg.loss.trimodal.beta, cfg.loss.trimodal.gamma, cfg.x2ct.batching);
 }
 
 void X2ctTask::buildLatents(const std::string& path) {
@@ -234,8 +239,8 @@ void X2ctTask::buildLatents(const std::string& path) {
     fs::makeDirs(stdfs::path(path).parent_path());
     data::writeX2ctLatents(path, latents_);
   }
-  log::info("x2ct", "cached the latents of {} CTs and reports in `{}` ({} CT encoder passes)", latents_.ids.size(), path,
-            ctCalls_);
+  log::info("x2ct", "cached the latents of {} CTs and reports in `{}` ({} CT encoder passes)", latents_.ids.size(),
+            path, ctCalls_);
   // `pre` (and with it the CT tower) goes out of scope here: training never runs it.
   ctReleased_ = true;
 }
@@ -286,7 +291,8 @@ Metrics X2ctTask::validate() {
   model_->eval();
   std::vector<torch::Tensor> parts;
   for (std::int64_t b = 0; b < val_->size(); b += 64)
-    parts.push_back(model_->encodeImage(val_->images.slice(0, b, std::min(val_->size(), b + 64)).to(ctx_.device)).cpu());
+    parts.push_back(
+        model_->encodeImage(val_->images.slice(0, b, std::min(val_->size(), b + 64)).to(ctx_.device)).cpu());
   auto x = torch::cat(parts);
   std::vector<std::int64_t> all(static_cast<size_t>(val_->size()));
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::int64_t>(i);
@@ -297,10 +303,13 @@ Metrics X2ctTask::validate() {
     m[fmt::format("x2ct_recall@{}", k)] = recallAt(x, ct, k);
   }
   if (prompts_)
-    evaluate::addZeroShotAuroc(x, val_->labels, *prompts_, promptCols_, [&](const std::vector<std::string>& t) {
-      auto tb = data::tokenizeBatch(*tok_, t, cfg_.text.max_length);
-      return model_->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).cpu();
-    }, model_->temperature->forward().item<double>(), m);
+    evaluate::addZeroShotAuroc(
+        x, val_->labels, *prompts_, promptCols_,
+        [&](const std::vector<std::string>& t) {
+          auto tb = data::tokenizeBatch(*tok_, t, cfg_.text.max_length);
+          return model_->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).cpu();
+        },
+        model_->temperature->forward().item<double>(), m);
   return m;
 }
 

@@ -36,15 +36,18 @@ CommandResult run(const std::string& cmd) {
 }
 
 std::string runPython(const std::string& script, const std::string& args) {
-  const std::string cmd = quote(python()) + " " + quote((sourceDir() / "tests" / "reference" / script).string()) + " " + args;
+  const std::string cmd =
+      quote(python()) + " " + quote((sourceDir() / "tests" / "reference" / script).string()) + " " + args;
   auto r = run(cmd);
-  if (r.rc != 0) throw std::runtime_error("reference script failed (rc " + std::to_string(r.rc) + "): " + cmd + "\n" + r.out);
+  if (r.rc != 0)
+    throw std::runtime_error("reference script failed (rc " + std::to_string(r.rc) + "): " + cmd + "\n" + r.out);
   return r.out;
 }
 
 TempDir::TempDir(const std::string& tag) {
   static std::atomic<int> counter{0};
-  stdfs::path base = std::getenv("BIUD_TEST_TMP") ? stdfs::path(std::getenv("BIUD_TEST_TMP")) : stdfs::temp_directory_path();
+  stdfs::path base =
+      std::getenv("BIUD_TEST_TMP") ? stdfs::path(std::getenv("BIUD_TEST_TMP")) : stdfs::temp_directory_path();
   path_ = base / (tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
   stdfs::remove_all(path_);
   stdfs::create_directories(path_);
@@ -80,8 +83,10 @@ std::string readText(const stdfs::path& p) {
 std::string quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) {
-    if (c == '\'') q += "'\\''";
-    else q += c;
+    if (c == '\'')
+      q += "'\\''";
+    else
+      q += c;
   }
   return q + "'";
 }

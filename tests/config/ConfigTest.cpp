@@ -128,8 +128,8 @@ TEST(Config, YamlSyntaxErrorNamesLine) {
 }
 
 TEST(Config, ResolvedYamlRoundTrips) {
-  Config a = biud::loadConfig("", {"optimizer.lr=0.1", "name=abc", "data.ct.spacing=[0.75,0.75,1.5]",
-                                   "optimizer.module_lr={bert: 2e-5}"});
+  Config a = biud::loadConfig(
+      "", {"optimizer.lr=0.1", "name=abc", "data.ct.spacing=[0.75,0.75,1.5]", "optimizer.module_lr={bert: 2e-5}"});
   const std::string yaml = biud::config::toYaml(a, /*comments=*/true);
   Config b = biud::config::parse<Config>(biud::config::Document::fromString(yaml));
   EXPECT_EQ(biud::config::toYaml(b), biud::config::toYaml(a));
@@ -169,26 +169,34 @@ TEST(Config, KeyTwiceInOneMappingIsAnErrorWithBothLines) {
       "it in a file that includes this one, or use --set)";
   writeText(d / "a.yaml", "optimizer:\n  lr: 0.1\n  weight_decay: 0.0\n  lr: 0.2\ntrainer:\n  steps: 3\n");
   EXPECT_EQ(errorOf([&] { biud::loadConfig((d / "a.yaml").string(), {}); }),
-            (d / "a.yaml").string() + ":4:3: key `optimizer.lr` is written twice in the same section (first at line 2, "
-                                      "column 3)" + tail);
+            (d / "a.yaml").string() +
+                ":4:3: key `optimizer.lr` is written twice in the same section (first at line 2, "
+                "column 3)" +
+                tail);
   // A whole section twice at the top level.
   writeText(d / "b.yaml", "trainer:\n  steps: 3\noptimizer:\n  lr: 0.1\ntrainer:\n  steps: 4\n");
   EXPECT_EQ(errorOf([&] { biud::loadConfig((d / "b.yaml").string(), {}); }),
-            (d / "b.yaml").string() + ":5:1: key `trainer` is written twice in the same section (first at line 1, "
-                                      "column 1)" + tail);
+            (d / "b.yaml").string() +
+                ":5:1: key `trainer` is written twice in the same section (first at line 1, "
+                "column 1)" +
+                tail);
   // A flow mapping on one line; a quoted spelling is the same key.
   writeText(d / "c.yaml", "optimizer: {lr: 0.1, \"lr\": 0.2}\n");
   EXPECT_EQ(errorOf([&] { biud::loadConfig((d / "c.yaml").string(), {}); }),
-            (d / "c.yaml").string() + ":1:22: key `optimizer.lr` is written twice in the same section (first at line "
-                                      "1, column 13)" + tail);
+            (d / "c.yaml").string() +
+                ":1:22: key `optimizer.lr` is written twice in the same section (first at line "
+                "1, column 13)" +
+                tail);
   // Inside a list, the path says which element.
   writeText(d / "e.yaml", "data:\n  labels: [{a: 1, a: 2}]\n");
-  EXPECT_NE(errorOf([&] { biud::loadConfig((d / "e.yaml").string(), {}); })
-                .find(":2:19: key `data.labels[0].a` is written twice in the same section (first at line 2, column 13)"),
+  EXPECT_NE(errorOf([&] {
+              biud::loadConfig((d / "e.yaml").string(), {});
+            }).find(":2:19: key `data.labels[0].a` is written twice in the same section (first at line 2, column 13)"),
             std::string::npos);
   // fromString (and so the app's --config text) checks too.
-  EXPECT_NE(errorOf([] { biud::config::Document::fromString("a: 1\nb: 2\na: 3\n", "s.yaml"); })
-                .find("s.yaml:3:1: key `a` is written twice"),
+  EXPECT_NE(errorOf([] {
+              biud::config::Document::fromString("a: 1\nb: 2\na: 3\n", "s.yaml");
+            }).find("s.yaml:3:1: key `a` is written twice"),
             std::string::npos);
   // --set with a mapping value.
   writeText(d / "ok.yaml", "trainer:\n  steps: 3\n");
@@ -204,7 +212,8 @@ TEST(Config, SameKeyInIncludedAndIncludingFileOrInTwoSectionsIsAllowed) {
   writeText(d / "base.yaml", "optimizer:\n  lr: 0.5\ntrainer:\n  steps: 7\n");
   writeText(d / "run.yaml", "include: base.yaml\noptimizer:\n  lr: 0.25\n");
   // `lr` in two different sections, `steps` once in each file.
-  writeText(d / "two.yaml", "include: base.yaml\noptimizer:\n  lr: 0.3\nschedule:\n  warmup_steps: 2\ntrainer:\n  steps: 9\n");
+  writeText(d / "two.yaml",
+            "include: base.yaml\noptimizer:\n  lr: 0.3\nschedule:\n  warmup_steps: 2\ntrainer:\n  steps: 9\n");
   const Config c = biud::loadConfig((d / "run.yaml").string(), {"optimizer.lr=0.125"});
   EXPECT_DOUBLE_EQ(c.optimizer.lr, 0.125);  // --set wins over both files
   const Config t = biud::loadConfig((d / "two.yaml").string(), {});
@@ -214,6 +223,7 @@ TEST(Config, SameKeyInIncludedAndIncludingFileOrInTwoSectionsIsAllowed) {
 
 TEST(Config, AliasInsideItsOwnAnchorIsAnErrorNotACrash) {
   // yaml-cpp registers an anchor when its node starts, so `*x` inside `&x` makes a cycle.
-  EXPECT_NE(errorOf([] { biud::config::Document::fromString("a: &x {b: *x}\n", "cyc.yaml"); }).find("nested more than 64"),
-            std::string::npos);
+  EXPECT_NE(
+      errorOf([] { biud::config::Document::fromString("a: &x {b: *x}\n", "cyc.yaml"); }).find("nested more than 64"),
+      std::string::npos);
 }

@@ -1,9 +1,9 @@
 // Every shipped recipe in configs/ loads with the strict config reader (a renamed key or a bad
 // value in a recipe fails here, not in a user's run), and the ablation variants switch off
 // exactly the terms their names say.
-#include <gtest/gtest.h>
-
 #include <filesystem>
+
+#include <gtest/gtest.h>
 
 #include "biud/config/Config.h"
 #include "common/TestUtil.h"

@@ -1,15 +1,16 @@
 // Issue 20: what an app prints when its body throws. Foreign exceptions (LibTorch's c10::Error
 // carries a C++ stack trace after its first line) become one line; biud errors keep their exit
 // codes; std::bad_alloc names the keys that size the work.
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <new>
 #include <stdexcept>
+
+#include <gtest/gtest.h>
 
 #include "biud/app/App.h"
 #include "biud/core/Error.h"
@@ -82,11 +83,20 @@ TEST(AppBoundary, BiudErrorsKeepTheirExitCodes) {
 // load weights register it with kWeights; tensor/Safetensors.cpp reads app::allowNonFiniteWeights).
 TEST(AppBoundary, AllowNonFiniteWeightsFlagReachesTheProcess) {
   bool seen = true;
-  auto [rc, err] = runApp([&] { seen = app::allowNonFiniteWeights(); return 0; }, {}, app::kWeights);
+  auto [rc, err] = runApp(
+      [&] {
+        seen = app::allowNonFiniteWeights();
+        return 0;
+      },
+      {}, app::kWeights);
   EXPECT_EQ(rc, 0) << err;
   EXPECT_FALSE(seen);
-  auto [rc2, err2] = runApp([&] { seen = app::allowNonFiniteWeights(); return 0; }, {"--allow-nonfinite-weights"},
-                            app::kWeights);
+  auto [rc2, err2] = runApp(
+      [&] {
+        seen = app::allowNonFiniteWeights();
+        return 0;
+      },
+      {"--allow-nonfinite-weights"}, app::kWeights);
   EXPECT_EQ(rc2, 0) << err2;
   EXPECT_TRUE(seen);
   auto [rc3, err3] = runApp([] { return 0; }, {"--allow-nonfinite-weights"}, app::kOut);  // not registered there

@@ -1,7 +1,7 @@
 // Core utilities: atomic writes, seeding, progress formatting, error hierarchy.
-#include <gtest/gtest.h>
-
 #include <filesystem>
+
+#include <gtest/gtest.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"

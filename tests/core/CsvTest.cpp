@@ -1,6 +1,5 @@
 // CSV against Python's csv module (an independent RFC 4180 implementation) and hand cases.
 #include <gtest/gtest.h>
-
 #include <nlohmann/json.hpp>
 
 #include "biud/core/Csv.h"
@@ -10,8 +9,9 @@
 using namespace biud;
 
 TEST(Csv, HandCases) {
-  const auto t = csv::parse("\xEF\xBB\xBFid,report,label\r\n1,\"No effusion, no nodule.\",0\n\n2,\"He said \"\"hi\"\"\nnext line\",1\n3,,\n",
-                            "m.csv");
+  const auto t = csv::parse(
+      "\xEF\xBB\xBFid,report,label\r\n1,\"No effusion, no nodule.\",0\n\n2,\"He said \"\"hi\"\"\nnext line\",1\n3,,\n",
+      "m.csv");
   ASSERT_EQ(t.header, (std::vector<std::string>{"id", "report", "label"}));
   ASSERT_EQ(t.rows.size(), 3u);
   EXPECT_EQ(t.rows[0][1], "No effusion, no nodule.");
@@ -37,8 +37,8 @@ TEST(Csv, HandCases) {
 
 TEST(Csv, RoundTripThroughPythonCsvModule) {
   test::TempDir d;
-  std::vector<std::vector<std::string>> rows = {
-      {"a", "plain"}, {"b", "comma, inside"}, {"c", "quote \" inside"}, {"d", "multi\nline"}, {"e", " padded "}, {"f", ""}};
+  std::vector<std::vector<std::string>> rows = {{"a", "plain"},       {"b", "comma, inside"}, {"c", "quote \" inside"},
+                                                {"d", "multi\nline"}, {"e", " padded "},      {"f", ""}};
   csv::write((d / "t.csv").string(), {"id", "text"}, rows);
   test::writeText(d / "r.py",
                   "import csv, json, sys\nprint(json.dumps(list(csv.reader(open(sys.argv[1], newline='')))))\n");

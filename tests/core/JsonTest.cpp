@@ -33,8 +33,9 @@ TEST(Json, ParsesAndNamesTheFileOnSyntaxErrors) {
   const auto bad = d / "state.json";
   test::writeText(bad, "{\n  \"step\": 40,\n}\n");
   const std::string m = errorOf([&] { fs::readJsonFile(bad, "training state of a checkpoint"); });
-  EXPECT_EQ(m.rfind("`" + bad.string() + "`: not valid JSON (training state of a checkpoint): parse error at line 3, "
-                    "column 1: syntax error while parsing object key",
+  EXPECT_EQ(m.rfind("`" + bad.string() +
+                        "`: not valid JSON (training state of a checkpoint): parse error at line 3, "
+                        "column 1: syntax error while parsing object key",
                     0),
             0u)
       << m;
@@ -43,11 +44,13 @@ TEST(Json, ParsesAndNamesTheFileOnSyntaxErrors) {
 
   // Truncated (a write cut short): the end of input, on line 2 after `40`.
   test::writeText(bad, "{\n  \"step\": 40");
-  EXPECT_NE(errorOf([&] { fs::readJsonFile(bad, "s", "Resume from an earlier step"); })
-                .find("parse error at line 2, column 13: syntax error while parsing object - unexpected end of input"),
+  EXPECT_NE(errorOf([&] {
+              fs::readJsonFile(bad, "s", "Resume from an earlier step");
+            }).find("parse error at line 2, column 13: syntax error while parsing object - unexpected end of input"),
             std::string::npos);
-  EXPECT_NE(errorOf([&] { fs::readJsonFile(bad, "s", "Resume from an earlier step"); }).find(". Resume from an earlier step"),
-            std::string::npos);
+  EXPECT_NE(
+      errorOf([&] { fs::readJsonFile(bad, "s", "Resume from an earlier step"); }).find(". Resume from an earlier step"),
+      std::string::npos);
 
   // Empty (a disk that filled up): said in words.
   test::writeText(bad, "\n");
@@ -63,12 +66,14 @@ TEST(Json, KeyTwiceInOneObjectIsAnErrorWithItsPath) {
             "`m.json`: not valid JSON (record): key `label` is written twice in the same object (a JSON reader keeps "
             "only one of them, silently). Fix or delete it");
   // The path through objects and arrays: a.b[1].c (element 1 of b; element 0 is the number 1).
-  EXPECT_NE(errorOf([] { fs::parseJson(R"({"a": {"b": [1, {"c": 1, "d": [], "c": 2}]}})", "n.json", "x"); })
-                .find("key `a.b[1].c` is written twice"),
+  EXPECT_NE(errorOf([] {
+              fs::parseJson(R"({"a": {"b": [1, {"c": 1, "d": [], "c": 2}]}})", "n.json", "x");
+            }).find("key `a.b[1].c` is written twice"),
             std::string::npos);
   // Elements after nested arrays and objects are counted too: x[2].k.
-  EXPECT_NE(errorOf([] { fs::parseJson(R"({"x": [[1, 2], {"k": 1}, {"k": 1, "k": 2}]})", "n.json", "x"); })
-                .find("key `x[2].k` is written twice"),
+  EXPECT_NE(errorOf([] {
+              fs::parseJson(R"({"x": [[1, 2], {"k": 1}, {"k": 1, "k": 2}]})", "n.json", "x");
+            }).find("key `x[2].k` is written twice"),
             std::string::npos);
   // The same key in different objects is fine.
   const auto j = fs::parseJson(R"({"a": {"k": 1}, "b": {"k": 2}, "c": [{"k": 3}, {"k": 4}]})", "ok.json", "x");

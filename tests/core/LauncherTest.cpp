@@ -1,12 +1,13 @@
 // launch::launch (what biud-launch runs), called in-process on small /bin/sh ranks: the rank
 // environment, line relaying, failure handling and exit codes, compared with hand-worked values.
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Launcher.h"
@@ -179,8 +180,9 @@ TEST(Launcher, RankThatIsSavingIsNotKilledAtTheGrace) {
   const auto c = launchSh(o, script);
   EXPECT_EQ(c.rc, 5) << c.err;
   EXPECT_TRUE(has(c.out, "saved\n")) << c.out << c.err;
-  EXPECT_TRUE(has(c.err, "biud-launch: rank(s) 0 still saving a checkpoint 0.5 s after the stop request: waiting for the save "
-                         "(up to 30 s more, --save-grace)"))
+  EXPECT_TRUE(has(c.err,
+                  "biud-launch: rank(s) 0 still saving a checkpoint 0.5 s after the stop request: waiting for the save "
+                  "(up to 30 s more, --save-grace)"))
       << c.err;
   EXPECT_FALSE(has(c.err, "killing them")) << c.err;
 

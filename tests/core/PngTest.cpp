@@ -22,7 +22,11 @@ TEST(Png, PillowDecodesSameSamples) {
   auto r = biud::test::run(biud::test::quote(biud::test::python()) + " " + (d / "dump.py").string() + " " +
                            (d / "g.png").string() + " " + (d / "g16.png").string() + " " + (d / "rgb.png").string());
   ASSERT_EQ(r.rc, 0) << r.out;
-  EXPECT_NE(r.out.find("(3, 5) uint8 [0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 170, 187, 204, 221, 238]"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("(2, 4) uint16 [1, 9001, 18001, 27001, 36001, 45001, 54001, 63001]"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("(2, 2, 3) uint8 [255, 235, 215, 195, 175, 155, 135, 115, 95, 75, 55, 35]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(3, 5) uint8 [0, 17, 34, 51, 68, 85, 102, 119, 136, 153, 170, 187, 204, 221, 238]"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("(2, 4) uint16 [1, 9001, 18001, 27001, 36001, 45001, 54001, 63001]"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("(2, 2, 3) uint8 [255, 235, 215, 195, 175, 155, 135, 115, 95, 75, 55, 35]"), std::string::npos)
+      << r.out;
 }

@@ -1,11 +1,11 @@
 // Samplers and the threaded loader: hand-worked batching, determinism, disjoint equal shards,
 // patient-unique batches, cache layout in tensors, augmentation, exact resume.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <algorithm>
 #include <cmath>
 #include <set>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/data/CtDataset.h"
@@ -36,8 +36,7 @@ TEST(Sampler, EpochOrderIsADeterministicPermutation) {
 TEST(Sampler, UniqueGroupBatchesByHand) {
   const std::vector<std::int64_t> order{0, 1, 2, 3, 4, 5}, groups{0, 0, 1, 1, 2, 2};
   // [0 (g0), 1 waits (g0), 2 (g1)], [1, 3], [4, 5 waits] -> incomplete.
-  EXPECT_EQ(data::makeBatches(order, 2, true, &groups),
-            (std::vector<std::vector<std::int64_t>>{{0, 2}, {1, 3}}));
+  EXPECT_EQ(data::makeBatches(order, 2, true, &groups), (std::vector<std::vector<std::int64_t>>{{0, 2}, {1, 3}}));
   EXPECT_EQ(data::makeBatches(order, 2, false, &groups),
             (std::vector<std::vector<std::int64_t>>{{0, 2}, {1, 3}, {4}, {5}}));
   EXPECT_EQ(data::makeBatches(order, 4, false, nullptr),
@@ -105,7 +104,8 @@ struct Fixture {
     manifest->labelNames = {"a"};
     for (int i = 0; i < n; ++i) {
       image::Volume v({6, 5, 4}, {1.5, 1.5, 3.0});
-      for (size_t k = 0; k < v.data.size(); ++k) v.data[k] = static_cast<float>(i) * 0.01f + static_cast<float>(k) / 256.0f;
+      for (size_t k = 0; k < v.data.size(); ++k)
+        v.data[k] = static_cast<float>(i) * 0.01f + static_cast<float>(k) / 256.0f;
       image::ManifestItem it;
       it.id = "v" + std::to_string(i);
       it.images = {"unused"};
@@ -263,7 +263,6 @@ TEST(Loader, ExactResumeFromState) {
 
 }  // namespace
 }  // namespace biud::test
-
 
 namespace biud::test {
 namespace {

@@ -8,11 +8,11 @@
 // as the CPU allocator for the test (it forwards every small request unchanged, and a request
 // above a limit as 2^60 bytes), so the error that arrives is libtorch's own. AddressSanitizer
 // aborts on such requests instead of failing them (allocator_may_return_null=0): skipped there.
+#include <string>
+
 #include <c10/core/Allocator.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
-#include <string>
 
 #include "biud/core/Error.h"
 #include "biud/data/CtDataset.h"
@@ -76,7 +76,7 @@ image::Volume chest(int n) {
 TEST(OutOfMemory, PreprocessNamesDataCtSizeAndTheBytes) {
   SKIP_UNDER_ASAN();
   CtPreprocessConfig cfg;
-  cfg.spacing = {1.0, 1.0, 2.5};  // the input's: resampled to 30x26x12 = 9360 voxels = 37440 bytes
+  cfg.spacing = {1.0, 1.0, 2.5};        // the input's: resampled to 30x26x12 = 9360 voxels = 37440 bytes
   cfg.size = {100000, 100000, 100000};  // 1e15 voxels = 4e15 bytes = 3.55 PiB (4e15 / 2^50)
   const std::string e = errorOf([&] { image::preprocessCt(chest(0), cfg); });
   EXPECT_EQ(e,
@@ -87,8 +87,9 @@ TEST(OutOfMemory, PreprocessNamesDataCtSizeAndTheBytes) {
   EXPECT_THROW(image::preprocessCt(chest(0), cfg), ConfigError);
   // The body crop keeps the whole resampled volume: said so.
   cfg.crop = "body";
-  EXPECT_NE(errorOf([&] { image::preprocessCt(chest(0), cfg); }).find("takes 37440 bytes (36.6 KiB) (all of it is kept "
-                                                                     "for the body crop)"),
+  EXPECT_NE(errorOf([&] { image::preprocessCt(chest(0), cfg); })
+                .find("takes 37440 bytes (36.6 KiB) (all of it is kept "
+                      "for the body crop)"),
             std::string::npos);
 }
 

@@ -3,20 +3,21 @@
 // failure diagnosis, biud-launch). Each rank is a separate process: this test binary re-runs
 // itself with BIUD_DIST_WORKER=<scenario> and --gtest_filter=DistWorker.Rank.
 #include <arpa/inet.h>
-#include <gtest/gtest.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <torch/torch.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
-#include <fcntl.h>
 #include <fstream>
 #include <map>
 #include <thread>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/dist/CheckpointSync.h"
@@ -37,9 +38,9 @@ namespace {
 // A small training run used both by the ranks and by the single-process reference.
 
 struct TrainSpec {
-  std::string loss = "mse";  // mse | clip
+  std::string loss = "mse";   // mse | clip
   std::string optim = "sgd";  // sgd | adam
-  int accum = 1;             // micro-steps per optimizer step (per rank)
+  int accum = 1;              // micro-steps per optimizer step (per rank)
   int steps = 4;
   int64_t globalBatch = 8;
   torch::Dtype dtype = torch::kFloat;
@@ -47,8 +48,8 @@ struct TrainSpec {
 
 struct TrainResult {
   std::vector<torch::Tensor> values;  // [losses, params...]
-  int overlapped = 0;       // buckets launched during backward, all steps
-  int overlappedFirst = -1;  // ... in step 1
+  int overlapped = 0;                 // buckets launched during backward, all steps
+  int overlappedFirst = -1;           // ... in step 1
   bool unusedGradDefined = false;
 };
 
@@ -90,13 +91,17 @@ TrainResult train(const std::shared_ptr<dist::Communicator>& comm, const TrainSp
   std::shared_ptr<torch::nn::Module> model;
   std::shared_ptr<MseNet> mse;
   std::shared_ptr<ClipNet> clip;
-  if (spec.loss == "mse") model = mse = std::make_shared<MseNet>();
-  else model = clip = std::make_shared<ClipNet>();
+  if (spec.loss == "mse")
+    model = mse = std::make_shared<MseNet>();
+  else
+    model = clip = std::make_shared<ClipNet>();
   model->to(spec.dtype);
   dist::DataParallel dp(comm, model->parameters(), model->buffers(), /*bucketMb=*/0.0001);
   std::unique_ptr<torch::optim::Optimizer> optim;
-  if (spec.optim == "sgd") optim = std::make_unique<torch::optim::SGD>(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
-  else optim = std::make_unique<torch::optim::Adam>(model->parameters(), torch::optim::AdamOptions(0.01));
+  if (spec.optim == "sgd")
+    optim = std::make_unique<torch::optim::SGD>(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  else
+    optim = std::make_unique<torch::optim::Adam>(model->parameters(), torch::optim::AdamOptions(0.01));
 
   TrainResult res;
   std::vector<double> losses;
@@ -231,7 +236,8 @@ std::vector<RankRun> runRanks(const std::string& name, int world, const fs::path
 
 bool exitedOk(const RankRun& r) { return r.exited && WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0; }
 
-void expectClose(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b, double tol, const std::string& what) {
+void expectClose(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b, double tol,
+                 const std::string& what) {
   ASSERT_EQ(a.size(), b.size()) << what;
   for (size_t i = 0; i < a.size(); ++i) {
     ASSERT_EQ(a[i].sizes(), b[i].sizes()) << what << " tensor " << i;
@@ -380,12 +386,18 @@ TEST(DistWorker, Rank) {
   biud::DistributedConfig cfg;
   cfg.timeout_s = std::getenv("BIUD_DIST_TIMEOUT") ? std::atof(std::getenv("BIUD_DIST_TIMEOUT")) : 30;
   auto comm = dist::initFromEnv(cfg, c10::Device(c10::kCPU));
-  if (name == "collectives") workerCollectives(*comm);
-  else if (name == "train") workerTrain(comm, dir);
-  else if (name == "die") workerFailure(*comm, true, dir);
-  else if (name == "hang") workerFailure(*comm, false, dir);
-  else if (name == "die0") workerFailure(*comm, true, dir, 0);
-  else FAIL() << "unknown scenario " << name;
+  if (name == "collectives")
+    workerCollectives(*comm);
+  else if (name == "train")
+    workerTrain(comm, dir);
+  else if (name == "die")
+    workerFailure(*comm, true, dir);
+  else if (name == "hang")
+    workerFailure(*comm, false, dir);
+  else if (name == "die0")
+    workerFailure(*comm, true, dir, 0);
+  else
+    FAIL() << "unknown scenario " << name;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -413,14 +425,18 @@ TEST(DistRendezvous, EnvironmentSources) {
   auto none = from({});
   EXPECT_EQ(none.worldSize, 1);
   EXPECT_EQ(none.source, "none");
-  auto tr = from({{"RANK", "3"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "10.0.0.5"}, {"MASTER_PORT", "29501"}});
+  auto tr = from(
+      {{"RANK", "3"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "10.0.0.5"}, {"MASTER_PORT", "29501"}});
   EXPECT_EQ(tr.source, "torchrun");
   EXPECT_EQ(tr.rank, 3);
   EXPECT_EQ(tr.worldSize, 8);
   EXPECT_EQ(tr.localRank, 1);
   EXPECT_EQ(tr.masterAddr, "10.0.0.5");
   EXPECT_EQ(tr.masterPort, 29501);
-  auto sl = from({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"}, {"SLURM_JOB_NODELIST", "gpu[12-15]"},
+  auto sl = from({{"SLURM_PROCID", "5"},
+                  {"SLURM_NTASKS", "8"},
+                  {"SLURM_LOCALID", "1"},
+                  {"SLURM_JOB_NODELIST", "gpu[12-15]"},
                   {"SLURM_JOB_ID", "123456"}});
   EXPECT_EQ(sl.source, "slurm");
   EXPECT_EQ(sl.rank, 5);
@@ -637,7 +653,8 @@ TEST(DistNccl, BackendIsBuiltAndReachable) {
   t0.join();
   t1.join();
   for (int r = 0; r < 2; ++r) {
-    const bool built = outcome[r] == "backend nccl" || outcome[r].find("creating the nccl process group") != std::string::npos;
+    const bool built =
+        outcome[r] == "backend nccl" || outcome[r].find("creating the nccl process group") != std::string::npos;
     EXPECT_TRUE(built) << "rank " << r << ": " << outcome[r];
     std::printf("rank %d: %s\n", r, outcome[r].c_str());
   }

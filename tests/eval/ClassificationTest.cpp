@@ -1,11 +1,11 @@
 // Classification metrics against scikit-learn (tests/reference/eval_classification.py) on the
 // same inputs, DeLong against an independent O(m n) numpy implementation, bootstrap properties,
 // and hand-worked cases.
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <limits>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
 #include "biud/core/Rng.h"
@@ -31,9 +31,12 @@ const json& reference() {
 std::vector<double> decode(const json& a) {
   std::vector<double> v;
   for (const auto& x : a) {
-    if (x.is_string()) v.push_back(std::numeric_limits<double>::infinity());
-    else if (x.is_null()) v.push_back(std::nan(""));
-    else v.push_back(x.get<double>());
+    if (x.is_string())
+      v.push_back(std::numeric_limits<double>::infinity());
+    else if (x.is_null())
+      v.push_back(std::nan(""));
+    else
+      v.push_back(x.get<double>());
   }
   return v;
 }
@@ -41,8 +44,10 @@ std::vector<double> decode(const json& a) {
 void expectVec(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   for (std::size_t i = 0; i < got.size(); ++i) {
-    if (std::isinf(want[i])) EXPECT_TRUE(std::isinf(got[i])) << what << "[" << i << "]";
-    else EXPECT_NEAR(got[i], want[i], 1e-12) << what << "[" << i << "]";
+    if (std::isinf(want[i]))
+      EXPECT_TRUE(std::isinf(got[i])) << what << "[" << i << "]";
+    else
+      EXPECT_NEAR(got[i], want[i], 1e-12) << what << "[" << i << "]";
   }
 }
 
@@ -95,10 +100,14 @@ TEST(Classification, MatchesSklearnAndNumpyReferences) {
     SCOPED_TRACE(c["name"].get<std::string>());
     const auto y = c["labels"].get<std::vector<int>>();
     const auto s = c["scores"].get<std::vector<double>>();
-    if (c["auroc"].is_null()) EXPECT_TRUE(std::isnan(rocAuc(s, y)));
-    else EXPECT_NEAR(rocAuc(s, y), c["auroc"].get<double>(), 1e-12);
-    if (c["ap"].is_null()) EXPECT_TRUE(std::isnan(averagePrecision(s, y)));
-    else EXPECT_NEAR(averagePrecision(s, y), c["ap"].get<double>(), 1e-12);
+    if (c["auroc"].is_null())
+      EXPECT_TRUE(std::isnan(rocAuc(s, y)));
+    else
+      EXPECT_NEAR(rocAuc(s, y), c["auroc"].get<double>(), 1e-12);
+    if (c["ap"].is_null())
+      EXPECT_TRUE(std::isnan(averagePrecision(s, y)));
+    else
+      EXPECT_NEAR(averagePrecision(s, y), c["ap"].get<double>(), 1e-12);
     if (!c.contains("roc")) {
       EXPECT_TRUE(std::isnan(youdenThreshold(s, y)));
       continue;
@@ -210,7 +219,6 @@ TEST(Classification, PercentileMatchesNumpyLinear) {
   EXPECT_NEAR(percentile({4, 1, 3, 2}, 0.975), 3.925, 1e-12);
 }
 
-
 TEST(DeLong, HandWorkedExample) {
   // Positives x = {3, 2}, negatives y = {1, 2}. Model 1 psi matrix [[1,1],[1,0.5]] -> AUC 0.875,
   // V10 = {1, 0.75}, V01 = {1, 0.75}; var = 0.03125/2 + 0.03125/2 = 0.03125.
@@ -225,7 +233,6 @@ TEST(DeLong, HandWorkedExample) {
   const auto m = midranks({5, 1, 5, 3});
   EXPECT_EQ(m, (std::vector<double>{3.5, 1, 3.5, 2}));
 }
-
 
 TEST(Clinical, LabelSets) {
   // Report 1: pred {effusion, nodule}, ref {effusion}; report 2: pred {}, ref {nodule}.

@@ -1,10 +1,10 @@
 // eval/EvalJob.h (what biud-eval computes), called in-process: classification against
 // scikit-learn on tests/reference/eval_app.py's files, and alignment, thresholds, retrieval,
 // DeLong and reader-study results against values worked out by hand or by sklearn.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <filesystem>
+
+#include <gtest/gtest.h>
 
 #include "biud/core/Error.h"
 #include "biud/eval/Classification.h"

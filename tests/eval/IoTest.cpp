@@ -1,7 +1,7 @@
 // CSV parsing (RFC 4180 cases worked by hand), numeric tables, retrieval and plotting primitives.
-#include <gtest/gtest.h>
-
 #include <cmath>
+
+#include <gtest/gtest.h>
 
 #include "biud/core/Error.h"
 #include "biud/eval/CsvTable.h"
@@ -34,15 +34,18 @@ TEST(Csv, Rfc4180Quoting) {
 }
 
 TEST(Csv, ErrorsNameFileAndLine) {
-  EXPECT_EQ(errorOf([] { parseCsv("a,b\n1,2,3\n", "f.csv"); }), "f.csv:2: row has 3 fields but the header has 2 (quote fields that contain commas)");
-  EXPECT_EQ(errorOf([] { parseCsv("a,b\n1,\"x\n", "f.csv"); }), "f.csv:2: unterminated quoted field (a `\"` is never closed)");
+  EXPECT_EQ(errorOf([] { parseCsv("a,b\n1,2,3\n", "f.csv"); }),
+            "f.csv:2: row has 3 fields but the header has 2 (quote fields that contain commas)");
+  EXPECT_EQ(errorOf([] { parseCsv("a,b\n1,\"x\n", "f.csv"); }),
+            "f.csv:2: unterminated quoted field (a `\"` is never closed)");
   EXPECT_EQ(errorOf([] { parseCsv("a,a\n", "f.csv"); }),
             "`f.csv` line 1: column `a` appears twice in the header (columns 1 and 2); rename or delete one of them (a "
             "reader would otherwise use one copy and silently ignore the other)");
   EXPECT_EQ(errorOf([] { parseCsv("a,b\n1,x\"y\n", "f.csv"); }),
             "f.csv:2: stray quote inside an unquoted field (quote the whole field and double inner quotes)");
   const auto t = parseCsv("id,b\n1,2\n", "f.csv");
-  EXPECT_EQ(errorOf([&] { t.require("c"); }), "f.csv: column `c` missing (columns: id, b); add it or check the header row");
+  EXPECT_EQ(errorOf([&] { t.require("c"); }),
+            "f.csv: column `c` missing (columns: id, b); add it or check the header row");
 }
 
 TEST(Csv, NumericTable) {

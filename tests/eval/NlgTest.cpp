@@ -1,9 +1,9 @@
 // NLG metrics against nltk (BLEU), rouge-score (ROUGE-L), pycocoevalcap Cider (CIDEr-D) and the
 // METEOR 1.5 jar through pycocoevalcap (tolerance: our METEOR has no synonym/paraphrase stages).
+#include <cmath>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-
-#include <cmath>
 
 #include "biud/eval/Nlg.h"
 #include "common/TestUtil.h"
@@ -50,7 +50,8 @@ TEST(Nlg, MatchesNltkRougeScoreAndPycocoevalcap) {
   EXPECT_EQ(tokenize("A 2.5cm Nodule; no-effusion!"), (Tokens{"a", "2", "5cm", "nodule", "no", "effusion"}));
   // (One test for all corpus comparisons: ctest runs each test in its own process, and each would
   // otherwise run the Python reference again.)
-  for (int n = 1; n <= 4; ++n) EXPECT_NEAR(corpusBleu(c.h, c.r, n), c.ref["bleu" + std::to_string(n)].get<double>(), 1e-12) << n;
+  for (int n = 1; n <= 4; ++n)
+    EXPECT_NEAR(corpusBleu(c.h, c.r, n), c.ref["bleu" + std::to_string(n)].get<double>(), 1e-12) << n;
   // Zero 4-gram matches: nltk's DBL_MIN convention gives a tiny positive number, not 0 or NaN.
   const double z = corpusBleu({{"a", "b", "c", "x", "d", "e"}}, {{{"a", "b", "c", "d", "e"}}}, 4);
   EXPECT_NEAR(z / c.ref["bleu4_nomatch"].get<double>(), 1.0, 1e-9);
@@ -83,8 +84,8 @@ TEST(Nlg, MeteorCloseToJar) {
     meanAbs += std::fabs(items[i] - wantItems[i]);
   }
   meanAbs /= static_cast<double>(items.size());
-  std::printf("METEOR corpus: ours %.4f, jar %.4f (diff %+.4f); per segment mean |diff| %.4f, max %.4f\n", m, want, m - want,
-              meanAbs, maxDiff);
+  std::printf("METEOR corpus: ours %.4f, jar %.4f (diff %+.4f); per segment mean |diff| %.4f, max %.4f\n", m, want,
+              m - want, meanAbs, maxDiff);
   EXPECT_NEAR(m, want, 0.03);
   EXPECT_LT(meanAbs, 0.05);
 }
@@ -92,10 +93,13 @@ TEST(Nlg, MeteorCloseToJar) {
 TEST(Nlg, PorterStemmerKnownStems) {
   // Examples from Porter (1980).
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"caresses", "caress"}, {"ponies", "poni"},     {"cats", "cat"},         {"feed", "feed"},     {"agreed", "agre"},
-      {"plastered", "plaster"}, {"motoring", "motor"}, {"sing", "sing"},       {"conflated", "conflat"}, {"hopping", "hop"},
-      {"filing", "file"},     {"happy", "happi"},     {"relational", "relat"}, {"conditional", "condit"}, {"generalization", "gener"},
-      {"effusions", "effus"}, {"opacities", "opac"},  {"controlling", "control"}, {"roll", "roll"}, {"adjustment", "adjust"}};
+      {"caresses", "caress"},  {"ponies", "poni"},        {"cats", "cat"},
+      {"feed", "feed"},        {"agreed", "agre"},        {"plastered", "plaster"},
+      {"motoring", "motor"},   {"sing", "sing"},          {"conflated", "conflat"},
+      {"hopping", "hop"},      {"filing", "file"},        {"happy", "happi"},
+      {"relational", "relat"}, {"conditional", "condit"}, {"generalization", "gener"},
+      {"effusions", "effus"},  {"opacities", "opac"},     {"controlling", "control"},
+      {"roll", "roll"},        {"adjustment", "adjust"}};
   for (const auto& [w, s] : cases) EXPECT_EQ(porterStem(w), s) << w;
 }
 

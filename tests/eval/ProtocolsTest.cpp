@@ -5,12 +5,11 @@
 // and thresholds exact, every other number 1e-12; METEOR against the jar |corpus diff| < 0.04 and
 // mean per-segment |diff| < 0.05 (our METEOR is a re-implementation, see docs/eval.md).
 // The same numbers through `biud-eval classification|nlg --protocol`.
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
+#include <cmath>
 
 #include <fmt/format.h>
-
-#include <cmath>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "biud/core/Csv.h"
 #include "biud/eval/Protocols.h"
@@ -23,7 +22,8 @@ namespace {
 
 json loadReference(bool withMeteor) {
   biud::test::TempDir d("eval-protocols");
-  biud::test::runPython("eval_protocols.py", biud::test::quote((d / "ref.json").string()) + (withMeteor ? " --meteor" : ""));
+  biud::test::runPython("eval_protocols.py",
+                        biud::test::quote((d / "ref.json").string()) + (withMeteor ? " --meteor" : ""));
   return json::parse(biud::test::readText(d / "ref.json"));
 }
 
@@ -60,7 +60,8 @@ TEST(Protocols, CtClipMatchesItsScriptsOnTheSameProbabilities) {
     const auto& want = c["per_label"][f];
     const auto& got = r.findings[f];
     EXPECT_EQ(got.threshold, want["threshold"].get<double>()) << names[f];  // same grid value, exactly
-    for (const auto& [k, v] : {std::pair{"auroc", got.auroc}, {"f1", got.f1}, {"accuracy", got.accuracy}, {"precision", got.precision}}) {
+    for (const auto& [k, v] :
+         {std::pair{"auroc", got.auroc}, {"f1", got.f1}, {"accuracy", got.accuracy}, {"precision", got.precision}}) {
       EXPECT_NEAR(v, want[k].get<double>(), 1e-12) << names[f] << " " << k;
       maxDiff = std::max(maxDiff, std::fabs(v - want[k].get<double>()));
     }
@@ -69,10 +70,11 @@ TEST(Protocols, CtClipMatchesItsScriptsOnTheSameProbabilities) {
   EXPECT_NEAR(r.f1, c["macro"]["f1"].get<double>(), 1e-12);
   EXPECT_NEAR(r.accuracy, c["macro"]["accuracy"].get<double>(), 1e-12);
   EXPECT_NEAR(r.precision, c["macro"]["precision"].get<double>(), 1e-12);
-  std::printf("CT-CLIP protocol, macro ours vs reference: AUROC %.6f / %.6f, F1 %.6f / %.6f, accuracy %.6f / %.6f, precision "
-              "%.6f / %.6f; max per-finding |diff| %.2e\n",
-              r.auroc, c["macro"]["auroc"].get<double>(), r.f1, c["macro"]["f1"].get<double>(), r.accuracy,
-              c["macro"]["accuracy"].get<double>(), r.precision, c["macro"]["precision"].get<double>(), maxDiff);
+  std::printf(
+      "CT-CLIP protocol, macro ours vs reference: AUROC %.6f / %.6f, F1 %.6f / %.6f, accuracy %.6f / %.6f, precision "
+      "%.6f / %.6f; max per-finding |diff| %.2e\n",
+      r.auroc, c["macro"]["auroc"].get<double>(), r.f1, c["macro"]["f1"].get<double>(), r.accuracy,
+      c["macro"]["accuracy"].get<double>(), r.precision, c["macro"]["precision"].get<double>(), maxDiff);
 
   // Hand-worked: one positive scoring 0.6, negatives 0.2 and 0.7. t < 0.2: TPR 1, FPR 1 (distance
   // 1); 0.2 <= t < 0.6: TPR 1, FPR 1/2 (0.5); 0.6 <= t < 0.7: TPR 0 (> 1); above: distance 1. The
@@ -90,7 +92,8 @@ TEST(Protocols, CtClipMatchesItsScriptsOnTheSameProbabilities) {
 TEST(Protocols, Ct2RepCleaningBleuAndRougeMatchTheOriginalPipeline) {
   const auto& c = reference()["ct2rep"];
   const auto hyps = c["hyps"].get<std::vector<std::string>>(), refs = c["refs"].get<std::vector<std::string>>();
-  const auto cleanH = c["clean_hyps"].get<std::vector<std::string>>(), cleanR = c["clean_refs"].get<std::vector<std::string>>();
+  const auto cleanH = c["clean_hyps"].get<std::vector<std::string>>(),
+             cleanR = c["clean_refs"].get<std::vector<std::string>>();
   for (std::size_t i = 0; i < hyps.size(); ++i) EXPECT_EQ(ct2repClean(hyps[i]), cleanH[i]) << hyps[i];
   for (std::size_t i = 0; i < refs.size(); ++i) EXPECT_EQ(ct2repClean(refs[i]), cleanR[i]) << refs[i];
   EXPECT_GT(c["long_ref_tokens"].get<int>(), 199);  // the 199-token cut is exercised
@@ -103,14 +106,16 @@ TEST(Protocols, Ct2RepCleaningBleuAndRougeMatchTheOriginalPipeline) {
   Ct2RepOptions uncut;
   uncut.maxRefTokens = 0;
   const auto su = evaluateNlgCt2Rep(hyps, oneEach(refs), uncut);
-  for (int n = 0; n < 4; ++n) EXPECT_NEAR(su.bleu[n], c["bleu_uncut"][n].get<double>(), 1e-12) << "uncut BLEU-" << n + 1;
+  for (int n = 0; n < 4; ++n)
+    EXPECT_NEAR(su.bleu[n], c["bleu_uncut"][n].get<double>(), 1e-12) << "uncut BLEU-" << n + 1;
   // What the protocol changes: biud's own tokenisation drops every full stop, so its BLEU-4
   // differs on the same text.
   const auto ours = evaluateNlg(hyps, oneEach(refs));
-  std::printf("CT2Rep protocol BLEU-1..4 ours %.6f %.6f %.6f %.6f vs pycocoevalcap %.6f %.6f %.6f %.6f; ROUGE-L %.6f vs %.6f; "
-              "biud protocol BLEU-4 on the same reports %.6f\n",
-              s.bleu[0], s.bleu[1], s.bleu[2], s.bleu[3], c["bleu"][0].get<double>(), c["bleu"][1].get<double>(),
-              c["bleu"][2].get<double>(), c["bleu"][3].get<double>(), s.rougeL, c["rouge_l"].get<double>(), ours.bleu[3]);
+  std::printf(
+      "CT2Rep protocol BLEU-1..4 ours %.6f %.6f %.6f %.6f vs pycocoevalcap %.6f %.6f %.6f %.6f; ROUGE-L %.6f vs %.6f; "
+      "biud protocol BLEU-4 on the same reports %.6f\n",
+      s.bleu[0], s.bleu[1], s.bleu[2], s.bleu[3], c["bleu"][0].get<double>(), c["bleu"][1].get<double>(),
+      c["bleu"][2].get<double>(), c["bleu"][3].get<double>(), s.rougeL, c["rouge_l"].get<double>(), ours.bleu[3]);
   EXPECT_GT(std::fabs(ours.bleu[3] - s.bleu[3]), 1e-3);
   // Hand-worked cleaning: list numbers, "..", quotes and the `:-\[` range; `-` and digits stay.
   EXPECT_EQ(ct2repClean("1. Nodule (5 mm)..  2. \"No\" effusion; T7-T9 @ok"), "nodule 5 mm . no effusion t7-t9 ok .");
@@ -136,7 +141,8 @@ TEST(Protocols, Ct2RepMeteorCloseToJar) {
   double meanAbs = 0;
   for (std::size_t i = 0; i < items.size(); ++i) meanAbs += std::fabs(items[i] - wantItems[i]);
   meanAbs /= static_cast<double>(items.size());
-  std::printf("CT2Rep protocol METEOR: ours %.4f, jar %.4f (diff %+.4f); per segment mean |diff| %.4f\n", m, want, m - want, meanAbs);
+  std::printf("CT2Rep protocol METEOR: ours %.4f, jar %.4f (diff %+.4f); per segment mean |diff| %.4f\n", m, want,
+              m - want, meanAbs);
   // Wider than the biud protocol's 0.03: the cleaned reports keep their full stops, repeated
   // tokens on which our aligner and the jar's beam search part ways (docs/eval.md).
   EXPECT_NEAR(m, want, 0.04);
@@ -165,8 +171,9 @@ TEST(Protocols, EvalAppAppliesTheProtocols) {
   biud::csv::write((d / "pred.csv").string(), header, pr);
   biud::csv::write((d / "labels.csv").string(), header, lb);
   const auto eval = biud::test::quote(biud::test::app("biud-eval"));
-  auto r = biud::test::run(eval + " classification --protocol ct-clip --pred " + (d / "pred.csv").string() + " --labels " +
-                           (d / "labels.csv").string() + " --bootstrap 0 --no-plots --out " + (d / "cls").string() + " -q");
+  auto r =
+      biud::test::run(eval + " classification --protocol ct-clip --pred " + (d / "pred.csv").string() + " --labels " +
+                      (d / "labels.csv").string() + " --bootstrap 0 --no-plots --out " + (d / "cls").string() + " -q");
   ASSERT_EQ(r.rc, 0) << r.out;
   const auto j = json::parse(biud::test::readText(d / "cls/eval.json"));
   EXPECT_EQ(j["protocol"], "ct-clip");
@@ -188,11 +195,12 @@ TEST(Protocols, EvalAppAppliesTheProtocols) {
   }
   biud::csv::write((d / "hyp.csv").string(), {"id", "text"}, hr);
   biud::csv::write((d / "ref.csv").string(), {"id", "text"}, rr);
-  r = biud::test::run(eval + " nlg --protocol ct2rep --hyp " + (d / "hyp.csv").string() + " --ref " + (d / "ref.csv").string() +
-                      " --out " + (d / "nlg").string() + " -q");
+  r = biud::test::run(eval + " nlg --protocol ct2rep --hyp " + (d / "hyp.csv").string() + " --ref " +
+                      (d / "ref.csv").string() + " --out " + (d / "nlg").string() + " -q");
   ASSERT_EQ(r.rc, 0) << r.out;
   const auto k = json::parse(biud::test::readText(d / "nlg/eval.json"));
   EXPECT_EQ(k["protocol"], "ct2rep");
-  for (int i = 1; i <= 4; ++i) EXPECT_NEAR(k["bleu" + std::to_string(i)].get<double>(), n["bleu"][i - 1].get<double>(), 1e-12) << i;
+  for (int i = 1; i <= 4; ++i)
+    EXPECT_NEAR(k["bleu" + std::to_string(i)].get<double>(), n["bleu"][i - 1].get<double>(), 1e-12) << i;
   EXPECT_NEAR(k["rouge_l"].get<double>(), n["rouge_l"].get<double>(), 1e-12);
 }

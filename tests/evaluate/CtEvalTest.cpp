@@ -2,7 +2,6 @@
 // crash) for whatever an evaluation could not compute — no bootstrap CI (bootstrap = 0 writes an
 // empty list), a finding with one class, a report without `macro`.
 #include <gtest/gtest.h>
-
 #include <nlohmann/json.hpp>
 
 #include "biud/evaluate/CtEval.h"

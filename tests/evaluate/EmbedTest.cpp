@@ -2,9 +2,8 @@
 // on volume files against the same encoder (same seed) called directly, with an unreadable
 // volume skipped and listed.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/evaluate/Embed.h"

@@ -1,10 +1,10 @@
 // biud-import-weights ct-clip as a function (evaluate/ImportWeights.h): a small CT-CLIP state
 // dict becomes a run folder that loadRun() reads back bit for bit, with CT-CLIP's preprocessing
 // and tokenizer in its config; a folder that already holds checkpoints is refused.
+#include <filesystem>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
-#include <filesystem>
 
 #include "biud/core/Error.h"
 #include "biud/evaluate/ImportWeights.h"

@@ -2,12 +2,12 @@
 // (`Lung nodule`, `Medical material`) with configs/prompts/ct_rate.yaml: the columns find their
 // prompts by name and score exactly what the same columns named by their prompt ids score; a
 // prompt set that matches no column stops the task when it is built, naming both sides.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <cmath>
 #include <filesystem>
 #include <regex>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/evaluate/ZeroShot.h"
@@ -55,8 +55,8 @@ train::Metrics validateWith(TinyWorld& w) {
 
 TEST(PromptColumns, CtRateNamesMatchAndScoreLikeTheIds) {
   std::map<std::string, train::Metrics> got;
-  for (const auto& [nodule, material] : {std::pair<std::string, std::string>{"Lung nodule", "Medical material"},
-                                         {"lung_nodule", "medical_material"}}) {
+  for (const auto& [nodule, material] :
+       {std::pair<std::string, std::string>{"Lung nodule", "Medical material"}, {"lung_nodule", "medical_material"}}) {
     TinyWorld w;
     w.cfg.task = "biud";
     w.cfg.eval.prompts = (sourceDir() / "configs/prompts/ct_rate.yaml").string();
@@ -98,7 +98,8 @@ TEST(PromptColumns, CtClipPromptsUseTheFindingNames) {
   ASSERT_EQ(ps.findings.size(), 2u);
   // A finding without an explicit name (name = id) leaves the column's own name in the prompt.
   const auto bare = text::PromptSet::fromString("findings: [{id: lung_nodule, positive: [x], negative: [y]}]");
-  EXPECT_EQ(evaluate::ctClipPromptSet({"Lung nodule"}, &bare).at("Lung nodule").positive, std::vector<std::string>{"Lung nodule is present."});
+  EXPECT_EQ(evaluate::ctClipPromptSet({"Lung nodule"}, &bare).at("Lung nodule").positive,
+            std::vector<std::string>{"Lung nodule is present."});
   EXPECT_EQ(ps.at("lung_nodule").positive, std::vector<std::string>{"Lung nodule is present."});
   EXPECT_EQ(ps.at("lung_nodule").negative, std::vector<std::string>{"Lung nodule is not present."});
   EXPECT_EQ(ps.at("Age").positive, std::vector<std::string>{"Age is present."});

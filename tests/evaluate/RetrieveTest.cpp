@@ -1,9 +1,8 @@
 // biud-retrieve as a function (evaluate/Retrieve.h), feature mode: the kept X-rays, their scores
 // and the cached teacher features equal a brute-force ranking of the cosine similarities.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/data/TeacherFeatures.h"
@@ -68,7 +67,8 @@ TEST(Retrieve, FeatureModeEqualsBruteForceTopK) {
   EXPECT_TRUE(torch::allclose(tf.scores, want, 1e-5, 1e-6)) << tf.scores << want;
   for (int i = 0; i < nCt; ++i)
     for (int j = 0; j < k; ++j)
-      EXPECT_TRUE(torch::allclose(tf.candidates[i][j], img[idx[i][j].item<std::int64_t>()], 1e-6, 1e-7)) << i << "," << j;
+      EXPECT_TRUE(torch::allclose(tf.candidates[i][j], img[idx[i][j].item<std::int64_t>()], 1e-6, 1e-7))
+          << i << "," << j;
   EXPECT_TRUE(torch::allclose(tf.h_star, tf.candidates.select(1, 0)));
   EXPECT_TRUE(torch::allclose(tf.report_embedding, ct, 1e-6, 1e-7));
 

@@ -2,12 +2,12 @@
 // the task built in-process, loads back through the registry with the same weights and the same
 // embeddings; an unknown task and a missing capability give one clear error; the config's list
 // of task names is the registry's.
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
-#include <filesystem>
-#include <algorithm>
-#include <set>
 
 #include "biud/core/Error.h"
 #include "biud/data/TextBatch.h"
@@ -234,7 +234,8 @@ TEST(TaskRegistry, UnknownTaskIsOneLineListingTheRegisteredNames) {
   } catch (const ConfigError& e) {
     const std::string m = e.what();
     EXPECT_EQ(m.find('\n'), std::string::npos) << m;
-    for (const auto& n : evaluate::taskSpecNames()) EXPECT_NE(m.find(n), std::string::npos) << n << " not listed: " << m;
+    for (const auto& n : evaluate::taskSpecNames())
+      EXPECT_NE(m.find(n), std::string::npos) << n << " not listed: " << m;
   }
 }
 

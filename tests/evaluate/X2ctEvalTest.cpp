@@ -1,12 +1,12 @@
 // biud-x2ct-eval's pieces: the linear probe against scikit-learn's LogisticRegression on the same
 // data, retrieval with several views per scan worked out by hand, the few-shot subsets, the few-shot
 // protocol against the same probes scored pair by pair, and the AUROC JSON and Markdown table by hand.
+#include <map>
+#include <set>
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
-#include <map>
-#include <set>
 
 #include "biud/core/Error.h"
 #include "biud/core/Rng.h"
@@ -78,7 +78,7 @@ TEST(X2ctEval, FewShotSubsets) {
   auto b = evaluate::fewShotSubset(210, 0.1, 1);
   EXPECT_EQ(b.size(), 21u);
   EXPECT_EQ(std::set<std::int64_t>(b.begin(), b.end()).size(), 21u);
-  EXPECT_EQ(evaluate::fewShotSubset(210, 0.1, 1), b);   // seeded
+  EXPECT_EQ(evaluate::fewShotSubset(210, 0.1, 1), b);  // seeded
   EXPECT_NE(evaluate::fewShotSubset(210, 0.1, 2), b);
   EXPECT_EQ(evaluate::fewShotSubset(210, 1.0, 3).size(), 210u);
   EXPECT_THROW(evaluate::fewShotSubset(10, 0.0, 1), ValueError);

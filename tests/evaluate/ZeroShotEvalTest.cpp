@@ -1,11 +1,11 @@
 // biud-zeroshot's evaluation as a function (evaluate/ZeroShotEval.h) on TinyWorld's biud run: the
 // AUROC in zeroshot.json equals the one counted by hand from the probabilities it wrote, runs
 // compared side by side score alike when they are the same run, and NAME=DIR names the outputs.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <filesystem>
 #include <sstream>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "biud/core/RunList.h"
 #include "biud/evaluate/ZeroShotEval.h"

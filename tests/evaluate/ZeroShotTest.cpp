@@ -1,10 +1,10 @@
 // Zero-shot scoring by hand: prompt ensembles, p = softmax([<x,e+>, <x,e->] / tau)[0], and the
 // prompts -> zero-shot -> AUROC sequence that the in-training validations and biud-x2ct-eval share.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <cmath>
 #include <map>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "biud/evaluate/ZeroShot.h"
 #include "biud/text/Prompts.h"

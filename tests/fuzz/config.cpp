@@ -4,11 +4,12 @@
 /// `inc.yaml` next to the main one (so `include:`/`base:` are exercised).
 /// A config that loads must also survive its resolved YAML being read back (the run folder's
 /// config.yaml is read again on resume).
+#include "biud/config/Config.h"
+
 #include <string>
 #include <vector>
 
 #include "FuzzUtil.h"
-#include "biud/config/Config.h"
 #include "biud/core/Schema.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

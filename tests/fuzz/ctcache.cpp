@@ -3,11 +3,12 @@
 ///    read by CacheReader (every item read and decoded) and readCacheFailures;
 ///  - anything else: one shard file, scanned by scanShard (with the hash of its first record),
 ///    then repaired; the records it accepts are indexed (writeCacheIndex) and read back.
+#include "biud/image/CtCache.h"
+
 #include <cstddef>
 #include <string>
 
 #include "FuzzUtil.h"
-#include "biud/image/CtCache.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace biud;
@@ -35,7 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto entries = image::scanShard(d, shard, hash, /*repair=*/false);
     auto again = image::scanShard(d, shard, hash, /*repair=*/true);
     if (again.size() != entries.size()) {
-      std::fprintf(stderr, "FUZZ FINDING: scanShard found %zu records, with repair %zu\n", entries.size(), again.size());
+      std::fprintf(stderr, "FUZZ FINDING: scanShard found %zu records, with repair %zu\n", entries.size(),
+                   again.size());
       std::abort();
     }
     image::writeCacheIndex(d, hash, "fuzz", entries);

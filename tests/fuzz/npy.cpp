@@ -1,12 +1,13 @@
 /// Fuzzes both .npy parsers: src/tensor/Npy.cpp (tensor::parseNpy, LibTorch) and the torch-free
 /// one of src/image/Npz.cpp (image::parseNpy). The input is a .npy file. When both read it,
 /// they must agree on the shape and (for the C-order little-endian dtypes both read) the values.
+#include "biud/tensor/Npy.h"
+
 #include <cmath>
 #include <string>
 
 #include "FuzzUtil.h"
 #include "biud/image/Npz.h"
-#include "biud/tensor/Npy.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace biud;

@@ -1,7 +1,8 @@
 /// Fuzzes the .npz reader (src/image/Npz.cpp: zip container, deflate, .npy header): the input
 /// is a .npz file; every key is read, then the file as a CT volume.
-#include "FuzzUtil.h"
 #include "biud/image/Npz.h"
+
+#include "FuzzUtil.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace biud;

@@ -1,11 +1,12 @@
 /// Fuzzes the report parser (src/text/Report.cpp: sections, sentences, words, negation cues)
 /// and the manifest's FINDINGS/IMPRESSION splitter on arbitrary bytes. Checks that every range
 /// lies inside the text and that assertion() answers for every word.
+#include "biud/text/Report.h"
+
 #include <string>
 
 #include "FuzzUtil.h"
 #include "biud/image/Manifest.h"
-#include "biud/text/Report.h"
 
 namespace {
 void fail(const char* what) {

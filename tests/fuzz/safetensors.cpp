@@ -1,10 +1,11 @@
 /// Fuzzes the safetensors reader (src/tensor/Safetensors.cpp): the input is a .safetensors
 /// file. A file that parses must serialise and parse back to the same bytes.
+#include "biud/tensor/Safetensors.h"
+
 #include <map>
 #include <string>
 
 #include "FuzzUtil.h"
-#include "biud/tensor/Safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace biud;

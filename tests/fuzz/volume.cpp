@@ -1,8 +1,8 @@
 /// Fuzzes the volume reader (src/image/VolumeIO.cpp readVolume, ITK underneath): the first input
 /// byte picks the format (modulo 4), the rest is the file: 0 .nii, 1 .nii.gz, 2 .mha, 3 .nrrd.
 /// readImageInfo reads the same file first (BIUD_FUZZ_NO_INFO=1 leaves it out, to fuzz
-/// readVolume alone while readImageInfo's findings are open: docs/reliability-fuzz.md). DICOM has its own target (dicom.cpp): GDCM's own
-/// assertions abort on many damaged files, which would leave this one little time for the rest.
+/// readVolume alone while readImageInfo's findings are open: docs/reliability-fuzz.md). DICOM has its own target
+/// (dicom.cpp): GDCM's own assertions abort on many damaged files, which would leave this one little time for the rest.
 #include <string>
 
 #include "FuzzUtil.h"

@@ -2,19 +2,21 @@
 /// or not) with a small fixed vocabulary, cased and uncased. Checks: every id is in the
 /// vocabulary, offsets are inside the text and ordered, padding/truncation give the asked
 /// length, and decode() takes every id back.
+#include "biud/text/WordPiece.h"
+
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "FuzzUtil.h"
-#include "biud/text/WordPiece.h"
 
 namespace {
 
 std::vector<std::string> vocab() {
-  return {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "no", "pleural", "effusion", "pl", "##eur", "##al", "e", "##f",
-          "##fusion", "the", "lung", "##s", "are", "clear", ".", ",", "-", "(", ")", "a", "b", "c", "##a", "##b", "##c",
-          "ü", "##ü", "é", "中", "文", "ß", "##ß", "0", "1", "2", "##0", "##1", "##2", "mm", "x", "##x", "É", "Lung"};
+  return {"[PAD]", "[UNK]",    "[CLS]", "[SEP]", "[MASK]", "no",  "pleural", "effusion", "pl", "##eur", "##al", "e",
+          "##f",   "##fusion", "the",   "lung",  "##s",    "are", "clear",   ".",        ",",  "-",     "(",    ")",
+          "a",     "b",        "c",     "##a",   "##b",    "##c", "ü",       "##ü",      "é",  "中",    "文",   "ß",
+          "##ß",   "0",        "1",     "2",     "##0",    "##1", "##2",     "mm",       "x",  "##x",   "É",    "Lung"};
 }
 
 const biud::text::WordPiece& tok(bool lower) {
@@ -45,7 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::guard([&] {
     (void)t.normalize(text);
     for (const auto& w : t.preTokenize(text))
-      if (w.begin < 0 || w.end < w.begin || static_cast<size_t>(w.end) > text.size()) fail("word range outside the text");
+      if (w.begin < 0 || w.end < w.begin || static_cast<size_t>(w.end) > text.size())
+        fail("word range outside the text");
     (void)t.tokenize(text);
     text::EncodeOptions o;
     o.maxLength = maxLen;

@@ -1,13 +1,14 @@
 // Cache records: float16 conversion by hand and exhaustively, int16 quantisation, round trip,
 // partial-record repair and refusal of a cache built with other parameters.
-#include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <cmath>
 #include <cstddef>
 #include <cstring>
-#include <vector>
-#include <zlib.h>
 #include <filesystem>
+#include <vector>
+
+#include <gtest/gtest.h>
 
 #include "biud/core/Error.h"
 #include "biud/image/CtCache.h"
@@ -23,12 +24,12 @@ TEST(Cache, HalfConversionByHand) {
   EXPECT_EQ(image::floatToHalf(1.0f), 0x3C00);
   EXPECT_EQ(image::floatToHalf(-2.0f), 0xC000);
   EXPECT_EQ(image::floatToHalf(65504.0f), 0x7BFF);
-  EXPECT_EQ(image::floatToHalf(1e6f), 0x7C00);                 // overflow -> Inf
-  EXPECT_EQ(image::floatToHalf(0.333333f), 0x3555);            // nearest
-  EXPECT_EQ(image::floatToHalf(5.9604645e-8f), 0x0001);        // smallest subnormal
+  EXPECT_EQ(image::floatToHalf(1e6f), 0x7C00);           // overflow -> Inf
+  EXPECT_EQ(image::floatToHalf(0.333333f), 0x3555);      // nearest
+  EXPECT_EQ(image::floatToHalf(5.9604645e-8f), 0x0001);  // smallest subnormal
   EXPECT_EQ(image::floatToHalf(1e-9f), 0x0000);
-  EXPECT_EQ(image::floatToHalf(1.0f + 1.0f / 2048), 0x3C00);   // tie -> even
-  EXPECT_EQ(image::floatToHalf(1.0f + 3.0f / 2048), 0x3C02);   // tie -> even (up)
+  EXPECT_EQ(image::floatToHalf(1.0f + 1.0f / 2048), 0x3C00);  // tie -> even
+  EXPECT_EQ(image::floatToHalf(1.0f + 3.0f / 2048), 0x3C02);  // tie -> even (up)
   // Every finite half survives half -> float -> half.
   for (std::uint32_t h = 0; h < 0x10000; ++h) {
     if ((h & 0x7C00) == 0x7C00) continue;

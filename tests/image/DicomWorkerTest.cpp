@@ -2,13 +2,14 @@
 // fuzzing (F5: GDCM's assert()s abort; F6: element lengths allocated as given) end in an IoError
 // here instead of ending the process; good files read exactly as in-process; MetaImage's NDims
 // is bounded before MetaIO loops over it (F4).
-#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+
+#include <gtest/gtest.h>
 
 #include "biud/core/Error.h"
 #include "biud/image/VolumeIO.h"
@@ -76,10 +77,14 @@ std::string outcomeInChild(const std::string& path, bool isolated) {
   ::waitpid(pid, &status, 0);
   if (WIFSIGNALED(status)) return "signal " + std::to_string(WTERMSIG(status));
   switch (WEXITSTATUS(status)) {
-    case 0: return "ok";
-    case 10: return "IoError";
-    case 11: return "Error";
-    default: return "other exception";
+    case 0:
+      return "ok";
+    case 10:
+      return "IoError";
+    case 11:
+      return "Error";
+    default:
+      return "other exception";
   }
 }
 
@@ -185,7 +190,8 @@ TEST(DicomWorker, TimeoutStopsTheWorker) {
 // F4: `NDims = 3999999996` in a MetaImage header kept MetaIO looping for minutes; it is refused
 // before MetaIO sees it, in readImageInfo and readVolume.
 TEST(DicomWorker, MetaImageNDimsIsBounded) {
-  for (const char* input : {"timeout-7e2a2082f38b6ae30ac2af9d074b7ae158410ef1", "timeout-1a43395b999e8bc9e021fc2482618264fd2a13a6"}) {
+  for (const char* input :
+       {"timeout-7e2a2082f38b6ae30ac2af9d074b7ae158410ef1", "timeout-1a43395b999e8bc9e021fc2482618264fd2a13a6"}) {
     SCOPED_TRACE(input);
     const std::string bytes = fileBytes(sourceDir() / "tests/fuzz/crashes/volume" / input);
     ASSERT_EQ(static_cast<unsigned char>(bytes[0]) % 4, 2);  // the fuzz target's .mha
@@ -194,8 +200,10 @@ TEST(DicomWorker, MetaImageNDimsIsBounded) {
     writeText(path, bytes.substr(1));
     for (int i = 0; i < 2; ++i) {
       const std::string msg = ioErrorOf([&] {
-        if (i == 0) (void)image::readImageInfo(path);
-        else (void)image::readVolume(path);
+        if (i == 0)
+          (void)image::readImageInfo(path);
+        else
+          (void)image::readVolume(path);
       });
       EXPECT_TRUE(contains(msg, "MetaImage header has `NDims = ")) << msg;
       EXPECT_TRUE(contains(msg, "expected a whole number from 1 to 16")) << msg;

@@ -1,11 +1,11 @@
 #pragma once
 // Shared by tests/image: load a reference written by tests/reference/image_io.py and compare.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "biud/image/Volume.h"
 #include "common/TestUtil.h"
@@ -36,8 +36,7 @@ inline std::string testDataDir(const std::string& which) {
 }
 
 /// Voxels within `tol` (absolute), geometry within 1e-3 mm / 1e-4.
-inline void expectSameVolume(const image::Volume& got, const image::Volume& want, double tol,
-                             bool geometry = true) {
+inline void expectSameVolume(const image::Volume& got, const image::Volume& want, double tol, bool geometry = true) {
   ASSERT_EQ(got.size, want.size);
   ASSERT_EQ(got.data.size(), want.data.size());
   if (geometry) {
@@ -56,8 +55,7 @@ inline void expectSameVolume(const image::Volume& got, const image::Volume& want
       worst = i;
     }
   }
-  EXPECT_LE(maxDiff, tol) << "at flat index " << worst << ": got " << got.data[worst] << " want "
-                          << want.data[worst];
+  EXPECT_LE(maxDiff, tol) << "at flat index " << worst << ": got " << got.data[worst] << " want " << want.data[worst];
 }
 
 }  // namespace biud::test

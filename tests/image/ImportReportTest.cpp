@@ -1,9 +1,9 @@
 // image/ImportReport.h (what biud-import does after an importer ran), called in-process: the
 // options record of each release, the summary line, and the files written or the error raised,
 // against values worked out by hand.
-#include <gtest/gtest.h>
-
 #include <cmath>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"

@@ -1,9 +1,9 @@
 // biud-import on folders laid out like the public releases, built from real CT files, then
 // biud-preprocess: the cached voxels equal CT-CLIP's own preprocessing convention (metadata
 // slope/intercept/spacing, clip [-1000, 1000], / 1000) within 1e-3 (tests/reference/ctrate_release.py).
-#include <gtest/gtest.h>
-
 #include <filesystem>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
@@ -138,8 +138,8 @@ TEST(ImportCtRate, ReleaseLayoutToManifestAndCacheEqualsCtClipConvention) {
           " --quiet --threads 1 --set data.ct.grid=torch --set data.ct.spacing=[0.75,0.75,1.5]"
           " --set data.ct.size=[120,128,24]");
   ASSERT_EQ(r.rc, 0) << r.out;
-  const auto diffs = nlohmann::json::parse(
-      runPython("ctrate_release.py", "reference " + quote(t.str()) + " " + quote(cache.string()) + " 0.75 0.75 1.5 120 128 24"));
+  const auto diffs = nlohmann::json::parse(runPython(
+      "ctrate_release.py", "reference " + quote(t.str()) + " " + quote(cache.string()) + " 0.75 0.75 1.5 120 128 24"));
   ASSERT_EQ(diffs.size(), 3u);
   for (const auto& [id, d] : diffs.items()) EXPECT_LT(d.get<double>(), 1e-3) << id;
   // The header/metadata disagreements are logged per volume: every fixture header says 1 x 1 x 1 mm.
@@ -164,8 +164,8 @@ TEST(ImportCtRate, WithoutTheMetadataTheHuCheckCatchesRawValues) {
   // preprocessing says so per volume (warn), or fails the item (error).
   TempDir t("ctrate_raw");
   runPython("ctrate_release.py", "make " + quote(t.str()));
-  auto r = run(quote(app("biud-import")) + " ct-rate --root " + quote(t.str()) + " --out " + quote((t / "imp").string()) +
-               " --rescale file --val-fraction 0 --quiet");
+  auto r = run(quote(app("biud-import")) + " ct-rate --root " + quote(t.str()) + " --out " +
+               quote((t / "imp").string()) + " --rescale file --val-fraction 0 --quiet");
   ASSERT_EQ(r.rc, 0) << r.out;
   r = run(quote(app("biud-preprocess")) + " --manifest " + quote((t / "imp/manifest.csv").string()) + " --out " +
           quote((t / "cache").string()) + " --quiet --threads 1 --set data.ct.hu_check=error");
@@ -188,8 +188,8 @@ TEST(ImportCtRate, MissingReleaseFolderIsAClearError) {
 TEST(ImportMimicCxr, FrontalViewsReportsAndCheXpertLabelsAsTheReleaseDocumentsThem) {
   TempDir t("mimic");
   runPython("mimic_release.py", "make " + quote(t.str()));
-  auto r = run(quote(app("biud-import")) + " mimic-cxr --root " + quote(t.str()) + " --out " + quote((t / "o").string()) +
-               " --quiet");
+  auto r = run(quote(app("biud-import")) + " mimic-cxr --root " + quote(t.str()) + " --out " +
+               quote((t / "o").string()) + " --quiet");
   ASSERT_EQ(r.rc, 0) << r.out;
   const auto want = nlohmann::json::parse(runPython("mimic_release.py", "expect " + quote(t.str())));
   const auto m = image::readManifest((t / "o/manifest.csv").string());
@@ -206,8 +206,10 @@ TEST(ImportMimicCxr, FrontalViewsReportsAndCheXpertLabelsAsTheReleaseDocumentsTh
     EXPECT_EQ(got.findings, w["findings"].get<std::string>());
     EXPECT_EQ(got.impression, w["impression"].get<std::string>());
     for (size_t l = 0; l < m.labelNames.size(); ++l) {
-      if (w["labels"][l].is_null()) EXPECT_TRUE(std::isnan(got.labels[l])) << m.labelNames[l];
-      else EXPECT_EQ(got.labels[l], w["labels"][l].get<float>()) << m.labelNames[l];
+      if (w["labels"][l].is_null())
+        EXPECT_TRUE(std::isnan(got.labels[l])) << m.labelNames[l];
+      else
+        EXPECT_EQ(got.labels[l], w["labels"][l].get<float>()) << m.labelNames[l];
     }
   }
   const auto j = nlohmann::json::parse(readText(t / "o/import.json"));
@@ -223,7 +225,8 @@ TEST(ImportMimicCxr, FrontalViewsReportsAndCheXpertLabelsAsTheReleaseDocumentsTh
   ASSERT_GE(ap, 0);
   EXPECT_EQ(all.items[static_cast<size_t>(ap)].labels[9], 1.0f);  // Pleural Effusion -1.0 -> positive
   // Not the release folder: a clear error naming the table and the flag.
-  r = run(quote(app("biud-import")) + " mimic-cxr --root " + quote((t / "files").string()) + " --out " + quote((t / "x").string()));
+  r = run(quote(app("biud-import")) + " mimic-cxr --root " + quote((t / "files").string()) + " --out " +
+          quote((t / "x").string()));
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.out.find("mimic-cxr-2.0.0-split.csv.gz"), std::string::npos) << r.out;
 }
@@ -233,16 +236,19 @@ TEST(ImportFolder, DicomSeriesAndFilesWithALabelsCsv) {
   const std::string dcm = testDataDir("pydicom");
   // Three DICOM series folders made from a real CT slice, and a NIfTI file.
   for (int k = 0; k < 3; ++k)
-    runPython("image_io.py", "make_series " + quote(dcm + "/CT_small.dcm") + " " + quote((t / "cts" / ("case" + std::to_string(k))).string()) +
-                                 " " + std::to_string(4 + k) + " 1.2.3.4." + std::to_string(k));
+    runPython("image_io.py", "make_series " + quote(dcm + "/CT_small.dcm") + " " +
+                                 quote((t / "cts" / ("case" + std::to_string(k))).string()) + " " +
+                                 std::to_string(4 + k) + " 1.2.3.4." + std::to_string(k));
   image::Volume v({20, 20, 6}, {0.8, 0.8, 2.5}, -1000.0f);
   image::writeVolume((t / "cts/case9.nii.gz").string(), v);
   writeText(t / "labels.csv",
             "case_id,patient_id,Nodule,Effusion,site\n"
             "case0,P1,1,0,Boston\ncase1,P1,0,,Boston\ncase2,P2,-1,1,Essen\ncase9,P3,0,1,Essen\nghost,P4,1,1,Essen\n");
   auto r = run(quote(app("biud-import")) + " folder --root " + quote((t / "cts").string()) + " --labels " +
-               quote((t / "labels.csv").string()) + " --id-column case_id --patient-column patient_id"
-               " --ignore-columns site --out " + quote((t / "o").string()) + " --quiet");
+               quote((t / "labels.csv").string()) +
+               " --id-column case_id --patient-column patient_id"
+               " --ignore-columns site --out " +
+               quote((t / "o").string()) + " --quiet");
   ASSERT_EQ(r.rc, 0) << r.out;
   const auto m = image::readManifest((t / "o/manifest.csv").string());
   EXPECT_EQ(m.labelNames, (std::vector<std::string>{"Nodule", "Effusion"}));
@@ -266,7 +272,8 @@ TEST(ImportFolder, DicomSeriesAndFilesWithALabelsCsv) {
   }
   // The DICOM series and the NIfTI file preprocess from the manifest; the series equal pydicom's reading.
   r = run(quote(app("biud-preprocess")) + " --manifest " + quote((t / "o/manifest.csv").string()) + " --out " +
-          quote((t / "cache").string()) + " --quiet --threads 1 --set data.ct.hu_check=off --set data.ct.size=[32,32,8]");
+          quote((t / "cache").string()) +
+          " --quiet --threads 1 --set data.ct.hu_check=off --set data.ct.size=[32,32,8]");
   EXPECT_EQ(r.rc, 0) << r.out;
   const auto pre = nlohmann::json::parse(readText(t / "cache/biud-preprocess.json"));
   EXPECT_EQ(pre["done"], 4);
@@ -304,9 +311,11 @@ TEST(ManifestOverrides, ReadWriteAndErrors) {
   EXPECT_EQ(w.items[0].overrides.orientation, m.items[0].overrides.orientation);
   EXPECT_EQ(w.items[0].overrides.origin, m.items[0].overrides.origin);
   EXPECT_FALSE(w.items[1].overrides.any());
-  for (const std::string& bad : {std::string("a,a.nii.gz,0.7,0.7,,1,-1024,,,1\n"), std::string("a,a.nii.gz,0.7,0.7,-5,,,,,1\n"),
-                                 std::string("a,a.nii.gz,,,,1,,,,1\n"), std::string("a,a.nii.gz,,,,,,\"1 0 0\",,1\n")}) {
-    writeText(t / "bad.csv", "id,image,spacing_x,spacing_y,spacing_z,rescale_slope,rescale_intercept,orientation,origin,L\n" + bad);
+  for (const std::string& bad :
+       {std::string("a,a.nii.gz,0.7,0.7,,1,-1024,,,1\n"), std::string("a,a.nii.gz,0.7,0.7,-5,,,,,1\n"),
+        std::string("a,a.nii.gz,,,,1,,,,1\n"), std::string("a,a.nii.gz,,,,,,\"1 0 0\",,1\n")}) {
+    writeText(t / "bad.csv",
+              "id,image,spacing_x,spacing_y,spacing_z,rescale_slope,rescale_intercept,orientation,origin,L\n" + bad);
     EXPECT_THROW(image::readManifest((t / "bad.csv").string()), Error) << bad;
   }
 }

@@ -1,7 +1,7 @@
 // Manifests: CSV/JSONL parsing by hand-written files, errors, CT-RATE and MIMIC-CXR layouts.
-#include <gtest/gtest.h>
-
 #include <cmath>
+
+#include <gtest/gtest.h>
 
 #include "biud/core/Error.h"
 #include "biud/image/Manifest.h"
@@ -84,7 +84,8 @@ TEST(Manifest, ErrorsNameFileColumnAndLine) {
   EXPECT_NE(errorOf([&] { image::readManifest((t / "badlabel.csv").string(), o); }).find("label column `Effusion`"),
             std::string::npos);
   writeText(t / "dup.csv", "id,image\na,x\na,y\n");
-  EXPECT_NE(errorOf([&] { image::readManifest((t / "dup.csv").string()); }).find("duplicate id `a`"), std::string::npos);
+  EXPECT_NE(errorOf([&] { image::readManifest((t / "dup.csv").string()); }).find("duplicate id `a`"),
+            std::string::npos);
   writeText(t / "ragged.csv", "id,image\na,x,extra\n");
   EXPECT_NE(errorOf([&] { image::readManifest((t / "ragged.csv").string()); }).find("3 fields"), std::string::npos);
   writeText(t / "open.csv", "id,image\na,\"x\n");
@@ -106,8 +107,9 @@ TEST(Manifest, DuplicatedOrNamelessColumnIsAnError) {
                 "them (a reader would otherwise use one copy and silently ignore the other)");
   // ` id` is `id` once trimmed (the manifest trims its column names).
   writeText(t / "s.csv", "id,image, id\na,x.nii.gz,b\n");
-  EXPECT_NE(errorOf([&] { image::readManifest((t / "s.csv").string()); })
-                .find("column `id` appears twice in the header (columns 1 and 3, written `id` and ` id`)"),
+  EXPECT_NE(errorOf([&] {
+              image::readManifest((t / "s.csv").string());
+            }).find("column `id` appears twice in the header (columns 1 and 3, written `id` and ` id`)"),
             std::string::npos);
   // A column without a name (a pandas index) would have become a label called "".
   writeText(t / "p.csv", ",id,image\n0,a,x.nii.gz\n");
@@ -118,7 +120,8 @@ TEST(Manifest, DuplicatedOrNamelessColumnIsAnError) {
   // Gzip-compressed manifests go through the same check (same text inflated).
   const auto gz = t / "m.csv.gz";
   ASSERT_EQ(run("gzip -c " + quote((t / "m.csv").string()) + " > " + quote(gz.string())).rc, 0);
-  EXPECT_NE(errorOf([&] { image::readManifest(gz.string()); }).find("column `Effusion` appears twice"), std::string::npos);
+  EXPECT_NE(errorOf([&] { image::readManifest(gz.string()); }).find("column `Effusion` appears twice"),
+            std::string::npos);
 }
 
 // A `.tsv` manifest is split at tabs (it was split at commas, so its header was one column).
@@ -148,8 +151,9 @@ TEST(Manifest, TsvIsSplitAtTabs) {
   EXPECT_EQ(m.items[0].findings, "Small effusion, left.");
   EXPECT_EQ(m.items[0].labels, (std::vector<float>{1}));
   writeText(t / "d.tsv", "id\timage\tid\na\tx\tb\n");
-  EXPECT_NE(errorOf([&] { image::readManifest((t / "d.tsv").string()); }).find("column `id` appears twice in the header "
-                                                                              "(columns 1 and 3)"),
+  EXPECT_NE(errorOf([&] { image::readManifest((t / "d.tsv").string()); })
+                .find("column `id` appears twice in the header "
+                      "(columns 1 and 3)"),
             std::string::npos);
 }
 

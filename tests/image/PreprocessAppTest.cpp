@@ -1,13 +1,12 @@
 // biud-preprocess end to end: good and bad inputs side by side, failures.jsonl, exit code 3,
 // resume after a crash, refusal of other parameters; cached voxels equal the in-process pipeline.
-#include <gtest/gtest.h>
-
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <set>
 
-#include "biud/core/Error.h"
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
+#include "biud/core/Error.h"
 #include "biud/image/CtCache.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/PreprocessJob.h"
@@ -53,14 +52,20 @@ TEST(PreprocessApp, BadInputsAreRecordedAndTheRestProcessed) {
   writeText(t / "m.csv",
             "id,image,report,patient\n"
             "ct,ct.nii.gz,r,p1\n"
-            "anat," + nib + "/anatomical.nii,r,p2\n"
-            "dicom," + dcm + "/dicomdirtests/98892001/CT5N,r,p3\n"
-            "trunc,trunc.nii.gz,r,p4\n"
-            "empty,empty.nii.gz,r,p5\n"
-            "fourd," + nib + "/example4d.nii.gz,r,p6\n"
-            "mixed,mixed,r,p7\n"
-            "missing,nope/none.nii.gz,r,p8\n"
-            "xray,xray.png,r,p9\n");
+            "anat," +
+                nib +
+                "/anatomical.nii,r,p2\n"
+                "dicom," +
+                dcm +
+                "/dicomdirtests/98892001/CT5N,r,p3\n"
+                "trunc,trunc.nii.gz,r,p4\n"
+                "empty,empty.nii.gz,r,p5\n"
+                "fourd," +
+                nib +
+                "/example4d.nii.gz,r,p6\n"
+                "mixed,mixed,r,p7\n"
+                "missing,nope/none.nii.gz,r,p8\n"
+                "xray,xray.png,r,p9\n");
   const stdfs::path out = t / "cache";
   const std::string cmd = quote(app("biud-preprocess")) + " --manifest " + quote((t / "m.csv").string()) + " --out " +
                           quote(out.string()) + " --threads 2 --quiet --set data.ct.size=[24,24,12]";
@@ -219,7 +224,8 @@ TEST(EvalCache, BuildsOnceSkipsBadItemsAndUsesAMatchingCache) {
   image::writeVolume((t / "b.nii.gz").string(), ct);
   const std::string whole = readText(t / "a.nii.gz");
   writeText(t / "cut.nii.gz", whole.substr(0, whole.size() / 2));
-  writeText(t / "m.csv", "id,image,split,L\na,a.nii.gz,test,1\nbad,cut.nii.gz,test,0\nb,b.nii.gz,test,0\nc,a.nii.gz,train,1\n");
+  writeText(t / "m.csv",
+            "id,image,split,L\na,a.nii.gz,test,1\nbad,cut.nii.gz,test,0\nb,b.nii.gz,test,0\nc,a.nii.gz,train,1\n");
   const auto m = image::readManifest((t / "m.csv").string());
   CtPreprocessConfig cfg;
   cfg.size = {16, 16, 8};
@@ -237,7 +243,8 @@ TEST(EvalCache, BuildsOnceSkipsBadItemsAndUsesAMatchingCache) {
   // The cached voxels are the in-process pipeline's.
   {
     image::CacheReader cache(e.cacheDir, image::preprocessHash(cfg));
-    expectSameVolume(cache.read("a", image::Verify::Always), image::preprocessCt(image::readVolume((t / "a.nii.gz").string()), cfg),
+    expectSameVolume(cache.read("a", image::Verify::Always),
+                     image::preprocessCt(image::readVolume((t / "a.nii.gz").string()), cfg),
                      0.5 / image::int16Quant(cfg) + 1e-6, /*geometry=*/false);
   }
   // A second call reads what the first built.

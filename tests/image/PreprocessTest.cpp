@@ -1,15 +1,14 @@
 // Resampling against SimpleITK; crop/pad, body box and the whole pipeline on hand-worked cases.
-#include <gtest/gtest.h>
-
 #include <cmath>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Rng.h"
 #include "biud/image/Preprocess.h"
 #include "biud/image/VolumeIO.h"
 #include "image/ImageTestUtil.h"
-
-#include <fmt/format.h>
 
 namespace biud::test {
 namespace {
@@ -23,7 +22,8 @@ Volume smoothVolume(std::array<int, 3> size, std::array<double, 3> spacing) {
   for (int k = 0; k < size[2]; ++k)
     for (int j = 0; j < size[1]; ++j)
       for (int i = 0; i < size[0]; ++i)
-        v.at(i, j, k) = static_cast<float>(400 * std::sin(0.7 * i) * std::cos(0.4 * j) + 30 * k + rng.uniform(-50, 50)) + 0.125f;
+        v.at(i, j, k) =
+            static_cast<float>(400 * std::sin(0.7 * i) * std::cos(0.4 * j) + 30 * k + rng.uniform(-50, 50)) + 0.125f;
   return v;
 }
 

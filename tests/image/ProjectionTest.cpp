@@ -1,18 +1,18 @@
 // Simulated X-rays (biud-drr): the `mean` and `drr` projectors against SimpleITK + NumPy on the same
 // volume, Beer-Lambert on analytic phantoms worked out by hand (slabs, a sphere, a cone-beam slab),
 // orientation, and the resumable job / app.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <fstream>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
+#include "biud/image/Drr.h"
 #include "biud/image/Manifest.h"
 #include "biud/image/Projection.h"
 #include "biud/image/ProjectionJob.h"
 #include "biud/image/VolumeIO.h"
-#include "biud/image/Drr.h"
 #include "common/TestUtil.h"
 
 namespace biud::test {
@@ -36,9 +36,9 @@ Volume testVolume(std::array<int, 3> size = {20, 16, 12}, std::array<double, 3> 
 
 Image2D pythonReference(const std::string& nifti, const std::string& projector, double spacing,
                         const std::string& out) {
-  auto j = nlohmann::json::parse(runPython("image_projection.py", quote(nifti) + " " + projector + " " +
-                                                                      std::to_string(spacing) +
-                                                                      " -1000 1000 0.02 " + quote(out)));
+  auto j = nlohmann::json::parse(
+      runPython("image_projection.py",
+                quote(nifti) + " " + projector + " " + std::to_string(spacing) + " -1000 1000 0.02 " + quote(out)));
   Image2D r({j["w"].get<int>(), j["h"].get<int>(), 1}, {spacing, spacing, 1.0});
   std::ifstream f(out + ".raw", std::ios::binary);
   f.read(reinterpret_cast<char*>(r.data.data()), static_cast<std::streamsize>(r.data.size() * sizeof(float)));
@@ -175,9 +175,9 @@ TEST(Projection, UprightRadiologicalOrientation) {
     DrrConfig cfg;
     cfg.projector = projector;
     const Image2D x = image::simulateXray(v, cfg);
-    EXPECT_FLOAT_EQ(x.at(0, 0, 0), 1.0f) << projector;     // top-left: the block
-    EXPECT_FLOAT_EQ(x.at(29, 19, 0), 0.0f) << projector;   // bottom-right: air
-    EXPECT_FLOAT_EQ(x.at(29, 0, 0), 0.0f) << projector;    // top-right: air
+    EXPECT_FLOAT_EQ(x.at(0, 0, 0), 1.0f) << projector;    // top-left: the block
+    EXPECT_FLOAT_EQ(x.at(29, 19, 0), 0.0f) << projector;  // bottom-right: air
+    EXPECT_FLOAT_EQ(x.at(29, 0, 0), 0.0f) << projector;   // top-right: air
   }
   // The synthetic generator's DRR follows the same convention (one implementation).
   const Image2D s = lineIntegralAP(v);

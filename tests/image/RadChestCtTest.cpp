@@ -2,11 +2,11 @@
 // real CT data from pydicom written as the release writes its .npz): biud's .npz reader equals
 // numpy's np.load exactly, the manifest equals the label CSVs, the CT-RATE mapping equals a
 // hand-written expectation, and the preprocessed cache equals a numpy/torch reference.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "biud/core/Csv.h"
@@ -112,12 +112,15 @@ TEST(RadChestImport, ManifestEqualsTheLabelCsvs) {
         const std::string abn = tab.header[c].substr(0, tab.header[c].find('*'));
         const float x = row[c].empty() ? NAN : std::stof(row[c]);
         auto [pos, fresh] = want.emplace(abn, x);
-        if (!fresh) pos->second = (pos->second == 1 || x == 1) ? 1.0f : (std::isnan(pos->second) || std::isnan(x)) ? NAN : 0.0f;
+        if (!fresh)
+          pos->second = (pos->second == 1 || x == 1) ? 1.0f : (std::isnan(pos->second) || std::isnan(x)) ? NAN : 0.0f;
       }
       for (const auto& [abn, w] : want) {
         const float got = label(m, *it->second, abn);
-        if (std::isnan(w)) EXPECT_TRUE(std::isnan(got)) << it->first << " " << abn;
-        else EXPECT_EQ(got, w) << it->first << " " << abn;
+        if (std::isnan(w))
+          EXPECT_TRUE(std::isnan(got)) << it->first << " " << abn;
+        else
+          EXPECT_EQ(got, w) << it->first << " " << abn;
         ++checked;
       }
     }
@@ -133,8 +136,8 @@ TEST(RadChestImport, ManifestEqualsTheLabelCsvs) {
   EXPECT_EQ(j["files_read"].size(), 3u);
 
   // --all-test: CT-CLIP's external validation uses every item.
-  r = run(quote(app("biud-import")) + " rad-chestct --root " + quote(t.str()) + " --out " + quote((t / "all").string()) +
-          " --all-test --quiet");
+  r = run(quote(app("biud-import")) + " rad-chestct --root " + quote(t.str()) + " --out " +
+          quote((t / "all").string()) + " --all-test --quiet");
   ASSERT_EQ(r.rc, 0) << r.out;
   for (const auto& it : image::readManifest((t / "all/manifest.csv").string()).items) EXPECT_EQ(it.split, "test");
 }
@@ -165,8 +168,10 @@ TEST(RadChestImport, CtRateMappingEqualsHandWrittenExpectation) {
     for (const auto& name : m.labelNames) {
       const float got = label(m, *items.at(id), name);
       const float w = on.count(name) ? on.at(name) : 0.0f;
-      if (std::isnan(w)) EXPECT_TRUE(std::isnan(got)) << id << " " << name;
-      else EXPECT_EQ(got, w) << id << " " << name;
+      if (std::isnan(w))
+        EXPECT_TRUE(std::isnan(got)) << id << " " << name;
+      else
+        EXPECT_EQ(got, w) << id << " " << name;
     }
   const auto j = nlohmann::json::parse(readText(out / "import.json"));
   const std::string notes = j["notes"].dump();
@@ -181,12 +186,13 @@ TEST(RadChestImport, CacheEqualsNumpyTorchReference) {
                quote((t / "imp").string()) + " --quiet");
   ASSERT_EQ(r.rc, 0) << r.out;
   const stdfs::path cache = t / "cache";
-  r = run(quote(app("biud-preprocess")) + " --manifest " + quote((t / "imp/manifest.csv").string()) + " --out " +
-          quote(cache.string()) +
-          " --quiet --threads 1 --set data.ct.grid=torch --set data.ct.spacing=[1.5,1.5,3] --set data.ct.size=[64,56,16]");
+  r = run(
+      quote(app("biud-preprocess")) + " --manifest " + quote((t / "imp/manifest.csv").string()) + " --out " +
+      quote(cache.string()) +
+      " --quiet --threads 1 --set data.ct.grid=torch --set data.ct.spacing=[1.5,1.5,3] --set data.ct.size=[64,56,16]");
   ASSERT_EQ(r.rc, 0) << r.out;
-  const auto diffs = nlohmann::json::parse(
-      runPython("radchest_release.py", "reference " + quote(t.str()) + " " + quote(cache.string()) + " 1.5 1.5 3 64 56 16"));
+  const auto diffs = nlohmann::json::parse(runPython(
+      "radchest_release.py", "reference " + quote(t.str()) + " " + quote(cache.string()) + " 1.5 1.5 3 64 56 16"));
   ASSERT_EQ(diffs.size(), 3u);
   for (const auto& [id, d] : diffs.items()) EXPECT_LT(d.get<double>(), 1e-3) << id;
   const auto summary = nlohmann::json::parse(readText(cache / "biud-preprocess.json"));
@@ -195,7 +201,8 @@ TEST(RadChestImport, CacheEqualsNumpyTorchReference) {
 
 TEST(RadChestImport, MissingLabelTablesAreAClearError) {
   TempDir t("rad_none");
-  auto r = run(quote(app("biud-import")) + " rad-chestct --root " + quote(t.str()) + " --out " + quote((t / "o").string()));
+  auto r =
+      run(quote(app("biud-import")) + " rad-chestct --root " + quote(t.str()) + " --out " + quote((t / "o").string()));
   EXPECT_EQ(r.rc, 1) << r.out;
   EXPECT_NE(r.out.find("_Abnormality_and_Location_Labels.csv"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("--root"), std::string::npos) << r.out;

@@ -3,7 +3,6 @@
 // pydicom, then cut or with header fields rewritten). Each read that a bad header could make
 // allocate gigabytes runs in a forked child under a lowered address-space limit (RLIMIT_AS), so a
 // regression fails with bad_alloc there instead of taking the machine's memory.
-#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,8 +14,10 @@
 #include <functional>
 #include <iterator>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <new>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "biud/config/DataConfig.h"
 #include "biud/core/Error.h"
@@ -176,7 +177,8 @@ TEST_F(VolumeFault, TruncatedGzipIsNotSizedByItsTrailer) {
 // A 1000^3 int16 header on small files: refused from the file size before any allocation, with
 // the bytes present and the bytes needed (worked out by hand: 1000^3 x 2 = 2e9, + 352 for NIfTI).
 TEST_F(VolumeFault, HeaderDimensionsAreCheckedAgainstTheFileSize) {
-  expectChildError(f("dims1000.nii"), "IoError", {"holds 68002 bytes", "needs 2000000352", "1000000000 voxels x 2 bytes"});
+  expectChildError(f("dims1000.nii"), "IoError",
+                   {"holds 68002 bytes", "needs 2000000352", "1000000000 voxels x 2 bytes"});
   // Compressed, its trailer rewritten to claim exactly 2000000352 bytes: no gzip stream of C bytes
   // (about 62 KB here) inflates to more than 1032 C + 1024 (deflate's longest match, 258 bytes, in 2 bits).
   const std::string gz = f("dims1000.nii.gz");
@@ -188,8 +190,9 @@ TEST_F(VolumeFault, HeaderDimensionsAreCheckedAgainstTheFileSize) {
   ::unsetenv("BIUD_NO_LIBDEFLATE");
   // MetaImage and NRRD with raw data: the header line grew by 6 bytes ("20 30 40" -> "1000 1000 1000").
   const int mhaHeader = facts_["header_raw.mha"].get<int>() + 6, nrrdHeader = facts_["header_raw.nrrd"].get<int>() + 6;
-  expectChildError(f("dims_raw.mha"), "IoError",
-                   {fmt::format("after its {}-byte header, 48000 bytes", mhaHeader), "MetaImage header needs 2000000000"});
+  expectChildError(
+      f("dims_raw.mha"), "IoError",
+      {fmt::format("after its {}-byte header, 48000 bytes", mhaHeader), "MetaImage header needs 2000000000"});
   expectChildError(f("dims_raw.nrrd"), "IoError",
                    {fmt::format("after its {}-byte header, 48000 bytes", nrrdHeader), "NRRD header needs 2000000000"});
   // Compressed MetaImage / NRRD: the compressed bytes bound what they can hold.
@@ -210,7 +213,8 @@ TEST_F(VolumeFault, CompressedDataSizeBeyondTheFileIsRefusedBeforeItIsAllocated)
       "ElementType = MET_SHORT\nElementDataFile = LOCAL\n";
   const std::string p = f("huge_compressed_size.mha");
   writeText(p, header + std::string(16, 'x'));
-  expectChildError(p, "IoError", {"CompressedDataSize (11111111111111111111111111111111111111", "more than the 16 bytes"});
+  expectChildError(p, "IoError",
+                   {"CompressedDataSize (11111111111111111111111111111111111111", "more than the 16 bytes"});
   // A CompressedDataSize within the file passes that check; the 16 bytes are no zlib stream. ITK's
   // MetaIO printed "Uncompress failed" and returned a volume it never filled (a silent wrong
   // result); biud inflates the stream first and refuses it.
@@ -232,7 +236,8 @@ TEST_F(VolumeFault, TruncatedDataIsAnError) {
   expectChildError(f("trunc.nii.gz"), "IoError", {"holds 40000 bytes", "needs 68002"});
   ::unsetenv("BIUD_NO_LIBDEFLATE");
   // 20 x 30 x 40 int16 = 48000 bytes of data, 10000 cut off.
-  expectChildError(f("trunc_raw.mha"), "IoError", {"38000 bytes of voxel data", "needs 48000 (24000 voxels x 2 bytes)"});
+  expectChildError(f("trunc_raw.mha"), "IoError",
+                   {"38000 bytes of voxel data", "needs 48000 (24000 voxels x 2 bytes)"});
   expectChildError(f("trunc_raw.nrrd"), "IoError", {"38000 bytes of voxel data", "needs 48000"});
   expectChildError(f("trunc_raw.mhd"), "IoError", {"cut.raw", "holds 38000 bytes", "needs 48000"});
   // The intact files read, within the same budget.
@@ -300,7 +305,8 @@ TEST_F(VolumeFault, ScaledNiftiIsSizedByItsStoredType) {
     }
     ::unsetenv("BIUD_NO_LIBDEFLATE");
   }
-  expectChildError(f("scaled_cut.nii"), "IoError", {"holds 11352 bytes", "needs 12352 (vox_offset 352 + 6000 voxels x 2 bytes)"});
+  expectChildError(f("scaled_cut.nii"), "IoError",
+                   {"holds 11352 bytes", "needs 12352 (vox_offset 352 + 6000 voxels x 2 bytes)"});
 }
 
 // Gzip data that is not one member of exactly the header's size reads like the plain file: two
@@ -322,17 +328,19 @@ TEST_F(VolumeFault, GzipMembersAndTrailingBytesReadLikeThePlainFile) {
 // same in MetaImage, NRRD and DICOM: a DataError naming the file, the spacing, the range and the key.
 TEST_F(VolumeFault, BrokenSpacingIsRefusedInEveryFormat) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"sp_zero.nii", "0 x 2 x 2 mm"},       {"sp_nan.nii", "nan x 2 x 2 mm"},     {"sp_inf.nii", "inf x 2 x 2 mm"},
-      {"sp_tiny.nii", "0.01 x 2 x 2 mm"},    {"sp_huge.nii", "50 x 2 x 2 mm"},     {"sp_zero.nii.gz", "0 x 2 x 2 mm"},
-      {"sp_nan.nii.gz", "nan x 2 x 2 mm"},   {"sp_tiny.nii.gz", "0.01 x 2 x 2 mm"}, {"sp_huge.nii.gz", "50 x 2 x 2 mm"},
-      {"sp_tiny.mha", "0.01 x 0.8 x 2.5 mm"}, {"sp_zero.mha", "0 x 0.8 x 2.5 mm"},  {"sp_huge.nrrd", "50 x 0.8 x 2.5 mm"},
-      {"dcm_tiny", "0.01 x 0.01 x 2.5 mm"},  {"dcm_zero", "0 x 0 x 2.5 mm"}};
+      {"sp_zero.nii", "0 x 2 x 2 mm"},      {"sp_nan.nii", "nan x 2 x 2 mm"},
+      {"sp_inf.nii", "inf x 2 x 2 mm"},     {"sp_tiny.nii", "0.01 x 2 x 2 mm"},
+      {"sp_huge.nii", "50 x 2 x 2 mm"},     {"sp_zero.nii.gz", "0 x 2 x 2 mm"},
+      {"sp_nan.nii.gz", "nan x 2 x 2 mm"},  {"sp_tiny.nii.gz", "0.01 x 2 x 2 mm"},
+      {"sp_huge.nii.gz", "50 x 2 x 2 mm"},  {"sp_tiny.mha", "0.01 x 0.8 x 2.5 mm"},
+      {"sp_zero.mha", "0 x 0.8 x 2.5 mm"},  {"sp_huge.nrrd", "50 x 0.8 x 2.5 mm"},
+      {"dcm_tiny", "0.01 x 0.01 x 2.5 mm"}, {"dcm_zero", "0 x 0 x 2.5 mm"}};
   for (const auto& [name, spacing] : cases) {
     SCOPED_TRACE(name);
     const std::string p = f(name);
     const std::string msg = errorOf<DataError>([&] { image::readVolume(p); });
-    for (const std::string& part : std::vector<std::string>{p, "voxel spacing " + spacing, "data.ct.spacing_range [0.05, 20] mm",
-                                                         "spacing_x, spacing_y, spacing_z"})
+    for (const std::string& part : std::vector<std::string>{
+             p, "voxel spacing " + spacing, "data.ct.spacing_range [0.05, 20] mm", "spacing_x, spacing_y, spacing_z"})
       EXPECT_TRUE(contains(msg, part)) << "missing `" << part << "` in: " << msg;
   }
   // The intact series reads at 0.7 x 0.7 x 2.5 mm.
@@ -355,7 +363,8 @@ TEST_F(VolumeFault, SpacingIsCheckedAfterTheOverrides) {
     const Volume v = image::readVolume(f(name), o);
     for (int d = 0; d < 3; ++d) EXPECT_DOUBLE_EQ(v.spacing[d], 2.0);
     ASSERT_EQ(notes.size(), 1u);
-    EXPECT_EQ(notes[0], std::string("spacing: header ") + (name[3] == 'z' ? "0" : "nan") + " x 2 x 2 mm, metadata 2 x 2 x 2 mm");
+    EXPECT_EQ(notes[0],
+              std::string("spacing: header ") + (name[3] == 'z' ? "0" : "nan") + " x 2 x 2 mm, metadata 2 x 2 x 2 mm");
   }
   // A MetaImage and a DICOM series with zero spacing (which ITK's image and GDCM refuse or replace)
   // read like the intact files once the spacing is given.

@@ -1,10 +1,10 @@
 // VolumeIO against nibabel, pydicom, SimpleITK and Pillow on the same files (test data shipped
 // in the nibabel and pydicom packages, and files made by tests/reference/image_io.py).
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+
+#include <gtest/gtest.h>
 
 #include "biud/core/Error.h"
 #include "biud/image/VolumeIO.h"

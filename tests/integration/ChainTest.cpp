@@ -3,9 +3,8 @@
 // deterministic, and a BIUD run stopped at step 2 and resumed equals an uninterrupted one bit for
 // bit (model, optimizer, loader position, EFM masking seeds, RNG all restored).
 #include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Fs.h"
 #include "biud/tensor/Safetensors.h"
@@ -34,12 +33,11 @@ TEST(Chain, SynthToZeroShotDeterministicAndResumable) {
       " --set data.xray_manifest=" + D + "/data/cxr/manifest.csv --set data.cache_dir=" + D + "/cache" +
       " --set data.pairing=" + D + "/retrieval/pairing.csv --set text.vocab=" + D + "/tok/vocab.txt" +
       " --set model.teacher=" + D + "/teacher --set data.loader.batch_size=8 --set schedule.name=constant" +
-      " --set schedule.warmup_steps=0 --set trainer.val_every=0 --set eval.bootstrap=0 --quiet" +
-      tinyQuickstartFlags();
+      " --set schedule.warmup_steps=0 --set trainer.val_every=0 --set eval.bootstrap=0 --quiet" + tinyQuickstartFlags();
   runOk(app("biud-synth") + " --config " + quote(cfg) + " --set synth.n_ct=40 --set synth.n_external=0" +
         " --set synth.n_cxr=64 --set synth.size=[48,48,24] --set synth.xray_size=64 --out " + D + "/data --quiet");
-  runOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 400 --input " + D + "/data/ct/manifest.csv --input " +
-        D + "/data/cxr/manifest.csv --out " + D + "/tok --quiet");
+  runOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 400 --input " + D +
+        "/data/ct/manifest.csv --input " + D + "/data/cxr/manifest.csv --out " + D + "/tok --quiet");
   runOk(app("biud-preprocess") + common + " --manifest " + D + "/data/ct/manifest.csv --out " + D + "/cache");
   runOk(app("biud-train") + common + " --set task=clip2d --set trainer.steps=3 --out " + D + "/teacher");
   runOk(app("biud-retrieve") + common + " --out " + D + "/retrieval");

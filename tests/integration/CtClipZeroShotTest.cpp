@@ -4,12 +4,11 @@
 // run; biud-zeroshot --run ctclip=... --run ours=... --protocol ct-clip on the same manifest.
 // Checked against Python: CT-CLIP's probabilities by CT-CLIP's code on the cached volumes
 // (scripts/zero_shot.py's rule), and the DeLong comparison on the written probabilities.
-#include <gtest/gtest.h>
-
-#include <torch/torch.h>
-
-#include <nlohmann/json.hpp>
 #include <set>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Csv.h"
 #include "biud/core/Fs.h"
@@ -40,18 +39,28 @@ TEST(CtClipZeroShot, ImportedCtClipAndABiudRunComparedOnOneManifest) {
   biud::test::TempDir t("ctclip_zs");
   const std::string D = t.str();
   // CT-CLIP with random weights, saved by CT-CLIP's code as torch.save(state_dict).
-  const auto vocab = biud::test::writeTinyVocab(t / "vocab.txt", {"is", "present", "not", "pleural", "effusion", "lung",
-                                                                  "nodule", "arterial", "wall", "calcification", "emphysema"});
-  const nlohmann::json cfg = {
-      {"seed", 11},
-      {"image",
-       {{"dim", 32}, {"codebook_size", 8}, {"image_size", 80}, {"patch_size", 20}, {"temporal_patch_size", 10},
-        {"spatial_depth", 1}, {"temporal_depth", 1}, {"dim_head", 16}, {"heads", 2}}},
-      {"text",
-       {{"vocab_size", 17}, {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
-        {"intermediate_size", 128}}},
-      {"latent", 16},
-      {"vocab", vocab}};
+  const auto vocab =
+      biud::test::writeTinyVocab(t / "vocab.txt", {"is", "present", "not", "pleural", "effusion", "lung", "nodule",
+                                                   "arterial", "wall", "calcification", "emphysema"});
+  const nlohmann::json cfg = {{"seed", 11},
+                              {"image",
+                               {{"dim", 32},
+                                {"codebook_size", 8},
+                                {"image_size", 80},
+                                {"patch_size", 20},
+                                {"temporal_patch_size", 10},
+                                {"spatial_depth", 1},
+                                {"temporal_depth", 1},
+                                {"dim_head", 16},
+                                {"heads", 2}}},
+                              {"text",
+                               {{"vocab_size", 17},
+                                {"hidden_size", 64},
+                                {"num_hidden_layers", 2},
+                                {"num_attention_heads", 4},
+                                {"intermediate_size", 128}}},
+                              {"latent", 16},
+                              {"vocab", vocab}};
   biud::test::writeText(t / "ctclip.json", cfg.dump());
   const auto made = runPython("ctclip_reference.py", "model " + quote(D + "/m") + " " + quote(D + "/ctclip.json"));
   if (made.rfind("SKIP", 0) == 0) GTEST_SKIP() << "CT-CLIP's source is not installed (tests/reference/ctclip_setup.py)";
@@ -83,15 +92,16 @@ TEST(CtClipZeroShot, ImportedCtClipAndABiudRunComparedOnOneManifest) {
   const std::string common = " --config " + quote(qs) + " --set threads=2 --set data.manifest=" + D +
                              "/syn/ct/manifest.csv --set data.xray_manifest=" + D + "/syn/cxr/manifest.csv" +
                              " --set data.cache_dir=" + D + "/syncache --set data.pairing=" + D +
-                             "/retrieval/pairing.csv --set text.vocab=" + D + "/tok/vocab.txt --set model.teacher=" + D +
+                             "/retrieval/pairing.csv --set text.vocab=" + D +
+                             "/tok/vocab.txt --set model.teacher=" + D +
                              "/teacher --set data.loader.batch_size=8 --set schedule.name=constant --set "
                              "schedule.warmup_steps=0 --set trainer.val_every=0 --set eval.bootstrap=0 --set "
                              "eval.plots=false --quiet" +
                              biud::test::tinyQuickstartFlags();
   runOk(app("biud-synth") + " --config " + quote(qs) + " --set synth.n_ct=16 --set synth.n_external=0" +
         " --set synth.n_cxr=32 --set synth.size=[48,48,24] --set synth.xray_size=64 --out " + D + "/syn --quiet");
-  runOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 400 --input " + D + "/syn/ct/manifest.csv --input " +
-        D + "/syn/cxr/manifest.csv --out " + D + "/tok --quiet");
+  runOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 400 --input " + D +
+        "/syn/ct/manifest.csv --input " + D + "/syn/cxr/manifest.csv --out " + D + "/tok --quiet");
   runOk(app("biud-preprocess") + common + " --manifest " + D + "/syn/ct/manifest.csv --out " + D + "/syncache");
   runOk(app("biud-train") + common + " --set task=clip2d --set trainer.steps=2 --out " + D + "/teacher");
   runOk(app("biud-retrieve") + common + " --out " + D + "/retrieval");
@@ -116,7 +126,8 @@ TEST(CtClipZeroShot, ImportedCtClipAndABiudRunComparedOnOneManifest) {
   for (const auto& e : stdfs::directory_iterator(t / "zs"))
     if (e.path().filename().string().rfind("cache-", 0) == 0) {
       const auto idx = readJson(e.path() / "index.json");
-      if (!idx["items"].empty() && idx["items"][0]["shape"] == nlohmann::json({80, 80, 20})) ctclipCache = e.path().string();
+      if (!idx["items"].empty() && idx["items"][0]["shape"] == nlohmann::json({80, 80, 20}))
+        ctclipCache = e.path().string();
     }
   ASSERT_FALSE(ctclipCache.empty()) << "no 80 x 80 x 20 cache under " << D << "/zs";
   const auto probs = biud::csv::read(D + "/zs/probabilities_ctclip.csv");
@@ -130,10 +141,9 @@ TEST(CtClipZeroShot, ImportedCtClipAndABiudRunComparedOnOneManifest) {
   for (size_t c = 1; c < probs.header.size(); ++c)
     if (checked.count(probs.header[c])) cols.push_back(c), findings += " " + quote(probs.header[c]);
   ASSERT_EQ(cols.size(), checked.size());
-  const auto ref = nlohmann::json::parse(runPython("ctclip_reference.py", "zeroshot " + quote(D + "/m") + " " +
-                                                                                quote(ctclipCache) + " " +
-                                                                                quote(D + "/zs/probabilities_ctclip.csv") +
-                                                                                findings));
+  const auto ref = nlohmann::json::parse(
+      runPython("ctclip_reference.py", "zeroshot " + quote(D + "/m") + " " + quote(ctclipCache) + " " +
+                                           quote(D + "/zs/probabilities_ctclip.csv") + findings));
   double worst = 0;
   for (const auto& row : probs.rows) {
     const auto& want = ref.at(row[0]);
@@ -141,13 +151,14 @@ TEST(CtClipZeroShot, ImportedCtClipAndABiudRunComparedOnOneManifest) {
       worst = std::max(worst, std::abs(std::stod(row[cols[k]]) - want[k].get<double>()));
   }
   EXPECT_LT(worst, 1e-4) << "biud-zeroshot's CT-CLIP probabilities vs CT-CLIP's code";
-  std::cout << "CT-CLIP probabilities (12 cases x 5 findings, written with 9 significant digits): max |biud - CT-CLIP| " << worst
-            << "\n";
+  std::cout << "CT-CLIP probabilities (12 cases x 5 findings, written with 9 significant digits): max |biud - CT-CLIP| "
+            << worst << "\n";
 
   // DeLong (ours vs ctclip) against the placement-value implementation on the same probabilities.
-  const auto dl = nlohmann::json::parse(runPython("ctclip_reference.py", "delong " + quote(D + "/ctrate/manifest.csv") +
-                                                                              " " + quote(D + "/zs/probabilities_ctclip.csv") +
-                                                                              " " + quote(D + "/zs/probabilities_ours.csv")));
+  const auto dl =
+      nlohmann::json::parse(runPython("ctclip_reference.py", "delong " + quote(D + "/ctrate/manifest.csv") + " " +
+                                                                 quote(D + "/zs/probabilities_ctclip.csv") + " " +
+                                                                 quote(D + "/zs/probabilities_ours.csv")));
   const auto& got = zs["models"]["ours"]["delong_vs_ctclip"];
   int compared = 0;
   for (const auto& [f, want] : dl.items()) {
@@ -176,16 +187,25 @@ TEST(CtClipZeroShot, CacheEqualsCtClipLoaderAndGivesTheSameLatents) {
   biud::test::TempDir t("ctclip_nii");
   const std::string D = t.str();
   const auto vocab = biud::test::writeTinyVocab(t / "vocab.txt", {"is", "present"});
-  const nlohmann::json cfg = {
-      {"seed", 21},
-      {"image",
-       {{"dim", 32}, {"codebook_size", 8}, {"image_size", 480}, {"patch_size", 20}, {"temporal_patch_size", 10},
-        {"spatial_depth", 1}, {"temporal_depth", 1}, {"dim_head", 16}, {"heads", 2}}},
-      {"text",
-       {{"vocab_size", 8}, {"hidden_size", 32}, {"num_hidden_layers", 1}, {"num_attention_heads", 2},
-        {"intermediate_size", 64}}},
-      {"latent", 16},
-      {"vocab", vocab}};
+  const nlohmann::json cfg = {{"seed", 21},
+                              {"image",
+                               {{"dim", 32},
+                                {"codebook_size", 8},
+                                {"image_size", 480},
+                                {"patch_size", 20},
+                                {"temporal_patch_size", 10},
+                                {"spatial_depth", 1},
+                                {"temporal_depth", 1},
+                                {"dim_head", 16},
+                                {"heads", 2}}},
+                              {"text",
+                               {{"vocab_size", 8},
+                                {"hidden_size", 32},
+                                {"num_hidden_layers", 1},
+                                {"num_attention_heads", 2},
+                                {"intermediate_size", 64}}},
+                              {"latent", 16},
+                              {"vocab", vocab}};
   biud::test::writeText(t / "ctclip.json", cfg.dump());
   const auto made = runPython("ctclip_reference.py", "model " + quote(D + "/m") + " " + quote(D + "/ctclip.json"));
   if (made.rfind("SKIP", 0) == 0) GTEST_SKIP() << "CT-CLIP's source is not installed (tests/reference/ctclip_setup.py)";
@@ -196,8 +216,8 @@ TEST(CtClipZeroShot, CacheEqualsCtClipLoaderAndGivesTheSameLatents) {
         quote((biud::test::sourceDir() / "configs" / "data" / "ct_rate_ctclip.yaml").string()) + " --manifest " +
         quote(D + "/ctrate/manifest.csv") + " --out " + quote(D + "/cache") + " --threads 2 --quiet");
   // The run: its data.ct must be the preset's (same cache hash).
-  runOk(app("biud-import-weights") + " ct-clip --ckpt " + quote(D + "/m/ctclip.pt") + " --tokenizer " +
-        quote(vocab) + " --text-heads 2 --loader train --out " + quote(D + "/run2") + " --quiet");
+  runOk(app("biud-import-weights") + " ct-clip --ckpt " + quote(D + "/m/ctclip.pt") + " --tokenizer " + quote(vocab) +
+        " --text-heads 2 --loader train --out " + quote(D + "/run2") + " --quiet");
 
   // data.ct.clip_before_resample (configs/data/ct_rate_ctclip_zeroshot.yaml) is CT-CLIP's zero-shot loader.
   runOk(app("biud-preprocess") + " --config " +
@@ -205,10 +225,9 @@ TEST(CtClipZeroShot, CacheEqualsCtClipLoaderAndGivesTheSameLatents) {
         " --manifest " + quote(D + "/ctrate/manifest.csv") + " --out " + quote(D + "/cache_zs") +
         " --threads 2 --quiet");
   stdfs::create_directories(t / "no_model");
-  const auto refZs = nlohmann::json::parse(runPython("ctclip_reference.py", "nii " + quote(D + "/release") + " " +
-                                                                               quote(D + "/no_model") + " " +
-                                                                               quote(D + "/cache_zs") +
-                                                                               " train_1_a_1 train_1_a_2 valid_1_a_1"));
+  const auto refZs = nlohmann::json::parse(
+      runPython("ctclip_reference.py", "nii " + quote(D + "/release") + " " + quote(D + "/no_model") + " " +
+                                           quote(D + "/cache_zs") + " train_1_a_1 train_1_a_2 valid_1_a_1"));
   double loadersDiffer = 0;
   for (const std::string id : {"train_1_a_1", "train_1_a_2", "valid_1_a_1"}) {
     EXPECT_LT(refZs["max_abs"][id + ":zeroshot"].get<double>(), 2e-5)
@@ -219,14 +238,14 @@ TEST(CtClipZeroShot, CacheEqualsCtClipLoaderAndGivesTheSameLatents) {
   // the comparison above can fail.
   EXPECT_GT(loadersDiffer, 1e-2);
   // An import with the default --loader (zeroshot) reads the zero-shot loader's cache.
-  runOk(app("biud-import-weights") + " ct-clip --ckpt " + quote(D + "/m/ctclip.pt") + " --tokenizer " +
-        quote(vocab) + " --text-heads 2 --out " + quote(D + "/run_zs") + " --quiet");
+  runOk(app("biud-import-weights") + " ct-clip --ckpt " + quote(D + "/m/ctclip.pt") + " --tokenizer " + quote(vocab) +
+        " --text-heads 2 --out " + quote(D + "/run_zs") + " --quiet");
   EXPECT_EQ(biud::image::preprocessHash(biud::evaluate::loadRun(D + "/run_zs", torch::kCPU, false).cfg.data.ct),
             biud::image::cacheHashOf(D + "/cache_zs").first);
 
-  const auto ref = nlohmann::json::parse(runPython("ctclip_reference.py", "nii " + quote(D + "/release") + " " +
-                                                                             quote(D + "/m") + " " + quote(D + "/cache") +
-                                                                             " train_1_a_1 train_1_a_2 valid_1_a_1"));
+  const auto ref = nlohmann::json::parse(
+      runPython("ctclip_reference.py", "nii " + quote(D + "/release") + " " + quote(D + "/m") + " " +
+                                           quote(D + "/cache") + " train_1_a_1 train_1_a_2 valid_1_a_1"));
   ASSERT_EQ(ref["max_abs"].size(), 6u);
   // biud's cache is CT-CLIP's training loader's tensor (up to int16 storage, 1 / 65534).
   for (const std::string id : {"train_1_a_1", "train_1_a_2", "valid_1_a_1"})

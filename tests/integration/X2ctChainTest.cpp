@@ -4,9 +4,8 @@
 // run are the CT embeddings biud-embed computes independently from the raw volume with the biud run,
 // and that the evaluation reports every direction, finding, fraction and the external split.
 #include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Fs.h"
 #include "biud/data/X2ctLatents.h"
@@ -42,8 +41,8 @@ TEST(X2ctChain, SynthToX2ctEval) {
   const std::string drr = " --set data.xray_manifest=" + D + "/drr/manifest.csv --set data.xray.size=32";
   runOk(app("biud-synth") + " --config " + quote(cfg) + " --set synth.n_ct=40 --set synth.n_external=8" +
         " --set synth.n_cxr=64 --set synth.size=[48,48,24] --set synth.xray_size=64 --out " + D + "/data --quiet");
-  runOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 400 --input " + D + "/data/ct/manifest.csv --input " +
-        D + "/data/cxr/manifest.csv --out " + D + "/tok --quiet");
+  runOk(app("biud-tokenizer") + " train --kind wordpiece --vocab-size 400 --input " + D +
+        "/data/ct/manifest.csv --input " + D + "/data/cxr/manifest.csv --out " + D + "/tok --quiet");
   runOk(app("biud-preprocess") + common + " --manifest " + D + "/data/ct/manifest.csv --out " + D + "/cache");
   runOk(app("biud-train") + common + cxr + " --set task=clip2d --set trainer.steps=2 --out " + D + "/teacher");
   runOk(app("biud-retrieve") + common + cxr + " --out " + D + "/retrieval");
@@ -69,8 +68,8 @@ TEST(X2ctChain, SynthToX2ctEval) {
   EXPECT_GT(torch::dot(lat.ct[row], e.to(torch::kFloat32)).item<double>(), 0.999);
   EXPECT_EQ(lat.ids.size(), 48u);  // every CT, external ones included
 
-  runOk(app("biud-x2ct-eval") + common + drr + " --run tri=" + D + "/tri --run xr=" + D + "/xr --fewshot-seeds 1 --out " +
-        D + "/eval");
+  runOk(app("biud-x2ct-eval") + common + drr + " --run tri=" + D + "/tri --run xr=" + D +
+        "/xr --fewshot-seeds 1 --out " + D + "/eval");
   const auto j = nlohmann::json::parse(biud::fs::readFile(D + "/eval/x2ct-eval.json"));
   for (const char* m : {"tri", "xr"}) {
     const auto& r = j["models"][m];

@@ -1,9 +1,9 @@
 // Small cases worked out by hand, masking statistics, determinism and the assembly rules.
+#include <cmath>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
-#include <cmath>
 
 #include "biud/core/Error.h"
 #include "biud/losses/BiudLoss.h"

@@ -3,8 +3,6 @@
 // diagnostics within 1e-5. Inputs go to Python with torch::pickle_save (read by torch.load), the
 // reference's results come back through torch.save / torch::pickle_load; all cases share one
 // Python run.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -12,6 +10,9 @@
 #include <iterator>
 #include <map>
 #include <string>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "biud/losses/BiudLoss.h"
 #include "biud/losses/ClipLoss.h"
@@ -103,8 +104,8 @@ std::map<std::string, Case> buildCases() {
     fnEvidence(c, n);
     // True finding sets (diagnostics): rows 0/3 and 1/4/6 share a set, row 7 is unknown. The
     // evidence above flags (1, 3) wrongly and misses (1, 4): precision and recall below 1.
-    c.in["true"] = torch::tensor({{1, 0, 0}, {0, 1, 0}, {0, 0, 1}, {1, 0, 0}, {0, 1, 0}, {0, 0, 0}, {0, 1, 0}, {-1, 0, 0}},
-                                 kF64);
+    c.in["true"] =
+        torch::tensor({{1, 0, 0}, {0, 1, 0}, {0, 0, 1}, {1, 0, 0}, {0, 1, 0}, {0, 0, 0}, {0, 1, 0}, {-1, 0, 0}}, kF64);
     biud::RocoConfig cfg;
     cfg.mode = mode;
     cfg.alpha = alpha;
@@ -357,7 +358,7 @@ TEST_F(LossReference, ClipLocalRowsAgainstGatheredColumnsWithClampedTau) {
 static const std::map<std::string, std::string> kFnTruth = {
     {"fn_precision", "fn_precision"}, {"fn_recall", "fn_recall"}, {"fn_rate_true", "fn_rate_true"}};
 static std::map<std::string, std::string> with(std::map<std::string, std::string> m,
-                                        const std::map<std::string, std::string>& more) {
+                                               const std::map<std::string, std::string>& more) {
   m.insert(more.begin(), more.end());
   return m;
 }
@@ -383,15 +384,15 @@ TEST_F(LossReference, RocoSoftLocalLayout) {
   check("roco_softlocal", with({{"i2t", "i2t"}, {"t2i", "t2i"}, {"fn_rate", "fn_rate"}}, kFnTruth));
 }
 static const std::map<std::string, std::string> kEntropies = {{"entropy_teacher", "entropy_teacher"},
-                                                       {"entropy_student", "entropy_student"}};
+                                                              {"entropy_student", "entropy_student"}};
 TEST_F(LossReference, PairwiseRelationWithFeatureTerm) {
   check("pair_single", with({{"kl", "kl"}, {"feat", "feat"}}, kEntropies));
 }
 TEST_F(LossReference, PairwiseRelationLocalLayout) { check("pair_local", with({{"kl", "kl"}}, kEntropies)); }
 TEST_F(LossReference, SemanticRelation) { check("sem_single", kEntropies); }
 TEST_F(LossReference, BiudTotalWithPromptAnchors) {
-  check("biudprompts_total", {{"sem", "sem"}, {"sem/entropy_teacher", "entropy_teacher"},
-                              {"sem/entropy_student", "entropy_student"}});
+  check("biudprompts_total",
+        {{"sem", "sem"}, {"sem/entropy_teacher", "entropy_teacher"}, {"sem/entropy_student", "entropy_student"}});
 }
 TEST_F(LossReference, EfmLossAndAccuracies) {
   check("efm_loss", {{"acc", "acc"},

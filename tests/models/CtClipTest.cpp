@@ -9,9 +9,8 @@
 // implementation; the tests compare codes wherever CT-CLIP's top-2 gap exceeds 1e-5 (all must
 // agree) and the latents at 1e-4 (seeded inputs with no such near-tie).
 #include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/config/Config.h"
 #include "biud/core/Error.h"
@@ -30,18 +29,28 @@ namespace {
 
 double maxAbs(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
-const std::vector<std::string> kWords = {"is", "present", "not", "pleural", "effusion", "lung", "nodule", "##s",
-                                         "the", "heart", ",", "medical", "material"};
+const std::vector<std::string> kWords = {"is",  "present", "not",   "pleural", "effusion", "lung",    "nodule",
+                                         "##s", "the",     "heart", ",",       "medical",  "material"};
 
 /// A small CT-CLIP (CTViT and BERT widths cut down, patch sizes as released).
 nlohmann::json smallConfig(const std::string& vocab, std::int64_t imageSize, std::int64_t frames, int seed) {
   return {{"seed", seed},
           {"image",
-           {{"dim", 32}, {"codebook_size", 8}, {"image_size", imageSize}, {"patch_size", 20}, {"temporal_patch_size", 10},
-            {"spatial_depth", 2}, {"temporal_depth", 2}, {"dim_head", 16}, {"heads", 2}}},
+           {{"dim", 32},
+            {"codebook_size", 8},
+            {"image_size", imageSize},
+            {"patch_size", 20},
+            {"temporal_patch_size", 10},
+            {"spatial_depth", 2},
+            {"temporal_depth", 2},
+            {"dim_head", 16},
+            {"heads", 2}}},
           {"text",
-           {{"vocab_size", static_cast<int>(kWords.size()) + 6}, {"hidden_size", 64}, {"num_hidden_layers", 2},
-            {"num_attention_heads", 4}, {"intermediate_size", 128}}},
+           {{"vocab_size", static_cast<int>(kWords.size()) + 6},
+            {"hidden_size", 64},
+            {"num_hidden_layers", 2},
+            {"num_attention_heads", 4},
+            {"intermediate_size", 128}}},
           {"latent", 16},
           {"vocab", vocab},
           {"forward", true},
@@ -115,9 +124,10 @@ TEST(CtClip, EqualsCtClipCodeOnRandomWeights) {
   EXPECT_EQ(model->opt.text.num_hidden_layers, 2);
   EXPECT_EQ(model->opt.text.intermediate_size, 128);
   // What the zero-shot model never reads, and only that, is dropped.
-  for (const char* k : {"visual_transformer.to_pixels.0.weight", "visual_transformer.to_patch_emb_first_frame.2.weight",
-                        "visual_transformer.vq._codebook.cluster_size", "to_visual_latent_extra.weight",
-                        "text_transformer.pooler.dense.weight", "visual_transformer.enc_spatial_transformer.layers.0.1.null_kv"})
+  for (const char* k :
+       {"visual_transformer.to_pixels.0.weight", "visual_transformer.to_patch_emb_first_frame.2.weight",
+        "visual_transformer.vq._codebook.cluster_size", "to_visual_latent_extra.weight",
+        "text_transformer.pooler.dense.weight", "visual_transformer.enc_spatial_transformer.layers.0.1.null_kv"})
     EXPECT_NE(std::find(dropped.begin(), dropped.end(), k), dropped.end()) << k;
 
   auto ref = tensor::readSafetensors((t / "m" / "ref.safetensors").string());
@@ -155,7 +165,8 @@ TEST(CtClip, EqualsCtClipCodeOnRandomWeights) {
   tc.vocab = vocab;
   tc.max_length = 512;
   auto tok = text::makeTokenizer(tc);
-  auto tb = data::tokenizeBatch(*tok, {"Pleural effusion is present.", "Pleural effusion is not present.", "Lung nodules, the HEART."}, 512);
+  auto tb = data::tokenizeBatch(
+      *tok, {"Pleural effusion is present.", "Pleural effusion is not present.", "Lung nodules, the HEART."}, 512);
   const auto L = tb.ids.size(1);
   ASSERT_LE(L, 512);
   EXPECT_TRUE(torch::equal(tb.ids, ref["ids"].slice(1, 0, L))) << tb.ids << ref["ids"].slice(1, 0, L);
@@ -203,18 +214,20 @@ TEST(CtClip, CheckpointErrorsNameTheKey) {
   EXPECT_EQ(models::CtClipOptions::fromJsonFile((t / "ctclip.json").string()).toJson(), o.toJson());
   // torch.save files the reader refuses with one line naming the file: a non-tensor entry, the legacy
   // (non-zip) format, a custom class.
-  auto r = test::run(test::quote(test::python()) + " -c " +
-                     test::quote("import torch, collections, sys; d = sys.argv[1]\n"
-                                 "torch.save(collections.OrderedDict(w=torch.ones(2), step=3), d + '/int.pt')\n"
-                                 "torch.save({'w': torch.ones(2)}, d + '/legacy.pt', _use_new_zipfile_serialization=False)\n"
-                                 "torch.save({'w': torch.nn.Linear(2, 2)}, d + '/module.pt')\n"
-                                 "torch.save({'model': collections.OrderedDict(w=torch.arange(6.).reshape(2, 3).t())}, d + '/pkg.pt')") +
-                     " " + test::quote(t.str()));
+  auto r = test::run(
+      test::quote(test::python()) + " -c " +
+      test::quote(
+          "import torch, collections, sys; d = sys.argv[1]\n"
+          "torch.save(collections.OrderedDict(w=torch.ones(2), step=3), d + '/int.pt')\n"
+          "torch.save({'w': torch.ones(2)}, d + '/legacy.pt', _use_new_zipfile_serialization=False)\n"
+          "torch.save({'w': torch.nn.Linear(2, 2)}, d + '/module.pt')\n"
+          "torch.save({'model': collections.OrderedDict(w=torch.arange(6.).reshape(2, 3).t())}, d + '/pkg.pt')") +
+      " " + test::quote(t.str()));
   ASSERT_EQ(r.rc, 0) << r.out;
-  for (const auto& [file, want] : std::vector<std::pair<std::string, std::string>>{
-           {"int.pt", "entry `step` is not a tensor"},
-           {"legacy.pt", "is not a torch.save zip archive"},
-           {"module.pt", "is not supported"}}) {
+  for (const auto& [file, want] :
+       std::vector<std::pair<std::string, std::string>>{{"int.pt", "entry `step` is not a tensor"},
+                                                        {"legacy.pt", "is not a torch.save zip archive"},
+                                                        {"module.pt", "is not supported"}}) {
     try {
       models::readCtClipCheckpoint((t / file).string());
       ADD_FAILURE() << file << ": no error";
@@ -226,7 +239,8 @@ TEST(CtClip, CheckpointErrorsNameTheKey) {
   // A package nesting the state dict under "model"; a transposed (strided) tensor keeps its values.
   const auto pkg = models::readCtClipCheckpoint((t / "pkg.pt").string());
   ASSERT_EQ(pkg.size(), 1u);
-  EXPECT_TRUE(torch::equal(pkg.at("w").contiguous(), torch::arange(6.0, torch::kFloat32).reshape({2, 3}).t().contiguous()));
+  EXPECT_TRUE(
+      torch::equal(pkg.at("w").contiguous(), torch::arange(6.0, torch::kFloat32).reshape({2, 3}).t().contiguous()));
   test::writeText(t / "bad.pt", "not a pickle");
   try {
     models::readCtClipCheckpoint((t / "bad.pt").string());
@@ -242,8 +256,15 @@ namespace {
 nlohmann::json releasedConfig(const std::string& vocab, bool forward) {
   return {{"seed", 5},
           {"image",
-           {{"dim", 512}, {"codebook_size", 8192}, {"image_size", 480}, {"patch_size", 20}, {"temporal_patch_size", 10},
-            {"spatial_depth", 4}, {"temporal_depth", 4}, {"dim_head", 32}, {"heads", 8}}},
+           {{"dim", 512},
+            {"codebook_size", 8192},
+            {"image_size", 480},
+            {"patch_size", 20},
+            {"temporal_patch_size", 10},
+            {"spatial_depth", 4},
+            {"temporal_depth", 4},
+            {"dim_head", 32},
+            {"heads", 8}}},
           {"text", nlohmann::json::object()},
           {"latent", 512},
           {"vocab", vocab},
@@ -268,8 +289,7 @@ TEST(CtClip, ReleasedLayoutImports) {
   auto sd = models::readCtClipCheckpoint(file);
   EXPECT_EQ(sd.size(), 361u);
   auto opts = models::inferCtClipOptions(sd, {}, file);
-  EXPECT_EQ(nlohmann::json::parse(opts.toJson())["image"],
-            nlohmann::json::parse([] {
+  EXPECT_EQ(nlohmann::json::parse(opts.toJson())["image"], nlohmann::json::parse([] {
               models::CtClipOptions o;
               o.image = models::CtVitOptions::released();
               return o.toJson();
@@ -329,8 +349,8 @@ TEST(CtClip, ReleasedSizeForwardEqualsCtClipCode) {
   auto tl = model->encodeText(ref["ids"], ref["mask"]);
   std::cout << "released size: max |biud - CT-CLIP| tokens before VQ " << maxAbs(encoded, ref["encoded"])
             << ", codes differing " << differ.sum().item<std::int64_t>() << " of " << differ.numel()
-            << " (smallest gap " << ref["gap"].min().item<double>() << "), image latent " << maxAbs(il, ref["image_latents"])
-            << ", text latents " << maxAbs(tl, ref["text_latents"]) << "\n";
+            << " (smallest gap " << ref["gap"].min().item<double>() << "), image latent "
+            << maxAbs(il, ref["image_latents"]) << ", text latents " << maxAbs(tl, ref["text_latents"]) << "\n";
   EXPECT_LT(maxAbs(encoded, ref["encoded"]), 1e-3);
   EXPECT_LT(maxAbs(il, ref["image_latents"]), 1e-4);
   EXPECT_LT(maxAbs(tl, ref["text_latents"]), 1e-4);

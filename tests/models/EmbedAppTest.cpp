@@ -2,9 +2,8 @@
 // and listed in failures.jsonl, the others are embedded with `volume_index` naming them, exit 3.
 // The rows must equal embedding the good volumes alone (same weights: seeded, untrained encoder).
 #include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/tensor/Safetensors.h"
 #include "common/TestUtil.h"

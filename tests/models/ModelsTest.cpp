@@ -1,9 +1,9 @@
 // Shapes, gradient flow, save/load, position interpolation, checkpointing, decoding invariants.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <cstdlib>
 #include <map>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"

@@ -1,10 +1,11 @@
 // Networks against their Python originals: BERT (HF transformers, real all-MiniLM-L6-v2 weights),
 // ResNet-50 and ViT-B/16 (torchvision, random weights), loaded through safetensors by name.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
 #include <unistd.h>
 
 #include <functional>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/models/Registry.h"

@@ -5,11 +5,11 @@
 //    resumed gives bit-identical tensors and a byte-identical pairing.csv, and computes every
 //    embedding exactly once over all its attempts (nothing redone, nothing skipped);
 //  - changed inputs: a work folder of other inputs is discarded, never mixed in.
+#include <set>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
-#include <set>
 
 #include "biud/core/Fs.h"
 #include "biud/retrieval/Chunked.h"

@@ -5,11 +5,11 @@
 //  - pairing_top_k = 1: exactly the rank-1 rows (today's h*), also from a format-1 file;
 //  - determinism: a CT's draw depends on (seed, epoch, dataset index) only, not on the batch;
 //  - a K = 1 file with pairing_top_k 5: a ConfigError naming the file and the fix.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
-#include <nlohmann/json.hpp>
 #include <set>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/data/TeacherFeatures.h"

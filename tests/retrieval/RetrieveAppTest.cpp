@@ -45,11 +45,11 @@ TEST(RetrieveApp, InterruptedResumedEqualsUninterrupted) {
   biud::test::TempDir d("retrieve-app");
   const std::string D = d.str();
   const std::string cfg = (biud::test::sourceDir() / "configs" / "quickstart.yaml").string();
-  const std::string common =
-      " --config " + quote(cfg) + " --set threads=1 --set data.manifest=" + D +
-      "/data/ct/manifest.csv --set data.xray_manifest=" + D + "/data/cxr/manifest.csv --set text.vocab=" + D +
-      "/tok/vocab.txt --set model.teacher=" + D + "/teacher --set data.pairing=" + D + "/full/pairing.csv" +
-      biud::test::tinyQuickstartFlags();
+  const std::string common = " --config " + quote(cfg) + " --set threads=1 --set data.manifest=" + D +
+                             "/data/ct/manifest.csv --set data.xray_manifest=" + D +
+                             "/data/cxr/manifest.csv --set text.vocab=" + D +
+                             "/tok/vocab.txt --set model.teacher=" + D + "/teacher --set data.pairing=" + D +
+                             "/full/pairing.csv" + biud::test::tinyQuickstartFlags();
   const std::string quiet = " --quiet";
   runRc(app("biud-synth") + " --config " + quote(cfg) + " --set synth.n_ct=14 --set synth.n_external=0" +
             " --set synth.n_cxr=30 --set synth.size=[32,32,16] --set synth.xray_size=32 --out " + D + "/data --quiet",

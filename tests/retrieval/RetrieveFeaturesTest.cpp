@@ -10,9 +10,8 @@
 //  - a run stopped after one chunk and resumed equals an uninterrupted one.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Csv.h"
 #include "biud/core/Fs.h"
@@ -56,19 +55,18 @@ TEST(RetrieveFeatures, EqualsReferenceFromNpyAndSafetensors) {
   const std::string threads = std::to_string(at::get_num_threads());
   const std::string tiles = " --k 7 --db-block 64 --query-block 16 --chunk 32 --threads " + threads;
   // Fixtures and expectations in one Python process.
-  biud::test::writeText(d / "reference.txt",
-                        "fixture " + D + " --n 40 --m 300 --d 24 --dx 8\n" +
-                        "fixture " + D + "/big --n 40 --m 300 --d 24 --dx 8 --scale 2.5 --seed 1\n" +
-                        "fixture " + D + "/tiny --n 5 --m 4 --d 24 --dx 8 --seed 2\n" +
-                        "expect " + D + tiles + " --precision fp32\n" +
-                        "expect " + D + tiles + " --precision bf16 --out " + D + "/expected_bf16\n" +
-                        "expect " + D + tiles + " --precision fp16 --out " + D + "/expected_fp16\n" +
-                        "expect " + D + "/big" + tiles + " --precision fp32 --normalize\n" +
-                        "expect " + D + "/tiny" + tiles + " --precision fp32\n");
+  biud::test::writeText(d / "reference.txt", "fixture " + D + " --n 40 --m 300 --d 24 --dx 8\n" + "fixture " + D +
+                                                 "/big --n 40 --m 300 --d 24 --dx 8 --scale 2.5 --seed 1\n" +
+                                                 "fixture " + D + "/tiny --n 5 --m 4 --d 24 --dx 8 --seed 2\n" +
+                                                 "expect " + D + tiles + " --precision fp32\n" + "expect " + D + tiles +
+                                                 " --precision bf16 --out " + D + "/expected_bf16\n" + "expect " + D +
+                                                 tiles + " --precision fp16 --out " + D + "/expected_fp16\n" +
+                                                 "expect " + D + "/big" + tiles + " --precision fp32 --normalize\n" +
+                                                 "expect " + D + "/tiny" + tiles + " --precision fp32\n");
   biud::test::runPython("retrieval_topk.py", "many " + quote(D + "/reference.txt"));
 
-  const std::string base = app("biud-retrieve") + " --quiet --threads " + threads +
-                           " --top-k 7 --block 64 --query-block 16 --chunk 32";
+  const std::string base =
+      app("biud-retrieve") + " --quiet --threads " + threads + " --top-k 7 --block 64 --query-block 16 --chunk 32";
   auto feats = [&](const std::string& dir) {
     return " --ct-report-features " + dir + "/ct.npy --ct-ids " + dir + "/ct_ids.txt --xray-report-features " + dir +
            "/xray.safetensors --xray-image-features " + dir + "/image.safetensors";
@@ -103,10 +101,10 @@ TEST(RetrieveFeatures, EqualsReferenceFromNpyAndSafetensors) {
   expectOutputs(D + "/big_out", D + "/big/expected", 7);
 
   // --top-k 7 with 4 X-rays: all 4 kept, with a warning.
-  auto tiny = runRc(app("biud-retrieve") + " --threads " + threads +
-                        " --top-k 7 --block 64 --query-block 16 --chunk 32" + feats(D + "/tiny") + " --out " + D +
-                        "/tiny_out",
-                    0);
+  auto tiny =
+      runRc(app("biud-retrieve") + " --threads " + threads + " --top-k 7 --block 64 --query-block 16 --chunk 32" +
+                feats(D + "/tiny") + " --out " + D + "/tiny_out",
+            0);
   EXPECT_NE(tiny.out.find("--top-k 7 but the X-ray corpus has only 4 reports: keeping all 4"), std::string::npos)
       << tiny.out;
   expectOutputs(D + "/tiny_out", D + "/tiny/expected", 4);
@@ -116,10 +114,10 @@ TEST(RetrieveFeatures, EqualsReferenceFromNpyAndSafetensors) {
                          "/xray.safetensors --xray-image-features " + D + "/image.safetensors --out " + D + "/x",
                      2);
   EXPECT_NE(noIds.out.find("pass --ct-ids FILE"), std::string::npos) << noIds.out;
-  auto lacking = runRc(base + " --ct-report-features " + D + "/ct.npy --ct-ids " + D + "/ct_ids.txt" +
-                           " --xray-report-features " + D + "/xray.safetensors --xray-image-features " + D +
-                           "/tiny/image.safetensors --out " + D + "/x",
-                       1);
+  auto lacking =
+      runRc(base + " --ct-report-features " + D + "/ct.npy --ct-ids " + D + "/ct_ids.txt" + " --xray-report-features " +
+                D + "/xray.safetensors --xray-image-features " + D + "/tiny/image.safetensors --out " + D + "/x",
+            1);
   EXPECT_NE(lacking.out.find("have no row for id"), std::string::npos) << lacking.out;
 
   // Stopped after one chunk, resumed: the same files.

@@ -9,9 +9,8 @@
 // Plus: non-finite features are DataErrors naming the row, overflowing scores a ValueError.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/retrieval/TopK.h"

@@ -1,17 +1,17 @@
 // The synthetic benchmark: file formats against nibabel/csv, determinism, and that images and
 // reports carry the labels (in memory against the generator's label map, on files against a
 // Python reference with scikit-learn AUROC/F1).
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <regex>
 
+#include <gtest/gtest.h>
+
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
-#include "biud/synth/Dataset.h"
 #include "biud/image/Drr.h"
+#include "biud/synth/Dataset.h"
 #include "biud/synth/Nifti.h"
 #include "common/TestUtil.h"
 

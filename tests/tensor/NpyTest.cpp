@@ -2,9 +2,8 @@
 // here, each also given to numpy.load (tests/reference/tensor_malformed.py) to show that the
 // reference refuses it too (or, where marked, that biud is stricter on purpose).
 #include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"

@@ -1,13 +1,13 @@
 #pragma once
 // Compare a tensor biud read with the description tests/reference/tensor_malformed.py wrote of
 // what the reference reader (safetensors / numpy) made of the same file.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <cmath>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 namespace biud::test {
 

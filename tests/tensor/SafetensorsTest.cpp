@@ -2,11 +2,11 @@
 // Malformed files are built byte by byte here; for each, `safetensors.torch.load_file`
 // (tests/reference/tensor_malformed.py) says whether the reference refuses it, and biud must
 // refuse the same files with one line naming the file and the tensor.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <cmath>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"

@@ -14,11 +14,13 @@ using S = bt::FindingStatus;
 namespace {
 
 const bt::EntityExtractor& synthetic() {
-  static const bt::EntityExtractor ex(bt::Lexicon::load((biud::test::sourceDir() / "configs/lexicon/synthetic.yaml").string()));
+  static const bt::EntityExtractor ex(
+      bt::Lexicon::load((biud::test::sourceDir() / "configs/lexicon/synthetic.yaml").string()));
   return ex;
 }
 const bt::EntityExtractor& ctRate() {
-  static const bt::EntityExtractor ex(bt::Lexicon::load((biud::test::sourceDir() / "configs/lexicon/ct_rate.yaml").string()));
+  static const bt::EntityExtractor ex(
+      bt::Lexicon::load((biud::test::sourceDir() / "configs/lexicon/ct_rate.yaml").string()));
   return ex;
 }
 
@@ -48,7 +50,8 @@ TEST(Report, SentencesAndSections) {
   EXPECT_EQ(pr.sections[1].name, "findings");
   EXPECT_EQ(pr.sections[2].name, "impression");
   std::vector<std::string> sents;
-  for (const auto& s : pr.sentences) sents.push_back(r.substr(static_cast<std::size_t>(s.begin), static_cast<std::size_t>(s.end - s.begin)));
+  for (const auto& s : pr.sentences)
+    sents.push_back(r.substr(static_cast<std::size_t>(s.begin), static_cast<std::size_t>(s.end - s.begin)));
   EXPECT_EQ(sents, (std::vector<std::string>{"Cough.", "There is a 2.3 x 1.8 cm mass, e.g. in the LUL.", "No effusion!",
                                              "1. Mass, suspicious for malignancy.", "2. No pneumothorax."}));
   EXPECT_EQ(pr.section("impression"), "\n1. Mass, suspicious for malignancy.\n2. No pneumothorax.");
@@ -105,7 +108,7 @@ TEST(Entities, HandLabelledSyntheticSentences) {
       {"Opacity in the right lower lobe may represent atelectasis.", "atelectasis", S::Uncertain},
       {"Probable atelectasis; no pneumothorax.", "atelectasis", S::Uncertain},
       {"Probable atelectasis; no pneumothorax.", "pneumothorax", S::Absent},
-      {"No change in the right upper lobe nodule.", "lung_nodule", S::Present},  // pseudo-negation
+      {"No change in the right upper lobe nodule.", "lung_nodule", S::Present},            // pseudo-negation
       {"No pneumothorax. Large right pleural effusion.", "pleural_effusion", S::Present},  // scope ends at the sentence
       {"No consolidation, however there is a nodule.", "lung_nodule", S::Present},
       {"Without pleural effusion.", "pleural_effusion", S::Absent},
@@ -126,13 +129,16 @@ TEST(Entities, HandLabelledSyntheticSentences) {
       {"The heart is mildly enlarged.", "cardiomegaly", S::Present},
   };
   int i = 0;
-  for (const auto& c : cases) EXPECT_EQ(status(synthetic(), c.text, c.finding), c.expect) << "case " << i++ << ": " << c.text << " / " << c.finding;
+  for (const auto& c : cases)
+    EXPECT_EQ(status(synthetic(), c.text, c.finding), c.expect)
+        << "case " << i++ << ": " << c.text << " / " << c.finding;
 }
 
 TEST(Entities, HandLabelledCtRateSentences) {
   const Case cases[] = {
       {"Calcific atheroma plaques are observed in the aorta.", "arterial_wall_calcification", S::Present},
-      {"No lymph node in pathological size and appearance was detected in the mediastinum.", "lymphadenopathy", S::Absent},
+      {"No lymph node in pathological size and appearance was detected in the mediastinum.", "lymphadenopathy",
+       S::Absent},
       {"Lymph nodes of pathological size are observed in the mediastinum.", "lymphadenopathy", S::Present},
       {"No pleural or pericardial effusion was detected.", "pericardial_effusion", S::Absent},
       {"Sliding type hiatal hernia is observed.", "hiatal_hernia", S::Present},
@@ -148,13 +154,15 @@ TEST(Entities, HandLabelledCtRateSentences) {
       {"Peribronchial thickening in both lungs.", "peribronchial_thickening", S::Present},
   };
   int i = 0;
-  for (const auto& c : cases) EXPECT_EQ(status(ctRate(), c.text, c.finding), c.expect) << "case " << i++ << ": " << c.text << " / " << c.finding;
+  for (const auto& c : cases)
+    EXPECT_EQ(status(ctRate(), c.text, c.finding), c.expect) << "case " << i++ << ": " << c.text << " / " << c.finding;
   EXPECT_EQ(ctRate().lexicon().findings.size(), 18u);
   EXPECT_EQ(ctRate().lexicon().findings[0].name, "Medical material");
 }
 
 TEST(Entities, AttributesAndSpans) {
-  const std::string r = "There is a 2.3 x 1.8 cm spiculated mass in the left upper lobe and a small right pleural effusion.";
+  const std::string r =
+      "There is a 2.3 x 1.8 cm spiculated mass in the left upper lobe and a small right pleural effusion.";
   const auto labels = synthetic().extract(r);
   const bt::Entity* mass = nullptr;
   const bt::Entity* eff = nullptr;
@@ -163,13 +171,15 @@ TEST(Entities, AttributesAndSpans) {
     if (e.kind == bt::EntityKind::Finding && e.id == "pleural_effusion") eff = &e;
   }
   ASSERT_TRUE(mass && eff);
-  EXPECT_EQ(r.substr(static_cast<std::size_t>(mass->begin), static_cast<std::size_t>(mass->end - mass->begin)), "spiculated mass");
+  EXPECT_EQ(r.substr(static_cast<std::size_t>(mass->begin), static_cast<std::size_t>(mass->end - mass->begin)),
+            "spiculated mass");
   EXPECT_DOUBLE_EQ(mass->sizeMm, 23.0);
   EXPECT_EQ(mass->anatomy, "left_upper_lobe");
   EXPECT_EQ(mass->laterality, "left");
   EXPECT_EQ(eff->laterality, "right");
   EXPECT_EQ(eff->severity, "mild");
-  EXPECT_EQ(r.substr(static_cast<std::size_t>(eff->begin), static_cast<std::size_t>(eff->end - eff->begin)), "pleural effusion");
+  EXPECT_EQ(r.substr(static_cast<std::size_t>(eff->begin), static_cast<std::size_t>(eff->end - eff->begin)),
+            "pleural effusion");
   const auto nod = synthetic().extract("Bilateral ground-glass nodules, up to 8mm.");
   bool found = false;
   for (const auto& e : nod.entities)
@@ -188,7 +198,9 @@ TEST(Entities, AttributesAndSpans) {
 
 TEST(Entities, SpansMapToWordPieceTokens) {
   // Vocabulary chosen so that "effusion" is split: pl ##eur ##al eff ##usion.
-  bt::WordPiece wp({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "no", "pl", "##eur", "##al", "eff", "##usion", ".", "small", "right"}, {});
+  bt::WordPiece wp({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "no", "pl", "##eur", "##al", "eff", "##usion", ".",
+                    "small", "right"},
+                   {});
   const std::string r = "No right pleural effusion. Small effusion.";
   const auto labels = synthetic().extract(r);
   const auto enc = wp.encode(r);
@@ -217,14 +229,15 @@ TEST(Entities, LexiconErrorsNameTheProblem) {
 
 TEST(Prompts, LoadExpandAndValidate) {
   const auto ps = bt::PromptSet::load((biud::test::sourceDir() / "configs/prompts/synthetic.yaml").string());
-  EXPECT_EQ(ps.ids(), (std::vector<std::string>{"lung_nodule", "lung_mass", "pleural_effusion", "pneumothorax", "consolidation", "emphysema",
-                                                "cardiomegaly", "pericardial_effusion", "atelectasis", "arterial_calcification"}));
+  EXPECT_EQ(ps.ids(), (std::vector<std::string>{"lung_nodule", "lung_mass", "pleural_effusion", "pneumothorax",
+                                                "consolidation", "emphysema", "cardiomegaly", "pericardial_effusion",
+                                                "atelectasis", "arterial_calcification"}));
   const auto& pe = ps.at("pleural_effusion");
   // 2 own + 4 templates x 2 terms.
   EXPECT_EQ(pe.positive.size(), 10u);
   EXPECT_EQ(pe.positive[0], "Small left pleural effusion.");
   EXPECT_EQ(pe.positive[2], "Pleural effusion is present.");  // first template, first term, capitalised
-  EXPECT_EQ(pe.negative[2], "No pleural effusion.");           // "No pleural effusion or pneumothorax." comes before
+  EXPECT_EQ(pe.negative[2], "No pleural effusion.");          // "No pleural effusion or pneumothorax." comes before
   EXPECT_NE(std::find(pe.negative.begin(), pe.negative.end(), "No evidence of pleural fluid."), pe.negative.end());
   EXPECT_THROW(ps.at("nope"), biud::ConfigError);
   const auto ct = bt::PromptSet::load((biud::test::sourceDir() / "configs/prompts/ct_rate.yaml").string());
@@ -235,7 +248,8 @@ TEST(Prompts, LoadExpandAndValidate) {
     for (const auto& f : lex->lexicon().findings) lexIds.push_back(f.id);
     EXPECT_EQ(p->ids(), lexIds);
   }
-  EXPECT_THROW(bt::PromptSet::fromString("templates: {positive: [\"no slot\"]}\nfindings: [{id: a, terms: [x]}]"), biud::ConfigError);
+  EXPECT_THROW(bt::PromptSet::fromString("templates: {positive: [\"no slot\"]}\nfindings: [{id: a, terms: [x]}]"),
+               biud::ConfigError);
   EXPECT_THROW(bt::PromptSet::fromString("findings: [{id: a, positive: [x]}]"), biud::ConfigError);  // no negative
 }
 
@@ -245,11 +259,24 @@ TEST(Prompts, LoadExpandAndValidate) {
 TEST(Prompts, LabelColumnsMatchByTheDataSetsNames) {
   const std::string path = (biud::test::sourceDir() / "configs/prompts/ct_rate.yaml").string();
   const auto ct = bt::PromptSet::load(path);
-  const std::vector<std::string> ctRate{"Medical material", "Arterial wall calcification", "Cardiomegaly", "Pericardial effusion",
-                                        "Coronary artery wall calcification", "Hiatal hernia", "Lymphadenopathy", "Emphysema",
-                                        "Atelectasis", "Lung nodule", "Lung opacity", "Pulmonary fibrotic sequela",
-                                        "Pleural effusion", "Mosaic attenuation pattern", "Peribronchial thickening",
-                                        "Consolidation", "Bronchiectasis", "Interlobular septal thickening"};
+  const std::vector<std::string> ctRate{"Medical material",
+                                        "Arterial wall calcification",
+                                        "Cardiomegaly",
+                                        "Pericardial effusion",
+                                        "Coronary artery wall calcification",
+                                        "Hiatal hernia",
+                                        "Lymphadenopathy",
+                                        "Emphysema",
+                                        "Atelectasis",
+                                        "Lung nodule",
+                                        "Lung opacity",
+                                        "Pulmonary fibrotic sequela",
+                                        "Pleural effusion",
+                                        "Mosaic attenuation pattern",
+                                        "Peribronchial thickening",
+                                        "Consolidation",
+                                        "Bronchiectasis",
+                                        "Interlobular septal thickening"};
   // A manifest's columns in another order, with `id`-like extra label columns around them.
   std::vector<std::string> cols{"Age"};
   cols.insert(cols.end(), ctRate.rbegin(), ctRate.rend());
@@ -281,8 +308,8 @@ TEST(Prompts, LabelColumnsMatchByTheDataSetsNames) {
     ADD_FAILURE() << "no error";
   } catch (const biud::ConfigError& e) {
     const std::string w = e.what();
-    for (const char* s : {"manifest `m.csv`", "synthetic.yaml", "`Medical material`, `Hiatal hernia`", "lung_nodule", "arterial_calcification",
-                          "`id` or `name`"})
+    for (const char* s : {"manifest `m.csv`", "synthetic.yaml", "`Medical material`, `Hiatal hernia`", "lung_nodule",
+                          "arterial_calcification", "`id` or `name`"})
       EXPECT_NE(w.find(s), std::string::npos) << s << " not in: " << w;
   }
   try {
@@ -313,7 +340,8 @@ findings:
                                                            "Lungs clear. Big A. No B. Bones intact. A."}));
   EXPECT_EQ(ps.at("b").positive, (std::vector<std::string>{"Lungs clear. No A. B here. Bones intact. B here."}));
   // The shipped report-form set covers exactly the synthetic lexicon's findings.
-  const auto shipped = bt::PromptSet::load((biud::test::sourceDir() / "configs/prompts/synthetic-reports.yaml").string());
+  const auto shipped =
+      bt::PromptSet::load((biud::test::sourceDir() / "configs/prompts/synthetic-reports.yaml").string());
   std::vector<std::string> lexIds;
   for (const auto& f : synthetic().lexicon().findings) lexIds.push_back(f.id);
   EXPECT_EQ(shipped.ids(), lexIds);
@@ -321,9 +349,11 @@ findings:
   // Mistakes name the fix.
   EXPECT_THROW(bt::PromptSet::fromString("report: {impression: [n]}\nfindings: [{id: a, positive: [x]}]"),
                biud::ConfigError);  // no `normal`
-  EXPECT_THROW(bt::PromptSet::fromString("report: {impression: [n]}\ntemplates: {positive: [\"{}\"], negative: [\"no {}\"]}\n"
-                                         "findings: [{id: a, normal: n, positive: [x]}]"),
-               biud::ConfigError);  // templates and report
-  EXPECT_THROW(bt::PromptSet::fromString("report: {impression: [n]}\nfindings: [{id: a, normal: n, positive: [x], terms: [t]}]"),
-               biud::ConfigError);  // `terms` belongs to the template form
+  EXPECT_THROW(
+      bt::PromptSet::fromString("report: {impression: [n]}\ntemplates: {positive: [\"{}\"], negative: [\"no {}\"]}\n"
+                                "findings: [{id: a, normal: n, positive: [x]}]"),
+      biud::ConfigError);  // templates and report
+  EXPECT_THROW(
+      bt::PromptSet::fromString("report: {impression: [n]}\nfindings: [{id: a, normal: n, positive: [x], terms: [t]}]"),
+      biud::ConfigError);  // `terms` belongs to the template form
 }

@@ -1,11 +1,11 @@
 // SentencePiece through the dlopen shim: training is reproducible, encode -> decode gives the
 // normalised input; the biud-tokenizer app trains WordPiece/SentencePiece from a CSV manifest and
 // its `encode` output equals HF BertTokenizer's on the trained vocabulary.
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -19,9 +19,11 @@ namespace {
 /// A deterministic little report corpus (no randomness: the test must be reproducible).
 std::vector<std::string> corpus() {
   const char* a[] = {"No", "Small", "Large", "Mild", "Possible", "Stable", "New", "Bilateral"};
-  const char* b[] = {"pleural effusion", "pneumothorax", "pulmonary nodule", "consolidation", "emphysema",
-                     "cardiomegaly", "pericardial effusion", "atelectasis", "coronary calcification", "lung mass"};
-  const char* c[] = {"in the right upper lobe", "at the left base", "", "measuring 4 mm", "since the prior study", "bilaterally"};
+  const char* b[] = {
+      "pleural effusion", "pneumothorax",         "pulmonary nodule", "consolidation",          "emphysema",
+      "cardiomegaly",     "pericardial effusion", "atelectasis",      "coronary calcification", "lung mass"};
+  const char* c[] = {"in the right upper lobe", "at the left base",      "",
+                     "measuring 4 mm",          "since the prior study", "bilaterally"};
   std::vector<std::string> out;
   for (int i = 0; i < 600; ++i) {
     std::string s = std::string(a[i % 8]) + " " + b[(i / 8) % 10];
@@ -68,7 +70,8 @@ TEST(SentencePiece, TrainIsReproducibleAndRoundTrips) {
     EXPECT_EQ(sp.cls, 2);
     EXPECT_EQ(sp.sep, 3);
     EXPECT_EQ(sp.mask, 4);
-    for (const std::string s : {"No pleural effusion.", "Small   pulmonary nodule measuring 4 mm.", "STABLE CARDIOMEGALY."}) {
+    for (const std::string s :
+         {"No pleural effusion.", "Small   pulmonary nodule measuring 4 mm.", "STABLE CARDIOMEGALY."}) {
       bt::EncodeOptions eo;
       eo.maxLength = 64;
       eo.padding = bt::Padding::MaxLength;
@@ -90,7 +93,8 @@ TEST(SentencePiece, TrainIsReproducibleAndRoundTrips) {
         spelled += s.substr(static_cast<std::size_t>(b), static_cast<std::size_t>(en - b));
         last = en;
       }
-      for (char ch : s) if (ch != ' ') squeezed += ch;
+      for (char ch : s)
+        if (ch != ' ') squeezed += ch;
       spelled.erase(std::remove(spelled.begin(), spelled.end(), ' '), spelled.end());
       EXPECT_EQ(spelled, squeezed) << type;
       for (int id : e.ids) EXPECT_NE(id, sp.unk) << type << ": " << s;
@@ -116,17 +120,23 @@ TEST(TokenizerApp, TrainEncodeMatchesHf) {
   for (const auto& s : corpus()) csv += std::to_string(i++) + ",\"" + s + "\",\"No acute findings, stable.\"\n";
   biud::test::writeText(dir / "manifest.csv", csv);
   const std::string app = biud::test::app("biud-tokenizer");
-  auto r = biud::test::run(app + " -q train --kind wordpiece --vocab-size 200 -i " + biud::test::quote((dir / "manifest.csv").string()) +
-                           " --out " + biud::test::quote((dir / "wp").string()));
+  auto r = biud::test::run(app + " -q train --kind wordpiece --vocab-size 200 -i " +
+                           biud::test::quote((dir / "manifest.csv").string()) + " --out " +
+                           biud::test::quote((dir / "wp").string()));
   ASSERT_EQ(r.rc, 0) << r.out;
-  std::string lines = "No pleural effusion.\nSmall pulmonary nodule measuring 4 mm in the right upper lobe, stable.\nUnseen wordz xyz!\n\n";
-  for (int k = 0; k < 3; ++k) lines += corpus()[static_cast<std::size_t>(k * 37)] + " " + corpus()[static_cast<std::size_t>(k * 11)] + "\n";
+  std::string lines =
+      "No pleural effusion.\nSmall pulmonary nodule measuring 4 mm in the right upper lobe, stable.\nUnseen wordz "
+      "xyz!\n\n";
+  for (int k = 0; k < 3; ++k)
+    lines += corpus()[static_cast<std::size_t>(k * 37)] + " " + corpus()[static_cast<std::size_t>(k * 11)] + "\n";
   biud::test::writeText(dir / "in.txt", lines);
   r = biud::test::run(app + " -q encode --vocab " + biud::test::quote((dir / "wp" / "vocab.txt").string()) + " -i " +
-                      biud::test::quote((dir / "in.txt").string()) + " --max-length 16 --pad --output " + biud::test::quote((dir / "ours.jsonl").string()));
+                      biud::test::quote((dir / "in.txt").string()) + " --max-length 16 --pad --output " +
+                      biud::test::quote((dir / "ours.jsonl").string()));
   ASSERT_EQ(r.rc, 0) << r.out;
-  const std::string hf = biud::test::runPython("text_hf_encode.py", biud::test::quote((dir / "wp" / "vocab.txt").string()) + " " +
-                                                                          biud::test::quote((dir / "in.txt").string()) + " 16");
+  const std::string hf =
+      biud::test::runPython("text_hf_encode.py", biud::test::quote((dir / "wp" / "vocab.txt").string()) + " " +
+                                                     biud::test::quote((dir / "in.txt").string()) + " 16");
   std::istringstream a(biud::test::readText(dir / "ours.jsonl")), b(hf);
   std::string la, lb;
   int n = 0;
@@ -140,11 +150,12 @@ TEST(TokenizerApp, TrainEncodeMatchesHf) {
   }
   EXPECT_EQ(n, 7);
   // SentencePiece via the app, then inspect reports coverage.
-  r = biud::test::run(app + " -q train --kind bpe --vocab-size 150 -i " + biud::test::quote((dir / "manifest.csv").string()) + " --out " +
+  r = biud::test::run(app + " -q train --kind bpe --vocab-size 150 -i " +
+                      biud::test::quote((dir / "manifest.csv").string()) + " --out " +
                       biud::test::quote((dir / "spm").string()));
   ASSERT_EQ(r.rc, 0) << r.out;
-  r = biud::test::run(app + " -q inspect --spm " + biud::test::quote((dir / "spm" / "tokenizer.model").string()) + " -i " +
-                      biud::test::quote((dir / "manifest.csv").string()));
+  r = biud::test::run(app + " -q inspect --spm " + biud::test::quote((dir / "spm" / "tokenizer.model").string()) +
+                      " -i " + biud::test::quote((dir / "manifest.csv").string()));
   ASSERT_EQ(r.rc, 0) << r.out;
   const auto js = nlohmann::json::parse(r.out.substr(r.out.find('{')));
   EXPECT_EQ(js["corpus"]["texts"], 600);
@@ -163,7 +174,8 @@ TEST(SentencePiece, IdsMatchPythonPackageWhenInstalled) {
   bt::SpmTrainOptions o;
   o.vocabSize = 100;
   bt::trainSpm((dir / "corpus.txt").string(), (dir / "m").string(), o);
-  const std::string lines = "No pleural effusion.\nMild emphysema since the prior study.\nUnseen words: zebra quokka.\n";
+  const std::string lines =
+      "No pleural effusion.\nMild emphysema since the prior study.\nUnseen words: zebra quokka.\n";
   biud::test::writeText(dir / "in.txt", lines);
   const std::string out = biud::test::runPython("text_spm_ids.py", biud::test::quote((dir / "m.model").string()) + " " +
                                                                        biud::test::quote((dir / "in.txt").string()));

@@ -1,10 +1,10 @@
 // text/TokenizerTools.h (what biud-tokenizer does), called in-process: a trained WordPiece
 // folder loaded by HF transformers' AutoTokenizer encodes like ours, and vocabulary/corpus
 // statistics, JSON lines, line splitting and label counts against values worked out by hand.
-#include <gtest/gtest.h>
-
 #include <filesystem>
 #include <sstream>
+
+#include <gtest/gtest.h>
 
 #include "biud/config/EvalConfig.h"
 #include "biud/core/Error.h"

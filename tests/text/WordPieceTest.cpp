@@ -1,10 +1,10 @@
 // WordPiece against HF transformers (BertTokenizer/BertTokenizerFast = Rust tokenizers, and the
 // pure-Python BertTokenizerLegacy) on a real BERT vocabulary and ~2500 varied sentences.
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 #include <fstream>
 #include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "biud/config/EvalConfig.h"
 #include "biud/core/Error.h"
@@ -53,7 +53,8 @@ void compareConfig(const bt::WordPiece& wp, const std::vector<json>& all, const 
     const bt::Encoding e = wp.encode(text);
     if (e.ids != expect) {
       if (++idMismatch <= 5)
-        ADD_FAILURE() << name << ": ids differ for " << json(text).dump() << "\n  hf:   " << show(expect) << "\n  ours: " << show(e.ids);
+        ADD_FAILURE() << name << ": ids differ for " << json(text).dump() << "\n  hf:   " << show(expect)
+                      << "\n  ours: " << show(e.ids);
       continue;
     }
     const auto off = r["offsets"].get<std::vector<std::pair<int, int>>>();
@@ -61,16 +62,18 @@ void compareConfig(const bt::WordPiece& wp, const std::vector<json>& all, const 
       std::string s;
       for (std::size_t i = 0; i < off.size(); ++i)
         if (off[i] != e.offsets[i])
-          s += " token " + std::to_string(i) + ": hf (" + std::to_string(off[i].first) + "," + std::to_string(off[i].second) +
-               ") ours (" + std::to_string(e.offsets[i].first) + "," + std::to_string(e.offsets[i].second) + ")";
+          s += " token " + std::to_string(i) + ": hf (" + std::to_string(off[i].first) + "," +
+               std::to_string(off[i].second) + ") ours (" + std::to_string(e.offsets[i].first) + "," +
+               std::to_string(e.offsets[i].second) + ")";
       ADD_FAILURE() << name << ": offsets differ for " << json(text).dump() << s;
     }
     const bt::Encoding t = wp.encode(text, trunc);
-    if ((t.ids != r["trunc_ids"].get<std::vector<int>>() || t.attentionMask != r["trunc_mask"].get<std::vector<int>>() ||
+    if ((t.ids != r["trunc_ids"].get<std::vector<int>>() ||
+         t.attentionMask != r["trunc_mask"].get<std::vector<int>>() ||
          t.typeIds != r["trunc_types"].get<std::vector<int>>()) &&
         ++truncMismatch <= 5)
-      ADD_FAILURE() << name << ": truncated/padded encoding differs for " << json(text).dump() << "\n  hf:   "
-                    << show(r["trunc_ids"].get<std::vector<int>>()) << "\n  ours: " << show(t.ids);
+      ADD_FAILURE() << name << ": truncated/padded encoding differs for " << json(text).dump()
+                    << "\n  hf:   " << show(r["trunc_ids"].get<std::vector<int>>()) << "\n  ours: " << show(t.ids);
     const std::string dec = wp.decode(e.ids, true);
     if (dec != r["decoded"].get<std::string>() && ++decMismatch <= 5)
       ADD_FAILURE() << name << ": decode differs for " << json(text).dump() << "\n  hf:   " << r["decoded"].dump()
@@ -89,8 +92,8 @@ void compareConfig(const bt::WordPiece& wp, const std::vector<json>& all, const 
   EXPECT_EQ(asciiLegacyMismatch, 0) << name;
   // The legacy tokenizer uses Python's Unicode tables and final-sigma lower-casing, so it
   // disagrees with the Rust one on some exotic code points; report how often.
-  std::printf("[ %s ] %zu sentences: identical to BertTokenizer(Fast) on all; to BertTokenizerLegacy on %d\n", name.c_str(), all.size(),
-              legacyAgree);
+  std::printf("[ %s ] %zu sentences: identical to BertTokenizer(Fast) on all; to BertTokenizerLegacy on %d\n",
+              name.c_str(), all.size(), legacyAgree);
 }
 
 }  // namespace
@@ -122,7 +125,9 @@ TEST(WordPiece, MatchesHfBertTokenizer) {
 
 TEST(WordPiece, HandWorkedExamples) {
   // A tiny vocabulary, ids worked out by hand.
-  bt::WordPiece wp({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "pleural", "effusion", "eff", "##us", "##ion", ".", "no", "a", "##b"}, {});
+  bt::WordPiece wp({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "pleural", "effusion", "eff", "##us", "##ion", ".",
+                    "no", "a", "##b"},
+                   {});
   EXPECT_EQ(wp.tokenize("No pleural EFFUSION."), (std::vector<std::string>{"no", "pleural", "effusion", "."}));
   EXPECT_EQ(wp.tokenize("effusionx"), (std::vector<std::string>{"[UNK]"}));  // one unknown piece -> whole word [UNK]
   EXPECT_EQ(wp.tokenize("abbb"), (std::vector<std::string>{"a", "##b", "##b", "##b"}));
@@ -149,7 +154,8 @@ TEST(WordPiece, HandWorkedExamples) {
 TEST(WordPiece, ConfigJsonAndErrors) {
   biud::test::TempDir dir("wpcfg");
   biud::test::writeText(dir / "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n");
-  biud::test::writeText(dir / "tokenizer_config.json", R"({"do_lower_case": false, "model_max_length": 1e30, "unk_token": {"content": "[UNK]"}})");
+  biud::test::writeText(dir / "tokenizer_config.json",
+                        R"({"do_lower_case": false, "model_max_length": 1e30, "unk_token": {"content": "[UNK]"}})");
   const bt::WordPiece wp((dir / "vocab.txt").string());
   EXPECT_FALSE(wp.options().lowercase);
   EXPECT_EQ(wp.options().modelMaxLength, 0);
@@ -168,7 +174,8 @@ TEST(WordPiece, ConfigJsonAndErrors) {
 TEST(WordPiece, TrainedVocabularyCoversCorpus) {
   std::vector<std::string> texts;
   for (int i = 0; i < 200; ++i)
-    texts.push_back("No pleural effusion. Small right pleural effusion " + std::to_string(i % 7) + " mm. Cardiomegaly.");
+    texts.push_back("No pleural effusion. Small right pleural effusion " + std::to_string(i % 7) +
+                    " mm. Cardiomegaly.");
   bt::WordPieceTrainOptions o;
   o.vocabSize = 60;
   const auto vocab = bt::trainWordPieceVocab(texts, o);

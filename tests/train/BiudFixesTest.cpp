@@ -1,12 +1,12 @@
 // Issue 21's fixes of the biud task: semantic anchors from prompts, fingerprinted teacher
 // features, the linear distillation adapter, the teacher-shuffle control, findings-only EFM and
 // the diagnostics logged per step (relation entropies, RoCo false-negative precision/recall).
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <cmath>
 #include <filesystem>
 #include <set>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "biud/config/Config.h"
 #include "biud/core/Error.h"
@@ -146,8 +146,8 @@ TEST(BiudFixes, TeacherFeaturesCarryFingerprintsAndTrainingRefusesStaleOnes) {
   const auto cfgFile = w.dir / "cfg.yaml";
   writeText(cfgFile, config::toYaml(cfg));
   const auto out = w.dir / "ret";
-  const auto res = run(app("biud-retrieve") + " --config " + quote(cfgFile.string()) + " --out " +
-                       quote(out.string()) + " --top-k 1 --threads 1 --quiet 2>&1");
+  const auto res = run(app("biud-retrieve") + " --config " + quote(cfgFile.string()) + " --out " + quote(out.string()) +
+                       " --top-k 1 --threads 1 --quiet 2>&1");
   ASSERT_EQ(res.rc, 0) << res.out;
   cfg.data.pairing = (out / "pairing.csv").string();
   const auto tfPath = data::teacherFeaturesPath(cfg.data.pairing);

@@ -1,11 +1,11 @@
 // The biud task with a frozen report encoder and EFM: the encoder stays in eval mode through a
 // training step (no dropout in EFM's masked pass, the same encoder as the cached features), and
 // the step's loss holds an EFM term.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <cmath>
 #include <filesystem>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "biud/train/Task.h"
 #include "common/TestUtil.h"

@@ -2,11 +2,11 @@
 // older runs still read, resume through the switch and after a crash in the middle of a save, and
 // the self-describing files of each folder (config.json, safetensors metadata).
 #include <fcntl.h>
-#include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <torch/torch.h>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Fs.h"
 #include "biud/core/Process.h"
@@ -26,9 +26,10 @@ using test::writeText;
 namespace {
 
 Config toyConfig(int steps) {
-  return loadConfig("", {"trainer.steps=" + std::to_string(steps), "trainer.save_every=2", "trainer.keep_last=5",
-                         "schedule.name=constant", "schedule.warmup_steps=0", "optimizer.lr=0.01", "logging.every_steps=1",
-                         "logging.file=false"});  // constant: a 4-step run is the first half of an 8-step one
+  return loadConfig("",
+                    {"trainer.steps=" + std::to_string(steps), "trainer.save_every=2", "trainer.keep_last=5",
+                     "schedule.name=constant", "schedule.warmup_steps=0", "optimizer.lr=0.01", "logging.every_steps=1",
+                     "logging.file=false"});  // constant: a 4-step run is the first half of an 8-step one
 }
 
 std::vector<torch::Tensor> weights(train::Task& t) {
@@ -85,10 +86,11 @@ TEST(Checkpoint, LatestIsARelativeLinkReplacedAtomically) {
   const auto ck = d / "run" / "checkpoints";
   train::CheckpointManager m(ck, 2);
   for (int step : {1, 2, 3})
-    m.save(step, [&](const stdfs::path& dir) { writeText(dir / "state.json", "{\"step\": " + std::to_string(step) + "}"); });
+    m.save(step,
+           [&](const stdfs::path& dir) { writeText(dir / "state.json", "{\"step\": " + std::to_string(step) + "}"); });
   ASSERT_TRUE(stdfs::is_symlink(ck / "latest"));
   EXPECT_EQ(stdfs::read_symlink(ck / "latest"), stdfs::path("step_000003"));  // relative: the run folder can move
-  EXPECT_EQ(readText(ck / "latest" / "state.json"), "{\"step\": 3}");        // opens like a folder (Python tooling)
+  EXPECT_EQ(readText(ck / "latest" / "state.json"), "{\"step\": 3}");         // opens like a folder (Python tooling)
   EXPECT_EQ(m.latest()->filename(), "step_000003");
   EXPECT_TRUE(leftovers(ck).empty());
   // keep_last = 2: the link is not a checkpoint and is never rotated away.

@@ -1,10 +1,10 @@
 // The pieces of the `finetune` task against PyTorch (the BCE with pos_weight) and hand-worked
 // values (pos_weight, layer-wise lr decay, label-fraction subsets).
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <cmath>
 #include <set>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/models/Registry.h"
@@ -28,9 +28,10 @@ TEST(FinetuneLoss, MaskedBceMatchesTorchBceWithLogitsWithPosWeight) {
   labels[5][3] = kNaN;
   auto pw = torch::tensor({0.5, 1.0, 3.0, 7.5}, torch::kFloat64);
   test::TempDir d("bce");
-  tensor::writeSafetensors((d / "in.safetensors").string(), {{"logits", logits}, {"labels", labels}, {"pos_weight", pw}});
-  test::runPython("train_finetune_bce.py", test::quote((d / "in.safetensors").string()) + " " +
-                                               test::quote((d / "out.safetensors").string()));
+  tensor::writeSafetensors((d / "in.safetensors").string(),
+                           {{"logits", logits}, {"labels", labels}, {"pos_weight", pw}});
+  test::runPython("train_finetune_bce.py",
+                  test::quote((d / "in.safetensors").string()) + " " + test::quote((d / "out.safetensors").string()));
   auto ref = tensor::readSafetensors((d / "out.safetensors").string());
 
   auto x = logits.clone().requires_grad_(true);

@@ -18,8 +18,8 @@ TEST(BiudModel, EfmLogitsEqualFullWidthLogitsAtTheSelectedTokens) {
   TempDir dir;
   Config cfg;
   cfg.text.tokenizer = "wordpiece";
-  cfg.text.vocab = writeTinyVocab(dir.path() / "vocab.txt", {"no", "nodule", "effusion", "small", "large", "right",
-                                                              "left", "lung", "is", "seen"});
+  cfg.text.vocab = writeTinyVocab(
+      dir.path() / "vocab.txt", {"no", "nodule", "effusion", "small", "large", "right", "left", "lung", "is", "seen"});
   cfg.model.embed_dim = 16;
   cfg.model.ct_encoder.arch = "resnet3d18";
   cfg.model.text_encoder.arch = "bert";
@@ -31,8 +31,8 @@ TEST(BiudModel, EfmLogitsEqualFullWidthLogitsAtTheSelectedTokens) {
   m->eval();  // no dropout: both paths must see the same network
 
   // Padded to max_length (as the biud task does): every row ends in padding columns.
-  auto tb = data::tokenizeBatch(*tok, {"small nodule right lung.", "no effusion.", "large left effusion is seen."},
-                                 24, nullptr, /*padToMax=*/true);
+  auto tb = data::tokenizeBatch(*tok, {"small nodule right lung.", "no effusion.", "large left effusion is seen."}, 24,
+                                nullptr, /*padToMax=*/true);
   ASSERT_EQ(tb.ids.size(1), 24);
   auto ids = tb.ids.clone();
   auto selected = torch::zeros_like(tb.mask, torch::kBool);

@@ -1,7 +1,7 @@
 // Metric sinks: TensorBoard files read back by TensorBoard itself; JSONL with NaN as null.
-#include <gtest/gtest.h>
-
 #include <fstream>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "biud/train/MetricSink.h"

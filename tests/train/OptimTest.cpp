@@ -1,10 +1,9 @@
 // Parameter grouping and the lr schedule against hand-worked values and PyTorch's optimizer.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
-#include <nlohmann/json.hpp>
-
 #include <cstdlib>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -21,9 +20,9 @@ TEST(Schedule, WarmupCosineByHand) {
   s.min_lr_ratio = 0.1;
   EXPECT_DOUBLE_EQ(train::lrFactor(0, 14, s), 0.25);
   EXPECT_DOUBLE_EQ(train::lrFactor(3, 14, s), 1.0);
-  EXPECT_DOUBLE_EQ(train::lrFactor(4, 14, s), 1.0);                          // cosine starts at the peak
-  EXPECT_NEAR(train::lrFactor(9, 14, s), 0.1 + 0.9 * 0.5, 1e-12);            // half way
-  EXPECT_NEAR(train::lrFactor(14, 14, s), 0.1, 1e-12);                       // the floor
+  EXPECT_DOUBLE_EQ(train::lrFactor(4, 14, s), 1.0);                // cosine starts at the peak
+  EXPECT_NEAR(train::lrFactor(9, 14, s), 0.1 + 0.9 * 0.5, 1e-12);  // half way
+  EXPECT_NEAR(train::lrFactor(14, 14, s), 0.1, 1e-12);             // the floor
   s.name = "linear";
   EXPECT_NEAR(train::lrFactor(9, 14, s), 1.0 - 0.9 * 0.5, 1e-12);
   s.name = "constant";
@@ -78,7 +77,8 @@ void compareWithPyTorchAdamW(bool fused, double tol) {
   nlohmann::json init;
   for (auto& np : net->named_parameters()) {
     auto t = np.value().detach().contiguous();
-    init[np.key()] = {{"shape", t.sizes().vec()}, {"data", std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel())}};
+    init[np.key()] = {{"shape", t.sizes().vec()},
+                      {"data", std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel())}};
   }
   auto flat = [](const torch::Tensor& t) {
     auto c = t.contiguous();
@@ -91,8 +91,8 @@ void compareWithPyTorchAdamW(bool fused, double tol) {
     opt->step();
   }
   test::TempDir d;
-  nlohmann::json in = {{"init", init}, {"x", flat(x)}, {"y", flat(y)}, {"steps", steps}, {"lr", 0.01},
-                       {"lr_fc2", 0.003}, {"wd", 0.1}, {"warmup", 2}, {"min_ratio", 0.05}, {"fused", fused}};
+  nlohmann::json in = {{"init", init},    {"x", flat(x)}, {"y", flat(y)}, {"steps", steps},    {"lr", 0.01},
+                       {"lr_fc2", 0.003}, {"wd", 0.1},    {"warmup", 2},  {"min_ratio", 0.05}, {"fused", fused}};
   fs::atomicWrite(d / "in.json", in.dump());
   const auto out = nlohmann::json::parse(test::runPython("train_adamw.py", (d / "in.json").string()));
   for (auto& np : net->named_parameters()) {
@@ -122,9 +122,7 @@ TEST(Optim, MatchesPyTorchAdamWWithGroupsAndSchedule) {
   compareWithPyTorchAdamW(/*fused=*/false, 1e-6);
 }
 
-TEST(Optim, FusedAdamWIsBitIdenticalToPyTorchFusedAdamW) {
-  compareWithPyTorchAdamW(/*fused=*/true, -1);
-}
+TEST(Optim, FusedAdamWIsBitIdenticalToPyTorchFusedAdamW) { compareWithPyTorchAdamW(/*fused=*/true, -1); }
 
 TEST(Optim, LoopAdamWOnRequestMatchesPyTorchAdamW) {
   EnvVar env("BIUD_ADAMW", "loop");
@@ -172,7 +170,7 @@ struct TwoEncoders : torch::nn::Module {
     return parent.register_module(name, std::make_shared<torch::nn::Module>());
   }
   TwoEncoders() {
-    auto ct = child(*this, "ct_encoder");  // ResNet-like: stem, 2 stages, fc -> L = 3
+    auto ct = child(*this, "ct_encoder");                   // ResNet-like: stem, 2 stages, fc -> L = 3
     ct->register_parameter("weight", torch::ones({2, 2}));  // directly in the encoder: after the stages
     child(*ct, "conv1")->register_parameter("weight", torch::ones({2, 2}));
     child(*child(*ct, "layer1"), "0")->register_parameter("weight", torch::ones({2, 2}));

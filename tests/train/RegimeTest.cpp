@@ -5,11 +5,11 @@
 // stage is cached on a rerun, and the table's arithmetic: tests/reference/regime_check.py
 // recomputes the per-seed macro AUROCs, the paired differences and their Student-t CIs
 // (scipy.stats.ttest_rel) and the retrieval agreement from the files the runs left.
-#include <gtest/gtest.h>
-
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "common/TestUtil.h"
 
@@ -17,21 +17,30 @@ namespace biud::test {
 namespace {
 
 std::string env(const TempDir& dir) {
-  const std::string grid = "--set data.ct.size=[32,32,16] --set data.ct.spacing=[6.0,6.0,12.0]"
-                           " --set data.augment.random_crop=[28,28,14] --set data.loader.workers=1";
+  const std::string grid =
+      "--set data.ct.size=[32,32,16] --set data.ct.spacing=[6.0,6.0,12.0]"
+      " --set data.augment.random_crop=[28,28,14] --set data.loader.workers=1";
   // The binaries of this build (build-asan, a sanitizer build, is not ./build).
-  return "BIUD_BIN=" + quote(binDir().string()) + " OUT=" + quote(dir.str()) + " THREADS=1 REGIME_TEXT=tiny SEEDS='0 1' COMMON_SETS=" + quote(grid) +
+  return "BIUD_BIN=" + quote(binDir().string()) + " OUT=" + quote(dir.str()) +
+         " THREADS=1 REGIME_TEXT=tiny SEEDS='0 1' COMMON_SETS=" + quote(grid) +
          " VARIANTS='clip clip_pair_sem ctl_oracle' TEXT_VARIANTS='txt_clip txt_clip_pair_sem'"
          " PROBE_FRACTIONS=1 TUNE_WEIGHTS='1 2' TUNE_TAUS=0.1"
-         " SYNTH_CT_SETS=" + quote("--set synth.n_ct=32 --set synth.size=[32,32,16] --set synth.spacing=[6.0,6.0,12.0]"
-                                   " --set synth.split=[0.5,0.25,0.25]") +
-         " SYNTH_CXR_SETS=" + quote("--set synth.n_cxr=120 --set synth.xray_size=32") +
-         " EXPERT_SETS=" + quote("--set trainer.steps=4 --set data.loader.batch_size=16 --set data.xray.size=32"
-                                        " --set trainer.val_every=0 --set trainer.save_every=4") +
-         " STUDENT_SETS=" + quote("--set trainer.steps=3 --set trainer.save_every=3 --set data.loader.batch_size=8"
-                                         " --set schedule.warmup_steps=0") +
-         " PROBE_SETS=" + quote("--set trainer.steps=4 --set trainer.val_every=2 --set trainer.save_every=4"
-                                       " --set data.loader.batch_size=8");
+         " SYNTH_CT_SETS=" +
+         quote(
+             "--set synth.n_ct=32 --set synth.size=[32,32,16] --set synth.spacing=[6.0,6.0,12.0]"
+             " --set synth.split=[0.5,0.25,0.25]") +
+         " SYNTH_CXR_SETS=" + quote("--set synth.n_cxr=120 --set synth.xray_size=32") + " EXPERT_SETS=" +
+         quote(
+             "--set trainer.steps=4 --set data.loader.batch_size=16 --set data.xray.size=32"
+             " --set trainer.val_every=0 --set trainer.save_every=4") +
+         " STUDENT_SETS=" +
+         quote(
+             "--set trainer.steps=3 --set trainer.save_every=3 --set data.loader.batch_size=8"
+             " --set schedule.warmup_steps=0") +
+         " PROBE_SETS=" +
+         quote(
+             "--set trainer.steps=4 --set trainer.val_every=2 --set trainer.save_every=4"
+             " --set data.loader.batch_size=8");
 }
 
 TEST(Regime, GateStopsBeforeStudentsThenTheShrunkBenchmarkAddsUp) {
@@ -54,12 +63,13 @@ TEST(Regime, GateStopsBeforeStudentsThenTheShrunkBenchmarkAddsUp) {
   for (std::string l; std::getline(lines, l);) expertTrainings += l.rfind("train expert\t", 0) == 0;
   EXPECT_EQ(expertTrainings, 1) << "the expert was trained again:\n" << times;
   for (const char* v : {"clip", "clip_pair_sem", "ctl_oracle", "txt_clip", "txt_clip_pair_sem"})
-    for (int s : {0, 1}) EXPECT_TRUE(stdfs::exists(dir / "results" / (std::string(v) + "_seed" + std::to_string(s) + ".json"))) << v << s;
+    for (int s : {0, 1})
+      EXPECT_TRUE(stdfs::exists(dir / "results" / (std::string(v) + "_seed" + std::to_string(s) + ".json"))) << v << s;
   const auto oracle = nlohmann::json::parse(readText(dir / "retrieval-oracle/oracle.json"));
   EXPECT_EQ(oracle.at("top1_has_chosen_set").get<double>(), 1.0);
   EXPECT_TRUE(stdfs::exists(dir / "tuned.env"));
-  const auto out = runPython("regime_check.py", quote(dir.str()) + " " +
-                                                    quote((sourceDir() / "configs/regime/findings.yaml").string()));
+  const auto out = runPython("regime_check.py",
+                             quote(dir.str()) + " " + quote((sourceDir() / "configs/regime/findings.yaml").string()));
   EXPECT_NE(out.find("ok"), std::string::npos) << out;
 }
 

@@ -2,8 +2,6 @@
 // abandons it with exit code 4 and the previous checkpoint intact; a full disk while writing
 // optimizer.pt is one IoError (not SIGABRT) and leaves `latest` as it was; leftover temporary
 // folders go at the next start; damaged checkpoint files are one-line errors naming the file.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -11,6 +9,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -29,8 +30,8 @@ using test::writeText;
 
 Config toyConfig(int steps, int saveEvery) {
   return loadConfig("", {"trainer.steps=" + std::to_string(steps), "trainer.save_every=" + std::to_string(saveEvery),
-                         "trainer.keep_last=3", "schedule.warmup_steps=2", "optimizer.lr=0.01",
-                         "logging.every_steps=1", "logging.file=false"});
+                         "trainer.keep_last=3", "schedule.warmup_steps=2", "optimizer.lr=0.01", "logging.every_steps=1",
+                         "logging.file=false"});
 }
 
 std::string latestName(const stdfs::path& run) {
@@ -205,8 +206,8 @@ TEST(TrainerReliability, DamagedCheckpointFilesAreOneLineErrorsNamingTheFile) {
     size_t keep;  // bytes kept (truncation)
     const char* expect;
   };
-  for (const Case& k : {Case{"optimizer.pt", 100, "is truncated or corrupt"}, Case{"rng.pt", 300, "is truncated or corrupt"},
-                        Case{"state.json", 20, "is not valid JSON"}}) {
+  for (const Case& k : {Case{"optimizer.pt", 100, "is truncated or corrupt"},
+                        Case{"rng.pt", 300, "is truncated or corrupt"}, Case{"state.json", 20, "is not valid JSON"}}) {
     SCOPED_TRACE(k.file);
     const std::string whole = readText(last / k.file);
     writeText(last / k.file, whole.substr(0, k.keep));

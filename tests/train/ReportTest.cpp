@@ -53,7 +53,8 @@ TEST(ReportScores, ClinicalEfficacyByHand) {
   const auto c = train::scoreReports(gen, ref, ex, "ct2rep");
   const auto ct2rep = eval::evaluateNlgCt2Rep(gen, {{ref[0]}, {ref[1]}, {ref[2]}});
   EXPECT_EQ(c.json["nlg"]["protocol"], "ct2rep");
-  for (int n = 0; n < 4; ++n) EXPECT_DOUBLE_EQ(c.json["nlg"]["bleu" + std::to_string(n + 1)].get<double>(), ct2rep.bleu[n]);
+  for (int n = 0; n < 4; ++n)
+    EXPECT_DOUBLE_EQ(c.json["nlg"]["bleu" + std::to_string(n + 1)].get<double>(), ct2rep.bleu[n]);
   EXPECT_DOUBLE_EQ(c.json["nlg"]["rouge_l"].get<double>(), ct2rep.rougeL);
   EXPECT_NE(c.json["nlg"]["bleu4"].get<double>(), nlg.bleu[3]);  // the full stops count as tokens
   EXPECT_EQ(c.json["clinical"], s.json["clinical"]);

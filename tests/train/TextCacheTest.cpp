@@ -23,7 +23,7 @@ struct World {
     Config cfg;
     cfg.text.tokenizer = "wordpiece";
     cfg.text.vocab = writeTinyVocab(dir.path() / "vocab.txt", {"no", "nodule", "effusion", "small", "large", "right",
-                                                                "left", "lung", "is", "seen"});
+                                                               "left", "lung", "is", "seen"});
     tok = text::makeTokenizer(cfg.text);
     NetConfig n;
     n.arch = "bert";

@@ -4,12 +4,12 @@
 // The config is the shrunken quickstart recipe, set up for task x2ct (set cfg.task for others).
 #pragma once
 
-#include <fmt/format.h>
-#include <torch/torch.h>
-
 #include <cmath>
 #include <filesystem>
 #include <string>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
 
 #include "biud/config/Config.h"
 #include "biud/data/TeacherFeatures.h"
@@ -23,7 +23,8 @@ namespace biud::test {
 
 inline constexpr int kCts = 12;
 
-inline const char* const kWords[] = {"nodule", "effusion", "emphysema", "normal", "right", "left", "lung", "small", "large", "no"};
+inline const char* const kWords[] = {"nodule", "effusion", "emphysema", "normal", "right",
+                                     "left",   "lung",     "small",     "large",  "no"};
 
 /// A tiny world: CT volumes already on the preprocessing grid, reports, labels, two simulated
 /// X-rays per CT (ids `<ct>#a`, `<ct>#b`), a vocabulary and a fake biud stage-1 run.

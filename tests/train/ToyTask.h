@@ -1,9 +1,9 @@
 #pragma once
 // A small deterministic regression task for trainer tests: y = W x + b + noise, a 2-layer MLP
 // with dropout (exercises torch's RNG), data drawn from the task's own RNG (exercises task state).
-#include <torch/torch.h>
-
 #include <functional>
+
+#include <torch/torch.h>
 
 #include "biud/core/Process.h"
 #include "biud/core/Rng.h"
@@ -50,7 +50,8 @@ class ToyTask : public train::Task {
       auto x = torch::tensor(xs).view({8, 6});
       auto y = torch::tensor(ys).view({8, 2});
       auto loss = torch::mse_loss(net_->forward(x), y) / accum;
-      if (nanAt_ > 0 && calls_ >= nanAt_ && calls_ < nanAt_ + nanCount_) loss = loss * std::numeric_limits<float>::quiet_NaN();
+      if (nanAt_ > 0 && calls_ >= nanAt_ && calls_ < nanAt_ + nanCount_)
+        loss = loss * std::numeric_limits<float>::quiet_NaN();
       loss.backward();
       total += loss.item<double>();
     }
@@ -70,7 +71,7 @@ class ToyTask : public train::Task {
   Rng rng_;
   int calls_ = 0;
   int nanAt_ = 0, nanCount_ = 0, stopAtCall_ = 0;
-  std::function<void(int)> onStep;  ///< called with the call count at the start of every step
+  std::function<void(int)> onStep;             ///< called with the call count at the start of every step
   std::function<train::Metrics()> onValidate;  ///< validate()'s metrics (none when empty)
   std::function<void()> onState;  ///< called whenever a checkpoint asks for the task state (inside the save)
 };

@@ -1,10 +1,10 @@
 // The training loop: exact resume, NaN policy, checkpoint rotation, metric files.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <algorithm>
 #include <fstream>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
@@ -20,9 +20,9 @@ using namespace biud;
 namespace {
 
 Config toyConfig(int steps) {
-  Config c = loadConfig("", {"trainer.steps=" + std::to_string(steps), "trainer.save_every=4", "trainer.keep_last=2",
-                             "schedule.warmup_steps=3", "optimizer.lr=0.01", "logging.every_steps=1",
-                             "trainer.grad_accum=2"});
+  Config c =
+      loadConfig("", {"trainer.steps=" + std::to_string(steps), "trainer.save_every=4", "trainer.keep_last=2",
+                      "schedule.warmup_steps=3", "optimizer.lr=0.01", "logging.every_steps=1", "trainer.grad_accum=2"});
   return c;
 }
 
@@ -71,7 +71,8 @@ TEST(Trainer, LocalLossFalseIsRefused) {
     train::Trainer t(c, (d / "a").string(), std::make_unique<test::ToyTask>(7), {});
     FAIL() << "local_loss: false was accepted";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("distributed.local_loss: false is not supported"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("distributed.local_loss: false is not supported"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -197,7 +198,8 @@ TEST(Trainer, WeightAverageMatchesTheRecurrenceAndSurvivesResume) {
   avgAt[0] = avg;
   for (int n = 0; n < 12; ++n) {
     const double dn = std::min(decay, (1.0 + n) / (10.0 + n));
-    for (size_t i = 0; i < avg.size(); ++i) avg[i] = dn * avg[i] + (1 - dn) * seen[static_cast<size_t>(n + 1)][i].to(torch::kFloat64);
+    for (size_t i = 0; i < avg.size(); ++i)
+      avg[i] = dn * avg[i] + (1 - dn) * seen[static_cast<size_t>(n + 1)][i].to(torch::kFloat64);
     avgAt[static_cast<size_t>(n + 1)] = avg;
   }
   const auto names = [&] {
@@ -217,7 +219,8 @@ TEST(Trainer, WeightAverageMatchesTheRecurrenceAndSurvivesResume) {
   ASSERT_EQ(validated.size(), 3u);
   for (auto [v, n] : {std::pair{0, 5}, {1, 10}, {2, 12}})
     for (size_t i = 0; i < names.size(); ++i)
-      EXPECT_TRUE(torch::allclose(validated[static_cast<size_t>(v)][i].to(torch::kFloat64), avgAt[static_cast<size_t>(n)][i], 1e-6, 1e-7))
+      EXPECT_TRUE(torch::allclose(validated[static_cast<size_t>(v)][i].to(torch::kFloat64),
+                                  avgAt[static_cast<size_t>(n)][i], 1e-6, 1e-7))
           << "validation " << v << " " << names[i];
 
   // Interrupted after 6 steps, resumed: the same average.
@@ -264,7 +267,8 @@ TEST(Trainer, WeightAverageStartsLateWithAFixedDecay) {
   std::vector<torch::Tensor> avg;
   for (auto& w : seen[start]) avg.push_back(w.to(torch::kFloat64));
   for (int n = start + 1; n <= 10; ++n)
-    for (size_t i = 0; i < avg.size(); ++i) avg[i] = decay * avg[i] + (1 - decay) * seen[static_cast<size_t>(n)][i].to(torch::kFloat64);
+    for (size_t i = 0; i < avg.size(); ++i)
+      avg[i] = decay * avg[i] + (1 - decay) * seen[static_cast<size_t>(n)][i].to(torch::kFloat64);
   const auto file = tensor::readSafetensors((d / "r" / "checkpoints" / "step_000010" / "ema.safetensors").string());
   size_t i = 0;
   for (auto& p : t.task().module().named_parameters()) {

@@ -2,12 +2,12 @@
 // report latents are computed once (and equal an independent pass of the pretrained model), the
 // CT tower is never run per step (a second task on the cache runs with the CT tower's weights
 // removed from the pretrained checkpoint), and batches hold at most one X-ray per scan.
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-
 #include <cmath>
 #include <filesystem>
 #include <set>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "biud/config/Config.h"
 #include "biud/core/Error.h"

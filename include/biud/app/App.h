@@ -14,11 +14,11 @@
 /// installs the SIGINT/SIGTERM handlers. The exit codes, the stop and save API and what the
 /// signals do are in core/Process.h (included here), so that code below the app layer reaches
 /// them without the typed config this header brings in.
-#include <CLI/CLI.hpp>
-
 #include <functional>
 #include <string>
 #include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "biud/config/Config.h"
 #include "biud/core/Process.h"

@@ -17,7 +17,7 @@
 namespace biud {
 
 struct Config {
-  std::string name;               ///< run name; empty = <task>-<timestamp>
+  std::string name;  ///< run name; empty = <task>-<timestamp>
   std::string task = "biud";
   std::int64_t seed = 0;
   std::string device = "auto";

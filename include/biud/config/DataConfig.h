@@ -8,17 +8,17 @@ struct CtPreprocessConfig {
   std::vector<double> spacing = {1.5, 1.5, 3.0};  ///< mm, x y z
   std::vector<int> size = {96, 96, 48};           ///< voxels, x y z after crop/pad
   double hu_min = -1000, hu_max = 1000;
-  double scale = 1000;     ///< value = clip(HU) / scale
-  double pad_value = -1;   ///< in scaled units
+  double scale = 1000;    ///< value = clip(HU) / scale
+  double pad_value = -1;  ///< in scaled units
   std::string crop = "center";
   double body_threshold = -500;  ///< HU; body mask for crop = body
   std::string window = "default";
   std::string storage = "int16";
-  int shard_mb = 2048;     ///< cache shard size (not part of the preprocessing hash)
-  std::string grid = "itk";       ///< resampling grid: itk or torch (CT-CLIP's)
+  int shard_mb = 2048;                ///< cache shard size (not part of the preprocessing hash)
+  std::string grid = "itk";           ///< resampling grid: itk or torch (CT-CLIP's)
   bool clip_before_resample = false;  ///< clip HU to the window before resampling (CT-CLIP's zero-shot loader)
-  std::string hu_check = "warn";  ///< chest-CT plausibility of HU values (not part of the hash)
-  double min_air_fraction = 0.01; ///< hu_check threshold (not part of the hash)
+  std::string hu_check = "warn";      ///< chest-CT plausibility of HU values (not part of the hash)
+  double min_air_fraction = 0.01;     ///< hu_check threshold (not part of the hash)
   /// mm; every voxel spacing of a volume read (after the manifest's overrides) must lie in it
   /// (not part of the hash). image::VolumeReadOptions::spacingRange has the same default.
   std::vector<double> spacing_range = {0.05, 20.0};
@@ -30,7 +30,8 @@ struct CtPreprocessConfig {
     v.field("hu_max", hu_max, "HU window upper bound");
     v.field("scale", scale, "scaled value = clip(HU, hu_min, hu_max) / scale", config::positive());
     v.field("pad_value", pad_value, "padding value in scaled units");
-    v.field("crop", crop, "crop/pad window: center, or body = centred on the largest connected region above body_threshold",
+    v.field("crop", crop,
+            "crop/pad window: center, or body = centred on the largest connected region above body_threshold",
             config::oneOf({"center", "body"}));
     v.field("body_threshold", body_threshold, "HU threshold of the body mask used by crop = body");
     v.field("window", window,
@@ -112,10 +113,10 @@ struct AugmentConfig {
 
 /// `data:` — where the data is and how it becomes tensors.
 struct DataConfig {
-  std::string manifest;          ///< CT manifest (CSV/JSONL)
-  std::string xray_manifest;     ///< teacher corpus (X-ray + report)
-  std::string cache_dir;         ///< preprocessed cache (biud-preprocess); empty = raw files
-  std::string pairing;           ///< pairing file from biud-retrieve
+  std::string manifest;       ///< CT manifest (CSV/JSONL)
+  std::string xray_manifest;  ///< teacher corpus (X-ray + report)
+  std::string cache_dir;      ///< preprocessed cache (biud-preprocess); empty = raw files
+  std::string pairing;        ///< pairing file from biud-retrieve
   /// METHOD §2 option: each epoch, each CT's teacher X-ray is drawn from its `pairing_top_k` best
   /// retrieved X-rays with probability softmax(score / pairing_tau). 1 = always rank 1 (default).
   int pairing_top_k = 1;
@@ -133,7 +134,8 @@ struct DataConfig {
   AugmentConfig augment;
 
   void visit(config::Visitor& v) {
-    v.field("manifest", manifest, "CT manifest: CSV or JSONL with id, image, report/findings/impression, split, labels");
+    v.field("manifest", manifest,
+            "CT manifest: CSV or JSONL with id, image, report/findings/impression, split, labels");
     v.field("xray_manifest", xray_manifest, "X-ray manifest (the teacher corpus)");
     v.field("cache_dir", cache_dir, "preprocessed cache written by biud-preprocess (empty = read raw files)");
     v.field("pairing", pairing, "CT -> X-ray pairing file written by biud-retrieve");
@@ -148,7 +150,8 @@ struct DataConfig {
     v.field("train_split", train_split, "split name used for training");
     v.field("val_split", val_split, "split name used for validation");
     v.field("test_split", test_split, "split name used for testing");
-    v.field("report_sections", report_sections, "report sections used as text", config::nonEmpty() & config::oneOf({"findings", "impression", "report"}));
+    v.field("report_sections", report_sections, "report sections used as text",
+            config::nonEmpty() & config::oneOf({"findings", "impression", "report"}));
     v.section("ct", ct, "CT preprocessing");
     v.section("xray", xray, "X-ray preprocessing");
     v.section("loader", loader, "batching and loading");

@@ -19,20 +19,24 @@ struct EvalConfig {
 
   void visit(config::Visitor& v) {
     v.field("prompts", prompts, "zero-shot prompt sets (YAML)");
-    v.field("threshold", threshold, "operating point: youden, or chosen on the validation split", config::oneOf({"youden", "val", "0.5"}));
+    v.field("threshold", threshold, "operating point: youden, or chosen on the validation split",
+            config::oneOf({"youden", "val", "0.5"}));
     v.field("bootstrap", bootstrap, "bootstrap resamples for confidence intervals (0 = off)", config::atLeast(0));
     v.field("ci", ci, "confidence level", config::range(0, 1, true, true));
     v.field("beam", beam, "beam size for report generation", config::atLeast(1));
     v.field("length_penalty", length_penalty, "beam search length penalty", config::atLeast(0));
     v.field("max_new_tokens", max_new_tokens, "longest generated report", config::atLeast(1));
     v.field("plots", plots, "write PNG plots");
-    v.field("ema", ema, "evaluate a run with its averaged weights (ema.safetensors, trainer.ema) when its checkpoint has them");
+    v.field("ema", ema,
+            "evaluate a run with its averaged weights (ema.safetensors, trainer.ema) when its checkpoint has them");
     v.field("zeroshot_protocol", zeroshot_protocol,
-            "biud-zeroshot: biud (prompt ensembles, Youden threshold, bootstrap CIs) or ct-clip (CT-CLIP's prompt pair, threshold "
+            "biud-zeroshot: biud (prompt ensembles, Youden threshold, bootstrap CIs) or ct-clip (CT-CLIP's prompt "
+            "pair, threshold "
             "rule, weighted F1; added as `ct_clip` to zeroshot.json); docs/eval.md",
             config::oneOf({"biud", "ct-clip"}));
     v.field("nlg_protocol", nlg_protocol,
-            "report metrics: biud (one punctuation-free tokenisation, nltk BLEU) or ct2rep (CT2Rep's report cleaning, pycocoevalcap "
+            "report metrics: biud (one punctuation-free tokenisation, nltk BLEU) or ct2rep (CT2Rep's report cleaning, "
+            "pycocoevalcap "
             "BLEU and ROUGE-L); docs/eval.md",
             config::oneOf({"biud", "ct2rep"}));
   }

@@ -9,7 +9,7 @@ namespace biud {
 /// pos_weight, on a stratified, seeded fraction of the training labels, with early stopping on
 /// the validation split.
 struct FinetuneConfig {
-  std::string run;                  ///< pretrained BIUD run (or checkpoint) folder
+  std::string run;  ///< pretrained BIUD run (or checkpoint) folder
   std::string mode = "linear";
   double label_fraction = 1.0;
   std::vector<std::string> labels;  ///< label columns; empty = every label column of the manifest
@@ -21,10 +21,12 @@ struct FinetuneConfig {
 
   void visit(config::Visitor& v) {
     v.field("run", run, "pretrained BIUD run folder (or one of its checkpoint folders) whose CT encoder is used");
-    v.field("mode", mode, "linear = linear probe (encoder frozen), full = fine-tune everything", config::oneOf({"linear", "full"}));
+    v.field("mode", mode, "linear = linear probe (encoder frozen), full = fine-tune everything",
+            config::oneOf({"linear", "full"}));
     v.field("label_fraction", label_fraction,
             "fraction of the labelled training cases used (0.01, 0.1, 1 or any other), stratified per label, "
-            "seeded by `seed`", config::range(0, 1, /*loOpen=*/true));
+            "seeded by `seed`",
+            config::range(0, 1, /*loOpen=*/true));
     v.field("labels", labels, "label columns of data.manifest to predict (empty = every label column)");
     v.field("pos_weight", pos_weight, "BCE pos_weight per label = negatives / positives in the training subset");
     v.field("max_pos_weight", max_pos_weight, "upper bound of a pos_weight (rare labels)", config::atLeast(1));

@@ -18,7 +18,8 @@ struct RocoConfig {
     v.field("temperature_min", temperature_min, "lower clamp of tau", config::positive());
     v.field("temperature_max", temperature_max, "upper clamp of tau", config::positive());
     v.field("learn_temperature", learn_temperature, "learn tau");
-    v.field("mode", mode, "false-negative correction (none = plain InfoNCE)", config::oneOf({"none", "remove", "soft"}));
+    v.field("mode", mode, "false-negative correction (none = plain InfoNCE)",
+            config::oneOf({"none", "remove", "soft"}));
     v.field("alpha", alpha, "soft mode: target weight of a false negative", config::atLeast(0));
     v.field("fn_by_similarity", fn_by_similarity, "false negative when teacher report similarity >= fn_threshold");
     v.field("fn_threshold", fn_threshold, "report-similarity threshold theta", config::range(-1, 1));

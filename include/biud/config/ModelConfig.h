@@ -10,14 +10,14 @@ namespace biud {
 struct NetConfig {
   std::string arch;
   std::string preset = "tiny";
-  std::string weights;        ///< safetensors file, HF folder or biud run/checkpoint folder to initialise from
-  std::string weights_prefix; ///< take only this tower of the weights file (e.g. `text_encoder.`)
+  std::string weights;         ///< safetensors file, HF folder or biud run/checkpoint folder to initialise from
+  std::string weights_prefix;  ///< take only this tower of the weights file (e.g. `text_encoder.`)
   int dim = 0, depth = 0, heads = 0;
-  std::vector<int> patch;     ///< 3D/2D patch size
-  std::string pool;           ///< cls | mean (ViT, BERT), pooler (BERT); mean | max | gem (ResNet)
+  std::vector<int> patch;  ///< 3D/2D patch size
+  std::string pool;        ///< cls | mean (ViT, BERT), pooler (BERT); mean | max | gem (ResNet)
   double dropout = 0.0;
   double token_dropout = 0.0;
-  bool checkpointing = false; ///< activation checkpointing
+  bool checkpointing = false;  ///< activation checkpointing
   bool frozen = false;
   std::vector<int> image_size;  ///< input size the position table is made for (empty = preset)
   int in_channels = 0;          ///< input channels (0 = 1 for CT, 3 for X-ray)
@@ -28,21 +28,29 @@ struct NetConfig {
   void visit(config::Visitor& v) {
     v.field("arch", arch, "architecture name in the model registry");
     v.field("preset", preset, "size preset", config::oneOf({"tiny", "small", "base", "large"}));
-    v.field("weights", weights, "initial weights: .safetensors file, HF folder (config.json + model.safetensors), or a biud run/checkpoint folder (its newest checkpoint)");
-    v.field("weights_prefix", weights_prefix, "load only the keys under this prefix, with it removed: one tower of a biud checkpoint, e.g. `text_encoder.` to start from the X-ray teacher's text encoder");
+    v.field("weights", weights,
+            "initial weights: .safetensors file, HF folder (config.json + model.safetensors), or a biud run/checkpoint "
+            "folder (its newest checkpoint)");
+    v.field("weights_prefix", weights_prefix,
+            "load only the keys under this prefix, with it removed: one tower of a biud checkpoint, e.g. "
+            "`text_encoder.` to start from the X-ray teacher's text encoder");
     v.field("dim", dim, "hidden size (0 = preset)", config::atLeast(0));
     v.field("depth", depth, "layers (0 = preset)", config::atLeast(0));
     v.field("heads", heads, "attention heads (0 = preset)", config::atLeast(0));
     v.field("patch", patch, "patch size (empty = preset)");
-    v.field("pool", pool, "pooling (empty = preset): cls | mean for a ViT; cls | mean | pooler for BERT; mean | max | gem for a ResNet (max and gem keep small lesions that a mean dilutes)");
+    v.field("pool", pool,
+            "pooling (empty = preset): cls | mean for a ViT; cls | mean | pooler for BERT; mean | max | gem for a "
+            "ResNet (max and gem keep small lesions that a mean dilutes)");
     v.field("dropout", dropout, "dropout", config::range(0, 1, false, true));
-    v.field("token_dropout", token_dropout, "fraction of patch tokens dropped while training (speed)", config::range(0, 1, false, true));
+    v.field("token_dropout", token_dropout, "fraction of patch tokens dropped while training (speed)",
+            config::range(0, 1, false, true));
     v.field("checkpointing", checkpointing, "recompute activations in backward to save memory");
     v.field("frozen", frozen, "no gradients, eval mode");
     v.field("image_size", image_size, "input size the position embeddings are made for (D,H,W or H,W; empty = preset)");
     v.field("in_channels", in_channels, "input channels (0 = 1 for CT, 3 for X-ray)", config::atLeast(0));
     v.field("pos_embedding", pos_embedding, "vit3d position embedding: learned | sincos (empty = learned)");
-    v.field("vocab_size", vocab_size, "vocabulary size (0 = from the text encoder / weights / 30522)", config::atLeast(0));
+    v.field("vocab_size", vocab_size, "vocabulary size (0 = from the text encoder / weights / 30522)",
+            config::atLeast(0));
     v.field("max_len", max_len, "report decoder: longest sequence in tokens (0 = preset)", config::atLeast(0));
     if (v.reading()) {
       static const std::set<std::string> pools{"cls", "mean", "pooler", "max", "gem"};
@@ -62,9 +70,9 @@ struct ModelConfig {
   NetConfig text_encoder{"bert"};
   NetConfig fusion{"fusion"};
   NetConfig decoder{"report_decoder"};
-  std::string teacher;  ///< stage-0 checkpoint folder (clip2d run) or TorchScript file
+  std::string teacher;             ///< stage-0 checkpoint folder (clip2d run) or TorchScript file
   std::string text_init = "none";  ///< biud task: `teacher` = start g from the teacher's text encoder
-  bool adapter_bias = false;        ///< biud task: the distillation adapter A has a trained bias
+  bool adapter_bias = false;       ///< biud task: the distillation adapter A has a trained bias
 
   void visit(config::Visitor& v) {
     v.field("embed_dim", embed_dim, "shared embedding size d", config::atLeast(1));
@@ -76,7 +84,8 @@ struct ModelConfig {
     v.field("teacher", teacher, "frozen X-ray expert: a clip2d run/checkpoint folder or a TorchScript file");
     v.field("text_init", text_init,
             "biud task: `teacher` starts the CT model's text encoder from the X-ray teacher's (a clip2d run with the "
-            "same tokenizer and text_encoder size; like starting from a pretrained BERT); `none` = text_encoder.weights or random",
+            "same tokenizer and text_encoder size; like starting from a pretrained BERT); `none` = "
+            "text_encoder.weights or random",
             config::oneOf({"none", "teacher"}));
     v.field("adapter_bias", adapter_bias,
             "biud task: give the distillation adapter A (d -> d_X) a trained bias. METHOD §3 says linear: false. "

@@ -11,16 +11,19 @@ struct OptimizerConfig {
   std::vector<double> betas = {0.9, 0.98};
   double eps = 1e-8;
   std::map<std::string, double> module_lr;  ///< parameter-name prefix -> lr (overrides `lr`)
-  double layer_decay = 1.0;                  ///< layer-wise lr decay (fine-tuning); 1 = off
+  double layer_decay = 1.0;                 ///< layer-wise lr decay (fine-tuning); 1 = off
 
   void visit(config::Visitor& v) {
     v.field("name", name, "optimizer", config::oneOf({"adamw", "sgd"}));
     v.field("lr", lr, "peak learning rate", config::range(0, 10, /*loOpen=*/true));
-    v.field("weight_decay", weight_decay, "decoupled weight decay (not applied to norms and biases)", config::range(0, 1));
+    v.field("weight_decay", weight_decay, "decoupled weight decay (not applied to norms and biases)",
+            config::range(0, 1));
     v.field("betas", betas, "Adam betas", config::sizeIs(2) & config::range(0, 1, false, true));
     v.field("eps", eps, "Adam epsilon", config::positive());
-    v.field("module_lr", module_lr, "learning rate per parameter-name prefix, e.g. {text_encoder: 1e-5}", config::range(0, 10));
-    v.field("layer_decay", layer_decay, "layer-wise learning-rate decay for fine-tuning (1 = off)", config::range(0, 1, true));
+    v.field("module_lr", module_lr, "learning rate per parameter-name prefix, e.g. {text_encoder: 1e-5}",
+            config::range(0, 10));
+    v.field("layer_decay", layer_decay, "layer-wise learning-rate decay for fine-tuning (1 = off)",
+            config::range(0, 1, true));
   }
 };
 

@@ -12,10 +12,10 @@
 namespace biud::csv {
 
 struct Table {
-  std::string source;                       ///< file name, for messages
+  std::string source;  ///< file name, for messages
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;
-  std::vector<std::size_t> lines;           ///< 1-based line where each row starts
+  std::vector<std::size_t> lines;  ///< 1-based line where each row starts
 
   /// Column index, or nullopt.
   std::optional<std::size_t> find(const std::string& column) const;
@@ -25,7 +25,7 @@ struct Table {
 
 /// How to read delimited text.
 struct ParseOptions {
-  char separator = ',';        ///< ',' for CSV, '\t' for TSV
+  char separator = ',';  ///< ',' for CSV, '\t' for TSV
   /// A `"` inside an unquoted field, or anything but a separator/line end after a closing quote,
   /// is a DataError (evaluation inputs); otherwise it is kept as data (hand-written manifests).
   bool strictQuotes = false;

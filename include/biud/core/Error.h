@@ -2,10 +2,10 @@
 /// \file Error.h
 /// One exception hierarchy for the whole project. Every error carries the source location
 /// where it was raised; apps print `what()` as one line and exit non-zero (see app/App.h).
-#include <fmt/format.h>
-
 #include <stdexcept>
 #include <string>
+
+#include <fmt/format.h>
 
 namespace biud {
 
@@ -68,31 +68,31 @@ namespace detail {
 #define BIUD_THROW(Type, ...) throw Type(::fmt::format(__VA_ARGS__), __FILE__, __LINE__)
 
 /// Throw `Type` with a formatted message unless `cond` holds. Never use assert() on user input.
-#define BIUD_CHECK(cond, Type, ...)            \
-  do {                                         \
+#define BIUD_CHECK(cond, Type, ...)             \
+  do {                                          \
     if (!(cond)) BIUD_THROW(Type, __VA_ARGS__); \
   } while (0)
 
 /// Check a POSIX call that returns -1 on failure; the message gets strerror(errno) appended.
-#define BIUD_SYSCHECK(expr, ...)                                                        \
-  do {                                                                                  \
+#define BIUD_SYSCHECK(expr, ...)                                                                     \
+  do {                                                                                               \
     if ((expr) == -1) ::biud::detail::throwSysError(::fmt::format(__VA_ARGS__), __FILE__, __LINE__); \
   } while (0)
 
 /// Check a CUDA runtime call (cudaError_t) — usable in CUDA builds only.
-#define BIUD_CUDA_CHECK(expr)                                                            \
-  do {                                                                                   \
-    auto _biud_err = (expr);                                                             \
-    if (_biud_err != 0)                                                                  \
-      ::biud::detail::throwCudaError(static_cast<int>(_biud_err),                        \
-                                     cudaGetErrorString(_biud_err), #expr, __FILE__, __LINE__); \
+#define BIUD_CUDA_CHECK(expr)                                                                                     \
+  do {                                                                                                            \
+    auto _biud_err = (expr);                                                                                      \
+    if (_biud_err != 0)                                                                                           \
+      ::biud::detail::throwCudaError(static_cast<int>(_biud_err), cudaGetErrorString(_biud_err), #expr, __FILE__, \
+                                     __LINE__);                                                                   \
   } while (0)
 
 /// Check an NCCL call (ncclResult_t) — usable in CUDA builds only.
-#define BIUD_NCCL_CHECK(expr)                                                            \
-  do {                                                                                   \
-    auto _biud_res = (expr);                                                             \
-    if (_biud_res != 0)                                                                  \
-      ::biud::detail::throwCudaError(static_cast<int>(_biud_res),                        \
-                                     ncclGetErrorString(_biud_res), #expr, __FILE__, __LINE__); \
+#define BIUD_NCCL_CHECK(expr)                                                                                     \
+  do {                                                                                                            \
+    auto _biud_res = (expr);                                                                                      \
+    if (_biud_res != 0)                                                                                           \
+      ::biud::detail::throwCudaError(static_cast<int>(_biud_res), ncclGetErrorString(_biud_res), #expr, __FILE__, \
+                                     __LINE__);                                                                   \
   } while (0)

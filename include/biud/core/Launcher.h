@@ -21,12 +21,12 @@ namespace biud::launch {
 inline constexpr char kSavingDirEnv[] = "BIUD_LAUNCH_SAVING_DIR";
 
 struct LaunchOptions {
-  int nproc = 1;                     ///< ranks started on this node
-  int nnodes = 1;                    ///< nodes in the job (one launcher per node)
-  int nodeRank = 0;                  ///< index of this node, 0..nnodes-1
-  int port = 0;                      ///< rendezvous store port; 0 = a free loopback port (single node only)
-  std::string addr = "127.0.0.1";    ///< host of rank 0 (the store)
-  double grace = 10;                 ///< seconds between the stop signal and SIGKILL
+  int nproc = 1;                   ///< ranks started on this node
+  int nnodes = 1;                  ///< nodes in the job (one launcher per node)
+  int nodeRank = 0;                ///< index of this node, 0..nnodes-1
+  int port = 0;                    ///< rendezvous store port; 0 = a free loopback port (single node only)
+  std::string addr = "127.0.0.1";  ///< host of rank 0 (the store)
+  double grace = 10;               ///< seconds between the stop signal and SIGKILL
   /// Extra seconds, beyond `grace`, for a rank that reports a checkpoint save in progress (an
   /// app::SaveScope; the rank writes `$BIUD_LAUNCH_SAVING_DIR/<RANK>` while it saves).
   double saveGrace = 600;
@@ -63,9 +63,9 @@ class LineSplitter {
 
 /// Run the job and return its exit code: 0 when every rank exits 0; the first failed rank's
 /// code (128 + signal when killed), after the other ranks were stopped (SIGTERM, SIGKILL after
-/// `grace` seconds, or up to `saveGrace` more while a rank is saving a checkpoint) and its last `tailLines` stderr lines shown; 130 (app::kExitInterrupted)
-/// when stopped by a signal; 127 when the program cannot be started. ConfigError for an empty
-/// command, a node rank outside [0, nnodes) or several nodes without a port.
+/// `grace` seconds, or up to `saveGrace` more while a rank is saving a checkpoint) and its last `tailLines` stderr
+/// lines shown; 130 (app::kExitInterrupted) when stopped by a signal; 127 when the program cannot be started.
+/// ConfigError for an empty command, a node rank outside [0, nnodes) or several nodes without a port.
 int launch(LaunchOptions options);
 
 }  // namespace biud::launch

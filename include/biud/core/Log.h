@@ -3,10 +3,10 @@
 /// Tagged, rank-aware logging on spdlog: `log::info("data", "loaded {} volumes", n)` prints
 /// `[data] loaded 1204 volumes`. Info and debug go out on rank 0 only; warnings and errors from
 /// every rank, prefixed with the rank when there is more than one.
-#include <fmt/format.h>
-
 #include <string>
 #include <string_view>
+
+#include <fmt/format.h>
 
 namespace biud::log {
 

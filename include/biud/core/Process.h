@@ -19,8 +19,7 @@
 namespace biud::app {
 
 /// Exit codes.
-constexpr int kExitOk = 0, kExitError = 1, kExitUsage = 2, kExitPartial = 3, kExitNotSaved = 4,
-              kExitInterrupted = 130;
+constexpr int kExitOk = 0, kExitError = 1, kExitUsage = 2, kExitPartial = 3, kExitNotSaved = 4, kExitInterrupted = 130;
 
 /// `biud <version> (git <hash>), LibTorch <v>, CUDA on|off`.
 std::string versionString();

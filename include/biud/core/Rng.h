@@ -28,7 +28,9 @@ class Rng {
   double uniform(double lo = 0.0, double hi = 1.0) { return std::uniform_real_distribution<double>(lo, hi)(engine_); }
   double normal(double mean = 0.0, double sd = 1.0) { return std::normal_distribution<double>(mean, sd)(engine_); }
   /// Integer in [lo, hi] inclusive.
-  std::int64_t uniformInt(std::int64_t lo, std::int64_t hi) { return std::uniform_int_distribution<std::int64_t>(lo, hi)(engine_); }
+  std::int64_t uniformInt(std::int64_t lo, std::int64_t hi) {
+    return std::uniform_int_distribution<std::int64_t>(lo, hi)(engine_);
+  }
   bool bernoulli(double p) { return uniform() < p; }
   /// Engine state as text (std::mt19937_64 stream format) and back.
   std::string state() const;

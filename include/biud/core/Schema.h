@@ -116,7 +116,8 @@ void read(const Document& doc, const std::function<void(Visitor&)>& visit, const
 template <class T>
 T parse(const Document& doc, const std::string& section = "") {
   T t;
-  read(doc, [&](Visitor& v) { t.visit(v); }, section);
+  read(
+      doc, [&](Visitor& v) { t.visit(v); }, section);
   return t;
 }
 

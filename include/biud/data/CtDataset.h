@@ -5,12 +5,12 @@
 ///
 /// A volume tensor is float32 [1, D, H, W] = [1, z, y, x] of the canonical LPS volume
 /// (W grows towards the patient's left, H towards posterior, D towards superior).
-#include <torch/torch.h>
-
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <torch/torch.h>
 
 #include "biud/config/DataConfig.h"
 #include "biud/image/CtCache.h"

@@ -24,12 +24,12 @@
 ///
 /// The file format and the draw live here (data side); the expert's fingerprint (it resolves the
 /// run's newest checkpoint) and the prompt anchors (they load the run) are in evaluate/Teacher.h.
-#include <torch/types.h>
-
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <torch/types.h>
 
 namespace biud::image {
 struct Manifest;

@@ -1,10 +1,10 @@
 #pragma once
 /// \file TextBatch.h
 /// Reports -> token tensors for the text towers, with the masks entity-focused masking needs.
-#include <torch/types.h>
-
 #include <string>
 #include <vector>
+
+#include <torch/types.h>
 
 #include "biud/text/Entities.h"
 #include "biud/text/Tokenizer.h"
@@ -15,7 +15,8 @@ struct TextBatch {
   torch::Tensor ids;      ///< [B, L] int64
   torch::Tensor mask;     ///< [B, L] int64, 1 = real token
   torch::Tensor special;  ///< [B, L] bool, [CLS]/[SEP]/[PAD]
-  torch::Tensor entity;   ///< [B, L] bool, token inside a finding/anatomy/attribute mention (undefined without an extractor)
+  torch::Tensor
+      entity;  ///< [B, L] bool, token inside a finding/anatomy/attribute mention (undefined without an extractor)
   std::vector<text::ReportLabels> labels;  ///< per report (only with an extractor)
 };
 

@@ -7,14 +7,14 @@
 /// pretrained BERT (e.g. a 6-layer MiniLM) one forward of 32 reports x 128 tokens takes about
 /// 1.8 s on two CPU cores: cached, a step only pays for the projection head. The features are
 /// computed in eval mode and equal `encoder->encode(ids, mask).pooled` of the same tokens.
-#include <torch/types.h>
-
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include <torch/types.h>
 
 #include "biud/config/Config.h"
 #include "biud/models/Bert.h"
@@ -59,7 +59,7 @@ class FrozenTextFeatures {
   int batch_;
   std::string file_, fingerprint_;
   bool write_ = false;
-  mutable std::size_t saved_ = 0;  ///< rows already in the file (save() writes only when more exist)
+  mutable std::size_t saved_ = 0;    ///< rows already in the file (save() writes only when more exist)
   std::vector<torch::Tensor> rows_;  ///< one [H] tensor per cached text
   std::unordered_map<std::uint64_t, std::size_t> row_;
   std::vector<std::uint64_t> keys_;  ///< key of each row (for save())

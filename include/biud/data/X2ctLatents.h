@@ -3,12 +3,12 @@
 /// The frozen CT/report latents of an x2ct run (X2ctTask.h writes them at its start;
 /// biud-x2ct-eval reads them) and where an x2ct run finds its X-rays and latents. Data side: no
 /// task code, so evaluation (evaluate/X2ctEval.h) reads them without the task.
-#include <torch/torch.h>
-
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <torch/torch.h>
 
 #include "biud/config/Config.h"
 

@@ -4,10 +4,10 @@
 /// into one [N, 1, S, S] tensor, with reports and labels. Sized for corpora that fit in RAM
 /// (the synthetic corpus, or a few hundred thousand images at 224 px in float16 on a large
 /// machine); larger corpora belong in the sharded cache.
-#include <torch/types.h>
-
 #include <string>
 #include <vector>
+
+#include <torch/types.h>
 
 #include "biud/config/DataConfig.h"
 #include "biud/image/Manifest.h"

@@ -11,12 +11,12 @@
 /// Errors: a collective that fails (a peer died, a peer hung past `timeout_s`) throws
 /// `biud::DistError` whose message names the rank(s) that caused it when they can be found
 /// (see Rendezvous.h: every rank publishes a heartbeat and its collective counter to the store).
-#include <torch/types.h>
-
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <torch/types.h>
 
 namespace biud::dist {
 

@@ -34,12 +34,12 @@
 ///
 /// With a single-process communicator nothing is registered and finalize() is a no-op: the same
 /// training code runs with and without distribution.
-#include <torch/types.h>
-
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include <torch/types.h>
 
 #include "biud/dist/Communicator.h"
 

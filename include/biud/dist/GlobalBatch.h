@@ -19,10 +19,10 @@
 /// averages gradients over ranks; with these inputs each rank's loss then yields, after that
 /// average, the gradient of the single-process loss on the global batch (the 2-rank = 1-rank
 /// tests in tests/dist and tests/train).
-#include <torch/types.h>
-
 #include <cstdint>
 #include <memory>
+
+#include <torch/types.h>
 
 #include "biud/dist/Communicator.h"
 

@@ -9,11 +9,11 @@
 ///     or else the first host of SLURM_JOB_NODELIST / SLURM_NODELIST (bracket ranges such as
 ///     `node[01-04]` are expanded); the port is MASTER_PORT or else 20000 + SLURM_JOB_ID % 20000;
 ///   - nothing set: a single process (no store, no sockets).
-#include <c10/core/Device.h>
-
 #include <functional>
 #include <memory>
 #include <string>
+
+#include <c10/core/Device.h>
 
 #include "biud/config/TrainerConfig.h"
 #include "biud/dist/Communicator.h"

@@ -11,12 +11,12 @@
 /// `evaluateClassification` is the one call the apps use (biud-eval, and later biud-zeroshot,
 /// biud-report, biud-finetune): per-finding and macro metrics with seeded bootstrap percentile
 /// confidence intervals, serialisable as JSON.
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace biud::eval {
 
@@ -80,10 +80,10 @@ struct ClassificationOptions {
   std::string thresholdMode = "youden";
   double fixedThreshold = 0.5;
   std::map<std::string, double> thresholds;
-  int bootstrap = 1000;     ///< resamples (0 = no CIs)
-  double ci = 0.95;         ///< confidence level of the percentile intervals
-  std::uint64_t seed = 0;   ///< bootstrap seed (same seed, same intervals)
-  bool progress = true;     ///< show a progress bar over the resamples
+  int bootstrap = 1000;    ///< resamples (0 = no CIs)
+  double ci = 0.95;        ///< confidence level of the percentile intervals
+  std::uint64_t seed = 0;  ///< bootstrap seed (same seed, same intervals)
+  bool progress = true;    ///< show a progress bar over the resamples
 };
 
 /// Metrics of one finding. Thresholds stay fixed inside the bootstrap (the CI of accuracy/F1/...
@@ -100,7 +100,7 @@ struct LabelReport {
 
 struct ClassificationReport {
   std::vector<LabelReport> labels;
-  std::map<std::string, double> macro;     ///< mean over findings with both classes (where the metric is defined)
+  std::map<std::string, double> macro;  ///< mean over findings with both classes (where the metric is defined)
   std::map<std::string, Interval> macroCi;
   int bootstrap = 0, macroBootstrapSkipped = 0;
   double ciLevel = 0.95;
@@ -120,6 +120,7 @@ const std::vector<std::string>& classificationMetricNames();
 /// ValueError naming the finding and the case index (the apps check earlier and name the id).
 ClassificationReport evaluateClassification(const std::vector<std::vector<double>>& probs,
                                             const std::vector<std::vector<double>>& labels,
-                                            const std::vector<std::string>& names, const ClassificationOptions& options);
+                                            const std::vector<std::string>& names,
+                                            const ClassificationOptions& options);
 
 }  // namespace biud::eval

@@ -5,12 +5,12 @@
 /// in text/; this takes its output). Micro = pooled over all (report, finding) decisions; macro =
 /// mean over findings. A zero denominator gives 0, as scikit-learn's zero_division=0 does.
 /// Unknown (NaN) reference labels are excluded for that report and finding.
-#include <nlohmann/json.hpp>
-
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace biud::eval {
 
@@ -30,12 +30,12 @@ struct ClinicalScores {
 
 /// `pred[report][finding]`, `ref[report][finding]`: 1 present, 0 absent, NaN unknown (reference)
 /// — the layout of two CSVs `id,<finding>...` read with readNumericTable.
-ClinicalScores clinicalEfficacy(const std::vector<std::vector<double>>& pred, const std::vector<std::vector<double>>& ref,
-                                const std::vector<std::string>& findings);
+ClinicalScores clinicalEfficacy(const std::vector<std::vector<double>>& pred,
+                                const std::vector<std::vector<double>>& ref, const std::vector<std::string>& findings);
 
 /// The same from label sets (each report: the set of findings present), e.g. an extractor's output.
 /// Findings are the union of both sides unless `findings` is given.
-ClinicalScores clinicalEfficacy(const std::vector<std::set<std::string>>& pred, const std::vector<std::set<std::string>>& ref,
-                                std::vector<std::string> findings = {});
+ClinicalScores clinicalEfficacy(const std::vector<std::set<std::string>>& pred,
+                                const std::vector<std::set<std::string>>& ref, std::vector<std::string> findings = {});
 
 }  // namespace biud::eval

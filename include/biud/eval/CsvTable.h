@@ -42,9 +42,9 @@ bool parseDouble(const std::string& s, double& out);
 /// DataError naming file, id and column.
 struct NumericTable {
   std::string source;
-  std::vector<std::string> ids;            ///< row order of the file
-  std::vector<std::string> columns;        ///< value columns (header minus `id`)
-  std::vector<std::vector<double>> values; ///< values[row][column]
+  std::vector<std::string> ids;              ///< row order of the file
+  std::vector<std::string> columns;          ///< value columns (header minus `id`)
+  std::vector<std::vector<double>> values;   ///< values[row][column]
   std::map<std::string, std::size_t> rowOf;  ///< id -> row
 };
 /// Read a CSV with an `idColumn` and numeric columns. Duplicate ids are a DataError.

@@ -10,18 +10,18 @@ namespace biud::eval {
 
 struct DeLongResult {
   double auc1 = 0, auc2 = 0;
-  double diff = 0;          ///< auc1 - auc2
-  double variance = 0;      ///< variance of the difference
-  double z = 0;             ///< diff / sqrt(variance); NaN when the variance is 0
-  double p = 0;             ///< two-sided p-value (1 when both models are identical)
-  double ciLo = 0, ciHi = 0;///< CI of the difference at `ci`
+  double diff = 0;            ///< auc1 - auc2
+  double variance = 0;        ///< variance of the difference
+  double z = 0;               ///< diff / sqrt(variance); NaN when the variance is 0
+  double p = 0;               ///< two-sided p-value (1 when both models are identical)
+  double ciLo = 0, ciHi = 0;  ///< CI of the difference at `ci`
   double var1 = 0, var2 = 0, cov = 0;
   std::int64_t nPos = 0, nNeg = 0;
 };
 
 /// Compare two score vectors on the same 0/1 labels. ValueError with one class or mismatched sizes.
-DeLongResult delongTest(const std::vector<double>& scores1, const std::vector<double>& scores2, const std::vector<int>& labels,
-                        double ci = 0.95);
+DeLongResult delongTest(const std::vector<double>& scores1, const std::vector<double>& scores2,
+                        const std::vector<int>& labels, double ci = 0.95);
 
 /// DeLong variance of one AUROC (for a normal-approximation CI).
 double delongVariance(const std::vector<double>& scores, const std::vector<int>& labels);

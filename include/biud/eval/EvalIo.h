@@ -14,9 +14,9 @@ namespace biud::eval {
 /// Predictions and labels of the same cases, rows in the label file's order.
 struct LabeledPredictions {
   std::vector<std::string> ids;
-  std::vector<std::string> findings;          ///< the label file's columns (minus id)
-  std::vector<std::vector<double>> probs;     ///< [case][finding], finite
-  std::vector<std::vector<double>> labels;    ///< [case][finding], 0/1 or NaN (unknown)
+  std::vector<std::string> findings;        ///< the label file's columns (minus id)
+  std::vector<std::vector<double>> probs;   ///< [case][finding], finite
+  std::vector<std::vector<double>> labels;  ///< [case][finding], 0/1 or NaN (unknown)
 };
 
 /// Read `labelsPath` (id + 0/1/empty per finding) and `predPath` (id + probability per finding)
@@ -31,14 +31,15 @@ std::vector<std::vector<double>> loadPredictionsLike(const std::string& predPath
 /// Texts keyed by id: a CSV with `id` and `text` columns (an id may repeat: several references),
 /// or a plain text file with one report per line (ids are the line numbers, from 1).
 struct Texts {
-  std::vector<std::string> ids;                    ///< first-appearance order
-  std::vector<std::vector<std::string>> texts;     ///< per id, one or more
+  std::vector<std::string> ids;                 ///< first-appearance order
+  std::vector<std::vector<std::string>> texts;  ///< per id, one or more
 };
 Texts readTexts(const std::string& path);
 
 /// A numeric matrix from a CSV (optionally with a leading `id` column; a header row is required)
 /// or a 2-D .npy array (float32/float64/int, C order). `ids` receives the id column or indices.
-Matrix readMatrix(const std::string& path, std::vector<std::string>* ids = nullptr, std::vector<std::string>* header = nullptr);
+Matrix readMatrix(const std::string& path, std::vector<std::string>* ids = nullptr,
+                  std::vector<std::string>* header = nullptr);
 
 /// A reader study table: columns reader, sensitivity, specificity and optionally finding.
 struct ReaderRow {

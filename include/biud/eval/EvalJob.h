@@ -4,9 +4,10 @@
 /// them by id, computes the metrics and returns the content of eval.json (figures, where asked
 /// for, are written into `plotDir`). The app parses flags, resolves defaults from the config,
 /// calls one of these and writes the JSON. docs/eval.md describes the file formats.
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "biud/core/RunList.h"
 #include "biud/eval/Classification.h"

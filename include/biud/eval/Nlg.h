@@ -15,11 +15,11 @@
 ///   delta 0.75; exact matches weight 1, Porter-stem matches 0.6; corpus score from summed
 ///   statistics as pycocoevalcap does). No WordNet synonyms or paraphrase table and our own
 ///   function-word list, so it differs from the jar (see docs/eval.md for measured differences).
-#include <nlohmann/json.hpp>
-
 #include <array>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace biud::eval {
 
@@ -35,14 +35,15 @@ double corpusBleu(const std::vector<Tokens>& hyps, const std::vector<std::vector
 double rougeL(const Tokens& hyp, const Tokens& ref);
 
 /// CIDEr-D corpus score; `perItem` (optional) receives each hypothesis' score.
-double ciderD(const std::vector<Tokens>& hyps, const std::vector<std::vector<Tokens>>& refs, std::vector<double>* perItem = nullptr,
-              double sigma = 6.0);
+double ciderD(const std::vector<Tokens>& hyps, const std::vector<std::vector<Tokens>>& refs,
+              std::vector<double>* perItem = nullptr, double sigma = 6.0);
 
 /// Porter (1980) stemmer, used by METEOR's stem stage.
 std::string porterStem(const std::string& word);
 
 /// METEOR corpus score (summed statistics) and per-segment scores.
-double meteor(const std::vector<Tokens>& hyps, const std::vector<std::vector<Tokens>>& refs, std::vector<double>* perItem = nullptr);
+double meteor(const std::vector<Tokens>& hyps, const std::vector<std::vector<Tokens>>& refs,
+              std::vector<double>* perItem = nullptr);
 
 struct NlgScores {
   std::array<double, 4> bleu{};  ///< BLEU-1..4

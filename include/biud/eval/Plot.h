@@ -28,7 +28,8 @@ class Canvas {
   Color at(int x, int y) const;
   /// Anti-aliased line of width `width` pixels (round caps). `dash` > 0 draws dashes that long.
   void line(double x0, double y0, double x1, double y1, Color c, double width = 1.0, double dash = 0);
-  void polyline(const std::vector<double>& xs, const std::vector<double>& ys, Color c, double width = 1.0, double dash = 0);
+  void polyline(const std::vector<double>& xs, const std::vector<double>& ys, Color c, double width = 1.0,
+                double dash = 0);
   void fillRect(int x, int y, int w, int h, Color c, double alpha = 1.0);
   void rect(int x, int y, int w, int h, Color c);
   /// Anti-aliased filled disc.
@@ -95,8 +96,9 @@ void rocGrid(const std::string& path, const std::vector<std::string>& findings, 
 
 /// Violin plots (Gaussian KDE, Scott's bandwidth) of predicted probabilities of positives
 /// (right half, orange) and negatives (left half, blue) per finding, with medians marked.
-void violins(const std::string& path, const std::vector<std::string>& findings, const std::vector<std::vector<double>>& positives,
-             const std::vector<std::vector<double>>& negatives, const std::string& title = "Predicted probabilities");
+void violins(const std::string& path, const std::vector<std::string>& findings,
+             const std::vector<std::vector<double>>& positives, const std::vector<std::vector<double>>& negatives,
+             const std::string& title = "Predicted probabilities");
 
 /// A reader's operating point and the model's sensitivity at that reader's specificity.
 struct ReaderPoint {

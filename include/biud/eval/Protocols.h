@@ -27,12 +27,12 @@
 /// - ROUGE-L: pycocoevalcap Rouge (LCS, beta 1.2, best precision and recall over references,
 ///   mean over items); METEOR: ours (Nlg.h) on the same tokens (the jar is not reproduced
 ///   exactly; docs/eval.md gives the measured difference).
-#include <nlohmann/json.hpp>
-
 #include <array>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "biud/eval/Nlg.h"
 
@@ -62,8 +62,8 @@ struct CtClipReport {
 /// The CT-CLIP metrics of probs[i][f] against labels[i][f] (1, 0, NaN = unknown: that case is
 /// left out for that finding). A finding with one class gets NaN metrics and a warning and is
 /// left out of the means (the original code stops there).
-CtClipReport evaluateCtClip(const std::vector<std::vector<double>>& probs, const std::vector<std::vector<double>>& labels,
-                            const std::vector<std::string>& names);
+CtClipReport evaluateCtClip(const std::vector<std::vector<double>>& probs,
+                            const std::vector<std::vector<double>>& labels, const std::vector<std::string>& names);
 
 // ---- CT2Rep ----------------------------------------------------------------------------------
 

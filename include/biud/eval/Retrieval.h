@@ -6,10 +6,10 @@
 /// ids are the row/column indices, i.e. the diagonal of a square matrix). Ties are counted
 /// pessimistically: a relevant item's rank is 1 + the number of items scoring strictly higher
 /// + the number of other items with an equal score, so constant similarities never look good.
-#include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace biud::eval {
 
@@ -28,7 +28,8 @@ struct RetrievalScores {
 /// One direction: rows are queries. `queryIds`/`galleryIds` empty = indices. Every query needs at
 /// least one relevant item (ValueError naming the query otherwise); NaN similarities are errors.
 RetrievalScores retrievalScores(const Matrix& sim, const std::vector<std::string>& queryIds = {},
-                                const std::vector<std::string>& galleryIds = {}, const std::vector<int>& ks = {1, 5, 10});
+                                const std::vector<std::string>& galleryIds = {},
+                                const std::vector<int>& ks = {1, 5, 10});
 
 /// Cosine similarities between the rows of `a` and the rows of `b` (same width; zero rows are errors).
 Matrix cosineSimilarity(const Matrix& a, const Matrix& b);

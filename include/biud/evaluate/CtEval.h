@@ -4,13 +4,13 @@
 /// (biud-zeroshot, biud-finetune, biud-report): the pretrained CT encoder of a BIUD run, a
 /// sequential, non-augmented pass over a split, and the classification outputs
 /// (metrics JSON with bootstrap CIs, per-case probabilities CSV, plots, the console table).
-#include <torch/torch.h>
-
 #include <functional>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/config/Config.h"
 #include "biud/data/CtDataset.h"
@@ -22,10 +22,10 @@ namespace biud::evaluate {
 
 /// The CT encoder of a pretrained BIUD run, with what is needed to feed it.
 struct PretrainedCt {
-  Config cfg;                                    ///< the pretrained run's resolved config
-  std::string checkpoint;                        ///< checkpoint folder the weights came from
+  Config cfg;                                          ///< the pretrained run's resolved config
+  std::string checkpoint;                              ///< checkpoint folder the weights came from
   std::shared_ptr<models::VisualEncoderImpl> encoder;  ///< on the device, frozen, eval mode
-  std::unique_ptr<text::Tokenizer> tokenizer;    ///< the run's tokenizer
+  std::unique_ptr<text::Tokenizer> tokenizer;          ///< the run's tokenizer
 };
 
 /// Load the CT encoder of `runDir` (a BIUD run folder or one of its checkpoint folders).
@@ -52,7 +52,8 @@ size_t useEvalCache(Config& cfg, const std::string& outDir, const std::vector<st
 
 /// A loader over `ds` for evaluation: in order, without augmentation, the last partial batch
 /// kept, positioned at the start of epoch 0.
-std::unique_ptr<data::CtLoader> sequentialLoader(const std::shared_ptr<data::CtDataset>& ds, const LoaderConfig& loader);
+std::unique_ptr<data::CtLoader> sequentialLoader(const std::shared_ptr<data::CtDataset>& ds,
+                                                 const LoaderConfig& loader);
 
 /// Every batch of `ds` in order, without augmentation and without dropping the last partial
 /// batch; shows a progress bar labelled `label` (none when empty) and stops early on SIGINT.

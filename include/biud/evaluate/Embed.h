@@ -2,12 +2,12 @@
 /// \file Embed.h
 /// biud-embed: embed report texts and CT volumes (and X-rays) with the networks of a config or
 /// of a trained run, and time one network's training step (--bench).
-#include <torch/torch.h>
-
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/config/Config.h"
 
@@ -30,10 +30,10 @@ struct EmbedOptions {
 };
 
 struct EmbedResult {
-  std::string out, embeddings;          ///< output folder, <out>/embeddings.safetensors
-  nlohmann::json summary;               ///< what <out>/biud-embed.json holds
-  std::vector<nlohmann::json> failures; ///< volumes skipped (index, file, error)
-  std::size_t volumes = 0;              ///< volumes asked for
+  std::string out, embeddings;           ///< output folder, <out>/embeddings.safetensors
+  nlohmann::json summary;                ///< what <out>/biud-embed.json holds
+  std::vector<nlohmann::json> failures;  ///< volumes skipped (index, file, error)
+  std::size_t volumes = 0;               ///< volumes asked for
 };
 
 /// Embed and write <out>/embeddings.safetensors, <out>/failures.jsonl and <out>/biud-embed.json.
@@ -44,11 +44,11 @@ struct EmbedResult {
 EmbedResult embed(const EmbedOptions& opt, const Config& cfg, const c10::Device& device);
 
 struct BenchOptions {
-  std::string net = "ct";            ///< ct (model.ct_encoder), xray (model.xray_encoder), text
-  std::vector<int> input;            ///< D,H,W or H,W; empty: the preset's
+  std::string net = "ct";  ///< ct (model.ct_encoder), xray (model.xray_encoder), text
+  std::vector<int> input;  ///< D,H,W or H,W; empty: the preset's
   int batch = 2, seq = 128, iters = 5, warmup = 2;
-  std::string precision = "fp32";    ///< fp32 or bf16 (autocast)
-  std::string optimizer = "none";    ///< none or adamw (a full step with the config's optimizer)
+  std::string precision = "fp32";  ///< fp32 or bf16 (autocast)
+  std::string optimizer = "none";  ///< none or adamw (a full step with the config's optimizer)
 };
 
 /// Time forward+backward (with `adamw`: the whole step) of one network on random inputs: JSON

@@ -4,9 +4,10 @@
 /// (evaluate/LoadRun.h) and the evaluation apps read like a trained run (docs/baselines.md).
 #include <cstdint>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "biud/config/Config.h"
 #include "biud/evaluate/TaskSpec.h"
@@ -18,8 +19,8 @@ struct CtClipImportOptions {
   std::string ckpt;       ///< the released .pt (or a .safetensors with the same keys)
   std::string tokenizer;  ///< CXR-BERT's vocab.txt or the folder holding it
   models::CtClipHints hints;
-  std::int64_t frames = 240;                    ///< slices after crop/pad (data.ct.size's z)
-  int batch = 1;                                ///< data.loader.batch_size of evaluations
+  std::int64_t frames = 240;                     ///< slices after crop/pad (data.ct.size's z)
+  int batch = 1;                                 ///< data.loader.batch_size of evaluations
   std::vector<double> spacing{0.75, 0.75, 1.5};  ///< data.ct.spacing (mm)
   /// Which of CT-CLIP's loaders data.ct reproduces: "zeroshot" (scripts/data_inference_nii.py, HU
   /// clipped before resampling) or "train" (scripts/data.py, clipped after).

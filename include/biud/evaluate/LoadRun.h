@@ -14,9 +14,9 @@ namespace biud::evaluate {
 
 /// A finished (or checkpointed) run, loaded for inference.
 struct LoadedRun {
-  Config cfg;                                 ///< the run's config.resolved.yaml
-  std::string root;                           ///< the run folder
-  std::string checkpoint;                     ///< the checkpoint folder used
+  Config cfg;              ///< the run's config.resolved.yaml
+  std::string root;        ///< the run folder
+  std::string checkpoint;  ///< the checkpoint folder used
   std::unique_ptr<text::Tokenizer> tokenizer;
   /// The model, whatever task trained it: ask it what it can do (RunModel.h).
   std::unique_ptr<RunModel> model;

@@ -7,12 +7,12 @@
 /// from the teacher's image tower or from imageFeatures. The passes run in resumable chunks
 /// (retrieval/Chunked.h); the search is retrieval/TopK.h. Each source is set up by its own
 /// function; a further pairing source (another feature kind, a fixed pairing) is one more.
-#include <torch/torch.h>
-
 #include <cstdint>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/config/Config.h"
 
@@ -34,7 +34,7 @@ struct RetrieveOptions {
 struct RetrieveResult {
   bool complete = false;  ///< false: stopped (signal or stopAfter); the finished chunks are kept
   std::string out, pairing;
-  nlohmann::json json;    ///< what <out>/retrieve.json holds (when complete)
+  nlohmann::json json;  ///< what <out>/retrieve.json holds (when complete)
 };
 
 /// Pair, then write <out>/pairing.csv, <out>/teacher_features.safetensors and <out>/retrieve.json

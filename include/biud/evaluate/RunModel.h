@@ -4,10 +4,10 @@
 /// Callers ask for a capability (`can()`, or call it and get a clear error naming the run folder
 /// and its task); they never test the task's name or downcast. Each task's registry entry
 /// (evaluate/TaskSpec.h) wraps its model in one of the adapters below.
-#include <torch/torch.h>
-
 #include <memory>
 #include <string>
+
+#include <torch/torch.h>
 
 #include "biud/models/Bert.h"
 #include "biud/models/CtClip.h"

@@ -7,12 +7,12 @@
 /// The built-in entries are registered by registerBuiltinTaskSpecs() (defined next to the tasks
 /// in train/Task.cpp: one line per task), which makeTask() and loadRun() call first; it runs
 /// once (std::call_once). No static registrars: the linker could drop them from the library.
-#include <c10/core/Device.h>
-
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <c10/core/Device.h>
 
 #include "biud/config/Config.h"
 

@@ -4,11 +4,11 @@
 /// features (data/TeacherFeatures.h): the fingerprint of its newest checkpoint, recorded by
 /// biud-retrieve and checked by the biud task, and the semantic anchors its text encoder makes of
 /// the prompts. Both need the run itself (its checkpoints, loadRun()), hence evaluate/, not data/.
-#include <c10/core/Device.h>
-#include <torch/types.h>
-
 #include <string>
 #include <vector>
+
+#include <c10/core/Device.h>
+#include <torch/types.h>
 
 #include "biud/data/TeacherFeatures.h"
 

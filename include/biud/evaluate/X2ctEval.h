@@ -3,13 +3,13 @@
 /// Evaluation of X2CT-CLIP X-ray encoders (biud-x2ct-eval): cross-modal retrieval against the
 /// cached CT/report latents, zero-shot findings from X-rays, and the linear-probe few-shot
 /// protocol (logistic regression on frozen X-ray embeddings with 1 ... 100 % of the labels).
-#include <torch/torch.h>
-
 #include <functional>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/config/Config.h"
 #include "biud/core/RunList.h"
@@ -48,12 +48,12 @@ nlohmann::json x2ctAurocJson(const std::map<std::string, double>& m, const std::
                              const std::vector<std::string>& ctOnly);
 
 struct FewShotOptions {
-  std::vector<double> fractions;   ///< of the training X-rays whose labels the probe sees
-  int subsets = 3;                 ///< label subsets drawn per fraction below 1 (AUROCs averaged)
-  double C = 1.0;                  ///< linearProbe's inverse L2 strength
-  std::uint64_t seed = 0;          ///< subset s of fraction f: fewShotSubset(..., deriveSeed(seed, "fewshot-<f>-<s>"))
-  std::vector<std::string> ctOnly; ///< x2ct.ct_only_findings (x2ctAurocJson)
-  std::string label;               ///< progress bar label; none when empty
+  std::vector<double> fractions;    ///< of the training X-rays whose labels the probe sees
+  int subsets = 3;                  ///< label subsets drawn per fraction below 1 (AUROCs averaged)
+  double C = 1.0;                   ///< linearProbe's inverse L2 strength
+  std::uint64_t seed = 0;           ///< subset s of fraction f: fewShotSubset(..., deriveSeed(seed, "fewshot-<f>-<s>"))
+  std::vector<std::string> ctOnly;  ///< x2ct.ct_only_findings (x2ctAurocJson)
+  std::string label;                ///< progress bar label; none when empty
 };
 
 /// The linear-probe few-shot protocol: per fraction, linearProbe on the embeddings `xTrain` [N, d]

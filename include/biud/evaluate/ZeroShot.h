@@ -3,12 +3,12 @@
 /// Prompt-ensemble zero-shot classification (METHOD §4): per finding, the positive and the
 /// negative prompts are embedded, each ensemble averaged and re-normalised, and
 /// p = softmax([<x, e+>, <x, e->] / tau)[0] for an image embedding x.
-#include <torch/types.h>
-
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <torch/types.h>
 
 #include "biud/text/Prompts.h"
 

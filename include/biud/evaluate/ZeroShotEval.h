@@ -3,12 +3,12 @@
 /// biud-zeroshot's evaluation: prompt-ensemble zero-shot classification of every finding (METHOD
 /// §4) with one or more trained runs on the labelled split of a manifest, metrics with bootstrap
 /// CIs (eval::evaluateModels), per-case probabilities, plots, and CT-CLIP's protocol on request.
-#include <torch/torch.h>
-
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/config/Config.h"
 #include "biud/core/RunList.h"
@@ -30,10 +30,10 @@ struct ZeroShotOptions {
 };
 
 struct ZeroShotResult {
-  nlohmann::json json;                 ///< what <out>/zeroshot.json holds
-  std::vector<std::string> findings;   ///< the evaluated findings (label columns with prompts)
-  std::vector<std::string> failures;   ///< CTs that could not be read (JSON lines of failures.jsonl)
-  std::string out, split, firstName;   ///< output folder, evaluated split, name of the first run
+  nlohmann::json json;                ///< what <out>/zeroshot.json holds
+  std::vector<std::string> findings;  ///< the evaluated findings (label columns with prompts)
+  std::vector<std::string> failures;  ///< CTs that could not be read (JSON lines of failures.jsonl)
+  std::string out, split, firstName;  ///< output folder, evaluated split, name of the first run
   std::size_t cases = 0;
 };
 

@@ -39,12 +39,12 @@ struct RecordHeader {
   double spacing[3];
   double origin[3];
   double direction[9];
-  float quant;                ///< int16: value = stored / quant
-  std::uint32_t crc32;        ///< of the voxel bytes
-  char hash[16];              ///< preprocessing hash (preprocessHash)
+  float quant;          ///< int16: value = stored / quant
+  std::uint32_t crc32;  ///< of the voxel bytes
+  char hash[16];        ///< preprocessing hash (preprocessHash)
   std::uint32_t idBytes;
   std::uint32_t reserved0;
-  std::uint64_t dataOffset;   ///< from the record start to the first voxel byte
+  std::uint64_t dataOffset;  ///< from the record start to the first voxel byte
   std::uint64_t dataBytes;
   char reserved[256 - 8 - 4 - 4 - 1 - 3 - 12 - 24 - 24 - 72 - 4 - 4 - 16 - 4 - 4 - 8 - 8];
 };

@@ -28,8 +28,7 @@ Image2D lineIntegralAPCone(const Volume& hu, double sourceDistance, double muWat
 
 /// Display an X-ray: L normalised by its `quantile` (0..1), raised to `gamma`, bilinearly
 /// resampled to width x height. Values in [0, 1]: bone bright, lungs dark, air black.
-Image2D displayXray(const Image2D& lineIntegral, int width, int height, double gamma = 1.0,
-                           double quantile = 0.995);
+Image2D displayXray(const Image2D& lineIntegral, int width, int height, double gamma = 1.0, double quantile = 0.995);
 
 /// Write a [0, 1] image as an 8-bit grey PNG (atomic). Row 0 of the image is the top row.
 void writePng8(const std::string& path, const Image2D& img);

@@ -24,15 +24,15 @@ struct ImportSkip {
 
 struct ImportResult {
   Manifest manifest;
-  std::string dataset;                ///< "ct-rate", "mimic-cxr", "rad-chestct"
-  std::vector<std::string> filesRead; ///< every table read, in order
+  std::string dataset;                 ///< "ct-rate", "mimic-cxr", "rad-chestct"
+  std::vector<std::string> filesRead;  ///< every table read, in order
   std::vector<ImportSkip> skipped;
-  std::vector<std::string> notes;     ///< things a user should know (a table missing, a convention applied)
+  std::vector<std::string> notes;  ///< things a user should know (a table missing, a convention applied)
 };
 
 /// Write `<out>/manifest.csv` (image paths made absolute: the importers build them from the
-/// root as given, a manifest resolves relative paths against its own folder) and `<out>/import.json` (dataset, options, files read, counts per
-/// split, label positives per label, skipped rows counted by reason with the first 100 listed,
+/// root as given, a manifest resolves relative paths against its own folder) and `<out>/import.json` (dataset, options,
+/// files read, counts per split, label positives per label, skipped rows counted by reason with the first 100 listed,
 /// notes), atomically. `options` is stored as given.
 void writeImport(const std::string& outDir, const ImportResult& r, const std::map<std::string, std::string>& options);
 

@@ -20,11 +20,11 @@
 namespace biud::image {
 
 struct NpyArray {
-  std::string descr;             ///< numpy dtype string as in the header, e.g. "<i2", "<f4", "|u1"
+  std::string descr;  ///< numpy dtype string as in the header, e.g. "<i2", "<f4", "|u1"
   std::vector<std::int64_t> shape;
   bool fortranOrder = false;
-  std::vector<float> values;     ///< every element, in the file's memory order, as float (exact up to
-                                 ///< 24-bit integers; wider integers and float64 are rounded)
+  std::vector<float> values;  ///< every element, in the file's memory order, as float (exact up to
+                              ///< 24-bit integers; wider integers and float64 are rounded)
 };
 
 /// Parse one `.npy` image held in memory. `name` names it in messages. Throws DataError for a

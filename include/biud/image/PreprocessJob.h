@@ -11,8 +11,8 @@
 namespace biud::image {
 
 struct PreprocessJobOptions {
-  std::string out;          ///< cache folder
-  int threads = 0;          ///< 0 = hardware threads
+  std::string out;  ///< cache folder
+  int threads = 0;  ///< 0 = hardware threads
   bool progress = true;
   /// Re-check the crc32 of every record already in the cache before skipping its item
   /// (damaged records are redone). Off = trust them (biud-preprocess --trust-existing).
@@ -54,9 +54,9 @@ PreprocessSummary runPreprocess(const Manifest& manifest, const CtPreprocessConf
 /// items of `splits` (all when empty) served from a cache, never from raw volumes decoded again
 /// at every call. `cacheDir` (data.cache_dir) is used when it holds these preprocessing
 /// parameters and every evaluated item (or records why it could not read one); otherwise the
-/// items are preprocessed now into `fallbackDir` (resumable: a second call finds them there). Items that cannot be read are left out of `manifest` and listed in
-/// `failures` (one JSON object per line: id, image, line, error), so one bad volume costs its
-/// own result only.
+/// items are preprocessed now into `fallbackDir` (resumable: a second call finds them there). Items that cannot be read
+/// are left out of `manifest` and listed in `failures` (one JSON object per line: id, image, line, error), so one bad
+/// volume costs its own result only.
 struct EvalCache {
   Manifest manifest;                  ///< the items that can be evaluated (same order)
   std::string cacheDir;               ///< the cache that holds them

@@ -19,18 +19,20 @@ namespace biud::image {
 inline constexpr std::int64_t kMaxVolumeVoxels = std::numeric_limits<std::int32_t>::max();
 
 struct Volume {
-  std::array<int, 3> size{0, 0, 0};            ///< nx, ny, nz
-  std::array<double, 3> spacing{1.0, 1.0, 1.0}; ///< mm
-  std::array<double, 3> origin{0.0, 0.0, 0.0};  ///< mm, physical position of voxel (0,0,0)
+  std::array<int, 3> size{0, 0, 0};                            ///< nx, ny, nz
+  std::array<double, 3> spacing{1.0, 1.0, 1.0};                ///< mm
+  std::array<double, 3> origin{0.0, 0.0, 0.0};                 ///< mm, physical position of voxel (0,0,0)
   std::array<double, 9> direction{1, 0, 0, 0, 1, 0, 0, 0, 1};  ///< row-major 3x3, columns = axes
-  std::vector<float> data;                      ///< HU for CT, [0,1] for X-rays
+  std::vector<float> data;                                     ///< HU for CT, [0,1] for X-rays
 
   Volume() = default;
   Volume(std::array<int, 3> sz, std::array<double, 3> sp, float fill = 0.0f)
       : size(sz), spacing(sp), data(static_cast<size_t>(sz[0]) * sz[1] * sz[2], fill) {}
 
   std::int64_t numel() const { return static_cast<std::int64_t>(size[0]) * size[1] * size[2]; }
-  std::int64_t index(int i, int j, int k) const { return i + static_cast<std::int64_t>(size[0]) * (j + static_cast<std::int64_t>(size[1]) * k); }
+  std::int64_t index(int i, int j, int k) const {
+    return i + static_cast<std::int64_t>(size[0]) * (j + static_cast<std::int64_t>(size[1]) * k);
+  }
   float& at(int i, int j, int k) { return data[static_cast<size_t>(index(i, j, k))]; }
   float at(int i, int j, int k) const { return data[static_cast<size_t>(index(i, j, k))]; }
 };

@@ -8,9 +8,9 @@
 /// rows against the B_global columns gathered from all ranks (gathered with gradient by the
 /// communicator, not here); the positive of local row i is global column `offset + i`.
 /// Single process: leave the `*_global` tensors undefined (offset 0).
-#include <torch/torch.h>
-
 #include <cstdint>
+
+#include <torch/torch.h>
 
 #include "biud/losses/LossOutput.h"
 

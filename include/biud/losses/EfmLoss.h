@@ -4,9 +4,9 @@
 /// tokens inside entity spans (findings, anatomy, attributes, negation cues) are masked more often
 /// than other tokens. Two parts: the masking function (data side) and the loss on the MLM
 /// logits of the fusion encoder (the encoder itself is a model).
-#include <torch/torch.h>
-
 #include <cstdint>
+
+#include <torch/torch.h>
 
 #include "biud/config/LossConfig.h"
 #include "biud/losses/LossOutput.h"

@@ -7,10 +7,10 @@
 /// on purpose: converting each to a double inside the loss would force one GPU synchronisation
 /// per value and step. `scalars()` converts them all at once (one transfer) when the trainer
 /// actually logs.
-#include <torch/torch.h>
-
 #include <map>
 #include <string>
+
+#include <torch/torch.h>
 
 namespace biud::losses {
 

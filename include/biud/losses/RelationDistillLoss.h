@@ -11,9 +11,9 @@
 ///  - the student side uses `sim(·,·)`, i.e. `A h^CT` is L2-normalised here;
 ///  - the semantic anchors `g_X(a_j)` are L2-normalised here (teacher text embeddings are
 ///    usually stored raw), on both the teacher and the student side.
-#include <torch/torch.h>
-
 #include <cstdint>
+
+#include <torch/torch.h>
 
 #include "biud/losses/LossOutput.h"
 

@@ -14,9 +14,9 @@
 ///  - `none`:   plain InfoNCE (the FN rate is still logged when the inputs are given);
 ///  - `remove`: FN columns are dropped from the softmax denominator of row i;
 ///  - `soft`:   cross-entropy with soft targets `y_i ∝ 1[j = offset+i] + alpha·1[FN(i,j)]`.
-#include <torch/torch.h>
-
 #include <string>
+
+#include <torch/torch.h>
 
 #include "biud/config/LossConfig.h"
 #include "biud/losses/ClipLoss.h"

@@ -4,9 +4,9 @@
 /// C = CT, R = report, X = (simulated) X-ray latents, each term the symmetric InfoNCE of
 /// ClipLoss.h sharing one temperature. Terms with weight 0 are not computed (their inputs may be
 /// undefined).
-#include <torch/torch.h>
-
 #include <cstdint>
+
+#include <torch/torch.h>
 
 #include "biud/config/LossConfig.h"
 #include "biud/losses/LossOutput.h"

@@ -3,9 +3,9 @@
 /// The one attention function every network uses (LibTorch's fused
 /// `at::scaled_dot_product_attention`: flash / memory-efficient kernels on CUDA, a fused
 /// kernel on CPU), the head split/merge helpers, and activation checkpointing.
-#include <torch/torch.h>
-
 #include <functional>
+
+#include <torch/torch.h>
 
 namespace biud::models {
 

@@ -6,9 +6,9 @@
 /// checkpoints (BERT, PubMedBERT, CXR-BERT, MiniLM) load directly. Layers may carry a
 /// cross-attention block (`crossattention.*`, as HF's add_cross_attention), used by the fusion
 /// encoder.
-#include <torch/torch.h>
-
 #include <string>
+
+#include <torch/torch.h>
 
 namespace biud::models {
 

@@ -13,11 +13,11 @@
 /// biud's CT cache stores a volume as [z, y, x] = [k, j, i] for CT-RATE's axial files, CT-CLIP's
 /// loader gives [k, i, j] (docs/data.md): encodeImage() swaps the two in-plane axes of a cached
 /// volume first (CtClipOptions::biud_layout).
-#include <torch/torch.h>
-
 #include <map>
 #include <string>
 #include <vector>
+
+#include <torch/torch.h>
 
 #include "biud/models/Bert.h"
 #include "biud/models/CtVit.h"

@@ -19,9 +19,9 @@
 /// the spatial transformer), no masks. FeedForward: LayerNorm -> Linear (no bias) -> GEGLU
 /// (x * gelu(gate)) -> Linear (no bias), inner width int(mult * 2/3 * dim). The temporal PEG
 /// reinterprets the (b h w, t) token order as (b, t, h, w) with a reshape, as the original does.
-#include <torch/torch.h>
-
 #include <vector>
+
+#include <torch/torch.h>
 
 namespace biud::models {
 

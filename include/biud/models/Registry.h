@@ -6,11 +6,11 @@
 ///     model:
 ///       ct_encoder: {arch: vit3d, preset: base, patch: [16, 16, 16], pool: cls}
 ///       text_encoder: {arch: bert, weights: /models/BiomedBERT}   # HF folder
-#include <torch/torch.h>
-
 #include <functional>
 #include <string>
 #include <vector>
+
+#include <torch/torch.h>
 
 #include "biud/config/ModelConfig.h"
 #include "biud/models/Bert.h"

@@ -4,9 +4,9 @@
 /// CT tokens, MLP) with a learned position table and an LM head tied to the token embedding.
 /// Training uses teacher forcing (forward); generation uses a KV cache (greedy and beam search
 /// with a length penalty).
-#include <torch/torch.h>
-
 #include <vector>
+
+#include <torch/torch.h>
 
 #include "biud/models/Layers.h"
 

@@ -3,10 +3,10 @@
 /// ResNet-18/34/50/101 in 2D (X-ray) or 3D (CT), with torchvision's parameter names
 /// (`conv1`, `bn1`, `layer1.0.conv1`, `layer1.0.downsample.0`, `fc`), so torchvision
 /// weights load into the 2D model and can be inflated into the 3D one (I3D / Merlin).
-#include <torch/torch.h>
-
 #include <string>
 #include <vector>
+
+#include <torch/torch.h>
 
 #include "biud/models/Encoder.h"
 #include "biud/tensor/Safetensors.h"

@@ -2,10 +2,10 @@
 /// \file ViT3D.h
 /// Vision transformer over 3D volumes (CT). Parameter names follow timm's ViT
 /// (`patch_embed.proj`, `cls_token`, `pos_embed`, `blocks.N.attn.qkv`, `norm`).
-#include <torch/torch.h>
-
 #include <string>
 #include <vector>
+
+#include <torch/torch.h>
 
 #include "biud/models/Encoder.h"
 #include "biud/models/Layers.h"

@@ -22,14 +22,14 @@
 ///
 /// The library knows nothing of the teacher: the caller embeds through callbacks (so tests can
 /// drive it with synthetic embedders, and the retrieval area does not depend on train).
-#include <torch/types.h>
-
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <torch/types.h>
 
 #include "biud/retrieval/TopK.h"
 
@@ -94,7 +94,7 @@ struct ChunkedResult {
   torch::Tensor imageFeatures;   ///< [N, K, d_X]: teacher features of each kept X-ray (undefined without embedImages)
   torch::Tensor keptRows;        ///< distinct database rows in topk.indices, ascending (int64)
   std::int64_t distinctImages = 0;
-  double searchSeconds = 0;      ///< time in the top-K pass (computed chunks only)
+  double searchSeconds = 0;  ///< time in the top-K pass (computed chunks only)
   std::int64_t chunksComputed = 0, chunksResumed = 0;
 };
 

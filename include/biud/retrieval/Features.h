@@ -8,12 +8,12 @@
 ///                 ids from the metadata entry `ids` (newline-separated), or from an ids file
 ///
 /// Ids must be unique and non-empty; their count must equal N. Values must be finite.
-#include <torch/types.h>
-
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <torch/types.h>
 
 namespace biud::retrieval {
 

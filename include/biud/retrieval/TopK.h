@@ -28,11 +28,11 @@
 /// stores in that dtype; they do not make the CPU search faster (the multiply still runs in
 /// fp32), and they change which rows win when scores are close (docs/retrieval.md has the
 /// measured agreement with fp32).
-#include <torch/types.h>
-
 #include <cstdint>
 #include <functional>
 #include <string>
+
+#include <torch/types.h>
 
 namespace biud::retrieval {
 

@@ -2,9 +2,9 @@
 /// \file Npy.h
 /// Reading NumPy .npy arrays (format 1.0/2.0/3.0, C order, little-endian or byte-sized dtypes:
 /// f2 f4 f8 i1 i2 i4 i8 u1 b1) into CPU tensors.
-#include <torch/types.h>
-
 #include <string>
+
+#include <torch/types.h>
 
 namespace biud::tensor {
 

@@ -1,10 +1,10 @@
 #pragma once
 /// \file Runtime.h
 /// Process-wide LibTorch set-up shared by every app: device choice, threads, seeding.
-#include <c10/core/Device.h>
-
 #include <cstdint>
 #include <string>
+
+#include <c10/core/Device.h>
 
 namespace biud::runtime {
 

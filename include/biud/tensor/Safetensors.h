@@ -21,12 +21,12 @@
 ///
 /// Also: module state dicts (parameters + buffers under their dotted names) and loading a state
 /// dict into a module with one clear error that lists missing, unexpected and mis-shaped keys.
-#include <torch/nn/module.h>
-#include <torch/types.h>
-
 #include <map>
 #include <string>
 #include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
 
 namespace biud::tensor {
 

@@ -22,6 +22,7 @@ struct CorpusOptions {
 std::vector<std::string> readCorpus(const std::string& path, const CorpusOptions& opt = {});
 
 /// Parse CSV text (RFC 4180: quoted fields with "" escapes and newlines). `sep` ',' or '\t'.
-std::vector<std::vector<std::string>> parseCsv(const std::string& text, char sep = ',', const std::string& file = "<csv>");
+std::vector<std::vector<std::string>> parseCsv(const std::string& text, char sep = ',',
+                                               const std::string& file = "<csv>");
 
 }  // namespace biud::text

@@ -70,8 +70,8 @@ const char* toString(EntityKind k);
 /// One entity mention.
 struct Entity {
   EntityKind kind = EntityKind::Finding;
-  std::string id;     ///< finding/anatomy id, or the attribute name ("laterality", "size")
-  std::string value;  ///< attribute value ("left", "ground_glass"); size as written ("2.3 x 1.8 cm")
+  std::string id;          ///< finding/anatomy id, or the attribute name ("laterality", "size")
+  std::string value;       ///< attribute value ("left", "ground_glass"); size as written ("2.3 x 1.8 cm")
   int begin = 0, end = 0;  ///< bytes in the report
   int sentence = -1;
   std::string section;
@@ -110,6 +110,7 @@ class EntityExtractor {
 
 /// Token positions of entity mentions in an encoding of the same text (for entity-focused
 /// masking): sorted, unique. `findingsOnly` skips anatomy/attribute/size entities.
-std::vector<int> entityTokenPositions(const Encoding& enc, const std::vector<Entity>& entities, bool findingsOnly = false);
+std::vector<int> entityTokenPositions(const Encoding& enc, const std::vector<Entity>& entities,
+                                      bool findingsOnly = false);
 
 }  // namespace biud::text

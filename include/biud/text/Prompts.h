@@ -61,7 +61,8 @@ struct PromptSet {
   const FindingPrompts* match(const std::string& label) const;
   /// Which of `labelNames` have prompts. ConfigError when none has: the message lists both sides
   /// (every label column and every finding's id and name) and names `labelsFrom` (e.g. the manifest).
-  LabelMatch matchLabels(const std::vector<std::string>& labelNames, const std::string& labelsFrom = "the label columns") const;
+  LabelMatch matchLabels(const std::vector<std::string>& labelNames,
+                         const std::string& labelsFrom = "the label columns") const;
   /// "id (name), ..." of every finding, for messages.
   std::string describe() const;
   /// Finding ids in file order.

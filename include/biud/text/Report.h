@@ -55,34 +55,115 @@ class PhraseMatcher {
 
 /// Cue lists for negation and uncertainty (NegEx-style).
 struct CueLists {
-  std::vector<std::string> negationPre = {
-      "no", "not", "without", "no evidence of", "no evidence for", "no sign of", "no signs of", "negative for", "free of",
-      "resolved", "resolution of", "absence of", "absent", "there is no", "there are no", "no definite", "no definitive",
-      "no convincing", "no suspicious", "no significant", "no acute", "neither", "nor", "rules out", "ruled out for", "never"};
-  std::vector<std::string> negationPost = {
-      "is absent", "are absent", "not seen", "not identified", "not visualized", "not visualised", "not present", "not detected",
-      "not demonstrated", "not observed", "not appreciated", "ruled out", "has resolved", "have resolved", "resolved",
-      "no longer seen", "no longer present", "no longer visualized", "no longer identified", "is excluded", "are excluded",
-      "was not detected", "were not detected", "disappeared", "has disappeared"};
-  std::vector<std::string> uncertaintyPre = {
-      "possible", "possibly", "probable", "probably", "may represent", "might represent", "could represent", "may be",
-      "suspicious for", "suspicious of", "suspected", "suspect", "questionable", "question of", "cannot exclude",
-      "can not exclude", "cannot rule out", "concerning for", "suggestive of", "suggesting", "likely", "equivocal",
-      "differential diagnosis includes", "differential includes", "versus", "vs", "presumed", "presumably", "worrisome for",
-      "compatible with possible", "rule out", "to exclude", "indeterminate"};
+  std::vector<std::string> negationPre = {"no",
+                                          "not",
+                                          "without",
+                                          "no evidence of",
+                                          "no evidence for",
+                                          "no sign of",
+                                          "no signs of",
+                                          "negative for",
+                                          "free of",
+                                          "resolved",
+                                          "resolution of",
+                                          "absence of",
+                                          "absent",
+                                          "there is no",
+                                          "there are no",
+                                          "no definite",
+                                          "no definitive",
+                                          "no convincing",
+                                          "no suspicious",
+                                          "no significant",
+                                          "no acute",
+                                          "neither",
+                                          "nor",
+                                          "rules out",
+                                          "ruled out for",
+                                          "never"};
+  std::vector<std::string> negationPost = {"is absent",
+                                           "are absent",
+                                           "not seen",
+                                           "not identified",
+                                           "not visualized",
+                                           "not visualised",
+                                           "not present",
+                                           "not detected",
+                                           "not demonstrated",
+                                           "not observed",
+                                           "not appreciated",
+                                           "ruled out",
+                                           "has resolved",
+                                           "have resolved",
+                                           "resolved",
+                                           "no longer seen",
+                                           "no longer present",
+                                           "no longer visualized",
+                                           "no longer identified",
+                                           "is excluded",
+                                           "are excluded",
+                                           "was not detected",
+                                           "were not detected",
+                                           "disappeared",
+                                           "has disappeared"};
+  std::vector<std::string> uncertaintyPre = {"possible",
+                                             "possibly",
+                                             "probable",
+                                             "probably",
+                                             "may represent",
+                                             "might represent",
+                                             "could represent",
+                                             "may be",
+                                             "suspicious for",
+                                             "suspicious of",
+                                             "suspected",
+                                             "suspect",
+                                             "questionable",
+                                             "question of",
+                                             "cannot exclude",
+                                             "can not exclude",
+                                             "cannot rule out",
+                                             "concerning for",
+                                             "suggestive of",
+                                             "suggesting",
+                                             "likely",
+                                             "equivocal",
+                                             "differential diagnosis includes",
+                                             "differential includes",
+                                             "versus",
+                                             "vs",
+                                             "presumed",
+                                             "presumably",
+                                             "worrisome for",
+                                             "compatible with possible",
+                                             "rule out",
+                                             "to exclude",
+                                             "indeterminate"};
   std::vector<std::string> uncertaintyPost = {
-      "cannot be excluded", "can not be excluded", "cannot be ruled out", "can not be ruled out", "not excluded",
-      "not ruled out", "is not excluded", "is possible", "is suspected", "is questionable", "are possible", "are suspected",
-      "is likely", "are likely", "is probable", "could not be excluded", "not be excluded", "questionable"};
+      "cannot be excluded",    "can not be excluded", "cannot be ruled out", "can not be ruled out", "not excluded",
+      "not ruled out",         "is not excluded",     "is possible",         "is suspected",         "is questionable",
+      "are possible",          "are suspected",       "is likely",           "are likely",           "is probable",
+      "could not be excluded", "not be excluded",     "questionable"};
   /// Phrases that contain a cue but do not negate ("no change", "not only").
-  std::vector<std::string> pseudo = {
-      "no change", "no significant change", "no interval change", "no significant interval change", "not significantly changed",
-      "no increase", "no decrease", "not only", "without change", "without significant change", "gram negative",
-      "no further", "not necessarily", "no longer" /* only as part of the post cues above */};
+  std::vector<std::string> pseudo = {"no change",
+                                     "no significant change",
+                                     "no interval change",
+                                     "no significant interval change",
+                                     "not significantly changed",
+                                     "no increase",
+                                     "no decrease",
+                                     "not only",
+                                     "without change",
+                                     "without significant change",
+                                     "gram negative",
+                                     "no further",
+                                     "not necessarily",
+                                     "no longer" /* only as part of the post cues above */};
   /// Scope ends at these (and at ';' and the end of the sentence).
   std::vector<std::string> terminators = {
-      "but", "however", "although", "though", "which", "with the exception of", "except", "except for", "aside from",
-      "apart from", "whereas", "while", "nevertheless", "yet", "otherwise", "secondary to", "as well as"};
+      "but",          "however",    "although",   "though",       "which",     "with the exception of",
+      "except",       "except for", "aside from", "apart from",   "whereas",   "while",
+      "nevertheless", "yet",        "otherwise",  "secondary to", "as well as"};
 };
 
 /// Whether a mention asserts a finding.
@@ -94,8 +175,11 @@ struct ReportParserOptions {
   /// followed by ':' or the end of the line).
   std::map<std::string, std::vector<std::string>> headings = {
       {"findings", {"findings", "finding", "description", "report", "body"}},
-      {"impression", {"impression", "impressions", "conclusion", "conclusions", "summary", "assessment", "opinion", "diagnosis"}},
-      {"history", {"history", "clinical history", "indication", "indications", "clinical information", "clinical indication", "reason for exam"}},
+      {"impression",
+       {"impression", "impressions", "conclusion", "conclusions", "summary", "assessment", "opinion", "diagnosis"}},
+      {"history",
+       {"history", "clinical history", "indication", "indications", "clinical information", "clinical indication",
+        "reason for exam"}},
       {"technique", {"technique", "protocol", "examination", "exam"}},
       {"comparison", {"comparison", "comparisons", "prior"}},
   };
@@ -107,13 +191,13 @@ struct ReportParserOptions {
 };
 
 struct ReportSection {
-  std::string name;  ///< key of ReportParserOptions::headings, or "text" before any heading
+  std::string name;        ///< key of ReportParserOptions::headings, or "text" before any heading
   int begin = 0, end = 0;  ///< body (after the heading)
 };
 
 struct ReportSentence {
   int begin = 0, end = 0;
-  int section = -1;  ///< index into ParsedReport::sections
+  int section = -1;                ///< index into ParsedReport::sections
   int wordBegin = 0, wordEnd = 0;  ///< range in ParsedReport::words
 };
 

@@ -21,7 +21,7 @@ struct SpmTrainOptions {
   /// Sentences sampled for training (0 = all); the sample is seeded, so training is reproducible.
   int inputSentenceSize = 0;
   int seed = 0;
-  int numThreads = 1;  ///< > 1 can change the model between runs; keep 1 for reproducibility
+  int numThreads = 1;     ///< > 1 can change the model between runs; keep 1 for reproducibility
   bool lowercase = true;  ///< lower-case the corpus (and later inputs) with nmt_nfkc_cf rules
 };
 

@@ -7,9 +7,10 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "biud/text/Entities.h"
 #include "biud/text/Tokenizer.h"

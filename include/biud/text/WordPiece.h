@@ -28,8 +28,7 @@ struct WordPieceOptions {
   int stripAccents = -1;
   bool tokenizeChineseChars = true;
   int maxInputCharsPerWord = 100;
-  std::string unkToken = "[UNK]", clsToken = "[CLS]", sepToken = "[SEP]", padToken = "[PAD]",
-              maskToken = "[MASK]";
+  std::string unkToken = "[UNK]", clsToken = "[CLS]", sepToken = "[SEP]", padToken = "[PAD]", maskToken = "[MASK]";
   /// model_max_length from tokenizer_config.json (0 = not given).
   int modelMaxLength = 0;
 
@@ -40,7 +39,7 @@ struct WordPieceOptions {
 
 /// One word of the pre-tokenised, normalised text with its byte range in the input.
 struct WordPieceWord {
-  std::string text;      ///< normalised UTF-8
+  std::string text;  ///< normalised UTF-8
   int begin = 0, end = 0;
   bool special = false;  ///< a special token written in the text
 };

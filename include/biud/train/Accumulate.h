@@ -6,13 +6,13 @@
 /// gradient; pass 2 recomputes micro-batch m with gradient, evaluates the full loss with the
 /// cached features of the others, and back-propagates. Summed over m this is exactly the
 /// gradient of the full-batch loss, at the memory cost of one micro-batch.
-#include <torch/types.h>
-
 #include <functional>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <torch/types.h>
 
 #include "biud/train/MetricSink.h"
 

@@ -18,11 +18,11 @@
 /// The trainer keeps one when trainer.ema > 0, validates with the averaged weights, and writes
 /// them beside model.safetensors as ema.safetensors (only the averaged tensors, under the
 /// module's names); loadRun() overlays that file on the raw weights when eval.ema is on.
-#include <torch/nn/module.h>
-
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include <torch/nn/module.h>
 
 #include "biud/tensor/Safetensors.h"
 

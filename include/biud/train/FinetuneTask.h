@@ -4,12 +4,12 @@
 /// on the pooled features of a pretrained BIUD CT encoder, and the pieces it is made of, exposed
 /// for tests: the seeded stratified label-fraction subset, per-label pos_weight, the masked BCE
 /// (layer-wise learning-rate decay is buildOptimizer's: biud/train/Optim.h).
-#include <torch/torch.h>
-
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <torch/torch.h>
 
 #include "biud/config/Config.h"
 #include "biud/models/Encoder.h"

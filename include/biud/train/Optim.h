@@ -9,13 +9,13 @@
 /// LibTorch's loop of seven tensor operations and a parameter-sized temporary. The state and
 /// checkpoints are LibTorch's AdamW's. `BIUD_ADAMW=loop` selects LibTorch's own loop (the
 /// arithmetic before; results agree within float rounding, not bit for bit).
-#include <torch/nn/module.h>
-#include <torch/optim/optimizer.h>
-
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
 
 #include "biud/config/OptimConfig.h"
 

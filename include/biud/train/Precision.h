@@ -4,9 +4,9 @@
 /// autocast scope (bf16 autocast on CUDA by default, fp32 on CPU). Weights, gradients and the
 /// optimizer stay fp32; autocast runs matmuls/convolutions in bf16 and keeps softmax, norms and
 /// losses in fp32 (PyTorch's autocast op lists), so no loss scaling is needed.
-#include <c10/core/Device.h>
-
 #include <string>
+
+#include <c10/core/Device.h>
 
 namespace biud::train {
 

@@ -5,12 +5,12 @@
 /// report.freeze_encoder = false), trained with teacher forcing on the reports of data.manifest;
 /// generation with beam search; scoring with BLEU-1..4, METEOR, ROUGE-L, CIDEr-D and clinical
 /// efficacy (finding-level precision/recall/F1 of the entity extractor's findings).
-#include <torch/torch.h>
-
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/config/Config.h"
 #include "biud/models/Encoder.h"
@@ -29,17 +29,17 @@ struct GeneratedReports {
 
 /// How to generate.
 struct GenerateOptions {
-  int beams = 3;                ///< 1 = greedy
+  int beams = 3;  ///< 1 = greedy
   double lengthPenalty = 1.0;
   int maxNewTokens = 96;
-  std::int64_t limit = 0;       ///< at most this many reports (0 = all)
+  std::int64_t limit = 0;  ///< at most this many reports (0 = all)
 };
 
 /// Scores of generated reports against their references.
 struct ReportScores {
-  nlohmann::json json;                                    ///< {"nlg": {...}, "clinical": {...}, "n": N}
-  std::vector<std::set<std::string>> generatedFindings;   ///< findings present per generated report
-  std::vector<std::set<std::string>> referenceFindings;   ///< ... per reference report
+  nlohmann::json json;                                   ///< {"nlg": {...}, "clinical": {...}, "n": N}
+  std::vector<std::set<std::string>> generatedFindings;  ///< findings present per generated report
+  std::vector<std::set<std::string>> referenceFindings;  ///< ... per reference report
 };
 
 /// Cyclic shifts averaged for the chance level of clinical efficacy.

@@ -16,12 +16,12 @@
 ///      "embeddings": {"ct": {"encoder": "ct_encoder", "head": "ct_proj"}, ...},
 ///      "tokenizer": {"kind": "wordpiece", "vocab": "vocab.txt", ...},
 ///      "preprocessing": {"ct": {"spacing": [...], "hash": "...", ...}, "xray": {...}}}
-#include <torch/torch.h>
-
 #include <filesystem>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "biud/config/Config.h"
 

@@ -3,12 +3,12 @@
 /// What the trainer runs. The trainer owns the loop, optimizer, schedule, precision, gradient
 /// clipping, NaN policy, checkpoints and logging; a task owns its models, data and losses.
 /// clip2d, biud, x2ct, report and finetune are tasks; adding one never touches the loop.
-#include <torch/nn/module.h>
-
 #include <functional>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
 
 #include "biud/config/Config.h"
 #include "biud/train/MetricSink.h"
@@ -34,8 +34,8 @@ struct TaskContext {
 
 /// Per optimizer step.
 struct StepContext {
-  int accum = 1;            ///< micro-batches in this step
-  std::int64_t step = 0;    ///< optimizer steps done before this one
+  int accum = 1;          ///< micro-batches in this step
+  std::int64_t step = 0;  ///< optimizer steps done before this one
   /// Call with `true` before the last backward of the step and `false` before the others, so
   /// that data-parallel gradient averaging runs once per step (a no-op in one process).
   std::function<void(bool)> setSync = [](bool) {};
@@ -43,9 +43,9 @@ struct StepContext {
 
 /// Result of one optimizer step's forward/backward.
 struct StepResult {
-  double loss = 0;            ///< total loss (detached; NaN/Inf triggers the skip policy)
-  Metrics metrics;            ///< loss terms and diagnostics, logged as they are
-  std::int64_t samples = 0;   ///< items consumed (for throughput)
+  double loss = 0;           ///< total loss (detached; NaN/Inf triggers the skip policy)
+  Metrics metrics;           ///< loss terms and diagnostics, logged as they are
+  std::int64_t samples = 0;  ///< items consumed (for throughput)
 };
 
 /// The StepResult of a task whose step loss is `terms` (a LossOutput): its terms and diagnostics
@@ -77,9 +77,8 @@ using TaskFactory = std::function<std::unique_ptr<Task>(const Config&, const Tas
 /// The factory of a task class constructed from (cfg, ctx): a TaskSpec's `make`.
 template <class T>
 TaskFactory factoryOf() {
-  return [](const Config& cfg, const TaskContext& ctx) -> std::unique_ptr<Task> {
-    return std::make_unique<T>(cfg, ctx);
-  };
+  return
+      [](const Config& cfg, const TaskContext& ctx) -> std::unique_ptr<Task> { return std::make_unique<T>(cfg, ctx); };
 }
 
 /// Tasks are entries of the task registry (evaluate/TaskSpec.h: `make` for training, `load` for

@@ -11,12 +11,12 @@
 /// `text_proj` = the frozen report tower copied from the pretrained run), so an x2ct run loads
 /// with loadRun() and works in every tool that takes an X-ray CLIP run (biud-zeroshot,
 /// biud-x2ct-eval). The CT tower is used only while caching and released afterwards.
-#include <torch/torch.h>
-
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <torch/torch.h>
 
 #include "biud/data/Sampler.h"
 #include "biud/data/X2ctLatents.h"

@@ -1,13 +1,13 @@
 // CT-RATE release -> manifest (Import.h). Conventions checked against the release's own layout
 // and the authors' code (docs/data.md, "CT-RATE").
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <array>
-#include <optional>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <unordered_map>
+
+#include <fmt/format.h>
 
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
@@ -46,8 +46,10 @@ struct Tables {
     stdfs::path q = p;
     if (!stdfs::exists(q, ec) && stdfs::exists(q.string() + ".gz", ec)) q = q.string() + ".gz";
     if (!stdfs::exists(q, ec)) {
-      BIUD_CHECK(!required, IoError, "CT-RATE: {} `{}` not found; is --root the release folder (the one holding "
-                                      "`dataset/`)?", what, p.string());
+      BIUD_CHECK(!required, IoError,
+                 "CT-RATE: {} `{}` not found; is --root the release folder (the one holding "
+                 "`dataset/`)?",
+                 what, p.string());
       r.notes.push_back(fmt::format("{} `{}` not found", what, p.string()));
       return std::nullopt;
     }
@@ -88,7 +90,9 @@ bool parseCtRateName(const std::string& volumeName, CtRateName& out) {
   }
   parts.push_back(cur);
   if (parts.size() != 4 || parts[0].empty() || parts[1].empty() || parts[2].empty() || parts[3].empty()) return false;
-  auto digits = [](const std::string& s) { return std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }); };
+  auto digits = [](const std::string& s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  };
   if (!digits(parts[1]) || !digits(parts[3])) return false;
   out.split = parts[0];
   out.patient = parts[0] + "_" + parts[1];
@@ -157,11 +161,14 @@ ImportResult importCtRate(const CtRateImportOptions& opt) {
           if (c == cn) continue;
           const std::string t = trim(row[c]);
           float x = NAN;
-          if (t == "1" || t == "1.0") x = 1;
-          else if (t == "0" || t == "0.0") x = 0;
+          if (t == "1" || t == "1.0")
+            x = 1;
+          else if (t == "0" || t == "0.0")
+            x = 0;
           else
-            BIUD_CHECK(t.empty() || t == "nan", DataError, "CT-RATE `{}` line {}: column `{}` has `{}` (0 or 1 expected)",
-                       labels->source, labels->lines[i], names[k], t);
+            BIUD_CHECK(t.empty() || t == "nan", DataError,
+                       "CT-RATE `{}` line {}: column `{}` has `{}` (0 or 1 expected)", labels->source, labels->lines[i],
+                       names[k], t);
           v.push_back(x);
           ++k;
         }
@@ -188,9 +195,12 @@ ImportResult importCtRate(const CtRateImportOptions& opt) {
         const double z = number(row[cz], ok2);
         m.slope = number(row[cs], ok3);
         m.intercept = number(row[ci], ok4);
-        if (!ok1 || xy.empty() || xy.size() > 2 || !(xy[0] > 0) || !(xy.back() > 0)) m.problem = "bad XYSpacing";
-        else if (!ok2 || !(z > 0)) m.problem = "bad ZSpacing";
-        else if (!ok3 || !ok4 || m.slope == 0) m.problem = "bad RescaleSlope/RescaleIntercept";
+        if (!ok1 || xy.empty() || xy.size() > 2 || !(xy[0] > 0) || !(xy.back() > 0))
+          m.problem = "bad XYSpacing";
+        else if (!ok2 || !(z > 0))
+          m.problem = "bad ZSpacing";
+        else if (!ok3 || !ok4 || m.slope == 0)
+          m.problem = "bad RescaleSlope/RescaleIntercept";
         if (m.problem.empty()) m.spacing = {xy[0], xy.back(), z};
         if (co) {
           bool ok = true;
@@ -207,7 +217,8 @@ ImportResult importCtRate(const CtRateImportOptions& opt) {
     } else {
       r.notes.push_back(fmt::format(
           "no metadata CSV for split `{}`: spacing and rescale come from the NIfTI headers, which in the CT-RATE "
-          "release do not carry them — the cache will have wrong sizes and HU values unless your files were re-exported",
+          "release do not carry them — the cache will have wrong sizes and HU values unless your files were "
+          "re-exported",
           split));
     }
 
@@ -268,8 +279,10 @@ ImportResult importCtRate(const CtRateImportOptions& opt) {
       }
       if (labels) {
         auto l = lab.find(it.id);
-        if (l == lab.end()) r.skipped.push_back({rep.source, line, it.id, "no labels row (kept, labels unknown)"});
-        else it.labels = l->second;
+        if (l == lab.end())
+          r.skipped.push_back({rep.source, line, it.id, "no labels row (kept, labels unknown)"});
+        else
+          it.labels = l->second;
       }
       pending.push_back({std::move(it), nm});
     }
@@ -283,8 +296,11 @@ ImportResult importCtRate(const CtRateImportOptions& opt) {
     }
     std::vector<Pending> kept;
     for (auto& p : pending) {
-      if (best[p.name.scan] == p.name.reconstruction) kept.push_back(std::move(p));
-      else r.skipped.push_back({"", p.item.line, p.item.id, "another reconstruction of the scan kept (--one-reconstruction)"});
+      if (best[p.name.scan] == p.name.reconstruction)
+        kept.push_back(std::move(p));
+      else
+        r.skipped.push_back(
+            {"", p.item.line, p.item.id, "another reconstruction of the scan kept (--one-reconstruction)"});
     }
     pending = std::move(kept);
   }
@@ -294,7 +310,8 @@ ImportResult importCtRate(const CtRateImportOptions& opt) {
   for (auto& p : pending) {
     ManifestItem& it = p.item;
     // Splits by patient, so the reconstructions and scans of one patient stay together.
-    if (p.name.split == "valid") it.split = "test";
+    if (p.name.split == "valid")
+      it.split = "test";
     else if (inHashedFraction(p.name.patient, opt.valFraction)) {
       it.split = "val";
       ++val;
@@ -304,12 +321,14 @@ ImportResult importCtRate(const CtRateImportOptions& opt) {
     if (!labelNames.empty() && it.labels.empty()) it.labels.assign(labelNames.size(), NAN);
     r.manifest.items.push_back(std::move(it));
   }
-  r.notes.push_back("CT-RATE's `valid` set is split `test` (the zero-shot benchmark set of CT-CLIP and BIUD); split "
-                    "`val` is a hashed " + fmt::format("{:g}", opt.valFraction * 100) +
-                    " % of the training patients (" + std::to_string(val) + " volumes)");
+  r.notes.push_back(
+      "CT-RATE's `valid` set is split `test` (the zero-shot benchmark set of CT-CLIP and BIUD); split "
+      "`val` is a hashed " +
+      fmt::format("{:g}", opt.valFraction * 100) + " % of the training patients (" + std::to_string(val) + " volumes)");
   if (opt.rescale == "metadata")
-    r.notes.push_back("HU = RescaleSlope * stored value + RescaleIntercept (metadata CSV; CT-CLIP's convention); use "
-                      "--rescale file for a copy whose files already hold HU");
+    r.notes.push_back(
+        "HU = RescaleSlope * stored value + RescaleIntercept (metadata CSV; CT-CLIP's convention); use "
+        "--rescale file for a copy whose files already hold HU");
   return r;
 }
 

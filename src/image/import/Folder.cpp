@@ -1,8 +1,5 @@
 // A user's own labelled CT set: a folder of volumes (files or DICOM series folders) and a labels
 // CSV -> manifest (Import.h).
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -10,6 +7,9 @@
 #include <optional>
 #include <set>
 #include <unordered_map>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
@@ -50,8 +50,7 @@ ImportResult importFolder(const FolderImportOptions& opt) {
   BIUD_CHECK(!opt.root.empty(), ConfigError, "folder: --root (the folder of volumes) is required");
   BIUD_CHECK(!opt.labels.empty(), ConfigError, "folder: --labels (the labels CSV) is required");
   BIUD_CHECK(opt.valFraction >= 0 && opt.testFraction >= 0 && opt.valFraction + opt.testFraction < 1, ConfigError,
-             "folder: --val-fraction {} + --test-fraction {} must be below 1", opt.valFraction,
-             opt.testFraction);
+             "folder: --val-fraction {} + --test-fraction {} must be below 1", opt.valFraction, opt.testFraction);
   std::error_code ec;
   BIUD_CHECK(stdfs::is_directory(opt.root, ec), IoError, "folder: `{}` is not a folder", opt.root);
   // Volumes: every volume file and every sub-folder (a DICOM series) directly under root.
@@ -60,8 +59,8 @@ ImportResult importFolder(const FolderImportOptions& opt) {
     std::string id;
     if (!volumeId(e, id)) continue;
     auto [pos, fresh] = volumes.emplace(id, e.path().lexically_normal().string());
-    BIUD_CHECK(fresh, DataError, "folder: two volumes have the id `{}`: `{}` and `{}`; rename one", id,
-               pos->second, e.path().string());
+    BIUD_CHECK(fresh, DataError, "folder: two volumes have the id `{}`: `{}` and `{}`; rename one", id, pos->second,
+               e.path().string());
   }
   r.filesRead.push_back(opt.labels);
   const csv::Table t = csv::read(opt.labels);
@@ -82,8 +81,7 @@ ImportResult importFolder(const FolderImportOptions& opt) {
     labelCols.push_back(c);
     r.manifest.labelNames.push_back(trim(t.header[c]));
   }
-  BIUD_CHECK(!labelCols.empty(), DataError, "folder: `{}` has no label column besides `{}`", opt.labels,
-             opt.idColumn);
+  BIUD_CHECK(!labelCols.empty(), DataError, "folder: `{}` has no label column besides `{}`", opt.labels, opt.idColumn);
   std::set<std::string> seen;
   for (size_t i = 0; i < t.rows.size(); ++i) {
     const auto& row = t.rows[i];
@@ -92,8 +90,8 @@ ImportResult importFolder(const FolderImportOptions& opt) {
     it.id = trim(row[cid]);
     it.line = line;
     BIUD_CHECK(!it.id.empty(), DataError, "folder: `{}` line {}: empty `{}`", opt.labels, line, opt.idColumn);
-    BIUD_CHECK(seen.insert(it.id).second, DataError, "folder: `{}` line {}: id `{}` appears twice",
-               opt.labels, line, it.id);
+    BIUD_CHECK(seen.insert(it.id).second, DataError, "folder: `{}` line {}: id `{}` appears twice", opt.labels, line,
+               it.id);
     auto v = volumes.find(it.id);
     if (v == volumes.end()) {
       r.skipped.push_back({t.source, line, it.id, "no volume with this id in --root"});
@@ -105,8 +103,10 @@ ImportResult importFolder(const FolderImportOptions& opt) {
     for (size_t k = 0; k < labelCols.size(); ++k) {
       const std::string s = trim(row[labelCols[k]]);
       float x = NAN;
-      if (s == "1" || s == "1.0" || s == "true" || s == "True") x = 1;
-      else if (s == "0" || s == "0.0" || s == "false" || s == "False") x = 0;
+      if (s == "1" || s == "1.0" || s == "true" || s == "True")
+        x = 1;
+      else if (s == "0" || s == "0.0" || s == "false" || s == "False")
+        x = 0;
       else
         BIUD_CHECK(s.empty() || s == "-1" || s == "nan" || s == "NaN", DataError,
                    "folder: `{}` line {} (id `{}`): column `{}` has `{}`; labels are 0/1, empty or -1 "
@@ -119,9 +119,9 @@ ImportResult importFolder(const FolderImportOptions& opt) {
     } else {
       // By patient (or id), hashed: the same on every machine, stable when rows are added.
       const std::string& g = it.group();
-      it.split = inHashedFraction("test/" + g, opt.testFraction)
-                     ? "test"
-                     : inHashedFraction("val/" + g, opt.valFraction / (1.0 - opt.testFraction)) ? "val" : "train";
+      it.split = inHashedFraction("test/" + g, opt.testFraction)                            ? "test"
+                 : inHashedFraction("val/" + g, opt.valFraction / (1.0 - opt.testFraction)) ? "val"
+                                                                                            : "train";
     }
     r.manifest.items.push_back(std::move(it));
   }

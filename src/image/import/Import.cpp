@@ -1,13 +1,14 @@
 // Shared pieces of the release importers (Import.h): import.json and the hashed split.
-#include <nlohmann/json.hpp>
+#include "biud/image/Import.h"
 
 #include <cmath>
 #include <filesystem>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "biud/core/Fs.h"
 #include "biud/core/Rng.h"
-#include "biud/image/Import.h"
 
 namespace biud::image {
 
@@ -46,9 +47,12 @@ void writeImport(const std::string& outDir, const ImportResult& r, const std::ma
     size_t pos = 0, neg = 0, unk = 0;
     for (const auto& it : r.manifest.items) {
       const float v = it.labels.at(l);
-      if (std::isnan(v)) ++unk;
-      else if (v > 0.5f) ++pos;
-      else ++neg;
+      if (std::isnan(v))
+        ++unk;
+      else if (v > 0.5f)
+        ++pos;
+      else
+        ++neg;
     }
     labels[r.manifest.labelNames[l]] = {{"positive", pos}, {"negative", neg}, {"unknown", unk}};
   }

@@ -1,15 +1,15 @@
 // MIMIC-CXR-JPG release -> manifest of X-rays with reports (Import.h). Conventions checked
 // against the release's own documentation (PhysioNet, MIMIC-CXR-JPG 2.0.0/2.1.0) and readers of it
 // (docs/data.md, "MIMIC-CXR-JPG").
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <optional>
 #include <set>
 #include <unordered_map>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
@@ -39,9 +39,7 @@ std::optional<stdfs::path> findTable(const stdfs::path& root, const std::string&
 float chexpertValue(const std::string& raw, const MimicCxrImportOptions& opt, bool& ok) {
   const std::string t = trim(raw);
   ok = true;
-  auto policy = [](const std::string& p) {
-    return p == "positive" ? 1.0f : p == "negative" ? 0.0f : NAN;
-  };
+  auto policy = [](const std::string& p) { return p == "positive" ? 1.0f : p == "negative" ? 0.0f : NAN; };
   if (t.empty() || t == "nan" || t == "NaN") return policy(opt.blank);
   char* end = nullptr;
   const double d = std::strtod(t.c_str(), &end);
@@ -154,7 +152,8 @@ ImportResult importMimicCxr(const MimicCxrImportOptions& opt) {
     auto s = sections.find(study);
     if (s == sections.end()) {
       std::string findings, impression;
-      const stdfs::path rep = reportRoot / "files" / ("p" + subject.substr(0, 2)) / ("p" + subject) / ("s" + study + ".txt");
+      const stdfs::path rep =
+          reportRoot / "files" / ("p" + subject.substr(0, 2)) / ("p" + subject) / ("s" + study + ".txt");
       if (stdfs::exists(rep, ec)) splitReportSections(fs::readFile(rep), findings, impression);
       s = sections.emplace(study, std::make_pair(findings, impression)).first;
     }
@@ -174,7 +173,8 @@ ImportResult importMimicCxr(const MimicCxrImportOptions& opt) {
     r.manifest.items.push_back(std::move(it));
   }
   r.manifest.path = split.source;
-  if (noReport) r.notes.push_back(fmt::format("{} images kept without report text (--require-report skips them)", noReport));
+  if (noReport)
+    r.notes.push_back(fmt::format("{} images kept without report text (--require-report skips them)", noReport));
   r.notes.push_back(fmt::format("views kept: {}; CheXpert -1 (uncertain) -> {}, empty (not mentioned) -> {}",
                                 views.empty() ? std::string("all") : fmt::format("{}", fmt::join(opt.views, ", ")),
                                 opt.uncertain, opt.blank));

@@ -1,12 +1,12 @@
 // RAD-ChestCT release -> manifest (Import.h). Conventions and where each was verified: docs/data.md,
 // "RAD-ChestCT".
-#include <fmt/format.h>
-
 #include <cmath>
 #include <filesystem>
 #include <optional>
 #include <set>
 #include <unordered_map>
+
+#include <fmt/format.h>
 
 #include "biud/core/Csv.h"
 #include "biud/core/Error.h"
@@ -22,11 +22,24 @@ using csv::trim;
 
 /// CT-RATE's 18 finding names in the release's column order (multi_abnormality_labels/*.csv).
 const std::vector<std::string>& ctRateNames() {
-  static const std::vector<std::string> n = {
-      "Medical material", "Arterial wall calcification", "Cardiomegaly", "Pericardial effusion",
-      "Coronary artery wall calcification", "Hiatal hernia", "Lymphadenopathy", "Emphysema", "Atelectasis",
-      "Lung nodule", "Lung opacity", "Pulmonary fibrotic sequela", "Pleural effusion", "Mosaic attenuation pattern",
-      "Peribronchial thickening", "Consolidation", "Bronchiectasis", "Interlobular septal thickening"};
+  static const std::vector<std::string> n = {"Medical material",
+                                             "Arterial wall calcification",
+                                             "Cardiomegaly",
+                                             "Pericardial effusion",
+                                             "Coronary artery wall calcification",
+                                             "Hiatal hernia",
+                                             "Lymphadenopathy",
+                                             "Emphysema",
+                                             "Atelectasis",
+                                             "Lung nodule",
+                                             "Lung opacity",
+                                             "Pulmonary fibrotic sequela",
+                                             "Pleural effusion",
+                                             "Mosaic attenuation pattern",
+                                             "Peribronchial thickening",
+                                             "Consolidation",
+                                             "Bronchiectasis",
+                                             "Interlobular septal thickening"};
   return n;
 }
 
@@ -65,8 +78,8 @@ ImportResult importRadChestCt(const RadChestCtImportOptions& opt) {
   BIUD_CHECK(!opt.root.empty(), ConfigError, "rad-chestct: --root (the RAD-ChestCT download folder) is required");
   BIUD_CHECK(opt.labels == "own" || opt.labels == "ct-rate", ConfigError,
              "rad-chestct: --label-names `{}` (own or ct-rate)", opt.labels);
-  BIUD_CHECK(std::isfinite(opt.spacing) && opt.spacing > 0, ConfigError, "rad-chestct: --iso-spacing {} mm (must be positive)",
-             opt.spacing);
+  BIUD_CHECK(std::isfinite(opt.spacing) && opt.spacing > 0, ConfigError,
+             "rad-chestct: --iso-spacing {} mm (must be positive)", opt.spacing);
   std::error_code ec;
   const stdfs::path root = opt.root;
   BIUD_CHECK(stdfs::is_directory(root, ec), IoError, "RAD-ChestCT: `{}` is not a folder", opt.root);
@@ -84,8 +97,7 @@ ImportResult importRadChestCt(const RadChestCtImportOptions& opt) {
   std::set<std::string> seenAbn, seenIds;
   size_t tablesRead = 0;
   for (const auto& split : opt.splits) {
-    BIUD_CHECK(splitName.count(split), ConfigError, "rad-chestct: unknown split `{}` (train, valid, test)",
-               split);
+    BIUD_CHECK(splitName.count(split), ConfigError, "rad-chestct: unknown split `{}` (train, valid, test)", split);
     stdfs::path p = root / ("img" + split + "_Abnormality_and_Location_Labels.csv");
     if (!stdfs::exists(p, ec) && stdfs::exists(p.string() + ".gz", ec)) p = p.string() + ".gz";
     if (!stdfs::exists(p, ec)) {
@@ -123,17 +135,21 @@ ImportResult importRadChestCt(const RadChestCtImportOptions& opt) {
         if (c == cId || colAbn[c].empty()) continue;
         const std::string v = trim(row[c]);
         float x = NAN;
-        if (v == "1" || v == "1.0" || v == "True") x = 1;
-        else if (v == "0" || v == "0.0" || v == "False") x = 0;
+        if (v == "1" || v == "1.0" || v == "True")
+          x = 1;
+        else if (v == "0" || v == "0.0" || v == "False")
+          x = 0;
         else
           BIUD_CHECK(v.empty() || v == "nan" || v == "NaN", DataError,
-                     "RAD-ChestCT `{}` line {}: column `{}` has `{}` (0 or 1 expected)", t.source, rw.line,
-                     t.header[c], v);
+                     "RAD-ChestCT `{}` line {}: column `{}` has `{}` (0 or 1 expected)", t.source, rw.line, t.header[c],
+                     v);
         auto [pos, fresh] = rw.abn.emplace(colAbn[c], x);
         if (!fresh) {  // OR over locations: any 1 -> 1; else unknown if any unknown; else 0
           float& o = pos->second;
-          if (o == 1 || x == 1) o = 1;
-          else if (std::isnan(o) || std::isnan(x)) o = NAN;
+          if (o == 1 || x == 1)
+            o = 1;
+          else if (std::isnan(o) || std::isnan(x))
+            o = NAN;
         }
       }
       rows.push_back(std::move(rw));
@@ -161,8 +177,8 @@ ImportResult importRadChestCt(const RadChestCtImportOptions& opt) {
       for (const auto& f : from)
         if (seenAbn.count(f)) present.push_back(f);
       if (present.empty()) {
-        r.notes.push_back(fmt::format("CT-RATE `{}` left out: none of its RAD-ChestCT labels ({}) is in the tables",
-                                      ct, fmt::join(from, ", ")));
+        r.notes.push_back(fmt::format("CT-RATE `{}` left out: none of its RAD-ChestCT labels ({}) is in the tables", ct,
+                                      fmt::join(from, ", ")));
         continue;
       }
       outs.push_back({ct, present});
@@ -199,8 +215,10 @@ ImportResult importRadChestCt(const RadChestCtImportOptions& opt) {
       bool unknown = false;
       for (const auto& f : o.from) {
         auto a = rw.abn.find(f);
-        if (a == rw.abn.end() || std::isnan(a->second)) unknown = true;
-        else if (a->second == 1) v = 1;
+        if (a == rw.abn.end() || std::isnan(a->second))
+          unknown = true;
+        else if (a->second == 1)
+          v = 1;
       }
       it.labels.push_back(v == 1 ? 1.0f : unknown ? NAN : 0.0f);
     }

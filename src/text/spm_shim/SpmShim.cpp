@@ -97,11 +97,16 @@ BIUD_SPM_EXPORT int biud_spm_piece_to_id(biud_spm* h, const char* piece) { retur
 
 BIUD_SPM_EXPORT int biud_spm_special_id(biud_spm* h, int which) {
   switch (which) {
-    case 0: return h->sp.unk_id();
-    case 1: return h->sp.bos_id();
-    case 2: return h->sp.eos_id();
-    case 3: return h->sp.pad_id();
-    default: return -1;
+    case 0:
+      return h->sp.unk_id();
+    case 1:
+      return h->sp.bos_id();
+    case 2:
+      return h->sp.eos_id();
+    case 3:
+      return h->sp.pad_id();
+    default:
+      return -1;
   }
 }
 
