@@ -364,6 +364,11 @@ int Trainer::train() {
   const std::int64_t total = cfg_.trainer.steps;
   Progress bar("train", static_cast<std::uint64_t>(total), "step");
   bar.set(static_cast<std::uint64_t>(step_));
+  if (step_ >= total && !cfg_.trainer.resume.empty())
+    log::warn("train",
+              "the resumed run is already at step {} of trainer.steps = {}: nothing to train (raise "
+              "trainer.steps to go on)",
+              step_, total);
   const FaultKill kill = faultKill();
   while (step_ < total) {
     if (stopAgreed(ctx_.comm.get())) {
@@ -393,7 +398,7 @@ int Trainer::train() {
     }
     if (cfg_.trainer.save_every > 0 && step_ % cfg_.trainer.save_every == 0 && step_ < total) saveCheckpoint();
   }
-  bar.finish(fmt::format("loss {:.4f}", last_.count("loss") ? last_["loss"] : NAN));
+  bar.finish(last_.count("loss") ? fmt::format("loss {:.4f}", last_["loss"]) : std::string("no step taken"));
   runValidation();
   saveCheckpoint();
   task_->finish();

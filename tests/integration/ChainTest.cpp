@@ -47,6 +47,18 @@ TEST(Chain, SynthToZeroShotDeterministicAndResumable) {
   runOk(app("biud-train") + common + " --set task=biud --set trainer.steps=4 --out " + D + "/biud_b");
   runOk(app("biud-train") + common + " --set task=biud --set trainer.steps=2 --out " + D + "/biud_c");
   runOk(app("biud-train") + common + " --set task=biud --set trainer.steps=4 --resume latest --out " + D + "/biud_c");
+  // Resuming the finished run trains nothing and says so; its progress line once read "loss nan".
+  {
+    std::string loud = common;  // with the progress bar
+    loud.erase(loud.find(" --quiet"), 8);
+    const auto again = biud::test::run(app("biud-train") + loud +
+                                       " --set task=biud --set trainer.steps=4 --resume latest --out " + D + "/biud_c");
+    EXPECT_EQ(again.rc, 0) << again.out;
+    EXPECT_NE(again.out.find("already at step 4 of trainer.steps = 4: nothing to train"), std::string::npos)
+        << again.out;
+    EXPECT_NE(again.out.find("no step taken"), std::string::npos) << again.out;
+    EXPECT_EQ(again.out.find("loss nan"), std::string::npos) << again.out;
+  }
   const auto a = biud::tensor::readSafetensors(D + "/biud_a/checkpoints/step_000004/model.safetensors");
   const auto b = biud::tensor::readSafetensors(D + "/biud_b/checkpoints/step_000004/model.safetensors");
   const auto c = biud::tensor::readSafetensors(D + "/biud_c/checkpoints/step_000004/model.safetensors");
