@@ -16,7 +16,7 @@ pkgs=(build-essential cmake ninja-build ccache pkg-config git
       libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
       libinsighttoolkit5-dev libgdcm-tools libsentencepiece-dev sentencepiece
       libgtest-dev libgmock-dev googletest libbenchmark-dev libgloo-dev
-      clang-format-14 python3-venv)
+      libtcmalloc-minimal4 clang-format-14 python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -80,7 +80,7 @@ def main():
     runners = {"biud": biud, "peer": peer}
     if a.allocators:
         for name, lib in LIBS.items():
-            if os.path.exists(lib):
+            if os.path.exists(lib) and not (name == "tcmalloc" and common.biud_malloc() == "tcmalloc"):
                 runners[f"biud-{name}"] = lambda lib=lib: biud({"LD_PRELOAD": lib})
         runners["biud-glibc-trim"] = lambda: biud({"MALLOC_TRIM_THRESHOLD_": "0", "MALLOC_MMAP_THRESHOLD_": "1048576"})
     res = common.Result("memory", a.threads, a)

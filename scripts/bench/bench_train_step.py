@@ -13,8 +13,9 @@ defaults: on CPU the per-parameter loop); `torch-tuned` = the same with channels
 and AdamW(fused=True). biud variants: `biud` = the defaults (fused AdamW, channels-last
 convolutions); with --levers also `biud-loop` (BIUD_ADAMW=loop), `biud-ncdhw`
 (BIUD_CHANNELS_LAST=0), `biud-before` (both off: the arithmetic before issue 24) and
-`biud-tcmalloc` (LD_PRELOAD of Debian's libtcmalloc-minimal4 when installed), to show what each
-lever is worth.
+`biud-tcmalloc` (LD_PRELOAD of Debian's libtcmalloc-minimal4 when installed and the build does not
+link it already: cmake/BiudMalloc.cmake), to show what each lever is worth. The JSON's
+machine.biud_malloc says which allocator `biud` ran.
 
   bench_train_step.py [--threads 2] [--repeats 3] [--iters 3] [--cases quickstart,vit3d-base]
                       [--levers] [--quick] [--json out.json]
@@ -125,7 +126,7 @@ def main():
             runners["biud-ncdhw"] = lambda: biud({"BIUD_CHANNELS_LAST": "0"})
             runners["biud-before"] = lambda: biud({"BIUD_ADAMW": "loop", "BIUD_CHANNELS_LAST": "0"})
             tc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
-            if os.path.exists(tc):
+            if os.path.exists(tc) and common.biud_malloc() != "tcmalloc":  # a build that links it runs it already
                 runners["biud-tcmalloc"] = lambda: biud({"LD_PRELOAD": tc})
         runs = common.alternate(runners, a.repeats)
         label = f"{name} ({case['arch']} {case['preset']}, {case['batch']} x 1 x {'x'.join(map(str, case['input']))})"

@@ -78,7 +78,18 @@ def machine():
         info["torch"] = torch.__version__
     except ImportError:
         pass
+    info["biud_malloc"] = biud_malloc()
     return info
+
+
+def biud_malloc(app="biud-embed"):
+    """The allocator biud's executables run: "tcmalloc" when the build linked it
+    (cmake/BiudMalloc.cmake), else "glibc"."""
+    try:
+        out = subprocess.run(["ldd", os.path.join(BIN, app)], capture_output=True, text=True).stdout
+    except OSError:
+        return "?"
+    return "tcmalloc" if "tcmalloc" in out else "glibc"
 
 
 def median(xs):
