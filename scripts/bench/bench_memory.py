@@ -8,7 +8,9 @@ own process (2 steps: the second has the optimizer state) and the peak resident 
 process (getrusage ru_maxrss of the child) is compared; alternated, >= 3 repeats, medians.
 With --allocators also biud under jemalloc and tcmalloc (LD_PRELOAD; Debian's libjemalloc2 /
 libtcmalloc-minimal4) and glibc with MALLOC_TRIM_THRESHOLD_/MALLOC_MMAP_THRESHOLD_ set, to show
-what the allocator's hold on freed memory costs. Not a test.
+what the allocator's hold on freed memory costs. A build that links tcmalloc (cmake/BiudMalloc.cmake)
+runs it as `biud`; jemalloc is then preloaded on top of it, and the glibc variant is left out.
+Not a test.
 
   bench_memory.py [--threads 2] [--repeats 3] [--input 96x224x224] [--allocators] [--quick] [--json out.json]
 """
@@ -82,7 +84,8 @@ def main():
         for name, lib in LIBS.items():
             if os.path.exists(lib) and not (name == "tcmalloc" and common.biud_malloc() == "tcmalloc"):
                 runners[f"biud-{name}"] = lambda lib=lib: biud({"LD_PRELOAD": lib})
-        runners["biud-glibc-trim"] = lambda: biud({"MALLOC_TRIM_THRESHOLD_": "0", "MALLOC_MMAP_THRESHOLD_": "1048576"})
+        if common.biud_malloc() == "glibc":  # glibc's knobs do nothing to a build that links tcmalloc
+            runners["biud-glibc-trim"] = lambda: biud({"MALLOC_TRIM_THRESHOLD_": "0", "MALLOC_MMAP_THRESHOLD_": "1048576"})
     res = common.Result("memory", a.threads, a)
     runs = common.alternate(runners, a.repeats)
     case = f"vit3d {preset}, 1 x 1 x {'x'.join(map(str, inp))}, {'with' if ckpt else 'without'} checkpointing, AdamW"

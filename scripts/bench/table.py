@@ -111,7 +111,8 @@ def main():
         json.dump(out, f, indent=1)
     m = machine or {}
     lines = [f"Measured {out['date']} on {m.get('model_name', '?')}, {m.get('cpus', '?')} CPUs, "
-             f"{m.get('mem_gib', '?')} GiB, torch {m.get('torch', '?')}. ratio = biud / peer (below 1: biud ahead).", "",
+             f"{m.get('mem_gib', '?')} GiB, torch {m.get('torch', '?')}, biud's allocator {m.get('biud_malloc', '?')} "
+             f"(the Python peers run glibc's malloc). ratio = biud / peer (below 1: biud ahead).", "",
              "| measure | case | threads | biud | peer | biud / peer | load (1 min) before-after | notes |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
