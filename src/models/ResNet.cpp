@@ -21,6 +21,16 @@ bool channelsLastConvs() {
   return !(v && std::strcmp(v, "0") == 0);
 }
 
+/// False when the environment sets BIUD_STEM=direct: the 3D stem then runs as one strided
+/// convolution (for comparisons).
+bool stemByPhases() {
+  static const bool on = [] {
+    const char* v = std::getenv("BIUD_STEM");
+    return !(v && std::strcmp(v, "direct") == 0);
+  }();
+  return on;
+}
+
 torch::nn::AnyModule conv(int dims, std::int64_t in, std::int64_t out, std::vector<std::int64_t> k, std::int64_t stride,
                           std::vector<std::int64_t> pad, std::vector<std::int64_t> strides = {}) {
   if (strides.empty()) strides.assign(k.size(), stride);
@@ -100,6 +110,41 @@ torch::Tensor ResBlockImpl::forward(const torch::Tensor& x) {
   return torch::relu(h + (downsample ? downsample->forward(x) : x));
 }
 
+torch::Tensor conv3dStride2ByPhases(const torch::Tensor& x, const torch::Tensor& w,
+                                    const std::vector<std::int64_t>& pad) {
+  BIUD_CHECK(x.dim() == 5 && w.dim() == 5 && pad.size() == 3 && x.size(1) == w.size(1), ValueError,
+             "conv3dStride2ByPhases: input [B, C, D, H, W], weight [O, C, kD, kH, kW] and 3 paddings, got {} and {}",
+             tensor::shapeStr(x.sizes()), tensor::shapeStr(w.sizes()));
+  const std::int64_t B = x.size(0), C = x.size(1), O = w.size(0);
+  std::vector<std::int64_t> xPad(6), wPad(6), phases(3), half(3);  // constant_pad_nd: last dimension first
+  for (int d = 0; d < 3; ++d) {
+    const std::int64_t n = x.size(2 + d), k = w.size(2 + d), p = pad[static_cast<std::size_t>(d)];
+    const std::int64_t out = (n + 2 * p - k) / 2 + 1;
+    BIUD_CHECK(out >= 1, ValueError, "conv3dStride2ByPhases: input {} too small for kernel {}",
+               tensor::shapeStr(x.sizes()), tensor::shapeStr(w.sizes()));
+    half[d] = (k + 1) / 2;          // kernel taps per phase
+    phases[d] = out + half[d] - 1;  // input positions per phase
+    const int j = 2 * (2 - d);
+    xPad[j] = p;
+    xPad[j + 1] = 2 * phases[d] - n - p;  // negative: the strided conv never reads those
+    wPad[j] = 0;
+    wPad[j + 1] = 2 * half[d] - k;
+  }
+  const auto fmt = channelsLastConvs() ? torch::MemoryFormat::ChannelsLast3d : torch::MemoryFormat::Contiguous;
+  // [B, C, 2P0, 2P1, 2P2] -> [B, C, P0, 2, P1, 2, P2, 2] -> [B, C * 8, P0, P1, P2] (channel c * 8 + 4bd + 2bh + bw).
+  auto xs = at::constant_pad_nd(x, xPad, 0)
+                .view({B, C, phases[0], 2, phases[1], 2, phases[2], 2})
+                .permute({0, 1, 3, 5, 7, 2, 4, 6})
+                .reshape({B, C * 8, phases[0], phases[1], phases[2]})
+                .contiguous(fmt);
+  auto ws = at::constant_pad_nd(w, wPad, 0)
+                .view({O, C, half[0], 2, half[1], 2, half[2], 2})
+                .permute({0, 1, 3, 5, 7, 2, 4, 6})
+                .reshape({O, C * 8, half[0], half[1], half[2]})
+                .contiguous(fmt);
+  return torch::conv3d(xs, ws);
+}
+
 ResNetImpl::ResNetImpl(ResNetOptions o) : opt(std::move(o)) {
   const int d = opt.spatial_dims;
   BIUD_CHECK(d == 2 || d == 3, ConfigError, "resnet: spatial_dims must be 2 or 3, got {}", d);
@@ -162,7 +207,14 @@ EncoderOutput ResNetImpl::encode(const torch::Tensor& x) {
   BIUD_CHECK(x.dim() == opt.spatial_dims + 2 && x.size(1) == opt.in_channels, ValueError,
              "resnet: input must be [B, {}, {}], got {}", opt.in_channels, opt.spatial_dims == 2 ? "H, W" : "D, H, W",
              tensor::shapeStr(x.sizes()));
-  auto h = torch::relu(bn1.forward(conv1.forward(x)));
+  torch::Tensor h;
+  if (opt.spatial_dims == 3 && opt.in_channels == 1 && stemByPhases()) {
+    const auto kd = opt.stem_kernel_depth;
+    h = conv3dStride2ByPhases(x, conv1.get<torch::nn::Conv3d>()->weight, {kd / 2, 3, 3});
+  } else {
+    h = conv1.forward(x);
+  }
+  h = torch::relu(bn1.forward(h));
   if (opt.spatial_dims == 2)
     h = torch::max_pool2d(h, 3, 2, 1);
   else

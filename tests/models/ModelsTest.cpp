@@ -134,6 +134,35 @@ TEST(ResNet3D, ShapesAndGradients) {
   }
 }
 
+// The 3D stem's stride-2 convolution computed over the input's 2x2x2 phases equals torch's
+// strided conv3d: outputs and both gradients, for odd and even sizes, the quickstart's 7x7x7 and a
+// 3x7x7 stem, 1 and 2 input channels, and a padding wider than the phases need (the crop path).
+TEST(ResNet3D, StemByPhasesEqualsTheStridedConvolution) {
+  torch::manual_seed(0);
+  struct Case {
+    Shape x, w, pad;
+  };
+  const std::vector<Case> cases = {{{2, 1, 21, 30, 29}, {4, 1, 7, 7, 7}, {3, 3, 3}},
+                                   {{1, 1, 12, 16, 17}, {3, 1, 3, 7, 7}, {1, 3, 3}},
+                                   {{2, 2, 9, 10, 11}, {5, 2, 4, 3, 5}, {1, 1, 2}},
+                                   {{1, 1, 8, 8, 8}, {2, 1, 3, 3, 3}, {3, 3, 3}}};
+  for (const auto& c : cases) {
+    auto x = torch::randn(c.x, torch::requires_grad());
+    auto w = torch::randn(c.w, torch::requires_grad());
+    auto ref = torch::conv3d(x, w, {}, 2, c.pad);
+    auto out = conv3dStride2ByPhases(x, w, c.pad);
+    ASSERT_EQ(out.sizes(), ref.sizes()) << tensor::shapeStr(c.x) << " * " << tensor::shapeStr(c.w);
+    const double scale = ref.abs().max().item<double>();
+    EXPECT_LT((out - ref).abs().max().item<double>(), 1e-5 * scale) << tensor::shapeStr(c.x);
+    auto g = torch::randn_like(ref);
+    auto gr = torch::autograd::grad({ref}, {x, w}, {g});
+    auto go = torch::autograd::grad({out}, {x, w}, {g});
+    for (int k = 0; k < 2; ++k)
+      EXPECT_LT((go[k] - gr[k]).abs().max().item<double>(), 1e-5 * gr[k].abs().max().item<double>())
+          << (k == 0 ? "input" : "weight") << " gradient, " << tensor::shapeStr(c.x);
+  }
+}
+
 TEST(ResNet, ChannelsLastWeightsKeepValuesResultsAndCheckpoints) {
   // ResNet keeps its convolution weights channels-last (oneDNN's fast layout); BIUD_CHANNELS_LAST=0
   // keeps PyTorch's default layout. Same seed: the same values; forward and gradients equal within float

@@ -26,6 +26,16 @@ struct ResNetOptions {
   /// a mean over the whole volume dilutes. The pooled width equals the token width in all three.
   std::string pool = "mean";
 };
+/// torch::conv3d(x, w, {}, /*stride=*/2, pad) computed as a stride-1 convolution over the 2x2x2
+/// phases of the padded input ("space to depth"): out[i] = sum_k w[k] xp[2i + k] =
+/// sum_{a, b} w[2a + b] phase_b[i + a], with the kernel zero-padded to even sizes. The same weights
+/// and the same products, summed in another order (differences of float rounding). The 3D ResNet's
+/// 1-channel stem runs this way: oneDNN (avx2) convolves 8 channels directly where it runs one
+/// channel as an im2col GEMM (quickstart stem, 32 x 1 x 42x84x84, 7x7x7 -> 8 channels, forward +
+/// backward on 2 cores: 0.28 -> 0.16 s). BIUD_STEM=direct switches it off.
+torch::Tensor conv3dStride2ByPhases(const torch::Tensor& x, const torch::Tensor& w,
+                                    const std::vector<std::int64_t>& pad);
+
 /// Presets: resnet18 / resnet34 / resnet50 / resnet101 (torchvision layouts).
 ResNetOptions resnetPreset(const std::string& name, int spatialDims);
 
