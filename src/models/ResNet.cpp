@@ -115,7 +115,6 @@ torch::Tensor conv3dStride2ByPhases(const torch::Tensor& x, const torch::Tensor&
   BIUD_CHECK(x.dim() == 5 && w.dim() == 5 && pad.size() == 3 && x.size(1) == w.size(1), ValueError,
              "conv3dStride2ByPhases: input [B, C, D, H, W], weight [O, C, kD, kH, kW] and 3 paddings, got {} and {}",
              tensor::shapeStr(x.sizes()), tensor::shapeStr(w.sizes()));
-  const std::int64_t B = x.size(0), C = x.size(1), O = w.size(0);
   std::vector<std::int64_t> xPad(6), wPad(6), phases(3), half(3);  // constant_pad_nd: last dimension first
   for (int d = 0; d < 3; ++d) {
     const std::int64_t n = x.size(2 + d), k = w.size(2 + d), p = pad[static_cast<std::size_t>(d)];
@@ -131,18 +130,18 @@ torch::Tensor conv3dStride2ByPhases(const torch::Tensor& x, const torch::Tensor&
     wPad[j + 1] = 2 * half[d] - k;
   }
   const auto fmt = channelsLastConvs() ? torch::MemoryFormat::ChannelsLast3d : torch::MemoryFormat::Contiguous;
-  // [B, C, 2P0, 2P1, 2P2] -> [B, C, P0, 2, P1, 2, P2, 2] -> [B, C * 8, P0, P1, P2] (channel c * 8 + 4bd + 2bh + bw).
-  auto xs = at::constant_pad_nd(x, xPad, 0)
-                .view({B, C, phases[0], 2, phases[1], 2, phases[2], 2})
-                .permute({0, 1, 3, 5, 7, 2, 4, 6})
-                .reshape({B, C * 8, phases[0], phases[1], phases[2]})
-                .contiguous(fmt);
-  auto ws = at::constant_pad_nd(w, wPad, 0)
-                .view({O, C, half[0], 2, half[1], 2, half[2], 2})
-                .permute({0, 1, 3, 5, 7, 2, 4, 6})
-                .reshape({O, C * 8, half[0], half[1], half[2]})
-                .contiguous(fmt);
-  return torch::conv3d(xs, ws);
+  // Pad, then [N, C, 2P0, 2P1, 2P2] -> [N, C, P0, 2, P1, 2, P2, 2] -> [N, C * 8, P0, P1, P2]: channel
+  // c * 8 + 4bd + 2bh + bw, the same order for the input and the kernel.
+  const auto byPhases = [&fmt](const torch::Tensor& t, const std::vector<std::int64_t>& padding,
+                               const std::vector<std::int64_t>& p) {
+    const std::int64_t n = t.size(0), c = t.size(1);
+    return at::constant_pad_nd(t, padding, 0)
+        .view({n, c, p[0], 2, p[1], 2, p[2], 2})
+        .permute({0, 1, 3, 5, 7, 2, 4, 6})
+        .reshape({n, c * 8, p[0], p[1], p[2]})
+        .contiguous(fmt);
+  };
+  return torch::conv3d(byPhases(x, xPad, phases), byPhases(w, wPad, half));
 }
 
 ResNetImpl::ResNetImpl(ResNetOptions o) : opt(std::move(o)) {
