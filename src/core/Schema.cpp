@@ -370,7 +370,24 @@ namespace {
 using MapSD = std::map<std::string, double>;
 using MapSS = std::map<std::string, std::string>;
 
-class KeyCollector final : public Visitor {
+/// A visitor that knows the dotted path of the section it is in (`prefix_`: "a.b" inside a: b:).
+class KeyPathVisitor : public Visitor {
+ protected:
+  void enter(const char* key, const char*) override {
+    stack_.push_back(prefix_);
+    prefix_ = joinPath(prefix_, key);
+  }
+  void leave() override {
+    prefix_ = stack_.back();
+    stack_.pop_back();
+  }
+  std::string prefix_;
+
+ private:
+  std::vector<std::string> stack_;
+};
+
+class KeyCollector final : public KeyPathVisitor {
  public:
   std::vector<std::string> keys;
 #define BIUD_COLLECT(T) \
@@ -386,20 +403,6 @@ class KeyCollector final : public Visitor {
   BIUD_COLLECT(MapSD)
   BIUD_COLLECT(MapSS)
 #undef BIUD_COLLECT
-
- protected:
-  void enter(const char* key, const char*) override {
-    stack_.push_back(prefix_);
-    prefix_ = joinPath(prefix_, key);
-  }
-  void leave() override {
-    prefix_ = stack_.back();
-    stack_.pop_back();
-  }
-
- private:
-  std::string prefix_;
-  std::vector<std::string> stack_;
 };
 
 class Reader final : public Visitor {
@@ -707,7 +710,7 @@ class Writer final : public Visitor {
   bool comments_;
 };
 
-class Describer final : public Visitor {
+class Describer final : public KeyPathVisitor {
  public:
   std::vector<std::array<std::string, 4>> rows;
   void field(const char* key, bool& v, const char* doc, const Rule& r) override {
@@ -741,16 +744,6 @@ class Describer final : public Visitor {
     add(key, "{name: string}", v.empty() ? "{}" : "...", doc, r);
   }
 
- protected:
-  void enter(const char* key, const char*) override {
-    stack_.push_back(prefix_);
-    prefix_ = joinPath(prefix_, key);
-  }
-  void leave() override {
-    prefix_ = stack_.back();
-    stack_.pop_back();
-  }
-
  private:
   void add(const char* key, const char* type, const std::string& def, const char* doc, const Rule& r) {
     std::string d = doc ? doc : "";
@@ -758,8 +751,6 @@ class Describer final : public Visitor {
     if (!rule.empty()) d += " (" + rule + ")";
     rows.push_back({joinPath(prefix_, key), type, def, d});
   }
-  std::string prefix_;
-  std::vector<std::string> stack_;
 };
 
 }  // namespace
