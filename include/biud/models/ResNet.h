@@ -32,7 +32,7 @@ struct ResNetOptions {
 /// and the same products, summed in another order (differences of float rounding). The 3D ResNet's
 /// 1-channel stem runs this way: oneDNN (avx2) convolves 8 channels directly where it runs one
 /// channel as an im2col GEMM (quickstart stem, 32 x 1 x 42x84x84, 7x7x7 -> 8 channels, forward +
-/// backward on 2 cores: 0.28 -> 0.16 s). BIUD_STEM=direct switches it off.
+/// backward on 2 cores: 0.28 -> 0.16 s). Opt-in: BIUD_STEM=phases (see ResNet.cpp).
 torch::Tensor conv3dStride2ByPhases(const torch::Tensor& x, const torch::Tensor& w,
                                     const std::vector<std::int64_t>& pad);
 
