@@ -1,5 +1,8 @@
 #include "biud/tensor/Runtime.h"
 
+#include <algorithm>
+#include <cstdlib>
+
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
@@ -19,8 +22,21 @@ c10::Device selectDevice(const std::string& choice, int localRank) {
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(localRank % std::max(1, n)));
 }
 
-void setThreads(int threads) {
-  if (threads > 0) at::set_num_threads(threads);
+int autoThreads(int threads, const char* ompNumThreads, const char* localWorld, int defaultThreads) {
+  if (threads > 0) return threads;
+  if (ompNumThreads != nullptr && *ompNumThreads != '\0') return 0;  // the user's choice
+  if (localWorld == nullptr) return 0;
+  char* end = nullptr;
+  const long ranks = std::strtol(localWorld, &end, 10);
+  if (end == localWorld || *end != '\0' || ranks <= 1) return 0;
+  return static_cast<int>(std::max(1L, static_cast<long>(defaultThreads) / ranks));
+}
+
+int setThreads(int threads) {
+  const int n =
+      autoThreads(threads, std::getenv("OMP_NUM_THREADS"), std::getenv("LOCAL_WORLD_SIZE"), at::get_num_threads());
+  if (n > 0 && n != at::get_num_threads()) at::set_num_threads(n);
+  return at::get_num_threads();
 }
 
 void seedTorch(std::uint64_t seed, int rank) {

@@ -9,6 +9,7 @@
 //  - a rank killed mid-run (SIGKILL) ends the job with an error naming it, and `--resume latest`
 //    with the same world size then ends with exactly the weights of an uninterrupted run.
 //  - a resume with another world size is refused with the fix in the message.
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -162,6 +163,36 @@ TEST_F(DistTrain, Clip2dTwoRanksWithHalfTheBatchTrainLikeOneRank) {
 TEST_F(DistTrain, BiudTwoRanksWithHalfTheBatchTrainLikeOneRank) {
   // All losses on (RoCo soft with false negatives, pair, sem, EFM), 2 micro-batches per step.
   expectTwoRanksLikeOne("biud", "--set task=biud --set trainer.grad_accum=2 --set trainer.save_every=0", 2, 3);
+}
+
+/// The thread count a run logged ("..., N intra-op threads" in log.txt), or -1.
+int loggedThreads(const std::string& run) {
+  const std::string log = biud::test::readText(run + "/log.txt");
+  const auto at = log.find(" intra-op threads");
+  if (at == std::string::npos) return -1;
+  auto b = log.rfind(' ', at - 1);
+  return std::stoi(log.substr(b + 1, at - b - 1));
+}
+
+TEST_F(DistTrain, AutoThreadsGiveEachRankItsShareOfTheCores) {
+  // threads: 0 = LibTorch's default in one process, that default divided by the ranks of the node
+  // under biud-launch (LOCAL_WORLD_SIZE), so 2 ranks on 2 cores do not start 2 threads each.
+  // Without --quiet, so that log.txt (rank 0's) holds the info line with the thread count.
+  const std::string args = "--set task=clip2d --set threads=0 --set trainer.steps=1 --set trainer.save_every=0";
+  auto run = [&](int nproc, const std::string& env, const std::string& out) {
+    std::string cmd = env + " timeout 120 ";
+    if (nproc > 1) cmd += quote(app("biud-launch")) + " --nproc " + std::to_string(nproc) + " -- ";
+    std::string common = common_;
+    common.erase(common.find(" --quiet"), 8);
+    auto r = biud::test::run(cmd + quote(app("biud-train")) + common + " " + args + " --out " + D() + "/" + out);
+    EXPECT_EQ(r.rc, 0) << tail(r.out);
+    return loggedThreads(D() + "/" + out);
+  };
+  const int all = run(1, "env -u OMP_NUM_THREADS", "threads_1");
+  ASSERT_GE(all, 1) << "no thread count in log.txt";
+  EXPECT_EQ(run(2, "env -u OMP_NUM_THREADS", "threads_2"), std::max(1, all / 2));
+  // OMP_NUM_THREADS set by the user is left alone (LibTorch caps it at the cores: 2 here).
+  if (all >= 2) EXPECT_EQ(run(2, "env OMP_NUM_THREADS=2", "threads_omp"), 2);
 }
 
 TEST_F(DistTrain, KilledRankEndsTheJobAndResumeEqualsAnUninterruptedRun) {

@@ -44,7 +44,10 @@ struct Config {
     v.field("task", task, "training task", config::oneOf({"clip2d", "biud", "x2ct", "report", "finetune"}));
     v.field("seed", seed, "seed of every random stream", config::atLeast(0));
     v.field("device", device, "auto = CUDA when available", config::oneOf({"auto", "cpu", "cuda"}));
-    v.field("threads", threads, "intra-op CPU threads (0 = all cores)", config::atLeast(0));
+    v.field("threads", threads,
+            "intra-op CPU threads per process (0 = all cores, shared among the ranks that biud-launch or torchrun "
+            "start on one node)",
+            config::atLeast(0));
     v.field("out_dir", out_dir, "folder that holds run folders");
     v.section("data", data, "data");
     v.section("text", text, "text");
