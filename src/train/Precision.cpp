@@ -14,7 +14,11 @@ std::string resolvePrecision(const std::string& requested, const c10::Device& de
   if (requested == "bf16" && !device.is_cuda()) {
     static bool once = false;
     if (!once)
-      log::warn("train", "trainer.precision = bf16 on {}: CPU bf16 autocast is supported but usually slower than fp32",
+      log::warn("train",
+                "trainer.precision = bf16 on {}: CPU bf16 autocast is supported but usually slower than fp32, and on "
+                "an AVX512-BF16 CPU (LibTorch 2.11, oneDNN 3.10) the weight gradients of 3D convolutions came out "
+                "non-finite in some steps (those steps are skipped); fp32 is the tested precision on CPU "
+                "(docs/performance.md)",
                 device.str());
     once = true;
   }

@@ -268,6 +268,21 @@ void Trainer::loadCheckpoint(const stdfs::path& dir) {
   log::info("train", "resumed from {} at step {}", dir.string(), step_);
 }
 
+namespace {
+/// " in conv1.weight, layer1.0.bn1.bias (+3 more)": the parameters whose gradient holds a NaN or
+/// an Inf, to say where a non-finite gradient norm comes from.
+std::string nonFiniteGradients(torch::nn::Module& m) {
+  std::vector<std::string> names;
+  for (const auto& p : m.named_parameters())
+    if (p.value().grad().defined() && !torch::isfinite(p.value().grad()).all().item<bool>()) names.push_back(p.key());
+  if (names.empty()) return "";
+  std::string s = " in ";
+  for (std::size_t i = 0; i < names.size() && i < 4; ++i) s += (i ? ", " : "") + names[i];
+  if (names.size() > 4) s += fmt::format(" (+{} more)", names.size() - 4);
+  return s;
+}
+}  // namespace
+
 bool Trainer::stepOnce() {
   const auto t0 = std::chrono::steady_clock::now();
   applyLr(*opt_, baseLrs_, lrFactor(step_, cfg_.trainer.steps, cfg_.schedule));
@@ -301,10 +316,11 @@ bool Trainer::stepOnce() {
   if (bad) {
     ++badStreak_;
     ++skipped_;
+    const std::string where = std::isfinite(r.loss) ? nonFiniteGradients(task_->module()) : std::string();
     opt_->zero_grad(true);
-    log::warn("train", "step {}: non-finite {} ({}); update skipped ({} in a row, limit {})", step_ + 1,
-              std::isfinite(r.loss) ? "gradient norm" : "loss", std::isfinite(r.loss) ? gradNorm : r.loss, badStreak_,
-              cfg_.trainer.max_bad_steps);
+    log::warn("train", "step {}: non-finite {} ({}){}; update skipped ({} in a row, limit {})", step_ + 1,
+              std::isfinite(r.loss) ? "gradient norm" : "loss", std::isfinite(r.loss) ? gradNorm : r.loss, where,
+              badStreak_, cfg_.trainer.max_bad_steps);
     if (badStreak_ >= cfg_.trainer.max_bad_steps) {
       const auto l = ckpt_.latest();
       BIUD_THROW(ValueError,
