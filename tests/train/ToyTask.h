@@ -53,6 +53,8 @@ class ToyTask : public train::Task {
       if (nanAt_ > 0 && calls_ >= nanAt_ && calls_ < nanAt_ + nanCount_)
         loss = loss * std::numeric_limits<float>::quiet_NaN();
       loss.backward();
+      if (infGradAt_ > 0 && calls_ == infGradAt_)  // a finite loss with a non-finite gradient
+        net_->fc2->weight.mutable_grad().fill_(std::numeric_limits<float>::infinity());
       total += loss.item<double>();
     }
     if (stopAtCall_ > 0 && calls_ == stopAtCall_) app::requestStop();
@@ -71,6 +73,7 @@ class ToyTask : public train::Task {
   Rng rng_;
   int calls_ = 0;
   int nanAt_ = 0, nanCount_ = 0, stopAtCall_ = 0;
+  int infGradAt_ = 0;                          ///< this call leaves an infinite gradient in fc2.weight
   std::function<void(int)> onStep;             ///< called with the call count at the start of every step
   std::function<train::Metrics()> onValidate;  ///< validate()'s metrics (none when empty)
   std::function<void()> onState;  ///< called whenever a checkpoint asks for the task state (inside the save)

@@ -8,6 +8,7 @@
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Log.h"
 #include "biud/core/Process.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/Ema.h"
@@ -163,6 +164,25 @@ TEST(Trainer, NonFiniteStepsAreSkippedThenStop) {
     }
     EXPECT_EQ(t.step(), 5);
   }
+}
+
+// A finite loss with a non-finite gradient: the step is skipped, and the warning names the
+// parameter whose gradient is not finite (fc2.weight), not the ones that are fine.
+TEST(Trainer, ANonFiniteGradientIsSkippedAndNamed) {
+  test::TempDir d;
+  app::clearStop();
+  auto task = std::make_unique<test::ToyTask>(3);
+  task->infGradAt_ = 2;
+  train::Trainer t(toyConfig(3), d.str(), std::move(task), {});
+  testing::internal::CaptureStderr();
+  const int rc = t.train();
+  log::flush();
+  const std::string err = testing::internal::GetCapturedStderr();
+  ASSERT_EQ(rc, 0);
+  EXPECT_EQ(t.step(), 3);
+  EXPECT_EQ(static_cast<test::ToyTask&>(t.task()).calls_, 4);  // one step taken twice
+  EXPECT_NE(err.find("step 2: non-finite gradient norm (inf) in fc2.weight; update skipped"), std::string::npos) << err;
+  for (auto& p : t.task().module().parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
 }
 
 // trainer.ema: the average in ema.safetensors equals the one worked out here from the weights
