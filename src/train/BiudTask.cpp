@@ -265,6 +265,8 @@ class BiudTask final : public Task {
     evaluate::addZeroShotAuroc(
         img, lab, *prompts_, promptCols_,
         [&](const std::vector<std::string>& t) {
+          // A frozen report encoder encodes the prompts once (the first validation), not every time.
+          if (textCache_) return model_->text_proj->forward(textCache_->get(t)).cpu();
           auto tb = data::tokenizeBatch(*tok_, t, cfg_.text.max_length);
           return model_->encodeText(tb.ids.to(ctx_.device), tb.mask.to(ctx_.device)).cpu();
         },

@@ -160,6 +160,10 @@ class Clip2dTask final : public Task {
     return torch::cat(out);
   }
   torch::Tensor embedTexts(const std::vector<std::string>& texts) {
+    // A frozen report encoder: the validation reports and prompts are encoded once, at the first
+    // validation, and kept with the training reports' features (in memory: the cache file holds
+    // what precompute() wrote). Only the projection head runs at every validation.
+    if (textCache_) return model_->text_proj->forward(textCache_->get(texts)).cpu();
     std::vector<torch::Tensor> out;
     for (size_t b = 0; b < texts.size(); b += 64) {
       std::vector<std::string> part(texts.begin() + static_cast<long>(b),
