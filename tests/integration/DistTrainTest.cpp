@@ -65,10 +65,14 @@ class DistTrain : public ::testing::Test {
 
   static std::string D() { return dir_->str(); }
   /// biud-train with `args`; `nproc` > 1 runs it under biud-launch.
-  static biud::test::CommandResult train(int nproc, const std::string& args, const std::string& env = "") {
+  /// `quiet` = false drops --quiet, so that the run's log.txt gets the info lines.
+  static biud::test::CommandResult train(int nproc, const std::string& args, const std::string& env = "",
+                                         bool quiet = true) {
     std::string cmd = env + " timeout 120 ";
     if (nproc > 1) cmd += quote(app("biud-launch")) + " --nproc " + std::to_string(nproc) + " --grace 20 -- ";
-    cmd += quote(app("biud-train")) + common_ + " " + args;
+    std::string common = common_;
+    if (!quiet) common.erase(common.find(" --quiet"), 8);
+    cmd += quote(app("biud-train")) + common + " " + args;
     return biud::test::run(cmd);
   }
 
@@ -180,11 +184,7 @@ TEST_F(DistTrain, AutoThreadsGiveEachRankItsShareOfTheCores) {
   // Without --quiet, so that log.txt (rank 0's) holds the info line with the thread count.
   const std::string args = "--set task=clip2d --set threads=0 --set trainer.steps=1 --set trainer.save_every=0";
   auto run = [&](int nproc, const std::string& env, const std::string& out) {
-    std::string cmd = env + " timeout 120 ";
-    if (nproc > 1) cmd += quote(app("biud-launch")) + " --nproc " + std::to_string(nproc) + " -- ";
-    std::string common = common_;
-    common.erase(common.find(" --quiet"), 8);
-    auto r = biud::test::run(cmd + quote(app("biud-train")) + common + " " + args + " --out " + D() + "/" + out);
+    auto r = train(nproc, args + " --out " + D() + "/" + out, env, /*quiet=*/false);
     EXPECT_EQ(r.rc, 0) << tail(r.out);
     return loggedThreads(D() + "/" + out);
   };
