@@ -117,7 +117,8 @@ def main():
 
         def biud(env=None):
             r = biud_step(case, a.threads, a.warmup, a.iters, env)
-            info.update(params=r["params"], optimizer=r["optimizer"])
+            if not env:  # the default run's optimizer, not the last lever variant's
+                info.update(params=r["params"], optimizer=r["optimizer"])
             return r["ms_median"]
 
         runners = {"biud": biud, "torch": peer, "torch-tuned": tuned}
