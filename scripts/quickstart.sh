@@ -53,7 +53,7 @@ stage "5/7 language-guided retrieval: pair every CT with the teacher's closest X
 # this recipe scale poorly over intra-op threads, so on a 2-core CPU two 1-thread ranks are faster
 # (+11 % steps/s on an AVX-512 EPYC, +30 % on an AVX2 one). Losses see the whole batch (features
 # are gathered across ranks), but BatchNorm normalises over each rank's 16 CTs: over seeds 0-2 it
-# gave macro AUROC 0.817 / 0.802 / 0.779 (mean 0.799) against 0.800 / 0.809 / 0.815 (0.808) for
+# gave macro AUROC 0.817 / 0.802 / 0.779 (mean 0.799) against 0.785 / 0.809 / 0.815 (0.803) for
 # one process (docs/performance.md), so one process stays the default.
 nproc_biud="${BIUD_QUICKSTART_NPROC:-1}"
 [ "$(nproc)" -ge 2 ] || nproc_biud=1

@@ -11,6 +11,7 @@
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Join.h"
 #include "biud/core/Process.h"
 #include "biud/core/Schema.h"
 
@@ -38,12 +39,7 @@ const char* const kOtherCodes[] = {"F4",          "F6_E2M3",     "F6_E3M2", "F8_
 
 std::atomic<bool> gAllowNonFinite{false};
 
-std::string joinKeys(const std::vector<std::string>& keys, std::size_t max = 12) {
-  std::string s;
-  for (std::size_t i = 0; i < keys.size() && i < max; ++i) s += (i ? ", " : "") + keys[i];
-  if (keys.size() > max) s += fmt::format(", ... ({} more)", keys.size() - max);
-  return s;
-}
+std::string joinKeys(const std::vector<std::string>& keys) { return joinFirst(keys, 12); }
 
 // A name or value from the file, safe to put in a one-line message: control and non-ASCII bytes
 // escaped, long strings cut.

@@ -17,6 +17,7 @@
 
 #include "biud/core/Error.h"
 #include "biud/core/Fs.h"
+#include "biud/core/Join.h"
 #include "biud/core/Log.h"
 #include "biud/core/Process.h"
 #include "biud/core/Progress.h"
@@ -269,17 +270,13 @@ void Trainer::loadCheckpoint(const stdfs::path& dir) {
 }
 
 namespace {
-/// " in conv1.weight, layer1.0.bn1.bias (+3 more)": the parameters whose gradient holds a NaN or
-/// an Inf, to say where a non-finite gradient norm comes from.
+/// " in conv1.weight, layer1.0.bn1.bias, ... (3 more)": the parameters whose gradient holds a NaN
+/// or an Inf, to say where a non-finite gradient norm comes from.
 std::string nonFiniteGradients(torch::nn::Module& m) {
   std::vector<std::string> names;
   for (const auto& p : m.named_parameters())
     if (p.value().grad().defined() && !torch::isfinite(p.value().grad()).all().item<bool>()) names.push_back(p.key());
-  if (names.empty()) return "";
-  std::string s = " in ";
-  for (std::size_t i = 0; i < names.size() && i < 4; ++i) s += (i ? ", " : "") + names[i];
-  if (names.size() > 4) s += fmt::format(" (+{} more)", names.size() - 4);
-  return s;
+  return names.empty() ? "" : " in " + joinFirst(names, 4);
 }
 }  // namespace
 
