@@ -52,15 +52,18 @@ stage "5/7 language-guided retrieval: pair every CT with the teacher's closest X
 # the batch of 32 and half of the cores (threads: 0 shares them out). The small 3D convolutions of
 # this recipe scale poorly over intra-op threads, so on a 2-core CPU two 1-thread ranks are faster
 # (+11 % steps/s on an AVX-512 EPYC, +30 % on an AVX2 one). Losses see the whole batch (features
-# are gathered across ranks), but BatchNorm normalises over each rank's 16 CTs: over seeds 0-2 it
-# gave macro AUROC 0.817 / 0.802 / 0.779 (mean 0.799) against 0.785 / 0.809 / 0.815 (0.803) for
-# one process (docs/performance.md), so one process stays the default.
+# are gathered across ranks), but for speed BatchNorm normalises over each rank's 16 CTs
+# (distributed.sync_batchnorm=false): SyncBatchNorm, which makes 2 ranks train like one process,
+# costs 40 waits per step between the two ranks and took away the whole gain here (2.35-2.62 vs
+# 2.85-2.96 steps/s; docs/distributed.md). Per-rank BatchNorm gave macro AUROC 0.817 / 0.802 /
+# 0.779 over seeds 0-2 (mean 0.799) against 0.785 / 0.809 / 0.815 (0.803) for one process
+# (docs/performance.md), so one process stays the default.
 nproc_biud="${BIUD_QUICKSTART_NPROC:-1}"
 [ "$(nproc)" -ge 2 ] || nproc_biud=1
 stage "6/7 stage 1: BIUD pretraining of the CT encoder ($nproc_biud process(es)) -> $run/biud"
 if [ "$nproc_biud" -gt 1 ]; then
   "$bin/biud-launch" --nproc "$nproc_biud" -- "$bin/biud-train" --config configs/quickstart-biud.yaml \
-    --set data.loader.batch_size=$((32 / nproc_biud)) --out "$run/biud" $(resume_flag "$run/biud")
+    --set data.loader.batch_size=$((32 / nproc_biud)) --set distributed.sync_batchnorm=false --out "$run/biud" $(resume_flag "$run/biud")
 else
   "$bin/biud-train" --config configs/quickstart-biud.yaml --out "$run/biud" $(resume_flag "$run/biud")
 fi

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "biud/core/Error.h"
+#include "biud/models/SyncBatchNorm.h"
 #include "biud/tensor/Safetensors.h"
 
 namespace biud::models {
@@ -50,9 +51,10 @@ torch::nn::AnyModule convK(int dims, std::int64_t in, std::int64_t out, std::int
   return conv(dims, in, out, std::vector<std::int64_t>(static_cast<std::size_t>(dims), k), stride,
               std::vector<std::int64_t>(static_cast<std::size_t>(dims), k / 2));
 }
+/// torch's BatchNorm until a data-parallel job attaches its ranks (SyncBatchNorm.h).
 torch::nn::AnyModule bn(int dims, std::int64_t c) {
-  if (dims == 2) return torch::nn::AnyModule(torch::nn::BatchNorm2d(c));
-  return torch::nn::AnyModule(torch::nn::BatchNorm3d(c));
+  if (dims == 2) return torch::nn::AnyModule(SyncBatchNorm2d(c));
+  return torch::nn::AnyModule(SyncBatchNorm3d(c));
 }
 
 }  // namespace

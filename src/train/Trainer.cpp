@@ -24,6 +24,7 @@
 #include "biud/dist/CheckpointSync.h"
 #include "biud/dist/Communicator.h"
 #include "biud/dist/DataParallel.h"
+#include "biud/dist/SyncBatchNorm.h"
 #include "biud/tensor/Runtime.h"
 #include "biud/tensor/Safetensors.h"
 #include "biud/train/Ema.h"
@@ -128,6 +129,12 @@ Trainer::Trainer(const Config& cfg, std::string runDir, std::unique_ptr<Task> ta
       if (p.requires_grad()) trainable.push_back(p);
     dp_ = std::make_unique<dist::DataParallel>(ctx_.comm, trainable, task_->module().buffers(),
                                                cfg_.distributed.bucket_mb);
+    if (cfg_.distributed.sync_batchnorm) {
+      const int synced = dist::syncBatchNorm(task_->module(), ctx_.comm);
+      if (synced > 0)
+        log::info("train", "SyncBatchNorm: {} BatchNorm layer(s) normalise over the global batch of {} ranks", synced,
+                  ctx_.world);
+    }
     // Every rank built its model from the same seed (and rank 0's weights were just broadcast).
     // From here on, torch's generators drive per-rank randomness (dropout, token dropout): ranks
     // other than 0 get their own streams, or they would draw the same masks as rank 0. Rank 0

@@ -26,6 +26,8 @@
 #include "biud/dist/DataParallel.h"
 #include "biud/dist/GlobalBatch.h"
 #include "biud/dist/Rendezvous.h"
+#include "biud/dist/SyncBatchNorm.h"
+#include "biud/models/SyncBatchNorm.h"
 #include "common/TestUtil.h"
 
 namespace dist = biud::dist;
@@ -38,12 +40,13 @@ namespace {
 // A small training run used both by the ranks and by the single-process reference.
 
 struct TrainSpec {
-  std::string loss = "mse";   // mse | clip
+  std::string loss = "mse";   // mse | clip | bn (a convolution with SyncBatchNorm 3D and 2D)
   std::string optim = "sgd";  // sgd | adam
   int accum = 1;              // micro-steps per optimizer step (per rank)
   int steps = 4;
   int64_t globalBatch = 8;
   torch::Dtype dtype = torch::kFloat;
+  bool syncBn = true;  // bn: statistics over every rank's rows (dist::syncBatchNorm)
 };
 
 struct TrainResult {
@@ -51,6 +54,7 @@ struct TrainResult {
   int overlapped = 0;                 // buckets launched during backward, all steps
   int overlappedFirst = -1;           // ... in step 1
   bool unusedGradDefined = false;
+  int syncedLayers = 0;
 };
 
 struct MseNet : torch::nn::Module {
@@ -64,6 +68,32 @@ struct MseNet : torch::nn::Module {
     register_buffer("scale", torch::rand({3}) + 0.5);
   }
   torch::Tensor forward(const torch::Tensor& x) { return l2(torch::tanh(l1(x))) * named_buffers()["scale"]; }
+};
+
+/// Conv3d -> SyncBatchNorm3d -> relu -> SyncBatchNorm2d -> relu -> Linear: the per-channel
+/// statistics of each norm span the local rows, or with syncBatchNorm every rank's rows.
+struct BnNet : torch::nn::Module {
+  torch::nn::Conv3d conv{nullptr};
+  biud::models::SyncBatchNorm3d bn3{nullptr};
+  biud::models::SyncBatchNorm2d bn2{nullptr};
+  torch::nn::Linear head{nullptr}, unused{nullptr};
+  BnNet() {
+    conv = register_module("conv", torch::nn::Conv3d(torch::nn::Conv3dOptions(1, 4, {1, 2, 2})));
+    bn3 = register_module("bn3", biud::models::SyncBatchNorm3d(4));
+    bn2 = register_module("bn2", biud::models::SyncBatchNorm2d(4));
+    head = register_module("head", torch::nn::Linear(8, 3));
+    unused = register_module("unused", torch::nn::Linear(2, 2));
+    // Away from torch's identity initialisation, so that the affine part is exercised.
+    torch::NoGradGuard ng;
+    bn3->weight.uniform_(0.5, 1.5), bn3->bias.uniform_(-0.5, 0.5);
+    bn2->weight.uniform_(0.5, 1.5), bn2->bias.uniform_(-0.5, 0.5);
+  }
+  torch::Tensor forward(const torch::Tensor& x) {  // x [B, 6]
+    const auto b = x.size(0);
+    auto h = torch::relu(bn3(conv(x.view({b, 1, 1, 2, 3}))));  // [B, 4, 1, 1, 2]
+    h = torch::relu(bn2(h.view({b, 4, 1, 2})));
+    return head(h.flatten(1));
+  }
 };
 
 struct ClipNet : torch::nn::Module {
@@ -84,26 +114,31 @@ TrainResult train(const std::shared_ptr<dist::Communicator>& comm, const TrainSp
   torch::manual_seed(1234);
   auto opt = torch::TensorOptions().dtype(spec.dtype);
   torch::Tensor X = torch::randn({spec.steps, spec.globalBatch, 6}, opt);
-  torch::Tensor Y = spec.loss == "mse" ? torch::randn({spec.steps, spec.globalBatch, 3}, opt)
-                                       : torch::randn({spec.steps, spec.globalBatch, 4}, opt);
+  torch::Tensor Y = spec.loss != "clip" ? torch::randn({spec.steps, spec.globalBatch, 3}, opt)
+                                        : torch::randn({spec.steps, spec.globalBatch, 4}, opt);
   // Different initial weights per rank: DataParallel must broadcast rank 0's.
   torch::manual_seed(100 + rank);
+  TrainResult res;
   std::shared_ptr<torch::nn::Module> model;
   std::shared_ptr<MseNet> mse;
   std::shared_ptr<ClipNet> clip;
+  std::shared_ptr<BnNet> bnNet;
   if (spec.loss == "mse")
     model = mse = std::make_shared<MseNet>();
+  else if (spec.loss == "bn")
+    model = bnNet = std::make_shared<BnNet>();
   else
     model = clip = std::make_shared<ClipNet>();
   model->to(spec.dtype);
   dist::DataParallel dp(comm, model->parameters(), model->buffers(), /*bucketMb=*/0.0001);
+  const int synced = spec.syncBn ? dist::syncBatchNorm(*model, comm) : 0;
+  res.syncedLayers = synced;
   std::unique_ptr<torch::optim::Optimizer> optim;
   if (spec.optim == "sgd")
     optim = std::make_unique<torch::optim::SGD>(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
   else
     optim = std::make_unique<torch::optim::Adam>(model->parameters(), torch::optim::AdamOptions(0.01));
 
-  TrainResult res;
   std::vector<double> losses;
   for (int s = 0; s < spec.steps; ++s) {
     optim->zero_grad();
@@ -114,6 +149,8 @@ TrainResult train(const std::shared_ptr<dist::Communicator>& comm, const TrainSp
       torch::Tensor loss;
       if (mse) {
         loss = torch::mse_loss(mse->forward(x), y);
+      } else if (bnNet) {
+        loss = torch::mse_loss(bnNet->forward(x), y);
       } else {
         auto fi = torch::nn::functional::normalize(clip->img(x), torch::nn::functional::NormalizeFuncOptions().dim(1));
         auto ft = torch::nn::functional::normalize(clip->txt(y), torch::nn::functional::NormalizeFuncOptions().dim(1));
@@ -135,7 +172,7 @@ TrainResult train(const std::shared_ptr<dist::Communicator>& comm, const TrainSp
     comm->allreduce(l, dist::ReduceOp::Avg);
     losses.push_back(l.item<double>());
   }
-  res.unusedGradDefined = (mse ? mse->unused->weight : clip->unused->weight).grad().defined();
+  res.unusedGradDefined = (mse ? mse->unused : bnNet ? bnNet->unused : clip->unused)->weight.grad().defined();
   res.values.push_back(torch::tensor(losses, torch::kDouble));
   for (auto& p : model->parameters()) res.values.push_back(p.detach().to(torch::kDouble).clone());
   for (auto& b : model->buffers()) res.values.push_back(b.detach().to(torch::kDouble).clone());
@@ -148,10 +185,15 @@ std::vector<TrainSpec> trainSpecs() {
   v.push_back({"mse", "adam", 2, 4, 8, torch::kDouble});  // gradient accumulation with noSync
   v.push_back({"clip", "sgd", 1});
   v.push_back({"clip", "adam", 1, 4, 8, torch::kDouble});
+  v.push_back({"bn", "sgd", 1});
+  v.push_back({"bn", "adam", 1, 4, 8, torch::kDouble});
+  v.push_back({"bn", "sgd", 1, 4, 8, torch::kFloat, /*syncBn=*/false});  // per-rank statistics: must differ
   return v;
 }
 
-std::string specName(const TrainSpec& s) { return s.loss + "_" + s.optim + "_accum" + std::to_string(s.accum); }
+std::string specName(const TrainSpec& s) {
+  return s.loss + "_" + s.optim + "_accum" + std::to_string(s.accum) + (s.syncBn ? "" : "_nosync");
+}
 
 // ---------------------------------------------------------------------------------------------
 // Spawning ranks.
@@ -333,6 +375,7 @@ void workerCollectives(dist::Communicator& c) {
 void workerTrain(const std::shared_ptr<dist::Communicator>& c, const fs::path& dir) {
   for (const auto& spec : trainSpecs()) {
     TrainResult res = train(c, spec);
+    EXPECT_EQ(res.syncedLayers, spec.loss == "bn" && spec.syncBn ? 2 : 0) << specName(spec);
     EXPECT_EQ(res.overlappedFirst, 0) << specName(spec) << ": the unused parameter should hold back step 1";
     EXPECT_GT(res.overlapped, 0) << specName(spec) << ": no bucket was launched during backward after step 1";
     EXPECT_FALSE(res.unusedGradDefined) << specName(spec) << ": an unused parameter got a gradient";
@@ -550,9 +593,21 @@ TEST(DistGloo, TwoRanksTrainLikeOneRankWithTheFullBatch) {
     TrainSpec ref = spec;
     ref.accum = 1;  // the reference takes the whole global batch at once
     TrainResult expect = train(single, ref);
+    EXPECT_EQ(expect.syncedLayers, 0) << "a single process attaches no SyncBatchNorm group";
     for (int r = 0; r < 2; ++r) {
       std::vector<torch::Tensor> got;
       torch::load(got, (tmp.path() / (specName(spec) + ".rank" + std::to_string(r) + ".pt")).string());
+      if (spec.loss == "bn" && !spec.syncBn) {
+        // Per-rank BatchNorm (4 of the 8 rows each) is another computation: losses, weights and
+        // running statistics end elsewhere. This is what makes the synced comparison able to fail.
+        double worst = 0;
+        for (size_t i = 0; i < got.size(); ++i)
+          worst = std::max(worst, (got[i] - expect.values[i]).abs().max().item<double>());
+        EXPECT_GT(worst, 1e-3) << specName(spec) << " rank " << r << ": per-rank statistics matched the full batch";
+        continue;
+      }
+      // bn: SyncBatchNorm over 2 ranks against torch's BatchNorm over the whole batch in one
+      // process, running mean and variance included (they are buffers in `values`).
       expectClose(got, expect.values, 1e-5, specName(spec) + " rank " + std::to_string(r));
     }
     // The comparison can fail: a run whose gradients are not averaged (sum) ends elsewhere.
