@@ -45,6 +45,7 @@ DataParallel::DataParallel(std::shared_ptr<Communicator> comm, std::vector<torch
              "DataParallel needs a communicator (dist::makeSingleProcess() for one process)");
   BIUD_CHECK(bucketMb > 0, ConfigError, "distributed.bucket_mb must be > 0 (got {})", bucketMb);
   if (!comm_->distributed()) return;
+  invWorld_ = torch::scalar_tensor(1.0 / comm_->worldSize(), torch::kDouble);
   broadcastState();
 
   const int n = static_cast<int>(params_.size());
@@ -136,13 +137,17 @@ void DataParallel::onGrad(int i, const torch::Tensor& g) {
   const Slot& s = b.slots[slotOf_[i]];
   torch::NoGradGuard ng;
   auto dst = b.flat.narrow(0, s.offset, s.numel);
-  // The hook runs before autograd adds `g` to .grad: what this rank contributes is the sum.
+  // The hook runs before autograd adds `g` to .grad: what this rank contributes is the sum,
+  // divided by the world size on the way in (one pass; finalize() then only waits).
   const torch::Tensor& existing = params_[i].grad();
   if (existing.defined()) {
-    dst.copy_(existing.reshape(-1));
-    dst.add_(g.reshape(-1).to(dst.device()));
+    // Last step's average, still a view of this bucket (finalize() hands out views): autograd is
+    // about to add `g` into .grad, which must not be the bucket being reduced.
+    if (existing.is_alias_of(b.flat)) params_[i].mutable_grad() = existing.clone();
+    at::add_out(dst, params_[i].grad().reshape(-1), g.reshape(-1).to(dst.device()));
+    dst.mul_(invWorld());
   } else {
-    dst.copy_(g.reshape(-1));
+    at::mul_out(dst, g.reshape(-1), invWorld());
   }
   b.flat.narrow(0, b.gradNumel + slotOf_[i], 1).fill_(1);
   ++b.ready;
@@ -167,7 +172,10 @@ void DataParallel::fillMissing(Bucket& b) {
     auto used = b.flat.narrow(0, b.gradNumel + static_cast<int64_t>(k), 1);
     const torch::Tensor& existing = params_[s.param].grad();
     if (existing.defined()) {
-      dst.copy_(existing.reshape(-1));
+      if (existing.is_alias_of(b.flat) && existing.data_ptr() == dst.data_ptr())
+        dst.mul_(invWorld());  // .grad is this slot already (a view handed out by finalize())
+      else
+        at::mul_out(dst, existing.reshape(-1).to(dst.device()), invWorld());
       used.fill_(1);
     } else {
       dst.zero_();
@@ -183,15 +191,13 @@ void DataParallel::finalize() {
     fillMissing(buckets_[k]);
     launch(buckets_[k]);
   }
-  const double world = comm_->worldSize();
   torch::NoGradGuard ng;
   std::vector<int> unused;  // parameters no rank had a gradient for (identical on all ranks)
   for (auto& b : buckets_) {
     b.work->wait();
     b.work.reset();
     auto counts = b.flat.narrow(0, b.gradNumel, static_cast<int64_t>(b.slots.size())).to(torch::kCPU, torch::kDouble);
-    auto grads = b.flat.narrow(0, 0, b.gradNumel);
-    grads.div_(world);
+    auto grads = b.flat.narrow(0, 0, b.gradNumel);  // already divided by the world size on the way in
     const double* used = counts.data_ptr<double>();
     for (size_t k = 0; k < b.slots.size(); ++k) {
       const Slot& s = b.slots[k];
@@ -200,11 +206,21 @@ void DataParallel::finalize() {
         unused.push_back(s.param);
         continue;
       }
-      auto avg = grads.narrow(0, s.offset, s.numel).view(p.sizes()).to(p.device());
-      if (p.grad().defined()) {
+      auto avg = grads.narrow(0, s.offset, s.numel).view(p.sizes());
+      if (avg.device() == p.device() && p.is_contiguous()) {
+        // .grad becomes a view of the bucket (DDP's gradient_as_bucket_view): no copy. The next
+        // backward writes the bucket again, so a .grad kept across steps is cloned out first
+        // (onGrad); the trainer sets gradients to none each step. A channels-last parameter keeps
+        // its own layout (fused optimizers read gradient and parameter in the same memory order).
+        // Shares the bucket's storage without being an autograd view (set_): LibTorch's
+        // Optimizer::zero_grad() calls detach_(), which a view refuses.
+        auto g = torch::empty({0}, grads.options());
+        g.set_(grads.storage(), grads.storage_offset() + s.offset, p.sizes(), p.strides());
+        p.mutable_grad() = g;
+      } else if (p.grad().defined()) {
         p.mutable_grad().copy_(avg);
       } else {
-        p.mutable_grad() = avg.clone();
+        p.mutable_grad() = avg.to(p.device()).clone();
       }
     }
     b.ready = 0;

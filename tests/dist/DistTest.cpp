@@ -47,6 +47,9 @@ struct TrainSpec {
   int64_t globalBatch = 8;
   torch::Dtype dtype = torch::kFloat;
   bool syncBn = true;  // bn: statistics over every rank's rows (dist::syncBatchNorm)
+  // false: zero_grad(false) keeps each .grad (zeroed in place), which after finalize() shares
+  // the bucket's memory: the next backward must not add into the bucket it reduces.
+  bool gradToNone = true;
 };
 
 struct TrainResult {
@@ -141,7 +144,7 @@ TrainResult train(const std::shared_ptr<dist::Communicator>& comm, const TrainSp
 
   std::vector<double> losses;
   for (int s = 0; s < spec.steps; ++s) {
-    optim->zero_grad();
+    optim->zero_grad(spec.gradToNone);
     double stepLoss = 0;
     for (int m = 0; m < spec.accum; ++m) {
       const int64_t r0 = rank * local + m * micro;
@@ -188,11 +191,13 @@ std::vector<TrainSpec> trainSpecs() {
   v.push_back({"bn", "sgd", 1});
   v.push_back({"bn", "adam", 1, 4, 8, torch::kDouble});
   v.push_back({"bn", "sgd", 1, 4, 8, torch::kFloat, /*syncBn=*/false});  // per-rank statistics: must differ
+  v.push_back({"mse", "adam", 2, 4, 8, torch::kDouble, true, /*gradToNone=*/false});
   return v;
 }
 
 std::string specName(const TrainSpec& s) {
-  return s.loss + "_" + s.optim + "_accum" + std::to_string(s.accum) + (s.syncBn ? "" : "_nosync");
+  return s.loss + "_" + s.optim + "_accum" + std::to_string(s.accum) + (s.syncBn ? "" : "_nosync") +
+         (s.gradToNone ? "" : "_zeroed");
 }
 
 // ---------------------------------------------------------------------------------------------

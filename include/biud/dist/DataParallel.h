@@ -18,8 +18,13 @@
 ///    micro-steps) into its bucket; when a bucket is full its allreduce starts at once, while
 ///    backward goes on (overlap). Buckets are always launched in index order so that every rank
 ///    issues the same collectives in the same order;
-///  - finalize() launches the buckets that are still incomplete, waits for all, and writes the
-///    average into each parameter's .grad.
+///  - each gradient is divided by the world size as it is copied into its bucket (one pass, as
+///    DDP does), so the reduced bucket holds the average;
+///  - finalize() launches the buckets that are still incomplete, waits for all, and makes each
+///    contiguous parameter's .grad a view of its slot (DDP's gradient_as_bucket_view: no copy
+///    back); a channels-last parameter, or one on another device than the bucket, gets a copy.
+///    The next backward refills the buckets: a .grad kept across steps (not set to none) is
+///    cloned out of the bucket before autograd adds to it.
 ///
 /// Unused parameters (no gradient in this step on some rank): that rank contributes the .grad it
 /// already holds (from earlier noSync micro-steps) or zeros. Each bucket also carries one counter
@@ -94,9 +99,12 @@ class DataParallel {
   void launch(Bucket& b);
   void fillMissing(Bucket& b);
   void buildBuckets(const std::vector<int>& order);
+  /// 1 / world size as a 0-dim CPU tensor (a scalar operand on any device).
+  const torch::Tensor& invWorld() const { return invWorld_; }
 
   std::shared_ptr<Communicator> comm_;
   std::vector<torch::Tensor> params_, buffers_;
+  torch::Tensor invWorld_;
   std::vector<Bucket> buckets_;
   std::vector<int> bucketOf_, slotOf_;
   std::vector<char> readyParam_;
