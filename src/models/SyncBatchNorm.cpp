@@ -218,16 +218,17 @@ torch::Tensor syncBatchNormTrain(const torch::Tensor& x, const torch::Tensor& we
 
 template <std::size_t D>
 torch::Tensor SyncBatchNormImpl<D>::forward(const torch::Tensor& x) {
-  const bool batchStats = this->is_training() || !this->options.track_running_stats();
-  if (!synced() || !batchStats) return Base::forward(x);
+  // Only a training forward is a collective: evaluation may run on some ranks only (a norm
+  // without running statistics then uses this rank's batch, as torch's does).
+  if (!synced() || !this->is_training()) return Base::forward(x);
   _check_input_dim(x);
   // The momentum rule of torch's BatchNorm (BatchNormImplBase::forward).
   double factor = this->options.momentum().value_or(0.0);
-  if (this->is_training() && this->options.track_running_stats() && this->num_batches_tracked.defined()) {
+  if (this->options.track_running_stats() && this->num_batches_tracked.defined()) {
     this->num_batches_tracked += 1;
     if (!this->options.momentum()) factor = 1.0 / this->num_batches_tracked.template item<double>();
   }
-  const bool track = this->is_training() && this->options.track_running_stats();
+  const bool track = this->options.track_running_stats();
   return syncBatchNormTrain(x, this->weight, this->bias, track ? this->running_mean : torch::Tensor(),
                             track ? this->running_var : torch::Tensor(), factor, this->options.eps(), *group_);
 }

@@ -176,3 +176,20 @@ TEST(SyncBatchNorm, OneValuePerChannelIsAnError) {
     EXPECT_NE(std::string(e.what()).find("more than 1 value per channel"), std::string::npos) << e.what();
   }
 }
+
+TEST(SyncBatchNorm, EvaluationIsNeverACollective) {
+  // Validation may run on some ranks only: a norm without running statistics normalises with
+  // this rank's batch in evaluation (as torch's does) instead of waiting for the others.
+  SyncBatchNorm3d bn(torch::nn::BatchNormOptions(2).track_running_stats(false));
+  torch::nn::BatchNorm3d ref(torch::nn::BatchNormOptions(2).track_running_stats(false));
+  auto g = std::make_shared<MirrorGroup>();
+  setBatchNormGroup(*bn, g);
+  bn->eval();
+  ref->eval();
+  auto x = torch::randn({3, 2, 2, 3, 3}) * 2 + 1;
+  EXPECT_TRUE(torch::equal(bn(x), ref(x)));
+  EXPECT_EQ(g->gathers, 0);
+  bn->train();
+  bn(x);
+  EXPECT_EQ(g->gathers, 1);
+}

@@ -12,8 +12,9 @@
 ///     each rank's inputs their gradient through the global statistics. The weight and bias
 ///     gradients stay local; DataParallel averages them like every other parameter.
 /// N ranks with batch b then train like one process with batch N*b (tested against torch's
-/// BatchNorm in one process). Evaluation, and a world of one, take torch's own path and no
-/// collective. Every rank must run the same training forwards (they are collectives).
+/// BatchNorm in one process). Evaluation (even of a norm without running statistics), and a
+/// world of one, take torch's own path and no collective. Every rank must run the same training
+/// forwards (they are collectives).
 #include <cstdint>
 #include <memory>
 
