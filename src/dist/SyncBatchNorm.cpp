@@ -6,22 +6,14 @@ namespace biud::dist {
 
 namespace {
 
-/// A Communicator seen as the group of a synchronised BatchNorm: tensors travel through the
-/// backend's device (the CPU for Gloo) and come back where they were.
+/// A Communicator seen as the group of a synchronised BatchNorm. The communicator already stages
+/// tensors through its backend's device (the CPU for Gloo) and back.
 class CommunicatorGroup : public models::BatchNormGroup {
  public:
   explicit CommunicatorGroup(std::shared_ptr<Communicator> comm) : comm_(std::move(comm)) {}
   int worldSize() const override { return comm_->worldSize(); }
-  torch::Tensor allGather(const torch::Tensor& t) override {
-    const auto dev = t.device();
-    return comm_->allGather(t.to(comm_->commDevice(dev)).contiguous()).to(dev);
-  }
-  void allreduceSum(torch::Tensor& t) override {
-    const auto dev = t.device();
-    auto c = t.to(comm_->commDevice(dev));
-    comm_->allreduce(c, ReduceOp::Sum);
-    if (!c.is_same(t)) t.copy_(c);
-  }
+  torch::Tensor allGather(const torch::Tensor& t) override { return comm_->allGather(t); }
+  void allreduceSum(torch::Tensor& t) override { comm_->allreduce(t, ReduceOp::Sum); }
 
  private:
   std::shared_ptr<Communicator> comm_;
