@@ -141,8 +141,8 @@ void DataParallel::onGrad(int i, const torch::Tensor& g) {
   // divided by the world size on the way in (one pass; finalize() then only waits).
   const torch::Tensor& existing = params_[i].grad();
   if (existing.defined()) {
-    // Last step's average, still a view of this bucket (finalize() hands out views): autograd is
-    // about to add `g` into .grad, which must not be the bucket being reduced.
+    // Last step's average, still sharing this bucket's memory (finalize()): autograd is about to
+    // add `g` into .grad, which must not be the bucket being reduced.
     if (existing.is_alias_of(b.flat)) params_[i].mutable_grad() = existing.clone();
     at::add_out(dst, params_[i].grad().reshape(-1), g.reshape(-1).to(dst.device()));
     dst.mul_(invWorld());
@@ -173,7 +173,7 @@ void DataParallel::fillMissing(Bucket& b) {
     const torch::Tensor& existing = params_[s.param].grad();
     if (existing.defined()) {
       if (existing.is_alias_of(b.flat) && existing.data_ptr() == dst.data_ptr())
-        dst.mul_(invWorld());  // .grad is this slot already (a view handed out by finalize())
+        dst.mul_(invWorld());  // .grad is this slot already (shared by finalize())
       else
         at::mul_out(dst, existing.reshape(-1).to(dst.device()), invWorld());
       used.fill_(1);
@@ -208,12 +208,12 @@ void DataParallel::finalize() {
       }
       auto avg = grads.narrow(0, s.offset, s.numel).view(p.sizes());
       if (avg.device() == p.device() && p.is_contiguous()) {
-        // .grad becomes a view of the bucket (DDP's gradient_as_bucket_view): no copy. The next
-        // backward writes the bucket again, so a .grad kept across steps is cloned out first
-        // (onGrad); the trainer sets gradients to none each step. A channels-last parameter keeps
-        // its own layout (fused optimizers read gradient and parameter in the same memory order).
-        // Shares the bucket's storage without being an autograd view (set_): LibTorch's
-        // Optimizer::zero_grad() calls detach_(), which a view refuses.
+        // .grad shares the bucket's memory (DDP's gradient_as_bucket_view): no copy. It is made
+        // with set_, not as an autograd view, because LibTorch's Optimizer::zero_grad() calls
+        // detach_(), which a view refuses. The next backward writes the bucket again, so a .grad
+        // kept across steps is cloned out first (onGrad); the trainer sets gradients to none each
+        // step. A channels-last parameter keeps a copy in its own layout (fused optimizers read
+        // gradient and parameter in the same memory order).
         auto g = torch::empty({0}, grads.options());
         g.set_(grads.storage(), grads.storage_offset() + s.offset, p.sizes(), p.strides());
         p.mutable_grad() = g;
