@@ -72,6 +72,10 @@ VisualFactory buildResnet(const std::string& depth, int dims) {
     auto o = resnetPreset(depth, dims);
     o.in_channels = c.in_channels ? c.in_channels : (dims == 3 ? 1 : 3);
     if (!c.pool.empty()) o.pool = c.pool;
+    if (c.stem_kernel_depth) {
+      BIUD_CHECK(dims == 3, ConfigError, "model: stem_kernel_depth is for 3D ResNets; {} is 2D", depth);
+      o.stem_kernel_depth = c.stem_kernel_depth;
+    }
     if (c.preset == "tiny")
       o.width = 8;
     else if (c.preset == "small")

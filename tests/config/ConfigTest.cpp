@@ -76,6 +76,9 @@ TEST(Config, RangeAndChoiceErrors) {
             "config key `data.ct.spacing` in --set data.ct.spacing=[1,2]: expected 3 values, got 2");
   EXPECT_EQ(errorOf([&] { biud::loadConfig("", {"data.ct.hu_min=2000"}); }),
             "config key `data.ct.hu_min` in --set data.ct.hu_min=2000: must be below hu_max");
+  EXPECT_EQ(errorOf([&] { biud::loadConfig("", {"model.ct_encoder.stem_kernel_depth=4"}); }),
+            "config key `model.ct_encoder.stem_kernel_depth` in --set model.ct_encoder.stem_kernel_depth=4: must be "
+            "odd (the stem pads depth / 2 slices on each side), got 4");
 }
 
 TEST(Config, OverridesWinOverFileAndParseTypes) {

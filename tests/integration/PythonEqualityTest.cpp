@@ -102,6 +102,8 @@ TEST(PythonEquality, EveryRecipeArchitectureEmbedsLikeBiudEmbed) {
       {"biud_hf", "biud",
        " --set trainer.steps=1 --set loss.efm.weight=0 --set text.vocab=" + minilm + "/vocab.txt" +
            " --set \"model.text_encoder={arch: bert, weights: " + minilm + ", frozen: true, pool: mean}\""},
+      // A 3-slice stem (model.ct_encoder.stem_kernel_depth): both Python readers build it.
+      {"biud_kd3", "biud", " --set trainer.steps=1 --set model.ct_encoder.stem_kernel_depth=3"},
       {"biud_vit", "biud",
        noCrop + " --set trainer.steps=2 --set \"model.ct_encoder={arch: vit3d, preset: tiny, pool: cls, pos_embedding: "
                 "learned}\""},

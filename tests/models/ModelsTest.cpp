@@ -245,6 +245,34 @@ TEST(ResNet3D, PoolingMeanMaxGemOverTheLastStage) {
   EXPECT_THROW(makeVisualEncoder(bad), ConfigError);
 }
 
+TEST(ResNet3D, StemKernelDepthFromConfigIsTheStemsConvolution) {
+  // model.ct_encoder.stem_kernel_depth: the stem's weight is [8, 1, 3, 7, 7] and the stem's
+  // output is torch::conv3d with that weight, stride 2 and padding (1, 3, 3), worked out here.
+  auto c = net("resnet3d18");
+  c.stem_kernel_depth = 3;
+  torch::manual_seed(3);
+  auto enc = makeVisualEncoder(c);
+  auto* r = dynamic_cast<ResNetImpl*>(enc.get());
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->opt.stem_kernel_depth, 3);
+  const auto params = enc->named_parameters();
+  const auto* w = params.find("conv1.weight");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->sizes(), (Shape{8, 1, 3, 7, 7}));
+  torch::NoGradGuard ng;
+  const auto x = torch::randn({1, 1, 12, 20, 20});
+  const auto got = r->conv1.forward(x);
+  const auto want = torch::conv3d(x, *w, {}, 2, {1, 3, 3});
+  ASSERT_EQ(got.sizes(), (Shape{1, 8, 6, 10, 10}));
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
+  // The default stays the inflated torchvision stem (7 slices); a 2D ResNet has no depth.
+  auto def = makeVisualEncoder(net("resnet3d18"));
+  EXPECT_EQ(def->named_parameters().find("conv1.weight")->sizes(), (Shape{8, 1, 7, 7, 7}));
+  auto flat = net("resnet18");
+  flat.stem_kernel_depth = 3;
+  EXPECT_THROW(makeVisualEncoder(flat), ConfigError);
+}
+
 TEST(ResNet3D, InflationFrom2dKeepsActivationsOfStackedSlices) {
   // I3D's "boring video" property: on a volume of identical slices, an inflated convolution
   // equals the 2D convolution of one slice (away from the depth borders).

@@ -24,6 +24,7 @@ struct NetConfig {
   std::string pos_embedding;    ///< vit3d: learned | sincos (empty = learned)
   int vocab_size = 0;           ///< text/fusion/decoder vocabulary (0 = the text encoder's, or 30522)
   int max_len = 0;              ///< decoder: longest report in tokens (0 = preset 256)
+  int stem_kernel_depth = 0;    ///< 3D ResNet: slices of the (depth x 7 x 7) stem kernel (0 = 7)
 
   void visit(config::Visitor& v) {
     v.field("arch", arch, "architecture name in the model registry");
@@ -52,12 +53,19 @@ struct NetConfig {
     v.field("vocab_size", vocab_size, "vocabulary size (0 = from the text encoder / weights / 30522)",
             config::atLeast(0));
     v.field("max_len", max_len, "report decoder: longest sequence in tokens (0 = preset)", config::atLeast(0));
+    v.field("stem_kernel_depth", stem_kernel_depth,
+            "3D ResNet: depth in slices of its (depth x 7 x 7) stem kernel, odd (0 = 7, the inflated torchvision "
+            "stem); 3 covers 12 x 14 x 14 mm at 4 x 2 x 2 mm voxels instead of 28 x 14 x 14",
+            config::atLeast(0));
     if (v.reading()) {
       static const std::set<std::string> pools{"cls", "mean", "pooler", "max", "gem"};
       if (!pool.empty() && !pools.count(pool))
         v.fail("pool", "must be cls, mean, pooler (BERT), max or gem (ResNet), got `" + pool + "`");
       if (!pos_embedding.empty() && pos_embedding != "learned" && pos_embedding != "sincos")
         v.fail("pos_embedding", "must be learned or sincos, got `" + pos_embedding + "`");
+      if (stem_kernel_depth % 2 == 0 && stem_kernel_depth != 0)
+        v.fail("stem_kernel_depth",
+               "must be odd (the stem pads depth / 2 slices on each side), got " + std::to_string(stem_kernel_depth));
     }
   }
 };

@@ -89,7 +89,7 @@ def describe_netconfig(net: dict, weights_shapes: Optional[dict] = None, prefix:
         return {"type": "resnet", "arch": arch, "preset": preset, "spatial_dims": dims, "block": block,
                 "layers": list(layers), "width": width,
                 "in_channels": _nz(net.get("in_channels")) or (1 if dims == 3 else 3), "num_classes": 0,
-                "stem_kernel_depth": 7, "pool": pool or "mean"}
+                "stem_kernel_depth": _nz(net.get("stem_kernel_depth")) or 7, "pool": pool or "mean"}
     if arch in ("vit_b16", "vit2d"):
         if arch == "vit_b16":
             key = "tiny" if preset == "tiny" else "vit_b_16"
