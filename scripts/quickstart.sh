@@ -57,7 +57,8 @@ stage "5/7 language-guided retrieval: pair every CT with the teacher's closest X
 # costs 40 waits per step between the two ranks and took away the whole gain here (2.35-2.62 vs
 # 2.85-2.96 steps/s; docs/distributed.md). Per-rank BatchNorm gave macro AUROC 0.817 / 0.802 /
 # 0.779 over seeds 0-2 (mean 0.799) against 0.785 / 0.809 / 0.815 (0.803) for one process
-# (docs/performance.md), so one process stays the default.
+# (docs/performance.md; both with the 7-slice stem used before session 16), so one process stays
+# the default.
 nproc_biud="${BIUD_QUICKSTART_NPROC:-1}"
 [ "$(nproc)" -ge 2 ] || nproc_biud=1
 stage "6/7 stage 1: BIUD pretraining of the CT encoder ($nproc_biud process(es)) -> $run/biud"
