@@ -14,6 +14,9 @@
 # the quickstart's outputs in runs/quickstart (scripts/quickstart.sh), otherwise they are skipped.
 # A benchmark that fails is listed in <out>/failures.txt and the others still run. Not a test.
 set -uo pipefail
+# Both sides run with OpenMP's default wait policy: with ACTIVE (scripts/quickstart.sh's setting)
+# the Python harness's idle threads spin beside the biud process it times (scripts/bench/common.py).
+unset OMP_WAIT_POLICY
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 py="${BIUD_CACHE:-$HOME/.cache/biud}/venv/bin/python"

@@ -5,8 +5,8 @@ network (the PyTorch side is biud's Python package, python/biud/models, built fr
 keys), input, loss (||pooled||^2), threads; alternated, >= 3 repeats, medians. Not a test.
 
 Cases (--cases, comma list of NAME):
-  quickstart  the quickstart's CT encoder, resnet3d18 tiny (0.52 M parameters), batch 32 of
-              1 x 42 x 84 x 84 (the recipe's random crop)
+  quickstart  the quickstart's CT encoder, resnet3d18 tiny with its 3 x 7 x 7 stem (0.52 M
+              parameters), batch 32 of 1 x 42 x 84 x 84 (the recipe's random crop)
   vit3d-base  ViT3D-base (88 M parameters), batch 1 of 1 x 48 x 112 x 112 (--vit-input)
 Peers: `torch` = what a PyTorch user writes (default memory format, torch.optim.AdamW() with its
 defaults: on CPU the per-parameter loop); `torch-tuned` = the same with channels_last_3d (ResNet)
@@ -31,11 +31,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 CASES = {
-    "quickstart": dict(arch="resnet3d18", preset="tiny", batch=32, input=(42, 84, 84)),
+    "quickstart": dict(arch="resnet3d18", preset="tiny", batch=32, input=(42, 84, 84), stem=3),
     "vit3d-base": dict(arch="vit3d", preset="base", batch=1, input=(48, 112, 112)),
 }
 QUICK = {
-    "quickstart": dict(arch="resnet3d18", preset="tiny", batch=4, input=(24, 40, 40)),
+    "quickstart": dict(arch="resnet3d18", preset="tiny", batch=4, input=(24, 40, 40), stem=3),
     "vit3d-base": dict(arch="vit3d", preset="tiny", batch=2, input=(32, 64, 64)),
 }
 
@@ -50,12 +50,15 @@ def biud_step(case, threads, warmup, iters, env=None, optimizer="adamw", extra=(
            "--set", "optimizer.lr=0.001", "--set", "optimizer.weight_decay=0.05", *extra]
     if case["arch"] == "vit3d":
         cmd += ["--set", f"model.ct_encoder.image_size=[{','.join(map(str, case['input']))}]"]
+    if case.get("stem"):
+        cmd += ["--set", f"model.ct_encoder.stem_kernel_depth={case['stem']}"]
     return common.run_json(cmd, env)
 
 
 def torch_model(case, channels_last):
     # biud's Python package, from the same config keys biud_step passes to biud-embed
-    m = common.biud_net(case["arch"], case["preset"], image_size=case["input"] if case["arch"] == "vit3d" else None)
+    m = common.biud_net(case["arch"], case["preset"], image_size=case["input"] if case["arch"] == "vit3d" else None,
+                        stem_kernel_depth=case.get("stem", 0))
     x = torch.randn(case["batch"], 1, *case["input"])
     if channels_last and case["arch"] != "vit3d":
         m = m.to(memory_format=torch.channels_last_3d)
@@ -130,7 +133,9 @@ def main():
             if os.path.exists(tc) and common.biud_malloc() != "tcmalloc":  # a build that links it runs it already
                 runners["biud-tcmalloc"] = lambda: biud({"LD_PRELOAD": tc})
         runs = common.alternate(runners, a.repeats)
-        label = f"{name} ({case['arch']} {case['preset']}, {case['batch']} x 1 x {'x'.join(map(str, case['input']))})"
+        stem = f" with a {case['stem']}x7x7 stem" if case.get("stem") else ""
+        label = (f"{name} ({case['arch']} {case['preset']}{stem}, {case['batch']} x 1 x "
+                 f"{'x'.join(map(str, case['input']))})")
         extra = {k: runs[k] for k in runs if k not in ("biud", "torch")}
         extra_med = {f"{k}_median": common.median(v) for k, v in extra.items()}
         r = common.row("full step with AdamW", label, "ms", runs["biud"], runs["torch"],

@@ -24,12 +24,21 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.join(ROOT, "build", "bin")
 PYTHON_PKG = os.path.join(ROOT, "python")
 
+# With OMP_WAIT_POLICY=ACTIVE (what scripts/quickstart.sh exports) this process's own OpenMP
+# threads spin after each torch call and take the cores of the biud process being timed beside
+# them: the quickstart step measured 490 ms instead of 250 ms that way. Refuse rather than
+# print a wrong table.
+if os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "ACTIVE":
+    raise SystemExit("scripts/bench: OMP_WAIT_POLICY=ACTIVE makes this Python process's idle OpenMP threads spin "
+                     "and slow down the programs it times; run `unset OMP_WAIT_POLICY` (or env -u OMP_WAIT_POLICY) "
+                     "and start the benchmark again")
 
-def biud_net(arch, preset, image_size=None, checkpointing=False):
+
+def biud_net(arch, preset, image_size=None, checkpointing=False, stem_kernel_depth=0):
     """The PyTorch side's network: biud's Python package (python/biud/models, this checkout's),
     built as biud.load_run builds a config's `model.ct_encoder` (describe_netconfig, then build)
     from the keys the benchmarks pass to biud-embed (`arch`, `preset`, vit3d's `image_size` and
-    `checkpointing`), so both sides run the same architecture."""
+    `checkpointing`, a 3D ResNet's `stem_kernel_depth`), so both sides run the same architecture."""
     import sys
     if PYTHON_PKG not in sys.path:
         sys.path.insert(0, PYTHON_PKG)
@@ -37,6 +46,8 @@ def biud_net(arch, preset, image_size=None, checkpointing=False):
     net = {"arch": arch, "preset": preset}
     if image_size:
         net["image_size"] = list(image_size)
+    if stem_kernel_depth:
+        net["stem_kernel_depth"] = stem_kernel_depth
     desc = describe_netconfig(net)
     if checkpointing:
         desc["checkpointing"] = True

@@ -5,8 +5,8 @@ torch DataLoader, as a PyTorch user would write it. Not a test.
 
 Per step: a batch of `--batch` training CTs read from the cache (numpy memmap of the int16 record,
 / quant), randomly cropped to the recipe's 84 x 84 x 42 voxels with the recipe's intensity
-shift/scale; the quickstart's CT encoder (resnet3d18 tiny, from biud's Python package) and a
-projection to 128; a CLIP loss against the frozen report features of the cache
+shift/scale; the quickstart's CT encoder (resnet3d18 tiny with its 3 x 7 x 7 stem, from biud's Python
+package) and a projection to 128; a CLIP loss against the frozen report features of the cache
 (text_features/*.safetensors, projected 384 -> 128) and a KL loss against the teacher's scores
 over its 5 retrieved X-ray reports (retrieval/teacher_features.safetensors: h_star, scores) -
 the shape of BIUD's RoCo + pair losses (without RoCo's false-negative handling and the semantic
@@ -82,13 +82,13 @@ def main():
     ds = CacheDataset(os.path.join(a.run, "cache"), [i for _, i in train], [r for r, _ in train])
     dl = torch.utils.data.DataLoader(ds, batch_size=a.batch, shuffle=True, drop_last=True, num_workers=a.workers,
                                      persistent_workers=a.workers > 0)
-    enc = common.biud_net("resnet3d18", "tiny")
+    enc = common.biud_net("resnet3d18", "tiny", stem_kernel_depth=3)  # configs/quickstart.yaml's CT encoder
     ct_proj = nn.Linear(enc.out_dim, 128)
     text_proj = nn.Linear(text.shape[1], 128)
     log_tau = nn.Parameter(torch.tensor(float(np.log(0.07))))
     params = list(enc.parameters()) + list(ct_proj.parameters()) + list(text_proj.parameters()) + [log_tau]
     opt = torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.05},
-                             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], lr=1e-3,
+                             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}], lr=2e-3,
                             betas=(0.9, 0.98), eps=1e-8)
     step = 0
     print(json.dumps({"step": 0, "time": T_START, "what": "process start (after the interpreter)"}), flush=True)
